@@ -1,0 +1,162 @@
+"""The answer checker: pull the final answer out of a completion and compare it with the gold.
+
+One checker serves the ``accuracy`` reward and ``recipe eval``, so the number a run reports is
+the number it trained on. Plain numbers (GSM8K golds) are compared exactly as fractions and
+never touch sympy; LaTeX answers go through math-verify.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from fractions import Fraction
+
+ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL)
+HASHES = re.compile(r"####\s*([^\n]*)")
+ANSWER_IS = re.compile(
+    r"(?:the\s+(?:final\s+)?answer\s+is|^\s*(?:final\s+)?answer\s*:|^\s*A\s*:)\s*([^\n]*)", re.I | re.M
+)
+NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
+PLAIN_NUMBER = re.compile(r"^-?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?$")
+# Words and symbols around a number that do not change its value: "$1,000.", "50 %", "12 apples".
+NUMBER_DECORATION = re.compile(r"^[\s$€£]*|[\s.%]*$|\\[%$]|\\text\{[^}]*\}|\\!|\\,")
+FRACTION = re.compile(r"^(-?\d+)\s*/\s*(\d+)$")
+LATEX_FRACTION = re.compile(r"^(-?)\\d?frac\{(-?\d+)\}\{(\d+)\}$")
+
+
+def find_boxed(text: str) -> str | None:
+    r"""The content of the last ``\boxed{...}`` (or ``\fbox{...}``), nested braces included.
+
+    >>> find_boxed(r"so \boxed{\frac{1}{2}} is it")
+    '\\frac{1}{2}'
+    >>> find_boxed("no box") is None
+    True
+    """
+    start = max(text.rfind("\\boxed{"), text.rfind("\\fbox{"))
+    if start < 0:
+        return None
+    i = text.index("{", start) + 1
+    depth = 1
+    for j in range(i, len(text)):
+        if text[j] == "{":
+            depth += 1
+        elif text[j] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[i:j]
+    return None
+
+
+def extract_answer(text: str) -> str | None:
+    r"""The final answer a completion gives, as written, or None when it gives none.
+
+    Looked for in this order: the last ``<answer>`` tag, the last ``\boxed{}``, ``####``,
+    "the answer is ...", "Answer: ..." / "A: ...", and finally the last number in the text.
+
+    >>> extract_answer("<think>2+2=4</think><answer>4</answer>")
+    '4'
+    >>> extract_answer("so 3 + 4 = 7. #### 7")
+    '7'
+    >>> extract_answer("The answer is $1,000.")
+    '$1,000.'
+    >>> extract_answer("no digits here") is None
+    True
+    """
+    tags = ANSWER_TAG.findall(text)
+    if tags and tags[-1].strip():
+        inner = tags[-1].strip()
+        return find_boxed(inner) or inner
+    boxed = find_boxed(text)
+    if boxed is not None:
+        return boxed.strip()
+    for pattern in (HASHES, ANSWER_IS):
+        found = pattern.findall(text)
+        if found and found[-1].strip():
+            return found[-1].strip()
+    numbers = NUMBER.findall(text)
+    return numbers[-1] if numbers else None
+
+
+def parse_number(text: str) -> Fraction | None:
+    """The exact value of a plainly written number, or None when ``text`` is not one.
+
+    >>> parse_number("1,000.00") == parse_number("1000")
+    True
+    >>> parse_number("$18.") , parse_number("-3/4"), parse_number("50%")
+    (Fraction(18, 1), Fraction(-3, 4), Fraction(50, 1))
+    >>> parse_number("12 apples")
+    Fraction(12, 1)
+    >>> parse_number("x + 1") is None
+    True
+    """
+    cleaned = NUMBER_DECORATION.sub("", text.strip())
+    cleaned = re.sub(r"\s+[A-Za-z]+(?:\s+[A-Za-z]+)*$", "", cleaned)  # trailing unit words
+    cleaned = cleaned.strip().rstrip(".").strip()
+    if cleaned.startswith("+"):
+        cleaned = cleaned[1:]
+    if cleaned and PLAIN_NUMBER.match(cleaned) and any(c.isdigit() for c in cleaned):
+        return Fraction(cleaned.replace(",", ""))
+    match = FRACTION.match(cleaned) or LATEX_FRACTION.match(cleaned)
+    if match:
+        sign, numerator, denominator = ("", *match.groups()) if len(match.groups()) == 2 else match.groups()
+        if int(denominator) == 0:
+            return None
+        return Fraction(int(sign + numerator) if sign else int(numerator), int(denominator))
+    return None
+
+
+def _math_verify(gold: str, answer: str) -> bool | None:
+    """LaTeX comparison through math-verify; None when the gold cannot be parsed."""
+    from math_verify import parse, verify
+
+    # math-verify bounds its time with signal.alarm, which only works on the main thread; TRL may
+    # call rewards from other threads, where the signal-free mode is the only one that runs.
+    on_main = threading.current_thread() is threading.main_thread()
+    limit = 5 if on_main else None
+    gold_parsed = parse(_as_latex(gold), parsing_timeout=limit)
+    if not gold_parsed:
+        return None
+    answer_parsed = parse(_as_latex(answer), parsing_timeout=limit)
+    if not answer_parsed:
+        return False
+    return bool(verify(gold_parsed, answer_parsed, timeout_seconds=limit))
+
+
+def _as_latex(text: str) -> str:
+    text = text.strip()
+    if "\\boxed" in text or text.startswith("$"):
+        return text
+    return f"${text}$"
+
+
+def check_answer(completion_answer: str | None, gold: str) -> bool | None:
+    """Whether an extracted answer equals the gold; None when the gold itself cannot be read.
+
+    >>> check_answer("1,000", "1000"), check_answer("999", "1000"), check_answer(None, "5")
+    (True, False, False)
+    """
+    gold = str(gold).strip()
+    gold_number = parse_number(gold)
+    if completion_answer is None:
+        return False if gold_number is not None or gold else None
+    answer_number = parse_number(completion_answer)
+    if gold_number is not None:
+        if answer_number is not None:
+            return answer_number == gold_number
+        numbers = NUMBER.findall(completion_answer)
+        if numbers and not _looks_like_latex(completion_answer):
+            last = parse_number(numbers[-1])
+            return last == gold_number
+    if not gold:
+        return None
+    return _math_verify(gold, completion_answer)
+
+
+def _looks_like_latex(text: str) -> bool:
+    return "\\" in text or "^" in text or "{" in text
+
+
+def score_completion(completion: str, gold: str) -> tuple[str | None, bool | None]:
+    """Extract the answer from a completion and check it: ``(extracted, correct)``."""
+    extracted = extract_answer(completion)
+    return extracted, check_answer(extracted, gold)

@@ -1,0 +1,459 @@
+"""The recipe schema: one YAML file describes the whole run, checked before any weights load.
+
+``load_recipe`` reads the file, applies ``--set`` overrides, and reports every problem at once
+as one ``RecipeError`` (one line per problem, each with its dotted path and the fix). Nothing
+here imports torch or TRL: ``recipe validate`` runs in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import string
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from recipe_cli.errors import RecipeError
+from recipe_cli.trainer_settings import REMOVED_KEYS, check_trainer_settings, suggest
+
+DEFAULT_SYSTEM_PROMPT = (
+    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. "
+    "The Assistant first thinks about the reasoning process and then gives the answer. The reasoning "
+    "process and the answer are enclosed within <think> </think> and <answer> </answer> tags, respectively."
+)
+DEFAULT_COMPLETION = "<think>\n{reasoning}\n</think>\n<answer>{answer}</answer>"
+ADAPTERS = ("gsm8k", "openthoughts", "columns", "arithmetic")
+# Hub ids recognised by their adapter; any other dataset is read through its column mapping.
+KNOWN_DATASETS = {"openai/gsm8k": "gsm8k", "gsm8k": "gsm8k", "open-r1/OpenThoughts-114k-math": "openthoughts"}
+LOCAL_DATA_SUFFIXES = (".json", ".jsonl", ".parquet", ".csv")
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+class Strict(BaseModel):
+    """Base of every section: unknown keys are errors, never silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class LoraSettings(Strict):
+    """LoRA adapter trained instead of the full weights (peft)."""
+
+    r: int = Field(16, gt=0)
+    alpha: int = Field(32, gt=0)
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: str | list[str] = "all-linear"
+
+
+class TinyModelSettings(Strict):
+    """A tiny Llama-type model built locally (demo and tests); see ``recipe_cli.tiny_model``."""
+
+    hidden_size: int = Field(128, gt=0)
+    num_layers: int = Field(4, gt=0)
+    num_heads: int = Field(4, gt=0)
+    vocab_size: int = Field(512, ge=300)
+    max_length: int = Field(512, gt=0)
+
+    @model_validator(mode="after")
+    def _heads_divide_hidden(self):
+        if self.hidden_size % self.num_heads:
+            raise ValueError(f"hidden_size {self.hidden_size} is not divisible by num_heads {self.num_heads}")
+        return self
+
+
+class ModelSettings(Strict):
+    """The starting model: a Hub id or local folder (``path``), or a tiny model built locally (``tiny``)."""
+
+    path: str | None = None
+    tiny: TinyModelSettings | None = None
+    revision: str | None = None
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    attn_implementation: str | None = None
+    trust_remote_code: bool = False
+    lora: LoraSettings | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self):
+        if (self.path is None) == (self.tiny is None):
+            raise ValueError("give exactly one of `path` (Hub id or local folder) and `tiny` (build a tiny model)")
+        return self
+
+
+class DatasetSettings(Strict):
+    """Where a stage's examples come from and how their columns map to question/answer/reasoning."""
+
+    path: str | None = None
+    adapter: Literal["gsm8k", "openthoughts", "columns", "arithmetic"] | None = None
+    config: str | None = None
+    split: str = "train"
+    columns: dict[str, str] = {}
+    max_samples: int | None = Field(None, gt=0)
+    max_prompt_tokens: int | None = Field(None, gt=0)
+    only_correct: bool = True
+
+    @model_validator(mode="after")
+    def _resolve_adapter(self):
+        if self.adapter is None:
+            if self.path is None:
+                raise ValueError("give `path` (Hub id or local file) or `adapter: arithmetic` (generated problems)")
+            self.adapter = KNOWN_DATASETS.get(self.path, "columns")
+        if self.adapter == "arithmetic":
+            if self.path is not None:
+                raise ValueError("`adapter: arithmetic` generates its problems; remove `path`")
+            if self.split not in ("train", "test"):
+                raise ValueError(f"split {self.split!r}: the arithmetic generator has 'train' and 'test'")
+            if self.max_samples is None:
+                self.max_samples = 1000
+        elif self.path is None:
+            raise ValueError(f"`adapter: {self.adapter}` needs `path` (Hub id or local file)")
+        if self.adapter == "gsm8k" and self.config is None and not _is_local(self.path):
+            self.config = "main"
+        unknown = set(self.columns) - {"question", "answer", "reasoning"}
+        if unknown:
+            raise ValueError(
+                f"columns: unknown role(s) {sorted(unknown)}; map 'question', 'answer' and 'reasoning' to your columns"
+            )
+        return self
+
+
+class PromptSettings(Strict):
+    """The conversation every stage and the eval show the model: a system message and a user message."""
+
+    system: str | None = DEFAULT_SYSTEM_PROMPT
+    user: str = "{question}"
+
+    @field_validator("user")
+    @classmethod
+    def _user_placeholders(cls, value: str) -> str:
+        _check_placeholders(value, {"question"}, required={"question"})
+        return value
+
+
+class SFTSettings(Strict):
+    """Cold-start supervised fine-tuning on worked solutions."""
+
+    dataset: DatasetSettings
+    completion: str = DEFAULT_COMPLETION
+    trainer: dict[str, Any] = {}
+
+    @field_validator("completion")
+    @classmethod
+    def _completion_placeholders(cls, value: str) -> str:
+        _check_placeholders(value, {"reasoning", "answer"}, required={"answer"})
+        return value
+
+
+class RewardSettings(Strict):
+    """One reward: its registered name (or ``module:function``), weight, and keyword parameters."""
+
+    name: str
+    weight: float = 1.0
+    params: dict[str, Any] = {}
+
+
+class GRPOSettings(Strict):
+    """Reinforcement learning with verifiable rewards (TRL's GRPOTrainer)."""
+
+    dataset: DatasetSettings
+    rewards: list[RewardSettings] = Field(min_length=1)
+    trainer: dict[str, Any] = {}
+
+
+class EvalSettings(Strict):
+    """Greedy evaluation on a held-out split, scored with the accuracy reward's answer checker."""
+
+    dataset: DatasetSettings
+    max_new_tokens: int = Field(512, gt=0)
+    batch_size: int = Field(64, gt=0)
+
+
+class PushSettings(Strict):
+    """Publishing the final checkpoint to the Hugging Face Hub."""
+
+    repo_id: str
+    private: bool = True
+    stage: Literal["sft", "grpo"] | None = None
+    revision: str | None = None
+
+    @field_validator("repo_id")
+    @classmethod
+    def _repo_id_shape(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", value):
+            raise ValueError(f"{value!r} is not a Hub repo id; write it as 'user-or-org/model-name'")
+        return value
+
+
+class Recipe(Strict):
+    """A whole run: the starting model, the prompt, and the stages to run in order."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*$")
+    seed: int = 42
+    runs_dir: str = "runs"
+    model: ModelSettings
+    prompt: PromptSettings = Field(default_factory=PromptSettings)
+    sft: SFTSettings | None = None
+    grpo: GRPOSettings | None = None
+    eval: EvalSettings | None = None
+    push: PushSettings | None = None
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.runs_dir) / self.name
+
+    @property
+    def training_stages(self) -> list[str]:
+        return [stage for stage in ("sft", "grpo") if getattr(self, stage) is not None]
+
+
+def _check_placeholders(template: str, allowed: set[str], required: set[str]) -> None:
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as error:
+        raise ValueError(f"{template!r} is not a valid template ({error}); write literal braces as {{{{ }}}}") from None
+    unknown = names - allowed
+    if unknown:
+        raise ValueError(f"unknown placeholder(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
+    missing = required - names
+    if missing:
+        raise ValueError(f"the template must contain {', '.join('{' + n + '}' for n in sorted(missing))}")
+
+
+def _is_local(path: str | None) -> bool:
+    if path is None:
+        return False
+    return Path(path).expanduser().exists() or path.startswith((".", "/", "~")) or path.endswith(LOCAL_DATA_SUFFIXES)
+
+
+def _dotted(loc: tuple) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _section_class(loc: tuple) -> type[BaseModel] | None:
+    """The schema class of the section at ``loc`` (list indices skipped), for did-you-mean hints."""
+    cls: Any = Recipe
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = cls.model_fields.get(part) if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+        if field is None:
+            return None
+        cls = _unwrap_model(field.annotation)
+    return cls if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+
+
+def _unwrap_model(annotation: Any) -> Any:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType, list):
+        for arg in typing.get_args(annotation):
+            found = _unwrap_model(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _describe(error: dict) -> str:
+    loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and "[" in part))
+    path = _dotted(loc) or "recipe"
+    if error["type"] == "extra_forbidden":
+        key = loc[-1]
+        if key in REMOVED_KEYS:
+            return f"{path}: '{key}' {REMOVED_KEYS[key]}"
+        section = _section_class(loc[:-1])
+        hint = suggest(str(key), section.model_fields) if section else ""
+        return f"{path}: unknown key{hint}"
+    if error["type"] == "missing":
+        return f"{path}: required but missing"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] not in ("value_error", "assertion_error") and "input" in error:
+        given = error["input"]
+        if not isinstance(given, (dict, list)):
+            message = f"{message[0].lower()}{message[1:]}, got {given!r}"
+    return f"{path}: {message}"
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split ``key.path=value`` and read the value as YAML.
+
+    >>> parse_override("grpo.trainer.learning_rate=1.0e-5")
+    (['grpo', 'trainer', 'learning_rate'], 1e-05)
+    """
+    if "=" not in text:
+        raise RecipeError(f"--set {text!r}: write it as key.path=value, e.g. --set grpo.trainer.max_steps=10")
+    key, raw = text.split("=", 1)
+    if not key or any(not part for part in key.split(".")):
+        raise RecipeError(f"--set {text!r}: the key path is empty; write it as key.path=value")
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_override(data: dict, keys: list[str], value: Any) -> None:
+    """Set ``data[k1][k2]... = value``, creating sections and indexing lists by number."""
+    node: Any = data
+    for depth, key in enumerate(keys):
+        last = depth == len(keys) - 1
+        if isinstance(node, list):
+            if not key.isdigit() or int(key) >= len(node):
+                raise RecipeError(f"--set {'.'.join(keys)}: '{key}' is not an index of the {len(node)}-item list")
+            key = int(key)
+        elif not isinstance(node, dict):
+            raise RecipeError(f"--set {'.'.join(keys)}: '{'.'.join(keys[:depth])}' is a value, not a section")
+        if last:
+            node[key] = value
+        else:
+            if isinstance(node, dict) and node.get(key) is None:
+                node[key] = {}
+            node = node[key]
+
+
+def read_recipe_file(path: str | Path) -> dict:
+    """Read a recipe YAML file into a mapping, with one-line errors for missing or malformed files."""
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"recipe file '{path}' not found; pass the path of a YAML recipe, e.g. recipes/demo.yaml")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or "cannot be parsed"
+        raise RecipeError(f"{path}: not valid YAML{where}: {problem}; fix the syntax there") from None
+    except UnicodeDecodeError:
+        raise RecipeError(f"{path}: not a text file; a recipe is a YAML file") from None
+    if not isinstance(data, dict):
+        kind = "empty" if data is None else f"a {type(data).__name__}, not a mapping"
+        raise RecipeError(f"{path}: the recipe is {kind}; it needs at least `name:` and `model:`")
+    return data
+
+
+def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
+    """Read, override and validate a recipe; raise one ``RecipeError`` listing every problem."""
+    data = read_recipe_file(path)
+    for text in overrides:
+        apply_override(data, *parse_override(text))
+    return validate_recipe(data, source=str(path))
+
+
+def validate_recipe(data: dict, source: str = "recipe") -> Recipe:
+    """Validate a raw recipe mapping; every problem found is listed in one ``RecipeError``."""
+    problems = []
+    trainer_classes = {"sft": "SFTConfig", "grpo": "GRPOConfig"}
+    for stage, class_name in trainer_classes.items():
+        section = data.get(stage)
+        trainer = section.get("trainer") if isinstance(section, dict) else None
+        if isinstance(trainer, dict):
+            coerced, found = check_trainer_settings(class_name, trainer, f"{stage}.trainer")
+            problems += found
+            section["trainer"] = {**trainer, **coerced}
+            if stage == "grpo" and not found:
+                problems += _check_generation_batch(section["trainer"])
+    problems += _check_rewards(data.get("grpo"))
+    try:
+        recipe = Recipe.model_validate(data)
+    except ValidationError as error:
+        problems += [_describe(e) for e in error.errors()]
+        recipe = None
+    if recipe is not None:
+        problems += check_recipe(recipe)
+    if problems:
+        raise RecipeError(_join(source, problems))
+    return recipe
+
+
+def _join(source: str, problems: list[str]) -> str:
+    if len(problems) == 1:
+        return f"{source}: {problems[0]}"
+    return f"{source}: {len(problems)} problems\n" + "\n".join(f"  {p}" for p in problems)
+
+
+def _check_rewards(grpo: Any) -> list[str]:
+    """Reward names and parameters, checked on the raw section so they are reported with any other problem."""
+    from recipe_cli.rewards import check_reward_settings
+
+    rewards = grpo.get("rewards") if isinstance(grpo, dict) else None
+    problems = []
+    for index, reward in enumerate(rewards if isinstance(rewards, list) else []):
+        if isinstance(reward, dict) and isinstance(reward.get("name"), str):
+            params = reward.get("params") if isinstance(reward.get("params"), dict) else {}
+            problems += [f"grpo.rewards.{index}: {p}" for p in check_reward_settings(reward["name"], params)]
+    return problems
+
+
+def check_recipe(recipe: Recipe) -> list[str]:
+    """Checks across fields and against the outside world (local files)."""
+    problems = []
+    if recipe.model.path is not None and not _is_local(recipe.model.path) and not HUB_ID.match(recipe.model.path):
+        problems.append(f"model.path: '{recipe.model.path}' is neither a local folder nor a Hub id")
+    elif recipe.model.path is not None and _is_local(recipe.model.path):
+        folder = Path(recipe.model.path).expanduser()
+        if not folder.is_dir():
+            problems.append(f"model.path: '{recipe.model.path}' does not exist; give a model folder or a Hub id")
+        elif not (folder / "config.json").is_file() and not (folder / "adapter_config.json").is_file():
+            problems.append(f"model.path: '{recipe.model.path}' has no config.json; is it a saved model folder?")
+    for stage in ("sft", "grpo", "eval"):
+        settings = getattr(recipe, stage)
+        if settings is not None:
+            problems += _check_dataset(settings.dataset, f"{stage}.dataset")
+    if recipe.sft is not None and recipe.sft.dataset.adapter == "columns":
+        if "reasoning" not in recipe.sft.dataset.columns and "{reasoning}" in recipe.sft.completion:
+            problems.append(
+                "sft.dataset.columns: map 'reasoning' to the column holding the worked solution "
+                "(the completion template uses {reasoning})"
+            )
+    if recipe.push is not None and recipe.push.stage is not None and getattr(recipe, recipe.push.stage) is None:
+        problems.append(f"push.stage: the recipe has no `{recipe.push.stage}` section to push")
+    if recipe.push is not None and not recipe.training_stages:
+        problems.append("push: the recipe has no sft or grpo stage, so there is no checkpoint to push")
+    return problems
+
+
+def _check_dataset(dataset: DatasetSettings, where: str) -> list[str]:
+    if dataset.path is None or not _is_local(dataset.path):
+        if dataset.path is not None and not HUB_ID.match(dataset.path):
+            return [f"{where}.path: '{dataset.path}' is neither a local file nor a Hub dataset id"]
+        return []
+    local = Path(dataset.path).expanduser()
+    if not local.exists():
+        return [f"{where}.path: '{dataset.path}' does not exist; check the path (relative to where you run recipe)"]
+    if local.is_file() and not local.name.endswith(LOCAL_DATA_SUFFIXES):
+        return [f"{where}.path: '{dataset.path}' is not a {'/'.join(LOCAL_DATA_SUFFIXES)} file"]
+    return []
+
+
+def generation_batch(trainer: dict[str, Any]) -> tuple[int, int, str]:
+    """GRPO's generation batch size, ``num_generations``, and how the batch was computed (as TRL does)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    per_device = trainer.get("per_device_train_batch_size", 8)
+    steps = trainer.get("steps_per_generation") or trainer.get("gradient_accumulation_steps", 1)
+    num_generations = trainer.get("num_generations", 8)
+    if trainer.get("generation_batch_size"):
+        return trainer["generation_batch_size"], num_generations, "generation_batch_size"
+    source = "steps_per_generation" if trainer.get("steps_per_generation") else "gradient_accumulation_steps"
+    how = f"per_device_train_batch_size {per_device} x {source} {steps}"
+    if world > 1:
+        how += f" x {world} processes"
+    return per_device * steps * world, num_generations, how
+
+
+def _check_generation_batch(trainer: dict[str, Any]) -> list[str]:
+    if trainer.get("generation_batch_size") and trainer.get("steps_per_generation"):
+        return ["grpo.trainer: set generation_batch_size or steps_per_generation, not both"]
+    batch, num_generations, how = generation_batch(trainer)
+    if num_generations is None or num_generations < 2:
+        return [f"grpo.trainer.num_generations: {num_generations}; GRPO compares at least 2 completions per prompt"]
+    if batch % num_generations:
+        divisors = [g for g in range(2, batch + 1) if batch % g == 0]
+        fits = f"num_generations in {divisors}" if divisors else "a larger batch"
+        multiples = [num_generations * k for k in range(1, 4)]
+        return [
+            f"grpo.trainer.num_generations: {num_generations} does not divide the generation batch of {batch} "
+            f"({how}); use {fits}, or make the batch a multiple of {num_generations} (e.g. {multiples})"
+        ]
+    return []

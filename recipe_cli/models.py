@@ -1,0 +1,96 @@
+"""Loading models and tokenizers for training and evaluation, LoRA adapters included."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from recipe_cli.config import LoraSettings, ModelSettings
+from recipe_cli.errors import RecipeError
+
+log = logging.getLogger(__name__)
+
+
+def is_adapter(path: str | Path) -> bool:
+    """Whether ``path`` holds a LoRA adapter (peft) rather than full weights."""
+    return (Path(path) / "adapter_config.json").is_file()
+
+
+def adapter_base(path: str | Path) -> str:
+    """The base model a LoRA adapter was trained on, as recorded by peft."""
+    config = json.loads((Path(path) / "adapter_config.json").read_text())
+    base = config.get("base_model_name_or_path")
+    if not base:
+        raise RecipeError(f"the LoRA adapter in '{path}' does not name its base model; cannot load it")
+    return base
+
+
+def resolve_dtype(name: str):
+    """The torch dtype for ``model.dtype``; ``auto`` is bfloat16 on a GPU that supports it, else float32."""
+    import torch
+
+    if name == "auto":
+        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    return getattr(torch, name)
+
+
+def load_tokenizer(path: str | Path, settings: ModelSettings):
+    """The tokenizer saved with a model or adapter; pad falls back to eos (decoder-only batches)."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(
+            str(path), revision=_revision(path, settings), trust_remote_code=settings.trust_remote_code
+        )
+    except OSError as error:
+        raise RecipeError(f"cannot load the tokenizer of '{path}': {str(error).splitlines()[0]}") from error
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not tokenizer.chat_template:
+        raise RecipeError(
+            f"the tokenizer of '{path}' has no chat template; recipe prompts are conversations, "
+            "so start from an instruct/chat model or one whose tokenizer_config.json has `chat_template`"
+        )
+    return tokenizer
+
+
+def _revision(path: str | Path, settings: ModelSettings) -> str | None:
+    return settings.revision if str(path) == settings.path else None
+
+
+def load_causal_lm(path: str | Path, settings: ModelSettings, trainable_adapter: bool = False, merge: bool = False):
+    """Load full weights, or a LoRA adapter on its base (trainable, or merged for fast generation)."""
+    from transformers import AutoModelForCausalLM
+
+    kwargs = {"dtype": resolve_dtype(settings.dtype), "trust_remote_code": settings.trust_remote_code}
+    if settings.attn_implementation:
+        kwargs["attn_implementation"] = settings.attn_implementation
+    adapter = is_adapter(path)
+    base = adapter_base(path) if adapter else str(path)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(base, revision=_revision(base, settings), **kwargs)
+    except OSError as error:
+        raise RecipeError(f"cannot load the model '{base}': {str(error).splitlines()[0]}") from error
+    if adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, str(path), is_trainable=trainable_adapter)
+        if merge:
+            model = model.merge_and_unload()
+    return model
+
+
+def lora_config(settings: LoraSettings):
+    """peft's LoraConfig for a causal LM from the recipe's ``model.lora``."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=settings.target_modules,
+        task_type="CAUSAL_LM",
+    )

@@ -1,0 +1,46 @@
+"""Stage 1: cold-start supervised fine-tuning on worked solutions (TRL's SFTTrainer)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from recipe_cli.config import Recipe
+from recipe_cli.data import drop_long_prompts, load_examples, sft_rows
+from recipe_cli.models import load_causal_lm, load_tokenizer, lora_config
+from recipe_cli.runs import RunFolder
+from recipe_cli.training import clear_stage_dir, prepare_base_model, save_final, trainer_config
+
+log = logging.getLogger(__name__)
+
+
+def run_sft(recipe: Recipe) -> Path:
+    """Fine-tune the starting model on the SFT dataset; return the saved checkpoint's folder.
+
+    The loss covers the completion only (prompt/completion rows), and the completion is the
+    recipe's template filled with the row's reasoning and final answer.
+    """
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    run = RunFolder(recipe)
+    rows = load_examples(recipe.sft.dataset, recipe.seed)
+    base = prepare_base_model(recipe, run)
+    tokenizer = load_tokenizer(base, recipe.model)
+    examples = drop_long_prompts(sft_rows(rows, recipe), tokenizer, recipe.sft.dataset.max_prompt_tokens, "sft.dataset")
+    output = run.stage_dir("sft")
+    clear_stage_dir(output)
+    config = trainer_config(SFTConfig, recipe, "sft", output)
+    peft_config = lora_config(recipe.model.lora) if recipe.model.lora else None
+    log.info("sft: %d examples from %s, starting from %s", len(examples), recipe.sft.dataset.path or "arithmetic", base)
+    trainer = SFTTrainer(
+        model=load_causal_lm(base, recipe.model),
+        args=config,
+        train_dataset=Dataset.from_list(examples),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+    )
+    trainer.train()
+    save_final(trainer, output)
+    run.record_stage("sft", output, lora=peft_config is not None, base=base, started_from=base)
+    return output

@@ -1,0 +1,107 @@
+"""Seeded GSM8K-style arithmetic word problems for the offline demo and the tests.
+
+Each problem is one or two steps of addition/subtraction on small whole numbers, told as a
+short story. The gold answer is the bare number, as in GSM8K after ``####``; the worked
+solution writes each step in ``<think>`` and the result in ``<answer>``, the format the
+demo's ``format`` reward asks for.
+
+Train and test are disjoint by construction: a problem belongs to the test split when a
+hash of its text says so, so no seed or size can put one problem in both.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+
+NAMES = ["Ava", "Ben", "Cleo", "Dan", "Eva", "Finn", "Gus", "Hana", "Ivy", "Jack", "Kai", "Lena", "Max", "Nora"]
+ITEMS = ["apples", "books", "coins", "eggs", "marbles", "pens", "shells", "stickers", "cards", "cookies"]
+
+# (story, steps): each step is (operator, operand name); the story names a, b and c.
+TEMPLATES = [
+    ("{n} has {a} {i}. {n} gets {b} more. How many {i} does {n} have now?", [("+", "b")]),
+    ("{n} had {a} {i} and gave away {b}. How many {i} does {n} have left?", [("-", "b")]),
+    ("{n} has {a} {i}. {n} finds {b} more and then loses {c}. How many {i} does {n} have?", [("+", "b"), ("-", "c")]),
+    (
+        "{n} had {a} {i}, sold {b} of them and then bought {c}. How many {i} does {n} have now?",
+        [("-", "b"), ("+", "c")],
+    ),
+]
+
+TEST_SHARE = 5  # one problem in TEST_SHARE goes to the test split
+
+
+def _in_test_split(question: str) -> bool:
+    digest = hashlib.sha256(question.encode()).digest()
+    return digest[0] % TEST_SHARE == 0
+
+
+def solve_steps(a: int, steps: list[tuple[str, int]]) -> list[tuple[int, str, int, int]]:
+    """Return each step as ``(left, op, right, result)``.
+
+    >>> solve_steps(5, [("+", 3), ("-", 2)])
+    [(5, '+', 3, 8), (8, '-', 2, 6)]
+    """
+    out, value = [], a
+    for op, operand in steps:
+        result = value + operand if op == "+" else value - operand
+        out.append((value, op, operand, result))
+        value = result
+    return out
+
+
+def worked_solution(steps: list[tuple[int, str, int, int]]) -> str:
+    """Write solved steps as ``<think>`` lines and the final ``<answer>``.
+
+    >>> worked_solution([(5, '+', 3, 8)])
+    '<think>\\n5 + 3 = 8\\n</think>\\n<answer>8</answer>'
+    """
+    lines = "\n".join(f"{left} {op} {right} = {result}" for left, op, right, result in steps)
+    return f"<think>\n{lines}\n</think>\n<answer>{steps[-1][3]}</answer>"
+
+
+def _draw(rng: random.Random, max_value: int) -> dict:
+    story, ops = rng.choice(TEMPLATES)
+    while True:
+        values = {"a": rng.randint(2, max_value), "b": rng.randint(2, max_value), "c": rng.randint(2, max_value)}
+        steps = solve_steps(values["a"], [(op, values[name]) for op, name in ops])
+        if all(result >= 0 for *_, result in steps):
+            break
+    question = story.format(n=rng.choice(NAMES), i=rng.choice(ITEMS), **values)
+    return {
+        "question": question,
+        "answer": str(steps[-1][3]),
+        "solution": worked_solution(steps),
+    }
+
+
+def generate_problems(split: str, size: int, seed: int, max_value: int = 50) -> list[dict]:
+    """Return ``size`` distinct problems of ``split`` ("train" or "test"), the same for the same seed.
+
+    Rows have ``question``, ``answer`` (the gold number as text) and ``solution`` (a worked
+    solution in the think/answer format).
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    rng = random.Random(f"{seed}-{split}")
+    rows, seen = [], set()
+    # Give up rather than loop forever when the space of problems is smaller than asked.
+    for _ in range(size * 200):
+        if len(rows) == size:
+            break
+        row = _draw(rng, max_value)
+        if row["question"] in seen or _in_test_split(row["question"]) != (split == "test"):
+            continue
+        seen.add(row["question"])
+        rows.append(row)
+    if len(rows) < size:
+        raise ValueError(f"only {len(rows)} distinct {split} problems with max_value={max_value}; ask for fewer")
+    return rows
+
+
+def corpus_text() -> list[str]:
+    """Every word the generator can write, for training the demo tokenizer."""
+    rng = random.Random(0)
+    texts = [story for story, _ in TEMPLATES] + NAMES + ITEMS
+    texts += [_draw(rng, 99)["question"] + " " + _draw(rng, 99)["solution"] for _ in range(2000)]
+    return texts

@@ -1,0 +1,164 @@
+"""Check a stage's ``trainer:`` mapping against the TRL config it will build, without importing TRL.
+
+Unknown keys get a did-you-mean, keys that TRL or transformers removed get their replacement,
+keys that the recipe sets elsewhere point there, and values are coerced to the field's type
+(YAML 1.1 reads ``2e-5`` as a string; the field says it is a float).
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from typing import Any
+
+from recipe_cli.trainer_fields import TrainerField, trainer_fields
+
+# Keys current TRL/transformers no longer accept, and what to write instead.
+REMOVED_KEYS = {
+    "torch_dtype": "was renamed; set `model.dtype` in the recipe (TRL silently ignores torch_dtype)",
+    "max_prompt_length": (
+        "was removed from GRPOConfig in TRL 0.28 (GRPO no longer truncates prompts); "
+        "set `dataset.max_prompt_tokens` to drop longer prompts"
+    ),
+    "warmup_ratio": "was removed in transformers 5; write `warmup_steps: 0.1` (a value below 1 is a ratio)",
+    "overwrite_output_dir": "was removed in transformers 5; recipe manages the run folder `runs/<name>/`",
+    "evaluation_strategy": "was renamed; use `eval_strategy`",
+    "max_seq_length": "was renamed in TRL; use `max_length`",
+    "vllm_device": "was removed from TRL; vLLM now runs colocated (`vllm_mode: colocate`) or as a server",
+}
+
+# Keys the recipe sets itself, from another section, so that one value cannot disagree with another.
+OWNED_KEYS = {
+    "output_dir": "recipe writes each stage to `runs/<name>/<stage>`; set `runs_dir` at the top level",
+    "seed": "set `seed` at the top level of the recipe",
+    "push_to_hub": "use the recipe's `push:` section (a Hub repo would be created before training starts)",
+    "hub_model_id": "use `push.repo_id`",
+    "model_init_kwargs": "set `model.dtype` and `model.revision` in the recipe",
+    "reward_weights": "give each reward its `weight` in `grpo.rewards`",
+}
+
+# Values TRL only checks at the first loss computation, after the model has loaded.
+CHOICES = {
+    ("GRPOConfig", "loss_type"): ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo"),
+    ("GRPOConfig", "scale_rewards"): ("group", "batch", "none"),
+    ("GRPOConfig", "importance_sampling_level"): ("token", "sequence", "sequence_token"),
+    ("SFTConfig", "loss_type"): ("nll", "dft"),
+}
+
+_TYPE_WORDS = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "a string"}
+
+
+def _types(annotation: str) -> set[str]:
+    """The plain types an annotation admits: ``'int | str | None'`` -> ``{'int', 'str', 'None'}``.
+
+    >>> sorted(_types("dict[str, Any] | str | None"))
+    ['None', 'dict', 'str']
+    >>> sorted(_types("SchedulerType | str"))
+    ['str']
+    """
+    types = set()
+    for part in re.split(r"\|(?![^\[]*\])", annotation):
+        part = part.strip()
+        base = part.split("[", 1)[0]
+        if base in ("bool", "int", "float", "str", "dict", "list", "None"):
+            types.add(base)
+        elif base == "Literal":
+            types.add("str")
+        elif base == "Any":
+            types.update({"bool", "int", "float", "str", "dict", "list"})
+        elif base.endswith("Config"):  # e.g. ParallelismConfig, given as a mapping
+            types.add("dict")
+        else:  # enums such as SchedulerType take their string values
+            types.add("str")
+    return types
+
+
+def coerce_value(field: TrainerField, value: Any) -> Any:
+    """Return ``value`` as the field's type, or raise ``ValueError`` saying what was expected.
+
+    >>> coerce_value(TrainerField("learning_rate", "float", 1e-6), "2e-5")
+    2e-05
+    >>> coerce_value(TrainerField("max_steps", "int", -1), 10.0)
+    Traceback (most recent call last):
+    ...
+    ValueError: expected a whole number, got 10.0
+    """
+    types = _types(field.annotation)
+    if value is None:
+        if "None" in types:
+            return None
+    elif isinstance(value, bool):
+        if "bool" in types:
+            return value
+    elif isinstance(value, int):
+        if "int" in types or "float" in types:  # an int is a valid float; keep 50 as 50, not 50.0
+            return value
+    elif isinstance(value, float):
+        if "float" in types:
+            return value
+    elif isinstance(value, str):
+        for kind, convert in (("int", int), ("float", float)):
+            if kind in types:
+                try:
+                    return convert(value)
+                except ValueError:
+                    pass
+        if "str" in types:
+            return value
+    elif isinstance(value, dict):
+        if "dict" in types:
+            return value
+    elif isinstance(value, list):
+        if "list" in types:
+            return value
+    wanted = " or ".join(_TYPE_WORDS.get(t, f"a {t}") for t in sorted(types - {"None"}))
+    raise ValueError(f"expected {wanted}, got {value!r}")
+
+
+def suggest(name: str, candidates) -> str:
+    """A ``; did you mean 'x'?`` suffix for the closest candidate, or nothing.
+
+    >>> suggest("learning_rat", ["learning_rate", "seed"])
+    "; did you mean 'learning_rate'?"
+    """
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def check_trainer_settings(class_name: str, settings: dict[str, Any], where: str) -> tuple[dict[str, Any], list[str]]:
+    """Coerce ``settings`` for ``class_name``; return the coerced mapping and every problem found.
+
+    ``where`` is the dotted path of the mapping in the recipe, used to name each problem.
+    """
+    fields = trainer_fields(class_name)
+    coerced, problems = {}, []
+    for key, value in settings.items():
+        path = f"{where}.{key}"
+        if key in REMOVED_KEYS:
+            problems.append(f"{path}: '{key}' {REMOVED_KEYS[key]}")
+        elif key in OWNED_KEYS:
+            problems.append(f"{path}: not allowed here; {OWNED_KEYS[key]}")
+        elif key not in fields:
+            problems.append(f"{path}: unknown {class_name} setting{suggest(key, fields)}")
+        else:
+            try:
+                coerced[key] = coerce_value(fields[key], value)
+            except ValueError as error:
+                problems.append(f"{path}: {error}")
+                continue
+            choices = CHOICES.get((class_name, key))
+            if choices and coerced[key] not in choices:
+                problems.append(f"{path}: {coerced[key]!r} is not one of {', '.join(choices)}")
+    return coerced, problems
+
+
+def non_default_settings(class_name: str, settings: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The settings whose value differs from TRL's default, as ``{key: (value, default)}``."""
+    fields = trainer_fields(class_name)
+    out = {}
+    for key, value in sorted(settings.items()):
+        field = fields.get(key)
+        default = field.default if field and field.has_default else "(computed)"
+        if value != default:
+            out[key] = (value, default)
+    return out

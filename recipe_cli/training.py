@@ -1,0 +1,95 @@
+"""What the SFT and GRPO stages share: the starting model on disk, TRL config construction, saving."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+from recipe_cli.config import Recipe
+from recipe_cli.errors import RecipeError
+from recipe_cli.runs import RunFolder
+
+log = logging.getLogger(__name__)
+
+
+def prepare_base_model(recipe: Recipe, run: RunFolder) -> str:
+    """The starting model's path or Hub id; a ``tiny`` model is built in the run folder once, from the seed."""
+    if recipe.model.tiny is None:
+        return recipe.model.path
+    target = run.stage_dir("base")
+    if not (target / "config.json").is_file():
+        from recipe_cli.tiny_model import build_tiny_model
+
+        tiny = recipe.model.tiny
+        partial = target.with_name("base.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        extra = [recipe.prompt.system or "", recipe.prompt.user]
+        build_tiny_model(
+            partial,
+            hidden_size=tiny.hidden_size,
+            num_layers=tiny.num_layers,
+            num_heads=tiny.num_heads,
+            vocab_size=tiny.vocab_size,
+            max_length=tiny.max_length,
+            seed=recipe.seed,
+            extra_text=extra,
+        )
+        partial.rename(target)
+    return str(target)
+
+
+def device_defaults(settings: dict[str, Any]) -> dict[str, Any]:
+    """TRL defaults that cannot run on this machine, replaced unless the recipe set them.
+
+    TRL configs default to ``bf16=True`` (which raises without a GPU) and gradient checkpointing
+    (1.5-2.5x slower for small models on CPU). On a CPU-only machine both are switched off.
+    """
+    import torch
+
+    if torch.cuda.is_available():
+        return {}
+    if settings.get("bf16"):
+        raise RecipeError("trainer.bf16 is true but there is no GPU; remove it (or set bf16: false) to train on CPU")
+    defaults = {"bf16": False}
+    if "gradient_checkpointing" not in settings:
+        defaults["gradient_checkpointing"] = False
+    return defaults
+
+
+def trainer_config(config_class, recipe: Recipe, stage: str, output_dir: Path, extra: dict[str, Any] | None = None):
+    """Build a TRL config fresh from the recipe (configs do not round-trip through to_dict/replace)."""
+    settings = dict(getattr(recipe, stage).trainer)
+    values = {
+        "report_to": "none",
+        **device_defaults(settings),
+        **settings,
+        **(extra or {}),
+        "output_dir": str(output_dir),
+        "seed": recipe.seed,
+    }
+    try:
+        return config_class(**values)
+    except ValueError as error:  # TRL's own cross-field checks, e.g. batch sizes
+        raise RecipeError(f"{stage}.trainer: {error}") from error
+
+
+def effective_settings(recipe: Recipe, stage: str) -> dict[str, Any]:
+    """The settings a stage hands to TRL, as ``recipe validate`` shows them (no torch import)."""
+    settings = dict(getattr(recipe, stage).trainer)
+    return {"output_dir": str(RunFolder(recipe).stage_dir(stage)), "seed": recipe.seed, "report_to": "none", **settings}
+
+
+def save_final(trainer, output_dir: Path) -> None:
+    """Save the trained model and tokenizer to ``output_dir``, leaving intermediate checkpoints aside."""
+    trainer.save_model(str(output_dir))
+    if trainer.processing_class is not None:
+        trainer.processing_class.save_pretrained(str(output_dir))
+
+
+def clear_stage_dir(path: Path) -> None:
+    """Start a stage in an empty folder, so no file of an earlier attempt is taken for this one's."""
+    if path.exists():
+        log.info("replacing the earlier contents of %s", path)
+        shutil.rmtree(path)

@@ -1,0 +1,57 @@
+"""Shared fixtures: tiny recipes written to a temporary folder, run folders kept out of the checkout."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+GSM8K_DIR = REPO.parent / "shared" / "data" / "gsm8k"
+
+# A recipe small enough to train in seconds: 2-layer model, a few steps per stage.
+TINY_RECIPE = {
+    "name": "tiny",
+    "seed": 7,
+    "model": {"tiny": {"hidden_size": 32, "num_layers": 2, "num_heads": 2, "vocab_size": 400, "max_length": 256}},
+    "prompt": {"system": "Think in <think> </think>, answer in <answer> </answer>.", "user": "{question}"},
+    "sft": {
+        "dataset": {"adapter": "arithmetic", "split": "train", "max_samples": 32},
+        "trainer": {"max_steps": 4, "per_device_train_batch_size": 8, "learning_rate": 1.0e-3, "save_strategy": "no"},
+    },
+    "grpo": {
+        "dataset": {"adapter": "arithmetic", "split": "train", "max_samples": 32},
+        "rewards": [{"name": "accuracy"}, {"name": "format", "weight": 0.5}],
+        "trainer": {
+            "max_steps": 2,
+            "per_device_train_batch_size": 8,
+            "num_generations": 4,
+            "max_completion_length": 16,
+            "learning_rate": 1.0e-3,
+            "save_strategy": "no",
+        },
+    },
+    "eval": {"dataset": {"adapter": "arithmetic", "split": "test", "max_samples": 8}, "max_new_tokens": 16},
+}
+
+
+@pytest.fixture
+def recipe_dict(tmp_path) -> dict:
+    """A fresh copy of the tiny recipe whose run folder lives in the test's temporary folder."""
+    data = copy.deepcopy(TINY_RECIPE)
+    data["runs_dir"] = str(tmp_path / "runs")
+    return data
+
+
+@pytest.fixture
+def write_recipe(tmp_path):
+    """Write a recipe mapping (or raw text) to a YAML file and return its path."""
+
+    def write(data, name: str = "recipe.yaml") -> Path:
+        path = tmp_path / name
+        path.write_text(data if isinstance(data, str) else yaml.safe_dump(data, sort_keys=False))
+        return path
+
+    return write

@@ -1,0 +1,152 @@
+"""The recipe schema: every mistake is reported with its dotted path and a fix, all at once."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from recipe_cli.config import load_recipe, parse_override, validate_recipe
+from recipe_cli.errors import RecipeError
+
+
+def _error(data: dict) -> str:
+    with pytest.raises(RecipeError) as caught:
+        validate_recipe(data)
+    return str(caught.value)
+
+
+def test_tiny_recipe_is_valid(recipe_dict):
+    recipe = validate_recipe(recipe_dict)
+    assert recipe.training_stages == ["sft", "grpo"]
+    assert recipe.sft.dataset.adapter == "arithmetic"
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            lambda d: d["model"].update(torch_dtype="bfloat16"),
+            "model.torch_dtype: 'torch_dtype' was renamed; set `model.dtype`",
+        ),
+        (
+            lambda d: d["sft"]["trainer"].update(learning_rat=1e-3),
+            "sft.trainer.learning_rat: unknown SFTConfig setting; did you mean 'learning_rate'?",
+        ),
+        (
+            lambda d: d["grpo"]["trainer"].update(max_prompt_length=256),
+            "grpo.trainer.max_prompt_length: 'max_prompt_length' was removed from GRPOConfig",
+        ),
+        (lambda d: d["sft"]["trainer"].update(warmup_ratio=0.1), "write `warmup_steps: 0.1`"),
+        (
+            lambda d: d["sft"]["trainer"].update(overwrite_output_dir=True),
+            "'overwrite_output_dir' was removed in transformers 5",
+        ),
+        (lambda d: d["grpo"]["trainer"].update(output_dir="x"), "grpo.trainer.output_dir: not allowed here"),
+        (lambda d: d["grpo"]["trainer"].update(loss_type="ppo"), "grpo.trainer.loss_type: 'ppo' is not one of"),
+        (
+            lambda d: d["sft"]["trainer"].update(max_steps="ten"),
+            "sft.trainer.max_steps: expected a whole number, got 'ten'",
+        ),
+        (lambda d: d.update(modle={}), "modle: unknown key; did you mean 'model'?"),
+        (
+            lambda d: d["sft"]["dataset"].update(max_sample=3),
+            "sft.dataset.max_sample: unknown key; did you mean 'max_samples'?",
+        ),
+        (
+            lambda d: d["grpo"]["rewards"].append({"name": "acuracy"}),
+            "unknown reward 'acuracy'; available: accuracy, format",
+        ),
+        (
+            lambda d: d["grpo"]["rewards"][0].update(params={"strict": True}),
+            "reward 'accuracy' has no parameter 'strict'",
+        ),
+        (
+            lambda d: d["grpo"]["trainer"].update(num_generations=3),
+            "num_generations: 3 does not divide the generation batch of 8",
+        ),
+        (lambda d: d["grpo"]["trainer"].update(num_generations=1), "at least 2 completions per prompt"),
+        (
+            lambda d: d["eval"]["dataset"].update(adapter="columns", path="missing.jsonl"),
+            "eval.dataset.path: 'missing.jsonl' does not exist",
+        ),
+        (lambda d: d["model"].update(path="./no/such/model"), "give exactly one of `path`"),
+        (lambda d: d.update(name="has space"), "name: string should match pattern"),
+        (lambda d: d["prompt"].update(user="{problem}"), "unknown placeholder(s) ['problem']"),
+        (lambda d: d.update(push={"repo_id": "no-slash"}), "is not a Hub repo id"),
+        (lambda d: d["sft"].pop("dataset"), "sft.dataset: required but missing"),
+        (lambda d: d["eval"].update(max_new_tokens="many"), "eval.max_new_tokens: input should be a valid integer"),
+    ],
+)
+def test_mistakes_are_named_with_their_fix(recipe_dict, change, expected):
+    change(recipe_dict)
+    assert expected.lower() in _error(recipe_dict).lower()
+
+
+def test_every_problem_is_reported_at_once(recipe_dict):
+    recipe_dict["sft"]["trainer"]["learning_rat"] = 1
+    recipe_dict["grpo"]["trainer"]["num_generations"] = 3
+    recipe_dict["model"]["torch_dtype"] = "float32"
+    message = _error(recipe_dict)
+    assert message.startswith("recipe: 3 problems")
+    assert "learning_rat" in message and "num_generations" in message and "torch_dtype" in message
+
+
+def test_generation_batch_suggests_valid_values(recipe_dict):
+    recipe_dict["grpo"]["trainer"].update(per_device_train_batch_size=6, num_generations=4)
+    message = _error(recipe_dict)
+    assert "num_generations in [2, 3, 6]" in message
+
+
+def test_yaml_exponent_floats_become_numbers(recipe_dict, write_recipe):
+    recipe_dict["sft"]["trainer"]["learning_rate"] = "PLACEHOLDER"
+    text = yaml.safe_dump(recipe_dict).replace("PLACEHOLDER", "2e-5")
+    assert yaml.safe_load(text)["sft"]["trainer"]["learning_rate"] == "2e-5"  # YAML 1.1 reads it as a string
+    recipe = load_recipe(write_recipe(text))
+    assert recipe.sft.trainer["learning_rate"] == pytest.approx(2e-5)
+    assert isinstance(recipe.sft.trainer["learning_rate"], float)
+
+
+def test_overrides_reach_nested_keys_and_lists(recipe_dict, write_recipe):
+    path = write_recipe(recipe_dict)
+    recipe = load_recipe(
+        path, ["grpo.trainer.max_steps=9", "grpo.rewards.1.weight=2.0", "sft.trainer.learning_rate=3e-4"]
+    )
+    assert recipe.grpo.trainer["max_steps"] == 9
+    assert recipe.grpo.rewards[1].weight == 2.0
+    assert recipe.sft.trainer["learning_rate"] == pytest.approx(3e-4)
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("grpo.trainer.max_steps", "write it as key.path=value"),
+        ("grpo.rewards.5.weight=1", "'5' is not an index of the 2-item list"),
+        ("seed.x=1", "'seed' is a value, not a section"),
+    ],
+)
+def test_bad_overrides(recipe_dict, write_recipe, override, expected):
+    with pytest.raises(RecipeError, match=expected):
+        load_recipe(write_recipe(recipe_dict), [override])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", "the recipe is empty"),
+        ("- a\n- b\n", "a list, not a mapping"),
+        ("name: [unclosed\n", "not valid YAML at line"),
+    ],
+)
+def test_malformed_files(write_recipe, text, expected):
+    with pytest.raises(RecipeError, match=expected):
+        load_recipe(write_recipe(text))
+
+
+def test_missing_file():
+    with pytest.raises(RecipeError, match="recipe file 'nope.yaml' not found"):
+        load_recipe("nope.yaml")
+
+
+def test_parse_override_reads_yaml_values():
+    assert parse_override("a.b=true") == (["a", "b"], True)
+    assert parse_override("a=[1, 2]") == (["a"], [1, 2])
