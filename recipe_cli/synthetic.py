@@ -1,9 +1,8 @@
 """Seeded GSM8K-style arithmetic word problems for the offline demo and the tests.
 
 Each problem is one or two steps of addition/subtraction on small whole numbers, told as a
-short story. The gold answer is the bare number, as in GSM8K after ``####``; the worked
-solution writes each step in ``<think>`` and the result in ``<answer>``, the format the
-demo's ``format`` reward asks for.
+short story. The gold answer is the bare number, as in GSM8K after ``####``; the reasoning
+writes each step on a line of its own.
 
 Train and test are disjoint by construction: a problem belongs to the test split when a
 hash of its text says so, so no seed or size can put one problem in both.
@@ -50,14 +49,13 @@ def solve_steps(a: int, steps: list[tuple[str, int]]) -> list[tuple[int, str, in
     return out
 
 
-def worked_solution(steps: list[tuple[int, str, int, int]]) -> str:
-    """Write solved steps as ``<think>`` lines and the final ``<answer>``.
+def write_steps(steps: list[tuple[int, str, int, int]]) -> str:
+    """The worked solution: one line per step.
 
-    >>> worked_solution([(5, '+', 3, 8)])
-    '<think>\\n5 + 3 = 8\\n</think>\\n<answer>8</answer>'
+    >>> write_steps([(5, '+', 3, 8), (8, '-', 2, 6)])
+    '5 + 3 = 8\n8 - 2 = 6'
     """
-    lines = "\n".join(f"{left} {op} {right} = {result}" for left, op, right, result in steps)
-    return f"<think>\n{lines}\n</think>\n<answer>{steps[-1][3]}</answer>"
+    return "\n".join(f"{left} {op} {right} = {result}" for left, op, right, result in steps)
 
 
 def _draw(rng: random.Random, max_value: int) -> dict:
@@ -71,15 +69,15 @@ def _draw(rng: random.Random, max_value: int) -> dict:
     return {
         "question": question,
         "answer": str(steps[-1][3]),
-        "solution": worked_solution(steps),
+        "reasoning": write_steps(steps),
     }
 
 
 def generate_problems(split: str, size: int, seed: int, max_value: int = 50) -> list[dict]:
     """Return ``size`` distinct problems of ``split`` ("train" or "test"), the same for the same seed.
 
-    Rows have ``question``, ``answer`` (the gold number as text) and ``solution`` (a worked
-    solution in the think/answer format).
+    Rows have ``question``, ``answer`` (the gold number as text) and ``reasoning`` (the steps,
+    one per line; the recipe's completion template wraps them in its think/answer format).
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
@@ -103,5 +101,5 @@ def corpus_text() -> list[str]:
     """Every word the generator can write, for training the demo tokenizer."""
     rng = random.Random(0)
     texts = [story for story, _ in TEMPLATES] + NAMES + ITEMS
-    texts += [_draw(rng, 99)["question"] + " " + _draw(rng, 99)["solution"] for _ in range(2000)]
+    texts += [_draw(rng, 99)["question"] + "\n" + _draw(rng, 99)["reasoning"] for _ in range(2000)]
     return texts

@@ -1,0 +1,96 @@
+"""The command line through Typer's runner: user mistakes end in one message, exit code 2, nothing written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from recipe_cli.cli import app
+
+REPO = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_help_lists_every_command():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    for command in ("validate", "sft", "grpo", "eval", "push", "run"):
+        assert command in result.output
+
+
+def test_validate_prints_the_plan(recipe_dict, write_recipe):
+    result = invoke("validate", write_recipe(recipe_dict))
+    assert result.exit_code == 0, result.output
+    assert "stages: eval base -> sft -> eval -> grpo -> eval" in result.output
+    assert "max_steps" in result.output  # a setting that differs from TRL's default
+    assert "<|im_start|>user" in result.output  # the prompt rendered with the chat template
+    assert "is valid" in result.output
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda d: d["grpo"]["trainer"].update(num_generations=3), "does not divide the generation batch"),
+        (lambda d: d["sft"]["trainer"].update(lr=1.0), "unknown SFTConfig setting"),
+        (lambda d: d.pop("model"), "model: required but missing"),
+    ],
+)
+@pytest.mark.parametrize("command", ["validate", "sft", "grpo", "eval", "run"])
+def test_invalid_recipe_exits_2_without_traceback_or_files(recipe_dict, write_recipe, tmp_path, mutate, expected, command):
+    mutate(recipe_dict)
+    result = invoke(command, write_recipe(recipe_dict))
+    assert result.exit_code == 2
+    assert expected in result.output
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_missing_recipe_file():
+    result = invoke("validate", "no/such/recipe.yaml")
+    assert result.exit_code == 2
+    assert "recipe file 'no/such/recipe.yaml' not found" in result.output
+
+
+def test_set_overrides_from_the_command_line(recipe_dict, write_recipe):
+    result = invoke("validate", write_recipe(recipe_dict), "--set", "grpo.trainer.num_generations=3")
+    assert result.exit_code == 2
+    assert "num_generations: 3" in result.output
+
+
+def test_debug_shows_the_traceback(recipe_dict, write_recipe):
+    recipe_dict["sft"]["trainer"]["lr"] = 1.0
+    result = runner.invoke(app, ["--debug", "validate", str(write_recipe(recipe_dict))])
+    assert result.exit_code != 0
+    assert result.exception is not None and type(result.exception).__name__ == "RecipeError"
+
+
+def test_stage_missing_from_the_recipe(recipe_dict, write_recipe):
+    del recipe_dict["grpo"]
+    result = invoke("grpo", write_recipe(recipe_dict))
+    assert result.exit_code == 2
+    assert "the recipe has no `grpo:` section" in result.output
+
+
+def test_grpo_before_sft_says_what_to_run(recipe_dict, write_recipe):
+    result = invoke("grpo", write_recipe(recipe_dict))
+    assert result.exit_code == 2
+    assert "run `recipe sft` first" in result.output
+
+
+def test_push_without_a_trained_stage(recipe_dict, write_recipe):
+    recipe_dict["push"] = {"repo_id": "someone/tiny"}
+    result = invoke("push", write_recipe(recipe_dict))
+    assert result.exit_code == 2
+    assert "no finished" in result.output
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "recipes").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_shipped_recipe_validates(path):
+    result = invoke("validate", path)
+    assert result.exit_code == 0, result.output

@@ -1,0 +1,148 @@
+"""Rewards and the answer checker: table-driven, strings and chat messages alike."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from recipe_cli.answers import check_answer, extract_answer, parse_number
+from recipe_cli.errors import RecipeError
+from recipe_cli.rewards import available, get_reward
+
+from .conftest import GSM8K_DIR
+
+
+def chat(text: str) -> list[dict]:
+    return [{"role": "assistant", "content": text}]
+
+
+@pytest.mark.parametrize(
+    ("completion", "extracted"),
+    [
+        ("<think>x</think><answer>72</answer>", "72"),
+        ("<think>x</think><answer>\n72\n</answer>", "72"),
+        ("<answer>1</answer> then <answer>2</answer>", "2"),
+        (r"so the result is \boxed{\frac{1}{2}}.", r"\frac{1}{2}"),
+        (r"\boxed{x^{2}+1}", "x^{2}+1"),
+        ("<answer>the total is \\boxed{18}</answer>", "18"),
+        ("Janet makes 9 * 2 = 18.\n#### 18", "18"),
+        ("So the answer is 1,000 dollars.", "1,000 dollars."),
+        ("Answer: 42", "42"),
+        ("A: 42", "42"),
+        ("first 3, then 4, finally 12", "12"),
+        ("<answer>12", "12"),  # cut off before the closing tag
+        ("nothing to see", None),
+    ],
+)
+def test_extract_answer(completion, extracted):
+    assert extract_answer(completion) == extracted
+
+
+@pytest.mark.parametrize(
+    ("answer", "gold", "correct"),
+    [
+        ("1,000", "1000", True),
+        ("1000.0", "1000", True),
+        ("1,000.00", "1000", True),
+        ("$18", "18", True),
+        ("18.", "18", True),
+        ("50%", "50", True),
+        ("-3", "-3", True),
+        ("3/4", "0.75", True),
+        (r"\frac{3}{4}", "0.75", True),
+        ("12 apples", "12", True),
+        ("17", "18", False),
+        ("1,001", "1000", False),
+        (r"\frac{1}{2}", r"\frac{2}{4}", True),
+        ("x^2 + 1", "1 + x^2", True),
+        (r"\sqrt{2}", r"\sqrt{3}", False),
+        (None, "5", False),
+    ],
+)
+def test_check_answer(answer, gold, correct):
+    assert check_answer(answer, gold) is correct
+
+
+def test_parse_number_has_no_float_error():
+    assert parse_number("0.1") + parse_number("0.2") == parse_number("0.3")
+
+
+@pytest.mark.parametrize("as_chat", [False, True])
+def test_accuracy_reward(as_chat):
+    completions = ["<think>2+2</think><answer>4</answer>", "<answer>5</answer>", "#### 1,234", "no number"]
+    if as_chat:
+        completions = [chat(c) for c in completions]
+    scores = get_reward("accuracy")(completions=completions, answer=["4", "4", "1234", "3"])
+    assert scores == [1.0, 0.0, 1.0, 0.0]
+
+
+def test_accuracy_is_none_when_the_gold_cannot_be_read():
+    assert get_reward("accuracy")(completions=["<answer>4</answer>"], answer=[""]) == [None]
+
+
+@pytest.mark.parametrize(
+    ("completion", "score"),
+    [
+        ("<think>\nstep one\nstep two\n</think>\n<answer>4</answer>", 1.0),
+        ("<think>a</think><answer>4</answer>", 1.0),
+        ("  <think>\na\n</think>\n\n<answer>\n4\n</answer>\n", 1.0),
+        ("<answer>4</answer>", 0.0),
+        ("<think>a</think>", 0.0),
+        ("<think>a</think><answer>4</answer> extra words", 0.0),
+        ("The answer is 4", 0.0),
+    ],
+)
+@pytest.mark.parametrize("as_chat", [False, True])
+def test_format_reward(completion, score, as_chat):
+    given = chat(completion) if as_chat else completion
+    assert get_reward("format")(completions=[given]) == [score]
+
+
+def test_registry_lists_and_rejects():
+    assert {"accuracy", "format"} <= set(available())
+    with pytest.raises(RecipeError, match="unknown reward 'acc'; available: accuracy"):
+        get_reward("acc")
+
+
+def test_custom_reward_from_a_file(tmp_path):
+    path = tmp_path / "my_rewards.py"
+    path.write_text(
+        "def short(completions, *, limit=10, **kwargs):\n"
+        "    return [1.0 if len(c) <= limit else 0.0 for c in completions]\n"
+        "def bad(completions):\n    return []\n"
+    )
+    reward = get_reward(f"{path}:short", limit=3)
+    assert reward(completions=["abc", "abcd"]) == [1.0, 0.0]
+    assert reward.__name__ == "short"  # TRL logs rewards by name
+    with pytest.raises(RecipeError, match="has no parameter 'size'; its parameters: limit"):
+        get_reward(f"{path}:short", size=3)
+    with pytest.raises(RecipeError, match=r"must accept \*\*kwargs"):
+        get_reward(f"{path}:bad")
+    with pytest.raises(RecipeError, match="has no function 'nope'"):
+        get_reward(f"{path}:nope")
+
+
+def test_rewards_are_thread_safe():
+    """TRL may call rewards from worker threads; the LaTeX path must not rely on signals there."""
+    reward = get_reward("accuracy")
+    completions = [r"<answer>\frac{1}{2}</answer>", "<answer>7</answer>"] * 20
+    golds = [r"\frac{2}{4}", "7"] * 20
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(lambda pair: reward(completions=[pair[0]], answer=[pair[1]])[0], zip(completions, golds)))
+    assert results == [1.0] * 40
+
+
+@pytest.mark.skipif(not (GSM8K_DIR / "test.jsonl").is_file(), reason="GSM8K is not next to the checkout")
+def test_every_gsm8k_test_gold_scores_in_each_answer_style():
+    from recipe_cli.data import split_gsm8k_answer
+
+    rows = [json.loads(line) for line in (GSM8K_DIR / "test.jsonl").read_text().splitlines()]
+    golds = [split_gsm8k_answer(row["answer"])[1] for row in rows]
+    reward = get_reward("accuracy")
+    styles = ["<think>work</think>\n<answer>{}</answer>", "so \\boxed{{{}}}", "#### {}", "The answer is {}."]
+    for style in styles:
+        assert reward(completions=[style.format(g) for g in golds], answer=golds) == [1.0] * len(golds), style
+    wrong = [str(int(g) + 1) for g in golds]
+    assert reward(completions=[f"<answer>{w}</answer>" for w in wrong], answer=golds) == [0.0] * len(golds)
