@@ -26,8 +26,8 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 state = {"debug": False}
 
 RecipeArg = Annotated[Path, typer.Argument(help="The recipe YAML file, e.g. recipes/demo.yaml.", show_default=False)]

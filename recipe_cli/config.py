@@ -94,6 +94,7 @@ class DatasetSettings(Strict):
     max_samples: int | None = Field(None, gt=0)
     max_prompt_tokens: int | None = Field(None, gt=0)
     only_correct: bool = True
+    teacher_error_rate: float = Field(0.0, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
     def _resolve_adapter(self):
@@ -108,6 +109,8 @@ class DatasetSettings(Strict):
                 raise ValueError(f"split {self.split!r}: the arithmetic generator has 'train' and 'test'")
             if self.max_samples is None:
                 self.max_samples = 1000
+        elif self.teacher_error_rate:
+            raise ValueError("`teacher_error_rate` applies to `adapter: arithmetic` only; remove it")
         elif self.path is None:
             raise ValueError(f"`adapter: {self.adapter}` needs `path` (Hub id or local file)")
         if self.adapter == "gsm8k" and self.config is None and not _is_local(self.path):

@@ -159,8 +159,9 @@ def _column_rows(raw, settings: DatasetSettings) -> list[dict]:
 def load_examples(settings: DatasetSettings, seed: int) -> list[dict]:
     """The normalised rows of a dataset section, at most ``max_samples`` of them."""
     if settings.adapter == "arithmetic":
-        problems = generate_problems(settings.split, settings.max_samples, seed)
-        return [{**p, "final": p["answer"]} for p in problems]
+        return generate_problems(
+            settings.split, settings.max_samples, seed, teacher_error_rate=settings.teacher_error_rate
+        )
     raw = load_raw(settings)
     if settings.max_samples is not None and settings.adapter != "openthoughts":
         raw = raw.select(range(min(settings.max_samples, len(raw))))

@@ -27,8 +27,8 @@ def run_grpo(recipe: Recipe) -> Path:
 
     run = RunFolder(recipe)
     rows = load_examples(recipe.grpo.dataset, recipe.seed)
-    base = prepare_base_model(recipe, run)
     start = run.start_of("grpo")
+    base = prepare_base_model(recipe, run)
     tokenizer = load_tokenizer(start, recipe.model)
     prompts = drop_long_prompts(
         prompt_rows(rows, recipe.prompt), tokenizer, recipe.grpo.dataset.max_prompt_tokens, "grpo.dataset"

@@ -25,9 +25,12 @@ TEMPLATES = [
         "{n} had {a} {i}, sold {b} of them and then bought {c}. How many {i} does {n} have now?",
         [("-", "b"), ("+", "c")],
     ),
+    ("{n} has {a} {i}, buys {b} more and then {c} more. How many {i} does {n} have now?", [("+", "b"), ("+", "c")]),
+    ("{n} had {a} {i}, gave {b} to a friend and then lost {c}. How many {i} are left?", [("-", "b"), ("-", "c")]),
 ]
 
 TEST_SHARE = 5  # one problem in TEST_SHARE goes to the test split
+MAX_VALUE = 9  # operands 2..9: single-digit arithmetic a tiny model learns in a minute
 
 
 def _in_test_split(question: str) -> bool:
@@ -50,7 +53,7 @@ def solve_steps(a: int, steps: list[tuple[str, int]]) -> list[tuple[int, str, in
 
 
 def write_steps(steps: list[tuple[int, str, int, int]]) -> str:
-    """The worked solution: one line per step.
+    r"""The worked solution: one line per step.
 
     >>> write_steps([(5, '+', 3, 8), (8, '-', 2, 6)])
     '5 + 3 = 8\n8 - 2 = 6'
@@ -66,22 +69,24 @@ def _draw(rng: random.Random, max_value: int) -> dict:
         if all(result >= 0 for *_, result in steps):
             break
     question = story.format(n=rng.choice(NAMES), i=rng.choice(ITEMS), **values)
-    return {
-        "question": question,
-        "answer": str(steps[-1][3]),
-        "reasoning": write_steps(steps),
-    }
+    return {"question": question, "answer": str(steps[-1][3]), "reasoning": write_steps(steps), "steps": steps}
 
 
-def generate_problems(split: str, size: int, seed: int, max_value: int = 50) -> list[dict]:
+def generate_problems(
+    split: str, size: int, seed: int, max_value: int = MAX_VALUE, teacher_error_rate: float = 0.0
+) -> list[dict]:
     """Return ``size`` distinct problems of ``split`` ("train" or "test"), the same for the same seed.
 
-    Rows have ``question``, ``answer`` (the gold number as text) and ``reasoning`` (the steps,
-    one per line; the recipe's completion template wraps them in its think/answer format).
+    Rows have ``question``, ``answer`` (the gold number as text), ``reasoning`` (the steps, one
+    per line) and ``final`` (the answer the worked solution ends with). With
+    ``teacher_error_rate`` > 0, that share of the two-step solutions ends with the first step's
+    result instead of the last: an imperfect teacher, like the distilled traces a cold start
+    learns from. ``answer`` always stays the true gold.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
     rng = random.Random(f"{seed}-{split}")
+    noise = random.Random(f"{seed}-{split}-teacher")
     rows, seen = [], set()
     # Give up rather than loop forever when the space of problems is smaller than asked.
     for _ in range(size * 200):
@@ -91,6 +96,9 @@ def generate_problems(split: str, size: int, seed: int, max_value: int = 50) -> 
         if row["question"] in seen or _in_test_split(row["question"]) != (split == "test"):
             continue
         seen.add(row["question"])
+        steps = row.pop("steps")
+        wrong = len(steps) > 1 and noise.random() < teacher_error_rate
+        row["final"] = str(steps[0][3]) if wrong else row["answer"]
         rows.append(row)
     if len(rows) < size:
         raise ValueError(f"only {len(rows)} distinct {split} problems with max_value={max_value}; ask for fewer")
@@ -101,5 +109,5 @@ def corpus_text() -> list[str]:
     """Every word the generator can write, for training the demo tokenizer."""
     rng = random.Random(0)
     texts = [story for story, _ in TEMPLATES] + NAMES + ITEMS
-    texts += [_draw(rng, 99)["question"] + "\n" + _draw(rng, 99)["reasoning"] for _ in range(2000)]
+    texts += [_draw(rng, 20)["question"] + "\n" + _draw(rng, 20)["reasoning"] for _ in range(2000)]
     return texts

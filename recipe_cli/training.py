@@ -52,7 +52,7 @@ def device_defaults(settings: dict[str, Any]) -> dict[str, Any]:
         return {}
     if settings.get("bf16"):
         raise RecipeError("trainer.bf16 is true but there is no GPU; remove it (or set bf16: false) to train on CPU")
-    defaults = {"bf16": False}
+    defaults = {"bf16": False, "dataloader_pin_memory": False}
     if "gradient_checkpointing" not in settings:
         defaults["gradient_checkpointing"] = False
     return defaults

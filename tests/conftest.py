@@ -23,7 +23,11 @@ TINY_RECIPE = {
     },
     "grpo": {
         "dataset": {"adapter": "arithmetic", "split": "train", "max_samples": 32},
-        "rewards": [{"name": "accuracy"}, {"name": "format", "weight": 0.5}],
+        "rewards": [
+            {"name": "accuracy"},
+            {"name": "format", "weight": 0.5},
+            {"name": f"{Path(__file__).parent / 'shaping_rewards.py'}:closeness_to_length", "params": {"target": 10}},
+        ],
         "trainer": {
             "max_steps": 2,
             "per_device_train_batch_size": 8,

@@ -42,7 +42,9 @@ def test_validate_prints_the_plan(recipe_dict, write_recipe):
     ],
 )
 @pytest.mark.parametrize("command", ["validate", "sft", "grpo", "eval", "run"])
-def test_invalid_recipe_exits_2_without_traceback_or_files(recipe_dict, write_recipe, tmp_path, mutate, expected, command):
+def test_invalid_recipe_exits_2_without_traceback_or_files(
+    recipe_dict, write_recipe, tmp_path, mutate, expected, command
+):
     mutate(recipe_dict)
     result = invoke(command, write_recipe(recipe_dict))
     assert result.exit_code == 2

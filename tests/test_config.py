@@ -120,7 +120,7 @@ def test_overrides_reach_nested_keys_and_lists(recipe_dict, write_recipe):
     ("override", "expected"),
     [
         ("grpo.trainer.max_steps", "write it as key.path=value"),
-        ("grpo.rewards.5.weight=1", "'5' is not an index of the 2-item list"),
+        ("grpo.rewards.5.weight=1", "'5' is not an index of the 3-item list"),
         ("seed.x=1", "'seed' is a value, not a section"),
     ],
 )

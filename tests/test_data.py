@@ -42,9 +42,24 @@ def test_gsm8k_release_loads_through_the_adapter():
 def test_openthoughts_adapter(tmp_path):
     response = "<|begin_of_thought|>\nthink hard\n<|end_of_thought|>\n\n<|begin_of_solution|>\nSo \\boxed{5}\n<|end_of_solution|>"
     rows = [
-        {"problem": "P1", "solution": "\\boxed{5}", "correct": True, "messages": [{"role": "user", "content": "P1"}, {"role": "assistant", "content": response}]},
-        {"problem": "P2", "solution": "\\boxed{6}", "correct": False, "messages": [{"role": "assistant", "content": response}]},
-        {"problem": "P3", "solution": "\\boxed{7}", "correct": True, "conversations": [{"from": "assistant", "value": response}]},
+        {
+            "problem": "P1",
+            "solution": "\\boxed{5}",
+            "correct": True,
+            "messages": [{"role": "user", "content": "P1"}, {"role": "assistant", "content": response}],
+        },
+        {
+            "problem": "P2",
+            "solution": "\\boxed{6}",
+            "correct": False,
+            "messages": [{"role": "assistant", "content": response}],
+        },
+        {
+            "problem": "P3",
+            "solution": "\\boxed{7}",
+            "correct": True,
+            "conversations": [{"from": "assistant", "value": response}],
+        },
     ]
     path = write_jsonl(tmp_path / "ot.jsonl", rows)
     examples = load_examples(DatasetSettings(path=path, adapter="openthoughts"), seed=0)
@@ -61,7 +76,9 @@ def test_columns_adapter_maps_names(tmp_path):
 
 def test_missing_column_names_the_fix(tmp_path):
     path = write_jsonl(tmp_path / "d.jsonl", [{"problem": "1+1?", "target": 2}])
-    with pytest.raises(RecipeError, match=r"no column 'question' \(for question\).*columns are \['problem', 'target'\]"):
+    with pytest.raises(
+        RecipeError, match=r"no column 'question' \(for question\).*columns are \['problem', 'target'\]"
+    ):
         load_examples(DatasetSettings(path=path), seed=0)
 
 
@@ -87,4 +104,6 @@ def test_sft_rows_use_the_completion_template(recipe_dict):
     row = {"question": "Q?", "answer": "4", "reasoning": "2 + 2 = 4", "final": "4"}
     example = sft_rows([row], recipe)[0]
     assert example["prompt"] == build_messages("Q?", recipe.prompt)
-    assert example["completion"] == [{"role": "assistant", "content": "<think>\n2 + 2 = 4\n</think>\n<answer>4</answer>"}]
+    assert example["completion"] == [
+        {"role": "assistant", "content": "<think>\n2 + 2 = 4\n</think>\n<answer>4</answer>"}
+    ]

@@ -1,0 +1,42 @@
+"""Check that the demo run learned: SFT beats the base model and GRPO beats SFT by 10+ points.
+
+Usage: python scripts/check_demo.py runs/demo
+Reads runs/demo/eval/{base,sft,grpo}.json, prints them side by side, exits 1 if a claim fails.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+MIN_PROBLEMS = 200
+MIN_GRPO_GAIN = 0.10  # GRPO over SFT, in accuracy (10 points)
+
+
+def main(run_dir: str) -> int:
+    folder = Path(run_dir) / "eval"
+    try:
+        runs = {label: json.loads((folder / f"{label}.json").read_text()) for label in ("base", "sft", "grpo")}
+    except FileNotFoundError as error:
+        print(f"missing eval summary: {error.filename}; run `recipe run recipes/demo.yaml` first")
+        return 1
+    print(f"{'stage':<6} {'n':>5} {'accuracy':>9} {'format':>7}")
+    for label, summary in runs.items():
+        print(f"{label:<6} {summary['n']:>5} {summary['accuracy']:>9.1%} {summary['format_rate']:>7.1%}")
+    base, sft, grpo = (runs[label]["accuracy"] for label in ("base", "sft", "grpo"))
+    checks = [
+        (all(s["n"] >= MIN_PROBLEMS for s in runs.values()), f"every eval covers at least {MIN_PROBLEMS} problems"),
+        (sft > base, "SFT beats the base model"),
+        (
+            grpo >= sft + MIN_GRPO_GAIN,
+            f"GRPO beats SFT by at least {MIN_GRPO_GAIN * 100:.0f} points ({grpo - sft:+.1%})",
+        ),
+    ]
+    for ok, claim in checks:
+        print(f"{'ok  ' if ok else 'FAIL'} {claim}")
+    return 0 if all(ok for ok, _ in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "runs/demo"))
