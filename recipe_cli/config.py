@@ -68,11 +68,11 @@ class TinyModelSettings(Strict):
 class ModelSettings(Strict):
     """The starting model: a Hub id or local folder (``path``), or a tiny model built locally (``tiny``)."""
 
-    path: str | None = None
+    path: str | None = None  # Hub id (Qwen/Qwen2.5-0.5B-Instruct) or a local model folder
     tiny: TinyModelSettings | None = None
-    revision: str | None = None
-    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
-    attn_implementation: str | None = None
+    revision: str | None = None  # Hub branch, tag or commit of `path`
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"  # auto: bf16 on a GPU that has it, else fp32
+    attn_implementation: str | None = None  # e.g. sdpa, flash_attention_2
     trust_remote_code: bool = False
     lora: LoraSettings | None = None
 
@@ -86,14 +86,15 @@ class ModelSettings(Strict):
 class DatasetSettings(Strict):
     """Where a stage's examples come from and how their columns map to question/answer/reasoning."""
 
-    path: str | None = None
-    adapter: Literal["gsm8k", "openthoughts", "columns", "arithmetic"] | None = None
-    config: str | None = None
+    path: str | None = None  # Hub id or local .json/.jsonl/.parquet/.csv file (or folder)
+    adapter: Literal["gsm8k", "openthoughts", "columns", "arithmetic"] | None = None  # default: from `path`
+    config: str | None = None  # Hub dataset config; gsm8k defaults to "main"
     split: str = "train"
-    columns: dict[str, str] = {}
-    max_samples: int | None = Field(None, gt=0)
-    max_prompt_tokens: int | None = Field(None, gt=0)
-    only_correct: bool = True
+    columns: dict[str, str] = {}  # role -> column: question, answer (the gold), reasoning (worked solution)
+    max_samples: int | None = Field(None, gt=0)  # the first N usable rows
+    max_prompt_tokens: int | None = Field(None, gt=0)  # drop rows whose rendered prompt is longer
+    only_correct: bool = True  # openthoughts: keep only traces marked correct
+    # arithmetic: share of two-step worked solutions whose answer is the first step's result (a noisy teacher)
     teacher_error_rate: float = Field(0.0, ge=0.0, le=1.0)
 
     @model_validator(mode="after")
@@ -170,17 +171,17 @@ class EvalSettings(Strict):
     """Greedy evaluation on a held-out split, scored with the accuracy reward's answer checker."""
 
     dataset: DatasetSettings
-    max_new_tokens: int = Field(512, gt=0)
-    batch_size: int = Field(64, gt=0)
+    max_new_tokens: int = Field(512, gt=0)  # a completion that reaches it counts as truncated
+    batch_size: int = Field(64, gt=0)  # prompts generated together (sorted by length, left-padded)
 
 
 class PushSettings(Strict):
     """Publishing the final checkpoint to the Hugging Face Hub."""
 
-    repo_id: str
+    repo_id: str  # user-or-org/model-name
     private: bool = True
-    stage: Literal["sft", "grpo"] | None = None
-    revision: str | None = None
+    stage: Literal["sft", "grpo"] | None = None  # default: the last stage that finished
+    revision: str | None = None  # a branch to push to, created if missing; default: main
 
     @field_validator("repo_id")
     @classmethod
@@ -193,8 +194,8 @@ class PushSettings(Strict):
 class Recipe(Strict):
     """A whole run: the starting model, the prompt, and the stages to run in order."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*$")
-    seed: int = 42
+    name: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*$")  # names the run folder runs_dir/name
+    seed: int = 42  # TRL's seed for both stages, the tiny model's init, generated data
     runs_dir: str = "runs"
     model: ModelSettings
     prompt: PromptSettings = Field(default_factory=PromptSettings)

@@ -52,7 +52,7 @@ def render_model_card(recipe: Recipe, stage: str, base_model: str) -> str:
 def push_checkpoint(recipe: Recipe) -> str:
     """Upload the final stage's checkpoint and its model card in one commit; return the commit URL."""
     from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError
+    from huggingface_hub.errors import HfHubHTTPError, HTTPError
 
     settings = recipe.push
     run = RunFolder(recipe)
@@ -61,12 +61,12 @@ def push_checkpoint(recipe: Recipe) -> str:
     if entry is None:
         raise RecipeError(f"no finished {stage or 'training'} checkpoint in {run.root}; run the training stages first")
     folder = Path(entry["path"])
+    from huggingface_hub import get_token
+
+    if get_token() is None:
+        raise RecipeError("not logged in to the Hugging Face Hub; run `hf auth login` or set HF_TOKEN, then push again")
     (folder / "README.md").write_text(render_model_card(recipe, stage, entry["base_model"]))
     api = HfApi()
-    try:
-        api.whoami()
-    except Exception as error:
-        raise RecipeError(f"not logged in to the Hub ({error}); run `hf auth login` or set HF_TOKEN") from error
     try:
         api.create_repo(settings.repo_id, private=settings.private, exist_ok=True)
         if settings.revision:
@@ -80,4 +80,6 @@ def push_checkpoint(recipe: Recipe) -> str:
         )
     except HfHubHTTPError as error:
         raise RecipeError(f"push to {settings.repo_id} failed: {str(error).splitlines()[0]}") from error
+    except (HTTPError, OSError) as error:  # connection refused, DNS, timeouts (httpx errors)
+        raise RecipeError(f"cannot reach the Hub to push {settings.repo_id}: {error}; check your network") from error
     return commit.commit_url

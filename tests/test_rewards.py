@@ -131,7 +131,9 @@ def test_rewards_are_thread_safe():
     golds = [r"\frac{2}{4}", "7"] * 20
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(
-            pool.map(lambda pair: reward(completions=[pair[0]], answer=[pair[1]])[0], zip(completions, golds, strict=True))
+            pool.map(
+                lambda pair: reward(completions=[pair[0]], answer=[pair[1]])[0], zip(completions, golds, strict=True)
+            )
         )
     assert results == [1.0] * 40
 
