@@ -106,6 +106,9 @@ def _train(recipe: Recipe, stage: str) -> Path:
     if getattr(recipe, stage) is None:
         raise RecipeError(f"the recipe has no `{stage}:` section; add one to run this stage")
     _quiet_libraries()
+    from recipe_cli.runs import RunFolder
+
+    RunFolder(recipe).save_recipe()
     if stage == "sft":
         from recipe_cli.sft import run_sft as run_stage
     else:
@@ -232,7 +235,6 @@ def run(recipe: RecipeArg, overrides: SetOption = None):
         from recipe_cli.training import prepare_base_model
 
         run_folder = RunFolder(loaded)
-        run_folder.save_recipe()
         started = time.perf_counter()
         summaries = []
         if loaded.eval is not None:

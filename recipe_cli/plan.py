@@ -38,6 +38,8 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
         data = settings.dataset
         source = data.path or "generated arithmetic problems"
         limit = f", at most {data.max_samples}" if data.max_samples else ""
+        if data.teacher_error_rate:
+            limit += f", teacher error rate {data.teacher_error_rate:g}"
         console.print(f"{stage} data: {source} (adapter {data.adapter}), split {data.split}{limit}")
     if recipe.grpo is not None:
         rewards = ", ".join(
