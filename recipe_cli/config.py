@@ -27,7 +27,6 @@ DEFAULT_SYSTEM_PROMPT = (
     "process and the answer are enclosed within <think> </think> and <answer> </answer> tags, respectively."
 )
 DEFAULT_COMPLETION = "<think>\n{reasoning}\n</think>\n<answer>{answer}</answer>"
-ADAPTERS = ("gsm8k", "openthoughts", "columns", "arithmetic")
 # Hub ids recognised by their adapter; any other dataset is read through its column mapping.
 KNOWN_DATASETS = {"openai/gsm8k": "gsm8k", "gsm8k": "gsm8k", "open-r1/OpenThoughts-114k-math": "openthoughts"}
 LOCAL_DATA_SUFFIXES = (".json", ".jsonl", ".parquet", ".csv")
@@ -405,12 +404,6 @@ def check_recipe(recipe: Recipe) -> list[str]:
         settings = getattr(recipe, stage)
         if settings is not None:
             problems += _check_dataset(settings.dataset, f"{stage}.dataset")
-    if recipe.sft is not None and recipe.sft.dataset.adapter == "columns":
-        if "reasoning" not in recipe.sft.dataset.columns and "{reasoning}" in recipe.sft.completion:
-            problems.append(
-                "sft.dataset.columns: map 'reasoning' to the column holding the worked solution "
-                "(the completion template uses {reasoning})"
-            )
     if recipe.push is not None and recipe.push.stage is not None and getattr(recipe, recipe.push.stage) is None:
         problems.append(f"push.stage: the recipe has no `{recipe.push.stage}` section to push")
     if recipe.push is not None and not recipe.training_stages:

@@ -107,6 +107,7 @@ def evaluate_model(recipe: Recipe, model_path: str, label: str, limit: int | Non
         "lora": is_adapter(model_path),
         "dataset": settings.dataset.path or settings.dataset.adapter,
         "split": settings.dataset.split,
+        "seed": recipe.seed,
         "n": n,
         "accuracy": sum(s["correct"] for s in samples) / n,
         "format_rate": sum(s["format_ok"] for s in samples) / n,

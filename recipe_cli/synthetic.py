@@ -77,11 +77,11 @@ def generate_problems(
 ) -> list[dict]:
     """Return ``size`` distinct problems of ``split`` ("train" or "test"), the same for the same seed.
 
-    Rows have ``question``, ``answer`` (the gold number as text), ``reasoning`` (the steps, one
-    per line) and ``final`` (the answer the worked solution ends with). With
-    ``teacher_error_rate`` > 0, that share of the two-step solutions ends with the first step's
-    result instead of the last: an imperfect teacher, like the distilled traces a cold start
-    learns from. ``answer`` always stays the true gold.
+    Rows have ``question``, ``answer`` (the gold number as text), and the teacher's worked
+    solution: ``reasoning`` (the steps, one per line) and ``final`` (the answer it ends with).
+    With ``teacher_error_rate`` > 0, that share of the two-step solutions works both steps but
+    answers the first step's result: an imperfect teacher, like the distilled traces a cold
+    start learns from. ``answer`` always stays the true gold.
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
@@ -97,8 +97,8 @@ def generate_problems(
             continue
         seen.add(row["question"])
         steps = row.pop("steps")
-        wrong = len(steps) > 1 and noise.random() < teacher_error_rate
-        row["final"] = str(steps[0][3]) if wrong else row["answer"]
+        slip = len(steps) > 1 and noise.random() < teacher_error_rate
+        row["final"] = str(steps[0][3]) if slip else row["answer"]
         rows.append(row)
     if len(rows) < size:
         raise ValueError(f"only {len(rows)} distinct {split} problems with max_value={max_value}; ask for fewer")

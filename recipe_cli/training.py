@@ -41,29 +41,34 @@ def prepare_base_model(recipe: Recipe, run: RunFolder) -> str:
 
 
 def device_defaults(settings: dict[str, Any]) -> dict[str, Any]:
-    """TRL defaults that cannot run on this machine, replaced unless the recipe set them.
+    """TRL defaults that do not fit this machine, replaced unless the recipe set them.
 
-    TRL configs default to ``bf16=True`` (which raises without a GPU) and gradient checkpointing
-    (1.5-2.5x slower for small models on CPU). On a CPU-only machine both are switched off.
+    TRL configs default to ``bf16=True`` (which raises without a GPU) and to activation
+    checkpointing (1.5-2.5x slower for small models on CPU). Without a GPU both are switched off.
     """
     import torch
 
-    if torch.cuda.is_available():
-        return {}
-    if settings.get("bf16"):
+    on_gpu = torch.cuda.is_available()
+    if not on_gpu and settings.get("bf16"):
         raise RecipeError("trainer.bf16 is true but there is no GPU; remove it (or set bf16: false) to train on CPU")
-    defaults = {"bf16": False, "dataloader_pin_memory": False}
-    if "gradient_checkpointing" not in settings:
-        defaults["gradient_checkpointing"] = False
+    defaults = {} if on_gpu else {"bf16": False, "dataloader_pin_memory": False}
+    # transformers 5 renamed gradient_checkpointing to activation_checkpointing; pass the new name
+    # so the recipe's (or TRL's) choice holds without a deprecation warning at every run.
+    if "activation_checkpointing" not in settings:
+        defaults["activation_checkpointing"] = settings.get("gradient_checkpointing", on_gpu)
     return defaults
 
 
 def trainer_config(config_class, recipe: Recipe, stage: str, output_dir: Path, extra: dict[str, Any] | None = None):
     """Build a TRL config fresh from the recipe (configs do not round-trip through to_dict/replace)."""
     settings = dict(getattr(recipe, stage).trainer)
+    defaults = device_defaults(settings)
+    if "activation_checkpointing" in defaults:
+        settings.pop("gradient_checkpointing", None)
     values = {
         "report_to": "none",
-        **device_defaults(settings),
+        "disable_tqdm": False,  # the CLI quiets transformers' logging, which would hide the progress bar too
+        **defaults,
         **settings,
         **(extra or {}),
         "output_dir": str(output_dir),

@@ -107,3 +107,22 @@ def test_sft_rows_use_the_completion_template(recipe_dict):
     assert example["completion"] == [
         {"role": "assistant", "content": "<think>\n2 + 2 = 4\n</think>\n<answer>4</answer>"}
     ]
+
+
+def test_teacher_error_rate_slips_only_the_final_answer_of_two_step_problems():
+    rows = generate_problems("train", 1000, seed=3, teacher_error_rate=0.5)
+    two_step = [r for r in rows if "\n" in r["reasoning"]]
+    slipped = [r for r in two_step if r["final"] != r["answer"]]
+    assert 0.4 < len(slipped) / len(two_step) < 0.6
+    for row in slipped:
+        first_result = row["reasoning"].splitlines()[0].rsplit("= ", 1)[1]
+        assert row["final"] == first_result
+        assert row["reasoning"].endswith(f"= {row['answer']}")  # the steps stay right
+    assert all(r["final"] == r["answer"] for r in rows if "\n" not in r["reasoning"])
+    clean = generate_problems("train", 1000, seed=3)
+    assert [r["question"] for r in clean] == [r["question"] for r in rows]  # same problems, noise aside
+
+
+def test_teacher_error_rate_belongs_to_the_arithmetic_adapter():
+    with pytest.raises(ValueError, match="applies to `adapter: arithmetic` only"):
+        DatasetSettings(path="openai/gsm8k", teacher_error_rate=0.5)
