@@ -48,12 +48,17 @@ def split_openthoughts_response(text: str) -> tuple[str, str] | None:
 
 
 def _assistant_turn(row: dict) -> str | None:
-    for message in row.get("messages") or []:
-        if message.get("role") == "assistant":
-            return message.get("content")
-    for message in row.get("conversations") or []:
+    """The R1 generation of an OpenThoughts row: the last assistant turn of ``conversations``.
+
+    In open-r1/OpenThoughts-114k-math, ``messages`` holds NuminaMath's reference solution, not
+    R1's trace, so it is only a fallback for copies that keep the trace there.
+    """
+    for message in reversed(row.get("conversations") or []):
         if message.get("from") in ("assistant", "gpt"):
             return message.get("value")
+    for message in reversed(row.get("messages") or []):
+        if message.get("role") == "assistant":
+            return message.get("content")
     return None
 
 

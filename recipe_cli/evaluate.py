@@ -44,6 +44,7 @@ def generate_greedy(model, tokenizer, prompts: list[str], max_new_tokens: int, b
                 max_new_tokens=max_new_tokens,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=sorted(eos),
+                repetition_penalty=1.0,  # plain greedy, whatever the model's generation_config suggests
                 temperature=None,
                 top_p=None,
                 top_k=None,
@@ -70,8 +71,12 @@ def evaluate_model(recipe: Recipe, model_path: str, label: str, limit: int | Non
     rows = load_examples(settings.dataset, recipe.seed)
     if limit is not None:
         rows = rows[:limit]
+    import torch
+
     tokenizer = load_tokenizer(model_path, recipe.model)
     model = load_causal_lm(model_path, recipe.model, merge=True)
+    if torch.cuda.is_available():
+        model = model.to("cuda")
     conversations = prompt_rows(rows, recipe.prompt)
     prompts = [
         tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)

@@ -46,7 +46,9 @@ def test_openthoughts_adapter(tmp_path):
             "problem": "P1",
             "solution": "\\boxed{5}",
             "correct": True,
-            "messages": [{"role": "user", "content": "P1"}, {"role": "assistant", "content": response}],
+            # as in open-r1/OpenThoughts-114k-math: messages hold NuminaMath's solution, conversations R1's trace
+            "messages": [{"role": "user", "content": "P1"}, {"role": "assistant", "content": "Numina: \\boxed{5}"}],
+            "conversations": [{"from": "user", "value": "P1"}, {"from": "assistant", "value": response}],
         },
         {
             "problem": "P2",
