@@ -230,6 +230,10 @@ def run(recipe: RecipeArg, overrides: SetOption = None):
 
     def body():
         loaded = _load(recipe, overrides)
+        if loaded.push is not None:
+            from recipe_cli.hub import require_token
+
+            require_token()  # before hours of training, not after
         _quiet_libraries()
         from recipe_cli.runs import RunFolder
         from recipe_cli.training import prepare_base_model

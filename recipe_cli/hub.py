@@ -49,6 +49,14 @@ def render_model_card(recipe: Recipe, stage: str, base_model: str) -> str:
     return "\n".join(lines)
 
 
+def require_token() -> None:
+    """Fail now, not after training, when there is no Hub token to push with."""
+    from huggingface_hub import get_token
+
+    if get_token() is None:
+        raise RecipeError("not logged in to the Hugging Face Hub; run `hf auth login` or set HF_TOKEN, then push again")
+
+
 def push_checkpoint(recipe: Recipe) -> str:
     """Upload the final stage's checkpoint and its model card in one commit; return the commit URL."""
     from huggingface_hub import HfApi
@@ -61,10 +69,7 @@ def push_checkpoint(recipe: Recipe) -> str:
     if entry is None:
         raise RecipeError(f"no finished {stage or 'training'} checkpoint in {run.root}; run the training stages first")
     folder = Path(entry["path"])
-    from huggingface_hub import get_token
-
-    if get_token() is None:
-        raise RecipeError("not logged in to the Hugging Face Hub; run `hf auth login` or set HF_TOKEN, then push again")
+    require_token()
     (folder / "README.md").write_text(render_model_card(recipe, stage, entry["base_model"]))
     api = HfApi()
     try:

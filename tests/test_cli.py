@@ -96,3 +96,13 @@ def test_push_without_a_trained_stage(recipe_dict, write_recipe):
 def test_every_shipped_recipe_validates(path):
     result = invoke("validate", path)
     assert result.exit_code == 0, result.output
+
+
+def test_run_with_push_but_no_token_stops_before_training(recipe_dict, write_recipe, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    recipe_dict["push"] = {"repo_id": "someone/tiny"}
+    result = invoke("run", write_recipe(recipe_dict))
+    assert result.exit_code == 2
+    assert "not logged in" in result.output
+    assert not (tmp_path / "runs").exists()
