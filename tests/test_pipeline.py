@@ -85,3 +85,26 @@ def test_lora_sft_then_grpo_continues_the_adapter(recipe_dict, write_recipe, tmp
     recipe_dict["eval"] = {"dataset": {"adapter": "arithmetic", "split": "test", "max_samples": 4}, "max_new_tokens": 8}
     output = run_ok("eval", write_recipe(recipe_dict), "--model", run_dir / "grpo")
     assert "grpo" in output
+
+
+def test_batched_greedy_equals_one_at_a_time(recipe_dict):
+    """Left padding must not change what greedy decoding writes (right padding would)."""
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.evaluate import generate_greedy
+    from recipe_cli.models import load_causal_lm, load_tokenizer
+    from recipe_cli.runs import RunFolder
+    from recipe_cli.synthetic import generate_problems
+    from recipe_cli.training import prepare_base_model
+
+    recipe = validate_recipe(recipe_dict)
+    path = prepare_base_model(recipe, RunFolder(recipe))
+    tokenizer, model = load_tokenizer(path, recipe.model), load_causal_lm(path, recipe.model)
+    questions = [p["question"] for p in generate_problems("test", 6, seed=1)]
+    prompts = [
+        tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False, add_generation_prompt=True)
+        for q in questions
+    ]
+    batched, _ = generate_greedy(model, tokenizer, prompts, max_new_tokens=12, batch_size=6)
+    single, _ = generate_greedy(model, tokenizer, prompts, max_new_tokens=12, batch_size=1)
+    assert len({len(tokenizer(p)["input_ids"]) for p in prompts}) > 1  # the batch really needs padding
+    assert batched == single
