@@ -113,7 +113,7 @@ class DatasetSettings(Strict):
             raise ValueError("`teacher_error_rate` applies to `adapter: arithmetic` only; remove it")
         elif self.path is None:
             raise ValueError(f"`adapter: {self.adapter}` needs `path` (Hub id or local file)")
-        if self.adapter == "gsm8k" and self.config is None and not _is_local(self.path):
+        if self.adapter == "gsm8k" and self.config is None and not is_local_path(self.path):
             self.config = "main"
         unknown = set(self.columns) - {"question", "answer", "reasoning"}
         if unknown:
@@ -225,7 +225,8 @@ def _check_placeholders(template: str, allowed: set[str], required: set[str]) ->
         raise ValueError(f"the template must contain {', '.join('{' + n + '}' for n in sorted(missing))}")
 
 
-def _is_local(path: str | None) -> bool:
+def is_local_path(path: str | None) -> bool:
+    """Whether ``path`` names something on disk (or is written like a path), rather than a Hub id."""
     if path is None:
         return False
     return Path(path).expanduser().exists() or path.startswith((".", "/", "~")) or path.endswith(LOCAL_DATA_SUFFIXES)
@@ -392,9 +393,9 @@ def _check_rewards(grpo: Any) -> list[str]:
 def check_recipe(recipe: Recipe) -> list[str]:
     """Checks across fields and against the outside world (local files)."""
     problems = []
-    if recipe.model.path is not None and not _is_local(recipe.model.path) and not HUB_ID.match(recipe.model.path):
+    if recipe.model.path is not None and not is_local_path(recipe.model.path) and not HUB_ID.match(recipe.model.path):
         problems.append(f"model.path: '{recipe.model.path}' is neither a local folder nor a Hub id")
-    elif recipe.model.path is not None and _is_local(recipe.model.path):
+    elif recipe.model.path is not None and is_local_path(recipe.model.path):
         folder = Path(recipe.model.path).expanduser()
         if not folder.is_dir():
             problems.append(f"model.path: '{recipe.model.path}' does not exist; give a model folder or a Hub id")
@@ -412,7 +413,7 @@ def check_recipe(recipe: Recipe) -> list[str]:
 
 
 def _check_dataset(dataset: DatasetSettings, where: str) -> list[str]:
-    if dataset.path is None or not _is_local(dataset.path):
+    if dataset.path is None or not is_local_path(dataset.path):
         if dataset.path is not None and not HUB_ID.match(dataset.path):
             return [f"{where}.path: '{dataset.path}' is neither a local file nor a Hub dataset id"]
         return []

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 
 from recipe_cli.answers import find_boxed
-from recipe_cli.config import LOCAL_DATA_SUFFIXES, DatasetSettings, PromptSettings, Recipe, _is_local
+from recipe_cli.config import LOCAL_DATA_SUFFIXES, DatasetSettings, PromptSettings, Recipe, is_local_path
 from recipe_cli.errors import RecipeError
 from recipe_cli.synthetic import generate_problems
 
@@ -68,7 +68,7 @@ def load_raw(settings: DatasetSettings):
 
     path = settings.path
     try:
-        if _is_local(path) and Path(path).is_file():
+        if is_local_path(path) and Path(path).is_file():
             builder = _BUILDERS[Path(path).suffix] if Path(path).suffix in _BUILDERS else None
             if builder is None:
                 raise RecipeError(f"dataset '{path}': use a {'/'.join(LOCAL_DATA_SUFFIXES)} file")

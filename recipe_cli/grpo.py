@@ -36,7 +36,7 @@ def run_grpo(recipe: Recipe) -> Path:
     rewards = [get_reward(reward.name, **reward.params) for reward in recipe.grpo.rewards]
     weights = [reward.weight for reward in recipe.grpo.rewards]
     output = run.stage_dir("grpo")
-    config = trainer_config(GRPOConfig, recipe, "grpo", output, extra={"reward_weights": weights})
+    config = trainer_config(GRPOConfig, recipe, "grpo", extra={"reward_weights": weights})
     clear_stage_dir(output)
     continues_adapter = is_adapter(start)
     model = load_causal_lm(start, recipe.model, trainable_adapter=continues_adapter)

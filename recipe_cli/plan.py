@@ -13,7 +13,7 @@ from rich.text import Text
 from recipe_cli.config import Recipe, generation_batch
 from recipe_cli.runs import RunFolder
 from recipe_cli.trainer_settings import non_default_settings
-from recipe_cli.training import effective_settings
+from recipe_cli.training import recipe_settings
 
 TRAINER_CLASSES = {"sft": "SFTConfig", "grpo": "GRPOConfig"}
 EXAMPLE_QUESTION = (  # the first GSM8K test problem
@@ -52,7 +52,7 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
         )
     for stage, class_name in TRAINER_CLASSES.items():
         if getattr(recipe, stage) is not None:
-            console.print(_settings_table(stage, class_name, effective_settings(recipe, stage)))
+            console.print(_settings_table(stage, class_name, recipe_settings(recipe, stage)))
     console.print(Panel(Text(render_example_prompt(recipe)), title="one prompt, as the model sees it", expand=False))
 
 

@@ -59,31 +59,30 @@ def device_defaults(settings: dict[str, Any]) -> dict[str, Any]:
     return defaults
 
 
-def trainer_config(config_class, recipe: Recipe, stage: str, output_dir: Path, extra: dict[str, Any] | None = None):
+def recipe_settings(recipe: Recipe, stage: str) -> dict[str, Any]:
+    """What a stage hands to TRL before machine defaults: its ``trainer:`` mapping and what recipe owns.
+
+    ``recipe validate`` shows these (no torch import); ``trainer_config`` builds the config from them.
+    """
+    return {
+        "report_to": "none",
+        "disable_tqdm": False,  # the CLI quiets transformers' logging, which would hide the progress bar too
+        **getattr(recipe, stage).trainer,
+        "output_dir": str(RunFolder(recipe).stage_dir(stage)),
+        "seed": recipe.seed,
+    }
+
+
+def trainer_config(config_class, recipe: Recipe, stage: str, extra: dict[str, Any] | None = None):
     """Build a TRL config fresh from the recipe (configs do not round-trip through to_dict/replace)."""
-    settings = dict(getattr(recipe, stage).trainer)
+    settings = recipe_settings(recipe, stage)
     defaults = device_defaults(settings)
     if "activation_checkpointing" in defaults:
         settings.pop("gradient_checkpointing", None)
-    values = {
-        "report_to": "none",
-        "disable_tqdm": False,  # the CLI quiets transformers' logging, which would hide the progress bar too
-        **defaults,
-        **settings,
-        **(extra or {}),
-        "output_dir": str(output_dir),
-        "seed": recipe.seed,
-    }
     try:
-        return config_class(**values)
+        return config_class(**{**defaults, **settings, **(extra or {})})
     except ValueError as error:  # TRL's own cross-field checks, e.g. batch sizes
         raise RecipeError(f"{stage}.trainer: {error}") from error
-
-
-def effective_settings(recipe: Recipe, stage: str) -> dict[str, Any]:
-    """The settings a stage hands to TRL, as ``recipe validate`` shows them (no torch import)."""
-    settings = dict(getattr(recipe, stage).trainer)
-    return {"output_dir": str(RunFolder(recipe).stage_dir(stage)), "seed": recipe.seed, "report_to": "none", **settings}
 
 
 def save_final(trainer, output_dir: Path) -> None:

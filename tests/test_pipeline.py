@@ -108,3 +108,21 @@ def test_batched_greedy_equals_one_at_a_time(recipe_dict):
     single, _ = generate_greedy(model, tokenizer, prompts, max_new_tokens=12, batch_size=1)
     assert len({len(tokenizer(p)["input_ids"]) for p in prompts}) > 1  # the batch really needs padding
     assert batched == single
+
+
+def test_trainer_config_on_cpu_keeps_the_recipe_choices(recipe_dict):
+    from trl import SFTConfig
+
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.training import trainer_config
+
+    recipe_dict["sft"]["trainer"].update(bf16=False, gradient_checkpointing=True, report_to="none")
+    config = trainer_config(SFTConfig, validate_recipe(recipe_dict), "sft")
+    assert config.bf16 is False
+    assert config.activation_checkpointing is True  # the deprecated name still means what it said
+    assert config.seed == 7 and config.output_dir.endswith("runs/tiny/sft")
+
+    del recipe_dict["sft"]["trainer"]["gradient_checkpointing"]
+    config = trainer_config(SFTConfig, validate_recipe(recipe_dict), "sft")
+    if not torch.cuda.is_available():
+        assert config.activation_checkpointing is False  # TRL's default is on; it slows small models on CPU
