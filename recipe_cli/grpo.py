@@ -35,8 +35,8 @@ def run_grpo(recipe: Recipe) -> Path:
     )
     rewards = [get_reward(reward.name, **reward.params) for reward in recipe.grpo.rewards]
     weights = [reward.weight for reward in recipe.grpo.rewards]
-    output = run.stage_dir("grpo")
     config = trainer_config(GRPOConfig, recipe, "grpo", extra={"reward_weights": weights})
+    output = Path(config.output_dir)  # runs/<name>/<stage>, as recipe_settings set it
     clear_stage_dir(output)
     continues_adapter = is_adapter(start)
     model = load_causal_lm(start, recipe.model, trainable_adapter=continues_adapter)

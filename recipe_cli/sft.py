@@ -28,8 +28,8 @@ def run_sft(recipe: Recipe) -> Path:
     base = prepare_base_model(recipe, run)
     tokenizer = load_tokenizer(base, recipe.model)
     examples = drop_long_prompts(sft_rows(rows, recipe), tokenizer, recipe.sft.dataset.max_prompt_tokens, "sft.dataset")
-    output = run.stage_dir("sft")
     config = trainer_config(SFTConfig, recipe, "sft")
+    output = Path(config.output_dir)  # runs/<name>/<stage>, as recipe_settings set it
     clear_stage_dir(output)
     peft_config = lora_config(recipe.model.lora) if recipe.model.lora else None
     log.info("sft: %d examples from %s, starting from %s", len(examples), recipe.sft.dataset.path or "arithmetic", base)

@@ -30,7 +30,7 @@ TEMPLATES = [
 ]
 
 TEST_SHARE = 5  # one problem in TEST_SHARE goes to the test split
-MAX_VALUE = 9  # operands 2..9: single-digit arithmetic a tiny model learns in a minute
+MAX_VALUE = 9  # operands 2..9: single-digit arithmetic, which the demo's tiny model learns within its SFT budget
 
 
 def _in_test_split(question: str) -> bool:
