@@ -7,9 +7,18 @@ never touch sympy; LaTeX answers go through math-verify.
 
 from __future__ import annotations
 
+import atexit
+import functools
+import json
+import logging
+import os
 import re
+import select
+import subprocess
+import sys
 import threading
 from fractions import Fraction
+from pathlib import Path
 
 ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL)
 HASHES = re.compile(r"####\s*([^\n]*)")
@@ -22,6 +31,8 @@ PLAIN_NUMBER = re.compile(r"^-?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?$")
 NUMBER_DECORATION = re.compile(r"^[\s$€£]*|[\s.%]*$|\\[%$]|\\text\{[^}]*\}|\\!|\\,")
 FRACTION = re.compile(r"^(-?\d+)\s*/\s*(\d+)$")
 LATEX_FRACTION = re.compile(r"^(-?)\\d?frac\{(-?\d+)\}\{(\d+)\}$")
+
+log = logging.getLogger(__name__)
 
 
 def find_boxed(text: str) -> str | None:
@@ -105,21 +116,137 @@ def parse_number(text: str) -> Fraction | None:
     return None
 
 
-def _math_verify(gold: str, answer: str) -> bool | None:
-    """LaTeX comparison through math-verify; None when the gold cannot be parsed."""
+LATEX_TIMEOUT_SECONDS = 5.0  # per comparison; sympy can spend hours on e.g. 9^{9^{9^9}}
+
+
+class _LatexJudges:
+    """A small pool of worker processes that run math-verify, each comparison bounded in time.
+
+    math-verify's own timeouts use ``signal.alarm``: they only work on the main thread (TRL may
+    call rewards from others) and cannot interrupt sympy while it is inside one long integer
+    operation. A worker process can always be killed, so a pathological answer costs at most the
+    time bound and then counts as wrong. Workers are plain subprocesses speaking JSON lines, so no
+    fork of a threaded parent and no re-import of the parent's ``__main__``.
+    """
+
+    def __init__(self, size: int):
+        self.size = size
+        self.idle: list[subprocess.Popen] = []
+        self.started = 0
+        self.lock = threading.Condition()
+        atexit.register(self.close)
+
+    def _spawn(self) -> subprocess.Popen:
+        package_root = str(Path(__file__).resolve().parent.parent)
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")]))}
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "recipe_cli.answers", "--serve"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+            env=env,
+        )
+        if _read_line(worker, 120.0) != "ready":  # importing sympy takes a second or two; not part of the bound
+            self._kill(worker)
+            raise RuntimeError("the math-verify worker process did not start")
+        return worker
+
+    def _acquire(self) -> subprocess.Popen:
+        with self.lock:
+            while not self.idle and self.started >= self.size:
+                self.lock.wait()
+            if self.idle:
+                return self.idle.pop()
+            self.started += 1
+        try:
+            return self._spawn()
+        except BaseException:
+            self._release(None)
+            raise
+
+    def _release(self, worker: subprocess.Popen | None) -> None:
+        with self.lock:
+            if worker is None:
+                self.started -= 1
+            else:
+                self.idle.append(worker)
+            self.lock.notify()
+
+    def _kill(self, worker: subprocess.Popen) -> None:
+        worker.kill()
+        worker.wait()
+
+    def compare(self, gold: str, answer: str, timeout: float) -> bool | None:
+        """math-verify's verdict on ``answer`` against ``gold``; False when it takes longer than ``timeout``."""
+        worker = self._acquire()
+        try:
+            worker.stdin.write(json.dumps([gold, answer]) + "\n")
+            worker.stdin.flush()
+            reply = _read_line(worker, timeout)
+        except (BrokenPipeError, OSError):
+            reply = None
+        if reply is None:  # too slow or dead: this worker is done for
+            self._kill(worker)
+            self._release(None)
+            log.warning("answer check stopped after %.1f s, counted as wrong: %.80s", timeout, answer)
+            return False
+        self._release(worker)
+        return json.loads(reply)
+
+    def close(self) -> None:
+        with self.lock:
+            for worker in self.idle:
+                worker.stdin.close()
+                self._kill(worker)
+            self.idle.clear()
+
+
+def _read_line(worker: subprocess.Popen, timeout: float) -> str | None:
+    """One line from a worker within ``timeout`` seconds, or None."""
+    ready, _, _ = select.select([worker.stdout], [], [], timeout)
+    if not ready:
+        return None
+    line = worker.stdout.readline()
+    return line.strip() if line else None
+
+
+_judges = _LatexJudges(size=min(4, os.cpu_count() or 1))
+
+
+@functools.lru_cache(maxsize=65536)
+def _math_verify(gold: str, answer: str, timeout: float) -> bool | None:
+    """LaTeX comparison through math-verify in a worker process; None when the gold cannot be parsed."""
+    return _judges.compare(gold, answer, timeout)
+
+
+def _verify_in_worker(gold: str, answer: str) -> bool | None:
     from math_verify import parse, verify
 
-    # math-verify bounds its time with signal.alarm, which only works on the main thread; TRL may
-    # call rewards from other threads, where the signal-free mode is the only one that runs.
-    on_main = threading.current_thread() is threading.main_thread()
-    limit = 5 if on_main else None
-    gold_parsed = parse(_as_latex(gold), parsing_timeout=limit)
+    gold_parsed = parse(_as_latex(gold))
     if not gold_parsed:
         return None
-    answer_parsed = parse(_as_latex(answer), parsing_timeout=limit)
+    answer_parsed = parse(_as_latex(answer))
     if not answer_parsed:
         return False
-    return bool(verify(gold_parsed, answer_parsed, timeout_seconds=limit))
+    return bool(verify(gold_parsed, answer_parsed))
+
+
+def _serve() -> None:
+    """The worker loop: ``[gold, answer]`` per line in, a JSON verdict per line out."""
+    import math_verify  # noqa: F401 - imported before "ready" so start-up is not charged to a comparison
+
+    sys.stdout.write("ready\n")
+    sys.stdout.flush()
+    for line in sys.stdin:
+        gold, answer = json.loads(line)
+        try:
+            verdict = _verify_in_worker(gold, answer)
+        except Exception:  # a parse or sympy failure is a wrong answer, not a dead worker
+            verdict = False
+        sys.stdout.write(json.dumps(verdict) + "\n")
+        sys.stdout.flush()
 
 
 def _as_latex(text: str) -> str:
@@ -129,8 +256,11 @@ def _as_latex(text: str) -> str:
     return f"${text}$"
 
 
-def check_answer(completion_answer: str | None, gold: str) -> bool | None:
+def check_answer(completion_answer: str | None, gold: str, timeout: float = LATEX_TIMEOUT_SECONDS) -> bool | None:
     """Whether an extracted answer equals the gold; None when the gold itself cannot be read.
+
+    Plain numbers are compared exactly here; anything else goes to math-verify in a worker
+    process and counts as wrong when it takes longer than ``timeout`` seconds.
 
     >>> check_answer("1,000", "1000"), check_answer("999", "1000"), check_answer(None, "5")
     (True, False, False)
@@ -149,14 +279,20 @@ def check_answer(completion_answer: str | None, gold: str) -> bool | None:
             return last == gold_number
     if not gold:
         return None
-    return _math_verify(gold, completion_answer)
+    return _math_verify(gold, completion_answer, timeout)
 
 
 def _looks_like_latex(text: str) -> bool:
     return "\\" in text or "^" in text or "{" in text
 
 
-def score_completion(completion: str, gold: str) -> tuple[str | None, bool | None]:
+def score_completion(
+    completion: str, gold: str, timeout: float = LATEX_TIMEOUT_SECONDS
+) -> tuple[str | None, bool | None]:
     """Extract the answer from a completion and check it: ``(extracted, correct)``."""
     extracted = extract_answer(completion)
-    return extracted, check_answer(extracted, gold)
+    return extracted, check_answer(extracted, gold, timeout)
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--serve"]:
+    _serve()

@@ -19,6 +19,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from recipe_cli.errors import RecipeError
+from recipe_cli.trainer_fields import trainer_fields
 from recipe_cli.trainer_settings import REMOVED_KEYS, check_trainer_settings, suggest
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -382,12 +383,23 @@ def _check_rewards(grpo: Any) -> list[str]:
     from recipe_cli.rewards import check_reward_settings
 
     rewards = grpo.get("rewards") if isinstance(grpo, dict) else None
+    trainer = grpo.get("trainer") if isinstance(grpo, dict) and isinstance(grpo.get("trainer"), dict) else {}
+    run_values = {"max_completion_len": grpo_max_completion_length(trainer)}
     problems = []
     for index, reward in enumerate(rewards if isinstance(rewards, list) else []):
         if isinstance(reward, dict) and isinstance(reward.get("name"), str):
             params = reward.get("params") if isinstance(reward.get("params"), dict) else {}
-            problems += [f"grpo.rewards.{index}: {p}" for p in check_reward_settings(reward["name"], params)]
+            found = check_reward_settings(reward["name"], params, run_values)
+            problems += [f"grpo.rewards.{index}: {p}" for p in found]
     return problems
+
+
+def grpo_max_completion_length(trainer: dict) -> int | None:
+    """The completion budget in tokens GRPO will use: the recipe's, else TRL's default."""
+    value = trainer.get("max_completion_length")
+    if value is None:
+        value = trainer_fields("GRPOConfig")["max_completion_length"].default
+    return value if isinstance(value, int) else None
 
 
 def check_recipe(recipe: Recipe) -> list[str]:

@@ -5,14 +5,39 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from recipe_cli.config import Recipe
+from recipe_cli.config import Recipe, grpo_max_completion_length
 from recipe_cli.data import drop_long_prompts, load_examples, prompt_rows
-from recipe_cli.models import adapter_base, is_adapter, load_causal_lm, load_tokenizer, lora_config
-from recipe_cli.rewards import get_reward
+from recipe_cli.models import (
+    adapter_base,
+    is_adapter,
+    load_causal_lm,
+    load_tokenizer,
+    lora_config,
+    template_prefills_think,
+)
+from recipe_cli.rewards import get_reward, with_run_values
 from recipe_cli.runs import RunFolder
 from recipe_cli.training import clear_stage_dir, prepare_base_model, save_final, trainer_config
 
 log = logging.getLogger(__name__)
+
+
+def reward_functions(recipe: Recipe, tokenizer) -> list:
+    """The recipe's rewards with their parameters bound, completed with what the run knows.
+
+    ``max_completion_len`` comes from the trainer settings, ``think_prefilled`` from the chat
+    template, unless the recipe sets them.
+    """
+    run_values = {
+        "max_completion_len": grpo_max_completion_length(recipe.grpo.trainer),
+        "think_prefilled": template_prefills_think(tokenizer),
+    }
+    if run_values["think_prefilled"]:
+        log.info("grpo: the chat template prefills <think>; format rewards expect completions without it")
+    return [
+        get_reward(reward.name, **with_run_values(reward.name, reward.params, run_values))
+        for reward in recipe.grpo.rewards
+    ]
 
 
 def run_grpo(recipe: Recipe) -> Path:
@@ -33,7 +58,7 @@ def run_grpo(recipe: Recipe) -> Path:
     prompts = drop_long_prompts(
         prompt_rows(rows, recipe.prompt), tokenizer, recipe.grpo.dataset.max_prompt_tokens, "grpo.dataset"
     )
-    rewards = [get_reward(reward.name, **reward.params) for reward in recipe.grpo.rewards]
+    rewards = reward_functions(recipe, tokenizer)
     weights = [reward.weight for reward in recipe.grpo.rewards]
     config = trainer_config(GRPOConfig, recipe, "grpo", extra={"reward_weights": weights})
     output = Path(config.output_dir)  # runs/<name>/<stage>, as recipe_settings set it

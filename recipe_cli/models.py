@@ -57,6 +57,17 @@ def load_tokenizer(path: str | Path, settings: ModelSettings):
     return tokenizer
 
 
+def template_prefills_think(tokenizer) -> bool:
+    """Whether the chat template ends the generation prompt with ``<think>`` (DeepSeek-R1 distills do).
+
+    Then completions start inside the reasoning and never contain the opening tag.
+    """
+    rendered = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "1+1?"}], tokenize=False, add_generation_prompt=True
+    )
+    return rendered.rstrip().endswith("<think>")
+
+
 def _revision(path: str | Path, settings: ModelSettings) -> str | None:
     return settings.revision if str(path) == settings.path else None
 

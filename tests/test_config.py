@@ -54,7 +54,7 @@ def test_tiny_recipe_is_valid(recipe_dict):
         ),
         (
             lambda d: d["grpo"]["rewards"].append({"name": "acuracy"}),
-            "unknown reward 'acuracy'; available: accuracy, format",
+            "unknown reward 'acuracy'; did you mean 'accuracy'? available: accuracy, cosine,",
         ),
         (
             lambda d: d["grpo"]["rewards"][0].update(params={"strict": True}),

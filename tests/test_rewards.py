@@ -102,8 +102,8 @@ def test_format_reward(completion, score, as_chat):
 
 def test_registry_lists_and_rejects():
     assert {"accuracy", "format"} <= set(available())
-    with pytest.raises(RecipeError, match="unknown reward 'acc'; available: accuracy"):
-        get_reward("acc")
+    with pytest.raises(RecipeError, match="unknown reward 'acuracy'; did you mean 'accuracy'\\? available: accuracy"):
+        get_reward("acuracy")
 
 
 def test_custom_reward_from_a_file(tmp_path):
