@@ -209,6 +209,77 @@ def print_eval_table(summaries: list[dict]) -> None:
 
 
 @app.command()
+def rewards(
+    recipe: Annotated[
+        Path, typer.Argument(help="A recipe with a `grpo:` section; without one, list the rewards.", show_default=False)
+    ] = None,
+    golds: Annotated[int, typer.Option(help="Gold answers checked as perfect completions.", min=1)] = 200,
+    groups: Annotated[int, typer.Option(help="Prompts whose completion groups every reward scores.", min=1)] = 8,
+    samples: Annotated[int, typer.Option(help="Completions sampled from the starting model per prompt.", min=0)] = 2,
+    no_model: Annotated[bool, typer.Option("--no-model", help="Do not load the starting model to sample.")] = False,
+    overrides: SetOption = None,
+):
+    """Preflight the recipe's rewards on gold, malformed and sampled completions (exit 1 on a fatal finding)."""
+
+    def body():
+        if recipe is None:
+            print_reward_catalogue()
+            return
+        loaded = _load(recipe, overrides)
+        _quiet_libraries()
+        from recipe_cli.preflight import run_preflight
+
+        report = run_preflight(loaded, golds=golds, groups=groups, samples=samples, use_model=not no_model)
+        print_preflight(report)
+        if report.fatal:
+            raise typer.Exit(1)
+
+    _guard(body)
+
+
+def print_reward_catalogue() -> None:
+    """The registered rewards with their parameters, from the registry itself."""
+    from recipe_cli.rewards import available, describe
+
+    table = Table(title="Rewards (set with grpo.rewards: [{name, weight, params}])")
+    for column in ("name", "params", "what it scores"):
+        table.add_column(column)
+    for name in available():
+        params, summary = describe(name)
+        table.add_row(name, params, summary)
+    console.print(table)
+
+
+def _score_cell(value: float | None) -> str:
+    return "None" if value is None else f"{value:.2f}"
+
+
+def print_preflight(report) -> None:
+    """The preflight's tables and findings."""
+    console.print(
+        f"gold answers: {report.golds_checked} checked, {len(report.golds_unreadable)} unreadable, "
+        f"{len(report.perfect_wrong)} perfect completions scored wrong"
+    )
+    console.print(f"perfect completion, as written for the first problem:\n[dim]{report.example}[/]", markup=True)
+    model = f"; model samples from {report.model_source}" if report.model_source else "; no model samples"
+    table = Table(title=f"Mean reward per kind of completion ({report.groups} prompts{model})")
+    table.add_column("completion")
+    for row in report.rows:
+        table.add_column(row.label, justify="right")
+    for kind in report.kinds:
+        cells = ["-" if row.skipped else _score_cell(row.means.get(kind)) for row in report.rows]
+        table.add_row(kind, *cells)
+    table.add_section()
+    table.add_row("groups with signal", *["skipped" if row.skipped else f"{row.signal:.0%}" for row in report.rows])
+    console.print(table)
+    for finding in report.findings:
+        label = "[bold red]fatal[/]" if finding.fatal else "[yellow]warning[/]"
+        console.print(f"{label}: {finding.message}", markup=True)
+    if not report.fatal:
+        console.print("[green]ok[/]: no fatal problem found", markup=True)
+
+
+@app.command()
 def push(recipe: RecipeArg, overrides: SetOption = None):
     """Upload the final checkpoint and a model card to the Hugging Face Hub."""
 

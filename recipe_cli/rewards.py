@@ -73,10 +73,19 @@ LANGUAGE_SCRIPTS = {
 }
 
 
-def register(function: RewardFunction) -> RewardFunction:
-    """Add a reward to the registry under its function name."""
-    _REGISTRY[function.__name__] = function
-    return function
+def register(function: RewardFunction | None = None, *, signal_from_samples_only: bool = False):
+    """Add a reward to the registry under its function name.
+
+    ``signal_from_samples_only``: the preflight's synthetic completions (the dataset's own text)
+    cannot show this reward varying; only the model's samples can (e.g. the reasoning language).
+    """
+
+    def add(function: RewardFunction) -> RewardFunction:
+        function.signal_from_samples_only = signal_from_samples_only
+        _REGISTRY[function.__name__] = function
+        return function
+
+    return add(function) if function is not None else add
 
 
 def available() -> list[str]:
@@ -356,7 +365,7 @@ def integer_answer(completions, **kwargs):
     return scores
 
 
-@register
+@register(signal_from_samples_only=True)
 def language(completions, *, language: str, **kwargs):
     """Share of the reasoning's letters written in the ``language``'s script (0.0 to 1.0).
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -127,26 +128,54 @@ def test_custom_reward_from_a_file(tmp_path):
 def test_rewards_are_thread_safe():
     """TRL may call rewards from worker threads; the LaTeX path must not rely on signals there."""
     reward = get_reward("accuracy")
-    completions = [r"<answer>\frac{1}{2}</answer>", "<answer>7</answer>"] * 20
-    golds = [r"\frac{2}{4}", "7"] * 20
+    completions = [r"<answer>x^{2}+1</answer>", r"<answer>\sqrt{8}</answer>", "<answer>7</answer>"] * 12
+    golds = ["1+x^2", r"2\sqrt{2}", "7"] * 12
     with ThreadPoolExecutor(max_workers=4) as pool:
         results = list(
             pool.map(
                 lambda pair: reward(completions=[pair[0]], answer=[pair[1]])[0], zip(completions, golds, strict=True)
             )
         )
-    assert results == [1.0] * 40
+    assert results == [1.0] * 36
+
+
+def test_a_pathological_answer_is_cut_off_and_counted_wrong():
+    """sympy would spend hours on 9^{9^{9^9}}; the worker is killed at the time bound."""
+    started = time.perf_counter()
+    assert check_answer(r"9^{9^{9^9}}", "3", timeout=1.0) is False
+    assert time.perf_counter() - started < 30  # worker start-up (sympy import) is not part of the bound
+    assert check_answer(r"x^{2}+1", "1+x^2") is True  # a fresh worker takes over
 
 
 @pytest.mark.skipif(not (GSM8K_DIR / "test.jsonl").is_file(), reason="GSM8K is not next to the checkout")
-def test_every_gsm8k_test_gold_scores_in_each_answer_style():
+@pytest.mark.parametrize(
+    "style",
+    [
+        "<think>work</think>\n<answer>{}</answer>",
+        "<think>work</think>\n<answer>\n{}\n</answer>",
+        "so the total is \\boxed{{{}}}.",
+        "<answer>The total is $\\boxed{{{}}}$</answer>",
+        "Natalia sold 48 clips.\n#### {}",
+        "The answer is {}.",
+        "The final answer is: {}",
+        "Answer: {}",
+        "A: {}",
+        "First 3 + 4 = 7, then the result is {}",
+    ],
+)
+@pytest.mark.parametrize("written", ["plain", "separators", "dollars", "decimals"])
+def test_every_gsm8k_test_gold_scores_in_each_answer_style(style, written):
     from recipe_cli.data import split_gsm8k_answer
 
     rows = [json.loads(line) for line in (GSM8K_DIR / "test.jsonl").read_text().splitlines()]
     golds = [split_gsm8k_answer(row["answer"])[1] for row in rows]
+    how = {"plain": "{}", "separators": "{:,}", "dollars": "${:,}", "decimals": "{:.2f}"}[written]
+    answers = [how.format(int(g)) for g in golds]
     reward = get_reward("accuracy")
-    styles = ["<think>work</think>\n<answer>{}</answer>", "so \\boxed{{{}}}", "#### {}", "The answer is {}."]
-    for style in styles:
-        assert reward(completions=[style.format(g) for g in golds], answer=golds) == [1.0] * len(golds), style
-    wrong = [str(int(g) + 1) for g in golds]
-    assert reward(completions=[f"<answer>{w}</answer>" for w in wrong], answer=golds) == [0.0] * len(golds)
+    as_chat = written == "separators"  # TRL's conversational form, on one of the writings
+    completions = [style.format(a) for a in answers]
+    if as_chat:
+        completions = [chat(c) for c in completions]
+    assert reward(completions=completions, answer=golds) == [1.0] * len(golds)
+    wrong = [style.format(how.format(int(g) + 1)) for g in golds]
+    assert reward(completions=wrong, answer=golds) == [0.0] * len(golds)

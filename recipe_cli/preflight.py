@@ -1,0 +1,340 @@
+"""The rewards preflight (``recipe rewards RECIPE``): catch a reward that cannot teach before a GPU spins.
+
+GRPO learns only from reward differences within a group of completions to the same prompt. The
+preflight builds such groups from the training set without training anything: the gold answer
+written as a perfect completion in the recipe's template, deliberately malformed completions
+(wrong answer, no tags, cut off, empty, rambling to the token budget) and, when the starting
+model loads, a few samples from it. Every reward of the recipe scores every group, and the
+findings say what is wrong: a reward with no variance in any group (zero advantage, no
+learning), gold answers the checker cannot read, perfect completions it scores as wrong, and
+chat templates that prefill ``<think>``.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recipe_cli.answers import parse_number, score_completion
+from recipe_cli.config import DEFAULT_COMPLETION, Recipe, grpo_max_completion_length
+from recipe_cli.data import build_messages, load_examples
+from recipe_cli.errors import RecipeError
+from recipe_cli.rewards import get_reward, with_run_values
+from recipe_cli.runs import RunFolder
+
+log = logging.getLogger(__name__)
+
+KINDS = ["perfect", "wrong answer", "no tags", "cut off", "empty", "rambling"]
+RAMBLE = "Let me think about this again. "
+PERFECT_REASONING = "Working through the problem step by step."  # when the data has no worked solution
+UNREADABLE_LIMIT = 0.01  # share of perfect completions scored wrong above which the reward is broken
+
+
+@dataclass
+class Finding:
+    fatal: bool
+    message: str
+
+
+@dataclass
+class RewardRow:
+    label: str  # "accuracy ×1"
+    means: dict[str, float | None]  # completion kind -> mean score (None: nothing scorable)
+    signal: float  # share of groups where the reward is not constant
+    skipped: str | None = None  # why the reward could not be scored
+    samples_only: bool = False  # only the model's samples can show this reward varying
+    skip_is_fatal: bool = True
+
+
+@dataclass
+class Preflight:
+    golds_checked: int
+    golds_unreadable: list[str]
+    perfect_wrong: list[tuple[str, str]]  # (gold, extracted) where a perfect completion scored wrong
+    groups: int
+    kinds: list[str]
+    model_source: str | None
+    example: str
+    rows: list[RewardRow] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def fatal(self) -> bool:
+        return any(f.fatal for f in self.findings)
+
+
+def run_preflight(recipe: Recipe, *, golds: int = 200, groups: int = 8, samples: int = 2, use_model: bool = True):
+    """Score the recipe's rewards on gold, malformed and sampled completions; return the report."""
+    if recipe.grpo is None:
+        raise RecipeError("the recipe has no `grpo:` section; the preflight checks GRPO's rewards")
+    rows = load_examples(recipe.grpo.dataset, recipe.seed)
+    budget = grpo_max_completion_length(recipe.grpo.trainer) or 512
+    template = recipe.sft.completion if recipe.sft is not None else DEFAULT_COMPLETION
+    tokenizer, model, source, why_not = _starting_model(recipe, use_model)
+    prefilled = False
+    if tokenizer is not None:
+        from recipe_cli.models import template_prefills_think
+
+        prefilled = template_prefills_think(tokenizer)
+
+    checked = rows[:golds]
+    unreadable, perfect_wrong = [], []
+    for row in checked:
+        extracted, correct = score_completion(_perfect(row, template, prefilled), row["answer"])
+        if correct is None:
+            unreadable.append(row["answer"])
+        elif not correct:
+            perfect_wrong.append((row["answer"], extracted))
+
+    grouped = checked[:groups]
+    completions = {kind: [_variant(kind, row, template, prefilled, budget) for row in grouped] for kind in KINDS}
+    kinds = list(KINDS)
+    if model is not None and samples:
+        for index, texts in enumerate(_sample(model, tokenizer, recipe, grouped, samples, budget)):
+            kinds.append(f"sample {index + 1}")
+            completions[kinds[-1]] = texts
+    report = Preflight(
+        golds_checked=len(checked),
+        golds_unreadable=unreadable,
+        perfect_wrong=perfect_wrong,
+        groups=len(grouped),
+        kinds=kinds,
+        model_source=source,
+        example=completions["perfect"][0],
+    )
+    run_values = {"max_completion_len": budget, "think_prefilled": prefilled}
+    report.rows = _score(recipe, grouped, completions, kinds, tokenizer, run_values)
+    report.findings = _findings(report, recipe, prefilled, template, why_not)
+    return report
+
+
+def _perfect(row: dict, template: str, prefilled: bool) -> str:
+    text = template.format(reasoning=row.get("reasoning") or PERFECT_REASONING, answer=row["answer"])
+    return text.lstrip().removeprefix("<think>") if prefilled else text
+
+
+def _wrong(gold: str) -> str:
+    """An answer that differs from the gold: the number plus one, or the expression plus one."""
+    number = parse_number(gold)
+    if number is not None:
+        return str(number + 1)
+    return f"({gold})+1"
+
+
+def _variant(kind: str, row: dict, template: str, prefilled: bool, budget: int) -> str:
+    perfect = _perfect(row, template, prefilled)
+    if kind == "perfect":
+        return perfect
+    if kind == "wrong answer":
+        return _perfect({**row, "answer": _wrong(row["answer"])}, template, prefilled)
+    if kind == "no tags":
+        return f"{row.get('reasoning') or PERFECT_REASONING}\nThe answer is {row['answer']}."
+    if kind == "cut off":
+        return perfect[: len(perfect) // 2]
+    if kind == "empty":
+        return ""
+    return RAMBLE * budget  # past the token budget with any tokenizer: at least one token per sentence
+
+
+def _starting_model(recipe: Recipe, use_model: bool):
+    """``(tokenizer, model, where it came from, why not)`` for GRPO's starting point, or Nones and the reason.
+
+    The tokenizer is loaded even without ``use_model``: token lengths and the chat template need it.
+    """
+    from recipe_cli.models import load_causal_lm, load_tokenizer
+
+    run = RunFolder(recipe)
+    finished_sft = run.finished("sft") if recipe.sft is not None else None
+    path = finished_sft["path"] if finished_sft else run.base_model_path()
+    if recipe.model.tiny is None and not finished_sft and not _available_offline(path, recipe.model.revision):
+        return None, None, None, f"'{path}' is not in the local Hugging Face cache (the preflight downloads nothing)"
+    try:
+        if recipe.model.tiny is not None and not finished_sft and not Path(path).is_dir():
+            path = _build_tiny(recipe)
+        tokenizer = load_tokenizer(path, recipe.model)
+        model = load_causal_lm(path, recipe.model) if use_model else None
+    except RecipeError as error:
+        return None, None, None, str(error)
+    if not use_model:
+        return tokenizer, None, None, None
+    source = "the SFT checkpoint" if finished_sft else "the base model (SFT has not run yet)"
+    return tokenizer, model, f"{source} {path}", None
+
+
+def _available_offline(path: str, revision: str | None) -> bool:
+    """Whether a model folder exists locally or the Hub id's config is in the local cache."""
+    if Path(path).expanduser().is_dir():
+        return True
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(path, "config.json", revision=revision), str)
+    except Exception:  # an id the cache cannot even look up
+        return False
+
+
+def _build_tiny(recipe: Recipe) -> str:
+    """The recipe's tiny model, built in a temporary folder so the preflight writes nothing to the run."""
+    from recipe_cli.tiny_model import build_tiny_model
+
+    tiny = recipe.model.tiny
+    folder = tempfile.mkdtemp(prefix="recipe-preflight-")
+    return str(
+        build_tiny_model(
+            folder,
+            hidden_size=tiny.hidden_size,
+            num_layers=tiny.num_layers,
+            num_heads=tiny.num_heads,
+            vocab_size=tiny.vocab_size,
+            max_length=tiny.max_length,
+            seed=recipe.seed,
+            extra_text=[recipe.prompt.system or "", recipe.prompt.user],
+        )
+    )
+
+
+def _sample(model, tokenizer, recipe: Recipe, rows: list[dict], samples: int, budget: int) -> list[list[str]]:
+    """``samples`` sampled completions per row at GRPO's temperature: one list per sample index."""
+    import torch
+
+    temperature = float(recipe.grpo.trainer.get("temperature", 1.0))
+    tokenizer.padding_side = "left"
+    prompts = [
+        tokenizer.apply_chat_template(
+            build_messages(row["question"], recipe.prompt), tokenize=False, add_generation_prompt=True
+        )
+        for row in rows
+    ]
+    encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
+    torch.manual_seed(recipe.seed)
+    with torch.inference_mode():
+        output = model.generate(
+            **encoded,
+            do_sample=True,
+            temperature=temperature,
+            top_p=1.0,
+            top_k=None,
+            max_new_tokens=budget,
+            num_return_sequences=samples,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    texts = tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
+    return [[texts[row * samples + index] for row in range(len(rows))] for index in range(samples)]
+
+
+def _score(recipe: Recipe, rows: list[dict], completions: dict, kinds: list[str], tokenizer, run_values: dict):
+    """Each reward on all groups at once, as TRL calls it: one batch, completions of a prompt together."""
+    batch, prompts, answers = [], [], []
+    for index, row in enumerate(rows):
+        messages = build_messages(row["question"], recipe.prompt)
+        for kind in kinds:
+            batch.append(completions[kind][index])
+            prompts.append(messages)
+            answers.append(row["answer"])
+    ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in batch] if tokenizer else None
+    chat = [[{"role": "assistant", "content": text}] for text in batch]
+    per_reward = []
+    for reward in recipe.grpo.rewards:
+        label = f"{reward.name} ×{reward.weight:g}"
+        function = get_reward(reward.name, **with_run_values(reward.name, reward.params, run_values))
+        try:
+            scores = function(completions=chat, prompts=prompts, answer=answers, completion_ids=ids)
+        except ValueError as error:
+            # token lengths without a tokenizer are the preflight's limit, not the reward's fault
+            problem = f"{error} (the tokenizer did not load)" if ids is None else str(error)
+            per_reward.append(RewardRow(label, {}, 0.0, skipped=problem, skip_is_fatal=ids is not None))
+            continue
+        except Exception as error:  # the user's reward failing is a finding, not a crash of the preflight
+            per_reward.append(RewardRow(label, {}, 0.0, skipped=f"raised {type(error).__name__}: {error}"))
+            continue
+        if not isinstance(scores, list) or len(scores) != len(batch):
+            got = f"{len(scores)} scores" if isinstance(scores, list) else f"a {type(scores).__name__}"
+            per_reward.append(RewardRow(label, {}, 0.0, skipped=f"returned {got} for {len(batch)} completions"))
+            continue
+        row = _summarise(label, scores, kinds, len(rows))
+        row.samples_only = getattr(function, "signal_from_samples_only", False)
+        per_reward.append(row)
+    return per_reward
+
+
+def _summarise(label: str, scores: list, kinds: list[str], groups: int) -> RewardRow:
+    width = len(kinds)
+    means = {}
+    for offset, kind in enumerate(kinds):
+        values = [scores[g * width + offset] for g in range(groups) if scores[g * width + offset] is not None]
+        means[kind] = statistics.fmean(values) if values else None
+    varied = 0
+    for g in range(groups):
+        values = [s for s in scores[g * width : (g + 1) * width] if s is not None]
+        varied += len(set(values)) > 1
+    return RewardRow(label, means, varied / groups if groups else 0.0)
+
+
+def _findings(report: Preflight, recipe: Recipe, prefilled: bool, template: str, why_not: str | None):
+    findings = []
+    n = report.golds_checked
+    if report.golds_unreadable:
+        examples = ", ".join(repr(g) for g in report.golds_unreadable[:3])
+        fatal = len(report.golds_unreadable) == n
+        findings.append(
+            Finding(
+                fatal,
+                f"{len(report.golds_unreadable)} of {n} gold answers cannot be read (e.g. {examples}); "
+                "the accuracy reward gives them None and TRL skips them; check `columns.answer`",
+            )
+        )
+    if report.perfect_wrong:
+        gold, extracted = report.perfect_wrong[0]
+        share = len(report.perfect_wrong) / n
+        findings.append(
+            Finding(
+                share > UNREADABLE_LIMIT,
+                f"{len(report.perfect_wrong)} of {n} perfect completions score as wrong (gold {gold!r}, read as "
+                f"{extracted!r}); the completion template must put the answer where the checker finds it: "
+                "<answer>...</answer>, \\boxed{...} or '#### ...'",
+            )
+        )
+    for row in report.rows:
+        if row.skipped:
+            findings.append(Finding(row.skip_is_fatal, f"reward {row.label} could not be scored: {row.skipped}"))
+        elif row.signal == 0.0 and row.samples_only and report.model_source is None:
+            findings.append(
+                Finding(
+                    False,
+                    f"reward {row.label} is constant on the synthetic completions, which reuse the dataset's text; "
+                    "only the model's samples can show it varying: run the preflight where the model loads",
+                )
+            )
+        elif row.signal == 0.0:
+            values = {v for v in row.means.values() if v is not None}
+            constant = f"{values.pop():g}" if len(values) == 1 else "None"
+            findings.append(
+                Finding(
+                    True,
+                    f"reward {row.label} gives every completion of a prompt the same score ({constant}), perfect, "
+                    "malformed and sampled alike: zero advantage, GRPO learns nothing from it; check its parameters "
+                    "and the completion format",
+                )
+            )
+    if prefilled:
+        findings.append(
+            Finding(
+                False,
+                "the chat template ends the prompt with <think>: completions start inside the reasoning; "
+                "format and tag_count are run with think_prefilled=true",
+            )
+        )
+        if recipe.sft is not None and template.lstrip().startswith("<think>"):
+            findings.append(
+                Finding(
+                    True,
+                    "sft.completion starts with <think> but the chat template already prefills it; "
+                    "drop <think> from the completion template",
+                )
+            )
+    if why_not:
+        findings.append(Finding(False, f"no model samples: {why_not}"))
+    return findings
