@@ -241,13 +241,11 @@ def print_reward_catalogue() -> None:
     """The registered rewards with their parameters, from the registry itself."""
     from recipe_cli.rewards import available, describe
 
-    table = Table(title="Rewards (set with grpo.rewards: [{name, weight, params}])")
-    for column in ("name", "params", "what it scores"):
-        table.add_column(column)
+    console.print("Rewards (in a recipe: grpo.rewards: [{name, weight, params: {...}}]):")
     for name in available():
         params, summary = describe(name)
-        table.add_row(name, params, summary)
-    console.print(table)
+        console.print(f"  [bold]{name}[/]" + (f"  ({params})" if params else ""), markup=True)
+        console.print(f"      {summary}", markup=False)
 
 
 def _score_cell(value: float | None) -> str:

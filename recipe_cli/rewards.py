@@ -514,5 +514,5 @@ def describe(name: str) -> tuple[str, str]:
         p.name if p.default is inspect.Parameter.empty else f"{p.name}={p.default!r}"
         for p in parameters(function).values()
     )
-    summary = (function.__doc__ or "").strip().splitlines()[0]
+    summary = (function.__doc__ or "").strip().splitlines()[0].replace("``", "`")
     return params, summary

@@ -1,0 +1,95 @@
+"""`recipe rewards`: the preflight passes a sound recipe and fails, with the reason, on rewards that cannot teach."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from recipe_cli.cli import app
+from recipe_cli.config import validate_recipe
+from recipe_cli.preflight import run_preflight
+
+runner = CliRunner()
+
+
+def preflight(path, *args):
+    return runner.invoke(app, ["rewards", str(path), "--golds", "40", "--groups", "3", *args])
+
+
+def test_a_sound_recipe_passes_with_model_samples(recipe_dict, write_recipe, tmp_path):
+    result = preflight(write_recipe(recipe_dict), "--samples", "1")
+    assert result.exit_code == 0, result.output
+    assert "gold answers: 32 checked, 0 unreadable, 0 perfect completions scored wrong" in result.output
+    assert "sample 1" in result.output and "model samples from the base model" in result.output
+    assert "ok: no fatal problem found" in result.output
+    assert not (tmp_path / "runs").exists()  # the preflight writes nothing to the run folder
+
+
+def test_the_report_separates_good_from_bad_completions(recipe_dict):
+    recipe_dict["grpo"]["rewards"] = [{"name": "accuracy"}, {"name": "format"}, {"name": "tag_count"}]
+    report = run_preflight(validate_recipe(recipe_dict), golds=20, groups=4, use_model=False)
+    accuracy, format_, tags = report.rows
+    assert accuracy.means["perfect"] == 1.0 and accuracy.means["wrong answer"] == 0.0
+    assert format_.means["perfect"] == 1.0 and format_.means["no tags"] == 0.0
+    assert tags.means["perfect"] == 1.0 and tags.means["empty"] == 0.0
+    assert all(row.signal == 1.0 for row in report.rows)
+    assert not report.fatal
+
+
+def test_a_template_the_format_reward_never_matches_is_fatal(recipe_dict, write_recipe):
+    recipe_dict["sft"]["completion"] = "{reasoning}\nThe answer is {answer}."
+    recipe_dict["grpo"]["rewards"] = [{"name": "accuracy"}, {"name": "format"}]
+    result = preflight(write_recipe(recipe_dict), "--no-model")
+    assert result.exit_code == 1
+    assert "fatal: reward format ×1 gives every completion of a prompt the same score (0)" in result.output
+    assert "accuracy" not in result.output.split("fatal:")[1]  # accuracy itself is fine
+
+
+def test_unreadable_golds_are_fatal(recipe_dict, write_recipe, tmp_path):
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"question": f"q{i}", "answer": ""}) + "\n" for i in range(6)))
+    recipe_dict["grpo"]["dataset"] = {"path": str(data)}
+    result = preflight(write_recipe(recipe_dict), "--no-model")
+    assert result.exit_code == 1
+    assert "fatal: 6 of 6 gold answers cannot be read" in result.output
+
+
+def test_a_reward_that_raises_is_a_finding_not_a_crash(recipe_dict, write_recipe, tmp_path):
+    module = tmp_path / "broken.py"
+    module.write_text("def broken(completions, **kwargs):\n    return [1 / 0 for _ in completions]\n")
+    recipe_dict["grpo"]["rewards"] = [{"name": "accuracy"}, {"name": f"{module}:broken"}]
+    result = preflight(write_recipe(recipe_dict), "--no-model")
+    assert result.exit_code == 1
+    assert "could not be scored: raised ZeroDivisionError" in result.output
+
+
+def test_a_prefilled_think_is_reported_and_handled(recipe_dict, tmp_path):
+    from recipe_cli.tiny_model import build_tiny_model
+
+    folder = build_tiny_model(
+        tmp_path / "r1-like", hidden_size=32, num_layers=1, num_heads=2, vocab_size=400, max_length=128, seed=1
+    )
+    template_path = folder / "chat_template.jinja"  # as DeepSeek-R1's distills do: the prompt opens the reasoning
+    template_path.write_text(template_path.read_text().replace("assistant\n' }}", "assistant\n<think>\n' }}"))
+    recipe_dict["model"] = {"path": str(folder)}
+    recipe_dict["grpo"]["rewards"] = [{"name": "accuracy"}, {"name": "format"}, {"name": "tag_count"}]
+    report = run_preflight(validate_recipe(recipe_dict), golds=10, groups=3, use_model=False)
+    assert not report.example.lstrip().startswith("<think>")
+    assert [row.means["perfect"] for row in report.rows] == [1.0, 1.0, 1.0]
+    messages = [f.message for f in report.findings]
+    assert any("prefills it; drop <think> from the completion template" in m for m in messages)  # the SFT template
+    assert any("ends the prompt with <think>" in m for m in messages)
+
+
+def test_without_a_recipe_it_lists_the_catalogue():
+    result = runner.invoke(app, ["rewards"])
+    assert result.exit_code == 0
+    assert "soft_overlong_punishment" in result.output and "ngram_size=3, max_penalty=-1.0" in result.output
+
+
+def test_a_recipe_without_grpo_is_a_one_line_error(recipe_dict, write_recipe):
+    del recipe_dict["grpo"]
+    result = preflight(write_recipe(recipe_dict))
+    assert result.exit_code == 2
+    assert "the recipe has no `grpo:` section" in result.output
