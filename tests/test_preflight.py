@@ -93,3 +93,25 @@ def test_a_recipe_without_grpo_is_a_one_line_error(recipe_dict, write_recipe):
     result = preflight(write_recipe(recipe_dict))
     assert result.exit_code == 2
     assert "the recipe has no `grpo:` section" in result.output
+
+
+def test_the_demo_recipe_passes_the_preflight(tmp_path):
+    from .conftest import REPO
+
+    result = runner.invoke(
+        app,
+        [
+            "rewards",
+            str(REPO / "recipes" / "demo.yaml"),
+            "--golds",
+            "100",
+            "--samples",
+            "1",
+            "--groups",
+            "2",
+            "--set",
+            f"runs_dir={tmp_path}",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "ok: no fatal problem found" in result.output
