@@ -46,6 +46,8 @@ def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks fo
         format="%(message)s",
         handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
     )
+    for name in ("httpx", "httpx2", "httpcore"):  # one INFO line per HTTP request otherwise (recipe push)
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _guard(action: Callable[[], Any]) -> Any:

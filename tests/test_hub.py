@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 import yaml
@@ -16,6 +18,7 @@ from recipe_cli.config import validate_recipe
 from recipe_cli.errors import RecipeError
 from recipe_cli.hub import list_upload_files, plan_push, push_checkpoint, render_model_card
 from recipe_cli.runs import RunFolder
+from tests.conftest import REPO
 from tests.fake_hub import FakeHub
 
 runner = CliRunner()
@@ -250,3 +253,54 @@ def test_plan_push_without_a_trained_stage_says_what_to_run(recipe_dict):
     recipe_dict["push"] = {"repo_id": REPO_ID}
     with pytest.raises(RecipeError, match="no finished training checkpoint.*--checkpoint"):
         plan_push(validate_recipe(recipe_dict))
+
+
+def test_push_to_main_when_asked(trained_run, fake_hub):
+    recipe = trained_run.model_copy(update={"push": trained_run.push.model_copy(update={"revision": "main"})})
+    push_checkpoint(recipe)
+    assert "model.safetensors" in fake_hub.files(REPO_ID, "main")
+    assert set(fake_hub.repos[REPO_ID].branches) == {"main"}
+
+
+@pytest.mark.slow
+def test_merge_lora_pushes_full_weights_with_the_adapter_merged_in(recipe_dict):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from recipe_cli.training import prepare_base_model
+
+    recipe_dict["model"]["lora"] = {"r": 2, "alpha": 4, "dropout": 0.0}
+    recipe_dict["push"] = {"repo_id": REPO_ID, "merge_lora": True}
+    recipe = validate_recipe(recipe_dict)
+    run = RunFolder(recipe)
+    base = prepare_base_model(recipe, run)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), LoraConfig(r=2, target_modules=["q_proj"]))
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.fill_(0.5)  # B starts at zero; make the adapter change the weights
+    model.save_pretrained(run.stage_dir("sft"))
+    AutoTokenizer.from_pretrained(base).save_pretrained(run.stage_dir("sft"))  # as the SFT stage saves it
+    run.record_stage("sft", run.stage_dir("sft"), lora=True, base=base, started_from=base)
+
+    plan = plan_push(recipe)
+    names = {f.path_in_repo for f in plan.files}
+    assert "model.safetensors" in names and "adapter_config.json" not in names and not plan.lora
+    merged, original = load_file(plan.checkpoint / "model.safetensors"), load_file(f"{base}/model.safetensors")
+    key = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(merged[key], original[key])
+    assert "library_name: transformers" in plan.card_path.read_text()
+
+
+def test_push_in_a_fresh_process_pointed_at_the_hub_by_hf_endpoint(recipe_dict, write_recipe, fake_hub):
+    """HF_ENDPOINT is read when huggingface_hub is imported: a new process checks the documented switch."""
+    _, grpo = make_run(recipe_dict)
+    env = {**os.environ, "HF_ENDPOINT": fake_hub.url, "HF_HUB_DISABLE_XET": "1", "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "recipe_cli", "push", str(write_recipe(recipe_dict)), "--revision", "v1"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "pushed 6 files" in result.stdout
+    assert fake_hub.files(REPO_ID, "v1")["model.safetensors"] == (grpo / "model.safetensors").read_bytes()
+    assert "HTTP Request" not in result.stderr
