@@ -115,9 +115,15 @@ def _train(recipe: Recipe, stage: str) -> Path:
         from recipe_cli.sft import run_sft as run_stage
     else:
         from recipe_cli.grpo import run_grpo as run_stage
+    callbacks = []
+    if recipe.push is not None and recipe.push.push_checkpoints:
+        from recipe_cli.hub import checkpoint_pusher, require_token
+
+        require_token()  # before training, not at the first checkpoint
+        callbacks.append(checkpoint_pusher(recipe))
     started = time.perf_counter()
     console.rule(f"[bold]{stage}[/] {recipe.name}")
-    output = run_stage(recipe)
+    output = run_stage(recipe, callbacks)
     console.print(f"[green]{stage} done[/] in {time.perf_counter() - started:.0f} s: checkpoint in {output}")
     return output
 

@@ -188,6 +188,8 @@ class PushSettings(Strict):
     merge_lora: bool = False  # push full weights with the LoRA adapter merged in, instead of the adapter
     include_training_state: bool = False  # also push optimizer.pt, scheduler.pt, rng_state*.pth, training_args.bin
     license: str | None = None  # Hub license id for the card, e.g. apache-2.0; use the base model's license
+    # While training, push each checkpoint-N a stage saves (its trainer's save_strategy) to <stage>-step-N.
+    push_checkpoints: bool = False
 
     @field_validator("repo_id")
     @classmethod
@@ -433,6 +435,13 @@ def check_recipe(recipe: Recipe) -> list[str]:
         problems.append(f"push.stage: the recipe has no `{recipe.push.stage}` section to push")
     if recipe.push is not None and not recipe.training_stages:
         problems.append("push: the recipe has no sft or grpo stage, so there is no checkpoint to push")
+    if recipe.push is not None and recipe.push.push_checkpoints:
+        saving = [s for s in recipe.training_stages if getattr(recipe, s).trainer.get("save_strategy", "steps") != "no"]
+        if not saving:
+            problems.append(
+                "push.push_checkpoints: no stage saves checkpoints (save_strategy: no); "
+                "set save_strategy: steps and save_steps in a stage's trainer, or remove push_checkpoints"
+            )
     if recipe.push is not None and recipe.push.merge_lora and recipe.model.lora is None:
         problems.append("push.merge_lora: the recipe trains full weights (no model.lora), so there is nothing to merge")
     return problems

@@ -15,7 +15,7 @@ from recipe_cli.training import clear_stage_dir, prepare_base_model, save_final,
 log = logging.getLogger(__name__)
 
 
-def run_grpo(recipe: Recipe) -> Path:
+def run_grpo(recipe: Recipe, callbacks: list | None = None) -> Path:
     """Train with GRPO on the recipe's prompts and rewards; return the saved checkpoint's folder.
 
     The model comes from disk (the SFT output recorded in the run folder, or the base model), so
@@ -51,6 +51,7 @@ def run_grpo(recipe: Recipe) -> Path:
         train_dataset=Dataset.from_list(prompts),
         processing_class=tokenizer,
         peft_config=peft_config,
+        callbacks=callbacks,  # e.g. pushing intermediate checkpoints (recipe_cli.hub.checkpoint_pusher)
     )
     trainer.train()
     save_final(trainer, output)

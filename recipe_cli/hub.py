@@ -117,8 +117,11 @@ def list_upload_files(folder: Path, include_training_state: bool = False) -> lis
     return files
 
 
-def plan_push(recipe: Recipe, checkpoint: str | Path | None = None) -> PushPlan:
-    """Decide the checkpoint, branch and files of a push and write the model card; no network."""
+def plan_push(recipe: Recipe, checkpoint: str | Path | None = None, revision: str | None = None) -> PushPlan:
+    """Decide the checkpoint, branch and files of a push and write the model card; no network.
+
+    ``revision`` overrides ``push.revision`` (intermediate checkpoints go to their step branches).
+    """
     settings = recipe.push
     if settings is None:
         raise RecipeError("the recipe has no `push:` section; add `push: {repo_id: user/model-name}` or pass --repo-id")
@@ -126,7 +129,8 @@ def plan_push(recipe: Recipe, checkpoint: str | Path | None = None) -> PushPlan:
     stage, folder = _checkpoint_to_push(recipe, run, checkpoint)
     if not (folder / "config.json").is_file() and not is_adapter(folder):
         raise RecipeError(f"'{folder}' holds no saved model (no config.json or adapter_config.json); give a checkpoint")
-    revision = settings.revision or default_revision(stage, folder.name)
+    revision = revision or settings.revision or default_revision(stage, folder.name)
+    trained = folder
     base = _base_model_of(run, stage, folder)
     lora = is_adapter(folder)
     staging = run.root / "push" / revision
@@ -134,7 +138,7 @@ def plan_push(recipe: Recipe, checkpoint: str | Path | None = None) -> PushPlan:
         folder = merge_adapter(recipe, folder, staging / "merged")
         lora = False
     files = list_upload_files(folder, settings.include_training_state)
-    card = render_model_card(recipe, stage, base, lora=lora, revision=revision)
+    card = render_model_card(recipe, stage, base, lora=lora, revision=revision, checkpoint=trained)
     staging.mkdir(parents=True, exist_ok=True)
     card_path = staging / "README.md"
     card_path.write_text(card)
@@ -186,9 +190,18 @@ def merge_adapter(recipe: Recipe, adapter: Path, target: Path) -> Path:
 
 
 def render_model_card(
-    recipe: Recipe, stage: str, base_model: str, *, lora: bool = False, revision: str = "main"
+    recipe: Recipe,
+    stage: str,
+    base_model: str,
+    *,
+    lora: bool = False,
+    revision: str = "main",
+    checkpoint: Path | None = None,
 ) -> str:
-    """The README.md of a pushed revision: Hub metadata, what was trained from what, evals, curves, the recipe."""
+    """The README.md of a pushed revision: Hub metadata, what was trained from what, evals, curves, the recipe.
+
+    The curves of the pushed stage come from ``checkpoint`` (an intermediate one has its own log).
+    """
     from huggingface_hub import ModelCardData
 
     settings = recipe.push
@@ -230,7 +243,7 @@ def render_model_card(
         rewards = ", ".join(f"`{r.name}` (weight {r.weight:g})" for r in recipe.grpo.rewards)
         lines.append(f"- GRPO rewards: {rewards}")
     lines += ["", "## Evaluation", "", *_eval_table(recipe, summaries), "", "## Training curves", ""]
-    lines += _curves(recipe, run, stage)
+    lines += _curves(recipe, run, stage, checkpoint)
     recipe_yaml = yaml.safe_dump(recipe.model_dump(mode="json", exclude_none=True), sort_keys=False)
     lines += ["", "## Recipe", "", "The full recipe (overrides applied):", "", "```yaml", recipe_yaml.rstrip(), "```"]
     lines += ["", "## Framework versions", "", *[f"- {name} {version}" for name, version in package_versions()]]
@@ -359,13 +372,14 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def _curves(recipe: Recipe, run: RunFolder, stage: str) -> list[str]:
+def _curves(recipe: Recipe, run: RunFolder, stage: str, checkpoint: Path | None) -> list[str]:
     """Tables of the logged training curves (loss for SFT, rewards for GRPO) up to the pushed stage."""
     lines = []
-    stages = recipe.training_stages[: recipe.training_stages.index(stage) + 1]
-    for name in stages:
+    stages = recipe.training_stages
+    for name in stages[: stages.index(stage) + 1] if stage in stages else [stage]:
         entry = run.finished(name)
-        state = Path(entry["path"]) / "trainer_state.json" if entry else None
+        folder = checkpoint if name == stage and checkpoint else Path(entry["path"]) if entry else None
+        state = folder / "trainer_state.json" if folder else None
         if state is None or not state.is_file():
             continue
         history = json.loads(state.read_text()).get("log_history", [])
@@ -424,9 +438,9 @@ def require_token() -> None:
         raise RecipeError("not logged in to the Hugging Face Hub; run `hf auth login` or set HF_TOKEN, then push again")
 
 
-def push_checkpoint(recipe: Recipe, checkpoint: str | Path | None = None) -> PushResult:
+def push_checkpoint(recipe: Recipe, checkpoint: str | Path | None = None, revision: str | None = None) -> PushResult:
     """Upload a checkpoint and its model card in one commit on its branch; return the commit the Hub confirmed."""
-    plan = plan_push(recipe, checkpoint)
+    plan = plan_push(recipe, checkpoint, revision)
     settings = recipe.push
     require_token()
     from huggingface_hub import HfApi
@@ -447,6 +461,30 @@ def push_checkpoint(recipe: Recipe, checkpoint: str | Path | None = None) -> Pus
     _confirm_commit(api, plan, commit.oid)
     log.info("pushed %d files to %s@%s: commit %s", len(plan.files), repo, plan.revision, commit.oid)
     return PushResult(repo, plan.revision, commit.oid, commit.commit_url, len(plan.files), plan.total_bytes)
+
+
+def checkpoint_pusher(recipe: Recipe):
+    """A TrainerCallback that pushes each ``checkpoint-N`` the trainer saves to its ``<stage>-step-N`` branch.
+
+    A failed push is logged and training goes on: hours of training are worth more than one
+    intermediate upload, and the checkpoint stays on disk for ``recipe push --checkpoint``.
+    """
+    from transformers import TrainerCallback
+
+    class PushCheckpoints(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if not state.is_world_process_zero:
+                return
+            stage_dir = Path(args.output_dir)
+            folder = stage_dir / f"checkpoint-{state.global_step}"
+            try:
+                pushed = push_checkpoint(recipe, folder, revision=default_revision(stage_dir.name, folder.name))
+            except RecipeError as error:
+                log.warning("%s was not pushed: %s", folder, error)
+                return
+            log.info("pushed %s to %s@%s", folder.name, pushed.repo_id, pushed.revision)
+
+    return PushCheckpoints()
 
 
 def _open_revision(api, plan: PushPlan, overwrite: bool) -> tuple[set[str], str]:

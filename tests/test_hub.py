@@ -152,6 +152,7 @@ def test_push_without_a_repo_id_says_how_to_give_one(recipe_dict, write_recipe):
         ({"revision": "a b"}, "is not a branch name"),
         ({"merge_lora": True}, "nothing to merge"),
         ({"repo_id": "no-slash"}, "is not a Hub repo id"),
+        ({"push_checkpoints": True}, "no stage saves checkpoints"),
     ],
 )
 def test_push_settings_are_checked(recipe_dict, push, expected):
@@ -304,3 +305,19 @@ def test_push_in_a_fresh_process_pointed_at_the_hub_by_hf_endpoint(recipe_dict, 
     assert "pushed 6 files" in result.stdout
     assert fake_hub.files(REPO_ID, "v1")["model.safetensors"] == (grpo / "model.safetensors").read_bytes()
     assert "HTTP Request" not in result.stderr
+
+
+@pytest.mark.slow
+def test_checkpoints_saved_while_training_go_to_their_step_branches(recipe_dict, write_recipe, fake_hub, tmp_path):
+    recipe_dict["sft"]["trainer"].update(save_strategy="steps", save_steps=2)
+    recipe_dict["push"] = {"repo_id": REPO_ID, "push_checkpoints": True}
+    fake_hub.fail("commit", status=403)  # the first checkpoint's push fails: logged, training goes on
+    result = invoke("sft", write_recipe(recipe_dict))
+    assert result.exit_code == 0, result.output
+    branches = fake_hub.repos[REPO_ID].branches
+    assert len(branches["sft-step-2"]) == 1  # branched from main, no commit
+    held = fake_hub.files(REPO_ID, "sft-step-4")
+    checkpoint = tmp_path / "runs" / "tiny" / "sft" / "checkpoint-4"
+    assert held["model.safetensors"] == (checkpoint / "model.safetensors").read_bytes()
+    assert (checkpoint / "optimizer.pt").is_file() and "optimizer.pt" not in held
+    assert "sft-step-4" in held["README.md"].decode()
