@@ -264,7 +264,8 @@ def push(
 
 def print_push_plan(plan) -> None:
     """What a push would upload: each file and its size, the target, where the card was written."""
-    table = Table(title=f"dry run: {plan.repo_id} @ {plan.revision} ({plan.stage} checkpoint{', LoRA' * plan.lora})")
+    kind = "LoRA adapter" if plan.lora else "full weights"
+    table = Table(title=f"dry run: {plan.repo_id} @ {plan.revision} ({plan.stage} checkpoint, {kind})")
     table.add_column("file")
     table.add_column("bytes", justify="right")
     for file in plan.files:

@@ -226,10 +226,12 @@ def render_model_card(
         eval_results=[metric] if metric else None,
     )
     origin = _describe_base(recipe, run, base_model, base_id)
+    step = checkpoint.name.removeprefix("checkpoint-") if checkpoint else ""
+    which = f"{stage}** (step {step})" if step.isdigit() else f"{stage}**"
     lines = ["---", data.to_yaml(), "---", "", f"# {repo_id.split('/')[-1]}", ""]
     stages = " -> ".join({"sft": "cold-start SFT", "grpo": "GRPO"}[s] for s in recipe.training_stages)
     lines += [
-        f"This is the **{stage}** checkpoint of the run `{recipe.name}` ({stages}), made with `recipe`, "
+        f"This is the **{which} checkpoint of the run `{recipe.name}` ({stages}), made with `recipe`, "
         "which runs the DeepSeek-R1 recipe (cold-start SFT on worked solutions, then GRPO with verifiable "
         f"rewards) from one YAML file on top of TRL. It starts from {origin}.",
         "",

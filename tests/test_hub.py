@@ -146,6 +146,14 @@ def test_push_without_a_repo_id_says_how_to_give_one(recipe_dict, write_recipe):
     assert "no `push:` section" in result.output and "--repo-id" in result.output
 
 
+def test_push_with_an_invalid_repo_id_writes_nothing(recipe_dict, write_recipe, tmp_path):
+    make_run(recipe_dict)
+    result = invoke("push", write_recipe(recipe_dict), "--repo-id", "not a repo", "--dry-run")
+    assert result.exit_code == 2
+    assert "push.repo_id: 'not a repo' is not a Hub repo id; write it as 'user-or-org/model-name'" in result.output
+    assert not (tmp_path / "runs" / "tiny" / "push").exists()
+
+
 @pytest.mark.parametrize(
     ("push", "expected"),
     [
@@ -193,6 +201,7 @@ def test_an_intermediate_checkpoint_goes_to_its_step_branch(recipe_dict, fake_hu
     recipe, grpo = make_run(recipe_dict)
     pushed = push_checkpoint(recipe, grpo / "checkpoint-2")
     assert pushed.revision == "grpo-step-2"
+    assert "**grpo** (step 2) checkpoint" in fake_hub.files(REPO_ID, "grpo-step-2")["README.md"].decode()
     held = fake_hub.files(REPO_ID, "grpo-step-2")
     assert held["model.safetensors"] == (grpo / "checkpoint-2" / "model.safetensors").read_bytes()
     assert not set(TRAINING_STATE) & set(held)
