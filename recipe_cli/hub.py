@@ -247,7 +247,8 @@ def render_model_card(
     lines += ["", "## Evaluation", "", *_eval_table(recipe, summaries), "", "## Training curves", ""]
     lines += _curves(recipe, run, stage, checkpoint)
     recipe_yaml = yaml.safe_dump(recipe.model_dump(mode="json", exclude_none=True), sort_keys=False)
-    lines += ["", "## Recipe", "", "The full recipe (overrides applied):", "", "```yaml", recipe_yaml.rstrip(), "```"]
+    lines += ["", "## Recipe", "", "The full recipe, as saved with the run (overrides applied):", ""]
+    lines += ["```yaml", recipe_yaml.rstrip(), "```"]
     lines += ["", "## Framework versions", "", *[f"- {name} {version}" for name, version in package_versions()]]
     lines += ["", "## License", ""]
     if settings and settings.license:
