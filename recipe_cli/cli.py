@@ -46,6 +46,8 @@ def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks fo
         format="%(message)s",
         handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
     )
+    for name in ("httpx", "httpx2", "httpcore"):  # one INFO line per HTTP request otherwise (recipe push)
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def _guard(action: Callable[[], Any]) -> Any:
@@ -113,9 +115,15 @@ def _train(recipe: Recipe, stage: str) -> Path:
         from recipe_cli.sft import run_sft as run_stage
     else:
         from recipe_cli.grpo import run_grpo as run_stage
+    callbacks = []
+    if recipe.push is not None and recipe.push.push_checkpoints:
+        from recipe_cli.hub import checkpoint_pusher, require_token
+
+        require_token()  # before training, not at the first checkpoint
+        callbacks.append(checkpoint_pusher(recipe))
     started = time.perf_counter()
     console.rule(f"[bold]{stage}[/] {recipe.name}")
-    output = run_stage(recipe)
+    output = run_stage(recipe, callbacks)
     console.print(f"[green]{stage} done[/] in {time.perf_counter() - started:.0f} s: checkpoint in {output}")
     return output
 
@@ -278,19 +286,71 @@ def print_preflight(report) -> None:
 
 
 @app.command()
-def push(recipe: RecipeArg, overrides: SetOption = None):
-    """Upload the final checkpoint and a model card to the Hugging Face Hub."""
+def push(
+    recipe: RecipeArg,
+    repo_id: Annotated[
+        str, typer.Option("--repo-id", help="Hub repo user-or-org/name (default: push.repo_id).")
+    ] = None,
+    stage: Annotated[
+        str, typer.Option(help="Push the sft or grpo checkpoint (default: the last that finished).")
+    ] = None,
+    checkpoint: Annotated[
+        Path, typer.Option(help="Push this checkpoint folder instead, e.g. runs/demo/grpo/checkpoint-50.")
+    ] = None,
+    revision: Annotated[
+        str, typer.Option(help="Branch to push to (default: the stage's name, or grpo-step-N).")
+    ] = None,
+    private: Annotated[
+        bool, typer.Option("--private/--public", help="Visibility of a repo this push creates.", show_default=False)
+    ] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a branch that already holds files.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would be uploaded and write the card; no network.")
+    ] = False,
+    overrides: SetOption = None,
+):
+    """Upload a checkpoint and a model card from the run to the Hugging Face Hub, in one commit."""
 
     def body():
-        loaded = _load(recipe, overrides)
+        options = {"repo_id": repo_id, "stage": stage, "revision": revision, "private": private}
+        options = {key: value for key, value in options.items() if value is not None}
+        if overwrite:
+            options["overwrite"] = True
+        loaded = load_recipe(recipe, overrides or [], {"push": options})
         if loaded.push is None:
-            raise RecipeError("the recipe has no `push:` section; add `push: {repo_id: user/model-name}`")
+            raise RecipeError("the recipe has no `push:` section; add `push: {repo_id: user/model-name}` or --repo-id")
+        if dry_run:
+            from recipe_cli.hub import plan_push
+
+            print_push_plan(plan_push(loaded, checkpoint))
+            return
         from recipe_cli.hub import push_checkpoint
 
-        url = push_checkpoint(loaded)
-        console.print(f"[green]pushed[/]: {url}")
+        print_pushed(push_checkpoint(loaded, checkpoint))
 
     _guard(body)
+
+
+def print_push_plan(plan) -> None:
+    """What a push would upload: each file and its size, the target, where the card was written."""
+    kind = "LoRA adapter" if plan.lora else "full weights"
+    table = Table(title=f"dry run: {plan.repo_id} @ {plan.revision} ({plan.stage} checkpoint, {kind})")
+    table.add_column("file")
+    table.add_column("bytes", justify="right")
+    for file in plan.files:
+        table.add_row(file.path_in_repo, f"{file.size:,}")
+    table.add_row(f"[bold]{len(plan.files)} files[/]", f"[bold]{plan.total_bytes:,}[/]")
+    console.print(table)
+    console.print(f"from {plan.checkpoint}; the branch is created from main if missing")
+    console.print(f"model card written to {plan.card_path}")
+    console.print("nothing was uploaded (dry run)")
+
+
+def print_pushed(result) -> None:
+    console.print(
+        f"[green]pushed[/] {result.files} files ({result.total_bytes / 1e6:.1f} MB) to "
+        f"{result.repo_id} @ {result.revision}: {result.commit_url}"
+    )
 
 
 @app.command()
@@ -321,7 +381,7 @@ def run(recipe: RecipeArg, overrides: SetOption = None):
         if loaded.push is not None:
             from recipe_cli.hub import push_checkpoint
 
-            console.print(f"[green]pushed[/]: {push_checkpoint(loaded)}")
+            print_pushed(push_checkpoint(loaded))
         console.print(f"[bold green]run {loaded.name} finished[/] in {time.perf_counter() - started:.0f} s")
 
     _guard(body)

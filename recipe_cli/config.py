@@ -32,6 +32,7 @@ DEFAULT_COMPLETION = "<think>\n{reasoning}\n</think>\n<answer>{answer}</answer>"
 KNOWN_DATASETS = {"openai/gsm8k": "gsm8k", "gsm8k": "gsm8k", "open-r1/OpenThoughts-114k-math": "openthoughts"}
 LOCAL_DATA_SUFFIXES = (".json", ".jsonl", ".parquet", ".csv")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+BRANCH_NAME = re.compile(r"[A-Za-z0-9][\w.-]*")
 
 
 class Strict(BaseModel):
@@ -176,18 +177,33 @@ class EvalSettings(Strict):
 
 
 class PushSettings(Strict):
-    """Publishing the final checkpoint to the Hugging Face Hub."""
+    """Publishing a checkpoint to the Hugging Face Hub: which repo, which branch, and what goes in it."""
 
-    repo_id: str  # user-or-org/model-name
+    repo_id: str  # user-or-org/model-name; created (private unless `private: false`) when missing
     private: bool = True
     stage: Literal["sft", "grpo"] | None = None  # default: the last stage that finished
-    revision: str | None = None  # a branch to push to, created if missing; default: main
+    # The branch pushed to, created from main when missing. Default: the stage's name (`sft`, `grpo`), or
+    # `grpo-step-N` for an intermediate `checkpoint-N`; `main` makes it what from_pretrained loads by default.
+    revision: str | None = None
+    overwrite: bool = False  # push onto a branch that already holds files (its old files are replaced)
+    merge_lora: bool = False  # push full weights with the LoRA adapter merged in, instead of the adapter
+    include_training_state: bool = False  # also push optimizer.pt, scheduler.pt, rng_state*.pth, training_args.bin
+    license: str | None = None  # Hub license id for the card, e.g. apache-2.0; use the base model's license
+    # While training, push each checkpoint-N a stage saves (its trainer's save_strategy) to <stage>-step-N.
+    push_checkpoints: bool = False
 
     @field_validator("repo_id")
     @classmethod
     def _repo_id_shape(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", value):
             raise ValueError(f"{value!r} is not a Hub repo id; write it as 'user-or-org/model-name'")
+        return value
+
+    @field_validator("revision")
+    @classmethod
+    def _branch_name(cls, value: str | None) -> str | None:
+        if value is not None and (not BRANCH_NAME.fullmatch(value) or ".." in value or value.endswith(".lock")):
+            raise ValueError(f"{value!r} is not a branch name; use letters, digits, '-', '_' and '.', e.g. grpo-v2")
         return value
 
 
@@ -338,11 +354,21 @@ def read_recipe_file(path: str | Path) -> dict:
     return data
 
 
-def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
-    """Read, override and validate a recipe; raise one ``RecipeError`` listing every problem."""
+def load_recipe(
+    path: str | Path, overrides: list[str] = (), options: dict[str, dict[str, Any]] | None = None
+) -> Recipe:
+    """Read, override and validate a recipe; raise one ``RecipeError`` listing every problem.
+
+    ``options`` are values of command-line options by section (``{"push": {"revision": "v2"}}``),
+    merged after the ``--set`` overrides and taken as given rather than read as YAML.
+    """
     data = read_recipe_file(path)
     for text in overrides:
         apply_override(data, *parse_override(text))
+    for section, values in (options or {}).items():
+        if values:
+            current = data.get(section)
+            data[section] = {**(current if isinstance(current, dict) else {}), **values}
     return validate_recipe(data, source=str(path))
 
 
@@ -421,6 +447,15 @@ def check_recipe(recipe: Recipe) -> list[str]:
         problems.append(f"push.stage: the recipe has no `{recipe.push.stage}` section to push")
     if recipe.push is not None and not recipe.training_stages:
         problems.append("push: the recipe has no sft or grpo stage, so there is no checkpoint to push")
+    if recipe.push is not None and recipe.push.push_checkpoints:
+        saving = [s for s in recipe.training_stages if getattr(recipe, s).trainer.get("save_strategy", "steps") != "no"]
+        if not saving:
+            problems.append(
+                "push.push_checkpoints: no stage saves checkpoints (save_strategy: no); "
+                "set save_strategy: steps and save_steps in a stage's trainer, or remove push_checkpoints"
+            )
+    if recipe.push is not None and recipe.push.merge_lora and recipe.model.lora is None:
+        problems.append("push.merge_lora: the recipe trains full weights (no model.lora), so there is nothing to merge")
     return problems
 
 

@@ -40,7 +40,7 @@ def reward_functions(recipe: Recipe, tokenizer) -> list:
     ]
 
 
-def run_grpo(recipe: Recipe) -> Path:
+def run_grpo(recipe: Recipe, callbacks: list | None = None) -> Path:
     """Train with GRPO on the recipe's prompts and rewards; return the saved checkpoint's folder.
 
     The model comes from disk (the SFT output recorded in the run folder, or the base model), so
@@ -76,6 +76,7 @@ def run_grpo(recipe: Recipe) -> Path:
         train_dataset=Dataset.from_list(prompts),
         processing_class=tokenizer,
         peft_config=peft_config,
+        callbacks=callbacks,  # e.g. pushing intermediate checkpoints (recipe_cli.hub.checkpoint_pusher)
     )
     trainer.train()
     save_final(trainer, output)

@@ -1,52 +1,436 @@
-"""Stage 4: publish the final checkpoint to the Hugging Face Hub with a model card from the run."""
+"""Stage 4: publish a checkpoint to the Hugging Face Hub in one verified commit, with a model card from the run.
+
+``plan_push`` decides everything first (the checkpoint, the files, the branch) and writes the card
+to ``runs/<name>/push/<revision>/README.md``, so ``recipe push --dry-run`` shows exactly what a push
+uploads. ``push_checkpoint`` then makes one commit on the branch and reads the branch back: a push
+is reported only once the Hub's head of the branch is that commit and holds every file.
+"""
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
+from typing import Any, TypeVar
 
 import yaml
 
-from recipe_cli.config import Recipe
+from recipe_cli.config import HUB_ID, Recipe, is_local_path
 from recipe_cli.errors import RecipeError
 from recipe_cli.evaluate import read_summaries
+from recipe_cli.models import adapter_base, is_adapter
 from recipe_cli.runs import RunFolder
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-# Trainer state that belongs to resuming a run, not to a published model.
-IGNORED_FILES = [
-    "checkpoint-*",
-    "checkpoint-*/**",
-    "optimizer.pt",
-    "scheduler.pt",
-    "rng_state*.pth",
-    "training_args.bin",
-]
+# Files that resume training rather than describe a model: pushed only with push.include_training_state.
+TRAINING_STATE = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth", "training_args.bin")
+# Seconds to wait before each new attempt at a Hub call that failed on the network or with a 5xx/429.
+RETRY_DELAYS = (2.0, 8.0, 30.0)
+TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
+VERSIONED_PACKAGES = ("recipe-cli", "torch", "transformers", "trl", "peft", "datasets", "huggingface_hub")
+CURVE_ROWS = 12  # rows of a training-curve table in the card
 
 
-def render_model_card(recipe: Recipe, stage: str, base_model: str) -> str:
-    """The README.md of the pushed repo: what was trained, from what, the eval table and the recipe."""
+@dataclass(frozen=True)
+class UploadFile:
+    """One file of a push: where it goes in the repo, where it is on disk, its size in bytes."""
+
+    path_in_repo: str
+    local: Path
+    size: int
+
+
+@dataclass(frozen=True)
+class PushPlan:
+    """Everything a push will do, decided before any network call."""
+
+    repo_id: str
+    revision: str
+    stage: str
+    checkpoint: Path  # the folder whose files are uploaded (the merged copy with push.merge_lora)
+    lora: bool  # the upload is a LoRA adapter
+    files: list[UploadFile]  # the card (README.md) included
+    card_path: Path
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(file.size for file in self.files)
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """A commit the Hub confirmed: its branch head is ``commit_oid`` and holds every pushed file."""
+
+    repo_id: str
+    revision: str
+    commit_oid: str
+    commit_url: str
+    files: int
+    total_bytes: int
+
+
+def default_revision(stage: str, folder_name: str) -> str:
+    """The branch a checkpoint goes to: the stage's name, or ``<stage>-step-N`` for ``checkpoint-N``.
+
+    >>> default_revision("grpo", "grpo")
+    'grpo'
+    >>> default_revision("grpo", "checkpoint-50")
+    'grpo-step-50'
+    """
+    step = folder_name.removeprefix("checkpoint-")
+    return f"{stage}-step-{step}" if folder_name.startswith("checkpoint-") and step.isdigit() else stage
+
+
+def is_training_state(path_in_repo: str) -> bool:
+    """Whether a file only serves to resume training (optimizer, scheduler, RNG states, pickled arguments).
+
+    >>> is_training_state("optimizer.pt"), is_training_state("rng_state_3.pth"), is_training_state("model.safetensors")
+    (True, True, False)
+    """
+    return any(fnmatch.fnmatch(path_in_repo, pattern) for pattern in TRAINING_STATE)
+
+
+def list_upload_files(folder: Path, include_training_state: bool = False) -> list[UploadFile]:
+    """The files of a checkpoint folder that a push uploads, sorted by path.
+
+    Left out: intermediate ``checkpoint-*`` folders (push one with ``--checkpoint``), hidden files,
+    a README.md (the card replaces it) and, unless asked, the training state.
+    """
+    files = []
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        name = relative.as_posix()
+        if not path.is_file() or relative.parts[0].startswith("checkpoint-") or name == "README.md":
+            continue
+        if any(part.startswith(".") for part in relative.parts):
+            continue
+        if is_training_state(name) and not include_training_state:
+            continue
+        files.append(UploadFile(name, path, path.stat().st_size))
+    return files
+
+
+def plan_push(recipe: Recipe, checkpoint: str | Path | None = None, revision: str | None = None) -> PushPlan:
+    """Decide the checkpoint, branch and files of a push and write the model card; no network.
+
+    ``revision`` overrides ``push.revision`` (intermediate checkpoints go to their step branches).
+    """
+    settings = recipe.push
+    if settings is None:
+        raise RecipeError("the recipe has no `push:` section; add `push: {repo_id: user/model-name}` or pass --repo-id")
+    run = RunFolder(recipe)
+    stage, folder = _checkpoint_to_push(recipe, run, checkpoint)
+    if not (folder / "config.json").is_file() and not is_adapter(folder):
+        raise RecipeError(f"'{folder}' holds no saved model (no config.json or adapter_config.json); give a checkpoint")
+    revision = revision or settings.revision or default_revision(stage, folder.name)
+    trained = folder
+    base = _base_model_of(run, stage, folder)
+    lora = is_adapter(folder)
+    staging = run.root / "push" / revision
+    if lora and settings.merge_lora:
+        folder = merge_adapter(recipe, folder, staging / "merged")
+        lora = False
+    files = list_upload_files(folder, settings.include_training_state)
+    card = render_model_card(recipe, stage, base, lora=lora, revision=revision, checkpoint=trained)
+    staging.mkdir(parents=True, exist_ok=True)
+    card_path = staging / "README.md"
+    card_path.write_text(card)
+    files.append(UploadFile("README.md", card_path, card_path.stat().st_size))
+    return PushPlan(settings.repo_id, revision, stage, folder, lora, files, card_path)
+
+
+def _checkpoint_to_push(recipe: Recipe, run: RunFolder, checkpoint: str | Path | None) -> tuple[str, Path]:
+    if checkpoint is not None:
+        folder = Path(checkpoint)
+        if not folder.is_dir():
+            raise RecipeError(f"--checkpoint '{checkpoint}' is not a folder; give a checkpoint folder to push")
+        resolved = folder.resolve()
+        inside = [s for s in recipe.training_stages if run.stage_dir(s).resolve() in (resolved, *resolved.parents)]
+        stage = recipe.push.stage or (inside[0] if inside else run.final_stage())
+        if stage is None:
+            raise RecipeError(f"cannot tell which stage '{checkpoint}' comes from; pass --stage sft or --stage grpo")
+        return stage, folder
+    stage = recipe.push.stage or run.final_stage()
+    entry = run.finished(stage) if stage else None
+    if entry is None:
+        raise RecipeError(
+            f"no finished {stage or 'training'} checkpoint in {run.root}; run the training stages first "
+            "(or pass --checkpoint PATH)"
+        )
+    return stage, Path(entry["path"])
+
+
+def _base_model_of(run: RunFolder, stage: str, folder: Path) -> str:
+    """The model a stage started from before any training: recorded in run.json, else the adapter's base."""
+    entry = run.read()["stages"].get(stage)
+    if entry and entry.get("base_model"):
+        return entry["base_model"]
+    return adapter_base(folder) if is_adapter(folder) else run.base_model_path()
+
+
+def merge_adapter(recipe: Recipe, adapter: Path, target: Path) -> Path:
+    """Save the base model with a LoRA adapter merged in (and its tokenizer) to ``target``."""
+    import shutil
+
+    from recipe_cli.models import load_causal_lm, load_tokenizer
+
+    shutil.rmtree(target, ignore_errors=True)
+    model = load_causal_lm(adapter, recipe.model, merge=True)
+    model.save_pretrained(str(target))
+    load_tokenizer(adapter, recipe.model).save_pretrained(str(target))
+    log.info("merged the LoRA adapter of %s into its base model: %s", adapter, target)
+    return target
+
+
+def render_model_card(
+    recipe: Recipe,
+    stage: str,
+    base_model: str,
+    *,
+    lora: bool = False,
+    revision: str = "main",
+    checkpoint: Path | None = None,
+) -> str:
+    """The README.md of a pushed revision: Hub metadata, what was trained from what, evals, curves, the recipe.
+
+    The curves of the pushed stage come from ``checkpoint`` (an intermediate one has its own log).
+    """
+    from huggingface_hub import ModelCardData
+
+    settings = recipe.push
+    repo_id = settings.repo_id if settings else recipe.name
+    run = RunFolder(recipe)
+    recipe = trained_recipe(run)  # what produced the checkpoint, not today's overrides
     summaries = read_summaries(recipe)
-    front = {"library_name": "transformers", "tags": ["recipe", "reasoning", stage]}
-    if recipe.model.path:
-        front["base_model"] = recipe.model.path
-    lines = ["---", yaml.safe_dump(front, sort_keys=False).strip(), "---", "", f"# {recipe.name}", ""]
-    lines.append(f"Trained with `recipe` from **{base_model}**: " + " -> ".join(recipe.training_stages) + ".")
-    if recipe.model.lora:
-        lines.append("This repository holds a LoRA adapter; load it with peft on the base model.")
-    lines += ["", "## Evaluation", ""]
-    if summaries:
-        lines += ["| model | dataset | split | n | accuracy | format |", "|---|---|---|---|---|---|"]
-        for label, s in summaries.items():
-            lines.append(
-                f"| {label} | {s['dataset']} | {s['split']} | {s['n']} | {s['accuracy']:.3f} | {s['format_rate']:.3f} |"
-            )
-    else:
-        lines.append("No evaluation was run.")
+    base_id = base_model if HUB_ID.match(base_model) and not is_local_path(base_model) else None
+    datasets = sorted({d.path for d in _datasets(recipe).values() if d.path and not is_local_path(d.path)})
+    tags = ["recipe", "reasoning", "deepseek-r1", "trl", *recipe.training_stages]
+    if lora:
+        tags += ["lora", "peft"]
+    metric = _model_index_result(recipe, summaries.get(stage))
+    data = ModelCardData(
+        base_model=base_id,
+        datasets=datasets or None,
+        library_name="peft" if lora else "transformers",
+        license=settings.license if settings else None,
+        model_name=repo_id.split("/")[-1],
+        pipeline_tag="text-generation",
+        tags=tags,
+        eval_results=[metric] if metric else None,
+    )
+    origin = _describe_base(recipe, run, base_model, base_id)
+    step = checkpoint.name.removeprefix("checkpoint-") if checkpoint else ""
+    which = f"{stage}** (step {step})" if step.isdigit() else f"{stage}**"
+    lines = ["---", data.to_yaml(), "---", "", f"# {repo_id.split('/')[-1]}", ""]
+    stages = " -> ".join({"sft": "cold-start SFT", "grpo": "GRPO"}[s] for s in recipe.training_stages)
+    lines += [
+        f"This is the **{which} checkpoint of the run `{recipe.name}` ({stages}), made with `recipe`, "
+        "which runs the DeepSeek-R1 recipe (cold-start SFT on worked solutions, then GRPO with verifiable "
+        f"rewards) from one YAML file on top of TRL. It starts from {origin}.",
+        "",
+        _describe_weights(repo_id, revision, lora, base_id),
+        "",
+        "## Data",
+        "",
+    ]
+    lines += [f"- {section}: {_describe_dataset(dataset)}" for section, dataset in _datasets(recipe).items()]
+    if recipe.grpo is not None:
+        rewards = ", ".join(f"`{r.name}` (weight {r.weight:g})" for r in recipe.grpo.rewards)
+        lines.append(f"- GRPO rewards: {rewards}")
+    lines += ["", "## Evaluation", "", *_eval_table(recipe, summaries), "", "## Training curves", ""]
+    lines += _curves(recipe, run, stage, checkpoint)
     recipe_yaml = yaml.safe_dump(recipe.model_dump(mode="json", exclude_none=True), sort_keys=False)
-    lines += ["", "## Recipe", "", "```yaml", recipe_yaml.rstrip(), "```", ""]
-    return "\n".join(lines)
+    lines += ["", "## Recipe", "", "The full recipe, as saved with the run (overrides applied):", ""]
+    lines += ["```yaml", recipe_yaml.rstrip(), "```"]
+    lines += ["", "## Framework versions", "", *[f"- {name} {version}" for name, version in package_versions()]]
+    lines += ["", "## License", ""]
+    if settings and settings.license:
+        lines.append(f"`{settings.license}` (set by the recipe's `push.license`).")
+    else:
+        lines.append("Not set by the recipe (`push.license`); the license of the base model and data applies.")
+    return "\n".join(lines) + "\n"
+
+
+def trained_recipe(run: RunFolder) -> Recipe:
+    """The recipe the run's training was started with (saved with its overrides), else the given one."""
+    from recipe_cli.config import validate_recipe
+
+    saved = run.root / "recipe.yaml"
+    if not saved.is_file():
+        return run.recipe
+    try:
+        return validate_recipe(yaml.safe_load(saved.read_text()), source=str(saved))
+    except RecipeError as error:
+        log.warning("the card describes the current recipe: the saved one no longer validates (%s)", error)
+        return run.recipe
+
+
+def _datasets(recipe: Recipe) -> dict:
+    return {name: getattr(recipe, name).dataset for name in ("sft", "grpo", "eval") if getattr(recipe, name)}
+
+
+def _describe_base(recipe: Recipe, run: RunFolder, base_model: str, base_id: str | None) -> str:
+    if base_id:
+        return f"[{base_id}](https://huggingface.co/{base_id})"
+    tiny = recipe.model.tiny
+    if tiny is not None and Path(base_model) == run.stage_dir("base"):
+        return (
+            f"no pretrained model: a tiny Llama-type model built from seed {recipe.seed} (hidden size "
+            f"{tiny.hidden_size}, {tiny.num_layers} layers, {tiny.num_heads} heads, vocabulary {tiny.vocab_size})"
+        )
+    return f"the local model folder `{base_model}` (not on the Hub)"
+
+
+def _describe_weights(repo_id: str, revision: str, lora: bool, base_id: str | None) -> str:
+    where = "" if revision == "main" else f', revision="{revision}"'
+    if lora:
+        base = f" on top of {base_id}" if base_id else ""
+        code = (
+            "from peft import AutoPeftModelForCausalLM\n"
+            f'model = AutoPeftModelForCausalLM.from_pretrained("{repo_id}"{where})'
+        )
+        intro = f"This revision holds a LoRA adapter{base}; peft loads it with its base model:"
+    else:
+        code = (
+            "from transformers import AutoModelForCausalLM, AutoTokenizer\n"
+            f'model = AutoModelForCausalLM.from_pretrained("{repo_id}"{where})\n'
+            f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}"{where})'
+        )
+        intro = "This revision holds the full weights:"
+    return f"{intro}\n\n```python\n{code}\n```"
+
+
+def _describe_dataset(dataset) -> str:
+    if dataset.adapter == "arithmetic":
+        noise = f", teacher error rate {dataset.teacher_error_rate:g}" if dataset.teacher_error_rate else ""
+        return f"generated arithmetic word problems (split {dataset.split}, {dataset.max_samples} problems{noise})"
+    if dataset.path and not is_local_path(dataset.path):
+        name = f"[{dataset.path}](https://huggingface.co/datasets/{dataset.path})"
+    else:
+        name = f"the local file `{dataset.path}`"
+    config = f", config {dataset.config}" if dataset.config else ""
+    limit = f", first {dataset.max_samples} rows" if dataset.max_samples else ""
+    return f"{name} (split {dataset.split}{config}{limit})"
+
+
+def _model_index_result(recipe: Recipe, summary: dict | None):
+    """The pushed stage's accuracy as a model-index result, when it was measured on a Hub dataset."""
+    from huggingface_hub import EvalResult
+
+    dataset = recipe.eval.dataset if recipe.eval else None
+    if summary is None or dataset is None or not dataset.path or is_local_path(dataset.path):
+        return None
+    return EvalResult(
+        task_type="text-generation",
+        task_name="Math word problems",
+        dataset_type=dataset.path,
+        dataset_name="GSM8K" if dataset.adapter == "gsm8k" else dataset.path,
+        dataset_config=dataset.config,
+        dataset_split=summary.get("split", dataset.split),
+        metric_type="accuracy",
+        metric_value=round(float(summary["accuracy"]), 4),
+        metric_name=f"accuracy (greedy, {summary.get('n', '?')} problems)",
+    )
+
+
+def _eval_table(recipe: Recipe, summaries: dict[str, dict]) -> list[str]:
+    """One row per evaluated model; extra keys other code may add (pass@k) become columns when present."""
+    if not summaries:
+        return ["No evaluation was run."]
+    known = [("n", "n"), ("accuracy", "accuracy"), ("format_rate", "format"), ("truncation_rate", "truncated")]
+    extra = sorted({key for s in summaries.values() for key in s if key.startswith("pass@")})
+    columns = known + [(key, key) for key in extra]
+    lines = [
+        "| model | dataset | split | " + " | ".join(title for _, title in columns) + " |",
+        "|---|---|---|" + "---|" * len(columns),
+    ]
+    order = ["base", *recipe.training_stages]
+    for label, summary in sorted(summaries.items(), key=lambda item: (_rank(order, item[0]), item[0])):
+        cells = [_cell(summary.get(key)) for key, _ in columns]
+        lines.append(
+            f"| {label} | {summary.get('dataset', '')} | {summary.get('split', '')} | " + " | ".join(cells) + " |"
+        )
+    if recipe.eval is not None:
+        lines += ["", f"Greedy decoding, at most {recipe.eval.max_new_tokens} new tokens; accuracy by the recipe's "]
+        lines[-1] += "answer checker (the accuracy reward); format: the completion has <think> and <answer>."
+    return lines
+
+
+def _rank(order: list[str], label: str) -> int:
+    return order.index(label) if label in order else len(order)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return "" if value is None else str(value)
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _curves(recipe: Recipe, run: RunFolder, stage: str, checkpoint: Path | None) -> list[str]:
+    """Tables of the logged training curves (loss for SFT, rewards for GRPO) up to the pushed stage."""
+    lines = []
+    stages = recipe.training_stages
+    for name in stages[: stages.index(stage) + 1] if stage in stages else [stage]:
+        entry = run.finished(name)
+        folder = checkpoint if name == stage and checkpoint else Path(entry["path"]) if entry else None
+        state = folder / "trainer_state.json" if folder else None
+        if state is None or not state.is_file():
+            continue
+        history = json.loads(state.read_text()).get("log_history", [])
+        keys = ["loss", "mean_token_accuracy"] if name == "sft" else ["reward", "reward_std"]
+        keys += sorted({k for row in history for k in row if k.startswith("rewards/") and k.endswith("/mean")})
+        rows = curve_rows(history, keys)
+        if rows:
+            shown = [k for k in keys if any(k in row for row in rows)]
+            lines += [f"{name.upper()} ({_every(rows)}, from trainer_state.json):", ""]
+            lines += ["| step | " + " | ".join(shown) + " |", "|---|" + "---|" * len(shown)]
+            lines += [f"| {row['step']} | " + " | ".join(_cell(row.get(k)) for k in shown) + " |" for row in rows]
+            lines.append("")
+    if not lines:
+        return ["No training log was saved with the checkpoints (trainer_state.json), so no curves are shown."]
+    return lines[:-1]
+
+
+def _every(rows: list[dict]) -> str:
+    gaps = {b["step"] - a["step"] for a, b in zip(rows, rows[1:], strict=False)}
+    if len(gaps) != 1:
+        return "a sample of the logged steps"
+    gap = gaps.pop()
+    return "every step" if gap == 1 else f"every {gap} steps"
+
+
+def curve_rows(history: list[dict], keys: list[str], max_rows: int = CURVE_ROWS) -> list[dict]:
+    """Logged rows holding any of ``keys``, thinned evenly to at most ``max_rows`` (the last one kept).
+
+    >>> history = [{"step": s, "loss": 1.0 / s} for s in range(1, 11)] + [{"step": 10, "train_runtime": 3.0}]
+    >>> [row["step"] for row in curve_rows(history, ["loss"], max_rows=4)]
+    [1, 4, 7, 10]
+    """
+    logged = [row for row in history if any(key in row for key in keys)]
+    if len(logged) <= max_rows:
+        return logged
+    picks = {round(i * (len(logged) - 1) / (max_rows - 1)) for i in range(max_rows)}
+    return [logged[i] for i in sorted(picks)]
+
+
+def package_versions() -> list[tuple[str, str]]:
+    """Installed versions of the packages a run depends on (those installed)."""
+    versions = []
+    for name in VERSIONED_PACKAGES:
+        try:
+            versions.append((name, metadata.version(name)))
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
 
 
 def require_token() -> None:
@@ -57,34 +441,157 @@ def require_token() -> None:
         raise RecipeError("not logged in to the Hugging Face Hub; run `hf auth login` or set HF_TOKEN, then push again")
 
 
-def push_checkpoint(recipe: Recipe) -> str:
-    """Upload the final stage's checkpoint and its model card in one commit; return the commit URL."""
-    from huggingface_hub import HfApi
-    from huggingface_hub.errors import HfHubHTTPError, HTTPError
-
+def push_checkpoint(recipe: Recipe, checkpoint: str | Path | None = None, revision: str | None = None) -> PushResult:
+    """Upload a checkpoint and its model card in one commit on its branch; return the commit the Hub confirmed."""
+    plan = plan_push(recipe, checkpoint, revision)
     settings = recipe.push
-    run = RunFolder(recipe)
-    stage = settings.stage or run.final_stage()
-    entry = run.finished(stage) if stage else None
-    if entry is None:
-        raise RecipeError(f"no finished {stage or 'training'} checkpoint in {run.root}; run the training stages first")
-    folder = Path(entry["path"])
     require_token()
-    (folder / "README.md").write_text(render_model_card(recipe, stage, entry["base_model"]))
+    from huggingface_hub import HfApi
+
     api = HfApi()
+    repo = plan.repo_id
+    call_hub(lambda: api.whoami(), "check the token", repo)
+    call_hub(lambda: api.create_repo(repo, private=settings.private, exist_ok=True), "create the repo", repo)
+    existing, head = call_hub(lambda: _open_revision(api, plan, settings.overwrite), "open the branch", repo)
+    message = f"recipe {recipe.name}: {plan.stage} checkpoint ({len(plan.files)} files)"
+    commit = call_hub(
+        lambda: api.create_commit(
+            repo, _operations(plan, existing), commit_message=message, revision=plan.revision, parent_commit=head
+        ),
+        "upload the files",
+        repo,
+    )
+    _confirm_commit(api, plan, commit.oid)
+    log.info("pushed %d files to %s@%s: commit %s", len(plan.files), repo, plan.revision, commit.oid)
+    return PushResult(repo, plan.revision, commit.oid, commit.commit_url, len(plan.files), plan.total_bytes)
+
+
+def checkpoint_pusher(recipe: Recipe):
+    """A TrainerCallback that pushes each ``checkpoint-N`` the trainer saves to its ``<stage>-step-N`` branch.
+
+    A failed push is logged and training goes on: hours of training are worth more than one
+    intermediate upload, and the checkpoint stays on disk for ``recipe push --checkpoint``.
+    """
+    from transformers import TrainerCallback
+
+    class PushCheckpoints(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if not state.is_world_process_zero:
+                return
+            stage_dir = Path(args.output_dir)
+            folder = stage_dir / f"checkpoint-{state.global_step}"
+            try:
+                pushed = push_checkpoint(recipe, folder, revision=default_revision(stage_dir.name, folder.name))
+            except RecipeError as error:
+                log.warning("%s was not pushed: %s", folder, error)
+                return
+            log.info("pushed %s to %s@%s", folder.name, pushed.repo_id, pushed.revision)
+
+    return PushCheckpoints()
+
+
+def _open_revision(api, plan: PushPlan, overwrite: bool) -> tuple[set[str], str]:
+    """The files already on the branch (created from main when missing) and its head commit."""
+    from huggingface_hub.errors import RevisionNotFoundError
+
     try:
-        api.create_repo(settings.repo_id, private=settings.private, exist_ok=True)
-        if settings.revision:
-            api.create_branch(settings.repo_id, branch=settings.revision, exist_ok=True)
-        commit = api.upload_folder(
-            repo_id=settings.repo_id,
-            folder_path=str(folder),
-            revision=settings.revision,
-            commit_message=f"recipe {recipe.name}: {stage} checkpoint",
-            ignore_patterns=IGNORED_FILES,
+        info = api.model_info(plan.repo_id, revision=plan.revision)
+    except RevisionNotFoundError:
+        api.create_branch(plan.repo_id, branch=plan.revision, exist_ok=True)
+        info = api.model_info(plan.repo_id, revision=plan.revision)
+        return set(), info.sha
+    existing = {sibling.rfilename for sibling in info.siblings or []} - {".gitattributes"}
+    if existing and not overwrite:
+        raise RecipeError(
+            f"{plan.repo_id} already has a revision '{plan.revision}' holding {len(existing)} files; "
+            "push to another --revision, or pass --overwrite (push.overwrite: true) to replace it"
         )
-    except HfHubHTTPError as error:
-        raise RecipeError(f"push to {settings.repo_id} failed: {str(error).splitlines()[0]}") from error
-    except (HTTPError, OSError) as error:  # connection refused, DNS, timeouts (httpx errors)
-        raise RecipeError(f"cannot reach the Hub to push {settings.repo_id}: {error}; check your network") from error
-    return commit.commit_url
+    return existing, info.sha
+
+
+def _operations(plan: PushPlan, existing: set[str]) -> list:
+    """Add every planned file; delete what the branch held that this checkpoint does not have."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    adds = [CommitOperationAdd(path_in_repo=f.path_in_repo, path_or_fileobj=str(f.local)) for f in plan.files]
+    stale = sorted(existing - {f.path_in_repo for f in plan.files})
+    return adds + [CommitOperationDelete(path_in_repo=path) for path in stale]
+
+
+def _confirm_commit(api, plan: PushPlan, oid: str) -> None:
+    """Read the branch back: its head must be the new commit and hold every pushed file."""
+    info = call_hub(lambda: api.model_info(plan.repo_id, revision=plan.revision), "confirm the commit", plan.repo_id)
+    if info.sha != oid:
+        raise RecipeError(
+            f"the Hub answered the upload, but {plan.repo_id}@{plan.revision} is at commit {str(info.sha)[:12]}, "
+            f"not {oid[:12]}; the push is not confirmed, push again"
+        )
+    missing = {f.path_in_repo for f in plan.files} - {sibling.rfilename for sibling in info.siblings or []}
+    if missing:
+        raise RecipeError(
+            f"commit {oid[:12]} on {plan.repo_id}@{plan.revision} lacks {sorted(missing)}; "
+            "the push is not confirmed, push again"
+        )
+
+
+def call_hub(action: Callable[[], T], what: str, repo_id: str) -> T:
+    """Run one Hub call; retry network failures and 5xx/429 answers after ``RETRY_DELAYS``, then fail clearly."""
+    attempts = len(RETRY_DELAYS) + 1
+    for attempt in range(attempts):
+        try:
+            return action()
+        except RecipeError:
+            raise
+        except Exception as error:
+            cause = _hub_error(error)
+            if cause is None:
+                raise
+            status = _status(cause)
+            if status is not None and status not in TRANSIENT_STATUS:
+                raise RecipeError(_refusal(cause, status, what, repo_id)) from error
+            if attempt == attempts - 1:
+                raise RecipeError(
+                    f"cannot {what} on the Hub for {repo_id} after {attempts} attempts ({_first_line(cause)}); "
+                    "check your network and push again"
+                ) from error
+            delay = RETRY_DELAYS[attempt]
+            log.warning("could not %s (%s); trying again in %g s", what, _first_line(cause), delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
+
+
+def _hub_error(error: BaseException) -> BaseException | None:
+    """The HTTP or network error behind ``error`` (huggingface_hub wraps LFS upload failures), else None."""
+    from huggingface_hub.errors import HTTPError
+
+    seen = error
+    while seen is not None:
+        if isinstance(seen, (HTTPError, OSError)):
+            return seen
+        seen = seen.__cause__
+    return None
+
+
+def _status(error: BaseException) -> int | None:
+    response = getattr(error, "response", None)
+    return getattr(response, "status_code", None) if response is not None else None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
+
+
+def _refusal(error: BaseException, status: int, what: str, repo_id: str) -> str:
+    """A one-line message for an answer the Hub will not change its mind about."""
+    server = getattr(error, "server_message", None) or _first_line(error)
+    if status == 401:
+        return (
+            f"the Hub rejected the token ({server}); run `hf auth login` with a valid token "
+            "(or fix HF_TOKEN), then push again"
+        )
+    if status == 403:
+        return f"the token may not write to {repo_id} ({server}); use a token with write access to its namespace"
+    if status == 404:
+        return f"{repo_id} was not found on the Hub while trying to {what} ({server}); check push.repo_id"
+    return f"the Hub refused to {what} for {repo_id}: {status} {server}"

@@ -14,7 +14,7 @@ from recipe_cli.training import clear_stage_dir, prepare_base_model, save_final,
 log = logging.getLogger(__name__)
 
 
-def run_sft(recipe: Recipe) -> Path:
+def run_sft(recipe: Recipe, callbacks: list | None = None) -> Path:
     """Fine-tune the starting model on the SFT dataset; return the saved checkpoint's folder.
 
     The loss covers the completion only (prompt/completion rows), and the completion is the
@@ -39,6 +39,7 @@ def run_sft(recipe: Recipe) -> Path:
         train_dataset=Dataset.from_list(examples),
         processing_class=tokenizer,
         peft_config=peft_config,
+        callbacks=callbacks,  # e.g. pushing intermediate checkpoints (recipe_cli.hub.checkpoint_pusher)
     )
     trainer.train()
     save_final(trainer, output)

@@ -86,10 +86,15 @@ def trainer_config(config_class, recipe: Recipe, stage: str, extra: dict[str, An
 
 
 def save_final(trainer, output_dir: Path) -> None:
-    """Save the trained model and tokenizer to ``output_dir``, leaving intermediate checkpoints aside."""
+    """Save the trained model, tokenizer and log to ``output_dir``, leaving intermediate checkpoints aside.
+
+    ``trainer_state.json`` keeps the logged loss and rewards, which the model card shows as curves
+    (``save_model`` alone writes it only into intermediate checkpoints).
+    """
     trainer.save_model(str(output_dir))
     if trainer.processing_class is not None:
         trainer.processing_class.save_pretrained(str(output_dir))
+    trainer.state.save_to_json(str(output_dir / "trainer_state.json"))
 
 
 def clear_stage_dir(path: Path) -> None:

@@ -1,41 +1,247 @@
-"""Publishing: the model card, and clear errors when the Hub cannot be used."""
+"""Publishing: the model card, the dry run, and real pushes through huggingface_hub to a local fake Hub."""
 
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 import yaml
+from huggingface_hub import ModelCard
+from typer.testing import CliRunner
 
+from recipe_cli import hub
+from recipe_cli.cli import app
 from recipe_cli.config import validate_recipe
 from recipe_cli.errors import RecipeError
-from recipe_cli.hub import push_checkpoint, render_model_card
+from recipe_cli.hub import list_upload_files, plan_push, push_checkpoint, render_model_card
 from recipe_cli.runs import RunFolder
+from tests.conftest import REPO
+from tests.fake_hub import FakeHub
+
+runner = CliRunner()
+REPO_ID = "someone/tiny-r1"
+# What a finished GRPO stage leaves in its folder: the model, the log, and state that only resumes training.
+CHECKPOINT_FILES = {
+    "config.json": b"{}",
+    "model.safetensors": os.urandom(3000),  # LFS by its suffix, as on the Hub
+    "tokenizer.json": b'{"vocab": "' + b"x" * 2000 + b'"}',  # LFS by its size (the fake's threshold is 1 KB)
+    "generation_config.json": b"{}",
+}
+TRAINING_STATE = {"optimizer.pt": b"adam", "scheduler.pt": b"s", "rng_state.pth": b"r", "training_args.bin": b"a"}
+LOG_HISTORY = [{"step": s, "reward": s / 10, "rewards/accuracy/mean": s / 20, "loss": 0.1} for s in range(1, 21)]
+
+
+def summary(label: str, accuracy: float, **extra) -> dict:
+    return {"label": label, "dataset": "arithmetic", "split": "test", "n": 8, "accuracy": accuracy} | {
+        "format_rate": 1.0,
+        "truncation_rate": 0.0,
+        "model": f"runs/tiny/{label}",
+        **extra,
+    }
+
+
+def make_run(recipe_dict, **push) -> tuple:
+    """A run folder recording finished SFT and GRPO stages, with eval summaries and an intermediate checkpoint."""
+    recipe_dict["push"] = {"repo_id": REPO_ID, **push}
+    recipe = validate_recipe(recipe_dict)
+    run = RunFolder(recipe)
+    grpo = run.stage_dir("grpo")
+    for name, data in {**CHECKPOINT_FILES, **TRAINING_STATE, "README.md": b"TRL's card"}.items():
+        (grpo / name).parent.mkdir(parents=True, exist_ok=True)
+        (grpo / name).write_bytes(data)
+    (grpo / "trainer_state.json").write_text(json.dumps({"log_history": LOG_HISTORY}))
+    (grpo / "checkpoint-2").mkdir()
+    for name, data in {**CHECKPOINT_FILES, **TRAINING_STATE}.items():
+        (grpo / "checkpoint-2" / name).write_bytes(data)
+    sft = run.stage_dir("sft")
+    sft.mkdir(parents=True)
+    (sft / "config.json").write_text("{}")
+    base = recipe_dict["model"].get("path") or str(run.stage_dir("base"))
+    run.record_stage("sft", sft, lora=False, base=base, started_from=base)
+    run.record_stage("grpo", grpo, lora=False, base=base, started_from=str(sft))
+    run.eval_dir.mkdir()
+    for label, accuracy in (("grpo", 0.625), ("base", 0.0), ("sft", 0.5)):
+        (run.eval_dir / f"{label}.json").write_text(json.dumps(summary(label, accuracy, **{"pass@4": accuracy})))
+    return recipe, grpo
 
 
 @pytest.fixture
-def trained_run(recipe_dict, tmp_path):
-    """A run folder that records a finished GRPO stage and holds an eval summary."""
-    recipe_dict["push"] = {"repo_id": "someone/tiny-r1"}
-    recipe = validate_recipe(recipe_dict)
-    run = RunFolder(recipe)
-    checkpoint = run.stage_dir("grpo")
-    checkpoint.mkdir(parents=True)
-    (checkpoint / "config.json").write_text("{}")
-    run.record_stage("grpo", checkpoint, lora=False, base=str(run.stage_dir("base")), started_from="sft")
-    run.eval_dir.mkdir()
-    summary = {"label": "grpo", "dataset": "arithmetic", "split": "test", "n": 8, "accuracy": 0.625, "format_rate": 1.0}
-    (run.eval_dir / "grpo.json").write_text(json.dumps(summary))
-    return recipe
+def trained_run(recipe_dict):
+    return make_run(recipe_dict)[0]
 
 
-def test_model_card_has_metadata_eval_table_and_recipe(trained_run):
-    card = render_model_card(trained_run, "grpo", "runs/tiny/base")
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """A fake Hub that huggingface_hub talks to (plain LFS, no Xet), a valid token, and short retry delays."""
+    server = FakeHub(lfs_threshold=1024).start()
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", server.url)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_DISABLE_XET", True)
+    monkeypatch.setenv("HF_TOKEN", server.token)
+    monkeypatch.setattr(hub, "RETRY_DELAYS", (0.01, 0.02, 0.04))
+    yield server
+    server.stop()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_model_card_of_a_tiny_run_is_honest(trained_run):
+    card = render_model_card(trained_run, "grpo", str(RunFolder(trained_run).stage_dir("base")), revision="grpo")
     front = yaml.safe_load(card.split("---")[1])
-    assert "recipe" in front["tags"] and "grpo" in front["tags"]
-    assert "| grpo | arithmetic | test | 8 | 0.625 | 1.000 |" in card
-    assert "name: tiny" in card  # the full recipe
-    assert "from **runs/tiny/base**" in card
+    assert {"recipe", "grpo", "reasoning"} <= set(front["tags"])
+    assert "base_model" not in front and "None" not in card  # a tiny model built locally has no Hub base
+    assert "no pretrained model: a tiny Llama-type model built from seed 7" in card
+    table = [line for line in card.splitlines() if line.startswith("| ") and "arithmetic" in line]
+    assert [line.split("|")[1].strip() for line in table] == ["base", "sft", "grpo"]  # stage order
+    assert "| grpo | arithmetic | test | 8 | 0.625 | 1.000 | 0.000 | 0.625 |" in card  # pass@4 as a column
+    assert "| 20 | 2.000 |" in card  # the GRPO reward curve, last logged step kept
+    assert 'revision="grpo"' in card
+    assert "name: tiny" in card and "closeness_to_length" in card  # the full recipe
+    assert "- trl " in card and "- huggingface_hub " in card  # package versions
+    assert "push.license" in card
+
+
+def test_model_card_metadata_has_base_model_datasets_and_model_index(recipe_dict):
+    recipe_dict["model"] = {"path": "Qwen/Qwen2.5-0.5B-Instruct"}
+    recipe_dict["eval"] = {"dataset": {"path": "openai/gsm8k", "split": "test"}}
+    recipe, _ = make_run(recipe_dict, license="apache-2.0")
+    card = ModelCard(render_model_card(recipe, "grpo", "Qwen/Qwen2.5-0.5B-Instruct"))
+    assert card.data.base_model == "Qwen/Qwen2.5-0.5B-Instruct"
+    assert card.data.license == "apache-2.0"
+    assert card.data.datasets == ["openai/gsm8k"]
+    result = card.data.eval_results[0]
+    assert (result.dataset_type, result.dataset_name, result.dataset_split) == ("openai/gsm8k", "GSM8K", "test")
+    assert (result.metric_type, result.metric_value) == ("accuracy", 0.625)
+    assert "[Qwen/Qwen2.5-0.5B-Instruct](https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct)" in card.text
+
+
+def test_upload_leaves_out_training_state_checkpoints_and_the_old_readme(recipe_dict):
+    _, grpo = make_run(recipe_dict)
+    assert [f.path_in_repo for f in list_upload_files(grpo)] == sorted([*CHECKPOINT_FILES, "trainer_state.json"])
+    with_state = {f.path_in_repo for f in list_upload_files(grpo, include_training_state=True)}
+    assert set(TRAINING_STATE) <= with_state and not any(p.startswith("checkpoint-") for p in with_state)
+
+
+def test_dry_run_lists_the_files_and_writes_the_card_without_network(recipe_dict, write_recipe, monkeypatch):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "http://127.0.0.1:9")
+    recipe, _ = make_run(recipe_dict)
+    del recipe_dict["push"]  # like recipes/demo.yaml: the repo comes from the command line
+    result = invoke("push", write_recipe(recipe_dict), "--repo-id", "user/demo", "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "user/demo @ grpo" in result.output
+    assert "model.safetensors" in result.output and "3,000" in result.output
+    assert "optimizer.pt" not in result.output
+    card = RunFolder(recipe).root / "push" / "grpo" / "README.md"
+    assert card.is_file() and "user/demo" in card.read_text()
+
+
+def test_push_without_a_repo_id_says_how_to_give_one(recipe_dict, write_recipe):
+    result = invoke("push", write_recipe(recipe_dict), "--dry-run")
+    assert result.exit_code == 2
+    assert "no `push:` section" in result.output and "--repo-id" in result.output
+
+
+def test_push_with_an_invalid_repo_id_writes_nothing(recipe_dict, write_recipe, tmp_path):
+    make_run(recipe_dict)
+    result = invoke("push", write_recipe(recipe_dict), "--repo-id", "not a repo", "--dry-run")
+    assert result.exit_code == 2
+    assert "push.repo_id: 'not a repo' is not a Hub repo id; write it as 'user-or-org/model-name'" in result.output
+    assert not (tmp_path / "runs" / "tiny" / "push").exists()
+
+
+@pytest.mark.parametrize(
+    ("push", "expected"),
+    [
+        ({"revision": "a b"}, "is not a branch name"),
+        ({"merge_lora": True}, "nothing to merge"),
+        ({"repo_id": "no-slash"}, "is not a Hub repo id"),
+        ({"push_checkpoints": True}, "no stage saves checkpoints"),
+    ],
+)
+def test_push_settings_are_checked(recipe_dict, push, expected):
+    recipe_dict["push"] = {"repo_id": REPO_ID, **push}
+    with pytest.raises(RecipeError, match=expected):
+        validate_recipe(recipe_dict)
+
+
+def test_push_round_trip_the_hub_holds_the_checkpoint(recipe_dict, write_recipe, fake_hub):
+    recipe, grpo = make_run(recipe_dict)
+    result = invoke("push", write_recipe(recipe_dict))
+    assert result.exit_code == 0, result.output
+    assert "pushed" in result.output and f"{REPO_ID} @ grpo" in result.output
+    held = fake_hub.files(REPO_ID, "grpo")
+    expected = {f.path_in_repo: f.local.read_bytes() for f in list_upload_files(grpo)}
+    assert {k: v for k, v in held.items() if k not in (".gitattributes", "README.md")} == expected
+    assert held["README.md"] == (RunFolder(recipe).root / "push" / "grpo" / "README.md").read_bytes()
+    lfs = list(fake_hub.lfs_objects.values())  # large files went through the LFS batch API and upload
+    assert held["model.safetensors"] in lfs and held["tokenizer.json"] in lfs and held["config.json"] not in lfs
+    assert fake_hub.repos[REPO_ID].private
+    assert list(fake_hub.files(REPO_ID, "main")) == [".gitattributes"]  # the stage went to its own branch
+
+
+def test_push_refuses_an_existing_revision_unless_told_to_overwrite(recipe_dict, fake_hub):
+    recipe, grpo = make_run(recipe_dict)
+    fake_hub.add_repo(REPO_ID, {"stale.bin": b"old weights"}, branch="grpo")
+    with pytest.raises(RecipeError, match="already has a revision 'grpo'.*--overwrite"):
+        push_checkpoint(recipe)
+    assert len(fake_hub.commits(REPO_ID, "grpo")) == 2  # untouched
+    recipe_dict["push"]["overwrite"] = True
+    pushed = push_checkpoint(validate_recipe(recipe_dict))
+    held = fake_hub.files(REPO_ID, "grpo")
+    assert "stale.bin" not in held and held["model.safetensors"] == (grpo / "model.safetensors").read_bytes()
+    assert pushed.commit_oid == fake_hub.commits(REPO_ID, "grpo")[-1].oid
+
+
+def test_an_intermediate_checkpoint_goes_to_its_step_branch(recipe_dict, fake_hub):
+    recipe, grpo = make_run(recipe_dict)
+    pushed = push_checkpoint(recipe, grpo / "checkpoint-2")
+    assert pushed.revision == "grpo-step-2"
+    assert "**grpo** (step 2) checkpoint" in fake_hub.files(REPO_ID, "grpo-step-2")["README.md"].decode()
+    held = fake_hub.files(REPO_ID, "grpo-step-2")
+    assert held["model.safetensors"] == (grpo / "checkpoint-2" / "model.safetensors").read_bytes()
+    assert not set(TRAINING_STATE) & set(held)
+
+
+def test_a_failed_commit_is_retried_then_leaves_no_commit_and_a_clear_error(trained_run, fake_hub):
+    fake_hub.fail("commit", status=500, times=10)
+    with pytest.raises(RecipeError, match=r"cannot upload the files on the Hub for someone/tiny-r1 after 4 attempts"):
+        push_checkpoint(trained_run)
+    assert fake_hub.calls("commit") == 4
+    assert len(fake_hub.commits(REPO_ID, "grpo")) == 1  # only the head it was branched from
+
+
+def test_a_transient_failure_is_retried_and_the_push_succeeds(trained_run, fake_hub):
+    fake_hub.fail("create", status=503)
+    fake_hub.fail("commit", status=502)
+    pushed = push_checkpoint(trained_run)
+    assert fake_hub.calls("commit") == 2 and fake_hub.calls("create") == 2
+    assert fake_hub.commits(REPO_ID, "grpo")[-1].oid == pushed.commit_oid
+
+
+def test_a_refused_large_file_upload_midway_leaves_no_commit(trained_run, fake_hub):
+    fake_hub.fail("lfs-upload", status=403)
+    with pytest.raises(RecipeError, match="may not write to someone/tiny-r1"):
+        push_checkpoint(trained_run)
+    assert fake_hub.calls("commit") == 0
+    assert len(fake_hub.commits(REPO_ID, "grpo")) == 1
+
+
+def test_a_commit_the_hub_does_not_keep_is_not_reported_as_pushed(trained_run, fake_hub, write_recipe):
+    fake_hub.confirm_commits = False
+    with pytest.raises(RecipeError, match="push is not confirmed"):
+        push_checkpoint(trained_run)
+
+
+def test_a_rejected_token_names_the_fix(trained_run, fake_hub, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_wrong")
+    with pytest.raises(RecipeError, match="rejected the token.*hf auth login"):
+        push_checkpoint(trained_run)
+    assert REPO_ID not in fake_hub.repos
 
 
 def test_push_without_a_token_names_the_fix(trained_run, monkeypatch, tmp_path):
@@ -45,8 +251,82 @@ def test_push_without_a_token_names_the_fix(trained_run, monkeypatch, tmp_path):
         push_checkpoint(trained_run)
 
 
-def test_push_to_an_unreachable_hub_is_a_clear_error(trained_run, monkeypatch):
+def test_push_to_an_unreachable_hub_is_retried_then_a_clear_error(trained_run, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_test_token")
     monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "http://127.0.0.1:9")
-    with pytest.raises(RecipeError, match="cannot reach the Hub.*Connection refused"):
+    monkeypatch.setattr(hub, "RETRY_DELAYS", (0.01,))
+    with pytest.raises(RecipeError, match="after 2 attempts.*check your network"):
         push_checkpoint(trained_run)
+
+
+def test_plan_push_without_a_trained_stage_says_what_to_run(recipe_dict):
+    recipe_dict["push"] = {"repo_id": REPO_ID}
+    with pytest.raises(RecipeError, match="no finished training checkpoint.*--checkpoint"):
+        plan_push(validate_recipe(recipe_dict))
+
+
+def test_push_to_main_when_asked(trained_run, fake_hub):
+    recipe = trained_run.model_copy(update={"push": trained_run.push.model_copy(update={"revision": "main"})})
+    push_checkpoint(recipe)
+    assert "model.safetensors" in fake_hub.files(REPO_ID, "main")
+    assert set(fake_hub.repos[REPO_ID].branches) == {"main"}
+
+
+@pytest.mark.slow
+def test_merge_lora_pushes_full_weights_with_the_adapter_merged_in(recipe_dict):
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from recipe_cli.training import prepare_base_model
+
+    recipe_dict["model"]["lora"] = {"r": 2, "alpha": 4, "dropout": 0.0}
+    recipe_dict["push"] = {"repo_id": REPO_ID, "merge_lora": True}
+    recipe = validate_recipe(recipe_dict)
+    run = RunFolder(recipe)
+    base = prepare_base_model(recipe, run)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), LoraConfig(r=2, target_modules=["q_proj"]))
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "lora_B" in name:
+                parameter.fill_(0.5)  # B starts at zero; make the adapter change the weights
+    model.save_pretrained(run.stage_dir("sft"))
+    AutoTokenizer.from_pretrained(base).save_pretrained(run.stage_dir("sft"))  # as the SFT stage saves it
+    run.record_stage("sft", run.stage_dir("sft"), lora=True, base=base, started_from=base)
+
+    plan = plan_push(recipe)
+    names = {f.path_in_repo for f in plan.files}
+    assert "model.safetensors" in names and "adapter_config.json" not in names and not plan.lora
+    merged, original = load_file(plan.checkpoint / "model.safetensors"), load_file(f"{base}/model.safetensors")
+    key = "model.layers.0.self_attn.q_proj.weight"
+    assert not torch.equal(merged[key], original[key])
+    assert "library_name: transformers" in plan.card_path.read_text()
+
+
+def test_push_in_a_fresh_process_pointed_at_the_hub_by_hf_endpoint(recipe_dict, write_recipe, fake_hub):
+    """HF_ENDPOINT is read when huggingface_hub is imported: a new process checks the documented switch."""
+    _, grpo = make_run(recipe_dict)
+    env = {**os.environ, "HF_ENDPOINT": fake_hub.url, "HF_HUB_DISABLE_XET": "1", "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "recipe_cli", "push", str(write_recipe(recipe_dict)), "--revision", "v1"]
+    result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "pushed 6 files" in result.stdout
+    assert fake_hub.files(REPO_ID, "v1")["model.safetensors"] == (grpo / "model.safetensors").read_bytes()
+    assert "HTTP Request" not in result.stderr
+
+
+@pytest.mark.slow
+def test_checkpoints_saved_while_training_go_to_their_step_branches(recipe_dict, write_recipe, fake_hub, tmp_path):
+    recipe_dict["sft"]["trainer"].update(save_strategy="steps", save_steps=2)
+    recipe_dict["push"] = {"repo_id": REPO_ID, "push_checkpoints": True}
+    fake_hub.fail("commit", status=403)  # the first checkpoint's push fails: logged, training goes on
+    result = invoke("sft", write_recipe(recipe_dict))
+    assert result.exit_code == 0, result.output
+    branches = fake_hub.repos[REPO_ID].branches
+    assert len(branches["sft-step-2"]) == 1  # branched from main, no commit
+    held = fake_hub.files(REPO_ID, "sft-step-4")
+    checkpoint = tmp_path / "runs" / "tiny" / "sft" / "checkpoint-4"
+    assert held["model.safetensors"] == (checkpoint / "model.safetensors").read_bytes()
+    assert (checkpoint / "optimizer.pt").is_file() and "optimizer.pt" not in held
+    assert "sft-step-4" in held["README.md"].decode()
