@@ -151,17 +151,22 @@ def _starting_model(recipe: Recipe, use_model: bool):
     path = finished_sft["path"] if finished_sft else run.base_model_path()
     if recipe.model.tiny is None and not finished_sft and not _available_offline(path, recipe.model.revision):
         return None, None, None, f"'{path}' is not in the local Hugging Face cache (the preflight downloads nothing)"
-    try:
-        if recipe.model.tiny is not None and not finished_sft and not Path(path).is_dir():
-            path = _build_tiny(recipe)
-        tokenizer = load_tokenizer(path, recipe.model)
-        model = load_causal_lm(path, recipe.model) if use_model else None
-    except RecipeError as error:
-        return None, None, None, str(error)
+    source = "the SFT checkpoint" if finished_sft else "the base model (SFT has not run yet)"
+    with tempfile.TemporaryDirectory(prefix="recipe-preflight-") as scratch:
+        try:
+            if recipe.model.tiny is not None and not finished_sft and not Path(path).is_dir():
+                from recipe_cli.training import build_recipe_tiny_model
+
+                # built aside, so the preflight writes nothing to the run folder
+                build_recipe_tiny_model(recipe, Path(scratch))
+                path, source = scratch, "the tiny base model built from the seed"
+            tokenizer = load_tokenizer(path, recipe.model)
+            model = load_causal_lm(path, recipe.model) if use_model else None
+        except RecipeError as error:
+            return None, None, None, str(error)
     if not use_model:
         return tokenizer, None, None, None
-    source = "the SFT checkpoint" if finished_sft else "the base model (SFT has not run yet)"
-    return tokenizer, model, f"{source} {path}", None
+    return tokenizer, model, source if path == scratch else f"{source} {path}", None
 
 
 def _available_offline(path: str, revision: str | None) -> bool:
@@ -174,26 +179,6 @@ def _available_offline(path: str, revision: str | None) -> bool:
         return isinstance(try_to_load_from_cache(path, "config.json", revision=revision), str)
     except Exception:  # an id the cache cannot even look up
         return False
-
-
-def _build_tiny(recipe: Recipe) -> str:
-    """The recipe's tiny model, built in a temporary folder so the preflight writes nothing to the run."""
-    from recipe_cli.tiny_model import build_tiny_model
-
-    tiny = recipe.model.tiny
-    folder = tempfile.mkdtemp(prefix="recipe-preflight-")
-    return str(
-        build_tiny_model(
-            folder,
-            hidden_size=tiny.hidden_size,
-            num_layers=tiny.num_layers,
-            num_heads=tiny.num_heads,
-            vocab_size=tiny.vocab_size,
-            max_length=tiny.max_length,
-            seed=recipe.seed,
-            extra_text=[recipe.prompt.system or "", recipe.prompt.user],
-        )
-    )
 
 
 def _sample(model, tokenizer, recipe: Recipe, rows: list[dict], samples: int, budget: int) -> list[list[str]]:

@@ -20,24 +20,28 @@ def prepare_base_model(recipe: Recipe, run: RunFolder) -> str:
         return recipe.model.path
     target = run.stage_dir("base")
     if not (target / "config.json").is_file():
-        from recipe_cli.tiny_model import build_tiny_model
-
-        tiny = recipe.model.tiny
         partial = target.with_name("base.partial")
         shutil.rmtree(partial, ignore_errors=True)
-        extra = [recipe.prompt.system or "", recipe.prompt.user]
-        build_tiny_model(
-            partial,
-            hidden_size=tiny.hidden_size,
-            num_layers=tiny.num_layers,
-            num_heads=tiny.num_heads,
-            vocab_size=tiny.vocab_size,
-            max_length=tiny.max_length,
-            seed=recipe.seed,
-            extra_text=extra,
-        )
+        build_recipe_tiny_model(recipe, partial)
         partial.rename(target)
     return str(target)
+
+
+def build_recipe_tiny_model(recipe: Recipe, output_dir: Path) -> Path:
+    """The recipe's ``model.tiny``, written to ``output_dir`` (same seed, same weights and tokenizer)."""
+    from recipe_cli.tiny_model import build_tiny_model
+
+    tiny = recipe.model.tiny
+    return build_tiny_model(
+        output_dir,
+        hidden_size=tiny.hidden_size,
+        num_layers=tiny.num_layers,
+        num_heads=tiny.num_heads,
+        vocab_size=tiny.vocab_size,
+        max_length=tiny.max_length,
+        seed=recipe.seed,
+        extra_text=[recipe.prompt.system or "", recipe.prompt.user],  # the prompt's words tokenise compactly
+    )
 
 
 def device_defaults(settings: dict[str, Any]) -> dict[str, Any]:

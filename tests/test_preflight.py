@@ -21,7 +21,7 @@ def test_a_sound_recipe_passes_with_model_samples(recipe_dict, write_recipe, tmp
     result = preflight(write_recipe(recipe_dict), "--samples", "1")
     assert result.exit_code == 0, result.output
     assert "gold answers: 32 checked, 0 unreadable, 0 perfect completions scored wrong" in result.output
-    assert "sample 1" in result.output and "model samples from the base model" in result.output
+    assert "sample 1" in result.output and "model samples from the tiny base model" in result.output
     assert "ok: no fatal problem found" in result.output
     assert not (tmp_path / "runs").exists()  # the preflight writes nothing to the run folder
 
