@@ -116,12 +116,13 @@ def generate_completions(
     """Completions of rendered prompts with transformers: length-sorted, left-padded batches of ``batch_size``.
 
     ``batch_size`` counts sequences, so a sampling batch holds ``batch_size // num_samples`` prompts.
+    The tokens a batch's prompts share at the start (system prompt, template) go through the model
+    once; the batch continues from copies of that cache.
     """
     import torch
 
-    tokenizer.padding_side = "left"
-    lengths = [len(ids) for ids in tokenizer(prompts, add_special_tokens=False)["input_ids"]]
-    order = sorted(range(len(prompts)), key=lambda i: lengths[i])
+    token_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    order = sorted(range(len(prompts)), key=lambda i: len(token_ids[i]))
     per_batch = max(1, batch_size // decoding.num_samples)
     stop = stop_token_ids(tokenizer, model.generation_config)
     n = decoding.num_samples
@@ -136,24 +137,30 @@ def generate_completions(
     started = time.perf_counter()
     for start in range(0, len(order), per_batch):
         batch = order[start : start + per_batch]
-        encoded = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False)
-        encoded = encoded.to(model.device)
+        ids = [token_ids[i] for i in batch]
+        shared = shared_prefix_length(ids) if len(ids) * n > 1 else 0
+        cache = _prefix_cache(model, ids[0][:shared], len(ids) * n) if shared else None
+        if cache is None:
+            shared = 0
+        input_ids, attention_mask = _pad_after_prefix(ids, shared, tokenizer.pad_token_id)
         with torch.inference_mode():
             output = model.generate(
-                **encoded,
+                # a prompt's samples sit together, as num_return_sequences would put them
+                input_ids=torch.tensor(input_ids, device=model.device).repeat_interleave(n, dim=0),
+                attention_mask=torch.tensor(attention_mask, device=model.device).repeat_interleave(n, dim=0),
+                past_key_values=cache,
                 do_sample=not decoding.greedy,
-                num_return_sequences=n,
                 max_new_tokens=decoding.max_new_tokens,
                 pad_token_id=tokenizer.pad_token_id,
                 eos_token_id=stop,
                 repetition_penalty=1.0,
                 **options,
             )
-        new_tokens = output[:, encoded["input_ids"].shape[1] :]
+        new_tokens = output[:, len(input_ids[0]) :]
         texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
         rows = new_tokens.tolist()
         for position, index in enumerate(batch):
-            mine = range(position * n, (position + 1) * n)  # num_return_sequences keeps a prompt's samples together
+            mine = range(position * n, (position + 1) * n)
             result.completions[index] = [texts[row] for row in mine]
             lengths_and_cuts = [_length_and_truncated(rows[row], stop) for row in mine]
             result.tokens[index] = [length for length, _ in lengths_and_cuts]
@@ -162,6 +169,61 @@ def generate_completions(
             progress(len(batch) * n)
     result.seconds = time.perf_counter() - started
     return result
+
+
+def shared_prefix_length(token_lists: list[list[int]]) -> int:
+    """How many leading tokens all prompts share, leaving each at least one token to generate from.
+
+    >>> shared_prefix_length([[1, 2, 3, 4], [1, 2, 5]]), shared_prefix_length([[1, 2], [1, 2]])
+    (2, 1)
+    >>> shared_prefix_length([[7, 8], [9]])
+    0
+    """
+    shortest = min(len(tokens) for tokens in token_lists)
+    first = token_lists[0]
+    length = 0
+    while length < shortest - 1 and all(tokens[length] == first[length] for tokens in token_lists):
+        length += 1
+    return length
+
+
+def _pad_after_prefix(ids: list[list[int]], shared: int, pad: int) -> tuple[list[list[int]], list[list[int]]]:
+    """Rows laid out as shared prefix, left padding, rest of the prompt; and their attention masks.
+
+    Positions come from the mask, so each prompt's tokens keep the positions they have unpadded.
+
+    >>> _pad_after_prefix([[1, 2, 3], [1, 4]], shared=1, pad=0)
+    ([[1, 2, 3], [1, 0, 4]], [[1, 1, 1], [1, 0, 1]])
+    """
+    width = max(len(tokens) for tokens in ids) - shared
+    rows, masks = [], []
+    for tokens in ids:
+        rest = tokens[shared:]
+        padding = width - len(rest)
+        rows.append(tokens[:shared] + [pad] * padding + rest)
+        masks.append([1] * shared + [0] * padding + [1] * len(rest))
+    return rows, masks
+
+
+def _prefix_cache(model, prefix: list[int], rows: int):
+    """The KV cache of ``prefix``, computed once and copied for ``rows`` sequences; None where the cache is not plain.
+
+    Only a cache of plain full-attention layers is copied (sliding-window and hybrid caches keep
+    state this copy would get wrong); without one the batch is generated from scratch.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    with torch.inference_mode():
+        cache = model(torch.tensor([prefix], device=model.device), use_cache=True).past_key_values
+    layers = getattr(cache, "layers", None)
+    if type(cache) is not DynamicCache or not layers or any(type(layer).__name__ != "DynamicLayer" for layer in layers):
+        return None
+    copied = DynamicCache()
+    for index, layer in enumerate(layers):
+        keys = layer.keys.expand(rows, -1, -1, -1).contiguous()
+        copied.update(keys, layer.values.expand(rows, -1, -1, -1).contiguous(), index)
+    return copied
 
 
 def _length_and_truncated(tokens: list[int], stop: list[int]) -> tuple[int, bool]:
