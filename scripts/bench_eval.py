@@ -9,7 +9,11 @@ completion ends; one prompt at a time stops each as soon as it ends). Then both 
 greedy completions for the same N eval prompts with the recipe's eval settings (demo: batch 150,
 max_new_tokens 40) and the script prints samples/s, tokens/s (generated tokens up to and
 including the stop token), the speed-up, and whether both wrote the same completions.
-Takes about a minute on 2 CPU cores.
+
+One torch thread by default: on a machine whose cores other processes share, torch's
+multi-threaded kernels wait on each other and the one-prompt-at-a-time loop (many tiny
+operations) slowed 5-30x in our runs, which would flatter batching; one thread measures both
+paths steadily. ``--threads 0`` keeps torch's default. Takes about 100 s on one core.
 """
 
 from __future__ import annotations
@@ -55,7 +59,7 @@ def main() -> int:
     parser.add_argument("--recipe", default="recipes/demo.yaml")
     parser.add_argument("--sft-steps", type=int, default=150, help="SFT steps before measuring (0: untrained)")
     parser.add_argument("--n", type=int, default=300, help="eval prompts, the same for both paths")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads; 0: torch's default")
     args = parser.parse_args()
 
     import datasets
@@ -75,7 +79,8 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as folder:
         steps = max(args.sft_steps, 1)
-        overrides = [f"runs_dir={folder}", f"sft.trainer.max_steps={steps}", "sft.trainer.logging_steps=1000"]
+        overrides = [f"runs_dir={folder}", f"sft.trainer.max_steps={steps}"]
+        overrides += ["sft.trainer.logging_steps=1000", "sft.trainer.disable_tqdm=true"]
         recipe = load_recipe(args.recipe, overrides)
         started = time.perf_counter()
         path = prepare_base_model(recipe, RunFolder(recipe))
