@@ -156,18 +156,37 @@ def _eval_targets(recipe: Recipe, models: list[str] | None) -> list[tuple[str, s
     from recipe_cli.runs import RunFolder
 
     if models:
-        targets = []
         for path in models:
-            if not Path(path).is_dir():
+            folder = Path(path)
+            if not folder.is_dir():
                 raise RecipeError(f"--model '{path}' is not a folder; give a saved checkpoint folder")
-            targets.append((Path(path).name.replace(" ", "_"), path))
-        return targets
+            if not (folder / "config.json").is_file() and not (folder / "adapter_config.json").is_file():
+                raise RecipeError(
+                    f"--model '{path}' has no config.json or adapter_config.json; give a folder a stage saved"
+                )
+        return list(zip(_labels(models), models, strict=True))
     run = RunFolder(recipe)
     targets = [("base", run.base_model_path())] if recipe.model.path or Path(run.base_model_path()).is_dir() else []
     targets += [(stage, run.finished(stage)["path"]) for stage in ("sft", "grpo") if run.finished(stage)]
     if not targets:
         raise RecipeError(f"nothing to evaluate in {run.root}; train first or pass --model PATH")
     return targets
+
+
+def _labels(paths: list[str]) -> list[str]:
+    """One label per --model folder: its name, with its parent's name too where two names collide.
+
+    >>> _labels(["runs/a/sft", "runs/a/checkpoint-100", "runs/b/checkpoint-100"])
+    ['sft', 'a-checkpoint-100', 'b-checkpoint-100']
+    """
+    names = [Path(p).resolve().name for p in paths]
+    labels = [
+        f"{Path(p).resolve().parent.name}-{name}" if names.count(name) > 1 else name
+        for p, name in zip(paths, names, strict=True)
+    ]
+    if len(set(labels)) < len(labels):
+        raise RecipeError("--model: two checkpoints would share a label; pass each folder once")
+    return [label.replace(" ", "_") for label in labels]
 
 
 def _evaluate(recipe: Recipe, path: str, label: str, limit: int | None) -> dict:
@@ -192,28 +211,53 @@ def _evaluate(recipe: Recipe, path: str, label: str, limit: int | None) -> dict:
     columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}")]
     with Progress(*columns, TimeElapsedColumn(), console=err_console, transient=True) as progress:
         summary = evaluate_model(recipe, path, label, limit=limit, progress=_Bar(progress))
+    sampled = summary["sampled"]
+    extra = ""
+    if sampled:
+        k = max(int(key) for key in sampled["pass@k"])
+        extra = f", pass@{k} {sampled['pass@k'][str(k)]:.1%}, maj@{k} {sampled['maj@k'][str(k)]:.1%}"
     console.print(
-        f"eval {label}: accuracy {summary['accuracy']:.1%} on {summary['n']} problems "
-        f"({summary['samples_per_second']} samples/s)"
+        f"eval {label}: accuracy {summary['accuracy']:.1%} (greedy){extra} on {summary['n']} problems "
+        f"({summary['backend']}, {summary['samples_per_second']} samples/s, {summary['tokens_per_second']} tokens/s)"
     )
     return summary
 
 
 def print_eval_table(summaries: list[dict]) -> None:
-    """One table across the evaluated models."""
+    """One table across the evaluated models: greedy accuracy, then pass@k and maj@k where sampled."""
+    ks = sorted({int(k) for s in summaries if s.get("sampled") for k in s["sampled"]["pass@k"]})
     table = Table(title="Evaluation")
-    for column in ("model", "n", "accuracy", "format", "truncated", "checkpoint"):
-        table.add_column(column, justify="right" if column in ("n", "accuracy", "format", "truncated") else "left")
+    table.add_column("model", no_wrap=True, min_width=max(len(s["label"]) for s in summaries))
+    numeric = ["n", "accuracy", *[f"pass@{k}" for k in ks], *[f"maj@{k}" for k in ks if k > 1]]
+    numeric += ["format", "trunc", "tokens", "samp/s"]
+    for column in numeric:
+        table.add_column(column, justify="right", no_wrap=True, min_width=max(len(column), 4))
     for s in summaries:
+        sampled = s.get("sampled") or {}
+        passes = [_percent(sampled.get("pass@k", {}).get(str(k))) for k in ks]
+        majorities = [_percent(sampled.get("maj@k", {}).get(str(k))) for k in ks if k > 1]
         table.add_row(
             s["label"],
             str(s["n"]),
             f"{s['accuracy']:.1%}",
+            *passes,
+            *majorities,
             f"{s['format_rate']:.1%}",
             f"{s['truncation_rate']:.1%}",
-            s["model"],
+            f"{s['mean_completion_tokens']:.1f}",
+            str(s["samples_per_second"]),
         )
     console.print(table)
+    legend = "accuracy, format, trunc (hit max_new_tokens), tokens (mean completion length): greedy"
+    if ks:
+        legend += "; pass@k: unbiased estimate from the samples; maj@k: majority vote of the first k samples"
+    console.print(legend)
+    for s in summaries:
+        console.print(f"  {s['label']}: {s['model']} ({s['backend']})")
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
 
 @app.command()

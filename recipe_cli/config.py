@@ -169,11 +169,36 @@ class GRPOSettings(Strict):
 
 
 class EvalSettings(Strict):
-    """Greedy evaluation on a held-out split, scored with the accuracy reward's answer checker."""
+    """Evaluation on a held-out split, scored with the accuracy reward's answer checker.
+
+    Greedy accuracy is always measured; ``num_samples > 1`` adds a seeded sampling pass for
+    pass@k and maj@k.
+    """
 
     dataset: DatasetSettings
     max_new_tokens: int = Field(512, gt=0)  # a completion that reaches it counts as truncated
-    batch_size: int = Field(64, gt=0)  # prompts generated together (sorted by length, left-padded)
+    batch_size: int = Field(128, gt=0)  # completions generated together (prompts sorted by length, left-padded)
+    num_samples: int = Field(1, gt=0)  # sampled completions per problem; 1 = greedy only
+    temperature: float = Field(1.0, gt=0.0)  # sampling pass only; greedy is greedy
+    top_p: float = Field(1.0, gt=0.0, le=1.0)  # sampling pass only
+    pass_k: list[int] = []  # k values for pass@k and maj@k; default 1, powers of two, num_samples
+    backend: Literal["auto", "transformers", "vllm"] = "auto"  # auto: vllm when installed and on a GPU
+
+    @model_validator(mode="after")
+    def _ks_fit_the_samples(self):
+        if not self.pass_k:
+            self.pass_k = _powers_of_two_up_to(self.num_samples)
+        too_small = sorted(k for k in self.pass_k if k < 1)
+        if too_small:
+            raise ValueError(f"pass_k: k={too_small[0]} is not a sample count; use k >= 1")
+        too_large = sorted(k for k in self.pass_k if k > self.num_samples)
+        if too_large:
+            raise ValueError(
+                f"pass_k: k={too_large[-1]} is larger than num_samples={self.num_samples}; "
+                f"set num_samples to at least {too_large[-1]} or drop k={too_large[-1]}"
+            )
+        self.pass_k = sorted(set(self.pass_k))
+        return self
 
 
 class PushSettings(Strict):
@@ -240,6 +265,18 @@ def _check_placeholders(template: str, allowed: set[str], required: set[str]) ->
     missing = required - names
     if missing:
         raise ValueError(f"the template must contain {', '.join('{' + n + '}' for n in sorted(missing))}")
+
+
+def _powers_of_two_up_to(n: int) -> list[int]:
+    """1, 2, 4, ... up to ``n``, and ``n`` itself: the default k values of pass@k and maj@k.
+
+    >>> _powers_of_two_up_to(1), _powers_of_two_up_to(8), _powers_of_two_up_to(10)
+    ([1], [1, 2, 4, 8], [1, 2, 4, 8, 10])
+    """
+    ks = [1]
+    while ks[-1] * 2 <= n:
+        ks.append(ks[-1] * 2)
+    return ks if ks[-1] == n else [*ks, n]
 
 
 def is_local_path(path: str | None) -> bool:

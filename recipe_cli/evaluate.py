@@ -1,68 +1,31 @@
-"""Stage 3: greedy evaluation on the eval split, scored with the accuracy reward's answer checker.
+"""Stage 3: evaluation on the eval split, scored with the accuracy reward's answer checker.
 
-Generation is batched and left-padded (decoder-only models continue from the last position, so
-right padding would put pad tokens between prompt and answer), with prompts sorted by length so
-each batch carries little padding. Results go to ``runs/<name>/eval/<label>.json`` (summary) and
-``<label>.jsonl`` (one line per problem).
+Every checkpoint gets a greedy pass (``accuracy``); with ``eval.num_samples > 1`` a seeded
+sampling pass adds pass@k (unbiased estimator), maj@k (majority vote over the first k extracted
+answers) and the mean accuracy of the samples. Results go to ``runs/<name>/eval/<label>.json``
+(summary with the exact settings and package versions) and ``<label>.jsonl`` (one line per problem).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import time
+from importlib import metadata
 from pathlib import Path
 
 from recipe_cli.answers import score_completion
 from recipe_cli.config import Recipe
 from recipe_cli.data import load_examples, prompt_rows
-from recipe_cli.models import is_adapter, load_causal_lm, load_tokenizer
+from recipe_cli.generation import Decoding, Generation, choose_backend, load_engine, vllm_installed
+from recipe_cli.metrics import majority_answer, majority_correct, pass_at_k
+from recipe_cli.models import is_adapter
 from recipe_cli.rewards import format as format_reward
 from recipe_cli.runs import RunFolder
 
 log = logging.getLogger(__name__)
 
-
-def generate_greedy(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int, progress=None):
-    """Greedy completions for rendered prompts, in input order; ``progress(n)`` is told of each batch."""
-    import torch
-
-    tokenizer.padding_side = "left"
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-    completions: list[str | None] = [None] * len(prompts)
-    truncated = [False] * len(prompts)
-    eos = {tokenizer.eos_token_id, *_as_list(getattr(model.generation_config, "eos_token_id", None))} - {None}
-    model.eval()
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
-        encoded = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True, add_special_tokens=False)
-        encoded = encoded.to(model.device)
-        with torch.inference_mode():
-            output = model.generate(
-                **encoded,
-                do_sample=False,
-                max_new_tokens=max_new_tokens,
-                pad_token_id=tokenizer.pad_token_id,
-                eos_token_id=sorted(eos),
-                repetition_penalty=1.0,  # plain greedy, whatever the model's generation_config suggests
-                temperature=None,
-                top_p=None,
-                top_k=None,
-            )
-        new_tokens = output[:, encoded["input_ids"].shape[1] :]
-        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
-        for row, index in enumerate(batch):
-            completions[index] = texts[row]
-            truncated[index] = not any(token in eos for token in new_tokens[row].tolist())
-        if progress is not None:
-            progress(len(batch))
-    return completions, truncated
-
-
-def _as_list(value) -> list:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
+PACKAGES = ("recipe-cli", "torch", "transformers", "trl", "peft", "vllm")
+ANSWER_CHECKER = "recipe_cli.answers.score_completion"  # the accuracy reward's checker
 
 
 def evaluate_model(recipe: Recipe, model_path: str, label: str, limit: int | None = None, progress=None) -> dict:
@@ -73,57 +36,151 @@ def evaluate_model(recipe: Recipe, model_path: str, label: str, limit: int | Non
         rows = rows[:limit]
     import torch
 
-    tokenizer = load_tokenizer(model_path, recipe.model)
-    model = load_causal_lm(model_path, recipe.model, merge=True)
-    if torch.cuda.is_available():
-        model = model.to("cuda")
-    conversations = prompt_rows(rows, recipe.prompt)
+    backend = choose_backend(settings.backend, vllm_available=vllm_installed(), cuda=torch.cuda.is_available())
+    engine = load_engine(backend, model_path, recipe)
     prompts = [
-        tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
-        for row in conversations
+        engine.tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
+        for row in prompt_rows(rows, recipe.prompt)
     ]
-    if progress is not None:
-        progress.start(label, len(prompts))
-    started = time.perf_counter()
-    completions, truncated = generate_greedy(
-        model, tokenizer, prompts, settings.max_new_tokens, settings.batch_size, progress.advance if progress else None
-    )
-    seconds = time.perf_counter() - started
-    formats = format_reward(completions)
-    samples = []
-    for row, prompt, completion, cut, formatted in zip(rows, prompts, completions, truncated, formats, strict=True):
-        extracted, correct = score_completion(completion, row["answer"])
-        samples.append(
-            {
-                "prompt": prompt,
-                "completion": completion,
-                "extracted": extracted,
-                "gold": row["answer"],
-                "correct": bool(correct),
-                "scorable": correct is not None,
-                "format_ok": formatted == 1.0,
-                "truncated": cut,
-            }
+    greedy = Decoding(settings.max_new_tokens)
+    sampling = None
+    if settings.num_samples > 1:
+        sampling = Decoding(
+            settings.max_new_tokens, settings.num_samples, settings.temperature, settings.top_p, seed=recipe.seed
         )
-    n = len(samples)
+    if progress is not None:
+        progress.start(label, len(prompts) * (1 + (sampling.num_samples if sampling else 0)))
+    advance = progress.advance if progress is not None else None
+    greedy_out = engine.generate(prompts, greedy, settings.batch_size, advance)
+    sampled_out = engine.generate(prompts, sampling, settings.batch_size, advance) if sampling else None
+
+    samples = [_greedy_record(prompts[i], row["answer"], greedy_out, i) for i, row in enumerate(rows)]
     summary = {
         "label": label,
         "model": str(model_path),
         "lora": is_adapter(model_path),
         "dataset": settings.dataset.path or settings.dataset.adapter,
         "split": settings.dataset.split,
+        "dataset_settings": settings.dataset.model_dump(mode="json"),
+        "limit": limit,
         "seed": recipe.seed,
-        "n": n,
-        "accuracy": sum(s["correct"] for s in samples) / n,
-        "format_rate": sum(s["format_ok"] for s in samples) / n,
-        "truncation_rate": sum(s["truncated"] for s in samples) / n,
-        "unscorable": sum(not s["scorable"] for s in samples),
-        "decoding": {"greedy": True, "max_new_tokens": settings.max_new_tokens, "batch_size": settings.batch_size},
-        "seconds": round(seconds, 2),
-        "samples_per_second": round(n / seconds, 2) if seconds else None,
+        "n": len(samples),
+        "answer_checker": ANSWER_CHECKER,
+        **_rates(samples),
+        "backend": backend,
+        "device": engine.device,
+        "dtype": engine.dtype,
+        "decoding": {
+            "greedy": {"max_new_tokens": settings.max_new_tokens, "batch_size": settings.batch_size},
+            "sampling": None,
+            "stop_token_ids": greedy_out.stop_token_ids,
+        },
+        "sampled": None,
+        "prompt": recipe.prompt.model_dump(mode="json"),
     }
+    outputs = [greedy_out]
+    if sampled_out is not None:
+        summary["decoding"]["sampling"] = {
+            "num_samples": sampling.num_samples,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "top_k": None,  # off: only temperature and top_p shape the distribution
+            "seed": sampling.seed,
+            "max_new_tokens": sampling.max_new_tokens,
+            "batch_size": settings.batch_size,
+        }
+        summary["sampled"] = _add_samples(samples, sampled_out, settings.pass_k)
+        outputs.append(sampled_out)
+    completions = sum(len(c) for out in outputs for c in out.completions)
+    tokens = sum(sum(t) for out in outputs for t in out.tokens)
+    seconds = sum(out.seconds for out in outputs)
+    summary.update(
+        versions=package_versions(),
+        seconds=round(seconds, 2),
+        samples_per_second=round(completions / seconds, 2) if seconds else None,  # completions, every pass
+        tokens_per_second=round(tokens / seconds, 1) if seconds else None,
+    )
     write_results(RunFolder(recipe).eval_dir, label, summary, samples)
     return summary
+
+
+def _greedy_record(prompt: str, gold: str, out: Generation, index: int) -> dict:
+    completion = out.completions[index][0]
+    extracted, correct = score_completion(completion, gold)
+    return {
+        "prompt": prompt,
+        "completion": completion,
+        "extracted": extracted,
+        "gold": gold,
+        "correct": bool(correct),
+        "scorable": correct is not None,
+        "format_ok": format_reward([completion])[0] == 1.0,
+        "truncated": out.truncated[index][0],
+        "tokens": out.tokens[index][0],
+    }
+
+
+def _rates(records: list[dict]) -> dict:
+    """Accuracy, format compliance, truncation and mean length (tokens) over completion records."""
+    n = len(records)
+    return {
+        "accuracy": sum(r["correct"] for r in records) / n,
+        "format_rate": sum(r["format_ok"] for r in records) / n,
+        "truncation_rate": sum(r["truncated"] for r in records) / n,
+        "mean_completion_tokens": round(sum(r["tokens"] for r in records) / n, 2),
+        "unscorable": sum(not r["scorable"] for r in records),
+    }
+
+
+def _add_samples(samples: list[dict], out: Generation, ks: list[int]) -> dict:
+    """Score the sampled completions into each problem's record; return pass@k, maj@k and the sample rates."""
+    every = []
+    for index, record in enumerate(samples):
+        drawn = []
+        for completion, cut, length in zip(
+            out.completions[index], out.truncated[index], out.tokens[index], strict=True
+        ):
+            extracted, correct = score_completion(completion, record["gold"])
+            drawn.append(
+                {
+                    "completion": completion,
+                    "extracted": extracted,
+                    "correct": bool(correct),
+                    "scorable": correct is not None,
+                    "format_ok": format_reward([completion])[0] == 1.0,
+                    "truncated": cut,
+                    "tokens": length,
+                }
+            )
+        answers = [d["extracted"] for d in drawn]
+        record["samples"] = drawn
+        record["num_correct"] = sum(d["correct"] for d in drawn)
+        record["majority"] = {"answer": majority_answer(answers), "correct": majority_correct(answers, record["gold"])}
+        every += drawn
+    n = len(samples)
+    num_samples = len(samples[0]["samples"])
+    rates = _rates(every)
+    return {
+        "mean_accuracy": rates.pop("accuracy"),  # over every sample: the pass@1 estimate
+        "pass@k": {str(k): sum(pass_at_k(num_samples, r["num_correct"], k) for r in samples) / n for k in ks},
+        # maj@k votes over each problem's first k samples (ties: the answer voted for first)
+        "maj@k": {
+            str(k): sum(majority_correct([d["extracted"] for d in r["samples"][:k]], r["gold"]) for r in samples) / n
+            for k in ks
+        },
+        **rates,
+    }
+
+
+def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages that decide what an eval measures (None: not installed)."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
 
 
 def write_results(folder: Path, label: str, summary: dict, samples: list[dict]) -> None:

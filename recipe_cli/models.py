@@ -6,7 +6,7 @@ import json
 import logging
 from pathlib import Path
 
-from recipe_cli.config import LoraSettings, ModelSettings
+from recipe_cli.config import HUB_ID, LoraSettings, ModelSettings, is_local_path
 from recipe_cli.errors import RecipeError
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,11 @@ def adapter_base(path: str | Path) -> str:
     base = config.get("base_model_name_or_path")
     if not base:
         raise RecipeError(f"the LoRA adapter in '{path}' does not name its base model; cannot load it")
+    if not Path(base).expanduser().exists() and (is_local_path(base) or not HUB_ID.match(base)):
+        raise RecipeError(
+            f"the LoRA adapter in '{path}' was trained on '{base}', which does not exist; restore that base model "
+            f"or point base_model_name_or_path in {Path(path) / 'adapter_config.json'} at it"
+        )
     return base
 
 

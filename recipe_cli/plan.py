@@ -41,6 +41,18 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
         if data.teacher_error_rate:
             limit += f", teacher error rate {data.teacher_error_rate:g}"
         console.print(f"{stage} data: {source} (adapter {data.adapter}), split {data.split}{limit}")
+    if recipe.eval is not None:
+        settings = recipe.eval
+        sampling = ""
+        if settings.num_samples > 1:
+            sampling = (
+                f" + {settings.num_samples} samples per problem (temperature {settings.temperature:g}, "
+                f"top_p {settings.top_p:g}, seed {recipe.seed}) for pass@k and maj@k, k in {settings.pass_k}"
+            )
+        console.print(
+            f"eval decoding: greedy{sampling}; max_new_tokens {settings.max_new_tokens}, "
+            f"batch {settings.batch_size}, backend {settings.backend}"
+        )
     if recipe.grpo is not None:
         rewards = ", ".join(
             f"{r.name} x{r.weight:g}" + (f" {r.params}" if r.params else "") for r in recipe.grpo.rewards

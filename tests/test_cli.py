@@ -31,6 +31,15 @@ def test_validate_prints_the_plan(recipe_dict, write_recipe):
     assert "max_steps" in result.output  # a setting that differs from TRL's default
     assert "<|im_start|>user" in result.output  # the prompt rendered with the chat template
     assert "is valid" in result.output
+    assert "eval decoding: greedy; max_new_tokens 16" in result.output
+
+
+def test_validate_shows_the_eval_sampling(recipe_dict, write_recipe):
+    recipe_dict["eval"].update(num_samples=4, temperature=0.7)
+    result = invoke("validate", write_recipe(recipe_dict))
+    assert result.exit_code == 0, result.output
+    assert "greedy + 4 samples per problem (temperature 0.7, top_p 1, seed 7)" in result.output
+    assert "k in [1, 2, 4]" in result.output
 
 
 @pytest.mark.parametrize(

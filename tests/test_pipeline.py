@@ -90,7 +90,7 @@ def test_lora_sft_then_grpo_continues_the_adapter(recipe_dict, write_recipe, tmp
 def test_batched_greedy_equals_one_at_a_time(recipe_dict):
     """Left padding must not change what greedy decoding writes (right padding would)."""
     from recipe_cli.config import validate_recipe
-    from recipe_cli.evaluate import generate_greedy
+    from recipe_cli.generation import generate_greedy
     from recipe_cli.models import load_causal_lm, load_tokenizer
     from recipe_cli.runs import RunFolder
     from recipe_cli.synthetic import generate_problems

@@ -1,0 +1,332 @@
+"""Completions for evaluation: batched transformers generation, or vLLM when it is installed on a GPU.
+
+transformers: prompts are sorted by length in tokens and generated in left-padded batches with
+the KV cache (decoder-only models continue from the last position, so right padding would put
+pad tokens between prompt and answer). Both backends stop at the tokenizer's eos, the generation
+config's eos and the chat template's end-of-turn token, and decode with exactly the settings in
+``Decoding``: the model's own ``generation_config`` (top_k, repetition penalty...) is overridden.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recipe_cli.config import Recipe
+from recipe_cli.errors import RecipeError
+from recipe_cli.models import adapter_base, is_adapter, load_causal_lm, load_tokenizer
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[int], None]
+TURN_MARKER = "recipe-end-of-turn-probe"
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How completions are drawn: greedy (``temperature`` None), or ``num_samples`` seeded samples per prompt."""
+
+    max_new_tokens: int
+    num_samples: int = 1
+    temperature: float | None = None
+    top_p: float | None = None
+    seed: int | None = None
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature is None
+
+
+@dataclass
+class Generation:
+    """Completions per prompt (in input order), whether each hit ``max_new_tokens``, and its length in tokens."""
+
+    completions: list[list[str]]
+    truncated: list[list[bool]]
+    tokens: list[list[int]]
+    seconds: float = 0.0
+    stop_token_ids: list[int] = field(default_factory=list)
+
+
+def vllm_installed() -> bool:
+    """Whether vLLM can be imported (looked up without importing it)."""
+    return importlib.util.find_spec("vllm") is not None
+
+
+def choose_backend(requested: str, *, vllm_available: bool, cuda: bool) -> str:
+    """The generation backend for ``eval.backend``: ``auto`` is vLLM when it is installed and a GPU is visible.
+
+    >>> choose_backend("auto", vllm_available=True, cuda=True), choose_backend("auto", vllm_available=True, cuda=False)
+    ('vllm', 'transformers')
+    >>> choose_backend("transformers", vllm_available=True, cuda=True)
+    'transformers'
+    """
+    if requested == "vllm":
+        if not vllm_available:
+            raise RecipeError(
+                "eval.backend: vllm is requested but not installed; `pip install vllm` on a machine with an "
+                "NVIDIA GPU, or set `eval.backend: transformers` (or auto)"
+            )
+        if not cuda:
+            raise RecipeError("eval.backend: vllm needs a CUDA GPU and none is visible; set `eval.backend: auto`")
+        return "vllm"
+    if requested == "auto":
+        return "vllm" if vllm_available and cuda else "transformers"
+    return requested
+
+
+def end_of_turn_id(tokenizer) -> int | None:
+    """The special token the chat template closes an assistant turn with (``<|im_end|>``, ``<|eot_id|>``...)."""
+    try:
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": "hi"}, {"role": "assistant", "content": TURN_MARKER}], tokenize=False
+        )
+    except Exception:  # a template that cannot render a finished turn names no end-of-turn token
+        return None
+    if TURN_MARKER not in text:
+        return None
+    after = text[text.rindex(TURN_MARKER) + len(TURN_MARKER) :]
+    ids = tokenizer(after, add_special_tokens=False)["input_ids"] if after.strip() else []
+    special = set(tokenizer.all_special_ids) | {
+        index for index, token in tokenizer.added_tokens_decoder.items() if token.special
+    }
+    return ids[0] if ids and ids[0] in special else None
+
+
+def stop_token_ids(tokenizer, generation_config=None) -> list[int]:
+    """Every token id that ends a completion: eos of the tokenizer and generation config, and the end of turn."""
+    ids = {tokenizer.eos_token_id, end_of_turn_id(tokenizer)}
+    ids.update(_as_list(getattr(generation_config, "eos_token_id", None)))
+    return sorted(ids - {None})
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def generate_completions(
+    model, tokenizer, prompts: list[str], decoding: Decoding, batch_size: int, progress: Progress | None = None
+) -> Generation:
+    """Completions of rendered prompts with transformers: length-sorted, left-padded batches of ``batch_size``.
+
+    ``batch_size`` counts sequences, so a sampling batch holds ``batch_size // num_samples`` prompts.
+    The tokens a batch's prompts share at the start (system prompt, template) go through the model
+    once; the batch continues from copies of that cache.
+    """
+    import torch
+
+    token_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    order = sorted(range(len(prompts)), key=lambda i: len(token_ids[i]))
+    per_batch = max(1, batch_size // decoding.num_samples)
+    stop = stop_token_ids(tokenizer, model.generation_config)
+    n = decoding.num_samples
+    result = Generation([[]] * len(prompts), [[]] * len(prompts), [[]] * len(prompts), stop_token_ids=stop)
+    # exactly the decoding asked for, whatever the model's generation_config suggests (top_k, penalties...)
+    options = {"temperature": None, "top_p": None, "top_k": None, "min_p": None, "typical_p": None}
+    if not decoding.greedy:
+        options.update(temperature=decoding.temperature, top_p=decoding.top_p)
+    model.eval()
+    if decoding.seed is not None:
+        torch.manual_seed(decoding.seed)  # seeds CPU and every GPU: the same recipe samples the same completions
+    started = time.perf_counter()
+    for start in range(0, len(order), per_batch):
+        batch = order[start : start + per_batch]
+        ids = [token_ids[i] for i in batch]
+        shared = shared_prefix_length(ids) if len(ids) * n > 1 else 0
+        cache = _prefix_cache(model, ids[0][:shared], len(ids) * n) if shared else None
+        if cache is None:
+            shared = 0
+        input_ids, attention_mask = _pad_after_prefix(ids, shared, tokenizer.pad_token_id)
+        with torch.inference_mode():
+            output = model.generate(
+                # a prompt's samples sit together, as num_return_sequences would put them
+                input_ids=torch.tensor(input_ids, device=model.device).repeat_interleave(n, dim=0),
+                attention_mask=torch.tensor(attention_mask, device=model.device).repeat_interleave(n, dim=0),
+                past_key_values=cache,
+                do_sample=not decoding.greedy,
+                max_new_tokens=decoding.max_new_tokens,
+                pad_token_id=tokenizer.pad_token_id,
+                eos_token_id=stop,
+                repetition_penalty=1.0,
+                **options,
+            )
+        new_tokens = output[:, len(input_ids[0]) :]
+        texts = tokenizer.batch_decode(new_tokens, skip_special_tokens=True)
+        rows = new_tokens.tolist()
+        for position, index in enumerate(batch):
+            mine = range(position * n, (position + 1) * n)
+            result.completions[index] = [texts[row] for row in mine]
+            lengths_and_cuts = [_length_and_truncated(rows[row], stop) for row in mine]
+            result.tokens[index] = [length for length, _ in lengths_and_cuts]
+            result.truncated[index] = [cut for _, cut in lengths_and_cuts]
+        if progress is not None:
+            progress(len(batch) * n)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def shared_prefix_length(token_lists: list[list[int]]) -> int:
+    """How many leading tokens all prompts share, leaving each at least one token to generate from.
+
+    >>> shared_prefix_length([[1, 2, 3, 4], [1, 2, 5]]), shared_prefix_length([[1, 2], [1, 2]])
+    (2, 1)
+    >>> shared_prefix_length([[7, 8], [9]])
+    0
+    """
+    shortest = min(len(tokens) for tokens in token_lists)
+    first = token_lists[0]
+    length = 0
+    while length < shortest - 1 and all(tokens[length] == first[length] for tokens in token_lists):
+        length += 1
+    return length
+
+
+def _pad_after_prefix(ids: list[list[int]], shared: int, pad: int) -> tuple[list[list[int]], list[list[int]]]:
+    """Rows laid out as shared prefix, left padding, rest of the prompt; and their attention masks.
+
+    Positions come from the mask, so each prompt's tokens keep the positions they have unpadded.
+
+    >>> _pad_after_prefix([[1, 2, 3], [1, 4]], shared=1, pad=0)
+    ([[1, 2, 3], [1, 0, 4]], [[1, 1, 1], [1, 0, 1]])
+    """
+    width = max(len(tokens) for tokens in ids) - shared
+    rows, masks = [], []
+    for tokens in ids:
+        rest = tokens[shared:]
+        padding = width - len(rest)
+        rows.append(tokens[:shared] + [pad] * padding + rest)
+        masks.append([1] * shared + [0] * padding + [1] * len(rest))
+    return rows, masks
+
+
+def _prefix_cache(model, prefix: list[int], rows: int):
+    """The KV cache of ``prefix``, computed once and copied for ``rows`` sequences; None where the cache is not plain.
+
+    Only a cache of plain full-attention layers is copied (sliding-window and hybrid caches keep
+    state this copy would get wrong); without one the batch is generated from scratch.
+    """
+    import torch
+    from transformers import DynamicCache
+
+    with torch.inference_mode():
+        cache = model(torch.tensor([prefix], device=model.device), use_cache=True).past_key_values
+    layers = getattr(cache, "layers", None)
+    if type(cache) is not DynamicCache or not layers or any(type(layer).__name__ != "DynamicLayer" for layer in layers):
+        return None
+    copied = DynamicCache()
+    for index, layer in enumerate(layers):
+        keys = layer.keys.expand(rows, -1, -1, -1).contiguous()
+        copied.update(keys, layer.values.expand(rows, -1, -1, -1).contiguous(), index)
+    return copied
+
+
+def _length_and_truncated(tokens: list[int], stop: list[int]) -> tuple[int, bool]:
+    """Tokens generated up to and including the first stop token (the rest is padding), and whether none came.
+
+    >>> _length_and_truncated([5, 6, 2, 2, 2], stop=[2]), _length_and_truncated([5, 6, 7], stop=[2])
+    ((3, False), (3, True))
+    """
+    for position, token in enumerate(tokens):
+        if token in stop:
+            return position + 1, False
+    return len(tokens), True
+
+
+def generate_greedy(model, tokenizer, prompts: list[str], max_new_tokens: int, batch_size: int, progress=None):
+    """Greedy completions for rendered prompts, in input order, and whether each reached ``max_new_tokens``."""
+    generation = generate_completions(model, tokenizer, prompts, Decoding(max_new_tokens), batch_size, progress)
+    return [c[0] for c in generation.completions], [t[0] for t in generation.truncated]
+
+
+class TransformersEngine:
+    """A checkpoint loaded with transformers (a LoRA adapter merged into its base in memory)."""
+
+    name = "transformers"
+
+    def __init__(self, path: str, recipe: Recipe):
+        import torch
+
+        self.tokenizer = load_tokenizer(path, recipe.model)
+        self.model = load_causal_lm(path, recipe.model, merge=True)
+        if torch.cuda.is_available():
+            self.model = self.model.to("cuda")
+        self.device = str(self.model.device)
+        self.dtype = str(self.model.dtype).removeprefix("torch.")
+
+    def generate(self, prompts: list[str], decoding: Decoding, batch_size: int, progress=None) -> Generation:
+        return generate_completions(self.model, self.tokenizer, prompts, decoding, batch_size, progress)
+
+
+class VLLMEngine:
+    """A checkpoint served by vLLM on the GPU; a LoRA adapter is applied to its base per request."""
+
+    name = "vllm"
+
+    def __init__(self, path: str, recipe: Recipe):
+        from vllm import LLM
+        from vllm.lora.request import LoRARequest
+
+        self.tokenizer = load_tokenizer(path, recipe.model)
+        adapter = is_adapter(path)
+        base = adapter_base(path) if adapter else str(path)
+        options = {"enable_lora": True, "max_lora_rank": _lora_rank(path)} if adapter else {}
+        self.llm = LLM(
+            model=base,
+            tokenizer=str(path),
+            dtype=recipe.model.dtype,
+            seed=recipe.seed,
+            trust_remote_code=recipe.model.trust_remote_code,
+            **options,
+        )
+        self.lora = LoRARequest("checkpoint", 1, str(path)) if adapter else None
+        self.device, self.dtype = "cuda", recipe.model.dtype
+
+    def generate(self, prompts: list[str], decoding: Decoding, batch_size: int, progress=None) -> Generation:
+        from vllm import SamplingParams
+
+        stop = stop_token_ids(self.tokenizer)
+        params = SamplingParams(
+            n=decoding.num_samples,
+            temperature=0.0 if decoding.greedy else decoding.temperature,
+            top_p=1.0 if decoding.greedy else decoding.top_p,
+            max_tokens=decoding.max_new_tokens,
+            seed=decoding.seed,
+            stop_token_ids=stop,
+            skip_special_tokens=True,
+        )
+        # the same token ids the transformers backend generates from (no BOS added twice)
+        encoded = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        started = time.perf_counter()
+        outputs = self.llm.generate(
+            [{"prompt_token_ids": ids} for ids in encoded], params, lora_request=self.lora, use_tqdm=False
+        )
+        seconds = time.perf_counter() - started
+        if progress is not None:
+            progress(len(prompts) * decoding.num_samples)
+        return Generation(
+            completions=[[o.text for o in out.outputs] for out in outputs],
+            truncated=[[o.finish_reason == "length" for o in out.outputs] for out in outputs],
+            tokens=[[len(o.token_ids) for o in out.outputs] for out in outputs],
+            seconds=seconds,
+            stop_token_ids=stop,
+        )
+
+
+def _lora_rank(path: str) -> int:
+    """The adapter's rank, rounded up to a ``max_lora_rank`` vLLM accepts."""
+    import json
+
+    rank = int(json.loads((Path(path) / "adapter_config.json").read_text()).get("r", 16))
+    return next((size for size in (8, 16, 32, 64, 128, 256, 320, 512) if size >= rank), rank)
+
+
+def load_engine(backend: str, path: str, recipe: Recipe):
+    """The checkpoint at ``path`` loaded for generation with the chosen backend."""
+    engine = VLLMEngine if backend == "vllm" else TransformersEngine
+    return engine(path, recipe)

@@ -1,0 +1,81 @@
+"""Eval metrics over sampled completions: pass@k (unbiased estimator) and maj@k (majority vote).
+
+Both read answers through ``recipe_cli.answers``, the checker the ``accuracy`` reward uses, so a
+sample counts as correct here exactly when the reward would have paid 1.0 for it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from fractions import Fraction
+
+from recipe_cli.answers import check_answer, parse_number
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """The chance that at least one of k samples drawn from n (c of them correct) is correct.
+
+    The unbiased estimator of Chen et al. 2021 (Codex paper, eq. 1): ``1 - C(n-c, k) / C(n, k)``,
+    computed with exact integers, so it is also right for large n.
+
+    >>> pass_at_k(10, 0, 1), pass_at_k(10, 10, 1), pass_at_k(10, 3, 1)
+    (0.0, 1.0, 0.3)
+    >>> round(pass_at_k(10, 3, 5), 6)  # 1 - C(7,5)/C(10,5) = 1 - 21/252
+    0.916667
+    >>> pass_at_k(10, 6, 5)  # fewer than k wrong samples: every draw of 5 holds a correct one
+    1.0
+    """
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"pass@k needs 0 <= c <= n and 1 <= k <= n, got n={n}, c={c}, k={k}")
+    if n - c < k:
+        return 1.0
+    total = math.comb(n, k)
+    return (total - math.comb(n - c, k)) / total  # one rounding, at the end
+
+
+def answer_key(answer: str) -> Fraction | str:
+    """What a vote is counted by: the exact value of a number, else the answer with spacing normalised.
+
+    >>> answer_key("1,000") == answer_key("1000.0") == answer_key("$1000")
+    True
+    >>> answer_key(" x +  1 ")
+    'x + 1'
+    """
+    number = parse_number(answer)
+    return number if number is not None else re.sub(r"\s+", " ", answer.strip())
+
+
+def majority_answer(answers: Sequence[str | None]) -> str | None:
+    """The most common extracted answer (compared by value); ties go to the one voted for first.
+
+    Unanswered samples (None) do not vote; with no answer at all the result is None. The tie rule
+    is deterministic and never looks at the gold, as a real majority vote could not.
+
+    >>> majority_answer(["1,000", "7", "1000", None, None])
+    '1,000'
+    >>> majority_answer(["7", "8", "8", "7"])  # 2 votes each: 7 was voted for first
+    '7'
+    >>> majority_answer([None, None]) is None
+    True
+    """
+    votes: dict[Fraction | str, list] = {}  # key -> [count, first position, first spelling]
+    for position, answer in enumerate(answers):
+        if answer is None:
+            continue
+        entry = votes.setdefault(answer_key(answer), [0, position, answer])
+        entry[0] += 1
+    if not votes:
+        return None
+    count, first, spelling = max(votes.values(), key=lambda entry: (entry[0], -entry[1]))
+    return spelling
+
+
+def majority_correct(answers: Sequence[str | None], gold: str) -> bool:
+    """Whether the majority answer (see ``majority_answer``) equals the gold.
+
+    >>> majority_correct(["12", "12", "13"], "12"), majority_correct(["13", "12"], "12"), majority_correct([None], "1")
+    (True, False, False)
+    """
+    return bool(check_answer(majority_answer(answers), gold))

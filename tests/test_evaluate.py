@@ -1,0 +1,330 @@
+"""Evaluation: pass@k and maj@k, the eval schema, backend choice, summary files and one-line errors."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import json
+import math
+
+import pytest
+from typer.testing import CliRunner
+
+from recipe_cli.cli import app
+from recipe_cli.config import validate_recipe
+from recipe_cli.errors import RecipeError
+from recipe_cli.generation import Generation, choose_backend
+from recipe_cli.metrics import answer_key, majority_answer, majority_correct, pass_at_k
+
+from .conftest import GSM8K_DIR, TINY_RECIPE
+
+runner = CliRunner()
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@pytest.mark.parametrize(
+    ("n", "c", "k", "expected"),
+    [
+        (1, 0, 1, 0.0),
+        (1, 1, 1, 1.0),
+        (10, 3, 1, 0.3),  # pass@1 is the share of correct samples
+        (10, 3, 5, 1 - 21 / 252),  # 1 - C(7,5)/C(10,5)
+        (10, 3, 10, 1.0),
+        (4, 2, 2, 1 - 1 / 6),  # 1 - C(2,2)/C(4,2)
+        (200, 10, 100, 1 - math.comb(190, 100) / math.comb(200, 100)),
+        (8, 0, 8, 0.0),
+    ],
+)
+def test_pass_at_k_known_values(n, c, k, expected):
+    assert pass_at_k(n, c, k) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize(("n", "c", "k"), [(5, 2, 2), (6, 1, 3), (6, 4, 3), (7, 3, 4)])
+def test_pass_at_k_equals_counting_every_draw(n, c, k):
+    """The estimator is the exact share of k-subsets of the n samples that hold a correct one."""
+    samples = [True] * c + [False] * (n - c)
+    draws = list(itertools.combinations(samples, k))
+    assert pass_at_k(n, c, k) == pytest.approx(sum(any(d) for d in draws) / len(draws))
+
+
+def test_pass_at_k_rejects_impossible_counts():
+    with pytest.raises(ValueError, match="1 <= k <= n"):
+        pass_at_k(4, 1, 5)
+
+
+@pytest.mark.parametrize(
+    ("answers", "majority"),
+    [
+        (["3", "4", "4"], "4"),
+        (["4", "3", "3", "4"], "4"),  # tie 2-2: the answer voted for first wins
+        (["3", "4", "3", "4"], "3"),
+        ([None, None, "7", "8"], "7"),  # unanswered samples do not vote; tie 1-1 goes to the first vote
+        ([None, "8", None, "7", "7"], "7"),  # two votes beat one, however many samples gave no answer
+        (["1,000", "7", "1000", "1000.0"], "1,000"),  # votes are counted by value
+        (["$5", "5 apples", "6", "6"], "$5"),  # 2-2 by value: the first spelling stands for its group
+        ([None, None], None),
+        ([], None),
+    ],
+)
+def test_majority_vote_and_its_tie_rule(answers, majority):
+    assert majority_answer(answers) == majority
+
+
+@pytest.mark.parametrize(
+    ("answers", "gold", "correct"),
+    [
+        (["12", "12", "13"], "12", True),
+        (["13", "12"], "12", False),  # a tie the wrong answer was voted into first counts as wrong
+        (["12", "13"], "12", True),
+        (["1,2", "12.0", "12"], "12", True),  # "1,2" is 12 as well: commas are thousands separators
+        ([None, None, "12"], "12", True),
+        ([None, None], "12", False),
+    ],
+)
+def test_majority_correct(answers, gold, correct):
+    assert majority_correct(answers, gold) is correct
+
+
+def test_answer_key_compares_numbers_by_value():
+    assert answer_key("1,000") == answer_key("1000") == answer_key("1000.00")
+    assert answer_key("1/2") == answer_key("0.5")
+    assert answer_key(r"\sqrt{2}") != answer_key("2")
+
+
+def eval_recipe(**eval_settings) -> dict:
+    data = copy.deepcopy(TINY_RECIPE)
+    data["eval"].update(eval_settings)
+    return data
+
+
+def test_eval_schema_defaults_are_greedy():
+    settings = validate_recipe(eval_recipe()).eval
+    assert (settings.num_samples, settings.pass_k, settings.backend, settings.batch_size) == (1, [1], "auto", 128)
+
+
+def test_eval_schema_fills_and_sorts_k():
+    assert validate_recipe(eval_recipe(num_samples=8)).eval.pass_k == [1, 2, 4, 8]
+    assert validate_recipe(eval_recipe(num_samples=6, pass_k=[6, 1, 1])).eval.pass_k == [1, 6]
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"num_samples": 4, "pass_k": [1, 8]}, "eval: pass_k: k=8 is larger than num_samples=4; set num_samples to"),
+        ({"pass_k": [4]}, "k=4 is larger than num_samples=1"),
+        ({"pass_k": [0]}, "k=0 is not a sample count"),
+        ({"temperature": 0.0}, "eval.temperature: input should be greater than 0"),
+        ({"top_p": 1.5}, "eval.top_p: input should be less than or equal to 1"),
+        ({"backend": "tgi"}, "eval.backend: input should be 'auto', 'transformers' or 'vllm'"),
+        ({"num_sample": 4}, "eval.num_sample: unknown key; did you mean 'num_samples'?"),
+    ],
+)
+def test_eval_schema_mistakes(settings, expected):
+    with pytest.raises(RecipeError) as caught:
+        validate_recipe(eval_recipe(**settings))
+    assert expected.lower() in str(caught.value).lower()
+
+
+@pytest.mark.parametrize(
+    ("requested", "vllm", "cuda", "chosen"),
+    [
+        ("auto", True, True, "vllm"),
+        ("auto", True, False, "transformers"),
+        ("auto", False, True, "transformers"),
+        ("transformers", True, True, "transformers"),
+        ("vllm", True, True, "vllm"),
+    ],
+)
+def test_backend_choice(requested, vllm, cuda, chosen):
+    assert choose_backend(requested, vllm_available=vllm, cuda=cuda) == chosen
+
+
+def test_vllm_requested_but_missing_or_without_gpu():
+    with pytest.raises(RecipeError, match=r"vllm is requested but not installed; `pip install vllm`"):
+        choose_backend("vllm", vllm_available=False, cuda=True)
+    with pytest.raises(RecipeError, match="vllm needs a CUDA GPU"):
+        choose_backend("vllm", vllm_available=True, cuda=False)
+
+
+def test_sampled_metrics_from_scored_completions():
+    from recipe_cli.evaluate import _add_samples
+
+    right, wrong = "<think>x</think><answer>12</answer>", "<think>x</think><answer>13</answer>"
+    samples = [{"gold": "12"}, {"gold": "5"}]
+    out = Generation(
+        completions=[[wrong, right, right, "no answer"], ["5", "6", "6", "7"]],
+        truncated=[[False, False, False, True], [False] * 4],
+        tokens=[[10, 10, 10, 40], [2, 2, 2, 2]],
+    )
+    sampled = _add_samples(samples, out, ks=[1, 2, 4])
+    assert sampled["mean_accuracy"] == pytest.approx(3 / 8)
+    assert sampled["pass@k"]["1"] == pytest.approx(3 / 8)  # pass@1 is the mean accuracy of the samples
+    assert sampled["pass@k"]["2"] == pytest.approx(((1 - 1 / 6) + (1 - 3 / 6)) / 2)
+    assert sampled["pass@k"]["4"] == 1.0
+    # maj@1: first samples 13 (wrong) and 5 (right); maj@2: 13-vs-12 and 5-vs-6 ties go to the first vote
+    assert sampled["maj@k"] == {"1": 0.5, "2": 0.5, "4": 0.5}  # maj@4: 12 wins (2 votes), 6 beats 5
+    assert samples[0]["majority"] == {"answer": "12", "correct": True}
+    assert samples[1]["majority"] == {"answer": "6", "correct": False}
+    assert samples[0]["num_correct"] == 2 and len(samples[0]["samples"]) == 4
+    assert sampled["truncation_rate"] == pytest.approx(1 / 8)
+    assert sampled["format_rate"] == pytest.approx(3 / 8)
+    assert sampled["mean_completion_tokens"] == pytest.approx(78 / 8)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory) -> str:
+    """The tests' tiny model (untrained), built once for this module."""
+    from recipe_cli.runs import RunFolder
+    from recipe_cli.training import prepare_base_model
+
+    data = copy.deepcopy(TINY_RECIPE)
+    data["runs_dir"] = str(tmp_path_factory.mktemp("base_runs"))
+    recipe = validate_recipe(data)
+    return prepare_base_model(recipe, RunFolder(recipe))
+
+
+def test_end_of_turn_token_stops_generation(tiny_checkpoint):
+    from recipe_cli.generation import end_of_turn_id, stop_token_ids
+    from recipe_cli.models import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_checkpoint, validate_recipe(copy.deepcopy(TINY_RECIPE)).model)
+    assert end_of_turn_id(tokenizer) == tokenizer.convert_tokens_to_ids("<|im_end|>")
+    assert tokenizer.convert_tokens_to_ids("<|im_end|>") in stop_token_ids(tokenizer)
+
+
+def test_summary_records_exactly_what_was_measured(recipe_dict, write_recipe, tmp_path, tiny_checkpoint):
+    recipe_dict["eval"].update(num_samples=4, temperature=0.8, top_p=0.9, max_new_tokens=8, batch_size=6)
+    path = write_recipe(recipe_dict)
+    result = invoke("eval", path, "--model", tiny_checkpoint, "--limit", "3")
+    assert result.exit_code == 0, result.output
+    assert "pass@4" in result.output and "maj@4" in result.output
+    folder = tmp_path / "runs" / "tiny" / "eval"
+    summary = json.loads((folder / "base.json").read_text())
+    assert summary["dataset"] == "arithmetic" and summary["split"] == "test"
+    assert summary["dataset_settings"]["max_samples"] == 8 and summary["limit"] == 3 and summary["n"] == 3
+    assert summary["seed"] == 7 and summary["backend"] == "transformers"
+    assert summary["decoding"]["sampling"] == {
+        "num_samples": 4,
+        "temperature": 0.8,
+        "top_p": 0.9,
+        "top_k": None,
+        "seed": 7,
+        "max_new_tokens": 8,
+        "batch_size": 6,
+    }
+    assert summary["decoding"]["greedy"] == {"max_new_tokens": 8, "batch_size": 6}
+    assert summary["answer_checker"] == "recipe_cli.answers.score_completion"
+    assert all(summary["versions"][name] for name in ("torch", "transformers", "trl", "peft", "recipe-cli"))
+    assert set(summary["sampled"]["pass@k"]) == set(summary["sampled"]["maj@k"]) == {"1", "2", "4"}
+    for key in ("accuracy", "format_rate", "truncation_rate", "mean_completion_tokens", "samples_per_second"):
+        assert summary[key] is not None
+    assert summary["truncation_rate"] == 1.0 and summary["mean_completion_tokens"] == 8  # untrained: never stops
+
+    lines = [json.loads(line) for line in (folder / "base.jsonl").read_text().splitlines()]
+    assert len(lines) == 3
+    assert {"prompt", "completion", "extracted", "gold", "correct", "tokens", "samples", "majority"} <= lines[0].keys()
+    assert all(len(line["samples"]) == 4 for line in lines)
+    assert summary["accuracy"] == sum(line["correct"] for line in lines) / 3
+
+    # seeded: the same recipe samples the same completions
+    assert invoke("eval", path, "--model", tiny_checkpoint, "--limit", "3").exit_code == 0
+    again = [json.loads(line) for line in (folder / "base.jsonl").read_text().splitlines()]
+    assert [line["samples"] for line in again] == [line["samples"] for line in lines]
+    assert len({s["completion"] for line in lines for s in line["samples"]}) > 3  # and they are samples
+
+
+def test_two_checkpoints_with_one_name_get_two_labels(recipe_dict, write_recipe, tmp_path, tiny_checkpoint):
+    import shutil
+
+    copy_dir = tmp_path / "other" / "base"
+    shutil.copytree(tiny_checkpoint, copy_dir)
+    result = invoke("eval", write_recipe(recipe_dict), "--model", tiny_checkpoint, "--model", copy_dir, "--limit", "2")
+    assert result.exit_code == 0, result.output
+    labels = sorted(p.name for p in (tmp_path / "runs" / "tiny" / "eval").glob("*.json"))
+    assert labels == ["other-base.json", "tiny-base.json"]
+
+
+def _no_eval_written(tmp_path) -> bool:
+    return not (tmp_path / "runs" / "tiny" / "eval").exists()
+
+
+def test_missing_model_path(recipe_dict, write_recipe, tmp_path):
+    result = invoke("eval", write_recipe(recipe_dict), "--model", tmp_path / "no_such_checkpoint")
+    assert result.exit_code == 2
+    assert "is not a folder; give a saved checkpoint folder" in result.output
+    assert "Traceback" not in result.output and _no_eval_written(tmp_path)
+
+
+def test_folder_that_is_not_a_checkpoint(recipe_dict, write_recipe, tmp_path):
+    (tmp_path / "empty").mkdir()
+    result = invoke("eval", write_recipe(recipe_dict), "--model", tmp_path / "empty")
+    assert result.exit_code == 2
+    assert "has no config.json or adapter_config.json" in result.output
+
+
+def test_k_larger_than_num_samples_exits_2(recipe_dict, write_recipe, tmp_path, tiny_checkpoint):
+    result = invoke(
+        "eval",
+        write_recipe(recipe_dict),
+        "--model",
+        tiny_checkpoint,
+        "--set",
+        "eval.num_samples=2",
+        "--set",
+        "eval.pass_k=[4]",
+    )
+    assert result.exit_code == 2
+    assert "k=4 is larger than num_samples=2" in result.output
+    assert "Traceback" not in result.output and _no_eval_written(tmp_path)
+
+
+def test_dataset_without_the_needed_columns(recipe_dict, write_recipe, tmp_path, tiny_checkpoint):
+    data = tmp_path / "problems.jsonl"
+    data.write_text(json.dumps({"problem": "1+1?", "target": "2"}) + "\n")
+    recipe_dict["eval"]["dataset"] = {"path": str(data), "split": "test"}
+    result = invoke("eval", write_recipe(recipe_dict), "--model", tiny_checkpoint)
+    assert result.exit_code == 2
+    assert "has no column 'question' (for question)" in result.output and "columns: {question: ..." in result.output
+    assert "Traceback" not in result.output and _no_eval_written(tmp_path)
+
+
+def test_vllm_requested_but_missing_exits_2(recipe_dict, write_recipe, tmp_path, tiny_checkpoint, monkeypatch):
+    monkeypatch.setattr("recipe_cli.evaluate.vllm_installed", lambda: False)
+    result = invoke("eval", write_recipe(recipe_dict), "--model", tiny_checkpoint, "--set", "eval.backend=vllm")
+    assert result.exit_code == 2
+    assert "vllm is requested but not installed" in result.output
+    assert "Traceback" not in result.output and _no_eval_written(tmp_path)
+
+
+def test_lora_adapter_without_its_base(recipe_dict, write_recipe, tmp_path, tiny_checkpoint):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_checkpoint)
+    adapter = get_peft_model(base, LoraConfig(r=2, target_modules="all-linear", task_type="CAUSAL_LM"))
+    folder = tmp_path / "adapter"
+    adapter.save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_checkpoint).save_pretrained(folder)
+    config = json.loads((folder / "adapter_config.json").read_text())
+    config["base_model_name_or_path"] = str(tmp_path / "deleted" / "base")
+    (folder / "adapter_config.json").write_text(json.dumps(config))
+
+    result = invoke("eval", write_recipe(recipe_dict), "--model", folder)
+    assert result.exit_code == 2
+    assert f"was trained on '{tmp_path / 'deleted' / 'base'}', which does not exist" in result.output
+    assert "Traceback" not in result.output and _no_eval_written(tmp_path)
+
+
+@pytest.mark.skipif(not (GSM8K_DIR / "test.jsonl").is_file(), reason="GSM8K is not next to the checkout")
+def test_eval_on_the_gsm8k_test_split(recipe_dict, write_recipe, tmp_path, tiny_checkpoint):
+    recipe_dict["eval"] = {
+        "dataset": {"path": str(GSM8K_DIR / "test.jsonl"), "adapter": "gsm8k", "split": "test"},
+        "max_new_tokens": 4,
+    }
+    result = invoke("eval", write_recipe(recipe_dict), "--model", tiny_checkpoint, "--limit", "3")
+    assert result.exit_code == 0, result.output
+    lines = (tmp_path / "runs" / "tiny" / "eval" / "base.jsonl").read_text().splitlines()
+    assert [json.loads(line)["gold"] for line in lines] == ["18", "3", "70000"]  # the first three GSM8K test golds
