@@ -80,13 +80,15 @@ def _guard(action: Callable[[], Any]) -> Any:
 
 @contextmanager
 def _nothing_left_on_error(folder: Path) -> Iterator[None]:
-    """A run folder this command created is removed again if the command stops on a user mistake."""
-    existed = folder.exists()
+    """Folders this command created for a run are removed again if the command stops on a user mistake."""
+    created = None
+    while not folder.exists():  # the outermost folder that does not exist yet, e.g. runs/ on a first run
+        created, folder = folder, folder.parent
     try:
         yield
     except RecipeError:
-        if not existed:
-            shutil.rmtree(folder, ignore_errors=True)
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
         raise
 
 

@@ -72,6 +72,8 @@ def load_raw(settings: DatasetSettings):
             builder = _BUILDERS[Path(path).suffix] if Path(path).suffix in _BUILDERS else None
             if builder is None:
                 raise RecipeError(f"dataset '{path}': use a {'/'.join(LOCAL_DATA_SUFFIXES)} file")
+            if Path(path).stat().st_size == 0:  # datasets' JSON builder fails on it with a bare StopIteration
+                raise RecipeError(f"dataset '{path}' is an empty file; point `path` at a file with rows")
             return datasets.load_dataset(builder, data_files={settings.split: path}, split=settings.split)
         return datasets.load_dataset(path, settings.config, split=settings.split)
     except RecipeError:

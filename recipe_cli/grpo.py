@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -57,6 +58,8 @@ def run_grpo(recipe: Recipe, start: StageStart | None = None) -> Path:
         processing_class=tokenizer,
         peft_config=peft_config,
     )
+    if start.checkpoint is not None:
+        align_generation_cycle(trainer, start.checkpoint)
     output.mkdir(parents=True, exist_ok=True)
     run_trainer(trainer, run, start, callbacks=[health_callback(recipe.grpo.health, output / "health.log")])
     save_final(trainer, output)
@@ -65,3 +68,17 @@ def run_grpo(recipe: Recipe, start: StageStart | None = None) -> Path:
         "grpo", output, lora=lora, base=adapter_base(origin) if continues_adapter else base, started_from=origin
     )
     return output
+
+
+def align_generation_cycle(trainer, checkpoint: Path) -> None:
+    """Resume GRPOTrainer's micro-step counter, which decides when completions are generated, from the checkpoint.
+
+    TRL 1.16 keeps it in ``_step`` and restarts it at 0 on resume. With the defaults (one
+    generation per optimizer step, ``num_iterations: 1``) every checkpoint starts a generation
+    cycle, so 0 is right; when a generation spans several optimizer steps, 0 would shift every
+    later generation off the sampler's cycle. The completions buffered before the interruption
+    are not in the checkpoint: a run resumed mid-cycle generates them again, from the restored RNG.
+    """
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    if hasattr(trainer, "_step"):
+        trainer._step = state["global_step"] * trainer.args.gradient_accumulation_steps

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -43,7 +44,21 @@ def run_sft(recipe: Recipe, start: StageStart | None = None) -> Path:
         processing_class=tokenizer,
         peft_config=peft_config,
     )
+    if start.checkpoint is not None:
+        restore_token_count(trainer, start.checkpoint)
     run_trainer(trainer, run, start)
     save_final(trainer, output)
     run.record_stage("sft", output, lora=peft_config is not None, base=base, started_from=base)
     return output
+
+
+def restore_token_count(trainer, checkpoint: Path) -> None:
+    """Continue SFTTrainer's logged ``num_tokens`` from the checkpoint instead of from 0.
+
+    TRL 1.16 keeps the running count in ``_total_train_tokens`` and does not restore it on
+    resume, so a resumed run's logs would differ from an uninterrupted run's in this column.
+    """
+    history = json.loads((checkpoint / "trainer_state.json").read_text()).get("log_history", [])
+    counts = [entry["num_tokens"] for entry in history if "num_tokens" in entry]
+    if counts and hasattr(trainer, "_total_train_tokens"):
+        trainer._total_train_tokens = int(counts[-1])
