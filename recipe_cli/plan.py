@@ -212,6 +212,8 @@ def describe_training_plan(recipe: Recipe, stages: list[str], console: Console) 
             console.print(f"[bold yellow]misfit:[/] {misfit}")
         if not misfits:
             console.print("no misfits found")
+        for risk in checkpoint_risks(getattr(recipe, stage).trainer, stage):
+            console.print(f"[yellow]risk:[/] {risk}")
 
 
 def _plan_tokenizer(recipe: Recipe):
@@ -356,6 +358,26 @@ def _describe_grpo(recipe: Recipe, tokenizer, config, console: Console) -> tuple
         )
     console.print(f"sequences: prompts up to {longest} tokens + up to {completion_tokens} completion tokens")
     return misfits, longest
+
+
+def checkpoint_risks(trainer: dict, stage: str) -> list[str]:
+    """Checkpoint settings that could lose more than the steps since the last save.
+
+    >>> checkpoint_risks({"save_strategy": "steps", "save_total_limit": 1}, "grpo")  # doctest: +ELLIPSIS
+    ['grpo.trainer.save_total_limit: 1 deletes the last complete checkpoint ...']
+    """
+    risks = []
+    if trainer.get("save_strategy") == "no":
+        risks.append(
+            f"{stage}.trainer.save_strategy: no: a signal still saves a checkpoint, but a crash (SIGKILL, out of "
+            "memory, lost node) loses the whole stage; set save_strategy: steps and save_steps"
+        )
+    if trainer.get("save_total_limit") == 1:
+        risks.append(
+            f"{stage}.trainer.save_total_limit: 1 deletes the last complete checkpoint before the new one is "
+            "marked complete; keep at least 2"
+        )
+    return risks
 
 
 def _after_filter(kept: int, limit: int | None) -> str:
