@@ -118,10 +118,10 @@ def run_trainer(trainer, run: RunFolder, start: StageStart, callbacks: list | No
     nonfinite = nonfinite_callback()
     for callback in [nonfinite, completion_marker_callback(), preemption_callback(flag), *(callbacks or [])]:
         trainer.add_callback(callback)
-    run.record_training(start.stage, start.checkpoint)
     if start.checkpoint is not None:
         log.info("%s: resuming from %s", start.stage, start.checkpoint)
     with stop_on_signals(flag):
+        run.record_training(start.stage, start.checkpoint)  # inside: a signal from now on finds the handler
         trainer.train(resume_from_checkpoint=str(start.checkpoint) if start.checkpoint else None)
     output = run.stage_dir(start.stage)
     if nonfinite.problem is not None:

@@ -85,7 +85,7 @@ def step_logs(stage_dir: Path) -> list[dict]:
 
 def kill_during_save(recipe_path: Path, stage: str, stage_dir: Path, complete: str, unmarked: str) -> None:
     """Run a stage in a real process and SIGKILL it while ``unmarked`` is being saved, ``complete`` being done."""
-    process = start_process(stage, recipe_path, env={SAVE_PAUSE_ENV: "1.5"})
+    process = start_process(stage, recipe_path, env={SAVE_PAUSE_ENV: "0.8"})
     wait_for(
         lambda: (stage_dir / complete / MARKER).is_file() and (stage_dir / unmarked / "trainer_state.json").is_file(),
         process,
@@ -132,7 +132,7 @@ def test_grpo_stopped_by_sigterm_resumes_with_the_same_steps(recipe_dict, write_
     interrupted = write_recipe(grpo_recipe(recipe_dict, tmp_path / "stopped"), "stopped.yaml")
     stage_dir = tmp_path / "stopped" / "tiny" / "grpo"
 
-    process = start_process("grpo", interrupted, env={STEP_PAUSE_ENV: "0.5"})
+    process = start_process("grpo", interrupted, env={STEP_PAUSE_ENV: "0.3"})
     wait_for(lambda: (tmp_path / "stopped" / "tiny" / "run.json").is_file(), process)
     time.sleep(0.5)
     process.send_signal(signal.SIGTERM)
