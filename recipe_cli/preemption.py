@@ -48,6 +48,7 @@ def stop_on_signals(flag: PreemptionFlag):
 
     def handle(signum, frame):
         if flag.signum is not None:
+            # not logging: a handler may run while the logging lock is held, and os._exit skips flushing
             sys.stderr.write(f"\n{signal.Signals(signum).name} again: exiting now, without saving\n")
             sys.stderr.flush()
             os._exit(128 + signum)

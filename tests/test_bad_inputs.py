@@ -55,6 +55,12 @@ CASES = [
     ("unknown-trainer-key", "sft", lambda d, t: set_in(d, "sft.trainer.lr", 1.0), "unknown SFTConfig setting"),
     ("removed-trainer-key", "sft", lambda d, t: set_in(d, "sft.trainer.warmup_ratio", 0.1), "warmup_steps: 0.1"),
     ("owned-trainer-key", "grpo", lambda d, t: set_in(d, "grpo.trainer.seed", 1), "set `seed` at the top level"),
+    (
+        "resume-in-trainer",
+        "sft",
+        lambda d, t: set_in(d, "sft.trainer.resume_from_checkpoint", "x"),
+        "pass --resume",
+    ),
     ("seed-not-int", "sft", lambda d, t: d.update(seed="abc"), "seed:"),
     ("lr-not-number", "sft", lambda d, t: set_in(d, "sft.trainer.learning_rate", "fast"), "expected a number"),
     ("hidden-size-list", "sft", lambda d, t: set_in(d, "model.tiny.hidden_size", [1]), "model.tiny.hidden_size"),
