@@ -372,6 +372,11 @@ def checkpoint_risks(trainer: dict, stage: str) -> list[str]:
             f"{stage}.trainer.save_strategy: no: a signal still saves a checkpoint, but a crash (SIGKILL, out of "
             "memory, lost node) loses the whole stage; set save_strategy: steps and save_steps"
         )
+    if trainer.get("save_only_model"):
+        risks.append(
+            f"{stage}.trainer.save_only_model: checkpoints hold no optimizer, scheduler or RNG state, so a resumed "
+            "run restarts them and is not the run it continues"
+        )
     if trainer.get("save_total_limit") == 1:
         risks.append(
             f"{stage}.trainer.save_total_limit: 1 deletes the last complete checkpoint before the new one is "

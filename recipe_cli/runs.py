@@ -46,20 +46,23 @@ LENGTH_KEYS = ("max_steps", "num_train_epochs")
 
 
 def training_settings(recipe: Recipe, stage: str) -> dict[str, Any]:
-    """What a stage's result depends on: model, prompt, seed, and the stage's data, rewards and trainer.
+    """What a stage's result depends on: model, prompt, seed, the stage's data, rewards and trainer settings.
 
     Evaluation, pushing and the run folder's location are left out: changing them never changes
-    what a resumed run would learn.
+    what a resumed run would learn. GRPO's include SFT's, since a different SFT model is a different start.
     """
     section = getattr(recipe, stage).model_dump(mode="json")
     section["trainer"] = {k: v for k, v in section["trainer"].items() if k not in UNHASHED_TRAINER_KEYS}
     section.pop("health", None)  # alarms watch the run; they do not change it
-    return {
+    settings = {
         "model": recipe.model.model_dump(mode="json"),
         "prompt": recipe.prompt.model_dump(mode="json"),
         "seed": recipe.seed,
         stage: section,
     }
+    if stage == "grpo" and recipe.sft is not None:  # GRPO continues SFT's model: a changed SFT changes GRPO's start
+        settings["sft"] = training_settings(recipe, "sft")["sft"]
+    return settings
 
 
 def settings_hash(settings: dict[str, Any]) -> str:
@@ -210,6 +213,11 @@ class RunFolder:
         if finished and not extended:
             return StageStart(stage, skip=True)
         checkpoint = last_complete_checkpoint(folder)
+        if checkpoint is None and finished:
+            raise RecipeError(
+                f"{stage} finished with {entry.get('length', {})} and kept no checkpoint to continue from "
+                f"(save_strategy: no?); to train it with {self._length(stage)}, pass --overwrite to start again"
+            )
         if checkpoint is None:
             log.warning("%s holds no complete checkpoint to resume; %s starts again from step 0", folder, stage)
             return StageStart(stage, clear=True)

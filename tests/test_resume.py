@@ -161,12 +161,13 @@ def test_a_second_signal_exits_at_once(monkeypatch):
     exits = []
     monkeypatch.setattr(preemption.os, "_exit", lambda code: exits.append(code))
     flag = preemption.PreemptionFlag()
+    before = signal.getsignal(signal.SIGTERM)
     with preemption.stop_on_signals(flag):
         os.kill(os.getpid(), signal.SIGTERM)
         assert flag.name == "SIGTERM" and exits == []
         os.kill(os.getpid(), signal.SIGTERM)
         assert exits == [143]
-    assert signal.getsignal(signal.SIGTERM) is not preemption.stop_on_signals  # handlers restored
+    assert signal.getsignal(signal.SIGTERM) == before  # the handlers of the caller are back
 
 
 def test_an_earlier_run_is_never_overwritten_silently(recipe_dict, write_recipe, tmp_path):
@@ -189,3 +190,37 @@ def test_an_earlier_run_is_never_overwritten_silently(recipe_dict, write_recipe,
     output = invoke("run", path, "--resume")  # sft is done: run goes on with grpo
     assert "sft already finished" in output and "grpo done" in output
     assert "sft done" in invoke("sft", path, "--overwrite")
+
+
+def test_settings_that_change_learning_change_the_hash(recipe_dict):
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.runs import settings_hash, training_settings
+
+    def grpo_hash(change):
+        data = copy.deepcopy(recipe_dict)
+        change(data)
+        return settings_hash(training_settings(validate_recipe(data), "grpo"))
+
+    same = grpo_hash(lambda d: None)
+    assert grpo_hash(lambda d: d["grpo"]["trainer"].update(logging_steps=5, save_steps=3, max_steps=9)) == same
+    assert grpo_hash(lambda d: d["eval"].update(max_new_tokens=4)) == same
+    assert grpo_hash(lambda d: d.update(runs_dir="elsewhere")) == same
+    assert grpo_hash(lambda d: d["grpo"]["rewards"][1].update(weight=0.7)) != same
+    assert grpo_hash(lambda d: d["sft"]["trainer"].update(learning_rate=0.5)) != same  # GRPO starts from SFT's model
+    assert grpo_hash(lambda d: d.update(seed=8)) != same
+
+
+def test_a_finished_run_can_be_extended_from_its_last_checkpoint(recipe_dict, write_recipe, tmp_path):
+    del recipe_dict["grpo"], recipe_dict["eval"]
+    path = write_recipe(recipe_dict)
+    invoke("sft", path)  # save_strategy: no, so there is nothing to continue from
+    refused = runner.invoke(app, ["sft", str(path), "--resume", "--set", "sft.trainer.max_steps=6"])
+    assert refused.exit_code == 2 and "kept no checkpoint to continue from" in refused.stderr
+
+    recipe_dict["sft"]["trainer"].update(save_strategy="steps", save_steps=2)
+    path = write_recipe(recipe_dict)
+    invoke("sft", path, "--overwrite")
+    output = invoke("sft", path, "--resume", "--set", "sft.trainer.max_steps=6")
+    assert "resuming checkpoint-4" in output
+    state = json.loads((tmp_path / "runs" / "tiny" / "sft" / "checkpoint-6" / "trainer_state.json").read_text())
+    assert state["global_step"] == 6
