@@ -157,14 +157,19 @@ def _train_command(
         _dry_run(loaded, stages)
         return
     starts = _plan_starts(loaded, stages, resume, overwrite, force)
-    try:
+    with _resume_hint(f"recipe {stages[0]} {path}"):
         _train(loaded, starts[stages[0]])
+
+
+@contextmanager
+def _resume_hint(command: str) -> Iterator[None]:
+    """A run stopped by a signal says which command continues it."""
+    try:
+        yield
     except TrainingStopped as stopped:
-        raise TrainingStopped(_resume_hint(stopped, path, stages[0]), stopped.exit_code) from None
-
-
-def _resume_hint(stopped: TrainingStopped, path: Path, command: str) -> str:
-    return str(stopped).replace("continue with --resume", f"continue with `recipe {command} {path} --resume`")
+        if not stopped.resumable:
+            raise
+        raise TrainingStopped(f"{stopped}; continue with `{command} --resume`", stopped.exit_code) from None
 
 
 def _plan_starts(recipe: Recipe, stages: list[str], resume: bool, overwrite: bool, force: bool) -> dict:
@@ -344,10 +349,8 @@ def run(
                 base = prepare_base_model(loaded, run_folder)
             summaries.append(_evaluate(loaded, base, "base", None))
         for stage in loaded.training_stages:
-            try:
+            with _resume_hint(f"recipe run {recipe}"):
                 output = _train(loaded, starts[stage])
-            except TrainingStopped as stopped:
-                raise TrainingStopped(_resume_hint(stopped, recipe, "run"), stopped.exit_code) from None
             if loaded.eval is not None:
                 summaries.append(_evaluate(loaded, str(output), stage, None))
         if summaries:

@@ -8,6 +8,7 @@ class RecipeError(Exception):
 class TrainingStopped(Exception):
     """Training stopped before the end (a preemption signal, a NaN loss); the message says what was kept."""
 
-    def __init__(self, message: str, exit_code: int):
+    def __init__(self, message: str, exit_code: int, *, resumable: bool = False):
         super().__init__(message)
         self.exit_code = exit_code
+        self.resumable = resumable  # the CLI adds the command that continues the run

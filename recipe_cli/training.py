@@ -136,6 +136,7 @@ def run_trainer(trainer, run: RunFolder, start: StageStart, callbacks: list | No
         kept = last_complete_checkpoint(output)
         raise TrainingStopped(
             f"{start.stage} stopped by {flag.name} after step {trainer.state.global_step} of "
-            f"{trainer.state.max_steps}; checkpoint saved in {kept}; continue with --resume",
+            f"{trainer.state.max_steps}; checkpoint saved in {kept}",
             exit_code=flag.exit_code,
+            resumable=True,
         )
