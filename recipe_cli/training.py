@@ -116,7 +116,8 @@ def run_trainer(trainer, run: RunFolder, start: StageStart, callbacks: list | No
 
     flag = PreemptionFlag()
     nonfinite = nonfinite_callback()
-    for callback in [nonfinite, completion_marker_callback(), preemption_callback(flag), *(callbacks or [])]:
+    # in this order: a preemption asks for a save first, so the weights are checked before any save
+    for callback in [preemption_callback(flag), nonfinite, completion_marker_callback(), *(callbacks or [])]:
         trainer.add_callback(callback)
     if start.checkpoint is not None:
         log.info("%s: resuming from %s", start.stage, start.checkpoint)
