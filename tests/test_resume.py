@@ -126,7 +126,8 @@ def test_sft_killed_mid_save_resumes_to_the_same_losses_and_weights(recipe_dict,
 @pytest.mark.slow
 def test_grpo_stopped_by_sigterm_resumes_with_the_same_steps(recipe_dict, write_recipe, tmp_path):
     """SIGTERM: the step finishes, a marked checkpoint is saved, exit 143 with a resume hint; the resumed
-    run then logs what the uninterrupted run logged (same step counter, learning rate, generations)."""
+    run then logs what the uninterrupted run logged (same step counter, learning rate, generations) and ends
+    with bitwise the same weights."""
     reference = write_recipe(grpo_recipe(copy.deepcopy(recipe_dict), tmp_path / "straight"), "straight.yaml")
     invoke("grpo", reference)
     interrupted = write_recipe(grpo_recipe(recipe_dict, tmp_path / "stopped"), "stopped.yaml")
@@ -152,6 +153,8 @@ def test_grpo_stopped_by_sigterm_resumes_with_the_same_steps(recipe_dict, write_
         assert mine.keys() == theirs.keys()
         for key in mine:  # loss, learning rate, rewards, completion lengths: same generations, same update
             assert mine[key] == theirs[key], (mine["step"], key)
+    resumed_weights, straight_weights = weights(stage_dir), weights(tmp_path / "straight" / "tiny" / "grpo")
+    assert all(torch.equal(resumed_weights[name], straight_weights[name]) for name in resumed_weights)
 
 
 def test_a_second_signal_exits_at_once(monkeypatch):
