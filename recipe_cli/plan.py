@@ -377,12 +377,31 @@ def checkpoint_risks(trainer: dict, stage: str) -> list[str]:
             f"{stage}.trainer.save_only_model: checkpoints hold no optimizer, scheduler or RNG state, so a resumed "
             "run restarts them and is not the run it continues"
         )
+    cycle = generation_cycle(trainer) if stage == "grpo" else 1
+    save_steps = trainer.get("save_steps", 500)
+    if cycle > 1 and isinstance(save_steps, int) and save_steps % cycle:
+        risks.append(
+            f"grpo.trainer.save_steps: {save_steps} is not a multiple of the {cycle} optimizer steps one generation "
+            f"serves; a run resumed in mid-generation samples those completions again (set save_steps: "
+            f"{max(cycle, save_steps // cycle * cycle)} for exact resumes)"
+        )
     if trainer.get("save_total_limit") == 1:
         risks.append(
             f"{stage}.trainer.save_total_limit: 1 deletes the last complete checkpoint before the new one is "
             "marked complete; keep at least 2"
         )
     return risks
+
+
+def generation_cycle(trainer: dict) -> int:
+    """Optimizer steps that one GRPO generation serves (completions are reused between them).
+
+    >>> generation_cycle({}), generation_cycle({"steps_per_generation": 4}), generation_cycle({"num_iterations": 2})
+    (1, 4, 2)
+    """
+    accumulation = trainer.get("gradient_accumulation_steps", 1)
+    per_generation = trainer.get("steps_per_generation") or accumulation
+    return max(per_generation * trainer.get("num_iterations", 1) // accumulation, 1)
 
 
 def _after_filter(kept: int, limit: int | None) -> str:
