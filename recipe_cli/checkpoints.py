@@ -18,9 +18,11 @@ log = logging.getLogger(__name__)
 
 MARKER = "checkpoint-complete"
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
-# Test hook: seconds to sleep before a checkpoint's marker is written, so a test can kill the
-# process while a save is unfinished. Unset in normal runs.
+# Test hook: seconds to sleep before a checkpoint's marker is written (only at the step given in
+# SAVE_PAUSE_STEP_ENV, when set), so a test can kill the process while a save is unfinished.
+# Unset in normal runs.
 SAVE_PAUSE_ENV = "RECIPE_TEST_SAVE_PAUSE_SECONDS"
+SAVE_PAUSE_STEP_ENV = "RECIPE_TEST_SAVE_PAUSE_STEP"
 
 
 def checkpoint_folders(output_dir: Path) -> list[Path]:
@@ -59,7 +61,8 @@ def completion_marker_callback():
         def on_save(self, args, state, control, **kwargs):
             if state.is_world_process_zero:
                 pause = float(os.environ.get(SAVE_PAUSE_ENV) or 0)
-                if pause:
+                at_step = os.environ.get(SAVE_PAUSE_STEP_ENV)
+                if pause and (not at_step or int(at_step) == state.global_step):
                     time.sleep(pause)
                 mark_complete(Path(args.output_dir) / f"checkpoint-{state.global_step}")
             return control

@@ -21,7 +21,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from recipe_cli.checkpoints import MARKER, SAVE_PAUSE_ENV
+from recipe_cli.checkpoints import MARKER, SAVE_PAUSE_ENV, SAVE_PAUSE_STEP_ENV
 from recipe_cli.cli import app
 from recipe_cli.preemption import STEP_PAUSE_ENV
 from tests.test_pipeline import weights
@@ -85,7 +85,8 @@ def step_logs(stage_dir: Path) -> list[dict]:
 
 def kill_during_save(recipe_path: Path, stage: str, stage_dir: Path, complete: str, unmarked: str) -> None:
     """Run a stage in a real process and SIGKILL it while ``unmarked`` is being saved, ``complete`` being done."""
-    process = start_process(stage, recipe_path, env={SAVE_PAUSE_ENV: "0.8"})
+    step = unmarked.split("-")[1]
+    process = start_process(stage, recipe_path, env={SAVE_PAUSE_ENV: "120", SAVE_PAUSE_STEP_ENV: step})
     wait_for(
         lambda: (stage_dir / complete / MARKER).is_file() and (stage_dir / unmarked / "trainer_state.json").is_file(),
         process,
