@@ -228,3 +228,16 @@ def test_a_finished_run_can_be_extended_from_its_last_checkpoint(recipe_dict, wr
     assert "resuming checkpoint-4" in output
     state = json.loads((tmp_path / "runs" / "tiny" / "sft" / "checkpoint-6" / "trainer_state.json").read_text())
     assert state["global_step"] == 6
+
+
+def test_the_newest_marked_checkpoint_is_resumed_by_step_number(tmp_path, caplog):
+    from recipe_cli.checkpoints import last_complete_checkpoint, mark_complete
+
+    for step in (2, 9, 10):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    (tmp_path / "checkpoint-9-partial").mkdir()  # not a checkpoint name
+    mark_complete(tmp_path / "checkpoint-2")
+    mark_complete(tmp_path / "checkpoint-9")
+    assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-9"  # 10 > 9 > 2, numerically
+    assert "skipping" in caplog.text and "checkpoint-10" in caplog.text
+    assert last_complete_checkpoint(tmp_path / "absent") is None
