@@ -312,9 +312,9 @@ def _describe_sft(recipe: Recipe, tokenizer, console: Console) -> list[str]:
         )
     if limit is not None and kept < len(rows):
         misfits.append(_dropped(len(rows) - kept, len(rows), "sft", max(lengths)))
-    _describe_steps(console, kept, per_step, per_step, trainer, "SFTConfig")
+    _describe_steps(console, kept, per_step, trainer, "SFTConfig")
     console.print(
-        f"loss: {'[bold]'}completion tokens only{'[/]'} (prompt tokens are masked), sequences of up to "
+        "loss: [bold]completion tokens only[/] (prompt tokens are masked), sequences of up to "
         f"{max(totals) if totals else 0} tokens"
     )
     return misfits
@@ -343,7 +343,7 @@ def _describe_grpo(recipe: Recipe, tokenizer, config, console: Console) -> tuple
         f"reference model: {'loaded (beta ' + format(beta, 'g') + ')' if beta else 'not loaded (beta 0: no KL term)'}"
     )
     iterations = _setting("GRPOConfig", trainer, "num_iterations") or 1
-    _describe_steps(console, kept * iterations, completions // generations, completions, trainer, "GRPOConfig")
+    _describe_steps(console, kept * iterations, completions // generations, trainer, "GRPOConfig")
     misfits = []
     if limit is not None and kept < len(rows):
         misfits.append(_dropped(len(rows) - kept, len(rows), "grpo", max(lengths)))
@@ -431,7 +431,7 @@ def _batch(trainer: dict, class_name: str) -> int:
     return per_device * accumulation * int(os.environ.get("WORLD_SIZE", "1"))
 
 
-def _describe_steps(console: Console, items: int, per_step: int, rows_per_step: int, trainer: dict, cls: str) -> None:
+def _describe_steps(console: Console, items: int, per_step: int, trainer: dict, cls: str) -> None:
     """Steps per epoch (whole batches only) and the total the run will take."""
     per_epoch = items // per_step if per_step else 0
     max_steps = _setting(cls, trainer, "max_steps") or -1
