@@ -16,7 +16,7 @@ test: install
 	$(PYTHON) -m pytest
 
 demo: install
-	$(PYTHON) -m recipe_cli run recipes/demo.yaml && $(PYTHON) scripts/check_demo.py runs/demo
+	$(PYTHON) -m recipe_cli run recipes/demo.yaml --overwrite && $(PYTHON) scripts/check_demo.py runs/demo
 
 validate: install
 	$(PYTHON) -m recipe_cli validate recipes/gsm8k.yaml

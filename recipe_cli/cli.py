@@ -7,8 +7,10 @@ torch, transformers and TRL are imported inside the commands that train or gener
 from __future__ import annotations
 
 import logging
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +20,7 @@ from rich.logging import RichHandler
 from rich.table import Table
 
 from recipe_cli.config import Recipe, load_recipe
-from recipe_cli.errors import RecipeError
+from recipe_cli.errors import RecipeError, TrainingStopped
 
 app = typer.Typer(
     help="Run the DeepSeek-R1 recipe (cold-start SFT -> GRPO -> eval -> push) from one YAML file.",
@@ -34,6 +36,17 @@ RecipeArg = Annotated[Path, typer.Argument(help="The recipe YAML file, e.g. reci
 SetOption = Annotated[
     list[str],
     typer.Option("--set", "-s", help="Override a recipe value: --set grpo.trainer.max_steps=10 (repeatable)."),
+]
+ResumeOption = Annotated[
+    bool,
+    typer.Option(
+        "--resume", help="Continue from the last complete checkpoint (a finished stage is skipped) if settings match."
+    ),
+]
+OverwriteOption = Annotated[bool, typer.Option("--overwrite", help="Delete an earlier run of a stage and start again.")]
+ForceOption = Annotated[bool, typer.Option("--force", help="With --resume: resume even though the settings changed.")]
+DryRunOption = Annotated[
+    bool, typer.Option("--dry-run", help="Train nothing; print the plan: data, batches, steps, memory, misfits.")
 ]
 
 
@@ -59,9 +72,26 @@ def _guard(action: Callable[[], Any]) -> Any:
             raise
         err_console.print(f"[bold red]error:[/] {error}", markup=True, soft_wrap=True)
         raise typer.Exit(2) from None
+    except TrainingStopped as stopped:
+        err_console.print(f"[bold yellow]stopped:[/] {stopped}", markup=True, soft_wrap=True)
+        raise typer.Exit(stopped.exit_code) from None
     except KeyboardInterrupt:
         err_console.print("interrupted")
         raise typer.Exit(130) from None
+
+
+@contextmanager
+def _nothing_left_on_error(folder: Path) -> Iterator[None]:
+    """Folders this command created for a run are removed again if the command stops on a user mistake."""
+    created = None
+    while not folder.exists():  # the outermost folder that does not exist yet, e.g. runs/ on a first run
+        created, folder = folder, folder.parent
+    try:
+        yield
+    except RecipeError:
+        if created is not None:
+            shutil.rmtree(created, ignore_errors=True)
+        raise
 
 
 def _load(path: Path, overrides: list[str] | None) -> Recipe:
@@ -93,24 +123,83 @@ def validate(recipe: RecipeArg, overrides: SetOption = None):
 
 
 @app.command()
-def sft(recipe: RecipeArg, overrides: SetOption = None):
+def sft(
+    recipe: RecipeArg,
+    overrides: SetOption = None,
+    resume: ResumeOption = False,
+    overwrite: OverwriteOption = False,
+    force: ForceOption = False,
+    dry_run: DryRunOption = False,
+):
     """Cold-start supervised fine-tuning on worked solutions."""
-    _guard(lambda: _train(_load(recipe, overrides), "sft"))
+    _guard(lambda: _train_command(recipe, overrides, ["sft"], resume, overwrite, force, dry_run))
 
 
 @app.command()
-def grpo(recipe: RecipeArg, overrides: SetOption = None):
+def grpo(
+    recipe: RecipeArg,
+    overrides: SetOption = None,
+    resume: ResumeOption = False,
+    overwrite: OverwriteOption = False,
+    force: ForceOption = False,
+    dry_run: DryRunOption = False,
+):
     """GRPO with verifiable rewards, from the SFT checkpoint when the recipe has SFT."""
-    _guard(lambda: _train(_load(recipe, overrides), "grpo"))
+    _guard(lambda: _train_command(recipe, overrides, ["grpo"], resume, overwrite, force, dry_run))
 
 
-def _train(recipe: Recipe, stage: str) -> Path:
-    if getattr(recipe, stage) is None:
-        raise RecipeError(f"the recipe has no `{stage}:` section; add one to run this stage")
-    _quiet_libraries()
+def _train_command(
+    path: Path, overrides, stages: list[str], resume: bool, overwrite: bool, force: bool, dry_run: bool
+) -> None:
+    loaded = _load(path, overrides)
+    for stage in stages:
+        if getattr(loaded, stage) is None:
+            raise RecipeError(f"the recipe has no `{stage}:` section; add one to run this stage")
+    if dry_run:
+        _dry_run(loaded, stages)
+        return
+    starts = _plan_starts(loaded, stages, resume, overwrite, force)
+    with _resume_hint(f"recipe {stages[0]} {path}"):
+        _train(loaded, starts[stages[0]])
+
+
+@contextmanager
+def _resume_hint(command: str) -> Iterator[None]:
+    """A run stopped by a signal says which command continues it."""
+    try:
+        yield
+    except TrainingStopped as stopped:
+        if not stopped.resumable:
+            raise
+        raise TrainingStopped(f"{stopped}; continue with `{command} --resume`", stopped.exit_code) from None
+
+
+def _plan_starts(recipe: Recipe, stages: list[str], resume: bool, overwrite: bool, force: bool) -> dict:
+    """How each stage starts, decided for all of them before anything is written or trained."""
     from recipe_cli.runs import RunFolder
 
-    RunFolder(recipe).save_recipe()
+    run = RunFolder(recipe)
+    return {stage: run.plan_start(stage, resume=resume, overwrite=overwrite, force=force) for stage in stages}
+
+
+def _dry_run(recipe: Recipe, stages: list[str]) -> None:
+    _quiet_libraries()
+    from recipe_cli.plan import describe_training_plan
+
+    describe_training_plan(recipe, stages, console)
+    console.print("[green]dry run[/]: nothing was trained or written")
+
+
+def _train(recipe: Recipe, start) -> Path:
+    from recipe_cli.runs import RunFolder
+
+    stage = start.stage
+    run = RunFolder(recipe)
+    if start.skip:
+        output = Path(run.finished(stage)["path"])
+        console.print(f"[green]{stage} already finished[/] with these settings: checkpoint in {output}")
+        return output
+    _quiet_libraries()
     if stage == "sft":
         from recipe_cli.sft import run_sft as run_stage
     else:
@@ -122,8 +211,11 @@ def _train(recipe: Recipe, stage: str) -> Path:
         require_token()  # before training, not at the first checkpoint
         callbacks.append(checkpoint_pusher(recipe))
     started = time.perf_counter()
-    console.rule(f"[bold]{stage}[/] {recipe.name}")
-    output = run_stage(recipe, callbacks)
+    resuming = f" (resuming {start.checkpoint.name})" if start.checkpoint else ""
+    console.rule(f"[bold]{stage}[/] {recipe.name}{resuming}")
+    with _nothing_left_on_error(run.root):
+        run.save_recipe()
+        output = run_stage(recipe, start, callbacks)
     console.print(f"[green]{stage} done[/] in {time.perf_counter() - started:.0f} s: checkpoint in {output}")
     return output
 
@@ -398,11 +490,22 @@ def print_pushed(result) -> None:
 
 
 @app.command()
-def run(recipe: RecipeArg, overrides: SetOption = None):
+def run(
+    recipe: RecipeArg,
+    overrides: SetOption = None,
+    resume: ResumeOption = False,
+    overwrite: OverwriteOption = False,
+    force: ForceOption = False,
+    dry_run: DryRunOption = False,
+):
     """Every configured stage in order: eval base, sft, eval, grpo, eval, push."""
 
     def body():
         loaded = _load(recipe, overrides)
+        if dry_run:
+            _dry_run(loaded, loaded.training_stages)
+            return
+        starts = _plan_starts(loaded, loaded.training_stages, resume, overwrite, force)
         if loaded.push is not None:
             from recipe_cli.hub import require_token
 
@@ -415,9 +518,12 @@ def run(recipe: RecipeArg, overrides: SetOption = None):
         started = time.perf_counter()
         summaries = []
         if loaded.eval is not None:
-            summaries.append(_evaluate(loaded, prepare_base_model(loaded, run_folder), "base", None))
+            with _nothing_left_on_error(run_folder.root):
+                base = prepare_base_model(loaded, run_folder)
+            summaries.append(_evaluate(loaded, base, "base", None))
         for stage in loaded.training_stages:
-            output = _train(loaded, stage)
+            with _resume_hint(f"recipe run {recipe}"):
+                output = _train(loaded, starts[stage])
             if loaded.eval is not None:
                 summaries.append(_evaluate(loaded, str(output), stage, None))
         if summaries:

@@ -160,12 +160,21 @@ class RewardSettings(Strict):
     params: dict[str, Any] = {}
 
 
+class HealthSettings(Strict):
+    """When GRPO's training health alarms fire: a condition must hold for ``window_steps`` steps in a row."""
+
+    window_steps: int = Field(30, gt=0)
+    zero_std_fraction: float = Field(0.75, gt=0.0, le=1.0)  # share of groups whose completions all scored the same
+    truncated_fraction: float = Field(0.75, gt=0.0, le=1.0)  # share of completions cut at max_completion_length
+
+
 class GRPOSettings(Strict):
     """Reinforcement learning with verifiable rewards (TRL's GRPOTrainer)."""
 
     dataset: DatasetSettings
     rewards: list[RewardSettings] = Field(min_length=1)
     trainer: dict[str, Any] = {}
+    health: HealthSettings = Field(default_factory=HealthSettings)
 
 
 class EvalSettings(Strict):

@@ -72,6 +72,8 @@ def load_raw(settings: DatasetSettings):
             builder = _BUILDERS[Path(path).suffix] if Path(path).suffix in _BUILDERS else None
             if builder is None:
                 raise RecipeError(f"dataset '{path}': use a {'/'.join(LOCAL_DATA_SUFFIXES)} file")
+            if Path(path).stat().st_size == 0:  # datasets' JSON builder fails on it with a bare StopIteration
+                raise RecipeError(f"dataset '{path}' is an empty file; point `path` at a file with rows")
             return datasets.load_dataset(builder, data_files={settings.split: path}, split=settings.split)
         return datasets.load_dataset(path, settings.config, split=settings.split)
     except RecipeError:
@@ -215,15 +217,21 @@ def prompt_rows(rows: list[dict], prompt: PromptSettings) -> list[dict]:
     return [{"prompt": build_messages(row["question"], prompt), "answer": row["answer"]} for row in rows]
 
 
+def count_prompt_tokens(tokenizer, messages: list[dict], *, generation_prompt: bool = True) -> int:
+    """Tokens of a conversation rendered with the chat template (the generation prompt included by default).
+
+    transformers 5 returns a ``BatchEncoding`` from ``apply_chat_template(tokenize=True)``, whose
+    ``len`` is its number of keys (2), not of tokens: count ``input_ids``.
+    """
+    encoded = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=generation_prompt)
+    return len(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
+
+
 def drop_long_prompts(rows: list[dict], tokenizer, max_tokens: int | None, where: str) -> list[dict]:
     """Rows whose rendered prompt fits ``max_tokens`` (GRPO never truncates prompts itself)."""
     if max_tokens is None:
         return rows
-    kept = [
-        row
-        for row in rows
-        if len(tokenizer.apply_chat_template(row["prompt"], tokenize=True, add_generation_prompt=True)) <= max_tokens
-    ]
+    kept = [row for row in rows if count_prompt_tokens(tokenizer, row["prompt"]) <= max_tokens]
     if len(kept) < len(rows):
         log.info(
             "%s: dropped %d of %d prompts longer than %d tokens", where, len(rows) - len(kept), len(rows), max_tokens

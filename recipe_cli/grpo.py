@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 from recipe_cli.config import Recipe, grpo_max_completion_length
 from recipe_cli.data import drop_long_prompts, load_examples, prompt_rows
+from recipe_cli.health import health_callback
 from recipe_cli.models import (
     adapter_base,
     is_adapter,
@@ -16,8 +18,8 @@ from recipe_cli.models import (
     template_prefills_think,
 )
 from recipe_cli.rewards import get_reward, with_run_values
-from recipe_cli.runs import RunFolder
-from recipe_cli.training import clear_stage_dir, prepare_base_model, save_final, trainer_config
+from recipe_cli.runs import RunFolder, StageStart
+from recipe_cli.training import clear_stage_dir, prepare_base_model, run_trainer, save_final, trainer_config
 
 log = logging.getLogger(__name__)
 
@@ -40,21 +42,24 @@ def reward_functions(recipe: Recipe, tokenizer) -> list:
     ]
 
 
-def run_grpo(recipe: Recipe, callbacks: list | None = None) -> Path:
+def run_grpo(recipe: Recipe, start: StageStart | None = None, callbacks: list | None = None) -> Path:
     """Train with GRPO on the recipe's prompts and rewards; return the saved checkpoint's folder.
 
     The model comes from disk (the SFT output recorded in the run folder, or the base model), so
     a reference model (``beta > 0``) reloads the same weights. An SFT LoRA adapter is trained
-    further as it is; otherwise ``model.lora`` adds a fresh adapter.
+    further as it is; otherwise ``model.lora`` adds a fresh adapter. ``start`` (from
+    ``RunFolder.plan_start``) says whether to resume; by default an earlier run is never overwritten.
+    Health alarms watch the training logs (see ``recipe_cli.health``).
     """
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
     run = RunFolder(recipe)
+    start = start or run.plan_start("grpo", resume=False, overwrite=False, force=False)
     rows = load_examples(recipe.grpo.dataset, recipe.seed)
-    start = run.start_of("grpo")
+    origin = run.start_of("grpo")
     base = prepare_base_model(recipe, run)
-    tokenizer = load_tokenizer(start, recipe.model)
+    tokenizer = load_tokenizer(origin, recipe.model)
     prompts = drop_long_prompts(
         prompt_rows(rows, recipe.prompt), tokenizer, recipe.grpo.dataset.max_prompt_tokens, "grpo.dataset"
     )
@@ -62,12 +67,13 @@ def run_grpo(recipe: Recipe, callbacks: list | None = None) -> Path:
     weights = [reward.weight for reward in recipe.grpo.rewards]
     config = trainer_config(GRPOConfig, recipe, "grpo", extra={"reward_weights": weights})
     output = Path(config.output_dir)  # runs/<name>/<stage>, as recipe_settings set it
-    clear_stage_dir(output)
-    continues_adapter = is_adapter(start)
-    model = load_causal_lm(start, recipe.model, trainable_adapter=continues_adapter)
+    if start.clear:
+        clear_stage_dir(output)
+    continues_adapter = is_adapter(origin)
+    model = load_causal_lm(origin, recipe.model, trainable_adapter=continues_adapter)
     peft_config = lora_config(recipe.model.lora) if recipe.model.lora and not continues_adapter else None
     log.info(
-        "grpo: %d prompts, rewards %s, starting from %s", len(prompts), [r.name for r in recipe.grpo.rewards], start
+        "grpo: %d prompts, rewards %s, starting from %s", len(prompts), [r.name for r in recipe.grpo.rewards], origin
     )
     trainer = GRPOTrainer(
         model=model,
@@ -76,12 +82,30 @@ def run_grpo(recipe: Recipe, callbacks: list | None = None) -> Path:
         train_dataset=Dataset.from_list(prompts),
         processing_class=tokenizer,
         peft_config=peft_config,
-        callbacks=callbacks,  # e.g. pushing intermediate checkpoints (recipe_cli.hub.checkpoint_pusher)
     )
-    trainer.train()
+    if start.checkpoint is not None:
+        align_generation_cycle(trainer, start.checkpoint)
+    output.mkdir(parents=True, exist_ok=True)
+    # after the completion marker: e.g. pushing checkpoints
+    extra = [health_callback(recipe.grpo.health, output / "health.log"), *(callbacks or [])]
+    run_trainer(trainer, run, start, callbacks=extra)
     save_final(trainer, output)
     lora = continues_adapter or peft_config is not None
     run.record_stage(
-        "grpo", output, lora=lora, base=adapter_base(start) if continues_adapter else base, started_from=start
+        "grpo", output, lora=lora, base=adapter_base(origin) if continues_adapter else base, started_from=origin
     )
     return output
+
+
+def align_generation_cycle(trainer, checkpoint: Path) -> None:
+    """Resume GRPOTrainer's micro-step counter, which decides when completions are generated, from the checkpoint.
+
+    TRL 1.16 keeps it in ``_step`` and restarts it at 0 on resume. With the defaults (one
+    generation per optimizer step, ``num_iterations: 1``) every checkpoint starts a generation
+    cycle, so 0 is right; when a generation spans several optimizer steps, 0 would shift every
+    later generation off the sampler's cycle. The completions buffered before the interruption
+    are not in the checkpoint: a run resumed mid-cycle generates them again, from the restored RNG.
+    """
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    if hasattr(trainer, "_step"):
+        trainer._step = state["global_step"] * trainer.args.gradient_accumulation_steps

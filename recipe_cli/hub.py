@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from recipe_cli.checkpoints import MARKER
 from recipe_cli.config import HUB_ID, Recipe, is_local_path
 from recipe_cli.errors import RecipeError
 from recipe_cli.evaluate import read_summaries
@@ -101,13 +102,14 @@ def list_upload_files(folder: Path, include_training_state: bool = False) -> lis
     """The files of a checkpoint folder that a push uploads, sorted by path.
 
     Left out: intermediate ``checkpoint-*`` folders (push one with ``--checkpoint``), hidden files,
-    a README.md (the card replaces it) and, unless asked, the training state.
+    a README.md (the card replaces it), the checkpoint's completion marker and, unless asked, the
+    training state.
     """
     files = []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
         name = relative.as_posix()
-        if not path.is_file() or relative.parts[0].startswith("checkpoint-") or name == "README.md":
+        if not path.is_file() or relative.parts[0].startswith("checkpoint-") or name in ("README.md", MARKER):
             continue
         if any(part.startswith(".") for part in relative.parts):
             continue

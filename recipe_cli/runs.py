@@ -1,21 +1,107 @@
 """The run folder ``runs/<name>/``: each stage's checkpoint, the eval results, and the hand-off record.
 
-``run.json`` records every finished stage (its checkpoint path, whether it is a LoRA adapter,
-and the base model), so ``recipe grpo`` starts from the checkpoint ``recipe sft`` saved, on disk,
-and ``recipe eval``/``push`` find what was trained.
+``run.json`` records every stage that started training (the settings it trains with and their
+hash) and every finished stage (its checkpoint path, whether it is a LoRA adapter, and the base
+model), so ``recipe grpo`` starts from the checkpoint ``recipe sft`` saved, on disk, ``recipe eval``
+and ``push`` find what was trained, and ``--resume`` refuses to continue a run whose settings changed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from recipe_cli.config import Recipe
 from recipe_cli.errors import RecipeError
+
+log = logging.getLogger(__name__)
+
+# trainer settings that change how a run is logged, saved or shown, not what it learns: a resumed
+# run may change them freely. max_steps and num_train_epochs are absent from the hash too, so a
+# finished or interrupted run can be extended; see ``StageStart``.
+UNHASHED_TRAINER_KEYS = {
+    "logging_steps",
+    "logging_strategy",
+    "logging_first_step",
+    "save_steps",
+    "save_strategy",
+    "save_total_limit",
+    "report_to",
+    "disable_tqdm",
+    "run_name",
+    "log_completions",
+    "num_completions_to_print",
+    "max_steps",
+    "num_train_epochs",
+}
+LENGTH_KEYS = ("max_steps", "num_train_epochs")
+
+
+def training_settings(recipe: Recipe, stage: str) -> dict[str, Any]:
+    """What a stage's result depends on: model, prompt, seed, the stage's data, rewards and trainer settings.
+
+    Evaluation, pushing and the run folder's location are left out: changing them never changes
+    what a resumed run would learn. GRPO's include SFT's, since a different SFT model is a different start.
+    """
+    section = getattr(recipe, stage).model_dump(mode="json")
+    section["trainer"] = {k: v for k, v in section["trainer"].items() if k not in UNHASHED_TRAINER_KEYS}
+    section.pop("health", None)  # alarms watch the run; they do not change it
+    settings = {
+        "model": recipe.model.model_dump(mode="json"),
+        "prompt": recipe.prompt.model_dump(mode="json"),
+        "seed": recipe.seed,
+        stage: section,
+    }
+    if stage == "grpo" and recipe.sft is not None:  # GRPO continues SFT's model: a changed SFT changes GRPO's start
+        settings["sft"] = training_settings(recipe, "sft")["sft"]
+    return settings
+
+
+def settings_hash(settings: dict[str, Any]) -> str:
+    """A short stable hash of a settings mapping (key order does not matter).
+
+    >>> settings_hash({"a": 1, "b": [2, 3]}) == settings_hash({"b": [2, 3], "a": 1})
+    True
+    >>> len(settings_hash({}))
+    16
+    """
+    text = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def changed_settings(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted paths whose values differ between two settings mappings, with both values.
+
+    >>> changed_settings({"sft": {"lr": 1, "bs": 8}}, {"sft": {"lr": 2, "bs": 8}})
+    ['sft.lr: 1 -> 2']
+    """
+    out = []
+    for key in sorted(old.keys() | new.keys()):
+        path = f"{prefix}{key}"
+        a, b = old.get(key, "(unset)"), new.get(key, "(unset)")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += changed_settings(a, b, prefix=f"{path}.")
+        elif a != b:
+            out.append(f"{path}: {a!r} -> {b!r}")
+    return out
+
+
+@dataclass(frozen=True)
+class StageStart:
+    """How a training stage starts: from scratch (clearing its folder first), from a checkpoint, or not at all."""
+
+    stage: str
+    skip: bool = False  # finished with the same settings and length; nothing to train
+    clear: bool = False  # the folder holds an earlier attempt to remove first
+    checkpoint: Path | None = None  # resume from this complete checkpoint
 
 
 class RunFolder:
@@ -53,9 +139,31 @@ class RunFolder:
         data = self.recipe.model_dump(mode="json", exclude_none=True)
         (self.root / "recipe.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
+    def record_training(self, stage: str, resumed_from: Path | None) -> None:
+        """Note that a stage is training, with the settings it trains with (what ``--resume`` compares)."""
+        record = self.read()
+        settings = training_settings(self.recipe, stage)
+        entry = {
+            "status": "training",
+            "settings_hash": settings_hash(settings),
+            "settings": settings,
+            "length": self._length(stage),
+            "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        if resumed_from is not None:
+            entry["resumed_from"] = str(resumed_from)
+        record["stages"][stage] = entry
+        self._write(record)
+
+    def _length(self, stage: str) -> dict[str, Any]:
+        trainer = getattr(self.recipe, stage).trainer
+        return {key: trainer[key] for key in LENGTH_KEYS if key in trainer}
+
     def record_stage(self, stage: str, path: Path, *, lora: bool, base: str, started_from: str) -> None:
         record = self.read()
         record["stages"][stage] = {
+            **record["stages"].get(stage, {}),
+            "status": "finished",
             "path": str(path),
             "lora": lora,
             "base_model": base,
@@ -67,9 +175,82 @@ class RunFolder:
     def finished(self, stage: str) -> dict | None:
         """The record of a finished stage whose checkpoint is still on disk, else None."""
         entry = self.read()["stages"].get(stage)
-        if entry and Path(entry["path"]).is_dir():
+        if entry and entry.get("status", "finished") == "finished" and Path(entry.get("path", "")).is_dir():
             return entry
         return None
+
+    def holds_run(self, stage: str) -> bool:
+        """Whether a stage's folder or record holds anything of an earlier attempt."""
+        folder = self.stage_dir(stage)
+        return stage in self.read()["stages"] or (folder.is_dir() and any(folder.iterdir()))
+
+    def plan_start(self, stage: str, *, resume: bool, overwrite: bool, force: bool) -> StageStart:
+        """Decide how a stage starts, writing nothing; refuse to overwrite or to resume changed settings.
+
+        Extending a run (a larger ``max_steps`` or ``num_train_epochs``) is allowed: the run continues
+        from its last checkpoint, but a decaying learning-rate schedule is recomputed for the new
+        length, so the result differs from a run planned that long from the start.
+        """
+        from recipe_cli.checkpoints import last_complete_checkpoint
+
+        if resume and overwrite:
+            raise RecipeError("--resume and --overwrite contradict each other; pass one of them")
+        folder = self.stage_dir(stage)
+        if not self.holds_run(stage):
+            return StageStart(stage)
+        if overwrite:
+            return StageStart(stage, clear=True)
+        finished = self.finished(stage) is not None
+        what = "a finished" if finished else "an unfinished"
+        if not resume:
+            raise RecipeError(
+                f"{folder} already holds {what} {stage} run; pass --resume to continue it "
+                "or --overwrite to delete it and start again"
+            )
+        entry = self.read()["stages"].get(stage, {})
+        self._check_settings(stage, entry, force)
+        extended = entry.get("length", {}) != self._length(stage)
+        if finished and not extended:
+            return StageStart(stage, skip=True)
+        checkpoint = last_complete_checkpoint(folder)
+        if checkpoint is None and finished:
+            raise RecipeError(
+                f"{stage} finished with {entry.get('length', {})} and kept no checkpoint to continue from "
+                f"(save_strategy: no?); to train it with {self._length(stage)}, pass --overwrite to start again"
+            )
+        if checkpoint is None:
+            log.warning("%s holds no complete checkpoint to resume; %s starts again from step 0", folder, stage)
+            return StageStart(stage, clear=True)
+        if extended:
+            log.warning(
+                "%s: %s changed from %s to %s; continuing from %s with the new length",
+                stage,
+                "/".join(LENGTH_KEYS),
+                entry.get("length", {}),
+                self._length(stage),
+                checkpoint.name,
+            )
+        return StageStart(stage, checkpoint=checkpoint)
+
+    def _check_settings(self, stage: str, entry: dict, force: bool) -> None:
+        new = training_settings(self.recipe, stage)
+        if "settings_hash" not in entry:
+            if not force:
+                raise RecipeError(
+                    f"{self.stage_dir(stage)} has no record of the settings it was trained with, so resuming "
+                    "cannot be checked; pass --force to resume anyway or --overwrite to start again"
+                )
+            return
+        if entry["settings_hash"] == settings_hash(new):
+            return
+        changes = changed_settings(entry.get("settings", {}), new)
+        if force:
+            log.warning("resuming %s with changed settings (--force): %s", stage, "; ".join(changes))
+            return
+        raise RecipeError(
+            f"cannot resume {stage}: the recipe changed since it started ({'; '.join(changes) or 'settings hash'}); "
+            "undo the change, pass --force to resume anyway, or --overwrite to start again"
+        )
 
     def base_model_path(self) -> str:
         """Where the starting model is: its Hub id or folder, or the tiny model built in the run folder."""

@@ -64,23 +64,11 @@ def build_tiny_model(
 ) -> Path:
     """Write a tiny model and its tokenizer to ``output_dir``; the same seed gives the same weights."""
     import torch
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+    from transformers import GenerationConfig, LlamaForCausalLM
 
     output_dir = Path(output_dir)
     tokenizer = build_tokenizer(vocab_size, extra_text)
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=hidden_size,
-        intermediate_size=hidden_size * 4,
-        num_hidden_layers=num_layers,
-        num_attention_heads=num_heads,
-        num_key_value_heads=num_heads,
-        max_position_embeddings=max_length,
-        tie_word_embeddings=True,
-        bos_token_id=None,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
+    config = tiny_model_config(hidden_size, num_layers, num_heads, len(tokenizer), max_length, tokenizer)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
     model.generation_config = GenerationConfig(
@@ -89,3 +77,24 @@ def build_tiny_model(
     model.save_pretrained(output_dir)
     tokenizer.save_pretrained(output_dir)
     return output_dir
+
+
+def tiny_model_config(
+    hidden_size: int, num_layers: int, num_heads: int, vocab_size: int, max_length: int, tokenizer=None
+):
+    """The tiny model's LlamaConfig; without the tokenizer (a dry run) the vocabulary size is the requested one."""
+    from transformers import LlamaConfig
+
+    return LlamaConfig(
+        vocab_size=vocab_size,
+        hidden_size=hidden_size,
+        intermediate_size=hidden_size * 4,
+        num_hidden_layers=num_layers,
+        num_attention_heads=num_heads,
+        num_key_value_heads=num_heads,
+        max_position_embeddings=max_length,
+        tie_word_embeddings=True,
+        bos_token_id=None,
+        eos_token_id=tokenizer.eos_token_id if tokenizer is not None else None,
+        pad_token_id=tokenizer.pad_token_id if tokenizer is not None else None,
+    )

@@ -35,6 +35,8 @@ OWNED_KEYS = {
     "hub_model_id": "use `push.repo_id`",
     "model_init_kwargs": "set `model.dtype` and `model.revision` in the recipe",
     "reward_weights": "give each reward its `weight` in `grpo.rewards`",
+    # the Trainer itself never reads it (only example scripts do): it would be silently ignored
+    "resume_from_checkpoint": "pass --resume to `recipe sft|grpo|run`; it continues from the last complete checkpoint",
 }
 
 # Values TRL only checks at the first loss computation, after the model has loaded.

@@ -1,4 +1,5 @@
-"""What the SFT and GRPO stages share: the starting model on disk, TRL config construction, saving."""
+"""What the SFT and GRPO stages share: the starting model on disk, TRL config construction, the training
+loop's safety net (complete-or-absent checkpoints, resume, preemption, NaN stop), saving."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from recipe_cli.config import Recipe
-from recipe_cli.errors import RecipeError
-from recipe_cli.runs import RunFolder
+from recipe_cli.errors import RecipeError, TrainingStopped
+from recipe_cli.runs import RunFolder, StageStart
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,50 @@ def save_final(trainer, output_dir: Path) -> None:
 
 
 def clear_stage_dir(path: Path) -> None:
-    """Start a stage in an empty folder, so no file of an earlier attempt is taken for this one's."""
+    """Start a stage in an empty folder, so no file of an earlier attempt is taken for this one's.
+
+    Only called when the user chose it (``--overwrite``) or when there is nothing to resume.
+    """
     if path.exists():
-        log.info("replacing the earlier contents of %s", path)
+        log.info("deleting the earlier contents of %s", path)
         shutil.rmtree(path)
+
+
+def run_trainer(trainer, run: RunFolder, start: StageStart, callbacks: list | None = None) -> None:
+    """Train from step 0 or from the start's checkpoint; stop cleanly on SIGTERM/SIGINT or a non-finite loss.
+
+    Every checkpoint gets a completion marker once fully written. On a signal the current step
+    finishes, a checkpoint is saved and ``TrainingStopped`` says where; on a NaN/inf loss or
+    gradient nothing more is saved, so the last checkpoint is the last good one.
+    """
+    from recipe_cli.checkpoints import completion_marker_callback, last_complete_checkpoint
+    from recipe_cli.health import nonfinite_callback
+    from recipe_cli.preemption import PreemptionFlag, preemption_callback, stop_on_signals
+
+    flag = PreemptionFlag()
+    nonfinite = nonfinite_callback()
+    # in this order: a preemption asks for a save first, so the weights are checked before any save
+    for callback in [preemption_callback(flag), nonfinite, completion_marker_callback(), *(callbacks or [])]:
+        trainer.add_callback(callback)
+    if start.checkpoint is not None:
+        log.info("%s: resuming from %s", start.stage, start.checkpoint)
+    with stop_on_signals(flag):
+        run.record_training(start.stage, start.checkpoint)  # inside: a signal from now on finds the handler
+        trainer.train(resume_from_checkpoint=str(start.checkpoint) if start.checkpoint else None)
+    output = run.stage_dir(start.stage)
+    if nonfinite.problem is not None:
+        kept = last_complete_checkpoint(output)
+        where = f"the last good checkpoint is {kept}" if kept else "no checkpoint was saved before it"
+        raise TrainingStopped(
+            f"{start.stage} stopped: {nonfinite.problem}; {where}; lower the learning rate or raise warmup_steps, "
+            "then resume with --resume --force (or start again with --overwrite)",
+            exit_code=3,
+        )
+    if flag.signum is not None and trainer.state.global_step < trainer.state.max_steps:
+        kept = last_complete_checkpoint(output)
+        raise TrainingStopped(
+            f"{start.stage} stopped by {flag.name} after step {trainer.state.global_step} of "
+            f"{trainer.state.max_steps}; checkpoint saved in {kept}",
+            exit_code=flag.exit_code,
+            resumable=True,
+        )

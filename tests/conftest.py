@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+
+# Tiny models train several times faster on one thread than on two on a shared 2-core machine
+# (OpenMP threads wait for each other on matrices this small): 0.8 s instead of 5.5 s for 12 SFT
+# steps. The environment variable carries it to the training processes the tests start.
+torch.set_num_threads(1)
+os.environ["OMP_NUM_THREADS"] = "1"
 
 REPO = Path(__file__).resolve().parent.parent
 GSM8K_DIR = REPO.parent / "shared" / "data" / "gsm8k"

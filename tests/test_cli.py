@@ -115,3 +115,27 @@ def test_run_with_push_but_no_token_stops_before_training(recipe_dict, write_rec
     assert result.exit_code == 2
     assert "not logged in" in result.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_dry_run_prints_the_plan_and_writes_nothing(recipe_dict, write_recipe, tmp_path):
+    recipe_dict["grpo"]["dataset"]["max_prompt_tokens"] = 60  # shorter than every generated prompt
+    recipe_dict["grpo"]["trainer"]["beta"] = 0.04
+    result = invoke("run", write_recipe(recipe_dict), "--dry-run")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "data: 32 examples" in out and "one tokenised example" in out and "masked (no loss)" in out
+    assert "<|im_start|>assistant" in out  # a fully rendered prompt
+    assert "2 unique prompts x 4 completions = 8 completions" in out
+    assert "steps: 4 per epoch (8 examples per step); 4 in all (max_steps" in out
+    assert "reference model: loaded (beta 0.04)" in out
+    assert "memory estimate" in out and "optimizer" in out and "kv cache" in out
+    assert "misfit: 32 of 32 grpo prompts are longer than grpo.dataset.max_prompt_tokens" in out
+    assert "set max_prompt_tokens:" in out
+    assert not (tmp_path / "runs").exists()
+
+
+def test_dry_run_of_grpo_needs_no_sft_checkpoint(recipe_dict, write_recipe, tmp_path):
+    result = invoke("grpo", write_recipe(recipe_dict), "--dry-run")
+    assert result.exit_code == 0, result.output
+    assert "no misfits found" in result.output
+    assert not (tmp_path / "runs").exists()

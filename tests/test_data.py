@@ -128,3 +128,16 @@ def test_teacher_error_rate_slips_only_the_final_answer_of_two_step_problems():
 def test_teacher_error_rate_belongs_to_the_arithmetic_adapter():
     with pytest.raises(ValueError, match="applies to `adapter: arithmetic` only"):
         DatasetSettings(path="openai/gsm8k", teacher_error_rate=0.5)
+
+
+def test_drop_long_prompts_counts_tokens_not_keys():
+    """apply_chat_template(tokenize=True) returns a BatchEncoding in transformers 5; its len is 2, not the tokens."""
+    from recipe_cli.config import PromptSettings
+    from recipe_cli.data import count_prompt_tokens, drop_long_prompts, prompt_rows
+    from recipe_cli.tiny_model import build_tokenizer
+
+    tokenizer = build_tokenizer(400)
+    rows = prompt_rows([{"question": "1+1?", "answer": "2"}, {"question": "7 " * 40, "answer": "7"}], PromptSettings())
+    short, long = (count_prompt_tokens(tokenizer, row["prompt"]) for row in rows)
+    assert 2 < short < long
+    assert drop_long_prompts(rows, tokenizer, short, "grpo.dataset") == rows[:1]

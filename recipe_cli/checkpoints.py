@@ -1,0 +1,70 @@
+"""Checkpoints that are complete or absent: a marker file written last, and the newest marked checkpoint.
+
+transformers writes ``output_dir/checkpoint-N`` (weights, optimizer, scheduler, RNG, trainer
+state) in ``Trainer._save_checkpoint`` and calls the callbacks' ``on_save`` only after every file
+is written (``_maybe_log_save_evaluate``, transformers 5.23). A marker written from ``on_save`` is
+therefore the last file of a checkpoint: one without it was cut off mid-save and is never resumed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MARKER = "checkpoint-complete"
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+# Test hook: seconds to sleep before a checkpoint's marker is written (only at the step given in
+# SAVE_PAUSE_STEP_ENV, when set), so a test can kill the process while a save is unfinished.
+# Unset in normal runs.
+SAVE_PAUSE_ENV = "RECIPE_TEST_SAVE_PAUSE_SECONDS"
+SAVE_PAUSE_STEP_ENV = "RECIPE_TEST_SAVE_PAUSE_STEP"
+
+
+def checkpoint_folders(output_dir: Path) -> list[Path]:
+    """The ``checkpoint-N`` folders in ``output_dir``, oldest step first."""
+    if not output_dir.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in output_dir.iterdir() if p.is_dir() and (m := CHECKPOINT.match(p.name))]
+    return [path for _, path in sorted(found)]
+
+
+def is_complete(checkpoint: Path) -> bool:
+    return (checkpoint / MARKER).is_file()
+
+
+def last_complete_checkpoint(output_dir: Path) -> Path | None:
+    """The newest checkpoint whose save finished; newer unfinished ones are reported and skipped."""
+    for checkpoint in reversed(checkpoint_folders(output_dir)):
+        if is_complete(checkpoint):
+            return checkpoint
+        log.warning("skipping %s: its save did not finish (no %s marker)", checkpoint, MARKER)
+    return None
+
+
+def mark_complete(checkpoint: Path) -> None:
+    """Write the marker atomically, so the marker itself is never half-written."""
+    partial = checkpoint / f"{MARKER}.tmp"
+    partial.write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")
+    os.replace(partial, checkpoint / MARKER)
+
+
+def completion_marker_callback():
+    """A TrainerCallback that marks each checkpoint complete once transformers has written all of it."""
+    from transformers import TrainerCallback
+
+    class CompletionMarker(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                pause = float(os.environ.get(SAVE_PAUSE_ENV) or 0)
+                at_step = os.environ.get(SAVE_PAUSE_STEP_ENV)
+                if pause and (not at_step or int(at_step) == state.global_step):
+                    time.sleep(pause)
+                mark_complete(Path(args.output_dir) / f"checkpoint-{state.global_step}")
+            return control
+
+    return CompletionMarker()

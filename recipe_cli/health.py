@@ -1,0 +1,149 @@
+"""Training health: stop on a NaN/inf loss or gradient before it is saved; warn when GRPO stops learning.
+
+GRPO learns only from differences between the completions of one prompt. When every completion
+of most groups gets the same reward (zero variance), when most completions hit the length limit,
+or when a reward's mean never moves, the run burns GPU hours and learns nothing; these alarms
+say so once per incident, on the console and in ``<stage folder>/health.log``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+
+from recipe_cli.config import HealthSettings
+
+log = logging.getLogger(__name__)
+
+
+def is_finite_number(value) -> bool:
+    """Whether a logged value is a finite number (non-numbers are not judged).
+
+    >>> [is_finite_number(v) for v in (1.5, float("nan"), float("inf"), "n/a")]
+    [True, False, False, True]
+    """
+    return not isinstance(value, float) or math.isfinite(value)
+
+
+def nonfinite_callback():
+    """A TrainerCallback that stops training at the first NaN/inf loss, gradient norm or weight, saving nothing more.
+
+    The loss and gradient norm are checked when logged; the weights before every save, so a
+    checkpoint is never written from a diverged model even when logging is sparse.
+    """
+    from transformers import TrainerCallback
+
+    class StopOnNonFinite(TrainerCallback):
+        def __init__(self):
+            self.problem: str | None = None
+
+        def _stop(self, control, problem: str):
+            if self.problem is None:
+                self.problem = problem
+                log.error("%s: stopping without saving", problem)
+            control.should_save = False
+            control.should_training_stop = True
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            for key in ("loss", "grad_norm"):
+                value = (logs or {}).get(key)
+                if value is not None and not is_finite_number(value):
+                    self._stop(control, f"{key} is {value} at step {state.global_step}")
+            return control
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if control.should_save and model is not None and not _weights_finite(model):
+                self._stop(control, f"the weights hold NaN/inf after step {state.global_step}")
+            return control
+
+    return StopOnNonFinite()
+
+
+def _weights_finite(model) -> bool:
+    import torch
+
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.requires_grad)
+
+
+class HealthWatch:
+    """Counts, per alarm, how many consecutive training steps its condition has held; warns once per incident."""
+
+    def __init__(self, settings: HealthSettings, log_file: Path | None = None):
+        self.settings = settings
+        self.log_file = log_file
+        self.steps_held: dict[str, int] = {}
+        self.warned: set[str] = set()
+        self.last_value: dict[str, float] = {}
+        self.last_step = 0
+        self.incidents: list[str] = []
+
+    def observe(self, step: int, logs: dict) -> list[str]:
+        """Take one training log (averaged over the steps since the last one); return the new warnings."""
+        span = max(step - self.last_step, 1)
+        self.last_step = step
+        s = self.settings
+        conditions = {}
+        zero_std = logs.get("frac_reward_zero_std")
+        if zero_std is not None:
+            conditions["zero_std"] = (
+                zero_std >= s.zero_std_fraction,
+                f"{zero_std:.0%} of groups had the same reward for every completion (no learning signal)",
+                "raise temperature or num_generations, or use easier prompts / a graded reward",
+            )
+        clipped = logs.get("completions/clipped_ratio")
+        if clipped is not None:
+            conditions["truncated"] = (
+                clipped >= s.truncated_fraction,
+                f"{clipped:.0%} of completions reached max_completion_length (truncated)",
+                "raise grpo.trainer.max_completion_length or ask for shorter reasoning in the prompt",
+            )
+        for key, value in logs.items():
+            if key.startswith("rewards/") and key.endswith("/mean") and value is not None:
+                name = key[len("rewards/") : -len("/mean")]
+                same = key in self.last_value and abs(value - self.last_value[key]) < 1e-9
+                self.last_value[key] = value
+                conditions[f"constant:{name}"] = (
+                    same,
+                    f"the mean of reward '{name}' stayed at {value:g}",
+                    "check that the reward can tell completions apart (its column, its parser)",
+                )
+        new = []
+        for alarm, (holds, what, fix) in conditions.items():
+            if not holds:
+                self.steps_held[alarm] = 0
+                self.warned.discard(alarm)
+                continue
+            self.steps_held[alarm] = self.steps_held.get(alarm, 0) + span
+            if self.steps_held[alarm] >= s.window_steps and alarm not in self.warned:
+                self.warned.add(alarm)
+                message = f"grpo health, step {step}: {what} for {self.steps_held[alarm]} steps; {fix}"
+                new.append(message)
+        for message in new:
+            log.warning(message)
+            self.incidents.append(message)
+            if self.log_file is not None:
+                with self.log_file.open("a") as handle:
+                    handle.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {message}\n")
+        return new
+
+
+def health_callback(settings: HealthSettings, log_file: Path | None = None):
+    """A TrainerCallback feeding GRPO's training logs to a ``HealthWatch``."""
+    from transformers import TrainerCallback
+
+    class WatchHealth(TrainerCallback):
+        def __init__(self):
+            self.watch = HealthWatch(settings, log_file)
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.watch.last_step = state.global_step  # a resumed run counts from its checkpoint
+            return control
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if state.is_world_process_zero and logs and "loss" in logs:  # training logs, not eval/summary
+                self.watch.observe(state.global_step, logs)
+            return control
+
+    return WatchHealth()

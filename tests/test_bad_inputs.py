@@ -1,0 +1,160 @@
+"""The bad-input corpus: malformed recipes and datasets, each ending in one line on stderr, exit code 2, no files.
+
+Each case changes the tiny recipe (or replaces the file with raw text), runs one command, and
+expects a message naming the problem. Cases that only show once data is loaded (missing columns,
+every prompt filtered out, an empty file) train nothing and leave no run folder behind.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from recipe_cli.cli import app
+
+runner = CliRunner()
+
+
+def jsonl(tmp: Path, name: str, rows: list[dict]) -> str:
+    path = tmp / name
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return str(path)
+
+
+def local_sft_data(data: dict, path: str, **extra) -> None:
+    data["sft"]["dataset"] = {"path": path, **extra}
+
+
+def set_in(data: dict, dotted: str, value) -> None:
+    keys = dotted.split(".")
+    node = data
+    for key in keys[:-1]:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    node[keys[-1]] = value
+
+
+# (id, command, change, expected text); change(data, tmp) edits the recipe in place or returns the raw file
+CASES = [
+    ("empty-file", "sft", lambda d, t: "", "the recipe is empty"),
+    ("not-yaml", "sft", lambda d, t: "name: [unclosed\nmodel: {", "not valid YAML"),
+    ("yaml-list", "run", lambda d, t: "- name: tiny\n", "a list, not a mapping"),
+    ("binary", "validate", lambda d, t: b"\xff\xfe\x00binary", "not a text file"),
+    ("unknown-top-key", "sft", lambda d, t: d.update(modle={}), "modle: unknown key; did you mean 'model'?"),
+    ("unknown-model-key", "sft", lambda d, t: set_in(d, "model.dtyp", "float32"), "model.dtyp: unknown key"),
+    ("unknown-tiny-key", "sft", lambda d, t: set_in(d, "model.tiny.layers", 2), "model.tiny.layers: unknown key"),
+    ("unknown-lora-key", "grpo", lambda d, t: set_in(d, "model.lora", {"rank": 4}), "model.lora.rank: unknown key"),
+    ("unknown-prompt-key", "run", lambda d, t: set_in(d, "prompt.assistant", "x"), "prompt.assistant: unknown key"),
+    ("unknown-dataset-key", "sft", lambda d, t: set_in(d, "sft.dataset.shuffle", True), "sft.dataset.shuffle"),
+    ("unknown-reward-key", "grpo", lambda d, t: set_in(d, "grpo.rewards.0.scale", 2), "grpo.rewards.0.scale"),
+    ("unknown-eval-key", "run", lambda d, t: set_in(d, "eval.temprature", 0.5), "eval.temprature: unknown key"),
+    (
+        "eval-temperature-zero",
+        "run",
+        lambda d, t: set_in(d, "eval.temperature", 0.0),
+        "eval.temperature: input should be greater than 0",
+    ),
+    ("unknown-push-key", "run", lambda d, t: d.update(push={"repo_id": "a/b", "repo": "c"}), "push.repo: unknown key"),
+    ("unknown-health-key", "grpo", lambda d, t: set_in(d, "grpo.health", {"window": 3}), "grpo.health.window"),
+    ("unknown-trainer-key", "sft", lambda d, t: set_in(d, "sft.trainer.lr", 1.0), "unknown SFTConfig setting"),
+    ("removed-trainer-key", "sft", lambda d, t: set_in(d, "sft.trainer.warmup_ratio", 0.1), "warmup_steps: 0.1"),
+    ("owned-trainer-key", "grpo", lambda d, t: set_in(d, "grpo.trainer.seed", 1), "set `seed` at the top level"),
+    (
+        "resume-in-trainer",
+        "sft",
+        lambda d, t: set_in(d, "sft.trainer.resume_from_checkpoint", "x"),
+        "pass --resume",
+    ),
+    ("seed-not-int", "sft", lambda d, t: d.update(seed="abc"), "seed:"),
+    ("lr-not-number", "sft", lambda d, t: set_in(d, "sft.trainer.learning_rate", "fast"), "expected a number"),
+    ("hidden-size-list", "sft", lambda d, t: set_in(d, "model.tiny.hidden_size", [1]), "model.tiny.hidden_size"),
+    ("bad-run-name", "sft", lambda d, t: d.update(name="a/b"), "name:"),
+    ("two-model-sources", "sft", lambda d, t: set_in(d, "model.path", "Qwen/Qwen2.5-0.5B"), "exactly one of"),
+    ("model-folder-missing", "sft", lambda d, t: d.update(model={"path": "./no/such/model"}), "does not exist"),
+    ("dataset-file-missing", "sft", lambda d, t: local_sft_data(d, "./no/such.jsonl"), "does not exist"),
+    ("dataset-wrong-suffix", "sft", lambda d, t: local_sft_data(d, str(t / "x.txt")), "is not a"),
+    (
+        "dataset-missing-column",
+        "sft",
+        lambda d, t: local_sft_data(d, jsonl(t, "q.jsonl", [{"problem": "1+1?", "answer": "2"}])),
+        "has no column 'question'",
+    ),
+    ("dataset-empty-file", "sft", lambda d, t: local_sft_data(d, jsonl(t, "empty.jsonl", [])), "is an empty file"),
+    (
+        "every-prompt-filtered",
+        "sft",
+        lambda d, t: set_in(d, "sft.dataset.max_prompt_tokens", 1),
+        "every prompt is longer than max_prompt_tokens=1",
+    ),
+    (
+        "reasoning-missing",
+        "sft",
+        lambda d, t: local_sft_data(d, jsonl(t, "nr.jsonl", [{"question": "1+1?", "answer": "2"}])),
+        "no reasoning",
+    ),
+    (
+        "batch-not-divisible",
+        "grpo",
+        lambda d, t: set_in(d, "grpo.trainer.num_generations", 3),
+        "does not divide the generation batch",
+    ),
+    ("one-generation", "run", lambda d, t: set_in(d, "grpo.trainer.num_generations", 1), "at least 2 completions"),
+    (
+        "batch-two-ways",
+        "grpo",
+        lambda d, t: d["grpo"]["trainer"].update(generation_batch_size=8, steps_per_generation=2),
+        "not both",
+    ),
+    ("bf16-on-cpu", "sft", lambda d, t: set_in(d, "sft.trainer.bf16", True), "no GPU"),
+    ("loss-type", "grpo", lambda d, t: set_in(d, "grpo.trainer.loss_type", "ppo"), "'ppo' is not one of"),
+    ("unknown-reward", "grpo", lambda d, t: d["grpo"]["rewards"].append({"name": "acuracy"}), "unknown reward"),
+    (
+        "push-stage-absent",
+        "run",
+        lambda d, t: d.update(grpo=None, push={"repo_id": "a/b", "stage": "grpo"}),
+        "push.stage",
+    ),
+    (
+        "push-nothing-trained",
+        "run",
+        lambda d, t: d.update(sft=None, grpo=None, push={"repo_id": "a/b"}),
+        "no sft or grpo",
+    ),
+    ("stage-absent", "grpo", lambda d, t: d.update(grpo=None), "the recipe has no `grpo:` section"),
+    ("grpo-before-sft", "grpo", lambda d, t: None, "run `recipe sft` first"),
+    ("unknown-placeholder", "sft", lambda d, t: set_in(d, "prompt.user", "{query}"), "prompt.user"),
+    ("arithmetic-with-path", "sft", lambda d, t: set_in(d, "sft.dataset.path", "x.jsonl"), "remove `path`"),
+    ("teacher-error-rate", "sft", lambda d, t: set_in(d, "sft.dataset.teacher_error_rate", 2.0), "teacher_error_rate"),
+]
+
+
+@pytest.mark.parametrize(("command", "change", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_bad_input_gives_one_line_exit_2_and_writes_nothing(
+    recipe_dict, write_recipe, tmp_path, command, change, expected
+):
+    (tmp_path / "x.txt").write_text("not data\n")
+    raw = change(recipe_dict, tmp_path)
+    if isinstance(raw, bytes):
+        path = tmp_path / "recipe.yaml"
+        path.write_bytes(raw)
+    else:
+        path = write_recipe(raw if isinstance(raw, str) else recipe_dict)
+    result = runner.invoke(app, [command, str(path)])
+
+    assert result.exit_code == 2, result.output + repr(result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "runs").exists(), sorted(str(p) for p in (tmp_path / "runs").rglob("*"))
+
+
+def test_cli_argument_mistakes_are_one_line_too(recipe_dict, write_recipe, tmp_path):
+    path = write_recipe(recipe_dict)
+    for args in (["sft", path, "--resume", "--overwrite"], ["sft", path, "--set", "no-equals-sign"]):
+        result = runner.invoke(app, [str(a) for a in args])
+        assert result.exit_code == 2, result.output
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+        assert not (tmp_path / "runs").exists()

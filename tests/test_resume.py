@@ -1,0 +1,243 @@
+"""Runs that survive: a run killed mid-way (even mid-save) and resumed ends exactly where an uninterrupted one does.
+
+The interrupted runs are real processes (``python -m recipe_cli``) killed with real signals. Two
+test hooks slow them down so that a signal lands where the test wants it: a pause before each
+checkpoint's completion marker (a kill then leaves a checkpoint that was never marked complete)
+and a pause at the end of each step.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from recipe_cli.checkpoints import MARKER, SAVE_PAUSE_ENV, SAVE_PAUSE_STEP_ENV
+from recipe_cli.cli import app
+from recipe_cli.preemption import STEP_PAUSE_ENV
+from tests.test_pipeline import weights
+
+REPO = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+def sft_recipe(recipe_dict: dict, runs_dir: Path) -> dict:
+    recipe_dict["runs_dir"] = str(runs_dir)
+    recipe_dict["sft"]["trainer"].update(max_steps=12, save_strategy="steps", save_steps=4, logging_steps=1)
+    return recipe_dict
+
+
+def grpo_recipe(recipe_dict: dict, runs_dir: Path) -> dict:
+    recipe_dict["runs_dir"] = str(runs_dir)
+    del recipe_dict["sft"]  # GRPO straight from the base model: no SFT run needed first
+    recipe_dict["grpo"]["trainer"].update(max_steps=6, save_strategy="steps", save_steps=100, logging_steps=1)
+    return recipe_dict
+
+
+def invoke(*args) -> str:
+    result = runner.invoke(app, [str(a) for a in args])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+def start_process(*args, env: dict[str, str]) -> subprocess.Popen:
+    child_env = {**os.environ, "PYTHONPATH": str(REPO), **env}
+    return subprocess.Popen(
+        [sys.executable, "-m", "recipe_cli", *map(str, args)],
+        cwd=REPO,
+        env=child_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(condition, process: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if process.poll() is not None:
+            out, err = process.communicate()
+            pytest.fail(
+                f"the training process ended (code {process.returncode}) before the test could signal it:\n{err}"
+            )
+        if time.monotonic() > deadline:
+            process.kill()
+            pytest.fail("timed out waiting for the training process")
+        time.sleep(0.05)
+
+
+def step_logs(stage_dir: Path) -> list[dict]:
+    """The per-step training logs of the newest checkpoint (each checkpoint holds the history up to it)."""
+    newest = max(stage_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    history = json.loads((newest / "trainer_state.json").read_text())["log_history"]
+    timing = ("step_time",)  # wall-clock, not training state
+    return [{k: v for k, v in entry.items() if k not in timing} for entry in history if "loss" in entry]
+
+
+def kill_during_save(recipe_path: Path, stage: str, stage_dir: Path, complete: str, unmarked: str) -> None:
+    """Run a stage in a real process and SIGKILL it while ``unmarked`` is being saved, ``complete`` being done."""
+    step = unmarked.split("-")[1]
+    process = start_process(stage, recipe_path, env={SAVE_PAUSE_ENV: "120", SAVE_PAUSE_STEP_ENV: step})
+    wait_for(
+        lambda: (stage_dir / complete / MARKER).is_file() and (stage_dir / unmarked / "trainer_state.json").is_file(),
+        process,
+    )
+    process.send_signal(signal.SIGKILL)
+    process.communicate()
+    assert not (stage_dir / unmarked / MARKER).exists()
+
+
+@pytest.mark.slow
+def test_sft_killed_mid_save_resumes_to_the_same_losses_and_weights(recipe_dict, write_recipe, tmp_path, caplog):
+    reference = write_recipe(sft_recipe(copy.deepcopy(recipe_dict), tmp_path / "straight"), "straight.yaml")
+    invoke("sft", reference)
+    interrupted = write_recipe(sft_recipe(recipe_dict, tmp_path / "killed"), "killed.yaml")
+    stage_dir = tmp_path / "killed" / "tiny" / "sft"
+
+    kill_during_save(interrupted, "sft", stage_dir, complete="checkpoint-4", unmarked="checkpoint-8")
+    refused = runner.invoke(app, ["sft", str(interrupted)])
+    assert refused.exit_code == 2 and "--resume" in refused.output and "--overwrite" in refused.output
+
+    started = time.perf_counter()
+    output = invoke("sft", interrupted, "--resume")
+    resume_seconds = time.perf_counter() - started
+    assert "skipping" in caplog.text and "checkpoint-8" in caplog.text  # the unmarked checkpoint is not trusted
+    assert "resuming checkpoint-4" in output
+
+    straight_dir = tmp_path / "straight" / "tiny" / "sft"
+    assert step_logs(stage_dir) == step_logs(straight_dir)  # loss, grad norm and learning rate of all 12 steps
+    assert len(step_logs(stage_dir)) == 12
+    resumed, uninterrupted = weights(stage_dir), weights(straight_dir)
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[name], uninterrupted[name]) for name in resumed)  # bitwise
+    record = json.loads((tmp_path / "killed" / "tiny" / "run.json").read_text())["stages"]["sft"]
+    assert record["status"] == "finished" and record["resumed_from"].endswith("checkpoint-4")
+    print(f"sft resume (load + 8 steps) took {resume_seconds:.1f} s")
+
+
+@pytest.mark.slow
+def test_grpo_stopped_by_sigterm_resumes_with_the_same_steps(recipe_dict, write_recipe, tmp_path):
+    """SIGTERM: the step finishes, a marked checkpoint is saved, exit 143 with a resume hint; the resumed
+    run then logs what the uninterrupted run logged (same step counter, learning rate, generations) and ends
+    with bitwise the same weights."""
+    reference = write_recipe(grpo_recipe(copy.deepcopy(recipe_dict), tmp_path / "straight"), "straight.yaml")
+    invoke("grpo", reference)
+    interrupted = write_recipe(grpo_recipe(recipe_dict, tmp_path / "stopped"), "stopped.yaml")
+    stage_dir = tmp_path / "stopped" / "tiny" / "grpo"
+
+    process = start_process("grpo", interrupted, env={STEP_PAUSE_ENV: "0.3"})
+    wait_for(lambda: (tmp_path / "stopped" / "tiny" / "run.json").is_file(), process)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert "stopped by SIGTERM" in err and f"recipe grpo {interrupted} --resume" in err and "Traceback" not in err
+    checkpoints = list(stage_dir.glob("checkpoint-*"))
+    assert len(checkpoints) == 1 and (checkpoints[0] / MARKER).is_file()
+    step = int(checkpoints[0].name.split("-")[1])
+    assert 0 < step < 6
+
+    output = invoke("grpo", interrupted, "--resume")
+    assert f"resuming checkpoint-{step}" in output
+    resumed, straight = step_logs(stage_dir), step_logs(tmp_path / "straight" / "tiny" / "grpo")
+    assert [e["step"] for e in resumed] == [e["step"] for e in straight] == list(range(1, 7))
+    for mine, theirs in zip(resumed, straight, strict=True):
+        assert mine.keys() == theirs.keys()
+        for key in mine:  # loss, learning rate, rewards, completion lengths: same generations, same update
+            assert mine[key] == theirs[key], (mine["step"], key)
+    resumed_weights, straight_weights = weights(stage_dir), weights(tmp_path / "straight" / "tiny" / "grpo")
+    assert all(torch.equal(resumed_weights[name], straight_weights[name]) for name in resumed_weights)
+
+
+def test_a_second_signal_exits_at_once(monkeypatch):
+    """The first SIGTERM only sets the flag (the step finishes); the second ends the process without saving."""
+    from recipe_cli import preemption
+
+    exits = []
+    monkeypatch.setattr(preemption.os, "_exit", lambda code: exits.append(code))
+    flag = preemption.PreemptionFlag()
+    before = signal.getsignal(signal.SIGTERM)
+    with preemption.stop_on_signals(flag):
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert flag.name == "SIGTERM" and exits == []
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert exits == [143]
+    assert signal.getsignal(signal.SIGTERM) == before  # the handlers of the caller are back
+
+
+def test_an_earlier_run_is_never_overwritten_silently(recipe_dict, write_recipe, tmp_path):
+    del recipe_dict["eval"]
+    path = write_recipe(recipe_dict)
+    invoke("sft", path)
+    sft_dir = tmp_path / "runs" / "tiny" / "sft"
+    before = {p: p.stat().st_mtime_ns for p in sft_dir.rglob("*")}
+
+    again = runner.invoke(app, ["sft", str(path)])
+    assert again.exit_code == 2
+    assert "already holds a finished sft run; pass --resume to continue it or --overwrite" in again.stderr
+    changed = runner.invoke(app, ["sft", str(path), "--resume", "--set", "sft.trainer.learning_rate=0.002"])
+    assert changed.exit_code == 2
+    assert "(sft.trainer.learning_rate: 0.001 -> 0.002)" in changed.stderr and "--force" in changed.stderr
+    assert {p: p.stat().st_mtime_ns for p in sft_dir.rglob("*")} == before  # nothing touched
+
+    assert "sft already finished" in invoke("sft", path, "--resume", "--set", "sft.trainer.logging_steps=2")
+    assert "sft already finished" in invoke("sft", path, "--resume", "--force", "--set", "seed=8")
+    output = invoke("run", path, "--resume")  # sft is done: run goes on with grpo
+    assert "sft already finished" in output and "grpo done" in output
+    assert "sft done" in invoke("sft", path, "--overwrite")
+
+
+def test_settings_that_change_learning_change_the_hash(recipe_dict):
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.runs import settings_hash, training_settings
+
+    def grpo_hash(change):
+        data = copy.deepcopy(recipe_dict)
+        change(data)
+        return settings_hash(training_settings(validate_recipe(data), "grpo"))
+
+    same = grpo_hash(lambda d: None)
+    assert grpo_hash(lambda d: d["grpo"]["trainer"].update(logging_steps=5, save_steps=3, max_steps=9)) == same
+    assert grpo_hash(lambda d: d["eval"].update(max_new_tokens=4)) == same
+    assert grpo_hash(lambda d: d.update(runs_dir="elsewhere")) == same
+    assert grpo_hash(lambda d: d["grpo"]["rewards"][1].update(weight=0.7)) != same
+    assert grpo_hash(lambda d: d["sft"]["trainer"].update(learning_rate=0.5)) != same  # GRPO starts from SFT's model
+    assert grpo_hash(lambda d: d.update(seed=8)) != same
+
+
+def test_a_finished_run_can_be_extended_from_its_last_checkpoint(recipe_dict, write_recipe, tmp_path):
+    del recipe_dict["grpo"], recipe_dict["eval"]
+    path = write_recipe(recipe_dict)
+    invoke("sft", path)  # save_strategy: no, so there is nothing to continue from
+    refused = runner.invoke(app, ["sft", str(path), "--resume", "--set", "sft.trainer.max_steps=6"])
+    assert refused.exit_code == 2 and "kept no checkpoint to continue from" in refused.stderr
+
+    recipe_dict["sft"]["trainer"].update(save_strategy="steps", save_steps=2)
+    path = write_recipe(recipe_dict)
+    invoke("sft", path, "--overwrite")
+    output = invoke("sft", path, "--resume", "--set", "sft.trainer.max_steps=6")
+    assert "resuming checkpoint-4" in output
+    state = json.loads((tmp_path / "runs" / "tiny" / "sft" / "checkpoint-6" / "trainer_state.json").read_text())
+    assert state["global_step"] == 6
+
+
+def test_the_newest_marked_checkpoint_is_resumed_by_step_number(tmp_path, caplog):
+    from recipe_cli.checkpoints import last_complete_checkpoint, mark_complete
+
+    for step in (2, 9, 10):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    (tmp_path / "checkpoint-9-partial").mkdir()  # not a checkpoint name
+    mark_complete(tmp_path / "checkpoint-2")
+    mark_complete(tmp_path / "checkpoint-9")
+    assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-9"  # 10 > 9 > 2, numerically
+    assert "skipping" in caplog.text and "checkpoint-10" in caplog.text
+    assert last_complete_checkpoint(tmp_path / "absent") is None
