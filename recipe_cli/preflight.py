@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 KINDS = ["perfect", "wrong answer", "no tags", "cut off", "empty", "rambling"]
 RAMBLE = "Let me think about this again. "
 PERFECT_REASONING = "Working through the problem step by step."  # when the data has no worked solution
-UNREADABLE_LIMIT = 0.01  # share of perfect completions scored wrong above which the reward is broken
+PERFECT_WRONG_LIMIT = 0.01  # share of perfect completions scored wrong above which the checker is broken
 
 
 @dataclass
@@ -186,6 +186,7 @@ def _sample(model, tokenizer, recipe: Recipe, rows: list[dict], samples: int, bu
     import torch
 
     temperature = float(recipe.grpo.trainer.get("temperature", 1.0))
+    log.info("sampling %d completions per prompt for %d prompts, up to %d tokens each", samples, len(rows), budget)
     tokenizer.padding_side = "left"
     prompts = [
         tokenizer.apply_chat_template(
@@ -276,7 +277,7 @@ def _findings(report: Preflight, recipe: Recipe, prefilled: bool, template: str,
         share = len(report.perfect_wrong) / n
         findings.append(
             Finding(
-                share > UNREADABLE_LIMIT,
+                share > PERFECT_WRONG_LIMIT,
                 f"{len(report.perfect_wrong)} of {n} perfect completions score as wrong (gold {gold!r}, read as "
                 f"{extracted!r}); the completion template must put the answer where the checker finds it: "
                 "<answer>...</answer>, \\boxed{...} or '#### ...'",
