@@ -269,17 +269,28 @@ def check_answer(completion_answer: str | None, gold: str, timeout: float = LATE
     gold_number = parse_number(gold)
     if completion_answer is None:
         return False if gold_number is not None or gold else None
-    answer_number = parse_number(completion_answer)
     if gold_number is not None:
-        if answer_number is not None:
-            return answer_number == gold_number
-        numbers = NUMBER.findall(completion_answer)
-        if numbers and not _looks_like_latex(completion_answer):
-            last = parse_number(numbers[-1])
-            return last == gold_number
+        value = answer_value(completion_answer)
+        if value is not None:
+            return value == gold_number
     if not gold:
         return None
     return _math_verify(gold, completion_answer, timeout)
+
+
+def answer_value(answer: str) -> Fraction | None:
+    """The number an extracted answer stands for: its exact value, else the last number of plain text.
+
+    LaTeX is left to math-verify (None here), so ``2^{10}`` is not read as 10.
+
+    >>> answer_value("1,000.00"), answer_value("x = 12"), answer_value("2^{10}")
+    (Fraction(1000, 1), Fraction(12, 1), None)
+    """
+    number = parse_number(answer)
+    if number is not None or _looks_like_latex(answer):
+        return number
+    numbers = NUMBER.findall(answer)
+    return parse_number(numbers[-1]) if numbers else None
 
 
 def _looks_like_latex(text: str) -> bool:

@@ -13,7 +13,7 @@ import logging
 from importlib import metadata
 from pathlib import Path
 
-from recipe_cli.answers import score_completion
+from recipe_cli.answers import parse_number, score_completion
 from recipe_cli.config import Recipe
 from recipe_cli.data import load_examples, prompt_rows
 from recipe_cli.generation import Decoding, Generation, choose_backend, load_engine, vllm_installed
@@ -155,7 +155,11 @@ def _add_samples(samples: list[dict], out: Generation, ks: list[int]) -> dict:
         answers = [d["extracted"] for d in drawn]
         record["samples"] = drawn
         record["num_correct"] = sum(d["correct"] for d in drawn)
-        record["majority"] = {"answer": majority_answer(answers), "correct": majority_correct(answers, record["gold"])}
+        numeric = parse_number(record["gold"]) is not None
+        record["majority"] = {
+            "answer": majority_answer(answers, numeric),
+            "correct": majority_correct(answers, record["gold"]),
+        }
         every += drawn
     n = len(samples)
     num_samples = len(samples[0]["samples"])

@@ -10,6 +10,7 @@ config's eos and the chat template's end-of-turn token, and decode with exactly 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import logging
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from pathlib import Path
 
 from recipe_cli.config import Recipe
 from recipe_cli.errors import RecipeError
-from recipe_cli.models import adapter_base, is_adapter, load_causal_lm, load_tokenizer
+from recipe_cli.models import adapter_base, is_adapter, load_causal_lm, load_tokenizer, model_revision
 
 log = logging.getLogger(__name__)
 
@@ -209,11 +210,16 @@ def _prefix_cache(model, prefix: list[int], rows: int):
     """The KV cache of ``prefix``, computed once and copied for ``rows`` sequences; None where the cache is not plain.
 
     Only a cache of plain full-attention layers is copied (sliding-window and hybrid caches keep
-    state this copy would get wrong); without one the batch is generated from scratch.
+    state this copy would get wrong); without one the batch is generated from scratch. The padding
+    between prefix and prompt is only invisible to models that take positions from the attention
+    mask, which ``generate`` does for models whose forward accepts ``position_ids``; others (ALiBi
+    models such as MPT count positions by index) are generated from scratch too.
     """
     import torch
     from transformers import DynamicCache
 
+    if "position_ids" not in inspect.signature(model.forward).parameters:
+        return None
     with torch.inference_mode():
         cache = model(torch.tensor([prefix], device=model.device), use_cache=True).past_key_values
     layers = getattr(cache, "layers", None)
@@ -278,7 +284,9 @@ class VLLMEngine:
         options = {"enable_lora": True, "max_lora_rank": _lora_rank(path)} if adapter else {}
         self.llm = LLM(
             model=base,
+            revision=model_revision(base, recipe.model),
             tokenizer=str(path),
+            tokenizer_revision=model_revision(path, recipe.model),
             dtype=recipe.model.dtype,
             seed=recipe.seed,
             trust_remote_code=recipe.model.trust_remote_code,
@@ -322,7 +330,7 @@ def _lora_rank(path: str) -> int:
     """The adapter's rank, rounded up to a ``max_lora_rank`` vLLM accepts."""
     import json
 
-    rank = int(json.loads((Path(path) / "adapter_config.json").read_text()).get("r", 16))
+    rank = int(json.loads((Path(path) / "adapter_config.json").read_text())["r"])
     return next((size for size in (8, 16, 32, 64, 128, 256, 320, 512) if size >= rank), rank)
 
 

@@ -11,7 +11,7 @@ import re
 from collections.abc import Sequence
 from fractions import Fraction
 
-from recipe_cli.answers import check_answer, parse_number
+from recipe_cli.answers import answer_value, check_answer, parse_number
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -35,19 +35,23 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return (total - math.comb(n - c, k)) / total  # one rounding, at the end
 
 
-def answer_key(answer: str) -> Fraction | str:
-    """What a vote is counted by: the exact value of a number, else the answer with spacing normalised.
+def answer_key(answer: str, numeric_gold: bool = False) -> Fraction | str:
+    """What a vote is counted by: the answer's number, else the answer with spacing normalised.
 
-    >>> answer_key("1,000") == answer_key("1000.0") == answer_key("$1000")
+    Against a numeric gold, numbers group as the checker reads them (``x = 12`` votes with
+    ``12``); otherwise only a plainly written number counts as one. Symbolic answers group by
+    spelling, so equivalent LaTeX written two ways (``x+1``, ``1+x``) votes apart.
+
+    >>> answer_key("1,000") == answer_key("1000.0") == answer_key("$1000") == answer_key("x = 1000", True)
     True
     >>> answer_key(" x +  1 ")
     'x + 1'
     """
-    number = parse_number(answer)
+    number = answer_value(answer) if numeric_gold else parse_number(answer)
     return number if number is not None else re.sub(r"\s+", " ", answer.strip())
 
 
-def majority_answer(answers: Sequence[str | None]) -> str | None:
+def majority_answer(answers: Sequence[str | None], numeric_gold: bool = False) -> str | None:
     """The most common extracted answer (compared by value); ties go to the one voted for first.
 
     Unanswered samples (None) do not vote; with no answer at all the result is None. The tie rule
@@ -64,7 +68,7 @@ def majority_answer(answers: Sequence[str | None]) -> str | None:
     for position, answer in enumerate(answers):
         if answer is None:
             continue
-        entry = votes.setdefault(answer_key(answer), [0, position, answer])
+        entry = votes.setdefault(answer_key(answer, numeric_gold), [0, position, answer])
         entry[0] += 1
     if not votes:
         return None
@@ -78,4 +82,4 @@ def majority_correct(answers: Sequence[str | None], gold: str) -> bool:
     >>> majority_correct(["12", "12", "13"], "12"), majority_correct(["13", "12"], "12"), majority_correct([None], "1")
     (True, False, False)
     """
-    return bool(check_answer(majority_answer(answers), gold))
+    return bool(check_answer(majority_answer(answers, parse_number(gold) is not None), gold))

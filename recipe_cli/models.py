@@ -48,7 +48,7 @@ def load_tokenizer(path: str | Path, settings: ModelSettings):
 
     try:
         tokenizer = AutoTokenizer.from_pretrained(
-            str(path), revision=_revision(path, settings), trust_remote_code=settings.trust_remote_code
+            str(path), revision=model_revision(path, settings), trust_remote_code=settings.trust_remote_code
         )
     except OSError as error:
         raise RecipeError(f"cannot load the tokenizer of '{path}': {str(error).splitlines()[0]}") from error
@@ -73,7 +73,8 @@ def template_prefills_think(tokenizer) -> bool:
     return rendered.rstrip().endswith("<think>")
 
 
-def _revision(path: str | Path, settings: ModelSettings) -> str | None:
+def model_revision(path: str | Path, settings: ModelSettings) -> str | None:
+    """``model.revision`` for the recipe's own Hub model; None for any other path (a local checkpoint)."""
     return settings.revision if str(path) == settings.path else None
 
 
@@ -87,7 +88,7 @@ def load_causal_lm(path: str | Path, settings: ModelSettings, trainable_adapter:
     adapter = is_adapter(path)
     base = adapter_base(path) if adapter else str(path)
     try:
-        model = AutoModelForCausalLM.from_pretrained(base, revision=_revision(base, settings), **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(base, revision=model_revision(base, settings), **kwargs)
     except OSError as error:
         raise RecipeError(f"cannot load the model '{base}': {str(error).splitlines()[0]}") from error
     if adapter:

@@ -47,6 +47,10 @@ def generate_one_at_a_time(model, tokenizer, prompts: list[str], max_new_tokens:
                 max_new_tokens=max_new_tokens,
                 eos_token_id=stop,
                 pad_token_id=tokenizer.pad_token_id,
+                repetition_penalty=1.0,  # the same plain greedy decoding recipe eval uses, whatever
+                top_k=None,  # the model's generation_config suggests
+                temperature=None,
+                top_p=None,
             )
         new = output[0, encoded["input_ids"].shape[1] :]
         tokens += len(new)  # generation stops right after a stop token: nothing to strip

@@ -82,6 +82,8 @@ def test_majority_vote_and_its_tie_rule(answers, majority):
         (["1,2", "12.0", "12"], "12", True),  # "1,2" is 12 as well: commas are thousands separators
         ([None, None, "12"], "12", True),
         ([None, None], "12", False),
+        (["13", "x = 12", "12", "13", "12"], "12", True),  # "x = 12" reads as 12, as the checker reads it
+        (["x+1", "1+x", "x + 2"], "x+1", True),  # symbolic answers vote by spelling
     ],
 )
 def test_majority_correct(answers, gold, correct):
@@ -193,6 +195,40 @@ def test_end_of_turn_token_stops_generation(tiny_checkpoint):
     tokenizer = load_tokenizer(tiny_checkpoint, validate_recipe(copy.deepcopy(TINY_RECIPE)).model)
     assert end_of_turn_id(tokenizer) == tokenizer.convert_tokens_to_ids("<|im_end|>")
     assert tokenizer.convert_tokens_to_ids("<|im_end|>") in stop_token_ids(tokenizer)
+
+
+@pytest.mark.parametrize("architecture", ["llama", "gpt2", "mpt"])
+def test_shared_prefix_batches_write_what_one_prompt_at_a_time_writes(architecture, tiny_checkpoint):
+    """The shared-prefix path pads between prefix and prompt: only models with mask-derived positions take it."""
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    from recipe_cli.generation import _prefix_cache, generate_greedy
+    from recipe_cli.models import load_tokenizer
+
+    tokenizer = load_tokenizer(tiny_checkpoint, validate_recipe(copy.deepcopy(TINY_RECIPE)).model)
+    sizes = {
+        "llama": {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2},
+        "gpt2": {"n_embd": 32, "n_layer": 2, "n_head": 2, "n_positions": 256},
+        "mpt": {"d_model": 32, "n_layers": 2, "n_heads": 2, "max_seq_len": 256},
+    }[architecture]
+    config = AutoConfig.for_model(architecture, vocab_size=len(tokenizer), eos_token_id=tokenizer.eos_token_id, **sizes)
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    prompts = [
+        tokenizer.apply_chat_template(
+            [{"role": "system", "content": "Solve it."}, {"role": "user", "content": question}],
+            tokenize=False,
+            add_generation_prompt=True,
+        )
+        for question in ["2 + 3?", "What is 12 times 4, minus 7?", "9 - 1?", "Add 40 and 2, then halve it."]
+    ]
+    batched, _ = generate_greedy(model, tokenizer, prompts, max_new_tokens=8, batch_size=4)
+    single, _ = generate_greedy(model, tokenizer, prompts, max_new_tokens=8, batch_size=1)
+    assert batched == single
+    takes_prefix_path = _prefix_cache(model, tokenizer(prompts[0])["input_ids"][:5], 2) is not None
+    assert takes_prefix_path == (architecture != "mpt")  # MPT's ALiBi counts positions by index
 
 
 def test_summary_records_exactly_what_was_measured(recipe_dict, write_recipe, tmp_path, tiny_checkpoint):
