@@ -454,7 +454,7 @@ def push_checkpoint(recipe: Recipe, checkpoint: str | Path | None = None, revisi
     repo = plan.repo_id
     call_hub(lambda: api.whoami(), "check the token", repo)
     call_hub(lambda: api.create_repo(repo, private=settings.private, exist_ok=True), "create the repo", repo)
-    existing, head = call_hub(lambda: _open_revision(api, plan, settings.overwrite), "open the branch", repo)
+    existing, head = _open_revision(api, plan, settings.overwrite)
     message = f"recipe {recipe.name}: {plan.stage} checkpoint ({len(plan.files)} files)"
     commit = call_hub(
         lambda: api.create_commit(
@@ -493,22 +493,40 @@ def checkpoint_pusher(recipe: Recipe):
 
 
 def _open_revision(api, plan: PushPlan, overwrite: bool) -> tuple[set[str], str]:
-    """The files already on the branch (created from main when missing) and its head commit."""
-    from huggingface_hub.errors import RevisionNotFoundError
+    """The files already on the branch (created from main when missing) and its head commit.
 
-    try:
-        info = api.model_info(plan.repo_id, revision=plan.revision)
-    except RevisionNotFoundError:
-        api.create_branch(plan.repo_id, branch=plan.revision, exist_ok=True)
-        info = api.model_info(plan.repo_id, revision=plan.revision)
-        return set(), info.sha
-    existing = {sibling.rfilename for sibling in info.siblings or []} - {".gitattributes"}
+    A branch created here starts from main's head, so it holds main's files: they are listed so that
+    the commit deletes those the checkpoint lacks (an earlier LoRA push on main would otherwise leave
+    adapter files next to full weights). ``--overwrite`` is only needed for a branch that existed.
+    """
+    repo = plan.repo_id
+    info = call_hub(lambda: _branch_info(api, plan), "open the branch", repo)
+    if info is None:
+        call_hub(lambda: api.create_branch(repo, branch=plan.revision, exist_ok=True), "create the branch", repo)
+        info = call_hub(lambda: api.model_info(repo, revision=plan.revision), "open the branch", repo)
+        return _held_files(info), info.sha
+    existing = _held_files(info)
     if existing and not overwrite:
         raise RecipeError(
             f"{plan.repo_id} already has a revision '{plan.revision}' holding {len(existing)} files; "
             "push to another --revision, or pass --overwrite (push.overwrite: true) to replace it"
         )
     return existing, info.sha
+
+
+def _branch_info(api, plan: PushPlan):
+    """The branch's model info, or None when the branch does not exist yet."""
+    from huggingface_hub.errors import RevisionNotFoundError
+
+    try:
+        return api.model_info(plan.repo_id, revision=plan.revision)
+    except RevisionNotFoundError:
+        return None
+
+
+def _held_files(info) -> set[str]:
+    """The files at a branch head, less .gitattributes (the Hub keeps it; a push never deletes it)."""
+    return {sibling.rfilename for sibling in info.siblings or []} - {".gitattributes"}
 
 
 def _operations(plan: PushPlan, existing: set[str]) -> list:

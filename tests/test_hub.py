@@ -197,6 +197,17 @@ def test_push_refuses_an_existing_revision_unless_told_to_overwrite(recipe_dict,
     assert pushed.commit_oid == fake_hub.commits(REPO_ID, "grpo")[-1].oid
 
 
+def test_a_new_branch_holds_exactly_the_checkpoint_not_what_main_held(recipe_dict, fake_hub):
+    recipe, grpo = make_run(recipe_dict)
+    earlier_lora = {"adapter_config.json": b"{}", "adapter_model.safetensors": b"lora", "model.safetensors": b"old"}
+    fake_hub.add_repo(REPO_ID, earlier_lora)  # main holds an earlier LoRA push; the new branch starts from it
+    push_checkpoint(recipe)
+    held = fake_hub.files(REPO_ID, "grpo")
+    assert set(held) - {".gitattributes"} == {f.path_in_repo for f in plan_push(recipe).files}
+    assert held["model.safetensors"] == (grpo / "model.safetensors").read_bytes()
+    assert set(earlier_lora) <= set(fake_hub.files(REPO_ID, "main"))  # main itself is untouched
+
+
 def test_an_intermediate_checkpoint_goes_to_its_step_branch(recipe_dict, fake_hub):
     recipe, grpo = make_run(recipe_dict)
     pushed = push_checkpoint(recipe, grpo / "checkpoint-2")
