@@ -119,16 +119,19 @@ def list_upload_files(folder: Path, include_training_state: bool = False) -> lis
     return files
 
 
-def plan_push(recipe: Recipe, checkpoint: str | Path | None = None, revision: str | None = None) -> PushPlan:
+def plan_push(
+    recipe: Recipe, checkpoint: str | Path | None = None, revision: str | None = None, stage: str | None = None
+) -> PushPlan:
     """Decide the checkpoint, branch and files of a push and write the model card; no network.
 
-    ``revision`` overrides ``push.revision`` (intermediate checkpoints go to their step branches).
+    ``revision`` overrides ``push.revision`` (intermediate checkpoints go to their step branches);
+    ``stage`` names the stage an explicit ``checkpoint`` comes from, when its folder does not tell.
     """
     settings = recipe.push
     if settings is None:
         raise RecipeError("the recipe has no `push:` section; add `push: {repo_id: user/model-name}` or pass --repo-id")
     run = RunFolder(recipe)
-    stage, folder = _checkpoint_to_push(recipe, run, checkpoint)
+    stage, folder = _checkpoint_to_push(recipe, run, checkpoint, stage)
     if not (folder / "config.json").is_file() and not is_adapter(folder):
         raise RecipeError(f"'{folder}' holds no saved model (no config.json or adapter_config.json); give a checkpoint")
     revision = revision or settings.revision or default_revision(stage, folder.name)
@@ -148,14 +151,19 @@ def plan_push(recipe: Recipe, checkpoint: str | Path | None = None, revision: st
     return PushPlan(settings.repo_id, revision, stage, folder, lora, files, card_path)
 
 
-def _checkpoint_to_push(recipe: Recipe, run: RunFolder, checkpoint: str | Path | None) -> tuple[str, Path]:
+def _checkpoint_to_push(
+    recipe: Recipe, run: RunFolder, checkpoint: str | Path | None, stage: str | None = None
+) -> tuple[str, Path]:
+    """The stage and folder of a push: an explicit checkpoint's stage is the stage folder it lives in."""
     if checkpoint is not None:
         folder = Path(checkpoint)
         if not folder.is_dir():
             raise RecipeError(f"--checkpoint '{checkpoint}' is not a folder; give a checkpoint folder to push")
         resolved = folder.resolve()
         inside = [s for s in recipe.training_stages if run.stage_dir(s).resolve() in (resolved, *resolved.parents)]
-        stage = recipe.push.stage or (inside[0] if inside else run.final_stage())
+        # runs/<name>/grpo/checkpoint-50 is a GRPO checkpoint whatever push.stage says (that picks the
+        # finished stage pushed by default), so its card and branch say grpo.
+        stage = inside[0] if inside else stage or recipe.push.stage or run.final_stage()
         if stage is None:
             raise RecipeError(f"cannot tell which stage '{checkpoint}' comes from; pass --stage sft or --stage grpo")
         return stage, folder
@@ -443,9 +451,11 @@ def require_token() -> None:
         raise RecipeError("not logged in to the Hugging Face Hub; run `hf auth login` or set HF_TOKEN, then push again")
 
 
-def push_checkpoint(recipe: Recipe, checkpoint: str | Path | None = None, revision: str | None = None) -> PushResult:
+def push_checkpoint(
+    recipe: Recipe, checkpoint: str | Path | None = None, revision: str | None = None, stage: str | None = None
+) -> PushResult:
     """Upload a checkpoint and its model card in one commit on its branch; return the commit the Hub confirmed."""
-    plan = plan_push(recipe, checkpoint, revision)
+    plan = plan_push(recipe, checkpoint, revision, stage)
     settings = recipe.push
     require_token()
     from huggingface_hub import HfApi
@@ -483,7 +493,8 @@ def checkpoint_pusher(recipe: Recipe):
             stage_dir = Path(args.output_dir)
             folder = stage_dir / f"checkpoint-{state.global_step}"
             try:
-                pushed = push_checkpoint(recipe, folder, revision=default_revision(stage_dir.name, folder.name))
+                revision = default_revision(stage_dir.name, folder.name)
+                pushed = push_checkpoint(recipe, folder, revision=revision, stage=stage_dir.name)
             except RecipeError as error:
                 log.warning("%s was not pushed: %s", folder, error)
                 return

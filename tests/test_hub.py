@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -216,6 +217,15 @@ def test_an_intermediate_checkpoint_goes_to_its_step_branch(recipe_dict, fake_hu
     held = fake_hub.files(REPO_ID, "grpo-step-2")
     assert held["model.safetensors"] == (grpo / "checkpoint-2" / "model.safetensors").read_bytes()
     assert not set(TRAINING_STATE) & set(held)
+
+
+def test_an_intermediate_checkpoint_is_labelled_with_the_stage_folder_it_lives_in(recipe_dict, fake_hub):
+    recipe, grpo = make_run(recipe_dict, stage="sft")  # push.stage picks the finished stage pushed by default
+    assert plan_push(recipe, grpo / "checkpoint-2").stage == "grpo"
+    state = SimpleNamespace(is_world_process_zero=True, global_step=2)
+    hub.checkpoint_pusher(recipe).on_save(SimpleNamespace(output_dir=str(grpo)), state, control=None)
+    card = fake_hub.files(REPO_ID, "grpo-step-2")["README.md"].decode()
+    assert "**grpo** (step 2) checkpoint" in card and "sft**" not in card
 
 
 def test_a_failed_commit_is_retried_then_leaves_no_commit_and_a_clear_error(trained_run, fake_hub):
