@@ -162,12 +162,20 @@ def test_push_with_an_invalid_repo_id_writes_nothing(recipe_dict, write_recipe, 
         ({"merge_lora": True}, "nothing to merge"),
         ({"repo_id": "no-slash"}, "is not a Hub repo id"),
         ({"push_checkpoints": True}, "no stage saves checkpoints"),
+        ({"license": "Apache 2.0"}, "'Apache 2.0' is not a Hub license id.*repositories-licenses"),
+        ({"license": "MIT"}, "is not a Hub license id"),
     ],
 )
 def test_push_settings_are_checked(recipe_dict, push, expected):
     recipe_dict["push"] = {"repo_id": REPO_ID, **push}
     with pytest.raises(RecipeError, match=expected):
         validate_recipe(recipe_dict)
+
+
+@pytest.mark.parametrize("license_id", ["apache-2.0", "cc-by-nc-4.0", "llama3.1", "bsd-3-clause", "other"])
+def test_hub_license_ids_are_accepted(recipe_dict, license_id):
+    recipe_dict["push"] = {"repo_id": REPO_ID, "license": license_id}
+    assert validate_recipe(recipe_dict).push.license == license_id
 
 
 def test_push_round_trip_the_hub_holds_the_checkpoint(recipe_dict, write_recipe, fake_hub):
