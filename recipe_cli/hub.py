@@ -592,13 +592,29 @@ def call_hub(action: Callable[[], T], what: str, repo_id: str) -> T:
 
 
 def _hub_error(error: BaseException) -> BaseException | None:
-    """The HTTP or network error behind ``error`` (huggingface_hub wraps LFS upload failures), else None."""
-    from huggingface_hub.errors import HTTPError
+    """The HTTP or network error behind ``error`` (huggingface_hub wraps LFS upload failures), else None.
+
+    Errors a retry cannot fix end the push at once: offline mode, and a local file that cannot be read.
+    """
+    from huggingface_hub.errors import HTTPError, OfflineModeIsEnabled
 
     seen = error
     while seen is not None:
-        if isinstance(seen, (HTTPError, OSError)):
+        # OfflineModeIsEnabled is a ConnectionError, so it is told apart before the network errors.
+        if isinstance(seen, OfflineModeIsEnabled):
+            raise RecipeError(
+                "huggingface_hub is in offline mode (HF_HUB_OFFLINE is set), so nothing can be pushed; "
+                "unset HF_HUB_OFFLINE and push again"
+            ) from error
+        # HTTPError covers answers with a status and transport failures (refused connections, timeouts);
+        # the socket-level OSErrors below are what a connection gives when not wrapped by the client.
+        if isinstance(seen, (HTTPError, ConnectionError, TimeoutError)):
             return seen
+        if isinstance(seen, OSError):
+            name = f"'{seen.filename}'" if seen.filename else "a file of the checkpoint"
+            raise RecipeError(
+                f"cannot read {name} to upload it ({seen.strerror or _first_line(seen)}); fix the file and push again"
+            ) from error
         seen = seen.__cause__
     return None
 

@@ -288,6 +288,30 @@ def test_push_to_an_unreachable_hub_is_retried_then_a_clear_error(trained_run, m
         push_checkpoint(trained_run)
 
 
+def test_offline_mode_ends_the_push_at_once_naming_hf_hub_offline(trained_run, fake_hub, monkeypatch, caplog):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(RecipeError, match="offline mode.*unset HF_HUB_OFFLINE") as raised:
+        push_checkpoint(trained_run)
+    assert "network" not in str(raised.value) and "trying again" not in caplog.text
+    assert fake_hub.requests == []
+
+
+def test_an_unreadable_local_file_ends_the_push_at_once_naming_it(trained_run, fake_hub, monkeypatch, caplog):
+    from huggingface_hub.lfs import UploadInfo
+
+    read = UploadInfo.from_path
+
+    def denied(path):  # what reading a file without permission raises (the tests run as root, so chmod cannot)
+        if path.endswith("model.safetensors"):
+            raise PermissionError(13, "Permission denied", path)
+        return read(path)
+
+    monkeypatch.setattr(UploadInfo, "from_path", staticmethod(denied))
+    with pytest.raises(RecipeError, match=r"cannot read '.*grpo/model.safetensors' to upload it \(Permission denied\)"):
+        push_checkpoint(trained_run)
+    assert "trying again" not in caplog.text and fake_hub.calls("commit") == 0
+
+
 def test_plan_push_without_a_trained_stage_says_what_to_run(recipe_dict):
     recipe_dict["push"] = {"repo_id": REPO_ID}
     with pytest.raises(RecipeError, match="no finished training checkpoint.*--checkpoint"):
