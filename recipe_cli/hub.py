@@ -466,16 +466,10 @@ def push_checkpoint(
     call_hub(lambda: api.create_repo(repo, private=settings.private, exist_ok=True), "create the repo", repo)
     existing, head = _open_revision(api, plan, settings.overwrite)
     message = f"recipe {recipe.name}: {plan.stage} checkpoint ({len(plan.files)} files)"
-    commit = call_hub(
-        lambda: api.create_commit(
-            repo, _operations(plan, existing), commit_message=message, revision=plan.revision, parent_commit=head
-        ),
-        "upload the files",
-        repo,
-    )
-    _confirm_commit(api, plan, commit.oid)
-    log.info("pushed %d files to %s@%s: commit %s", len(plan.files), repo, plan.revision, commit.oid)
-    return PushResult(repo, plan.revision, commit.oid, commit.commit_url, len(plan.files), plan.total_bytes)
+    oid, url = call_hub(_committer(api, plan, existing, head, message), "upload the files", repo)
+    _confirm_commit(api, plan, oid)
+    log.info("pushed %d files to %s@%s: commit %s", len(plan.files), repo, plan.revision, oid)
+    return PushResult(repo, plan.revision, oid, url, len(plan.files), plan.total_bytes)
 
 
 def checkpoint_pusher(recipe: Recipe):
@@ -549,6 +543,40 @@ def _operations(plan: PushPlan, existing: set[str]) -> list:
     return adds + [CommitOperationDelete(path_in_repo=path) for path in stale]
 
 
+def _committer(api, plan: PushPlan, existing: set[str], head: str, message: str) -> Callable[[], tuple[str, str]]:
+    """The commit call for ``call_hub``: each retry first checks whether the last attempt landed.
+
+    A 5xx can arrive after the Hub applied the commit; a retry on the old parent would then be
+    refused (412) although the push is there. So before each retry the branch is read again, and a
+    head that moved and holds every planned file is taken as this push's commit (the confirmation's test).
+    """
+    tried = False
+
+    def commit() -> tuple[str, str]:
+        nonlocal tried
+        if tried:
+            info = api.model_info(plan.repo_id, revision=plan.revision)
+            if info.sha != head and not _missing_files(plan, info):
+                log.info("the last attempt landed as commit %s; not committing again", info.sha)
+                return info.sha, f"{api.endpoint}/{plan.repo_id}/commit/{info.sha}"
+        tried = True
+        done = api.create_commit(
+            plan.repo_id,
+            _operations(plan, existing),
+            commit_message=message,
+            revision=plan.revision,
+            parent_commit=head,
+        )
+        return done.oid, done.commit_url
+
+    return commit
+
+
+def _missing_files(plan: PushPlan, info) -> set[str]:
+    """The planned files a branch head (its model info) does not hold."""
+    return {f.path_in_repo for f in plan.files} - {sibling.rfilename for sibling in info.siblings or []}
+
+
 def _confirm_commit(api, plan: PushPlan, oid: str) -> None:
     """Read the branch back: its head must be the new commit and hold every pushed file."""
     info = call_hub(lambda: api.model_info(plan.repo_id, revision=plan.revision), "confirm the commit", plan.repo_id)
@@ -557,7 +585,7 @@ def _confirm_commit(api, plan: PushPlan, oid: str) -> None:
             f"the Hub answered the upload, but {plan.repo_id}@{plan.revision} is at commit {str(info.sha)[:12]}, "
             f"not {oid[:12]}; the push is not confirmed, push again"
         )
-    missing = {f.path_in_repo for f in plan.files} - {sibling.rfilename for sibling in info.siblings or []}
+    missing = _missing_files(plan, info)
     if missing:
         raise RecipeError(
             f"commit {oid[:12]} on {plan.repo_id}@{plan.revision} lacks {sorted(missing)}; "

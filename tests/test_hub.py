@@ -252,6 +252,15 @@ def test_a_transient_failure_is_retried_and_the_push_succeeds(trained_run, fake_
     assert fake_hub.commits(REPO_ID, "grpo")[-1].oid == pushed.commit_oid
 
 
+def test_a_commit_that_landed_before_a_5xx_is_confirmed_not_retried(trained_run, fake_hub):
+    fake_hub.fail_after("commit", status=500)  # the Hub applies the commit, then the answer is a 500
+    pushed = push_checkpoint(trained_run)
+    assert fake_hub.calls("commit") == 1
+    commits = fake_hub.commits(REPO_ID, "grpo")
+    assert len(commits) == 2 and pushed.commit_oid == commits[-1].oid  # the branch's start, then the push
+    assert REPO_ID in pushed.commit_url and pushed.commit_oid in pushed.commit_url
+
+
 def test_a_refused_large_file_upload_midway_leaves_no_commit(trained_run, fake_hub):
     fake_hub.fail("lfs-upload", status=403)
     with pytest.raises(RecipeError, match="may not write to someone/tiny-r1"):
