@@ -351,26 +351,50 @@ def _model_index_result(recipe: Recipe, summary: dict | None):
 
 
 def _eval_table(recipe: Recipe, summaries: dict[str, dict]) -> list[str]:
-    """One row per evaluated model; extra keys other code may add (pass@k) become columns when present."""
+    """One row per evaluated model, with pass@k and maj@k columns when a sampling pass measured them."""
     if not summaries:
         return ["No evaluation was run."]
-    known = [("n", "n"), ("accuracy", "accuracy"), ("format_rate", "format"), ("truncation_rate", "truncated")]
-    extra = sorted({key for s in summaries.values() for key in s if key.startswith("pass@")})
-    columns = known + [(key, key) for key in extra]
+    columns = [("n", ("n",)), ("accuracy", ("accuracy",)), ("format", ("format_rate",))]
+    columns.append(("truncated", ("truncation_rate",)))
+    for metric in ("pass@k", "maj@k"):
+        # evaluate.py writes them under summary["sampled"][metric], keyed by k as a string
+        ks = sorted({int(k) for s in summaries.values() for k in _lookup(s, ("sampled", metric)) or {}})
+        columns += [(metric.removesuffix("k") + str(k), ("sampled", metric, str(k))) for k in ks]
     lines = [
-        "| model | dataset | split | " + " | ".join(title for _, title in columns) + " |",
+        "| model | dataset | split | " + " | ".join(title for title, _ in columns) + " |",
         "|---|---|---|" + "---|" * len(columns),
     ]
     order = ["base", *recipe.training_stages]
     for label, summary in sorted(summaries.items(), key=lambda item: (_rank(order, item[0]), item[0])):
-        cells = [_cell(summary.get(key)) for key, _ in columns]
+        cells = [_cell(_lookup(summary, keys)) for _, keys in columns]
         lines.append(
             f"| {label} | {summary.get('dataset', '')} | {summary.get('split', '')} | " + " | ".join(cells) + " |"
         )
+    notes = []
     if recipe.eval is not None:
-        lines += ["", f"Greedy decoding, at most {recipe.eval.max_new_tokens} new tokens; accuracy by the recipe's "]
-        lines[-1] += "answer checker (the accuracy reward); format: the completion has <think> and <answer>."
-    return lines
+        notes.append(
+            f"Greedy decoding, at most {recipe.eval.max_new_tokens} new tokens; accuracy by the recipe's answer "
+            "checker (the accuracy reward); format: the completion has <think> and <answer>."
+        )
+    if len(columns) > 4:
+        notes.append(
+            "pass@k (unbiased estimator) and maj@k (majority vote over the first k samples) come from a "
+            "seeded sampling pass (`eval.num_samples` completions per problem)."
+        )
+    return [*lines, "", " ".join(notes)] if notes else lines
+
+
+def _lookup(summary: dict, keys: tuple[str, ...]) -> Any:
+    """The value at a path of keys in a nested summary, None where a level is missing.
+
+    >>> _lookup({"sampled": {"pass@k": {"4": 0.5}}}, ("sampled", "pass@k", "4"))
+    0.5
+    >>> _lookup({"sampled": None}, ("sampled", "maj@k")) is None
+    True
+    """
+    for key in keys:
+        summary = summary.get(key) if isinstance(summary, dict) else None
+    return summary
 
 
 def _rank(order: list[str], label: str) -> int:

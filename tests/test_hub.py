@@ -17,6 +17,7 @@ from recipe_cli import hub
 from recipe_cli.cli import app
 from recipe_cli.config import validate_recipe
 from recipe_cli.errors import RecipeError
+from recipe_cli.generation import Generation
 from recipe_cli.hub import list_upload_files, plan_push, push_checkpoint, render_model_card
 from recipe_cli.runs import RunFolder
 from tests.conftest import REPO
@@ -35,13 +36,49 @@ TRAINING_STATE = {"optimizer.pt": b"adam", "scheduler.pt": b"s", "rng_state.pth"
 LOG_HISTORY = [{"step": s, "reward": s / 10, "rewards/accuracy/mean": s / 20, "loss": 0.1} for s in range(1, 21)]
 
 
-def summary(label: str, accuracy: float, **extra) -> dict:
-    return {"label": label, "dataset": "arithmetic", "split": "test", "n": 8, "accuracy": accuracy} | {
+def summary(recipe, label: str, accuracy: float, model, limit: int | None = None) -> dict:
+    """An eval summary in the shape ``evaluate_model`` writes, its sampled metrics scored by evaluate itself."""
+    from recipe_cli.evaluate import ANSWER_CHECKER, _add_samples
+
+    right, wrong = "<think>x</think><answer>12</answer>", "<think>x</think><answer>13</answer>"
+    records = [{"gold": "12"}, {"gold": "12"}]
+    drawn = Generation(
+        completions=[[right, right, wrong, wrong], [wrong] * 4], truncated=[[False] * 4] * 2, tokens=[[5] * 4] * 2
+    )
+    dataset = recipe.eval.dataset
+    return {
+        "label": label,
+        "model": str(model),
+        "lora": False,
+        "dataset": dataset.path or dataset.adapter,
+        "split": dataset.split,
+        "dataset_settings": dataset.model_dump(mode="json"),
+        "limit": limit,
+        "seed": recipe.seed,
+        "n": 8,
+        "answer_checker": ANSWER_CHECKER,
+        "accuracy": accuracy,
         "format_rate": 1.0,
         "truncation_rate": 0.0,
-        "model": f"runs/tiny/{label}",
-        **extra,
+        "mean_completion_tokens": 5.0,
+        "unscorable": 0,
+        "backend": "transformers",
+        "device": "cpu",
+        "dtype": "float32",
+        "decoding": {
+            "greedy": {"max_new_tokens": 16, "batch_size": 8},
+            "sampling": {"num_samples": 4, "temperature": 1.0, "top_p": 1.0, "top_k": None, "seed": recipe.seed},
+            "stop_token_ids": [0],
+        },
+        "sampled": _add_samples(records, drawn, [1, 2, 4]),
+        "prompt": recipe.prompt.model_dump(mode="json"),
     }
+
+
+def write_summary(recipe, label: str, accuracy: float, model, limit: int | None = None) -> None:
+    eval_dir = RunFolder(recipe).eval_dir
+    eval_dir.mkdir(exist_ok=True)
+    (eval_dir / f"{label}.json").write_text(json.dumps(summary(recipe, label, accuracy, model, limit)))
 
 
 def make_run(recipe_dict, **push) -> tuple:
@@ -63,9 +100,8 @@ def make_run(recipe_dict, **push) -> tuple:
     base = recipe_dict["model"].get("path") or str(run.stage_dir("base"))
     run.record_stage("sft", sft, lora=False, base=base, started_from=base)
     run.record_stage("grpo", grpo, lora=False, base=base, started_from=str(sft))
-    run.eval_dir.mkdir()
     for label, accuracy in (("grpo", 0.625), ("base", 0.0), ("sft", 0.5)):
-        (run.eval_dir / f"{label}.json").write_text(json.dumps(summary(label, accuracy, **{"pass@4": accuracy})))
+        write_summary(recipe, label, accuracy, base if label == "base" else run.stage_dir(label))
     return recipe, grpo
 
 
@@ -98,7 +134,12 @@ def test_model_card_of_a_tiny_run_is_honest(trained_run):
     assert "no pretrained model: a tiny Llama-type model built from seed 7" in card
     table = [line for line in card.splitlines() if line.startswith("| ") and "arithmetic" in line]
     assert [line.split("|")[1].strip() for line in table] == ["base", "sft", "grpo"]  # stage order
-    assert "| grpo | arithmetic | test | 8 | 0.625 | 1.000 | 0.000 | 0.625 |" in card  # pass@4 as a column
+    assert (
+        "| base | arithmetic | test | 8 | 0.000 | 1.000 | 0.000 | 0.250 | 0.417 | 0.500 | 0.500 | 0.500 | 0.500 |"
+        in card
+    )
+    assert "| model | dataset | split | n | accuracy | format | truncated | pass@1 | pass@2 | pass@4 | maj@1 |" in card
+    assert "| grpo | arithmetic | test | 8 | 0.625 |" in card
     assert "| 20 | 2.000 |" in card  # the GRPO reward curve, last logged step kept
     assert 'revision="grpo"' in card
     assert "name: tiny" in card and "closeness_to_length" in card  # the full recipe
