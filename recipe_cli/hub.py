@@ -210,7 +210,9 @@ def render_model_card(
 ) -> str:
     """The README.md of a pushed revision: Hub metadata, what was trained from what, evals, curves, the recipe.
 
-    The curves of the pushed stage come from ``checkpoint`` (an intermediate one has its own log).
+    ``checkpoint`` is the trained folder pushed (default: the stage's final one); the curves of the
+    pushed stage come from it (an intermediate one has its own log), and only an eval of exactly
+    that folder, on every problem, is published as its accuracy.
     """
     from huggingface_hub import ModelCardData
 
@@ -224,7 +226,10 @@ def render_model_card(
     tags = ["recipe", "reasoning", "deepseek-r1", "trl", *recipe.training_stages]
     if lora:
         tags += ["lora", "peft"]
-    metric = _model_index_result(recipe, summaries.get(stage))
+    if checkpoint is None and run.finished(stage):
+        checkpoint = Path(run.finished(stage)["path"])
+    pushed_label = _pushed_eval(run, stage, checkpoint, summaries)
+    metric = _model_index_result(summaries[pushed_label]) if pushed_label else None
     data = ModelCardData(
         base_model=base_id,
         datasets=datasets or None,
@@ -254,7 +259,7 @@ def render_model_card(
     if recipe.grpo is not None:
         rewards = ", ".join(f"`{r.name}` (weight {r.weight:g})" for r in recipe.grpo.rewards)
         lines.append(f"- GRPO rewards: {rewards}")
-    lines += ["", "## Evaluation", "", *_eval_table(recipe, summaries), "", "## Training curves", ""]
+    lines += ["", "## Evaluation", "", *_eval_table(recipe, summaries, pushed_label), "", "## Training curves", ""]
     lines += _curves(recipe, run, stage, checkpoint)
     recipe_yaml = yaml.safe_dump(recipe.model_dump(mode="json", exclude_none=True), sort_keys=False)
     lines += ["", "## Recipe", "", "The full recipe, as saved with the run (overrides applied):", ""]
@@ -330,28 +335,52 @@ def _describe_dataset(dataset) -> str:
     return f"{name} (split {dataset.split}{config}{limit})"
 
 
-def _model_index_result(recipe: Recipe, summary: dict | None):
-    """The pushed stage's accuracy as a model-index result, when it was measured on a Hub dataset."""
+def _pushed_eval(run: RunFolder, stage: str, checkpoint: Path | None, summaries: dict[str, dict]) -> str | None:
+    """The label of the eval that measured exactly the pushed checkpoint, else None.
+
+    That is the stage's final folder evaluated on every problem: a summary of another folder (the
+    final GRPO checkpoint when checkpoint-50 is pushed) or of a ``--limit`` run is not this model's score.
+    """
+    entry = run.finished(stage)
+    if entry is None or checkpoint is None or checkpoint.resolve() != Path(entry["path"]).resolve():
+        return None
+    final = checkpoint.resolve()
+    for label in sorted(summaries, key=lambda label: label != stage):  # the stage's own label first
+        summary = summaries[label]
+        if summary.get("limit") is None and summary.get("model") and Path(summary["model"]).resolve() == final:
+            return label
+    return None
+
+
+def _model_index_result(summary: dict):
+    """An eval summary's accuracy as a model-index result, when it was measured on a Hub dataset.
+
+    The dataset comes from the summary (what was measured), not from today's recipe.
+    """
     from huggingface_hub import EvalResult
 
-    dataset = recipe.eval.dataset if recipe.eval else None
-    if summary is None or dataset is None or not dataset.path or is_local_path(dataset.path):
+    dataset = summary.get("dataset_settings") or {}
+    path = dataset.get("path")
+    if not path or is_local_path(path):
         return None
     return EvalResult(
         task_type="text-generation",
         task_name="Math word problems",
-        dataset_type=dataset.path,
-        dataset_name="GSM8K" if dataset.adapter == "gsm8k" else dataset.path,
-        dataset_config=dataset.config,
-        dataset_split=summary.get("split", dataset.split),
+        dataset_type=path,
+        dataset_name="GSM8K" if dataset.get("adapter") == "gsm8k" else path,
+        dataset_config=dataset.get("config"),
+        dataset_split=summary.get("split") or dataset.get("split"),
         metric_type="accuracy",
         metric_value=round(float(summary["accuracy"]), 4),
         metric_name=f"accuracy (greedy, {summary.get('n', '?')} problems)",
     )
 
 
-def _eval_table(recipe: Recipe, summaries: dict[str, dict]) -> list[str]:
-    """One row per evaluated model, with pass@k and maj@k columns when a sampling pass measured them."""
+def _eval_table(recipe: Recipe, summaries: dict[str, dict], pushed_label: str | None = None) -> list[str]:
+    """One row per evaluated model, with pass@k and maj@k columns when a sampling pass measured them.
+
+    The row of ``pushed_label`` is marked as this checkpoint's; rows measured with ``--limit`` say so.
+    """
     if not summaries:
         return ["No evaluation was run."]
     columns = [("n", ("n",)), ("accuracy", ("accuracy",)), ("format", ("format_rate",))]
@@ -366,9 +395,12 @@ def _eval_table(recipe: Recipe, summaries: dict[str, dict]) -> list[str]:
     ]
     order = ["base", *recipe.training_stages]
     for label, summary in sorted(summaries.items(), key=lambda item: (_rank(order, item[0]), item[0])):
+        name = f"**{label}** (this checkpoint)" if label == pushed_label else label
+        if summary.get("limit") is not None:
+            name += f" (--limit {summary['limit']})"
         cells = [_cell(_lookup(summary, keys)) for _, keys in columns]
         lines.append(
-            f"| {label} | {summary.get('dataset', '')} | {summary.get('split', '')} | " + " | ".join(cells) + " |"
+            f"| {name} | {summary.get('dataset', '')} | {summary.get('split', '')} | " + " | ".join(cells) + " |"
         )
     notes = []
     if recipe.eval is not None:
@@ -381,6 +413,10 @@ def _eval_table(recipe: Recipe, summaries: dict[str, dict]) -> list[str]:
             "pass@k (unbiased estimator) and maj@k (majority vote over the first k samples) come from a "
             "seeded sampling pass (`eval.num_samples` completions per problem)."
         )
+    if any(s.get("limit") is not None for s in summaries.values()):
+        notes.append("Rows marked `--limit N` were measured on the first N problems only.")
+    if pushed_label is None:
+        notes.append("No row is an evaluation of this exact checkpoint on every problem of the split.")
     return [*lines, "", " ".join(notes)] if notes else lines
 
 

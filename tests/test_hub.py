@@ -133,13 +133,13 @@ def test_model_card_of_a_tiny_run_is_honest(trained_run):
     assert "base_model" not in front and "None" not in card  # a tiny model built locally has no Hub base
     assert "no pretrained model: a tiny Llama-type model built from seed 7" in card
     table = [line for line in card.splitlines() if line.startswith("| ") and "arithmetic" in line]
-    assert [line.split("|")[1].strip() for line in table] == ["base", "sft", "grpo"]  # stage order
+    assert [line.split("|")[1].strip() for line in table] == ["base", "sft", "**grpo** (this checkpoint)"]
     assert (
         "| base | arithmetic | test | 8 | 0.000 | 1.000 | 0.000 | 0.250 | 0.417 | 0.500 | 0.500 | 0.500 | 0.500 |"
         in card
     )
     assert "| model | dataset | split | n | accuracy | format | truncated | pass@1 | pass@2 | pass@4 | maj@1 |" in card
-    assert "| grpo | arithmetic | test | 8 | 0.625 |" in card
+    assert "| **grpo** (this checkpoint) | arithmetic | test | 8 | 0.625 |" in card
     assert "| 20 | 2.000 |" in card  # the GRPO reward curve, last logged step kept
     assert 'revision="grpo"' in card
     assert "name: tiny" in card and "closeness_to_length" in card  # the full recipe
@@ -159,6 +159,53 @@ def test_model_card_metadata_has_base_model_datasets_and_model_index(recipe_dict
     assert (result.dataset_type, result.dataset_name, result.dataset_split) == ("openai/gsm8k", "GSM8K", "test")
     assert (result.metric_type, result.metric_value) == ("accuracy", 0.625)
     assert "[Qwen/Qwen2.5-0.5B-Instruct](https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct)" in card.text
+
+
+def gsm8k_run(recipe_dict) -> tuple:
+    recipe_dict["model"] = {"path": "Qwen/Qwen2.5-0.5B-Instruct"}
+    recipe_dict["eval"] = {"dataset": {"path": "openai/gsm8k", "config": "main", "split": "test"}}
+    return make_run(recipe_dict)
+
+
+def model_index(recipe, checkpoint=None) -> list:
+    card = ModelCard(plan_push(recipe, checkpoint).card_path.read_text())
+    return card.data.eval_results or []
+
+
+def test_an_intermediate_checkpoint_does_not_publish_the_final_accuracy(recipe_dict):
+    recipe, grpo = gsm8k_run(recipe_dict)
+    assert [r.metric_value for r in model_index(recipe)] == [0.625]
+    assert model_index(recipe, grpo / "checkpoint-2") == []
+    card = plan_push(recipe, grpo / "checkpoint-2").card_path.read_text()
+    assert "| grpo | openai/gsm8k | test |" in card and "this checkpoint" not in card
+    assert "No row is an evaluation of this exact checkpoint" in card
+
+
+def test_an_eval_with_a_limit_is_not_published_and_is_marked(recipe_dict):
+    recipe, grpo = gsm8k_run(recipe_dict)
+    write_summary(recipe, "grpo", 0.9, grpo, limit=10)  # recipe eval --limit 10
+    assert model_index(recipe) == []
+    card = plan_push(recipe).card_path.read_text()
+    assert "| grpo (--limit 10) | openai/gsm8k | test | 8 | 0.900 |" in card
+    assert "first N problems only" in card
+
+
+def test_an_eval_of_another_folder_is_not_published(recipe_dict, tmp_path):
+    recipe, _ = gsm8k_run(recipe_dict)
+    write_summary(recipe, "grpo", 0.9, tmp_path / "elsewhere")
+    assert model_index(recipe) == []
+
+
+def test_the_model_index_dataset_is_what_the_summary_measured(recipe_dict):
+    recipe, grpo = make_run(recipe_dict)  # the recipe's eval set today: generated arithmetic problems
+    measured = recipe.model_copy(deep=True)
+    measured.eval.dataset = measured.eval.dataset.model_copy(
+        update={"path": "openai/gsm8k", "adapter": "gsm8k", "config": "main", "split": "test"}
+    )
+    write_summary(measured, "grpo", 0.375, grpo)
+    [result] = model_index(recipe)
+    assert (result.dataset_type, result.dataset_name, result.dataset_config) == ("openai/gsm8k", "GSM8K", "main")
+    assert (result.dataset_split, result.metric_value) == ("test", 0.375)
 
 
 def test_upload_leaves_out_training_state_checkpoints_and_the_old_readme(recipe_dict):
