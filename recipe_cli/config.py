@@ -33,6 +33,7 @@ KNOWN_DATASETS = {"openai/gsm8k": "gsm8k", "gsm8k": "gsm8k", "open-r1/OpenThough
 LOCAL_DATA_SUFFIXES = (".json", ".jsonl", ".parquet", ".csv")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 BRANCH_NAME = re.compile(r"[A-Za-z0-9][\w.-]*")
+LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")  # apache-2.0, cc-by-nc-4.0, llama3.1, other
 
 
 class Strict(BaseModel):
@@ -231,6 +232,18 @@ class PushSettings(Strict):
     def _repo_id_shape(cls, value: str) -> str:
         if not re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", value):
             raise ValueError(f"{value!r} is not a Hub repo id; write it as 'user-or-org/model-name'")
+        return value
+
+    @field_validator("license")
+    @classmethod
+    def _license_id_shape(cls, value: str | None) -> str | None:
+        # The Hub takes only ids from its list (or `other`) and says so only at commit time, after the
+        # upload; the list changes, so only the shape of an id is checked here.
+        if value is not None and not LICENSE_ID.fullmatch(value):
+            raise ValueError(
+                f"{value!r} is not a Hub license id; use a lowercase id from "
+                "https://huggingface.co/docs/hub/repositories-licenses (e.g. apache-2.0, mit) or `other`"
+            )
         return value
 
     @field_validator("revision")

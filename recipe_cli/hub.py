@@ -119,16 +119,19 @@ def list_upload_files(folder: Path, include_training_state: bool = False) -> lis
     return files
 
 
-def plan_push(recipe: Recipe, checkpoint: str | Path | None = None, revision: str | None = None) -> PushPlan:
+def plan_push(
+    recipe: Recipe, checkpoint: str | Path | None = None, revision: str | None = None, stage: str | None = None
+) -> PushPlan:
     """Decide the checkpoint, branch and files of a push and write the model card; no network.
 
-    ``revision`` overrides ``push.revision`` (intermediate checkpoints go to their step branches).
+    ``revision`` overrides ``push.revision`` (intermediate checkpoints go to their step branches);
+    ``stage`` names the stage an explicit ``checkpoint`` comes from, when its folder does not tell.
     """
     settings = recipe.push
     if settings is None:
         raise RecipeError("the recipe has no `push:` section; add `push: {repo_id: user/model-name}` or pass --repo-id")
     run = RunFolder(recipe)
-    stage, folder = _checkpoint_to_push(recipe, run, checkpoint)
+    stage, folder = _checkpoint_to_push(recipe, run, checkpoint, stage)
     if not (folder / "config.json").is_file() and not is_adapter(folder):
         raise RecipeError(f"'{folder}' holds no saved model (no config.json or adapter_config.json); give a checkpoint")
     revision = revision or settings.revision or default_revision(stage, folder.name)
@@ -148,14 +151,19 @@ def plan_push(recipe: Recipe, checkpoint: str | Path | None = None, revision: st
     return PushPlan(settings.repo_id, revision, stage, folder, lora, files, card_path)
 
 
-def _checkpoint_to_push(recipe: Recipe, run: RunFolder, checkpoint: str | Path | None) -> tuple[str, Path]:
+def _checkpoint_to_push(
+    recipe: Recipe, run: RunFolder, checkpoint: str | Path | None, stage: str | None = None
+) -> tuple[str, Path]:
+    """The stage and folder of a push: an explicit checkpoint's stage is the stage folder it lives in."""
     if checkpoint is not None:
         folder = Path(checkpoint)
         if not folder.is_dir():
             raise RecipeError(f"--checkpoint '{checkpoint}' is not a folder; give a checkpoint folder to push")
         resolved = folder.resolve()
         inside = [s for s in recipe.training_stages if run.stage_dir(s).resolve() in (resolved, *resolved.parents)]
-        stage = recipe.push.stage or (inside[0] if inside else run.final_stage())
+        # runs/<name>/grpo/checkpoint-50 is a GRPO checkpoint whatever push.stage says (that picks the
+        # finished stage pushed by default), so its card and branch say grpo.
+        stage = inside[0] if inside else stage or recipe.push.stage or run.final_stage()
         if stage is None:
             raise RecipeError(f"cannot tell which stage '{checkpoint}' comes from; pass --stage sft or --stage grpo")
         return stage, folder
@@ -202,7 +210,9 @@ def render_model_card(
 ) -> str:
     """The README.md of a pushed revision: Hub metadata, what was trained from what, evals, curves, the recipe.
 
-    The curves of the pushed stage come from ``checkpoint`` (an intermediate one has its own log).
+    ``checkpoint`` is the trained folder pushed (default: the stage's final one); the curves of the
+    pushed stage come from it (an intermediate one has its own log), and only an eval of exactly
+    that folder, on every problem, is published as its accuracy.
     """
     from huggingface_hub import ModelCardData
 
@@ -216,7 +226,10 @@ def render_model_card(
     tags = ["recipe", "reasoning", "deepseek-r1", "trl", *recipe.training_stages]
     if lora:
         tags += ["lora", "peft"]
-    metric = _model_index_result(recipe, summaries.get(stage))
+    if checkpoint is None and run.finished(stage):
+        checkpoint = Path(run.finished(stage)["path"])
+    pushed_label = _pushed_eval(run, stage, checkpoint, summaries)
+    metric = _model_index_result(summaries[pushed_label]) if pushed_label else None
     data = ModelCardData(
         base_model=base_id,
         datasets=datasets or None,
@@ -246,7 +259,7 @@ def render_model_card(
     if recipe.grpo is not None:
         rewards = ", ".join(f"`{r.name}` (weight {r.weight:g})" for r in recipe.grpo.rewards)
         lines.append(f"- GRPO rewards: {rewards}")
-    lines += ["", "## Evaluation", "", *_eval_table(recipe, summaries), "", "## Training curves", ""]
+    lines += ["", "## Evaluation", "", *_eval_table(recipe, summaries, pushed_label), "", "## Training curves", ""]
     lines += _curves(recipe, run, stage, checkpoint)
     recipe_yaml = yaml.safe_dump(recipe.model_dump(mode="json", exclude_none=True), sort_keys=False)
     lines += ["", "## Recipe", "", "The full recipe, as saved with the run (overrides applied):", ""]
@@ -322,47 +335,102 @@ def _describe_dataset(dataset) -> str:
     return f"{name} (split {dataset.split}{config}{limit})"
 
 
-def _model_index_result(recipe: Recipe, summary: dict | None):
-    """The pushed stage's accuracy as a model-index result, when it was measured on a Hub dataset."""
+def _pushed_eval(run: RunFolder, stage: str, checkpoint: Path | None, summaries: dict[str, dict]) -> str | None:
+    """The label of the eval that measured exactly the pushed checkpoint, else None.
+
+    That is the stage's final folder evaluated on every problem: a summary of another folder (the
+    final GRPO checkpoint when checkpoint-50 is pushed) or of a ``--limit`` run is not this model's score.
+    """
+    entry = run.finished(stage)
+    if entry is None or checkpoint is None or checkpoint.resolve() != Path(entry["path"]).resolve():
+        return None
+    final = checkpoint.resolve()
+    for label in sorted(summaries, key=lambda label: label != stage):  # the stage's own label first
+        summary = summaries[label]
+        if summary.get("limit") is None and summary.get("model") and Path(summary["model"]).resolve() == final:
+            return label
+    return None
+
+
+def _model_index_result(summary: dict):
+    """An eval summary's accuracy as a model-index result, when it was measured on a Hub dataset.
+
+    The dataset comes from the summary (what was measured), not from today's recipe.
+    """
     from huggingface_hub import EvalResult
 
-    dataset = recipe.eval.dataset if recipe.eval else None
-    if summary is None or dataset is None or not dataset.path or is_local_path(dataset.path):
+    dataset = summary.get("dataset_settings") or {}
+    path = dataset.get("path")
+    if not path or is_local_path(path):
         return None
     return EvalResult(
         task_type="text-generation",
         task_name="Math word problems",
-        dataset_type=dataset.path,
-        dataset_name="GSM8K" if dataset.adapter == "gsm8k" else dataset.path,
-        dataset_config=dataset.config,
-        dataset_split=summary.get("split", dataset.split),
+        dataset_type=path,
+        dataset_name="GSM8K" if dataset.get("adapter") == "gsm8k" else path,
+        dataset_config=dataset.get("config"),
+        dataset_split=summary.get("split") or dataset.get("split"),
         metric_type="accuracy",
         metric_value=round(float(summary["accuracy"]), 4),
         metric_name=f"accuracy (greedy, {summary.get('n', '?')} problems)",
     )
 
 
-def _eval_table(recipe: Recipe, summaries: dict[str, dict]) -> list[str]:
-    """One row per evaluated model; extra keys other code may add (pass@k) become columns when present."""
+def _eval_table(recipe: Recipe, summaries: dict[str, dict], pushed_label: str | None = None) -> list[str]:
+    """One row per evaluated model, with pass@k and maj@k columns when a sampling pass measured them.
+
+    The row of ``pushed_label`` is marked as this checkpoint's; rows measured with ``--limit`` say so.
+    """
     if not summaries:
         return ["No evaluation was run."]
-    known = [("n", "n"), ("accuracy", "accuracy"), ("format_rate", "format"), ("truncation_rate", "truncated")]
-    extra = sorted({key for s in summaries.values() for key in s if key.startswith("pass@")})
-    columns = known + [(key, key) for key in extra]
+    columns = [("n", ("n",)), ("accuracy", ("accuracy",)), ("format", ("format_rate",))]
+    columns.append(("truncated", ("truncation_rate",)))
+    for metric in ("pass@k", "maj@k"):
+        # evaluate.py writes them under summary["sampled"][metric], keyed by k as a string
+        ks = sorted({int(k) for s in summaries.values() for k in _lookup(s, ("sampled", metric)) or {}})
+        columns += [(metric.removesuffix("k") + str(k), ("sampled", metric, str(k))) for k in ks]
     lines = [
-        "| model | dataset | split | " + " | ".join(title for _, title in columns) + " |",
+        "| model | dataset | split | " + " | ".join(title for title, _ in columns) + " |",
         "|---|---|---|" + "---|" * len(columns),
     ]
     order = ["base", *recipe.training_stages]
     for label, summary in sorted(summaries.items(), key=lambda item: (_rank(order, item[0]), item[0])):
-        cells = [_cell(summary.get(key)) for key, _ in columns]
+        name = f"**{label}** (this checkpoint)" if label == pushed_label else label
+        if summary.get("limit") is not None:
+            name += f" (--limit {summary['limit']})"
+        cells = [_cell(_lookup(summary, keys)) for _, keys in columns]
         lines.append(
-            f"| {label} | {summary.get('dataset', '')} | {summary.get('split', '')} | " + " | ".join(cells) + " |"
+            f"| {name} | {summary.get('dataset', '')} | {summary.get('split', '')} | " + " | ".join(cells) + " |"
         )
+    notes = []
     if recipe.eval is not None:
-        lines += ["", f"Greedy decoding, at most {recipe.eval.max_new_tokens} new tokens; accuracy by the recipe's "]
-        lines[-1] += "answer checker (the accuracy reward); format: the completion has <think> and <answer>."
-    return lines
+        notes.append(
+            f"Greedy decoding, at most {recipe.eval.max_new_tokens} new tokens; accuracy by the recipe's answer "
+            "checker (the accuracy reward); format: the completion has <think> and <answer>."
+        )
+    if len(columns) > 4:
+        notes.append(
+            "pass@k (unbiased estimator) and maj@k (majority vote over the first k samples) come from a "
+            "seeded sampling pass (`eval.num_samples` completions per problem)."
+        )
+    if any(s.get("limit") is not None for s in summaries.values()):
+        notes.append("Rows marked `--limit N` were measured on the first N problems only.")
+    if pushed_label is None:
+        notes.append("No row is an evaluation of this exact checkpoint on every problem of the split.")
+    return [*lines, "", " ".join(notes)] if notes else lines
+
+
+def _lookup(summary: dict, keys: tuple[str, ...]) -> Any:
+    """The value at a path of keys in a nested summary, None where a level is missing.
+
+    >>> _lookup({"sampled": {"pass@k": {"4": 0.5}}}, ("sampled", "pass@k", "4"))
+    0.5
+    >>> _lookup({"sampled": None}, ("sampled", "maj@k")) is None
+    True
+    """
+    for key in keys:
+        summary = summary.get(key) if isinstance(summary, dict) else None
+    return summary
 
 
 def _rank(order: list[str], label: str) -> int:
@@ -443,9 +511,11 @@ def require_token() -> None:
         raise RecipeError("not logged in to the Hugging Face Hub; run `hf auth login` or set HF_TOKEN, then push again")
 
 
-def push_checkpoint(recipe: Recipe, checkpoint: str | Path | None = None, revision: str | None = None) -> PushResult:
+def push_checkpoint(
+    recipe: Recipe, checkpoint: str | Path | None = None, revision: str | None = None, stage: str | None = None
+) -> PushResult:
     """Upload a checkpoint and its model card in one commit on its branch; return the commit the Hub confirmed."""
-    plan = plan_push(recipe, checkpoint, revision)
+    plan = plan_push(recipe, checkpoint, revision, stage)
     settings = recipe.push
     require_token()
     from huggingface_hub import HfApi
@@ -454,18 +524,12 @@ def push_checkpoint(recipe: Recipe, checkpoint: str | Path | None = None, revisi
     repo = plan.repo_id
     call_hub(lambda: api.whoami(), "check the token", repo)
     call_hub(lambda: api.create_repo(repo, private=settings.private, exist_ok=True), "create the repo", repo)
-    existing, head = call_hub(lambda: _open_revision(api, plan, settings.overwrite), "open the branch", repo)
+    existing, head = _open_revision(api, plan, settings.overwrite)
     message = f"recipe {recipe.name}: {plan.stage} checkpoint ({len(plan.files)} files)"
-    commit = call_hub(
-        lambda: api.create_commit(
-            repo, _operations(plan, existing), commit_message=message, revision=plan.revision, parent_commit=head
-        ),
-        "upload the files",
-        repo,
-    )
-    _confirm_commit(api, plan, commit.oid)
-    log.info("pushed %d files to %s@%s: commit %s", len(plan.files), repo, plan.revision, commit.oid)
-    return PushResult(repo, plan.revision, commit.oid, commit.commit_url, len(plan.files), plan.total_bytes)
+    oid, url = call_hub(_committer(api, plan, existing, head, message), "upload the files", repo)
+    _confirm_commit(api, plan, oid)
+    log.info("pushed %d files to %s@%s: commit %s", len(plan.files), repo, plan.revision, oid)
+    return PushResult(repo, plan.revision, oid, url, len(plan.files), plan.total_bytes)
 
 
 def checkpoint_pusher(recipe: Recipe):
@@ -483,7 +547,8 @@ def checkpoint_pusher(recipe: Recipe):
             stage_dir = Path(args.output_dir)
             folder = stage_dir / f"checkpoint-{state.global_step}"
             try:
-                pushed = push_checkpoint(recipe, folder, revision=default_revision(stage_dir.name, folder.name))
+                revision = default_revision(stage_dir.name, folder.name)
+                pushed = push_checkpoint(recipe, folder, revision=revision, stage=stage_dir.name)
             except RecipeError as error:
                 log.warning("%s was not pushed: %s", folder, error)
                 return
@@ -493,22 +558,40 @@ def checkpoint_pusher(recipe: Recipe):
 
 
 def _open_revision(api, plan: PushPlan, overwrite: bool) -> tuple[set[str], str]:
-    """The files already on the branch (created from main when missing) and its head commit."""
-    from huggingface_hub.errors import RevisionNotFoundError
+    """The files already on the branch (created from main when missing) and its head commit.
 
-    try:
-        info = api.model_info(plan.repo_id, revision=plan.revision)
-    except RevisionNotFoundError:
-        api.create_branch(plan.repo_id, branch=plan.revision, exist_ok=True)
-        info = api.model_info(plan.repo_id, revision=plan.revision)
-        return set(), info.sha
-    existing = {sibling.rfilename for sibling in info.siblings or []} - {".gitattributes"}
+    A branch created here starts from main's head, so it holds main's files: they are listed so that
+    the commit deletes those the checkpoint lacks (an earlier LoRA push on main would otherwise leave
+    adapter files next to full weights). ``--overwrite`` is only needed for a branch that existed.
+    """
+    repo = plan.repo_id
+    info = call_hub(lambda: _branch_info(api, plan), "open the branch", repo)
+    if info is None:
+        call_hub(lambda: api.create_branch(repo, branch=plan.revision, exist_ok=True), "create the branch", repo)
+        info = call_hub(lambda: api.model_info(repo, revision=plan.revision), "open the branch", repo)
+        return _held_files(info), info.sha
+    existing = _held_files(info)
     if existing and not overwrite:
         raise RecipeError(
             f"{plan.repo_id} already has a revision '{plan.revision}' holding {len(existing)} files; "
             "push to another --revision, or pass --overwrite (push.overwrite: true) to replace it"
         )
     return existing, info.sha
+
+
+def _branch_info(api, plan: PushPlan):
+    """The branch's model info, or None when the branch does not exist yet."""
+    from huggingface_hub.errors import RevisionNotFoundError
+
+    try:
+        return api.model_info(plan.repo_id, revision=plan.revision)
+    except RevisionNotFoundError:
+        return None
+
+
+def _held_files(info) -> set[str]:
+    """The files at a branch head, less .gitattributes (the Hub keeps it; a push never deletes it)."""
+    return {sibling.rfilename for sibling in info.siblings or []} - {".gitattributes"}
 
 
 def _operations(plan: PushPlan, existing: set[str]) -> list:
@@ -520,6 +603,40 @@ def _operations(plan: PushPlan, existing: set[str]) -> list:
     return adds + [CommitOperationDelete(path_in_repo=path) for path in stale]
 
 
+def _committer(api, plan: PushPlan, existing: set[str], head: str, message: str) -> Callable[[], tuple[str, str]]:
+    """The commit call for ``call_hub``: each retry first checks whether the last attempt landed.
+
+    A 5xx can arrive after the Hub applied the commit; a retry on the old parent would then be
+    refused (412) although the push is there. So before each retry the branch is read again, and a
+    head that moved and holds every planned file is taken as this push's commit (the confirmation's test).
+    """
+    tried = False
+
+    def commit() -> tuple[str, str]:
+        nonlocal tried
+        if tried:
+            info = api.model_info(plan.repo_id, revision=plan.revision)
+            if info.sha != head and not _missing_files(plan, info):
+                log.info("the last attempt landed as commit %s; not committing again", info.sha)
+                return info.sha, f"{api.endpoint}/{plan.repo_id}/commit/{info.sha}"
+        tried = True
+        done = api.create_commit(
+            plan.repo_id,
+            _operations(plan, existing),
+            commit_message=message,
+            revision=plan.revision,
+            parent_commit=head,
+        )
+        return done.oid, done.commit_url
+
+    return commit
+
+
+def _missing_files(plan: PushPlan, info) -> set[str]:
+    """The planned files a branch head (its model info) does not hold."""
+    return {f.path_in_repo for f in plan.files} - {sibling.rfilename for sibling in info.siblings or []}
+
+
 def _confirm_commit(api, plan: PushPlan, oid: str) -> None:
     """Read the branch back: its head must be the new commit and hold every pushed file."""
     info = call_hub(lambda: api.model_info(plan.repo_id, revision=plan.revision), "confirm the commit", plan.repo_id)
@@ -528,7 +645,7 @@ def _confirm_commit(api, plan: PushPlan, oid: str) -> None:
             f"the Hub answered the upload, but {plan.repo_id}@{plan.revision} is at commit {str(info.sha)[:12]}, "
             f"not {oid[:12]}; the push is not confirmed, push again"
         )
-    missing = {f.path_in_repo for f in plan.files} - {sibling.rfilename for sibling in info.siblings or []}
+    missing = _missing_files(plan, info)
     if missing:
         raise RecipeError(
             f"commit {oid[:12]} on {plan.repo_id}@{plan.revision} lacks {sorted(missing)}; "
@@ -563,13 +680,29 @@ def call_hub(action: Callable[[], T], what: str, repo_id: str) -> T:
 
 
 def _hub_error(error: BaseException) -> BaseException | None:
-    """The HTTP or network error behind ``error`` (huggingface_hub wraps LFS upload failures), else None."""
-    from huggingface_hub.errors import HTTPError
+    """The HTTP or network error behind ``error`` (huggingface_hub wraps LFS upload failures), else None.
+
+    Errors a retry cannot fix end the push at once: offline mode, and a local file that cannot be read.
+    """
+    from huggingface_hub.errors import HTTPError, OfflineModeIsEnabled
 
     seen = error
     while seen is not None:
-        if isinstance(seen, (HTTPError, OSError)):
+        # OfflineModeIsEnabled is a ConnectionError, so it is told apart before the network errors.
+        if isinstance(seen, OfflineModeIsEnabled):
+            raise RecipeError(
+                "huggingface_hub is in offline mode (HF_HUB_OFFLINE is set), so nothing can be pushed; "
+                "unset HF_HUB_OFFLINE and push again"
+            ) from error
+        # HTTPError covers answers with a status and transport failures (refused connections, timeouts);
+        # the socket-level OSErrors below are what a connection gives when not wrapped by the client.
+        if isinstance(seen, (HTTPError, ConnectionError, TimeoutError)):
             return seen
+        if isinstance(seen, OSError):
+            name = f"'{seen.filename}'" if seen.filename else "a file of the checkpoint"
+            raise RecipeError(
+                f"cannot read {name} to upload it ({seen.strerror or _first_line(seen)}); fix the file and push again"
+            ) from error
         seen = seen.__cause__
     return None
 

@@ -4,8 +4,10 @@ It speaks what huggingface_hub 2.4 calls for ``whoami``, ``create_repo``, ``mode
 revision), ``create_branch`` and ``create_commit``: ``/api/validate-yaml``, the preupload call that
 decides regular vs LFS, the git-LFS batch API, single-part uploads with their verify call, and the
 NDJSON commit. Commits are kept per branch, so a test can read back exactly what a push left on the
-server. ``fail`` injects errors into the next calls of one endpoint, and ``confirm_commits=False``
-makes the commit call answer success without storing anything (a server that lies).
+server. ``fail`` injects errors into the next calls of one endpoint, ``fail_after`` lets the next
+calls do their work and then answers an error (the answer lost on the way back), and
+``confirm_commits=False`` makes the commit call answer success without storing anything (a server
+that lies).
 
 Xet uploads are not spoken: tests set ``huggingface_hub.constants.HF_HUB_DISABLE_XET`` (the
 ``HF_HUB_DISABLE_XET`` switch) so large files take the plain LFS path.
@@ -57,6 +59,7 @@ class FakeHub:
         self.lfs_objects: dict[str, bytes] = {}
         self.requests: list[tuple[str, str]] = []  # (method, endpoint kind), in order
         self.failures: dict[str, list[int]] = {}  # endpoint kind -> statuses to answer with next
+        self.failures_after: dict[str, list[int]] = {}  # endpoint kind -> statuses to answer after the work
         self.confirm_commits = True
         self._lock = threading.Lock()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -79,6 +82,10 @@ class FakeHub:
     def fail(self, kind: str, status: int = 500, times: int = 1) -> None:
         """Answer the next ``times`` calls of one endpoint kind (see ``calls``) with ``status``."""
         self.failures.setdefault(kind, []).extend([status] * times)
+
+    def fail_after(self, kind: str, status: int = 500, times: int = 1) -> None:
+        """Let the next ``times`` calls of one endpoint kind do their work, then answer ``status``."""
+        self.failures_after.setdefault(kind, []).extend([status] * times)
 
     def calls(self, kind: str) -> int:
         """How many requests of one kind arrived: whoami, create, info, branch, validate, preupload,
@@ -165,6 +172,10 @@ def _handler_for(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     self._check_token()
                 with hub._lock:
                     answer = getattr(self, "_" + kind.replace("-", "_"))(body, **params)
+                    queued = hub.failures_after.get(kind)
+                    status = queued.pop(0) if queued else None
+                if status is not None:
+                    raise _Answer(status, f"injected failure of {kind}, after it was done")
             except _Answer as error:
                 headers = {"X-Error-Code": error.code} if error.code else {}
                 self._send(error.status, {"error": error.message, **error.extra}, headers)

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 import yaml
@@ -16,6 +17,7 @@ from recipe_cli import hub
 from recipe_cli.cli import app
 from recipe_cli.config import validate_recipe
 from recipe_cli.errors import RecipeError
+from recipe_cli.generation import Generation
 from recipe_cli.hub import list_upload_files, plan_push, push_checkpoint, render_model_card
 from recipe_cli.runs import RunFolder
 from tests.conftest import REPO
@@ -34,13 +36,49 @@ TRAINING_STATE = {"optimizer.pt": b"adam", "scheduler.pt": b"s", "rng_state.pth"
 LOG_HISTORY = [{"step": s, "reward": s / 10, "rewards/accuracy/mean": s / 20, "loss": 0.1} for s in range(1, 21)]
 
 
-def summary(label: str, accuracy: float, **extra) -> dict:
-    return {"label": label, "dataset": "arithmetic", "split": "test", "n": 8, "accuracy": accuracy} | {
+def summary(recipe, label: str, accuracy: float, model, limit: int | None = None) -> dict:
+    """An eval summary in the shape ``evaluate_model`` writes, its sampled metrics scored by evaluate itself."""
+    from recipe_cli.evaluate import ANSWER_CHECKER, _add_samples
+
+    right, wrong = "<think>x</think><answer>12</answer>", "<think>x</think><answer>13</answer>"
+    records = [{"gold": "12"}, {"gold": "12"}]
+    drawn = Generation(
+        completions=[[right, right, wrong, wrong], [wrong] * 4], truncated=[[False] * 4] * 2, tokens=[[5] * 4] * 2
+    )
+    dataset = recipe.eval.dataset
+    return {
+        "label": label,
+        "model": str(model),
+        "lora": False,
+        "dataset": dataset.path or dataset.adapter,
+        "split": dataset.split,
+        "dataset_settings": dataset.model_dump(mode="json"),
+        "limit": limit,
+        "seed": recipe.seed,
+        "n": 8,
+        "answer_checker": ANSWER_CHECKER,
+        "accuracy": accuracy,
         "format_rate": 1.0,
         "truncation_rate": 0.0,
-        "model": f"runs/tiny/{label}",
-        **extra,
+        "mean_completion_tokens": 5.0,
+        "unscorable": 0,
+        "backend": "transformers",
+        "device": "cpu",
+        "dtype": "float32",
+        "decoding": {
+            "greedy": {"max_new_tokens": 16, "batch_size": 8},
+            "sampling": {"num_samples": 4, "temperature": 1.0, "top_p": 1.0, "top_k": None, "seed": recipe.seed},
+            "stop_token_ids": [0],
+        },
+        "sampled": _add_samples(records, drawn, [1, 2, 4]),
+        "prompt": recipe.prompt.model_dump(mode="json"),
     }
+
+
+def write_summary(recipe, label: str, accuracy: float, model, limit: int | None = None) -> None:
+    eval_dir = RunFolder(recipe).eval_dir
+    eval_dir.mkdir(exist_ok=True)
+    (eval_dir / f"{label}.json").write_text(json.dumps(summary(recipe, label, accuracy, model, limit)))
 
 
 def make_run(recipe_dict, **push) -> tuple:
@@ -62,9 +100,8 @@ def make_run(recipe_dict, **push) -> tuple:
     base = recipe_dict["model"].get("path") or str(run.stage_dir("base"))
     run.record_stage("sft", sft, lora=False, base=base, started_from=base)
     run.record_stage("grpo", grpo, lora=False, base=base, started_from=str(sft))
-    run.eval_dir.mkdir()
     for label, accuracy in (("grpo", 0.625), ("base", 0.0), ("sft", 0.5)):
-        (run.eval_dir / f"{label}.json").write_text(json.dumps(summary(label, accuracy, **{"pass@4": accuracy})))
+        write_summary(recipe, label, accuracy, base if label == "base" else run.stage_dir(label))
     return recipe, grpo
 
 
@@ -96,8 +133,13 @@ def test_model_card_of_a_tiny_run_is_honest(trained_run):
     assert "base_model" not in front and "None" not in card  # a tiny model built locally has no Hub base
     assert "no pretrained model: a tiny Llama-type model built from seed 7" in card
     table = [line for line in card.splitlines() if line.startswith("| ") and "arithmetic" in line]
-    assert [line.split("|")[1].strip() for line in table] == ["base", "sft", "grpo"]  # stage order
-    assert "| grpo | arithmetic | test | 8 | 0.625 | 1.000 | 0.000 | 0.625 |" in card  # pass@4 as a column
+    assert [line.split("|")[1].strip() for line in table] == ["base", "sft", "**grpo** (this checkpoint)"]
+    assert (
+        "| base | arithmetic | test | 8 | 0.000 | 1.000 | 0.000 | 0.250 | 0.417 | 0.500 | 0.500 | 0.500 | 0.500 |"
+        in card
+    )
+    assert "| model | dataset | split | n | accuracy | format | truncated | pass@1 | pass@2 | pass@4 | maj@1 |" in card
+    assert "| **grpo** (this checkpoint) | arithmetic | test | 8 | 0.625 |" in card
     assert "| 20 | 2.000 |" in card  # the GRPO reward curve, last logged step kept
     assert 'revision="grpo"' in card
     assert "name: tiny" in card and "closeness_to_length" in card  # the full recipe
@@ -117,6 +159,53 @@ def test_model_card_metadata_has_base_model_datasets_and_model_index(recipe_dict
     assert (result.dataset_type, result.dataset_name, result.dataset_split) == ("openai/gsm8k", "GSM8K", "test")
     assert (result.metric_type, result.metric_value) == ("accuracy", 0.625)
     assert "[Qwen/Qwen2.5-0.5B-Instruct](https://huggingface.co/Qwen/Qwen2.5-0.5B-Instruct)" in card.text
+
+
+def gsm8k_run(recipe_dict) -> tuple:
+    recipe_dict["model"] = {"path": "Qwen/Qwen2.5-0.5B-Instruct"}
+    recipe_dict["eval"] = {"dataset": {"path": "openai/gsm8k", "config": "main", "split": "test"}}
+    return make_run(recipe_dict)
+
+
+def model_index(recipe, checkpoint=None) -> list:
+    card = ModelCard(plan_push(recipe, checkpoint).card_path.read_text())
+    return card.data.eval_results or []
+
+
+def test_an_intermediate_checkpoint_does_not_publish_the_final_accuracy(recipe_dict):
+    recipe, grpo = gsm8k_run(recipe_dict)
+    assert [r.metric_value for r in model_index(recipe)] == [0.625]
+    assert model_index(recipe, grpo / "checkpoint-2") == []
+    card = plan_push(recipe, grpo / "checkpoint-2").card_path.read_text()
+    assert "| grpo | openai/gsm8k | test |" in card and "this checkpoint" not in card
+    assert "No row is an evaluation of this exact checkpoint" in card
+
+
+def test_an_eval_with_a_limit_is_not_published_and_is_marked(recipe_dict):
+    recipe, grpo = gsm8k_run(recipe_dict)
+    write_summary(recipe, "grpo", 0.9, grpo, limit=10)  # recipe eval --limit 10
+    assert model_index(recipe) == []
+    card = plan_push(recipe).card_path.read_text()
+    assert "| grpo (--limit 10) | openai/gsm8k | test | 8 | 0.900 |" in card
+    assert "first N problems only" in card
+
+
+def test_an_eval_of_another_folder_is_not_published(recipe_dict, tmp_path):
+    recipe, _ = gsm8k_run(recipe_dict)
+    write_summary(recipe, "grpo", 0.9, tmp_path / "elsewhere")
+    assert model_index(recipe) == []
+
+
+def test_the_model_index_dataset_is_what_the_summary_measured(recipe_dict):
+    recipe, grpo = make_run(recipe_dict)  # the recipe's eval set today: generated arithmetic problems
+    measured = recipe.model_copy(deep=True)
+    measured.eval.dataset = measured.eval.dataset.model_copy(
+        update={"path": "openai/gsm8k", "adapter": "gsm8k", "config": "main", "split": "test"}
+    )
+    write_summary(measured, "grpo", 0.375, grpo)
+    [result] = model_index(recipe)
+    assert (result.dataset_type, result.dataset_name, result.dataset_config) == ("openai/gsm8k", "GSM8K", "main")
+    assert (result.dataset_split, result.metric_value) == ("test", 0.375)
 
 
 def test_upload_leaves_out_training_state_checkpoints_and_the_old_readme(recipe_dict):
@@ -161,12 +250,20 @@ def test_push_with_an_invalid_repo_id_writes_nothing(recipe_dict, write_recipe, 
         ({"merge_lora": True}, "nothing to merge"),
         ({"repo_id": "no-slash"}, "is not a Hub repo id"),
         ({"push_checkpoints": True}, "no stage saves checkpoints"),
+        ({"license": "Apache 2.0"}, "'Apache 2.0' is not a Hub license id.*repositories-licenses"),
+        ({"license": "MIT"}, "is not a Hub license id"),
     ],
 )
 def test_push_settings_are_checked(recipe_dict, push, expected):
     recipe_dict["push"] = {"repo_id": REPO_ID, **push}
     with pytest.raises(RecipeError, match=expected):
         validate_recipe(recipe_dict)
+
+
+@pytest.mark.parametrize("license_id", ["apache-2.0", "cc-by-nc-4.0", "llama3.1", "bsd-3-clause", "other"])
+def test_hub_license_ids_are_accepted(recipe_dict, license_id):
+    recipe_dict["push"] = {"repo_id": REPO_ID, "license": license_id}
+    assert validate_recipe(recipe_dict).push.license == license_id
 
 
 def test_push_round_trip_the_hub_holds_the_checkpoint(recipe_dict, write_recipe, fake_hub):
@@ -197,6 +294,17 @@ def test_push_refuses_an_existing_revision_unless_told_to_overwrite(recipe_dict,
     assert pushed.commit_oid == fake_hub.commits(REPO_ID, "grpo")[-1].oid
 
 
+def test_a_new_branch_holds_exactly_the_checkpoint_not_what_main_held(recipe_dict, fake_hub):
+    recipe, grpo = make_run(recipe_dict)
+    earlier_lora = {"adapter_config.json": b"{}", "adapter_model.safetensors": b"lora", "model.safetensors": b"old"}
+    fake_hub.add_repo(REPO_ID, earlier_lora)  # main holds an earlier LoRA push; the new branch starts from it
+    push_checkpoint(recipe)
+    held = fake_hub.files(REPO_ID, "grpo")
+    assert set(held) - {".gitattributes"} == {f.path_in_repo for f in plan_push(recipe).files}
+    assert held["model.safetensors"] == (grpo / "model.safetensors").read_bytes()
+    assert set(earlier_lora) <= set(fake_hub.files(REPO_ID, "main"))  # main itself is untouched
+
+
 def test_an_intermediate_checkpoint_goes_to_its_step_branch(recipe_dict, fake_hub):
     recipe, grpo = make_run(recipe_dict)
     pushed = push_checkpoint(recipe, grpo / "checkpoint-2")
@@ -205,6 +313,15 @@ def test_an_intermediate_checkpoint_goes_to_its_step_branch(recipe_dict, fake_hu
     held = fake_hub.files(REPO_ID, "grpo-step-2")
     assert held["model.safetensors"] == (grpo / "checkpoint-2" / "model.safetensors").read_bytes()
     assert not set(TRAINING_STATE) & set(held)
+
+
+def test_an_intermediate_checkpoint_is_labelled_with_the_stage_folder_it_lives_in(recipe_dict, fake_hub):
+    recipe, grpo = make_run(recipe_dict, stage="sft")  # push.stage picks the finished stage pushed by default
+    assert plan_push(recipe, grpo / "checkpoint-2").stage == "grpo"
+    state = SimpleNamespace(is_world_process_zero=True, global_step=2)
+    hub.checkpoint_pusher(recipe).on_save(SimpleNamespace(output_dir=str(grpo)), state, control=None)
+    card = fake_hub.files(REPO_ID, "grpo-step-2")["README.md"].decode()
+    assert "**grpo** (step 2) checkpoint" in card and "sft**" not in card
 
 
 def test_a_failed_commit_is_retried_then_leaves_no_commit_and_a_clear_error(trained_run, fake_hub):
@@ -221,6 +338,15 @@ def test_a_transient_failure_is_retried_and_the_push_succeeds(trained_run, fake_
     pushed = push_checkpoint(trained_run)
     assert fake_hub.calls("commit") == 2 and fake_hub.calls("create") == 2
     assert fake_hub.commits(REPO_ID, "grpo")[-1].oid == pushed.commit_oid
+
+
+def test_a_commit_that_landed_before_a_5xx_is_confirmed_not_retried(trained_run, fake_hub):
+    fake_hub.fail_after("commit", status=500)  # the Hub applies the commit, then the answer is a 500
+    pushed = push_checkpoint(trained_run)
+    assert fake_hub.calls("commit") == 1
+    commits = fake_hub.commits(REPO_ID, "grpo")
+    assert len(commits) == 2 and pushed.commit_oid == commits[-1].oid  # the branch's start, then the push
+    assert REPO_ID in pushed.commit_url and pushed.commit_oid in pushed.commit_url
 
 
 def test_a_refused_large_file_upload_midway_leaves_no_commit(trained_run, fake_hub):
@@ -257,6 +383,30 @@ def test_push_to_an_unreachable_hub_is_retried_then_a_clear_error(trained_run, m
     monkeypatch.setattr(hub, "RETRY_DELAYS", (0.01,))
     with pytest.raises(RecipeError, match="after 2 attempts.*check your network"):
         push_checkpoint(trained_run)
+
+
+def test_offline_mode_ends_the_push_at_once_naming_hf_hub_offline(trained_run, fake_hub, monkeypatch, caplog):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    with pytest.raises(RecipeError, match="offline mode.*unset HF_HUB_OFFLINE") as raised:
+        push_checkpoint(trained_run)
+    assert "network" not in str(raised.value) and "trying again" not in caplog.text
+    assert fake_hub.requests == []
+
+
+def test_an_unreadable_local_file_ends_the_push_at_once_naming_it(trained_run, fake_hub, monkeypatch, caplog):
+    from huggingface_hub.lfs import UploadInfo
+
+    read = UploadInfo.from_path
+
+    def denied(path):  # what reading a file without permission raises (the tests run as root, so chmod cannot)
+        if path.endswith("model.safetensors"):
+            raise PermissionError(13, "Permission denied", path)
+        return read(path)
+
+    monkeypatch.setattr(UploadInfo, "from_path", staticmethod(denied))
+    with pytest.raises(RecipeError, match=r"cannot read '.*grpo/model.safetensors' to upload it \(Permission denied\)"):
+        push_checkpoint(trained_run)
+    assert "trying again" not in caplog.text and fake_hub.calls("commit") == 0
 
 
 def test_plan_push_without_a_trained_stage_says_what_to_run(recipe_dict):
