@@ -179,7 +179,12 @@ def _plan_starts(recipe: Recipe, stages: list[str], resume: bool, overwrite: boo
     from recipe_cli.runs import RunFolder
 
     run = RunFolder(recipe)
-    return {stage: run.plan_start(stage, resume=resume, overwrite=overwrite, force=force) for stage in stages}
+    starts = {}
+    for stage in stages:  # sft first: whether it trains again decides whether grpo's start is still current
+        starts[stage] = run.plan_start(
+            stage, resume=resume, overwrite=overwrite, force=force, sft_start=starts.get("sft")
+        )
+    return starts
 
 
 def _dry_run(recipe: Recipe, stages: list[str]) -> None:
@@ -197,7 +202,10 @@ def _train(recipe: Recipe, start) -> Path:
     run = RunFolder(recipe)
     if start.skip:
         output = Path(run.finished(stage)["path"])
-        console.print(f"[green]{stage} already finished[/] with these settings: checkpoint in {output}")
+        if start.forced:
+            console.print(f"[yellow]{stage} already finished[/] with other settings, kept by --force: {output}")
+        else:
+            console.print(f"[green]{stage} already finished[/] with these settings: checkpoint in {output}")
         return output
     _quiet_libraries()
     if stage == "sft":

@@ -100,6 +100,7 @@ class StageStart:
 
     stage: str
     skip: bool = False  # finished with the same settings and length; nothing to train
+    forced: bool = False  # skipped or resumed although its settings changed (--force)
     clear: bool = False  # the folder holds an earlier attempt to remove first
     checkpoint: Path | None = None  # resume from this complete checkpoint
 
@@ -152,12 +153,22 @@ class RunFolder:
         }
         if resumed_from is not None:
             entry["resumed_from"] = str(resumed_from)
+        if stage == "grpo" and self.recipe.sft is not None:  # which SFT model GRPO starts from
+            entry["sft"] = self._sft_identity(record)
         record["stages"][stage] = entry
         self._write(record)
 
     def _length(self, stage: str) -> dict[str, Any]:
         trainer = getattr(self.recipe, stage).trainer
         return {key: trainer[key] for key in LENGTH_KEYS if key in trainer}
+
+    @staticmethod
+    def _sft_identity(record: dict) -> dict[str, Any] | None:
+        """What tells one finished SFT model from another: its settings, its length and when it finished."""
+        entry = record["stages"].get("sft")
+        if not entry or entry.get("status") != "finished":
+            return None
+        return {key: entry.get(key) for key in ("settings_hash", "length", "finished_at")}
 
     def record_stage(self, stage: str, path: Path, *, lora: bool, base: str, started_from: str) -> None:
         record = self.read()
@@ -184,9 +195,13 @@ class RunFolder:
         folder = self.stage_dir(stage)
         return stage in self.read()["stages"] or (folder.is_dir() and any(folder.iterdir()))
 
-    def plan_start(self, stage: str, *, resume: bool, overwrite: bool, force: bool) -> StageStart:
+    def plan_start(
+        self, stage: str, *, resume: bool, overwrite: bool, force: bool, sft_start: StageStart | None = None
+    ) -> StageStart:
         """Decide how a stage starts, writing nothing; refuse to overwrite or to resume changed settings.
 
+        GRPO's settings include the SFT model it started from: a GRPO run is changed when the SFT
+        run finished since, or when ``sft_start`` (SFT's plan in the same command) trains SFT again.
         Extending a run (a larger ``max_steps`` or ``num_train_epochs``) is allowed: the run continues
         from its last checkpoint, but a decaying learning-rate schedule is recomputed for the new
         length, so the result differs from a run planned that long from the start.
@@ -208,10 +223,12 @@ class RunFolder:
                 "or --overwrite to delete it and start again"
             )
         entry = self.read()["stages"].get(stage, {})
-        self._check_settings(stage, entry, force)
+        forced = self._check_settings(stage, entry, force)
+        if stage == "grpo":
+            forced = self._check_sft_start(entry, force, sft_start) or forced
         extended = entry.get("length", {}) != self._length(stage)
         if finished and not extended:
-            return StageStart(stage, skip=True)
+            return StageStart(stage, skip=True, forced=forced)
         checkpoint = last_complete_checkpoint(folder)
         if checkpoint is None and finished:
             raise RecipeError(
@@ -230,9 +247,10 @@ class RunFolder:
                 self._length(stage),
                 checkpoint.name,
             )
-        return StageStart(stage, checkpoint=checkpoint)
+        return StageStart(stage, checkpoint=checkpoint, forced=forced)
 
-    def _check_settings(self, stage: str, entry: dict, force: bool) -> None:
+    def _check_settings(self, stage: str, entry: dict, force: bool) -> bool:
+        """Refuse to resume changed settings unless forced; return whether --force let a change through."""
         new = training_settings(self.recipe, stage)
         if "settings_hash" not in entry:
             if not force:
@@ -240,16 +258,39 @@ class RunFolder:
                     f"{self.stage_dir(stage)} has no record of the settings it was trained with, so resuming "
                     "cannot be checked; pass --force to resume anyway or --overwrite to start again"
                 )
-            return
+            return True
         if entry["settings_hash"] == settings_hash(new):
-            return
+            return False
         changes = changed_settings(entry.get("settings", {}), new)
         if force:
             log.warning("resuming %s with changed settings (--force): %s", stage, "; ".join(changes))
-            return
+            return True
         raise RecipeError(
             f"cannot resume {stage}: the recipe changed since it started ({'; '.join(changes) or 'settings hash'}); "
             "undo the change, pass --force to resume anyway, or --overwrite to start again"
+        )
+
+    def _check_sft_start(self, entry: dict, force: bool, sft_start: StageStart | None) -> bool:
+        """Refuse to resume GRPO from another SFT model than the one it started from, unless forced.
+
+        The settings hash cannot tell: SFT's length is not part of it (so SFT can be extended), and
+        SFT may have been trained again with the same settings. Return whether --force let it through.
+        """
+        started_from = entry.get("sft")
+        if self.recipe.sft is None or started_from is None:  # no SFT stage, or a record from before it was kept
+            return False
+        if sft_start is not None and not sft_start.skip:
+            why = "sft trains again first in this command"
+        elif started_from != self._sft_identity(self.read()):
+            why = "the sft run it started from changed since (trained further or again)"
+        else:
+            return False
+        if force:
+            log.warning("resuming grpo from another sft model (--force): %s", why)
+            return True
+        raise RecipeError(
+            f"cannot resume grpo: {why}, so grpo would continue from another model; train grpo again from the new "
+            f"sft model with `recipe grpo ... --overwrite`, or pass --force to keep it"
         )
 
     def base_model_path(self) -> str:

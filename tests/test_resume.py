@@ -190,10 +190,37 @@ def test_an_earlier_run_is_never_overwritten_silently(recipe_dict, write_recipe,
     assert {p: p.stat().st_mtime_ns for p in sft_dir.rglob("*")} == before  # nothing touched
 
     assert "sft already finished" in invoke("sft", path, "--resume", "--set", "sft.trainer.logging_steps=2")
-    assert "sft already finished" in invoke("sft", path, "--resume", "--force", "--set", "seed=8")
+    forced = invoke("sft", path, "--resume", "--force", "--set", "seed=8")
+    assert "sft already finished" in forced and "kept by --force" in forced
+    assert "with these settings" not in forced  # they are not: seed changed
     output = invoke("run", path, "--resume")  # sft is done: run goes on with grpo
     assert "sft already finished" in output and "grpo done" in output
     assert "sft done" in invoke("sft", path, "--overwrite")
+
+
+def test_grpo_is_not_resumed_from_another_sft_model(recipe_dict, write_recipe, tmp_path):
+    """SFT's length is not in the settings hash, so GRPO also records which finished SFT run it started from."""
+    del recipe_dict["eval"]
+    recipe_dict["sft"]["trainer"].update(save_strategy="steps", save_steps=2)
+    path = write_recipe(recipe_dict)
+    invoke("run", path)
+    record = json.loads((tmp_path / "runs" / "tiny" / "run.json").read_text())["stages"]
+    assert record["grpo"]["sft"]["finished_at"] == record["sft"]["finished_at"]
+
+    longer = ["--resume", "--set", "sft.trainer.max_steps=6"]
+    refused = runner.invoke(app, ["run", str(path), *longer])
+    assert refused.exit_code == 2 and "sft trains again first" in refused.stderr, refused.output
+    assert "sft done" not in refused.output  # refused before anything trained
+
+    assert "resuming checkpoint-4" in invoke("sft", path, *longer)
+    again = runner.invoke(app, ["grpo", str(path), "--resume"])
+    assert again.exit_code == 2 and "sft run it started from changed" in again.stderr and "--overwrite" in again.stderr
+    forced = invoke("grpo", path, "--resume", "--force")
+    assert "grpo already finished" in forced and "with these settings" not in forced
+    assert "grpo done" in invoke("grpo", path, "--overwrite")
+    output = invoke("run", path, *longer)
+    assert "sft already finished with these settings" in output
+    assert "grpo already finished with these settings" in output
 
 
 def test_settings_that_change_learning_change_the_hash(recipe_dict):
