@@ -94,6 +94,22 @@ def changed_settings(old: dict[str, Any], new: dict[str, Any], prefix: str = "")
     return out
 
 
+def is_shorter(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether a run length is shorter than another, where both count the same unit (steps, else epochs).
+
+    >>> is_shorter({"max_steps": 8}, {"max_steps": 4}), is_shorter({"max_steps": 8}, {"num_train_epochs": 1})
+    (True, False)
+    >>> is_shorter({"num_train_epochs": 2}, {"num_train_epochs": 1.5})
+    True
+    """
+    old_steps, new_steps = old.get("max_steps", -1), new.get("max_steps", -1)
+    if old_steps > 0 and new_steps > 0:
+        return new_steps < old_steps
+    if old_steps <= 0 and new_steps <= 0 and "num_train_epochs" in old and "num_train_epochs" in new:
+        return new["num_train_epochs"] < old["num_train_epochs"]
+    return False
+
+
 @dataclass(frozen=True)
 class StageStart:
     """How a training stage starts: from scratch (clearing its folder first), from a checkpoint, or not at all."""
@@ -239,6 +255,8 @@ class RunFolder:
             log.warning("%s holds no complete checkpoint to resume; %s starts again from step 0", folder, stage)
             return StageStart(stage, clear=True)
         if extended:
+            self._refuse_shorter(stage, entry.get("length", {}), checkpoint, finished)
+        if extended:
             log.warning(
                 "%s: %s changed from %s to %s; continuing from %s with the new length",
                 stage,
@@ -248,6 +266,26 @@ class RunFolder:
                 checkpoint.name,
             )
         return StageStart(stage, checkpoint=checkpoint, forced=forced)
+
+    def _refuse_shorter(self, stage: str, old: dict[str, Any], checkpoint: Path, finished: bool) -> None:
+        """Refuse a length the run already went past: resuming would train nothing and record the shorter one."""
+        new = self._length(stage)
+        state = json.loads((checkpoint / "trainer_state.json").read_text())
+        new_steps, new_epochs = new.get("max_steps", -1), new.get("num_train_epochs")
+        if new_steps > 0 and state["global_step"] > new_steps:
+            past = f"{checkpoint.name} is at step {state['global_step']}"
+        elif new_steps <= 0 and new_epochs is not None and state.get("epoch", 0) > new_epochs:
+            past = f"{checkpoint.name} is at epoch {state['epoch']:g}"
+        elif finished and is_shorter(old, new):
+            past = f"it finished with {old}"
+        else:
+            return
+        where = self.stage_dir(stage)
+        raise RecipeError(
+            f"cannot resume {stage} with {new}: {past}; pass --overwrite to train it that long from the start, "
+            f"or use an earlier checkpoint as it is (`recipe eval --model {where}/checkpoint-N`, "
+            f"`recipe push --checkpoint {where}/checkpoint-N`)"
+        )
 
     def _check_settings(self, stage: str, entry: dict, force: bool) -> bool:
         """Refuse to resume changed settings unless forced; return whether --force let a change through."""

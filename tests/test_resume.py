@@ -256,6 +256,11 @@ def test_a_finished_run_can_be_extended_from_its_last_checkpoint(recipe_dict, wr
     state = json.loads((tmp_path / "runs" / "tiny" / "sft" / "checkpoint-6" / "trainer_state.json").read_text())
     assert state["global_step"] == 6
 
+    # shorter than what was trained: resuming would train nothing and record a length the model does not have
+    shorter = runner.invoke(app, ["sft", str(path), "--resume", "--set", "sft.trainer.max_steps=4"])
+    assert shorter.exit_code == 2 and "checkpoint-6 is at step 6" in shorter.stderr, shorter.output
+    assert "--overwrite" in shorter.stderr and "--model" in shorter.stderr
+
 
 def test_the_newest_marked_checkpoint_is_resumed_by_step_number(tmp_path, caplog):
     from recipe_cli.checkpoints import last_complete_checkpoint, mark_complete
