@@ -53,13 +53,17 @@ def mark_complete(checkpoint: Path) -> None:
     os.replace(partial, checkpoint / MARKER)
 
 
-def completion_marker_callback():
-    """A TrainerCallback that marks each checkpoint complete once transformers has written all of it."""
+def completion_marker_callback(healthy=lambda: True):
+    """A TrainerCallback that marks each checkpoint complete once transformers has written all of it.
+
+    ``healthy()`` False (the weights went NaN/inf, seen by a callback called before this one) leaves
+    the checkpoint unmarked, so it is never resumed.
+    """
     from transformers import TrainerCallback
 
     class CompletionMarker(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
-            if state.is_world_process_zero:
+            if state.is_world_process_zero and healthy():
                 pause = float(os.environ.get(SAVE_PAUSE_ENV) or 0)
                 at_step = os.environ.get(SAVE_PAUSE_STEP_ENV)
                 if pause and (not at_step or int(at_step) == state.global_step):

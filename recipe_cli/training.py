@@ -113,11 +113,11 @@ def clear_stage_dir(path: Path) -> None:
 
 
 def run_trainer(trainer, run: RunFolder, start: StageStart, callbacks: list | None = None) -> None:
-    """Train from step 0 or from the start's checkpoint; stop cleanly on SIGTERM/SIGINT or a non-finite loss.
+    """Train from step 0 or from the start's checkpoint; stop cleanly on SIGTERM/SIGINT or non-finite values.
 
     Every checkpoint gets a completion marker once fully written. On a signal the current step
-    finishes, a checkpoint is saved and ``TrainingStopped`` says where; on a NaN/inf loss or
-    gradient nothing more is saved, so the last checkpoint is the last good one.
+    finishes, a checkpoint is saved and ``TrainingStopped`` says where; on a NaN/inf gradient norm,
+    loss or weight nothing more is saved, so the last checkpoint is the last good one.
     """
     from recipe_cli.checkpoints import completion_marker_callback, last_complete_checkpoint
     from recipe_cli.health import nonfinite_callback
@@ -125,8 +125,10 @@ def run_trainer(trainer, run: RunFolder, start: StageStart, callbacks: list | No
 
     flag = PreemptionFlag()
     nonfinite = nonfinite_callback()
-    # in this order: a preemption asks for a save first, so the weights are checked before any save
-    for callback in [preemption_callback(flag), nonfinite, completion_marker_callback(), *(callbacks or [])]:
+    # in this order: a preemption asks for a save first, so the weights are checked before any save and
+    # before the marker; later callbacks (e.g. pushing checkpoints) see only complete checkpoints
+    marker = completion_marker_callback(lambda: nonfinite.healthy)
+    for callback in [preemption_callback(flag), nonfinite, marker, *(callbacks or [])]:
         trainer.add_callback(callback)
     if start.checkpoint is not None:
         log.info("%s: resuming from %s", start.stage, start.checkpoint)
