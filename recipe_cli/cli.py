@@ -7,6 +7,7 @@ torch, transformers and TRL are imported inside the commands that train or gener
 from __future__ import annotations
 
 import logging
+import shlex
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -159,8 +160,19 @@ def _train_command(
         _dry_run(loaded, stages)
         return
     starts = _plan_starts(loaded, stages, resume, overwrite, force)
-    with _resume_hint(f"recipe {stages[0]} {path}"):
+    with _resume_hint(_command_line(stages[0], path, overrides)):
         _train(loaded, starts[stages[0]])
+
+
+def _command_line(command: str, path: Path, overrides: list[str] | None) -> str:
+    """The command as a shell would take it again, --set overrides included (they are part of the run).
+
+    >>> _command_line("run", Path("r.yaml"), ["sft.trainer.max_steps=10", "prompt.user=Solve: {question}"])
+    "recipe run r.yaml --set sft.trainer.max_steps=10 --set 'prompt.user=Solve: {question}'"
+    """
+    words = ["recipe", command, shlex.quote(str(path))]
+    words += [f"--set {shlex.quote(override)}" for override in overrides or []]
+    return " ".join(words)
 
 
 @contextmanager
@@ -530,7 +542,7 @@ def run(
                 base = prepare_base_model(loaded, run_folder)
             summaries.append(_evaluate(loaded, base, "base", None))
         for stage in loaded.training_stages:
-            with _resume_hint(f"recipe run {recipe}"):
+            with _resume_hint(_command_line("run", recipe, overrides)):
                 output = _train(loaded, starts[stage])
             if loaded.eval is not None:
                 summaries.append(_evaluate(loaded, str(output), stage, None))
