@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,9 @@ def clear_stage_dir(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def run_trainer(trainer, run: RunFolder, start: StageStart, callbacks: list | None = None) -> None:
+def run_trainer(
+    trainer, run: RunFolder, start: StageStart, finish: Callable[[], None], callbacks: list | None = None
+) -> None:
     """Train from step 0 or from the start's checkpoint; stop cleanly on SIGTERM/SIGINT or non-finite values.
 
     Every checkpoint gets a completion marker once fully written. On a signal the current step
@@ -149,6 +152,14 @@ def run_trainer(trainer, run: RunFolder, start: StageStart, callbacks: list | No
         raise TrainingStopped(
             f"{start.stage} stopped by {flag.name} after step {trainer.state.global_step} of "
             f"{trainer.state.max_steps}; checkpoint saved in {kept}",
+            exit_code=flag.exit_code,
+            resumable=True,
+        )
+    finish()
+    if flag.signum is not None:  # it arrived during the last step: the stage is done, the command stops here
+        raise TrainingStopped(
+            f"{start.stage} finished its last step ({trainer.state.global_step}) as {flag.name} arrived; "
+            f"saved in {output}",
             exit_code=flag.exit_code,
             resumable=True,
         )

@@ -158,6 +158,26 @@ def test_grpo_stopped_by_sigterm_resumes_with_the_same_steps(recipe_dict, write_
     assert all(torch.equal(resumed_weights[name], straight_weights[name]) for name in resumed_weights)
 
 
+@pytest.mark.slow
+def test_a_signal_in_the_last_step_stops_run_before_the_next_stage(recipe_dict, write_recipe, tmp_path):
+    """The stage finishes and is recorded; `run` stops there with the signal's code and a hint that keeps --set."""
+    del recipe_dict["eval"]
+    path = write_recipe(recipe_dict)
+    process = start_process("run", path, "--set", "sft.trainer.max_steps=1", env={STEP_PAUSE_ENV: "3"})
+    wait_for(lambda: (tmp_path / "runs" / "tiny" / "run.json").is_file(), process)
+    time.sleep(0.5)  # in step 1 of 1, or in the pause at its end
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert "finished its last step (1) as SIGTERM arrived" in err and "Traceback" not in err
+    assert f"recipe run {path} --set sft.trainer.max_steps=1 --resume" in err
+    stages = json.loads((tmp_path / "runs" / "tiny" / "run.json").read_text())["stages"]
+    assert stages["sft"]["status"] == "finished" and "grpo" not in stages
+
+    output = invoke("run", path, "--set", "sft.trainer.max_steps=1", "--resume")
+    assert "sft already finished with these settings" in output and "grpo done" in output
+
+
 def test_a_second_signal_exits_at_once(monkeypatch):
     """The first SIGTERM only sets the flag (the step finishes); the second ends the process without saving."""
     from recipe_cli import preemption
