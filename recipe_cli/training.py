@@ -29,6 +29,24 @@ def prepare_base_model(recipe: Recipe, run: RunFolder) -> str:
     return str(target)
 
 
+def check_training_data(recipe: Recipe, base: str) -> None:
+    """Load and filter every training stage's data as the stage will, so a data mistake stops before any work.
+
+    Reads the datasets and the tokenizer only (to drop prompts over ``max_prompt_tokens``), no
+    weights. GRPO's tokenizer is SFT's, which SFT saves unchanged from ``base``.
+    """
+    from recipe_cli.data import drop_long_prompts, load_examples, prompt_rows, sft_rows
+    from recipe_cli.models import load_tokenizer
+
+    tokenizer = load_tokenizer(base, recipe.model)
+    if recipe.sft is not None:
+        rows = sft_rows(load_examples(recipe.sft.dataset, recipe.seed), recipe)
+        drop_long_prompts(rows, tokenizer, recipe.sft.dataset.max_prompt_tokens, "sft.dataset")
+    if recipe.grpo is not None:
+        rows = prompt_rows(load_examples(recipe.grpo.dataset, recipe.seed), recipe.prompt)
+        drop_long_prompts(rows, tokenizer, recipe.grpo.dataset.max_prompt_tokens, "grpo.dataset")
+
+
 def build_recipe_tiny_model(recipe: Recipe, output_dir: Path) -> Path:
     """The recipe's ``model.tiny``, written to ``output_dir`` (same seed, same weights and tokenizer)."""
     from recipe_cli.tiny_model import build_tiny_model

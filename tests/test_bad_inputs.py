@@ -81,6 +81,18 @@ CASES = [
         lambda d, t: local_sft_data(d, jsonl(t, "q.jsonl", [{"problem": "1+1?", "answer": "2"}])),
         "has no column 'question'",
     ),
+    (
+        "run-sft-missing-column",  # checked before the base eval, which would write eval/base.json
+        "run",
+        lambda d, t: local_sft_data(d, jsonl(t, "q.jsonl", [{"problem": "1+1?", "answer": "2"}])),
+        "has no column 'question'",
+    ),
+    (
+        "run-every-grpo-prompt-filtered",  # checked before SFT trains
+        "run",
+        lambda d, t: set_in(d, "grpo.dataset.max_prompt_tokens", 1),
+        "grpo.dataset: every prompt is longer than max_prompt_tokens=1",
+    ),
     ("dataset-empty-file", "sft", lambda d, t: local_sft_data(d, jsonl(t, "empty.jsonl", [])), "is an empty file"),
     (
         "every-prompt-filtered",
@@ -158,3 +170,23 @@ def test_cli_argument_mistakes_are_one_line_too(recipe_dict, write_recipe, tmp_p
         assert result.exit_code == 2, result.output
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert not (tmp_path / "runs").exists()
+
+
+def test_a_mistake_after_training_started_keeps_the_run(recipe_dict):
+    """Only what a command wrote before any stage trained is removed; checkpoints are never deleted on an error."""
+    from recipe_cli.cli import _nothing_left_on_error
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.errors import RecipeError
+    from recipe_cli.runs import RunFolder
+
+    run = RunFolder(validate_recipe(recipe_dict))
+    runs_dir = run.root.parent
+    with pytest.raises(RecipeError), _nothing_left_on_error(run):
+        run.save_recipe()
+        raise RecipeError("a mistake before training")
+    assert not runs_dir.exists()
+    with pytest.raises(RecipeError), _nothing_left_on_error(run):
+        run.record_training("sft", None)
+        (run.stage_dir("sft") / "checkpoint-2").mkdir(parents=True)
+        raise RecipeError("a mistake after sft started")
+    assert (run.stage_dir("sft") / "checkpoint-2").is_dir() and run.record_path.is_file()
