@@ -142,7 +142,18 @@ class RunFolder:
     def read(self) -> dict:
         if not self.record_path.is_file():
             return {"stages": {}}
-        return json.loads(self.record_path.read_text())
+        try:
+            record = json.loads(self.record_path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            problem = f"is not valid JSON ({error})"
+        else:
+            if isinstance(record, dict) and isinstance(record.get("stages"), dict):
+                return record
+            problem = "has no `stages` mapping"
+        raise RecipeError(
+            f"{self.record_path} {problem}, so the run's stages cannot be told apart; delete it and train "
+            "again with --overwrite"
+        )
 
     def _write(self, record: dict) -> None:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ def prepare_base_model(recipe: Recipe, run: RunFolder) -> str:
         partial = target.with_name("base.partial")
         shutil.rmtree(partial, ignore_errors=True)
         build_recipe_tiny_model(recipe, partial)
+        shutil.rmtree(target, ignore_errors=True)  # an unfinished copy; rename cannot replace a folder with files
         partial.rename(target)
     return str(target)
 

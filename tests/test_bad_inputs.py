@@ -190,3 +190,30 @@ def test_a_mistake_after_training_started_keeps_the_run(recipe_dict):
         (run.stage_dir("sft") / "checkpoint-2").mkdir(parents=True)
         raise RecipeError("a mistake after sft started")
     assert (run.stage_dir("sft") / "checkpoint-2").is_dir() and run.record_path.is_file()
+
+
+@pytest.mark.parametrize("record", ["{not json", '{"name": "tiny"}', "[]"], ids=["not-json", "no-stages", "a-list"])
+def test_an_unreadable_run_record_is_one_line_exit_2(recipe_dict, write_recipe, tmp_path, record):
+    path = write_recipe(recipe_dict)
+    run_dir = tmp_path / "runs" / "tiny"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(record)
+    for command in (["sft", path, "--resume"], ["run", path, "--overwrite"], ["eval", path]):
+        result = runner.invoke(app, [str(a) for a in command])
+        assert result.exit_code == 2, result.output + repr(result.exception)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "run.json" in lines[0] and "--overwrite" in lines[0], result.stderr
+    assert sorted(p.name for p in run_dir.iterdir()) == ["run.json"]
+
+
+def test_a_base_model_folder_left_unfinished_is_built_again(recipe_dict, tmp_path):
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.runs import RunFolder
+    from recipe_cli.training import prepare_base_model
+
+    recipe = validate_recipe(recipe_dict)
+    base = RunFolder(recipe).stage_dir("base")
+    base.mkdir(parents=True)
+    (base / "tokenizer.json").write_text("cut off")  # a copy made without the rename, or by hand
+    assert prepare_base_model(recipe, RunFolder(recipe)) == str(base)
+    assert (base / "config.json").is_file() and not base.with_name("base.partial").exists()
