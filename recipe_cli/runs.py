@@ -237,6 +237,8 @@ class RunFolder:
 
         if resume and overwrite:
             raise RecipeError("--resume and --overwrite contradict each other; pass one of them")
+        if force and not resume:
+            raise RecipeError("--force only applies with --resume (it resumes a run whose settings changed)")
         folder = self.stage_dir(stage)
         if not self.holds_run(stage):
             return StageStart(stage)

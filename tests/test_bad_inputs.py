@@ -165,7 +165,13 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(
 
 def test_cli_argument_mistakes_are_one_line_too(recipe_dict, write_recipe, tmp_path):
     path = write_recipe(recipe_dict)
-    for args in (["sft", path, "--resume", "--overwrite"], ["sft", path, "--set", "no-equals-sign"]):
+    mistakes = (
+        ["sft", path, "--resume", "--overwrite"],
+        ["sft", path, "--set", "no-equals-sign"],
+        ["run", path, "--force"],  # would otherwise be ignored silently
+        ["grpo", path, "--overwrite", "--force"],
+    )
+    for args in mistakes:
         result = runner.invoke(app, [str(a) for a in args])
         assert result.exit_code == 2, result.output
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
