@@ -61,12 +61,15 @@ def completion_marker_callback(healthy=lambda: True):
     """
     from transformers import TrainerCallback
 
+    from recipe_cli.preemption import hook_number
+
+    pause = hook_number(SAVE_PAUSE_ENV)
+    at_step = hook_number(SAVE_PAUSE_STEP_ENV) if os.environ.get(SAVE_PAUSE_STEP_ENV) else None
+
     class CompletionMarker(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
             if state.is_world_process_zero and healthy():
-                pause = float(os.environ.get(SAVE_PAUSE_ENV) or 0)
-                at_step = os.environ.get(SAVE_PAUSE_STEP_ENV)
-                if pause and (not at_step or int(at_step) == state.global_step):
+                if pause and (at_step is None or at_step == state.global_step):
                     time.sleep(pause)
                 mark_complete(Path(args.output_dir) / f"checkpoint-{state.global_step}")
             return control

@@ -194,6 +194,19 @@ def test_a_second_signal_exits_at_once(monkeypatch):
     assert signal.getsignal(signal.SIGTERM) == before  # the handlers of the caller are back
 
 
+def test_a_malformed_test_hook_fails_before_training(monkeypatch):
+    from recipe_cli.checkpoints import completion_marker_callback
+    from recipe_cli.errors import RecipeError
+    from recipe_cli.preemption import PreemptionFlag, preemption_callback
+
+    monkeypatch.setenv(SAVE_PAUSE_STEP_ENV, "eight")
+    with pytest.raises(RecipeError, match=SAVE_PAUSE_STEP_ENV):
+        completion_marker_callback()
+    monkeypatch.setenv(STEP_PAUSE_ENV, "1s")
+    with pytest.raises(RecipeError, match=STEP_PAUSE_ENV):
+        preemption_callback(PreemptionFlag())
+
+
 def test_an_earlier_run_is_never_overwritten_silently(recipe_dict, write_recipe, tmp_path):
     del recipe_dict["eval"]
     path = write_recipe(recipe_dict)
