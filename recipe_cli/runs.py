@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from recipe_cli.checkpoints import fsync_path, last_complete_checkpoint
 from recipe_cli.config import Recipe
 from recipe_cli.errors import RecipeError
 
@@ -158,8 +159,12 @@ class RunFolder:
     def _write(self, record: dict) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         partial = self.record_path.with_suffix(".json.tmp")
-        partial.write_text(json.dumps(record, indent=2) + "\n")
+        with partial.open("w") as handle:
+            handle.write(json.dumps(record, indent=2) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())  # on disk before the rename, so a power loss leaves the old or the new record
         os.replace(partial, self.record_path)  # atomic: a crash never leaves half a record
+        fsync_path(self.root)  # the rename itself
 
     def save_recipe(self) -> None:
         """Keep the validated recipe (overrides applied) beside its results."""
@@ -233,8 +238,6 @@ class RunFolder:
         from its last checkpoint, but a decaying learning-rate schedule is recomputed for the new
         length, so the result differs from a run planned that long from the start.
         """
-        from recipe_cli.checkpoints import last_complete_checkpoint
-
         if resume and overwrite:
             raise RecipeError("--resume and --overwrite contradict each other; pass one of them")
         if force and not resume:

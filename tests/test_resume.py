@@ -295,6 +295,28 @@ def test_a_finished_run_can_be_extended_from_its_last_checkpoint(recipe_dict, wr
     assert "--overwrite" in shorter.stderr and "--model" in shorter.stderr
 
 
+def test_a_checkpoint_is_on_disk_before_its_marker(tmp_path, monkeypatch):
+    from recipe_cli import checkpoints
+
+    checkpoint = tmp_path / "checkpoint-3"
+    (checkpoint / "sub").mkdir(parents=True)
+    for name in ("model.safetensors", "optimizer.pt", "sub/rng.pth"):
+        (checkpoint / name).write_text(name)
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(descriptor):
+        synced.append((os.readlink(f"/proc/self/fd/{descriptor}"), (checkpoint / MARKER).exists()))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(checkpoints.os, "fsync", fsync)
+    checkpoints.mark_complete(checkpoint)
+    before_marker = {path for path, marked in synced if not marked}
+    assert {str(checkpoint / n) for n in ("model.safetensors", "optimizer.pt", "sub/rng.pth")} <= before_marker
+    assert {str(checkpoint), str(checkpoint / "sub")} <= before_marker
+    assert synced[-1] == (str(checkpoint), True)  # the marker's rename, after
+
+
 def test_the_newest_marked_checkpoint_is_resumed_by_step_number(tmp_path, caplog):
     from recipe_cli.checkpoints import last_complete_checkpoint, mark_complete
 
