@@ -148,7 +148,7 @@ def run_trainer(
     flag = PreemptionFlag()
     nonfinite = nonfinite_callback()
     # in this order: a preemption asks for a save first, so the weights are checked before any save and
-    # before the marker; later callbacks (e.g. pushing checkpoints) see only complete checkpoints
+    # before the marker; later callbacks (e.g. pushing checkpoints) run once the marker is written
     marker = completion_marker_callback(lambda: nonfinite.healthy)
     for callback in [preemption_callback(flag), nonfinite, marker, *(callbacks or [])]:
         trainer.add_callback(callback)
