@@ -72,13 +72,17 @@ def preemption_callback(flag: PreemptionFlag):
     pause = hook_number(STEP_PAUSE_ENV)
 
     class StopOnSignal(TrainerCallback):
+        def __init__(self):
+            self.announced = False
+
         def on_step_end(self, args, state, control, **kwargs):
             if pause:
                 time.sleep(pause)
             if flag.signum is not None:
-                if not control.should_training_stop:  # said once, outside the signal handler
+                if not self.announced:  # said here, once: the signal handler must not log
+                    self.announced = True
                     log.warning(
-                        "%s received: finishing step %d and saving a checkpoint (send it again to exit now)",
+                        "%s received: saving a checkpoint after step %d, then stopping (send it again to exit now)",
                         flag.name,
                         state.global_step,
                     )

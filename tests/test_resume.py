@@ -170,6 +170,7 @@ def test_a_signal_in_the_last_step_stops_run_before_the_next_stage(recipe_dict, 
     _, err = process.communicate(timeout=120)
     assert process.returncode == 143, err
     assert "finished its last step (1) as SIGTERM arrived" in err and "Traceback" not in err
+    assert "SIGTERM received: saving a checkpoint after step 1" in err  # said by the step, not the handler
     assert f"recipe run {path} --set sft.trainer.max_steps=1 --resume" in err
     stages = json.loads((tmp_path / "runs" / "tiny" / "run.json").read_text())["stages"]
     assert stages["sft"]["status"] == "finished" and "grpo" not in stages
