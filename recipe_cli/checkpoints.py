@@ -46,23 +46,53 @@ def last_complete_checkpoint(output_dir: Path) -> Path | None:
     return None
 
 
+def fsync_path(path: Path) -> None:
+    """Flush a file's or a folder's entries to disk (a folder's fsync makes its renames durable)."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
 def mark_complete(checkpoint: Path) -> None:
-    """Write the marker atomically, so the marker itself is never half-written."""
+    """Write the marker last and atomically, once the checkpoint's files are on disk.
+
+    Without the fsyncs a power loss could keep the marker (a small, late write) and lose parts of
+    the files it vouches for. Files are flushed once each, when marked; the cost is the writeback
+    the save would do anyway.
+    """
+    for path in sorted(checkpoint.rglob("*")):
+        if path.is_file():
+            fsync_path(path)
+    for folder in sorted({p.parent for p in checkpoint.rglob("*")} | {checkpoint}, reverse=True):
+        fsync_path(folder)
     partial = checkpoint / f"{MARKER}.tmp"
-    partial.write_text(time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")
+    with partial.open("w") as handle:
+        handle.write(time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
     os.replace(partial, checkpoint / MARKER)
+    fsync_path(checkpoint)
 
 
-def completion_marker_callback():
-    """A TrainerCallback that marks each checkpoint complete once transformers has written all of it."""
+def completion_marker_callback(healthy=lambda: True):
+    """A TrainerCallback that marks each checkpoint complete once transformers has written all of it.
+
+    ``healthy()`` False (the weights went NaN/inf, seen by a callback called before this one) leaves
+    the checkpoint unmarked, so it is never resumed.
+    """
     from transformers import TrainerCallback
+
+    from recipe_cli.preemption import hook_number
+
+    pause = hook_number(SAVE_PAUSE_ENV)
+    at_step = hook_number(SAVE_PAUSE_STEP_ENV) if os.environ.get(SAVE_PAUSE_STEP_ENV) else None
 
     class CompletionMarker(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
-            if state.is_world_process_zero:
-                pause = float(os.environ.get(SAVE_PAUSE_ENV) or 0)
-                at_step = os.environ.get(SAVE_PAUSE_STEP_ENV)
-                if pause and (not at_step or int(at_step) == state.global_step):
+            if state.is_world_process_zero and healthy():
+                if pause and (at_step is None or at_step == state.global_step):
                     time.sleep(pause)
                 mark_complete(Path(args.output_dir) / f"checkpoint-{state.global_step}")
             return control

@@ -7,6 +7,7 @@ torch, transformers and TRL are imported inside the commands that train or gener
 from __future__ import annotations
 
 import logging
+import shlex
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -81,15 +82,18 @@ def _guard(action: Callable[[], Any]) -> Any:
 
 
 @contextmanager
-def _nothing_left_on_error(folder: Path) -> Iterator[None]:
-    """Folders this command created for a run are removed again if the command stops on a user mistake."""
-    created = None
+def _nothing_left_on_error(run) -> Iterator[None]:
+    """Folders this command created for a run are removed again if it stops on a user mistake before training.
+
+    Once a stage started training (``run.json`` exists) its checkpoints are kept whatever happens next.
+    """
+    folder, created = run.root, None
     while not folder.exists():  # the outermost folder that does not exist yet, e.g. runs/ on a first run
         created, folder = folder, folder.parent
     try:
         yield
     except RecipeError:
-        if created is not None:
+        if created is not None and not run.record_path.exists():
             shutil.rmtree(created, ignore_errors=True)
         raise
 
@@ -159,8 +163,19 @@ def _train_command(
         _dry_run(loaded, stages)
         return
     starts = _plan_starts(loaded, stages, resume, overwrite, force)
-    with _resume_hint(f"recipe {stages[0]} {path}"):
+    with _resume_hint(_command_line(stages[0], path, overrides)):
         _train(loaded, starts[stages[0]])
+
+
+def _command_line(command: str, path: Path, overrides: list[str] | None) -> str:
+    """The command as a shell would take it again, --set overrides included (they are part of the run).
+
+    >>> _command_line("run", Path("r.yaml"), ["sft.trainer.max_steps=10", "prompt.user=Solve: {question}"])
+    "recipe run r.yaml --set sft.trainer.max_steps=10 --set 'prompt.user=Solve: {question}'"
+    """
+    words = ["recipe", command, shlex.quote(str(path))]
+    words += [f"--set {shlex.quote(override)}" for override in overrides or []]
+    return " ".join(words)
 
 
 @contextmanager
@@ -179,7 +194,12 @@ def _plan_starts(recipe: Recipe, stages: list[str], resume: bool, overwrite: boo
     from recipe_cli.runs import RunFolder
 
     run = RunFolder(recipe)
-    return {stage: run.plan_start(stage, resume=resume, overwrite=overwrite, force=force) for stage in stages}
+    starts = {}
+    for stage in stages:  # sft first: whether it trains again decides whether grpo's start is still current
+        starts[stage] = run.plan_start(
+            stage, resume=resume, overwrite=overwrite, force=force, sft_start=starts.get("sft")
+        )
+    return starts
 
 
 def _dry_run(recipe: Recipe, stages: list[str]) -> None:
@@ -197,7 +217,10 @@ def _train(recipe: Recipe, start) -> Path:
     run = RunFolder(recipe)
     if start.skip:
         output = Path(run.finished(stage)["path"])
-        console.print(f"[green]{stage} already finished[/] with these settings: checkpoint in {output}")
+        if start.forced:
+            console.print(f"[yellow]{stage} already finished[/] with other settings, kept by --force: {output}")
+        else:
+            console.print(f"[green]{stage} already finished[/] with these settings: checkpoint in {output}")
         return output
     _quiet_libraries()
     if stage == "sft":
@@ -213,7 +236,7 @@ def _train(recipe: Recipe, start) -> Path:
     started = time.perf_counter()
     resuming = f" (resuming {start.checkpoint.name})" if start.checkpoint else ""
     console.rule(f"[bold]{stage}[/] {recipe.name}{resuming}")
-    with _nothing_left_on_error(run.root):
+    with _nothing_left_on_error(run):
         run.save_recipe()
         output = run_stage(recipe, start, callbacks)
     console.print(f"[green]{stage} done[/] in {time.perf_counter() - started:.0f} s: checkpoint in {output}")
@@ -512,26 +535,34 @@ def run(
             require_token()  # before hours of training, not after
         _quiet_libraries()
         from recipe_cli.runs import RunFolder
-        from recipe_cli.training import prepare_base_model
 
         run_folder = RunFolder(loaded)
-        started = time.perf_counter()
-        summaries = []
-        if loaded.eval is not None:
-            with _nothing_left_on_error(run_folder.root):
-                base = prepare_base_model(loaded, run_folder)
-            summaries.append(_evaluate(loaded, base, "base", None))
-        for stage in loaded.training_stages:
-            with _resume_hint(f"recipe run {recipe}"):
-                output = _train(loaded, starts[stage])
-            if loaded.eval is not None:
-                summaries.append(_evaluate(loaded, str(output), stage, None))
-        if summaries:
-            print_eval_table(summaries)
-        if loaded.push is not None:
-            from recipe_cli.hub import push_checkpoint
-
-            print_pushed(push_checkpoint(loaded))
-        console.print(f"[bold green]run {loaded.name} finished[/] in {time.perf_counter() - started:.0f} s")
+        with _nothing_left_on_error(run_folder):
+            _run_stages(loaded, starts, _command_line("run", recipe, overrides))
 
     _guard(body)
+
+
+def _run_stages(recipe: Recipe, starts: dict, command: str) -> None:
+    """The body of ``recipe run``: every stage's data checked first, then eval base, train, eval, push."""
+    from recipe_cli.runs import RunFolder
+    from recipe_cli.training import check_training_data, prepare_base_model
+
+    started = time.perf_counter()
+    base = prepare_base_model(recipe, RunFolder(recipe))
+    check_training_data(recipe, base)  # a data mistake in a later stage stops the run before the base eval
+    summaries = []
+    if recipe.eval is not None:
+        summaries.append(_evaluate(recipe, base, "base", None))
+    for stage in recipe.training_stages:
+        with _resume_hint(command):
+            output = _train(recipe, starts[stage])
+        if recipe.eval is not None:
+            summaries.append(_evaluate(recipe, str(output), stage, None))
+    if summaries:
+        print_eval_table(summaries)
+    if recipe.push is not None:
+        from recipe_cli.hub import push_checkpoint
+
+        print_pushed(push_checkpoint(recipe))
+    console.print(f"[bold green]run {recipe.name} finished[/] in {time.perf_counter() - started:.0f} s")

@@ -88,12 +88,15 @@ def run_grpo(recipe: Recipe, start: StageStart | None = None, callbacks: list | 
     output.mkdir(parents=True, exist_ok=True)
     # after the completion marker: e.g. pushing checkpoints
     extra = [health_callback(recipe.grpo.health, output / "health.log"), *(callbacks or [])]
-    run_trainer(trainer, run, start, callbacks=extra)
-    save_final(trainer, output)
     lora = continues_adapter or peft_config is not None
-    run.record_stage(
-        "grpo", output, lora=lora, base=adapter_base(origin) if continues_adapter else base, started_from=origin
-    )
+
+    def finish():
+        save_final(trainer, output)
+        run.record_stage(
+            "grpo", output, lora=lora, base=adapter_base(origin) if continues_adapter else base, started_from=origin
+        )
+
+    run_trainer(trainer, run, start, finish, callbacks=extra)
     return output
 
 

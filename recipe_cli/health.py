@@ -1,4 +1,4 @@
-"""Training health: stop on a NaN/inf loss or gradient before it is saved; warn when GRPO stops learning.
+"""Training health: stop on a NaN/inf gradient, loss or weight before it is saved; warn when GRPO stops learning.
 
 GRPO learns only from differences between the completions of one prompt. When every completion
 of most groups gets the same reward (zero variance), when most completions hit the length limit,
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -28,10 +29,14 @@ def is_finite_number(value) -> bool:
 
 
 def nonfinite_callback():
-    """A TrainerCallback that stops training at the first NaN/inf loss, gradient norm or weight, saving nothing more.
+    """A TrainerCallback that stops training at the first NaN/inf gradient norm, loss or weight, saving nothing more.
 
-    The loss and gradient norm are checked when logged; the weights before every save, so a
-    checkpoint is never written from a diverged model even when logging is sparse.
+    The gradient norm and loss are checked when logged. The logged loss alone would miss it:
+    ``logging_nan_inf_filter`` (on by default) leaves NaN/inf losses out of the logged mean. The
+    weights are checked at the end of a step that saves (so no checkpoint is written) and again
+    once any checkpoint is written (``save_strategy: epoch`` or ``best`` decide to save only after
+    the step ended): ``healthy`` is then False and the completion marker is not written, so a
+    checkpoint of a diverged model is never complete. Such a checkpoint is deleted.
     """
     from transformers import TrainerCallback
 
@@ -53,9 +58,22 @@ def nonfinite_callback():
                     self._stop(control, f"{key} is {value} at step {state.global_step}")
             return control
 
+        @property
+        def healthy(self) -> bool:
+            return self.problem is None
+
         def on_step_end(self, args, state, control, model=None, **kwargs):
             if control.should_save and model is not None and not _weights_finite(model):
                 self._stop(control, f"the weights hold NaN/inf after step {state.global_step}")
+            return control
+
+        def on_save(self, args, state, control, model=None, **kwargs):
+            if model is not None and self.problem is None and not _weights_finite(model):
+                self._stop(control, f"the weights hold NaN/inf after step {state.global_step}")
+            if self.problem is not None and state.is_world_process_zero:
+                written = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                log.error("deleting %s: saved from non-finite weights", written)
+                shutil.rmtree(written, ignore_errors=True)
             return control
 
     return StopOnNonFinite()

@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 
 import yaml
 
-from recipe_cli.checkpoints import MARKER
+from recipe_cli.checkpoints import MARKER, is_complete
 from recipe_cli.config import HUB_ID, Recipe, is_local_path
 from recipe_cli.errors import RecipeError
 from recipe_cli.evaluate import read_summaries
@@ -546,6 +546,8 @@ def checkpoint_pusher(recipe: Recipe):
                 return
             stage_dir = Path(args.output_dir)
             folder = stage_dir / f"checkpoint-{state.global_step}"
+            if not is_complete(folder):  # saved from diverged weights: deleted, not marked (recipe_cli.health)
+                return
             try:
                 revision = default_revision(stage_dir.name, folder.name)
                 pushed = push_checkpoint(recipe, folder, revision=revision, stage=stage_dir.name)

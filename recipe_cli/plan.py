@@ -354,7 +354,7 @@ def _describe_grpo(recipe: Recipe, tokenizer, config, console: Console) -> tuple
     console.print(
         f"reference model: {'loaded (beta ' + format(beta, 'g') + ')' if beta else 'not loaded (beta 0: no KL term)'}"
     )
-    iterations = _setting("GRPOConfig", trainer, "num_iterations") or 1
+    iterations = _setting("GRPOConfig", trainer, "num_iterations")
     _describe_steps(console, kept * iterations, completions // generations, trainer, "GRPOConfig")
     misfits = []
     if limit is not None and kept < len(rows):
@@ -390,7 +390,7 @@ def checkpoint_risks(trainer: dict, stage: str) -> list[str]:
             "run restarts them and is not the run it continues"
         )
     cycle = generation_cycle(trainer) if stage == "grpo" else 1
-    save_steps = trainer.get("save_steps", 500)
+    save_steps = _setting("GRPOConfig" if stage == "grpo" else "SFTConfig", trainer, "save_steps")
     if cycle > 1 and isinstance(save_steps, int) and save_steps % cycle:
         risks.append(
             f"grpo.trainer.save_steps: {save_steps} is not a multiple of the {cycle} optimizer steps one generation "
@@ -408,12 +408,24 @@ def checkpoint_risks(trainer: dict, stage: str) -> list[str]:
 def generation_cycle(trainer: dict) -> int:
     """Optimizer steps that one GRPO generation serves (completions are reused between them).
 
+    Micro-batches per generation follow GRPOConfig: ``steps_per_generation``, else
+    ``generation_batch_size`` over the global batch, else ``gradient_accumulation_steps``.
+
     >>> generation_cycle({}), generation_cycle({"steps_per_generation": 4}), generation_cycle({"num_iterations": 2})
     (1, 4, 2)
+    >>> generation_cycle({"generation_batch_size": 32, "per_device_train_batch_size": 8})
+    4
     """
-    accumulation = trainer.get("gradient_accumulation_steps", 1)
-    per_generation = trainer.get("steps_per_generation") or accumulation
-    return max(per_generation * trainer.get("num_iterations", 1) // accumulation, 1)
+    import os
+
+    accumulation = _setting("GRPOConfig", trainer, "gradient_accumulation_steps")
+    per_generation = _setting("GRPOConfig", trainer, "steps_per_generation")
+    generation_batch = _setting("GRPOConfig", trainer, "generation_batch_size")
+    if per_generation is None and generation_batch is not None:
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        per_generation = generation_batch // (_setting("GRPOConfig", trainer, "per_device_train_batch_size") * world)
+    per_generation = per_generation or accumulation
+    return max(per_generation * _setting("GRPOConfig", trainer, "num_iterations") // accumulation, 1)
 
 
 def _after_filter(kept: int, limit: int | None) -> str:
@@ -438,16 +450,16 @@ def _batch(trainer: dict, class_name: str) -> int:
     """Examples (SFT) or completions (GRPO) per optimizer step on one process."""
     import os
 
-    per_device = _setting(class_name, trainer, "per_device_train_batch_size") or 8
-    accumulation = _setting(class_name, trainer, "gradient_accumulation_steps") or 1
+    per_device = _setting(class_name, trainer, "per_device_train_batch_size")
+    accumulation = _setting(class_name, trainer, "gradient_accumulation_steps")
     return per_device * accumulation * int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def _describe_steps(console: Console, items: int, per_step: int, trainer: dict, cls: str) -> None:
     """Steps per epoch (whole batches only) and the total the run will take."""
     per_epoch = items // per_step if per_step else 0
-    max_steps = _setting(cls, trainer, "max_steps") or -1
-    epochs = _setting(cls, trainer, "num_train_epochs") or 1
+    max_steps = _setting(cls, trainer, "max_steps")
+    epochs = _setting(cls, trainer, "num_train_epochs")
     total = max_steps if max_steps > 0 else int(per_epoch * epochs)
     how = "max_steps" if max_steps > 0 else f"{epochs:g} epochs"
     console.print(

@@ -13,6 +13,8 @@ import sys
 import time
 from contextlib import contextmanager
 
+from recipe_cli.errors import RecipeError
+
 log = logging.getLogger(__name__)
 
 SIGNALS = (signal.SIGTERM, signal.SIGINT)
@@ -47,16 +49,13 @@ def stop_on_signals(flag: PreemptionFlag):
         return
 
     def handle(signum, frame):
+        # no logging here: a handler may run while the logging lock is held (the step's callbacks say
+        # that the signal was seen); os._exit skips flushing, hence the direct write
         if flag.signum is not None:
-            # not logging: a handler may run while the logging lock is held, and os._exit skips flushing
             sys.stderr.write(f"\n{signal.Signals(signum).name} again: exiting now, without saving\n")
             sys.stderr.flush()
             os._exit(128 + signum)
         flag.signum = signum
-        log.warning(
-            "%s received: finishing the current step and saving a checkpoint (send it again to exit now)",
-            signal.Signals(signum).name,
-        )
 
     previous = {signum: signal.signal(signum, handle) for signum in SIGNALS}
     try:
@@ -70,14 +69,38 @@ def preemption_callback(flag: PreemptionFlag):
     """A TrainerCallback that saves and stops at the end of the step during which a signal arrived."""
     from transformers import TrainerCallback
 
+    pause = hook_number(STEP_PAUSE_ENV)
+
     class StopOnSignal(TrainerCallback):
+        def __init__(self):
+            self.announced = False
+
         def on_step_end(self, args, state, control, **kwargs):
-            pause = float(os.environ.get(STEP_PAUSE_ENV) or 0)
             if pause:
                 time.sleep(pause)
             if flag.signum is not None:
+                if not self.announced:  # said here, once: the signal handler must not log
+                    self.announced = True
+                    log.warning(
+                        "%s received: saving a checkpoint after step %d, then stopping (send it again to exit now)",
+                        flag.name,
+                        state.global_step,
+                    )
                 control.should_save = True
                 control.should_training_stop = True
             return control
 
     return StopOnSignal()
+
+
+def hook_number(name: str) -> float:
+    """A test hook's number from the environment (0 when unset), read once when its callback is built.
+
+    >>> hook_number("RECIPE_TEST_UNSET_FOR_DOCTEST")
+    0.0
+    """
+    value = os.environ.get(name) or "0"
+    try:
+        return float(value)
+    except ValueError:
+        raise RecipeError(f"{name}={value!r} is not a number; unset it (it is a test hook)") from None

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from recipe_cli.checkpoints import fsync_path, last_complete_checkpoint
 from recipe_cli.config import Recipe
 from recipe_cli.errors import RecipeError
 
@@ -94,12 +95,29 @@ def changed_settings(old: dict[str, Any], new: dict[str, Any], prefix: str = "")
     return out
 
 
+def is_shorter(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    """Whether a run length is shorter than another, where both count the same unit (steps, else epochs).
+
+    >>> is_shorter({"max_steps": 8}, {"max_steps": 4}), is_shorter({"max_steps": 8}, {"num_train_epochs": 1})
+    (True, False)
+    >>> is_shorter({"num_train_epochs": 2}, {"num_train_epochs": 1.5})
+    True
+    """
+    old_steps, new_steps = old.get("max_steps", -1), new.get("max_steps", -1)
+    if old_steps > 0 and new_steps > 0:
+        return new_steps < old_steps
+    if old_steps <= 0 and new_steps <= 0 and "num_train_epochs" in old and "num_train_epochs" in new:
+        return new["num_train_epochs"] < old["num_train_epochs"]
+    return False
+
+
 @dataclass(frozen=True)
 class StageStart:
     """How a training stage starts: from scratch (clearing its folder first), from a checkpoint, or not at all."""
 
     stage: str
     skip: bool = False  # finished with the same settings and length; nothing to train
+    forced: bool = False  # skipped or resumed although its settings changed (--force)
     clear: bool = False  # the folder holds an earlier attempt to remove first
     checkpoint: Path | None = None  # resume from this complete checkpoint
 
@@ -125,13 +143,28 @@ class RunFolder:
     def read(self) -> dict:
         if not self.record_path.is_file():
             return {"stages": {}}
-        return json.loads(self.record_path.read_text())
+        try:
+            record = json.loads(self.record_path.read_text())
+        except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            problem = f"is not valid JSON ({error})"
+        else:
+            if isinstance(record, dict) and isinstance(record.get("stages"), dict):
+                return record
+            problem = "has no `stages` mapping"
+        raise RecipeError(
+            f"{self.record_path} {problem}, so the run's stages cannot be told apart; delete it and train "
+            "again with --overwrite"
+        )
 
     def _write(self, record: dict) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         partial = self.record_path.with_suffix(".json.tmp")
-        partial.write_text(json.dumps(record, indent=2) + "\n")
+        with partial.open("w") as handle:
+            handle.write(json.dumps(record, indent=2) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())  # on disk before the rename, so a power loss leaves the old or the new record
         os.replace(partial, self.record_path)  # atomic: a crash never leaves half a record
+        fsync_path(self.root)  # the rename itself
 
     def save_recipe(self) -> None:
         """Keep the validated recipe (overrides applied) beside its results."""
@@ -152,12 +185,22 @@ class RunFolder:
         }
         if resumed_from is not None:
             entry["resumed_from"] = str(resumed_from)
+        if stage == "grpo" and self.recipe.sft is not None:  # which SFT model GRPO starts from
+            entry["sft"] = self._sft_identity(record)
         record["stages"][stage] = entry
         self._write(record)
 
     def _length(self, stage: str) -> dict[str, Any]:
         trainer = getattr(self.recipe, stage).trainer
         return {key: trainer[key] for key in LENGTH_KEYS if key in trainer}
+
+    @staticmethod
+    def _sft_identity(record: dict) -> dict[str, Any] | None:
+        """What tells one finished SFT model from another: its settings, its length and when it finished."""
+        entry = record["stages"].get("sft")
+        if not entry or entry.get("status") != "finished":
+            return None
+        return {key: entry.get(key) for key in ("settings_hash", "length", "finished_at")}
 
     def record_stage(self, stage: str, path: Path, *, lora: bool, base: str, started_from: str) -> None:
         record = self.read()
@@ -184,17 +227,21 @@ class RunFolder:
         folder = self.stage_dir(stage)
         return stage in self.read()["stages"] or (folder.is_dir() and any(folder.iterdir()))
 
-    def plan_start(self, stage: str, *, resume: bool, overwrite: bool, force: bool) -> StageStart:
+    def plan_start(
+        self, stage: str, *, resume: bool, overwrite: bool, force: bool, sft_start: StageStart | None = None
+    ) -> StageStart:
         """Decide how a stage starts, writing nothing; refuse to overwrite or to resume changed settings.
 
+        GRPO's settings include the SFT model it started from: a GRPO run is changed when the SFT
+        run finished since, or when ``sft_start`` (SFT's plan in the same command) trains SFT again.
         Extending a run (a larger ``max_steps`` or ``num_train_epochs``) is allowed: the run continues
         from its last checkpoint, but a decaying learning-rate schedule is recomputed for the new
         length, so the result differs from a run planned that long from the start.
         """
-        from recipe_cli.checkpoints import last_complete_checkpoint
-
         if resume and overwrite:
             raise RecipeError("--resume and --overwrite contradict each other; pass one of them")
+        if force and not resume:
+            raise RecipeError("--force only applies with --resume (it resumes a run whose settings changed)")
         folder = self.stage_dir(stage)
         if not self.holds_run(stage):
             return StageStart(stage)
@@ -208,10 +255,12 @@ class RunFolder:
                 "or --overwrite to delete it and start again"
             )
         entry = self.read()["stages"].get(stage, {})
-        self._check_settings(stage, entry, force)
+        forced = self._check_settings(stage, entry, force)
+        if stage == "grpo":
+            forced = self._check_sft_start(entry, force, sft_start) or forced
         extended = entry.get("length", {}) != self._length(stage)
         if finished and not extended:
-            return StageStart(stage, skip=True)
+            return StageStart(stage, skip=True, forced=forced)
         checkpoint = last_complete_checkpoint(folder)
         if checkpoint is None and finished:
             raise RecipeError(
@@ -222,6 +271,8 @@ class RunFolder:
             log.warning("%s holds no complete checkpoint to resume; %s starts again from step 0", folder, stage)
             return StageStart(stage, clear=True)
         if extended:
+            self._refuse_shorter(stage, entry.get("length", {}), checkpoint, finished)
+        if extended:
             log.warning(
                 "%s: %s changed from %s to %s; continuing from %s with the new length",
                 stage,
@@ -230,9 +281,30 @@ class RunFolder:
                 self._length(stage),
                 checkpoint.name,
             )
-        return StageStart(stage, checkpoint=checkpoint)
+        return StageStart(stage, checkpoint=checkpoint, forced=forced)
 
-    def _check_settings(self, stage: str, entry: dict, force: bool) -> None:
+    def _refuse_shorter(self, stage: str, old: dict[str, Any], checkpoint: Path, finished: bool) -> None:
+        """Refuse a length the run already went past: resuming would train nothing and record the shorter one."""
+        new = self._length(stage)
+        state = json.loads((checkpoint / "trainer_state.json").read_text())
+        new_steps, new_epochs = new.get("max_steps", -1), new.get("num_train_epochs")
+        if new_steps > 0 and state["global_step"] > new_steps:
+            past = f"{checkpoint.name} is at step {state['global_step']}"
+        elif new_steps <= 0 and new_epochs is not None and state.get("epoch", 0) > new_epochs:
+            past = f"{checkpoint.name} is at epoch {state['epoch']:g}"
+        elif finished and is_shorter(old, new):
+            past = f"it finished with {old}"
+        else:
+            return
+        where = self.stage_dir(stage)
+        raise RecipeError(
+            f"cannot resume {stage} with {new}: {past}; pass --overwrite to train it that long from the start, "
+            f"or use an earlier checkpoint as it is (`recipe eval --model {where}/checkpoint-N`, "
+            f"`recipe push --checkpoint {where}/checkpoint-N`)"
+        )
+
+    def _check_settings(self, stage: str, entry: dict, force: bool) -> bool:
+        """Refuse to resume changed settings unless forced; return whether --force let a change through."""
         new = training_settings(self.recipe, stage)
         if "settings_hash" not in entry:
             if not force:
@@ -240,16 +312,39 @@ class RunFolder:
                     f"{self.stage_dir(stage)} has no record of the settings it was trained with, so resuming "
                     "cannot be checked; pass --force to resume anyway or --overwrite to start again"
                 )
-            return
+            return True
         if entry["settings_hash"] == settings_hash(new):
-            return
+            return False
         changes = changed_settings(entry.get("settings", {}), new)
         if force:
             log.warning("resuming %s with changed settings (--force): %s", stage, "; ".join(changes))
-            return
+            return True
         raise RecipeError(
             f"cannot resume {stage}: the recipe changed since it started ({'; '.join(changes) or 'settings hash'}); "
             "undo the change, pass --force to resume anyway, or --overwrite to start again"
+        )
+
+    def _check_sft_start(self, entry: dict, force: bool, sft_start: StageStart | None) -> bool:
+        """Refuse to resume GRPO from another SFT model than the one it started from, unless forced.
+
+        The settings hash cannot tell: SFT's length is not part of it (so SFT can be extended), and
+        SFT may have been trained again with the same settings. Return whether --force let it through.
+        """
+        started_from = entry.get("sft")
+        if self.recipe.sft is None or started_from is None:  # no SFT stage, or a record from before it was kept
+            return False
+        if sft_start is not None and not sft_start.skip:
+            why = "sft trains again first in this command"
+        elif started_from != self._sft_identity(self.read()):
+            why = "the sft run it started from changed since (trained further or again)"
+        else:
+            return False
+        if force:
+            log.warning("resuming grpo from another sft model (--force): %s", why)
+            return True
+        raise RecipeError(
+            f"cannot resume grpo: {why}, so grpo would continue from another model; train grpo again from the new "
+            f"sft model with `recipe grpo ... --overwrite`, or pass --force to keep it"
         )
 
     def base_model_path(self) -> str:

@@ -46,9 +46,12 @@ def run_sft(recipe: Recipe, start: StageStart | None = None, callbacks: list | N
     )
     if start.checkpoint is not None:
         restore_token_count(trainer, start.checkpoint)
-    run_trainer(trainer, run, start, callbacks=callbacks)  # after the completion marker: e.g. pushing checkpoints
-    save_final(trainer, output)
-    run.record_stage("sft", output, lora=peft_config is not None, base=base, started_from=base)
+
+    def finish():
+        save_final(trainer, output)
+        run.record_stage("sft", output, lora=peft_config is not None, base=base, started_from=base)
+
+    run_trainer(trainer, run, start, finish, callbacks=callbacks)  # after the completion marker: e.g. pushing
     return output
 
 

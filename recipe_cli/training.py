@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,27 @@ def prepare_base_model(recipe: Recipe, run: RunFolder) -> str:
         partial = target.with_name("base.partial")
         shutil.rmtree(partial, ignore_errors=True)
         build_recipe_tiny_model(recipe, partial)
+        shutil.rmtree(target, ignore_errors=True)  # an unfinished copy; rename cannot replace a folder with files
         partial.rename(target)
     return str(target)
+
+
+def check_training_data(recipe: Recipe, base: str) -> None:
+    """Load and filter every training stage's data as the stage will, so a data mistake stops before any work.
+
+    Reads the datasets and the tokenizer only (to drop prompts over ``max_prompt_tokens``), no
+    weights. GRPO's tokenizer is SFT's, which SFT saves unchanged from ``base``.
+    """
+    from recipe_cli.data import drop_long_prompts, load_examples, prompt_rows, sft_rows
+    from recipe_cli.models import load_tokenizer
+
+    tokenizer = load_tokenizer(base, recipe.model)
+    if recipe.sft is not None:
+        rows = sft_rows(load_examples(recipe.sft.dataset, recipe.seed), recipe)
+        drop_long_prompts(rows, tokenizer, recipe.sft.dataset.max_prompt_tokens, "sft.dataset")
+    if recipe.grpo is not None:
+        rows = prompt_rows(load_examples(recipe.grpo.dataset, recipe.seed), recipe.prompt)
+        drop_long_prompts(rows, tokenizer, recipe.grpo.dataset.max_prompt_tokens, "grpo.dataset")
 
 
 def build_recipe_tiny_model(recipe: Recipe, output_dir: Path) -> Path:
@@ -112,12 +132,14 @@ def clear_stage_dir(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def run_trainer(trainer, run: RunFolder, start: StageStart, callbacks: list | None = None) -> None:
-    """Train from step 0 or from the start's checkpoint; stop cleanly on SIGTERM/SIGINT or a non-finite loss.
+def run_trainer(
+    trainer, run: RunFolder, start: StageStart, finish: Callable[[], None], callbacks: list | None = None
+) -> None:
+    """Train from step 0 or from the start's checkpoint; stop cleanly on SIGTERM/SIGINT or non-finite values.
 
     Every checkpoint gets a completion marker once fully written. On a signal the current step
-    finishes, a checkpoint is saved and ``TrainingStopped`` says where; on a NaN/inf loss or
-    gradient nothing more is saved, so the last checkpoint is the last good one.
+    finishes, a checkpoint is saved and ``TrainingStopped`` says where; on a NaN/inf gradient norm,
+    loss or weight nothing more is saved, so the last checkpoint is the last good one.
     """
     from recipe_cli.checkpoints import completion_marker_callback, last_complete_checkpoint
     from recipe_cli.health import nonfinite_callback
@@ -125,8 +147,10 @@ def run_trainer(trainer, run: RunFolder, start: StageStart, callbacks: list | No
 
     flag = PreemptionFlag()
     nonfinite = nonfinite_callback()
-    # in this order: a preemption asks for a save first, so the weights are checked before any save
-    for callback in [preemption_callback(flag), nonfinite, completion_marker_callback(), *(callbacks or [])]:
+    # in this order: a preemption asks for a save first, so the weights are checked before any save and
+    # before the marker; later callbacks (e.g. pushing checkpoints) run once the marker is written
+    marker = completion_marker_callback(lambda: nonfinite.healthy)
+    for callback in [preemption_callback(flag), nonfinite, marker, *(callbacks or [])]:
         trainer.add_callback(callback)
     if start.checkpoint is not None:
         log.info("%s: resuming from %s", start.stage, start.checkpoint)
@@ -147,6 +171,14 @@ def run_trainer(trainer, run: RunFolder, start: StageStart, callbacks: list | No
         raise TrainingStopped(
             f"{start.stage} stopped by {flag.name} after step {trainer.state.global_step} of "
             f"{trainer.state.max_steps}; checkpoint saved in {kept}",
+            exit_code=flag.exit_code,
+            resumable=True,
+        )
+    finish()
+    if flag.signum is not None:  # it arrived during the last step: the stage is done, the command stops here
+        raise TrainingStopped(
+            f"{start.stage} finished its last step ({trainer.state.global_step}) as {flag.name} arrived; "
+            f"saved in {output}",
             exit_code=flag.exit_code,
             resumable=True,
         )

@@ -81,6 +81,18 @@ CASES = [
         lambda d, t: local_sft_data(d, jsonl(t, "q.jsonl", [{"problem": "1+1?", "answer": "2"}])),
         "has no column 'question'",
     ),
+    (
+        "run-sft-missing-column",  # checked before the base eval, which would write eval/base.json
+        "run",
+        lambda d, t: local_sft_data(d, jsonl(t, "q.jsonl", [{"problem": "1+1?", "answer": "2"}])),
+        "has no column 'question'",
+    ),
+    (
+        "run-every-grpo-prompt-filtered",  # checked before SFT trains
+        "run",
+        lambda d, t: set_in(d, "grpo.dataset.max_prompt_tokens", 1),
+        "grpo.dataset: every prompt is longer than max_prompt_tokens=1",
+    ),
     ("dataset-empty-file", "sft", lambda d, t: local_sft_data(d, jsonl(t, "empty.jsonl", [])), "is an empty file"),
     (
         "every-prompt-filtered",
@@ -153,8 +165,61 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(
 
 def test_cli_argument_mistakes_are_one_line_too(recipe_dict, write_recipe, tmp_path):
     path = write_recipe(recipe_dict)
-    for args in (["sft", path, "--resume", "--overwrite"], ["sft", path, "--set", "no-equals-sign"]):
+    mistakes = (
+        ["sft", path, "--resume", "--overwrite"],
+        ["sft", path, "--set", "no-equals-sign"],
+        ["run", path, "--force"],  # would otherwise be ignored silently
+        ["grpo", path, "--overwrite", "--force"],
+    )
+    for args in mistakes:
         result = runner.invoke(app, [str(a) for a in args])
         assert result.exit_code == 2, result.output
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
         assert not (tmp_path / "runs").exists()
+
+
+def test_a_mistake_after_training_started_keeps_the_run(recipe_dict):
+    """Only what a command wrote before any stage trained is removed; checkpoints are never deleted on an error."""
+    from recipe_cli.cli import _nothing_left_on_error
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.errors import RecipeError
+    from recipe_cli.runs import RunFolder
+
+    run = RunFolder(validate_recipe(recipe_dict))
+    runs_dir = run.root.parent
+    with pytest.raises(RecipeError), _nothing_left_on_error(run):
+        run.save_recipe()
+        raise RecipeError("a mistake before training")
+    assert not runs_dir.exists()
+    with pytest.raises(RecipeError), _nothing_left_on_error(run):
+        run.record_training("sft", None)
+        (run.stage_dir("sft") / "checkpoint-2").mkdir(parents=True)
+        raise RecipeError("a mistake after sft started")
+    assert (run.stage_dir("sft") / "checkpoint-2").is_dir() and run.record_path.is_file()
+
+
+@pytest.mark.parametrize("record", ["{not json", '{"name": "tiny"}', "[]"], ids=["not-json", "no-stages", "a-list"])
+def test_an_unreadable_run_record_is_one_line_exit_2(recipe_dict, write_recipe, tmp_path, record):
+    path = write_recipe(recipe_dict)
+    run_dir = tmp_path / "runs" / "tiny"
+    run_dir.mkdir(parents=True)
+    (run_dir / "run.json").write_text(record)
+    for command in (["sft", path, "--resume"], ["run", path, "--overwrite"], ["eval", path]):
+        result = runner.invoke(app, [str(a) for a in command])
+        assert result.exit_code == 2, result.output + repr(result.exception)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "run.json" in lines[0] and "--overwrite" in lines[0], result.stderr
+    assert sorted(p.name for p in run_dir.iterdir()) == ["run.json"]
+
+
+def test_a_base_model_folder_left_unfinished_is_built_again(recipe_dict, tmp_path):
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.runs import RunFolder
+    from recipe_cli.training import prepare_base_model
+
+    recipe = validate_recipe(recipe_dict)
+    base = RunFolder(recipe).stage_dir("base")
+    base.mkdir(parents=True)
+    (base / "tokenizer.json").write_text("cut off")  # a copy made without the rename, or by hand
+    assert prepare_base_model(recipe, RunFolder(recipe)) == str(base)
+    assert (base / "config.json").is_file() and not base.with_name("base.partial").exists()

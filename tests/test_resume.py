@@ -158,6 +158,27 @@ def test_grpo_stopped_by_sigterm_resumes_with_the_same_steps(recipe_dict, write_
     assert all(torch.equal(resumed_weights[name], straight_weights[name]) for name in resumed_weights)
 
 
+@pytest.mark.slow
+def test_a_signal_in_the_last_step_stops_run_before_the_next_stage(recipe_dict, write_recipe, tmp_path):
+    """The stage finishes and is recorded; `run` stops there with the signal's code and a hint that keeps --set."""
+    del recipe_dict["eval"]
+    path = write_recipe(recipe_dict)
+    process = start_process("run", path, "--set", "sft.trainer.max_steps=1", env={STEP_PAUSE_ENV: "3"})
+    wait_for(lambda: (tmp_path / "runs" / "tiny" / "run.json").is_file(), process)
+    time.sleep(0.5)  # in step 1 of 1, or in the pause at its end
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 143, err
+    assert "finished its last step (1) as SIGTERM arrived" in err and "Traceback" not in err
+    assert "SIGTERM received: saving a checkpoint after step 1" in err  # said by the step, not the handler
+    assert f"recipe run {path} --set sft.trainer.max_steps=1 --resume" in err
+    stages = json.loads((tmp_path / "runs" / "tiny" / "run.json").read_text())["stages"]
+    assert stages["sft"]["status"] == "finished" and "grpo" not in stages
+
+    output = invoke("run", path, "--set", "sft.trainer.max_steps=1", "--resume")
+    assert "sft already finished with these settings" in output and "grpo done" in output
+
+
 def test_a_second_signal_exits_at_once(monkeypatch):
     """The first SIGTERM only sets the flag (the step finishes); the second ends the process without saving."""
     from recipe_cli import preemption
@@ -172,6 +193,19 @@ def test_a_second_signal_exits_at_once(monkeypatch):
         os.kill(os.getpid(), signal.SIGTERM)
         assert exits == [143]
     assert signal.getsignal(signal.SIGTERM) == before  # the handlers of the caller are back
+
+
+def test_a_malformed_test_hook_fails_before_training(monkeypatch):
+    from recipe_cli.checkpoints import completion_marker_callback
+    from recipe_cli.errors import RecipeError
+    from recipe_cli.preemption import PreemptionFlag, preemption_callback
+
+    monkeypatch.setenv(SAVE_PAUSE_STEP_ENV, "eight")
+    with pytest.raises(RecipeError, match=SAVE_PAUSE_STEP_ENV):
+        completion_marker_callback()
+    monkeypatch.setenv(STEP_PAUSE_ENV, "1s")
+    with pytest.raises(RecipeError, match=STEP_PAUSE_ENV):
+        preemption_callback(PreemptionFlag())
 
 
 def test_an_earlier_run_is_never_overwritten_silently(recipe_dict, write_recipe, tmp_path):
@@ -190,10 +224,37 @@ def test_an_earlier_run_is_never_overwritten_silently(recipe_dict, write_recipe,
     assert {p: p.stat().st_mtime_ns for p in sft_dir.rglob("*")} == before  # nothing touched
 
     assert "sft already finished" in invoke("sft", path, "--resume", "--set", "sft.trainer.logging_steps=2")
-    assert "sft already finished" in invoke("sft", path, "--resume", "--force", "--set", "seed=8")
+    forced = invoke("sft", path, "--resume", "--force", "--set", "seed=8")
+    assert "sft already finished" in forced and "kept by --force" in forced
+    assert "with these settings" not in forced  # they are not: seed changed
     output = invoke("run", path, "--resume")  # sft is done: run goes on with grpo
     assert "sft already finished" in output and "grpo done" in output
     assert "sft done" in invoke("sft", path, "--overwrite")
+
+
+def test_grpo_is_not_resumed_from_another_sft_model(recipe_dict, write_recipe, tmp_path):
+    """SFT's length is not in the settings hash, so GRPO also records which finished SFT run it started from."""
+    del recipe_dict["eval"]
+    recipe_dict["sft"]["trainer"].update(save_strategy="steps", save_steps=2)
+    path = write_recipe(recipe_dict)
+    invoke("run", path)
+    record = json.loads((tmp_path / "runs" / "tiny" / "run.json").read_text())["stages"]
+    assert record["grpo"]["sft"]["finished_at"] == record["sft"]["finished_at"]
+
+    longer = ["--resume", "--set", "sft.trainer.max_steps=6"]
+    refused = runner.invoke(app, ["run", str(path), *longer])
+    assert refused.exit_code == 2 and "sft trains again first" in refused.stderr, refused.output
+    assert "sft done" not in refused.output  # refused before anything trained
+
+    assert "resuming checkpoint-4" in invoke("sft", path, *longer)
+    again = runner.invoke(app, ["grpo", str(path), "--resume"])
+    assert again.exit_code == 2 and "sft run it started from changed" in again.stderr and "--overwrite" in again.stderr
+    forced = invoke("grpo", path, "--resume", "--force")
+    assert "grpo already finished" in forced and "with these settings" not in forced
+    assert "grpo done" in invoke("grpo", path, "--overwrite")
+    output = invoke("run", path, *longer)
+    assert "sft already finished with these settings" in output
+    assert "grpo already finished with these settings" in output
 
 
 def test_settings_that_change_learning_change_the_hash(recipe_dict):
@@ -228,6 +289,33 @@ def test_a_finished_run_can_be_extended_from_its_last_checkpoint(recipe_dict, wr
     assert "resuming checkpoint-4" in output
     state = json.loads((tmp_path / "runs" / "tiny" / "sft" / "checkpoint-6" / "trainer_state.json").read_text())
     assert state["global_step"] == 6
+
+    # shorter than what was trained: resuming would train nothing and record a length the model does not have
+    shorter = runner.invoke(app, ["sft", str(path), "--resume", "--set", "sft.trainer.max_steps=4"])
+    assert shorter.exit_code == 2 and "checkpoint-6 is at step 6" in shorter.stderr, shorter.output
+    assert "--overwrite" in shorter.stderr and "--model" in shorter.stderr
+
+
+def test_a_checkpoint_is_on_disk_before_its_marker(tmp_path, monkeypatch):
+    from recipe_cli import checkpoints
+
+    checkpoint = tmp_path / "checkpoint-3"
+    (checkpoint / "sub").mkdir(parents=True)
+    for name in ("model.safetensors", "optimizer.pt", "sub/rng.pth"):
+        (checkpoint / name).write_text(name)
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(descriptor):
+        synced.append((os.readlink(f"/proc/self/fd/{descriptor}"), (checkpoint / MARKER).exists()))
+        real_fsync(descriptor)
+
+    monkeypatch.setattr(checkpoints.os, "fsync", fsync)
+    checkpoints.mark_complete(checkpoint)
+    before_marker = {path for path, marked in synced if not marked}
+    assert {str(checkpoint / n) for n in ("model.safetensors", "optimizer.pt", "sub/rng.pth")} <= before_marker
+    assert {str(checkpoint), str(checkpoint / "sub")} <= before_marker
+    assert synced[-1] == (str(checkpoint), True)  # the marker's rename, after
 
 
 def test_the_newest_marked_checkpoint_is_resumed_by_step_number(tmp_path, caplog):
