@@ -14,6 +14,7 @@ from huggingface_hub import ModelCard
 from typer.testing import CliRunner
 
 from recipe_cli import hub
+from recipe_cli.checkpoints import mark_complete
 from recipe_cli.cli import app
 from recipe_cli.config import validate_recipe
 from recipe_cli.errors import RecipeError
@@ -94,6 +95,7 @@ def make_run(recipe_dict, **push) -> tuple:
     (grpo / "checkpoint-2").mkdir()
     for name, data in {**CHECKPOINT_FILES, **TRAINING_STATE}.items():
         (grpo / "checkpoint-2" / name).write_bytes(data)
+    mark_complete(grpo / "checkpoint-2")  # as training marks a fully saved checkpoint
     sft = run.stage_dir("sft")
     sft.mkdir(parents=True)
     (sft / "config.json").write_text("{}")
