@@ -2,7 +2,8 @@
 
 One checker serves the ``accuracy`` reward and ``recipe eval``, so the number a run reports is
 the number it trained on. Plain numbers (GSM8K golds) are compared exactly as fractions and
-never touch sympy; LaTeX answers go through math-verify.
+never touch sympy; LaTeX answers go through math-verify in a worker process, each comparison
+bounded in time (``python -m recipe_cli.answers --serve`` is that worker).
 """
 
 from __future__ import annotations
