@@ -183,32 +183,19 @@ def _available_offline(path: str, revision: str | None) -> bool:
 
 def _sample(model, tokenizer, recipe: Recipe, rows: list[dict], samples: int, budget: int) -> list[list[str]]:
     """``samples`` sampled completions per row at GRPO's temperature: one list per sample index."""
-    import torch
+    from recipe_cli.generation import Decoding, generate_completions
 
     temperature = float(recipe.grpo.trainer.get("temperature", 1.0))
     log.info("sampling %d completions per prompt for %d prompts, up to %d tokens each", samples, len(rows), budget)
-    tokenizer.padding_side = "left"
     prompts = [
         tokenizer.apply_chat_template(
             build_messages(row["question"], recipe.prompt), tokenize=False, add_generation_prompt=True
         )
         for row in rows
     ]
-    encoded = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
-    torch.manual_seed(recipe.seed)
-    with torch.inference_mode():
-        output = model.generate(
-            **encoded,
-            do_sample=True,
-            temperature=temperature,
-            top_p=1.0,
-            top_k=None,
-            max_new_tokens=budget,
-            num_return_sequences=samples,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    texts = tokenizer.batch_decode(output[:, encoded["input_ids"].shape[1] :], skip_special_tokens=True)
-    return [[texts[row * samples + index] for row in range(len(rows))] for index in range(samples)]
+    decoding = Decoding(budget, num_samples=samples, temperature=temperature, top_p=1.0, seed=recipe.seed)
+    generated = generate_completions(model, tokenizer, prompts, decoding, batch_size=len(prompts) * samples)
+    return [[generated.completions[row][index] for row in range(len(rows))] for index in range(samples)]
 
 
 def _score(recipe: Recipe, rows: list[dict], completions: dict, kinds: list[str], tokenizer, run_values: dict):
