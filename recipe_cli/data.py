@@ -227,6 +227,18 @@ def count_prompt_tokens(tokenizer, messages: list[dict], *, generation_prompt: b
     return len(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
 
 
+def sft_examples(recipe: Recipe, tokenizer) -> list[dict]:
+    """The SFT stage's rows as trained on: loaded, rendered, prompts over ``max_prompt_tokens`` dropped."""
+    rows = sft_rows(load_examples(recipe.sft.dataset, recipe.seed), recipe)
+    return drop_long_prompts(rows, tokenizer, recipe.sft.dataset.max_prompt_tokens, "sft.dataset")
+
+
+def grpo_prompts(recipe: Recipe, tokenizer) -> list[dict]:
+    """The GRPO stage's prompts (gold in ``answer``), prompts over ``max_prompt_tokens`` dropped."""
+    rows = prompt_rows(load_examples(recipe.grpo.dataset, recipe.seed), recipe.prompt)
+    return drop_long_prompts(rows, tokenizer, recipe.grpo.dataset.max_prompt_tokens, "grpo.dataset")
+
+
 def drop_long_prompts(rows: list[dict], tokenizer, max_tokens: int | None, where: str) -> list[dict]:
     """Rows whose rendered prompt fits ``max_tokens`` (GRPO never truncates prompts itself)."""
     if max_tokens is None:

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from recipe_cli.config import Recipe, grpo_max_completion_length
-from recipe_cli.data import drop_long_prompts, load_examples, prompt_rows
+from recipe_cli.data import grpo_prompts
 from recipe_cli.health import health_callback
 from recipe_cli.models import (
     adapter_base,
@@ -56,13 +56,10 @@ def run_grpo(recipe: Recipe, start: StageStart | None = None, callbacks: list | 
 
     run = RunFolder(recipe)
     start = start or run.plan_start("grpo", resume=False, overwrite=False, force=False)
-    rows = load_examples(recipe.grpo.dataset, recipe.seed)
     origin = run.start_of("grpo")
     base = prepare_base_model(recipe, run)
     tokenizer = load_tokenizer(origin, recipe.model)
-    prompts = drop_long_prompts(
-        prompt_rows(rows, recipe.prompt), tokenizer, recipe.grpo.dataset.max_prompt_tokens, "grpo.dataset"
-    )
+    prompts = grpo_prompts(recipe, tokenizer)
     rewards = reward_functions(recipe, tokenizer)
     weights = [reward.weight for reward in recipe.grpo.rewards]
     config = trainer_config(GRPOConfig, recipe, "grpo", extra={"reward_weights": weights})

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from recipe_cli.config import Recipe
-from recipe_cli.data import drop_long_prompts, load_examples, sft_rows
+from recipe_cli.data import sft_examples
 from recipe_cli.models import load_causal_lm, load_tokenizer, lora_config
 from recipe_cli.runs import RunFolder, StageStart
 from recipe_cli.training import clear_stage_dir, prepare_base_model, run_trainer, save_final, trainer_config
@@ -27,10 +27,9 @@ def run_sft(recipe: Recipe, start: StageStart | None = None, callbacks: list | N
 
     run = RunFolder(recipe)
     start = start or run.plan_start("sft", resume=False, overwrite=False, force=False)
-    rows = load_examples(recipe.sft.dataset, recipe.seed)
     base = prepare_base_model(recipe, run)
     tokenizer = load_tokenizer(base, recipe.model)
-    examples = drop_long_prompts(sft_rows(rows, recipe), tokenizer, recipe.sft.dataset.max_prompt_tokens, "sft.dataset")
+    examples = sft_examples(recipe, tokenizer)
     config = trainer_config(SFTConfig, recipe, "sft")
     output = Path(config.output_dir)  # runs/<name>/<stage>, as recipe_settings set it
     if start.clear:

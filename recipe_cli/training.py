@@ -36,16 +36,14 @@ def check_training_data(recipe: Recipe, base: str) -> None:
     Reads the datasets and the tokenizer only (to drop prompts over ``max_prompt_tokens``), no
     weights. GRPO's tokenizer is SFT's, which SFT saves unchanged from ``base``.
     """
-    from recipe_cli.data import drop_long_prompts, load_examples, prompt_rows, sft_rows
+    from recipe_cli.data import grpo_prompts, sft_examples
     from recipe_cli.models import load_tokenizer
 
     tokenizer = load_tokenizer(base, recipe.model)
     if recipe.sft is not None:
-        rows = sft_rows(load_examples(recipe.sft.dataset, recipe.seed), recipe)
-        drop_long_prompts(rows, tokenizer, recipe.sft.dataset.max_prompt_tokens, "sft.dataset")
+        sft_examples(recipe, tokenizer)
     if recipe.grpo is not None:
-        rows = prompt_rows(load_examples(recipe.grpo.dataset, recipe.seed), recipe.prompt)
-        drop_long_prompts(rows, tokenizer, recipe.grpo.dataset.max_prompt_tokens, "grpo.dataset")
+        grpo_prompts(recipe, tokenizer)
 
 
 def build_recipe_tiny_model(recipe: Recipe, output_dir: Path) -> Path:
