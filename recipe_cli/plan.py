@@ -232,8 +232,9 @@ def _plan_tokenizer(recipe: Recipe):
     """The tokenizer training will use, without writing anything: the tiny one is built in memory."""
     if recipe.model.tiny is not None:
         from recipe_cli.tiny_model import build_tokenizer
+        from recipe_cli.training import tiny_tokenizer_text
 
-        return build_tokenizer(recipe.model.tiny.vocab_size, [recipe.prompt.system or "", recipe.prompt.user])
+        return build_tokenizer(recipe.model.tiny.vocab_size, tiny_tokenizer_text(recipe))
     from recipe_cli.models import load_tokenizer
 
     return load_tokenizer(recipe.model.path, recipe.model)

@@ -59,8 +59,13 @@ def build_recipe_tiny_model(recipe: Recipe, output_dir: Path) -> Path:
         vocab_size=tiny.vocab_size,
         max_length=tiny.max_length,
         seed=recipe.seed,
-        extra_text=[recipe.prompt.system or "", recipe.prompt.user],  # the prompt's words tokenise compactly
+        extra_text=tiny_tokenizer_text(recipe),
     )
+
+
+def tiny_tokenizer_text(recipe: Recipe) -> list[str]:
+    """Text the tiny model's tokenizer is trained on besides the problems: the prompt, so it tokenises compactly."""
+    return [recipe.prompt.system or "", recipe.prompt.user]
 
 
 def device_defaults(settings: dict[str, Any]) -> dict[str, Any]:
