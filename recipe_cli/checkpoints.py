@@ -85,12 +85,14 @@ def completion_marker_callback(healthy=lambda: True):
     from transformers import TrainerCallback
 
     from recipe_cli.preemption import hook_number
+    from recipe_cli.ranks import barrier
 
     pause = hook_number(SAVE_PAUSE_ENV)
     at_step = hook_number(SAVE_PAUSE_STEP_ENV) if os.environ.get(SAVE_PAUSE_STEP_ENV) else None
 
     class CompletionMarker(TrainerCallback):
         def on_save(self, args, state, control, **kwargs):
+            barrier()  # every rank has written its part of the checkpoint (RNG states, optimizer shards)
             if state.is_world_process_zero and healthy():
                 if pause and (at_step is None or at_step == state.global_step):
                     time.sleep(pause)

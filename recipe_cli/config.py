@@ -7,7 +7,6 @@ here imports torch or TRL: ``recipe validate`` runs in a fraction of a second.
 
 from __future__ import annotations
 
-import os
 import re
 import string
 import types
@@ -95,6 +94,8 @@ class DatasetSettings(Strict):
     columns: dict[str, str] = {}  # role -> column: question, answer (the gold), reasoning (worked solution)
     max_samples: int | None = Field(None, gt=0)  # the first N usable rows
     max_prompt_tokens: int | None = Field(None, gt=0)  # drop rows whose rendered prompt is longer
+    # sft only: drop rows whose completion (with its end-of-turn token) is longer, e.g. GRPO's max_completion_length
+    max_completion_tokens: int | None = Field(None, gt=0)
     only_correct: bool = True  # openthoughts: keep only traces marked correct
     # arithmetic: share of two-step worked solutions whose answer is the first step's result (a noisy teacher)
     teacher_error_rate: float = Field(0.0, ge=0.0, le=1.0)
@@ -139,6 +140,11 @@ class PromptSettings(Strict):
         return value
 
 
+def _no_completion_filter(dataset: DatasetSettings, stage: str, fix: str) -> None:
+    if dataset.max_completion_tokens is not None:
+        raise ValueError(f"dataset.max_completion_tokens filters SFT completions; {stage} has none to filter ({fix})")
+
+
 class SFTSettings(Strict):
     """Cold-start supervised fine-tuning on worked solutions."""
 
@@ -177,6 +183,11 @@ class GRPOSettings(Strict):
     trainer: dict[str, Any] = {}
     health: HealthSettings = Field(default_factory=HealthSettings)
 
+    @model_validator(mode="after")
+    def _prompts_only(self):
+        _no_completion_filter(self.dataset, "grpo", "its budget is trainer.max_completion_length")
+        return self
+
 
 class EvalSettings(Strict):
     """Evaluation on a held-out split, scored with the accuracy reward's answer checker.
@@ -196,6 +207,7 @@ class EvalSettings(Strict):
 
     @model_validator(mode="after")
     def _ks_fit_the_samples(self):
+        _no_completion_filter(self.dataset, "eval", "its budget is eval.max_new_tokens")
         if not self.pass_k:
             self.pass_k = _powers_of_two_up_to(self.num_samples)
         too_small = sorted(k for k in self.pass_k if k < 1)
@@ -224,6 +236,9 @@ class PushSettings(Strict):
     merge_lora: bool = False  # push full weights with the LoRA adapter merged in, instead of the adapter
     include_training_state: bool = False  # also push optimizer.pt, scheduler.pt, rng_state*.pth, training_args.bin
     license: str | None = None  # Hub license id for the card, e.g. apache-2.0; use the base model's license
+    # dtype of the pushed weights; auto: the compute dtype the stage trained with (model.dtype), not the
+    # float32 master weights its checkpoints keep, so a bf16 recipe publishes bf16 files
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     # While training, push each checkpoint-N a stage saves (its trainer's save_strategy) to <stage>-step-N.
     push_checkpoints: bool = False
 
@@ -254,6 +269,59 @@ class PushSettings(Strict):
         return value
 
 
+class VLLMServerSettings(Strict):
+    """TRL's vLLM server for ``grpo.trainer.vllm_mode: server``; ``recipe serve RECIPE`` starts it with these."""
+
+    host: str = "0.0.0.0"  # where the server listens; training connects to grpo.trainer.vllm_server_host
+    port: int = Field(8000, gt=0, lt=65536)
+    tensor_parallel_size: int = Field(1, gt=0)
+    data_parallel_size: int = Field(1, gt=0)
+    gpu_memory_utilization: float = Field(0.9, gt=0.0, le=1.0)
+    max_model_len: int | None = Field(None, gt=0)
+
+    @property
+    def gpus(self) -> int:
+        return self.tensor_parallel_size * self.data_parallel_size
+
+
+class LaunchSettings(Strict):
+    """How training runs: in the ``recipe`` process, or as ``num_processes`` ranks under ``accelerate launch``.
+
+    ``accelerate_config`` is one of the configs TRL ships (DDP ``multi_gpu``, DeepSpeed ``zero1``,
+    ``zero2``, ``zero3``, FSDP ``fsdp1``, ``fsdp2``) or a path to an accelerate config file. The
+    multi-node settings are accelerate's: each machine runs the same command with its own
+    ``machine_rank``.
+    """
+
+    num_processes: int = Field(1, gt=0)  # ranks in all, over every machine
+    accelerate_config: str | None = None
+    num_machines: int = Field(1, gt=0)
+    machine_rank: int = Field(0, ge=0)
+    main_process_ip: str | None = None  # the machine of rank 0, as the other machines reach it
+    main_process_port: int | None = Field(None, gt=0, lt=65536)  # default: a free port (one machine), else 29500
+    vllm_server: VLLMServerSettings = Field(default_factory=VLLMServerSettings)
+
+    @model_validator(mode="after")
+    def _machines_fit(self):
+        if self.machine_rank >= self.num_machines:
+            raise ValueError(
+                f"machine_rank {self.machine_rank} is not one of the {self.num_machines} machines; "
+                f"number them 0 to {self.num_machines - 1}"
+            )
+        if self.num_processes % self.num_machines:
+            raise ValueError(
+                f"num_processes {self.num_processes} does not split over {self.num_machines} machines; "
+                "give the total, a multiple of num_machines (e.g. 8 GPUs x 2 machines = 16)"
+            )
+        if self.num_machines > 1 and not self.main_process_ip:
+            raise ValueError("num_machines > 1 needs main_process_ip: the address of machine 0 (machine_rank 0)")
+        return self
+
+    @property
+    def processes_per_machine(self) -> int:
+        return self.num_processes // self.num_machines
+
+
 class Recipe(Strict):
     """A whole run: the starting model, the prompt, and the stages to run in order."""
 
@@ -266,6 +334,7 @@ class Recipe(Strict):
     grpo: GRPOSettings | None = None
     eval: EvalSettings | None = None
     push: PushSettings | None = None
+    launch: LaunchSettings = Field(default_factory=LaunchSettings)
 
     @property
     def run_dir(self) -> Path:
@@ -443,7 +512,7 @@ def validate_recipe(data: dict, source: str = "recipe") -> Recipe:
             problems += found
             section["trainer"] = {**trainer, **coerced}
             if stage == "grpo" and not found:
-                problems += _check_generation_batch(section["trainer"])
+                problems += _check_generation_batch(section["trainer"], _raw_world_size(data))
     problems += _check_rewards(data.get("grpo"))
     try:
         recipe = Recipe.model_validate(data)
@@ -455,6 +524,13 @@ def validate_recipe(data: dict, source: str = "recipe") -> Recipe:
     if problems:
         raise RecipeError(_join(source, problems))
     return recipe
+
+
+def _raw_world_size(data: dict) -> int:
+    """``launch.num_processes`` of a raw recipe, 1 when absent or not a number (the schema reports that)."""
+    launch = data.get("launch")
+    value = launch.get("num_processes", 1) if isinstance(launch, dict) else 1
+    return value if isinstance(value, int) and value > 0 else 1
 
 
 def _join(source: str, problems: list[str]) -> str:
@@ -515,7 +591,31 @@ def check_recipe(recipe: Recipe) -> list[str]:
             )
     if recipe.push is not None and recipe.push.merge_lora and recipe.model.lora is None:
         problems.append("push.merge_lora: the recipe trains full weights (no model.lora), so there is nothing to merge")
+    config = recipe.launch.accelerate_config
+    if config is not None and accelerate_config_path(config) is None:
+        problems.append(
+            f"launch.accelerate_config: {config!r} is neither a file nor one of TRL's configs "
+            f"({', '.join(shipped_accelerate_configs())}); give a name from that list or a path to a config file"
+        )
     return problems
+
+
+def shipped_accelerate_configs() -> list[str]:
+    """The accelerate configs TRL ships (``trl/accelerate_configs/*.yaml``), by name, read without importing trl."""
+    from recipe_cli.trainer_fields import package_dir
+
+    return sorted(path.stem for path in (package_dir("trl") / "accelerate_configs").glob("*.yaml"))
+
+
+def accelerate_config_path(config: str) -> Path | None:
+    """The file of ``launch.accelerate_config``: a path as given, or the TRL config of that name; None if neither."""
+    from recipe_cli.trainer_fields import package_dir
+
+    given = Path(config).expanduser()
+    if given.is_file():
+        return given
+    shipped = package_dir("trl") / "accelerate_configs" / f"{config}.yaml"
+    return shipped if shipped.is_file() else None
 
 
 def _check_dataset(dataset: DatasetSettings, where: str) -> list[str]:
@@ -531,9 +631,9 @@ def _check_dataset(dataset: DatasetSettings, where: str) -> list[str]:
     return []
 
 
-def generation_batch(trainer: dict[str, Any]) -> tuple[int, int, str]:
-    """GRPO's generation batch size, ``num_generations``, and how the batch was computed (as TRL does)."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
+def generation_batch(trainer: dict[str, Any], world: int = 1) -> tuple[int, int, str]:
+    """GRPO's generation batch size over ``world`` processes, ``num_generations``, and how it was computed (as TRL
+    does)."""
     per_device = trainer.get("per_device_train_batch_size", 8)
     steps = trainer.get("steps_per_generation") or trainer.get("gradient_accumulation_steps", 1)
     num_generations = trainer.get("num_generations", 8)
@@ -546,10 +646,10 @@ def generation_batch(trainer: dict[str, Any]) -> tuple[int, int, str]:
     return per_device * steps * world, num_generations, how
 
 
-def _check_generation_batch(trainer: dict[str, Any]) -> list[str]:
+def _check_generation_batch(trainer: dict[str, Any], world: int) -> list[str]:
     if trainer.get("generation_batch_size") and trainer.get("steps_per_generation"):
         return ["grpo.trainer: set generation_batch_size or steps_per_generation, not both"]
-    batch, num_generations, how = generation_batch(trainer)
+    batch, num_generations, how = generation_batch(trainer, world)
     if num_generations is None or num_generations < 2:
         return [f"grpo.trainer.num_generations: {num_generations}; GRPO compares at least 2 completions per prompt"]
     if batch % num_generations:

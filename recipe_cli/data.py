@@ -8,8 +8,11 @@ written-out final solution). Rewards receive the gold as the ``answer`` column.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from recipe_cli.answers import find_boxed
@@ -102,10 +105,9 @@ def _require_columns(raw, needed: dict[str, str], path: str) -> None:
         )
 
 
-def _gsm8k_rows(raw, settings: DatasetSettings) -> list[dict]:
+def _gsm8k_rows(raw, settings: DatasetSettings) -> Iterator[dict]:
     columns = {"question": "question", "answer": "answer", **settings.columns}
     _require_columns(raw, columns, settings.path)
-    rows = []
     for index, row in enumerate(raw):
         try:
             reasoning, gold = split_gsm8k_answer(row[columns["answer"]])
@@ -114,11 +116,10 @@ def _gsm8k_rows(raw, settings: DatasetSettings) -> list[dict]:
                 f"dataset '{settings.path}' row {index}: the answer has no '#### <number>'; "
                 "is this GSM8K? use `adapter: columns` for other datasets"
             ) from None
-        rows.append({"question": row[columns["question"]], "answer": gold, "reasoning": reasoning, "final": gold})
-    return rows
+        yield {"question": row[columns["question"]], "answer": gold, "reasoning": reasoning, "final": gold}
 
 
-def _openthoughts_rows(raw, settings: DatasetSettings) -> list[dict]:
+def _openthoughts_rows(raw, settings: DatasetSettings) -> Iterator[dict]:
     columns = {"question": "problem", **settings.columns}
     _require_columns(raw, {"question": columns["question"]}, settings.path)
     if "messages" not in raw.column_names and "conversations" not in raw.column_names:
@@ -126,7 +127,7 @@ def _openthoughts_rows(raw, settings: DatasetSettings) -> list[dict]:
             f"dataset '{settings.path}' has neither 'messages' nor 'conversations'; "
             "the openthoughts adapter reads the reasoning trace from one of them"
         )
-    rows, skipped = [], 0
+    skipped = 0
     for row in raw:
         if settings.only_correct and row.get("correct") is False:
             skipped += 1
@@ -141,44 +142,47 @@ def _openthoughts_rows(raw, settings: DatasetSettings) -> list[dict]:
         if gold is None:
             skipped += 1
             continue
-        rows.append({"question": row[columns["question"]], "answer": gold, "reasoning": reasoning, "final": solution})
+        yield {"question": row[columns["question"]], "answer": gold, "reasoning": reasoning, "final": solution}
     if skipped:
         log.info("openthoughts: skipped %d rows (incorrect, no thought/solution markers, or no boxed answer)", skipped)
-    return rows
 
 
-def _column_rows(raw, settings: DatasetSettings) -> list[dict]:
+def _column_rows(raw, settings: DatasetSettings) -> Iterator[dict]:
     columns = {"question": "question", "answer": "answer", **settings.columns}
     if "reasoning" not in columns and "reasoning" in raw.column_names:
         columns["reasoning"] = "reasoning"
     _require_columns(raw, columns, settings.path)
-    return [
-        {
+    for row in raw:
+        yield {
             "question": str(row[columns["question"]]),
             "answer": str(row[columns["answer"]]),
             "reasoning": str(row[columns["reasoning"]]) if "reasoning" in columns else None,
             "final": str(row[columns["answer"]]),
         }
-        for row in raw
-    ]
+
+
+def iter_examples(settings: DatasetSettings, seed: int) -> Iterator[dict]:
+    """Every normalised row of a dataset section, read lazily (``max_samples`` is the caller's to apply)."""
+    if settings.adapter == "arithmetic":  # generates exactly max_samples problems
+        yield from generate_problems(
+            settings.split, settings.max_samples, seed, teacher_error_rate=settings.teacher_error_rate
+        )
+        return
+    raw = load_raw(settings)
+    adapt = {"gsm8k": _gsm8k_rows, "openthoughts": _openthoughts_rows, "columns": _column_rows}[settings.adapter]
+    yield from adapt(raw, settings)
 
 
 def load_examples(settings: DatasetSettings, seed: int) -> list[dict]:
-    """The normalised rows of a dataset section, at most ``max_samples`` of them."""
-    if settings.adapter == "arithmetic":
-        return generate_problems(
-            settings.split, settings.max_samples, seed, teacher_error_rate=settings.teacher_error_rate
-        )
-    raw = load_raw(settings)
-    if settings.max_samples is not None and settings.adapter != "openthoughts":
-        raw = raw.select(range(min(settings.max_samples, len(raw))))
-    adapt = {"gsm8k": _gsm8k_rows, "openthoughts": _openthoughts_rows, "columns": _column_rows}[settings.adapter]
-    rows = adapt(raw, settings)
-    if settings.max_samples is not None:
-        rows = rows[: settings.max_samples]
+    """The first ``max_samples`` normalised rows of a dataset section (every row without it)."""
+    rows = list(itertools.islice(iter_examples(settings, seed), settings.max_samples))
     if not rows:
-        raise RecipeError(f"dataset '{settings.path}' (split {settings.split}) has no usable rows")
+        raise _no_rows(settings)
     return rows
+
+
+def _no_rows(settings: DatasetSettings) -> RecipeError:
+    return RecipeError(f"dataset '{settings.path}' (split {settings.split}) has no usable rows")
 
 
 def build_messages(question: str, prompt: PromptSettings) -> list[dict]:
@@ -201,53 +205,117 @@ def render_completion(row: dict, template: str) -> str:
     return template.format(reasoning=row.get("reasoning") or "", answer=row["final"])
 
 
-def sft_rows(rows: list[dict], recipe: Recipe) -> list[dict]:
-    """Conversational prompt/completion rows for TRL's SFTTrainer (loss on the completion only)."""
-    return [
-        {
-            "prompt": build_messages(row["question"], recipe.prompt),
-            "completion": [{"role": "assistant", "content": render_completion(row, recipe.sft.completion)}],
-        }
-        for row in rows
-    ]
-
-
 def prompt_rows(rows: list[dict], prompt: PromptSettings) -> list[dict]:
     """Conversational prompt rows with the gold in ``answer``, for GRPO and for the eval."""
     return [{"prompt": build_messages(row["question"], prompt), "answer": row["answer"]} for row in rows]
 
 
-def count_prompt_tokens(tokenizer, messages: list[dict], *, generation_prompt: bool = True) -> int:
-    """Tokens of a conversation rendered with the chat template (the generation prompt included by default).
+def count_prompt_tokens(tokenizer, messages: list[dict]) -> int:
+    """Tokens of a prompt rendered with the chat template, its generation prompt included."""
+    from recipe_cli.chat import prompt_token_ids
 
-    transformers 5 returns a ``BatchEncoding`` from ``apply_chat_template(tokenize=True)``, whose
-    ``len`` is its number of keys (2), not of tokens: count ``input_ids``.
+    return len(prompt_token_ids(tokenizer, messages))
+
+
+@dataclass
+class PreparedData:
+    """A training stage's rows as the trainer receives them, and what filtering removed on the way."""
+
+    stage: str
+    rows: list[dict] = field(default_factory=list)
+    read: int = 0  # rows read from the source (after the adapter) until max_samples were kept
+    dropped: dict[str, int] = field(default_factory=dict)  # reason -> rows removed
+    prompt_tokens: list[int] = field(default_factory=list)  # of every row read, kept or not
+    completion_tokens: list[int] = field(default_factory=list)  # SFT: of every row read, end-of-turn included
+    kept: list[bool] = field(default_factory=list)  # whether each row read was kept
+
+    def add(self, row: dict | None, prompt_tokens: int, completion_tokens: int = 0, dropped: str | None = None):
+        self.read += 1
+        self.prompt_tokens.append(prompt_tokens)
+        self.completion_tokens.append(completion_tokens)
+        self.kept.append(dropped is None)
+        if dropped is None:
+            self.rows.append(row)
+        else:
+            self.dropped[dropped] = self.dropped.get(dropped, 0) + 1
+
+    def kept_lengths(self, kind: str) -> list[int]:
+        """``prompt_tokens`` or ``completion_tokens`` of the kept rows."""
+        return [n for n, kept in zip(getattr(self, kind), self.kept, strict=True) if kept]
+
+
+def _too_long(settings: DatasetSettings, prompt_tokens: int, completion_tokens: int = 0) -> str | None:
+    """Why a row is filtered out by the section's token limits, or None when it fits."""
+    if settings.max_prompt_tokens is not None and prompt_tokens > settings.max_prompt_tokens:
+        return "prompt over max_prompt_tokens"
+    if settings.max_completion_tokens is not None and completion_tokens > settings.max_completion_tokens:
+        return "completion over max_completion_tokens"
+    return None
+
+
+def prepare_sft(recipe: Recipe, tokenizer, *, check: bool = True) -> PreparedData:
+    """The SFT stage's examples as trained on: token ids and loss masks, filtered, at most ``max_samples``.
+
+    Each example is the prompt as generation sees it (masked) and the recipe's completion with
+    the end-of-turn token (trained on), built by ``recipe_cli.chat.sft_token_ids``. Rows whose
+    prompt is over ``max_prompt_tokens`` or whose completion is over ``max_completion_tokens``
+    are dropped before ``max_samples`` counts, so the stage gets that many examples that fit.
+    ``check`` raises when nothing is left (a dry run reports it instead).
     """
-    encoded = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=generation_prompt)
-    return len(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
+    from recipe_cli.chat import completion_end_id, sft_token_ids, think_prefilled
+
+    settings = recipe.sft.dataset
+    prefilled = think_prefilled(recipe, tokenizer)
+    end_id = completion_end_id(tokenizer)
+    prepared = PreparedData("sft")
+    for row in iter_examples(settings, recipe.seed):
+        if settings.max_samples is not None and len(prepared.rows) >= settings.max_samples:
+            break
+        messages = build_messages(row["question"], recipe.prompt)
+        completion = render_completion(row, recipe.sft.completion)
+        ids, mask = sft_token_ids(tokenizer, messages, completion, prefilled=prefilled, end_id=end_id)
+        completion_tokens = sum(mask)
+        prompt_tokens = len(ids) - completion_tokens
+        example = {"input_ids": ids, "completion_mask": mask}
+        prepared.add(example, prompt_tokens, completion_tokens, _too_long(settings, prompt_tokens, completion_tokens))
+    _report(prepared, settings, "sft.dataset", check)
+    return prepared
+
+
+def prepare_grpo(recipe: Recipe, tokenizer, *, check: bool = True) -> PreparedData:
+    """The GRPO stage's prompts (gold in ``answer``), prompts over ``max_prompt_tokens`` dropped, at most
+    ``max_samples`` (GRPO never truncates prompts itself)."""
+    settings = recipe.grpo.dataset
+    prepared = PreparedData("grpo")
+    for row in iter_examples(settings, recipe.seed):
+        if settings.max_samples is not None and len(prepared.rows) >= settings.max_samples:
+            break
+        prompt = prompt_rows([row], recipe.prompt)[0]
+        tokens = count_prompt_tokens(tokenizer, prompt["prompt"])
+        prepared.add(prompt, tokens, dropped=_too_long(settings, tokens))
+    _report(prepared, settings, "grpo.dataset", check)
+    return prepared
+
+
+def _report(prepared: PreparedData, settings: DatasetSettings, where: str, check: bool) -> None:
+    if not prepared.read:
+        raise _no_rows(settings)
+    for reason, count in prepared.dropped.items():
+        log.info("%s: dropped %d of %d rows: %s", where, count, prepared.read, reason)
+    if check and not prepared.rows:
+        too_long = [
+            f"every {part} is longer than {key}={getattr(settings, key)}"
+            for part, key in (("prompt", "max_prompt_tokens"), ("completion", "max_completion_tokens"))
+            if any(key in reason for reason in prepared.dropped)
+        ]
+        raise RecipeError(f"{where}: {' or '.join(too_long)}; raise it")
 
 
 def sft_examples(recipe: Recipe, tokenizer) -> list[dict]:
-    """The SFT stage's rows as trained on: loaded, rendered, prompts over ``max_prompt_tokens`` dropped."""
-    rows = sft_rows(load_examples(recipe.sft.dataset, recipe.seed), recipe)
-    return drop_long_prompts(rows, tokenizer, recipe.sft.dataset.max_prompt_tokens, "sft.dataset")
+    """The SFT stage's examples as trained on (see ``prepare_sft``)."""
+    return prepare_sft(recipe, tokenizer).rows
 
 
 def grpo_prompts(recipe: Recipe, tokenizer) -> list[dict]:
-    """The GRPO stage's prompts (gold in ``answer``), prompts over ``max_prompt_tokens`` dropped."""
-    rows = prompt_rows(load_examples(recipe.grpo.dataset, recipe.seed), recipe.prompt)
-    return drop_long_prompts(rows, tokenizer, recipe.grpo.dataset.max_prompt_tokens, "grpo.dataset")
-
-
-def drop_long_prompts(rows: list[dict], tokenizer, max_tokens: int | None, where: str) -> list[dict]:
-    """Rows whose rendered prompt fits ``max_tokens`` (GRPO never truncates prompts itself)."""
-    if max_tokens is None:
-        return rows
-    kept = [row for row in rows if count_prompt_tokens(tokenizer, row["prompt"]) <= max_tokens]
-    if len(kept) < len(rows):
-        log.info(
-            "%s: dropped %d of %d prompts longer than %d tokens", where, len(rows) - len(kept), len(rows), max_tokens
-        )
-    if not kept:
-        raise RecipeError(f"{where}: every prompt is longer than max_prompt_tokens={max_tokens}; raise it")
-    return kept
+    """The GRPO stage's prompts as trained on (see ``prepare_grpo``)."""
+    return prepare_grpo(recipe, tokenizer).rows

@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from recipe_cli.answers import parse_number, score_completion
+from recipe_cli.chat import think_prefilled
 from recipe_cli.config import Recipe
 from recipe_cli.data import load_examples, prompt_rows
 from recipe_cli.generation import Decoding, Generation, choose_backend, load_engine, vllm_installed
@@ -38,6 +39,7 @@ def evaluate_model(recipe: Recipe, model_path: str, label: str, limit: int | Non
 
     backend = choose_backend(settings.backend, vllm_available=vllm_installed(), cuda=torch.cuda.is_available())
     engine = load_engine(backend, model_path, recipe)
+    prefilled = think_prefilled(recipe, engine.tokenizer)  # the format rate follows the training rewards
     prompts = [
         engine.tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
         for row in prompt_rows(rows, recipe.prompt)
@@ -54,7 +56,7 @@ def evaluate_model(recipe: Recipe, model_path: str, label: str, limit: int | Non
     greedy_out = engine.generate(prompts, greedy, settings.batch_size, advance)
     sampled_out = engine.generate(prompts, sampling, settings.batch_size, advance) if sampling else None
 
-    samples = [_greedy_record(prompts[i], row["answer"], greedy_out, i) for i, row in enumerate(rows)]
+    samples = [_greedy_record(prompts[i], row["answer"], greedy_out, i, prefilled) for i, row in enumerate(rows)]
     summary = {
         "label": label,
         "model": str(model_path),
@@ -66,6 +68,7 @@ def evaluate_model(recipe: Recipe, model_path: str, label: str, limit: int | Non
         "seed": recipe.seed,
         "n": len(samples),
         "answer_checker": ANSWER_CHECKER,
+        "think_prefilled": prefilled,
         **_rates(samples),
         "backend": backend,
         "device": engine.device,
@@ -89,7 +92,7 @@ def evaluate_model(recipe: Recipe, model_path: str, label: str, limit: int | Non
             "max_new_tokens": sampling.max_new_tokens,
             "batch_size": settings.batch_size,
         }
-        summary["sampled"] = _add_samples(samples, sampled_out, settings.pass_k)
+        summary["sampled"] = _add_samples(samples, sampled_out, settings.pass_k, prefilled)
         outputs.append(sampled_out)
     completions = sum(len(c) for out in outputs for c in out.completions)
     tokens = sum(sum(t) for out in outputs for t in out.tokens)
@@ -104,7 +107,11 @@ def evaluate_model(recipe: Recipe, model_path: str, label: str, limit: int | Non
     return summary
 
 
-def _greedy_record(prompt: str, gold: str, out: Generation, index: int) -> dict:
+def _format_ok(completion: str, prefilled: bool) -> bool:
+    return format_reward([completion], think_prefilled=prefilled)[0] == 1.0
+
+
+def _greedy_record(prompt: str, gold: str, out: Generation, index: int, prefilled: bool) -> dict:
     completion = out.completions[index][0]
     extracted, correct = score_completion(completion, gold)
     return {
@@ -114,7 +121,7 @@ def _greedy_record(prompt: str, gold: str, out: Generation, index: int) -> dict:
         "gold": gold,
         "correct": bool(correct),
         "scorable": correct is not None,
-        "format_ok": format_reward([completion])[0] == 1.0,
+        "format_ok": _format_ok(completion, prefilled),
         "truncated": out.truncated[index][0],
         "tokens": out.tokens[index][0],
     }
@@ -132,7 +139,7 @@ def _rates(records: list[dict]) -> dict:
     }
 
 
-def _add_samples(samples: list[dict], out: Generation, ks: list[int]) -> dict:
+def _add_samples(samples: list[dict], out: Generation, ks: list[int], prefilled: bool = False) -> dict:
     """Score the sampled completions into each problem's record; return pass@k, maj@k and the sample rates."""
     every = []
     for index, record in enumerate(samples):
@@ -147,7 +154,7 @@ def _add_samples(samples: list[dict], out: Generation, ks: list[int]) -> dict:
                     "extracted": extracted,
                     "correct": bool(correct),
                     "scorable": correct is not None,
-                    "format_ok": format_reward([completion])[0] == 1.0,
+                    "format_ok": _format_ok(completion, prefilled),
                     "truncated": cut,
                     "tokens": length,
                 }

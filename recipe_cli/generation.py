@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recipe_cli.chat import end_of_turn_id
 from recipe_cli.config import Recipe
 from recipe_cli.errors import RecipeError
 from recipe_cli.models import adapter_base, is_adapter, load_causal_lm, load_tokenizer, model_revision
@@ -24,7 +25,6 @@ from recipe_cli.models import adapter_base, is_adapter, load_causal_lm, load_tok
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int], None]
-TURN_MARKER = "recipe-end-of-turn-probe"
 
 
 @dataclass(frozen=True)
@@ -78,24 +78,6 @@ def choose_backend(requested: str, *, vllm_available: bool, cuda: bool) -> str:
     if requested == "auto":
         return "vllm" if vllm_available and cuda else "transformers"
     return requested
-
-
-def end_of_turn_id(tokenizer) -> int | None:
-    """The special token the chat template closes an assistant turn with (``<|im_end|>``, ``<|eot_id|>``...)."""
-    try:
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": "hi"}, {"role": "assistant", "content": TURN_MARKER}], tokenize=False
-        )
-    except Exception:  # a template that cannot render a finished turn names no end-of-turn token
-        return None
-    if TURN_MARKER not in text:
-        return None
-    after = text[text.rindex(TURN_MARKER) + len(TURN_MARKER) :]
-    ids = tokenizer(after, add_special_tokens=False)["input_ids"] if after.strip() else []
-    special = set(tokenizer.all_special_ids) | {
-        index for index, token in tokenizer.added_tokens_decoder.items() if token.special
-    }
-    return ids[0] if ids and ids[0] in special else None
 
 
 def stop_token_ids(tokenizer, generation_config=None) -> list[int]:

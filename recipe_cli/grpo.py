@@ -6,20 +6,15 @@ import json
 import logging
 from pathlib import Path
 
+from recipe_cli.chat import think_prefilled
 from recipe_cli.config import Recipe, grpo_max_completion_length
 from recipe_cli.data import grpo_prompts
 from recipe_cli.health import health_callback
-from recipe_cli.models import (
-    adapter_base,
-    is_adapter,
-    load_causal_lm,
-    load_tokenizer,
-    lora_config,
-    template_prefills_think,
-)
+from recipe_cli.models import adapter_base, is_adapter, load_causal_lm, load_tokenizer, lora_config, model_revision
+from recipe_cli.precision import PrecisionPlan
 from recipe_cli.rewards import get_reward, with_run_values
 from recipe_cli.runs import RunFolder, StageStart
-from recipe_cli.training import clear_stage_dir, prepare_base_model, run_trainer, save_final, trainer_config
+from recipe_cli.training import StageTrainer, log_precision, stage_precision, trainer_config
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +27,7 @@ def reward_functions(recipe: Recipe, tokenizer) -> list:
     """
     run_values = {
         "max_completion_len": grpo_max_completion_length(recipe.grpo.trainer),
-        "think_prefilled": template_prefills_think(tokenizer),
+        "think_prefilled": think_prefilled(recipe, tokenizer),
     }
     if run_values["think_prefilled"]:
         log.info("grpo: the chat template prefills <think>; format rewards expect completions without it")
@@ -42,32 +37,31 @@ def reward_functions(recipe: Recipe, tokenizer) -> list:
     ]
 
 
-def run_grpo(recipe: Recipe, start: StageStart | None = None, callbacks: list | None = None) -> Path:
-    """Train with GRPO on the recipe's prompts and rewards; return the saved checkpoint's folder.
+def build_grpo_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
+    """TRL's GRPOTrainer for the recipe's GRPO stage, ready to train; writes nothing (every rank builds one).
 
     The model comes from disk (the SFT output recorded in the run folder, or the base model), so
     a reference model (``beta > 0``) reloads the same weights. An SFT LoRA adapter is trained
-    further as it is; otherwise ``model.lora`` adds a fresh adapter. ``start`` (from
-    ``RunFolder.plan_start``) says whether to resume; by default an earlier run is never overwritten.
-    Health alarms watch the training logs (see ``recipe_cli.health``).
+    further as it is; otherwise ``model.lora`` adds a fresh adapter. Health alarms watch the
+    training logs (see ``recipe_cli.health``).
     """
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
     run = RunFolder(recipe)
-    start = start or run.plan_start("grpo", resume=False, overwrite=False, force=False)
     origin = run.start_of("grpo")
-    base = prepare_base_model(recipe, run)
+    base = run.base_model_path()
     tokenizer = load_tokenizer(origin, recipe.model)
     prompts = grpo_prompts(recipe, tokenizer)
     rewards = reward_functions(recipe, tokenizer)
     weights = [reward.weight for reward in recipe.grpo.rewards]
-    config = trainer_config(GRPOConfig, recipe, "grpo", extra={"reward_weights": weights})
-    output = Path(config.output_dir)  # runs/<name>/<stage>, as recipe_settings set it
-    if start.clear:
-        clear_stage_dir(output)
     continues_adapter = is_adapter(origin)
-    model = load_causal_lm(origin, recipe.model, trainable_adapter=continues_adapter)
+    precision = stage_precision(recipe)
+    extra = {"reward_weights": weights, **reference_model_settings(recipe, origin, precision)}
+    config = trainer_config(GRPOConfig, recipe, "grpo", extra=extra)
+    output = Path(config.output_dir)  # runs/<name>/<stage>, as recipe_settings set it
+    log_precision("grpo", precision, lora=recipe.model.lora is not None or continues_adapter)
+    model = load_causal_lm(origin, recipe.model, trainable_adapter=continues_adapter, dtype=precision.base)
     peft_config = lora_config(recipe.model.lora) if recipe.model.lora and not continues_adapter else None
     log.info(
         "grpo: %d prompts, rewards %s, starting from %s", len(prompts), [r.name for r in recipe.grpo.rewards], origin
@@ -82,19 +76,36 @@ def run_grpo(recipe: Recipe, start: StageStart | None = None, callbacks: list | 
     )
     if start.checkpoint is not None:
         align_generation_cycle(trainer, start.checkpoint)
-    output.mkdir(parents=True, exist_ok=True)
-    # after the completion marker: e.g. pushing checkpoints
-    extra = [health_callback(recipe.grpo.health, output / "health.log"), *(callbacks or [])]
-    lora = continues_adapter or peft_config is not None
+    trainer.add_callback(health_callback(recipe.grpo.health, output / "health.log"))
+    record = {
+        "lora": continues_adapter or peft_config is not None,
+        "base": adapter_base(origin) if continues_adapter else base,
+        "started_from": origin,
+        "precision": precision.record(),
+    }
+    return StageTrainer(trainer, output, record)
 
-    def finish():
-        save_final(trainer, output)
-        run.record_stage(
-            "grpo", output, lora=lora, base=adapter_base(origin) if continues_adapter else base, started_from=origin
-        )
 
-    run_trainer(trainer, run, start, finish, callbacks=extra)
-    return output
+def reference_model_settings(recipe: Recipe, origin: str, precision: PrecisionPlan) -> dict:
+    """GRPOConfig settings for the reference model TRL loads when ``beta > 0`` (full weights only).
+
+    TRL reloads the reference from the policy's ``_name_or_path`` with ``model_init_kwargs``:
+    without them it would take the default branch of a Hub model whatever ``model.revision``
+    pins, and the policy's float32 master dtype. The reference is frozen, so it is loaded in the
+    compute dtype.
+    """
+    beta = recipe.grpo.trainer.get("beta", 0.0)
+    if not beta or recipe.model.lora is not None or is_adapter(origin):
+        return {}
+    kwargs = {"dtype": precision.compute}
+    revision = model_revision(origin, recipe.model)
+    if revision is not None:
+        kwargs["revision"] = revision
+    if recipe.model.attn_implementation:
+        kwargs["attn_implementation"] = recipe.model.attn_implementation
+    if recipe.model.trust_remote_code:
+        kwargs["trust_remote_code"] = True
+    return {"model_init_kwargs": kwargs}
 
 
 def align_generation_cycle(trainer, checkpoint: Path) -> None:

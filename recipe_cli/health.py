@@ -40,6 +40,8 @@ def nonfinite_callback():
     """
     from transformers import TrainerCallback
 
+    from recipe_cli.ranks import agree_max
+
     class StopOnNonFinite(TrainerCallback):
         def __init__(self):
             self.problem: str | None = None
@@ -63,12 +65,13 @@ def nonfinite_callback():
             return self.problem is None
 
         def on_step_end(self, args, state, control, model=None, **kwargs):
-            if control.should_save and model is not None and not _weights_finite(model):
+            # every rank asks (the weights may be sharded), so every rank stops after the same step
+            if control.should_save and model is not None and agree_max(int(not _weights_finite(model))):
                 self._stop(control, f"the weights hold NaN/inf after step {state.global_step}")
             return control
 
         def on_save(self, args, state, control, model=None, **kwargs):
-            if model is not None and self.problem is None and not _weights_finite(model):
+            if model is not None and self.problem is None and agree_max(int(not _weights_finite(model))):
                 self._stop(control, f"the weights hold NaN/inf after step {state.global_step}")
             if self.problem is not None and state.is_world_process_zero:
                 written = Path(args.output_dir) / f"checkpoint-{state.global_step}"

@@ -26,6 +26,7 @@ from recipe_cli.errors import RecipeError
 from recipe_cli.evaluate import read_summaries
 from recipe_cli.models import adapter_base, is_adapter
 from recipe_cli.runs import RunFolder
+from recipe_cli.weights import convert_checkpoint, stored_dtypes
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -59,6 +60,8 @@ class PushPlan:
     lora: bool  # the upload is a LoRA adapter
     files: list[UploadFile]  # the card (README.md) included
     card_path: Path
+    dtype: str = "float32"  # of the uploaded weights
+    converted_from: str | None = None  # the checkpoint's dtype, when the upload is a converted copy
 
     @property
     def total_bytes(self) -> int:
@@ -139,16 +142,45 @@ def plan_push(
     base = _base_model_of(run, stage, folder)
     lora = is_adapter(folder)
     staging = run.root / "push" / revision
+    dtype = push_dtype(recipe, run, stage)
     if lora and settings.merge_lora:
-        folder = merge_adapter(recipe, folder, staging / "merged")
+        folder = merge_adapter(recipe, folder, staging / "merged", dtype)
         lora = False
     files = list_upload_files(folder, settings.include_training_state)
-    card = render_model_card(recipe, stage, base, lora=lora, revision=revision, checkpoint=trained)
+    stored = stored_dtypes(folder)
+    converted_from = None
+    if stored and stored != {dtype}:
+        converted = {path.name: path for path in convert_checkpoint(folder, dtype, staging / "weights")}
+        files = [
+            UploadFile(f.path_in_repo, converted[f.path_in_repo], converted[f.path_in_repo].stat().st_size)
+            if f.path_in_repo in converted
+            else f
+            for f in files
+        ]
+        converted_from = "/".join(sorted(stored))
+    card = render_model_card(recipe, stage, base, lora=lora, revision=revision, checkpoint=trained, dtype=dtype)
     staging.mkdir(parents=True, exist_ok=True)
     card_path = staging / "README.md"
     card_path.write_text(card)
     files.append(UploadFile("README.md", card_path, card_path.stat().st_size))
-    return PushPlan(settings.repo_id, revision, stage, folder, lora, files, card_path)
+    return PushPlan(settings.repo_id, revision, stage, folder, lora, files, card_path, dtype, converted_from)
+
+
+def push_dtype(recipe: Recipe, run: RunFolder, stage: str) -> str:
+    """The dtype a push publishes: ``push.dtype``, else the compute dtype (``model.dtype``) the stage trained with.
+
+    The stage's checkpoint holds float32 master weights (``recipe_cli.precision``); ``run.json``
+    records the dtype the run computed in, resolved on the machine that trained it.
+    """
+    if recipe.push.dtype != "auto":
+        return recipe.push.dtype
+    entry = run.read()["stages"].get(stage) or {}
+    recorded = (entry.get("precision") or {}).get("model_dtype")
+    if recorded:
+        return recorded
+    from recipe_cli.precision import Machine, requested_dtype
+
+    return requested_dtype(recipe.model.dtype, Machine.here())
 
 
 def _checkpoint_to_push(
@@ -185,14 +217,14 @@ def _base_model_of(run: RunFolder, stage: str, folder: Path) -> str:
     return adapter_base(folder) if is_adapter(folder) else run.base_model_path()
 
 
-def merge_adapter(recipe: Recipe, adapter: Path, target: Path) -> Path:
-    """Save the base model with a LoRA adapter merged in (and its tokenizer) to ``target``."""
+def merge_adapter(recipe: Recipe, adapter: Path, target: Path, dtype: str | None = None) -> Path:
+    """Save the base model with a LoRA adapter merged in (and its tokenizer) to ``target``, in ``dtype``."""
     import shutil
 
     from recipe_cli.models import load_causal_lm, load_tokenizer
 
     shutil.rmtree(target, ignore_errors=True)
-    model = load_causal_lm(adapter, recipe.model, merge=True)
+    model = load_causal_lm(adapter, recipe.model, merge=True, dtype=dtype)
     model.save_pretrained(str(target))
     load_tokenizer(adapter, recipe.model).save_pretrained(str(target))
     log.info("merged the LoRA adapter of %s into its base model: %s", adapter, target)
@@ -207,6 +239,7 @@ def render_model_card(
     lora: bool = False,
     revision: str = "main",
     checkpoint: Path | None = None,
+    dtype: str | None = None,
 ) -> str:
     """The README.md of a pushed revision: Hub metadata, what was trained from what, evals, curves, the recipe.
 
@@ -252,6 +285,7 @@ def render_model_card(
         "",
         _describe_weights(repo_id, revision, lora, base_id),
         "",
+        *([_describe_dtype(dtype, lora), ""] if dtype else []),
         "## Data",
         "",
     ]
@@ -261,7 +295,7 @@ def render_model_card(
         lines.append(f"- GRPO rewards: {rewards}")
     lines += ["", "## Evaluation", "", *_eval_table(recipe, summaries, pushed_label), "", "## Training curves", ""]
     lines += _curves(recipe, run, stage, checkpoint)
-    recipe_yaml = yaml.safe_dump(recipe.model_dump(mode="json", exclude_none=True), sort_keys=False)
+    recipe_yaml = yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
     lines += ["", "## Recipe", "", "The full recipe, as saved with the run (overrides applied):", ""]
     lines += ["```yaml", recipe_yaml.rstrip(), "```"]
     lines += ["", "## Framework versions", "", *[f"- {name} {version}" for name, version in package_versions()]]
@@ -320,6 +354,15 @@ def _describe_weights(repo_id: str, revision: str, lora: bool, base_id: str | No
         )
         intro = "This revision holds the full weights:"
     return f"{intro}\n\n```python\n{code}\n```"
+
+
+def _describe_dtype(dtype: str, lora: bool) -> str:
+    what = "The adapter's weights are" if lora else "The weights are"
+    return (
+        f"{what} stored in {dtype}. Training kept float32 master weights"
+        + (" for the adapter" if lora else "")
+        + " and computed in the recipe's `model.dtype`."
+    )
 
 
 def _describe_dataset(dataset) -> str:

@@ -35,11 +35,9 @@ def resolve_dtype(name: str):
     """The torch dtype for ``model.dtype``; ``auto`` is bfloat16 on a GPU that supports it, else float32."""
     import torch
 
-    if name == "auto":
-        if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
-        return torch.float32
-    return getattr(torch, name)
+    from recipe_cli.precision import Machine, requested_dtype
+
+    return getattr(torch, requested_dtype(name, Machine.here()))
 
 
 def load_tokenizer(path: str | Path, settings: ModelSettings):
@@ -62,27 +60,28 @@ def load_tokenizer(path: str | Path, settings: ModelSettings):
     return tokenizer
 
 
-def template_prefills_think(tokenizer) -> bool:
-    """Whether the chat template ends the generation prompt with ``<think>`` (DeepSeek-R1 distills do).
-
-    Then completions start inside the reasoning and never contain the opening tag.
-    """
-    rendered = tokenizer.apply_chat_template(
-        [{"role": "user", "content": "1+1?"}], tokenize=False, add_generation_prompt=True
-    )
-    return rendered.rstrip().endswith("<think>")
-
-
 def model_revision(path: str | Path, settings: ModelSettings) -> str | None:
     """``model.revision`` for the recipe's own Hub model; None for any other path (a local checkpoint)."""
     return settings.revision if str(path) == settings.path else None
 
 
-def load_causal_lm(path: str | Path, settings: ModelSettings, trainable_adapter: bool = False, merge: bool = False):
-    """Load full weights, or a LoRA adapter on its base (trainable, or merged for fast generation)."""
+def load_causal_lm(
+    path: str | Path,
+    settings: ModelSettings,
+    trainable_adapter: bool = False,
+    merge: bool = False,
+    dtype: str | None = None,
+):
+    """Load full weights, or a LoRA adapter on its base (trainable, or merged for fast generation).
+
+    ``dtype`` is the weights' dtype (see ``recipe_cli.precision``): by default ``model.dtype``, the
+    compute precision, as generation uses it; training full weights passes float32.
+    """
+    import torch
     from transformers import AutoModelForCausalLM
 
-    kwargs = {"dtype": resolve_dtype(settings.dtype), "trust_remote_code": settings.trust_remote_code}
+    torch_dtype = getattr(torch, dtype) if dtype else resolve_dtype(settings.dtype)
+    kwargs = {"dtype": torch_dtype, "trust_remote_code": settings.trust_remote_code}
     if settings.attn_implementation:
         kwargs["attn_implementation"] = settings.attn_implementation
     adapter = is_adapter(path)

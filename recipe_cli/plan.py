@@ -12,8 +12,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from recipe_cli.config import Recipe, generation_batch
+from recipe_cli.config import Recipe, generation_batch, grpo_max_completion_length, is_local_path
 from recipe_cli.errors import RecipeError
+from recipe_cli.precision import DTYPE_BYTES, PrecisionPlan, describe_recipe_precision
 from recipe_cli.runs import RunFolder
 from recipe_cli.trainer_settings import non_default_settings
 from recipe_cli.training import recipe_settings
@@ -31,6 +32,9 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
     model = recipe.model.path or f"tiny model built in {run.stage_dir('base')} ({recipe.model.tiny.model_dump()})"
     lora = f", LoRA r={recipe.model.lora.r}" if recipe.model.lora else ""
     console.print(f"[bold]{recipe.name}[/]: {model}, dtype {recipe.model.dtype}{lora}, seed {recipe.seed}")
+    push_dtype = recipe.push.dtype if recipe.push is not None else "auto"
+    precision = describe_recipe_precision(recipe.model.dtype, lora=recipe.model.lora is not None, push_dtype=push_dtype)
+    console.print(f"precision: {precision}")
     console.print(f"run folder: {run.root}")
     stages = [s for s in ("eval base", "sft", "grpo", "push") if _configured(recipe, s)]
     console.print("stages: " + " -> ".join(_with_evals(recipe, stages)))
@@ -60,7 +64,7 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
         rewards = ", ".join(
             f"{r.name} x{r.weight:g}" + (f" {r.params}" if r.params else "") for r in recipe.grpo.rewards
         )
-        batch, generations, how = generation_batch(recipe.grpo.trainer)
+        batch, generations, how = generation_batch(recipe.grpo.trainer, recipe.launch.num_processes)
         console.print(f"grpo rewards: {rewards}")
         console.print(
             f"grpo batch: {batch} completions per generation ({how}) = {batch // generations} prompts x {generations}"
@@ -69,6 +73,42 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
         if getattr(recipe, stage) is not None:
             console.print(_settings_table(stage, class_name, recipe_settings(recipe, stage)))
     console.print(Panel(Text(render_example_prompt(recipe)), title="one prompt, as the model sees it", expand=False))
+    if recipe.sft is not None:
+        _validate_length_budget(recipe, console)
+
+
+def _validate_length_budget(recipe: Recipe, console: Console) -> None:
+    """The length budget ``validate`` can state: measured where data and tokenizer are on disk, else the limits."""
+    dataset = recipe.sft.dataset
+    local_data = dataset.adapter == "arithmetic" or is_local_path(dataset.path)
+    if local_data and _tokenizer_offline(recipe):
+        from recipe_cli.data import prepare_sft
+
+        prepared = prepare_sft(recipe, _plan_tokenizer(recipe), check=False)
+        _print_length_budget(console, recipe, prepared.kept_lengths("completion_tokens"))
+        return
+    limit = dataset.max_completion_tokens
+    kept = f"at most {limit} tokens (sft.dataset.max_completion_tokens)" if limit else "not limited"
+    console.print(f"SFT completions: {kept}; `--dry-run` measures them (it needs the data and the tokenizer)")
+    budgets = [("GRPO", "grpo.trainer.max_completion_length", grpo_max_completion_length(recipe.grpo.trainer))]
+    budgets = budgets if recipe.grpo is not None else []
+    if recipe.eval is not None:
+        budgets.append(("the eval", "eval.max_new_tokens", recipe.eval.max_new_tokens))
+    for who, key, budget in budgets:
+        if limit is None or limit > budget:
+            console.print(
+                f"[bold yellow]warning:[/] SFT may teach completions longer than {key}={budget}, which {who} cuts "
+                f"off; set sft.dataset.max_completion_tokens: {budget}"
+            )
+
+
+def _tokenizer_offline(recipe: Recipe) -> bool:
+    """Whether the tokenizer loads without the network: the tiny one, a local folder, or the Hugging Face cache."""
+    if recipe.model.tiny is not None or Path(recipe.model.path).expanduser().is_dir():
+        return True
+    from recipe_cli.preflight import available_offline
+
+    return available_offline(recipe.model.path, recipe.model.revision)
 
 
 def _configured(recipe: Recipe, stage: str) -> bool:
@@ -150,23 +190,30 @@ def _local_chat_template(recipe: Recipe) -> str | None:
     return None
 
 
-DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 ADAM_STATE_BYTES = 8  # AdamW keeps two fp32 moments per trainable parameter
 
 
 def memory_estimate(
-    params: int, trainable: int, dtype_bytes: int, *, reference: bool = False, kv_cache: int = 0
+    params: int, trainable: int, precision: PrecisionPlan, *, lora: bool, reference: bool = False, kv_cache: int = 0
 ) -> dict[str, int]:
     """Bytes for weights, gradients, AdamW state, a reference copy and the KV cache (activations not included).
 
-    >>> memory_estimate(1_000_000, 1_000_000, 2)
-    {'weights': 2000000, 'gradients': 2000000, 'optimizer': 8000000, 'reference model': 0, 'kv cache': 0}
+    Full weights: float32 master weights and gradients whatever the compute dtype. LoRA: the frozen
+    base in its dtype, the float32 adapter, its gradients and AdamW state. The reference model
+    and the KV cache are in the compute dtype.
+
+    >>> from recipe_cli.precision import Machine, plan_precision
+    >>> bf16_on_gpu = plan_precision("bfloat16", lora=False, machine=Machine(gpu=True))
+    >>> memory_estimate(1_000_000, 1_000_000, bf16_on_gpu, lora=False)
+    {'weights': 4000000, 'gradients': 4000000, 'optimizer': 8000000, 'reference model': 0, 'kv cache': 0}
     """
+    master, compute = DTYPE_BYTES[precision.master], DTYPE_BYTES[precision.compute]
+    weights = (params - trainable) * DTYPE_BYTES[precision.base] + trainable * master if lora else params * master
     return {
-        "weights": params * dtype_bytes,
-        "gradients": trainable * dtype_bytes,
+        "weights": weights,
+        "gradients": trainable * master,
         "optimizer": trainable * ADAM_STATE_BYTES,
-        "reference model": params * dtype_bytes if reference else 0,
+        "reference model": params * compute if reference else 0,
         "kv cache": kv_cache,
     }
 
@@ -205,27 +252,35 @@ def _setting(class_name: str, trainer: dict, key: str):
 
 def describe_training_plan(recipe: Recipe, stages: list[str], console: Console) -> None:
     """What ``--dry-run`` prints for each stage: data after filtering, batches, steps, memory, misfits."""
-    from recipe_cli.models import resolve_dtype
+    from recipe_cli.training import stage_precision
 
     tokenizer = _plan_tokenizer(recipe)
     config = _model_config(recipe)
-    dtype = str(resolve_dtype(recipe.model.dtype)).removeprefix("torch.")
+    precision = stage_precision(recipe)
     params, trainable = _parameter_counts(config, recipe)
     lora = f", LoRA trains {trainable:,}" if recipe.model.lora else ""
-    console.print(f"[bold]{recipe.name}[/] dry run: model {params:,} parameters{lora}, dtype {dtype}")
+    console.print(f"[bold]{recipe.name}[/] dry run: model {params:,} parameters{lora}")
+    console.print(f"precision here: {precision.describe(recipe.model.lora is not None)}")
+    if precision.note:
+        console.print(f"[yellow]note:[/] {precision.note}")
+    sft_lengths = None
     for stage in stages:
         console.rule(f"[bold]{stage}[/] plan")
         if stage == "sft":
-            misfits, prompt_tokens = _describe_sft(recipe, tokenizer, console), 0
+            misfits, sft_lengths = _describe_sft(recipe, tokenizer, console)
+            prompt_tokens = 0
         else:
             misfits, prompt_tokens = _describe_grpo(recipe, tokenizer, config, console)
-        console.print(_memory_table(stage, recipe, config, params, trainable, dtype, prompt_tokens))
+        console.print(_memory_table(stage, recipe, config, params, trainable, precision, prompt_tokens))
         for misfit in misfits:
             console.print(f"[bold yellow]misfit:[/] {misfit}")
         if not misfits:
             console.print("no misfits found")
-        for risk in checkpoint_risks(getattr(recipe, stage).trainer, stage):
+        for risk in checkpoint_risks(getattr(recipe, stage).trainer, stage, recipe.launch.num_processes):
             console.print(f"[yellow]risk:[/] {risk}")
+    if sft_lengths is not None:
+        console.rule("[bold]length budget[/]")
+        _print_length_budget(console, recipe, sft_lengths)
 
 
 def _plan_tokenizer(recipe: Recipe):
@@ -278,75 +333,76 @@ def _parameter_counts(config, recipe: Recipe) -> tuple[int, int]:
     return params, trainable
 
 
-def _prompt_lengths(rows: list[dict], tokenizer) -> list[int]:
-    from recipe_cli.data import count_prompt_tokens
-
-    return [count_prompt_tokens(tokenizer, r["prompt"]) for r in rows]
-
-
-def _token_ids(tokenizer, messages: list[dict], generation_prompt: bool) -> list[int]:
-    encoded = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=generation_prompt)
-    return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
-
-
 def _kept(lengths: list[int], limit: int | None) -> int:
     return sum(1 for n in lengths if limit is None or n <= limit)
 
 
-def _describe_sft(recipe: Recipe, tokenizer, console: Console) -> list[str]:
-    from recipe_cli.data import load_examples, sft_rows
+def _describe_sft(recipe: Recipe, tokenizer, console: Console) -> tuple[list[str], list[int]]:
+    """The SFT plan from the examples as training builds them; returns the misfits and the kept completions' lengths."""
+    from recipe_cli.chat import describe_template, think_prefilled
+    from recipe_cli.data import prepare_sft
 
     settings, trainer = recipe.sft, recipe.sft.trainer
-    rows = sft_rows(load_examples(settings.dataset, recipe.seed), recipe)
-    lengths = _prompt_lengths(rows, tokenizer)
-    limit = settings.dataset.max_prompt_tokens
-    kept = _kept(lengths, limit)
-    console.print(f"data: {len(rows)} examples{_after_filter(kept, limit)}")
-    example = rows[lengths.index(min(lengths))] if kept else rows[0]
-    prompt_ids = _token_ids(tokenizer, example["prompt"], generation_prompt=True)
-    full_ids = _token_ids(tokenizer, example["prompt"] + example["completion"], generation_prompt=False)
-    _print_prompt(console, _render(tokenizer, prompt_ids))
+    prepared = prepare_sft(recipe, tokenizer, check=False)
+    console.print(f"data: {prepared.read} examples{_after_filters(prepared, settings.dataset)}")
+    for line in describe_template(tokenizer, think_prefilled(recipe, tokenizer)):
+        console.print(f"chat template: {line}")
+    rows = prepared.rows or [_rebuild_first(recipe, tokenizer)]
+    example = min(rows, key=lambda row: len(row["input_ids"]))
+    prompt_length = example["completion_mask"].index(1)
+    _print_prompt(console, _render(tokenizer, example["input_ids"][:prompt_length]))
     legend = r"([dim]\[masked][/] prompt tokens, [bold green]trained-on[/] tokens)"
     console.print(f"[bold]one tokenised example[/] {legend}:")
-    console.print(_loss_mask(tokenizer, full_ids, len(prompt_ids)), soft_wrap=False)
-    per_step = _batch(trainer, "SFTConfig")
+    console.print(_loss_mask(tokenizer, example["input_ids"], prompt_length), soft_wrap=False)
+    per_step = _batch(trainer, "SFTConfig", recipe.launch.num_processes)
     misfits = []
     max_length = _setting("SFTConfig", trainer, "max_length")
-    totals = [
-        len(_token_ids(tokenizer, r["prompt"] + r["completion"], generation_prompt=False))
-        for r, n in zip(rows, lengths, strict=True)
-        if limit is None or n <= limit
-    ]
+    totals = [len(row["input_ids"]) for row in prepared.rows]
     too_long = sum(1 for n in totals if max_length and n > max_length)
     if too_long:
         misfits.append(
             f"{too_long} of {len(totals)} examples are longer than sft.trainer.max_length={max_length} and will be "
             f"truncated; set max_length: {max(totals)} to keep them whole"
         )
-    if limit is not None and kept < len(rows):
-        misfits.append(_dropped(len(rows) - kept, len(rows), "sft", max(lengths)))
-    _describe_steps(console, kept, per_step, trainer, "SFTConfig")
+    if prepared.dropped:
+        misfits += _dropped(prepared, "sft")
+    _describe_steps(console, len(prepared.rows), per_step, trainer, "SFTConfig")
     console.print(
         "loss: [bold]completion tokens only[/] (prompt tokens are masked), sequences of up to "
         f"{max(totals) if totals else 0} tokens"
     )
-    return misfits
+    return misfits, prepared.kept_lengths("completion_tokens")
+
+
+def _rebuild_first(recipe: Recipe, tokenizer) -> dict:
+    """The first example as training would build it, to show when every example was filtered out."""
+    from recipe_cli.chat import completion_end_id, sft_token_ids, think_prefilled
+    from recipe_cli.data import build_messages, iter_examples, render_completion
+
+    row = next(iter_examples(recipe.sft.dataset, recipe.seed))
+    ids, mask = sft_token_ids(
+        tokenizer,
+        build_messages(row["question"], recipe.prompt),
+        render_completion(row, recipe.sft.completion),
+        prefilled=think_prefilled(recipe, tokenizer),
+        end_id=completion_end_id(tokenizer),
+    )
+    return {"input_ids": ids, "completion_mask": mask}
 
 
 def _describe_grpo(recipe: Recipe, tokenizer, config, console: Console) -> tuple[list[str], int]:
-    from recipe_cli.data import load_examples, prompt_rows
+    from recipe_cli.chat import prompt_token_ids
+    from recipe_cli.data import prepare_grpo
 
     settings, trainer = recipe.grpo, recipe.grpo.trainer
-    rows = prompt_rows(load_examples(settings.dataset, recipe.seed), recipe.prompt)
-    lengths = _prompt_lengths(rows, tokenizer)
-    limit = settings.dataset.max_prompt_tokens
-    kept = _kept(lengths, limit)
-    console.print(f"data: {len(rows)} prompts{_after_filter(kept, limit)}")
-    first = _token_ids(tokenizer, rows[0]["prompt"], generation_prompt=True)
-    _print_prompt(console, _render(tokenizer, first))
+    prepared = prepare_grpo(recipe, tokenizer, check=False)
+    console.print(f"data: {prepared.read} prompts{_after_filters(prepared, settings.dataset)}")
+    first = prepared.rows[0] if prepared.rows else None
+    if first is not None:
+        _print_prompt(console, _render(tokenizer, prompt_token_ids(tokenizer, first["prompt"])))
     generations = _setting("GRPOConfig", trainer, "num_generations")
-    completions = _batch(trainer, "GRPOConfig")
-    batch, _, how = generation_batch(trainer)
+    completions = _batch(trainer, "GRPOConfig", recipe.launch.num_processes)
+    batch, _, how = generation_batch(trainer, recipe.launch.num_processes)
     console.print(
         f"per optimizer step: {completions // generations} unique prompts x {generations} completions "
         f"= {completions} completions; generation batch {batch} ({how})"
@@ -356,12 +412,11 @@ def _describe_grpo(recipe: Recipe, tokenizer, config, console: Console) -> tuple
         f"reference model: {'loaded (beta ' + format(beta, 'g') + ')' if beta else 'not loaded (beta 0: no KL term)'}"
     )
     iterations = _setting("GRPOConfig", trainer, "num_iterations")
-    _describe_steps(console, kept * iterations, completions // generations, trainer, "GRPOConfig")
-    misfits = []
-    if limit is not None and kept < len(rows):
-        misfits.append(_dropped(len(rows) - kept, len(rows), "grpo", max(lengths)))
+    _describe_steps(console, len(prepared.rows) * iterations, completions // generations, trainer, "GRPOConfig")
+    misfits = _dropped(prepared, "grpo") if prepared.dropped else []
     completion_tokens = _setting("GRPOConfig", trainer, "max_completion_length") or 0
-    longest = max(n for n in lengths if limit is None or n <= limit) if kept else max(lengths)
+    kept = prepared.kept_lengths("prompt_tokens")
+    longest = max(kept) if kept else max(prepared.prompt_tokens)
     positions = getattr(config, "max_position_embeddings", None)
     if positions and longest + completion_tokens > positions:
         misfits.append(
@@ -373,7 +428,7 @@ def _describe_grpo(recipe: Recipe, tokenizer, config, console: Console) -> tuple
     return misfits, longest
 
 
-def checkpoint_risks(trainer: dict, stage: str) -> list[str]:
+def checkpoint_risks(trainer: dict, stage: str, world: int = 1) -> list[str]:
     """Checkpoint settings that could lose more than the steps since the last save.
 
     >>> checkpoint_risks({"save_strategy": "steps", "save_total_limit": 1}, "grpo")  # doctest: +ELLIPSIS
@@ -390,7 +445,7 @@ def checkpoint_risks(trainer: dict, stage: str) -> list[str]:
             f"{stage}.trainer.save_only_model: checkpoints hold no optimizer, scheduler or RNG state, so a resumed "
             "run restarts them and is not the run it continues"
         )
-    cycle = generation_cycle(trainer) if stage == "grpo" else 1
+    cycle = generation_cycle(trainer, world) if stage == "grpo" else 1
     save_steps = _setting("GRPOConfig" if stage == "grpo" else "SFTConfig", trainer, "save_steps")
     if cycle > 1 and isinstance(save_steps, int) and save_steps % cycle:
         risks.append(
@@ -406,7 +461,7 @@ def checkpoint_risks(trainer: dict, stage: str) -> list[str]:
     return risks
 
 
-def generation_cycle(trainer: dict) -> int:
+def generation_cycle(trainer: dict, world: int = 1) -> int:
     """Optimizer steps that one GRPO generation serves (completions are reused between them).
 
     Micro-batches per generation follow GRPOConfig: ``steps_per_generation``, else
@@ -417,43 +472,85 @@ def generation_cycle(trainer: dict) -> int:
     >>> generation_cycle({"generation_batch_size": 32, "per_device_train_batch_size": 8})
     4
     """
-    import os
-
     accumulation = _setting("GRPOConfig", trainer, "gradient_accumulation_steps")
     per_generation = _setting("GRPOConfig", trainer, "steps_per_generation")
     generation_batch = _setting("GRPOConfig", trainer, "generation_batch_size")
     if per_generation is None and generation_batch is not None:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
         per_generation = generation_batch // (_setting("GRPOConfig", trainer, "per_device_train_batch_size") * world)
     per_generation = per_generation or accumulation
     return max(per_generation * _setting("GRPOConfig", trainer, "num_iterations") // accumulation, 1)
 
 
-def _after_filter(kept: int, limit: int | None) -> str:
-    """How many rows survive ``max_prompt_tokens``.
+def _after_filters(prepared, dataset) -> str:
+    """How many rows survive the token-length filters."""
+    limits = [f"{key} {getattr(dataset, key)}" for key in ("max_prompt_tokens", "max_completion_tokens")]
+    limits = [limit for limit in limits if not limit.endswith(" None")]
+    if not limits:
+        return " (no token-length filter: none dropped)"
+    return f", {len(prepared.rows)} kept after the token-length filters ({', '.join(limits)})"
 
-    >>> _after_filter(30, 64), _after_filter(32, None)
-    (', 30 after dropping prompts longer than 64 tokens', ' (no max_prompt_tokens: none dropped)')
+
+def _dropped(prepared, stage: str) -> list[str]:
+    """One misfit per filter that dropped rows, with the limit that would keep them all."""
+    misfits = []
+    for part, key in (("prompt", "max_prompt_tokens"), ("completion", "max_completion_tokens")):
+        count = sum(n for reason, n in prepared.dropped.items() if key in reason)
+        if count:
+            longest = max(getattr(prepared, f"{part}_tokens"))
+            misfits.append(
+                f"{count} of {prepared.read} {stage} {part}s are longer than {stage}.dataset.{key} and are "
+                f"dropped; set {key}: {longest} to keep them all"
+            )
+    return misfits
+
+
+def length_budget(completion_lengths: list[int], recipe: Recipe) -> tuple[str, list[str]]:
+    """The SFT completions' token lengths against GRPO's and the eval's budgets: one summary line and the warnings.
+
+    SFT teaches the length of what the model writes; GRPO cuts completions at
+    ``max_completion_length`` (a truncated completion usually scores 0) and the eval at
+    ``max_new_tokens``. Lengths count the end-of-turn token, as generation does.
     """
-    if limit is None:
-        return " (no max_prompt_tokens: none dropped)"
-    return f", {kept} after dropping prompts longer than {limit} tokens"
+    lengths = sorted(completion_lengths)
+    median = lengths[len(lengths) // 2]
+    p90 = lengths[min(len(lengths) - 1, int(0.9 * len(lengths)))]
+    line = f"SFT completions: median {median}, 90th percentile {p90}, max {lengths[-1]} tokens ({len(lengths)} kept)"
+    budgets = []
+    if recipe.grpo is not None:
+        grpo = _setting("GRPOConfig", recipe.grpo.trainer, "max_completion_length")
+        budgets.append(("GRPO", "grpo.trainer.max_completion_length", grpo))
+    if recipe.eval is not None:
+        budgets.append(("the eval", "eval.max_new_tokens", recipe.eval.max_new_tokens))
+    line += "; " + ", ".join(f"{key} {budget}" for _, key, budget in budgets) if budgets else ""
+    warnings = []
+    for who, key, budget in budgets:
+        over = sum(1 for n in lengths if n > budget)
+        if over:
+            warnings.append(
+                f"{over} of {len(lengths)} SFT completions ({over / len(lengths):.0%}) are longer than {key}={budget}: "
+                f"SFT teaches completions {who} cuts off; set sft.dataset.max_completion_tokens: {budget} "
+                f"or raise {key} to {lengths[-1]}"
+            )
+    return line, warnings
 
 
-def _dropped(dropped: int, total: int, stage: str, longest: int) -> str:
-    return (
-        f"{dropped} of {total} {stage} prompts are longer than {stage}.dataset.max_prompt_tokens and are dropped; "
-        f"set max_prompt_tokens: {longest} to keep them all"
-    )
+def _print_length_budget(console: Console, recipe: Recipe, completion_lengths: list[int]) -> None:
+    if not completion_lengths:
+        console.print("no SFT example is left to measure")
+        return
+    line, warnings = length_budget(completion_lengths, recipe)
+    console.print(line)
+    for warning in warnings:
+        console.print(f"[bold yellow]warning:[/] {warning}")
+    if not warnings:
+        console.print("the SFT completions fit the GRPO and eval budgets")
 
 
-def _batch(trainer: dict, class_name: str) -> int:
-    """Examples (SFT) or completions (GRPO) per optimizer step on one process."""
-    import os
-
+def _batch(trainer: dict, class_name: str, world: int) -> int:
+    """Examples (SFT) or completions (GRPO) per optimizer step over ``world`` processes."""
     per_device = _setting(class_name, trainer, "per_device_train_batch_size")
     accumulation = _setting(class_name, trainer, "gradient_accumulation_steps")
-    return per_device * accumulation * int(os.environ.get("WORLD_SIZE", "1"))
+    return per_device * accumulation * world
 
 
 def _describe_steps(console: Console, items: int, per_step: int, trainer: dict, cls: str) -> None:
@@ -493,9 +590,9 @@ def _loss_mask(tokenizer, ids: list[int], prompt_tokens: int) -> Text:
 
 
 def _memory_table(
-    stage: str, recipe: Recipe, config, params: int, trainable: int, dtype: str, prompt_tokens: int
+    stage: str, recipe: Recipe, config, params: int, trainable: int, precision: PrecisionPlan, prompt_tokens: int
 ) -> Table:
-    dtype_bytes = DTYPE_BYTES.get(dtype, 4)
+    dtype_bytes = DTYPE_BYTES[precision.compute]
     kv, reference = 0, False
     if stage == "grpo":
         trainer = recipe.grpo.trainer
@@ -503,12 +600,15 @@ def _memory_table(
         heads = config.num_attention_heads
         kv_heads = getattr(config, "num_key_value_heads", None) or heads
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-        batch, _, _ = generation_batch(trainer)
+        batch, _, _ = generation_batch(trainer, recipe.launch.num_processes)
         tokens = prompt_tokens + (_setting("GRPOConfig", trainer, "max_completion_length") or 0)
         kv = kv_cache_bytes(layers, kv_heads, head_dim, tokens, batch, dtype_bytes)
         reference = bool(_setting("GRPOConfig", trainer, "beta")) and recipe.model.lora is None
-    estimate = memory_estimate(params, trainable, dtype_bytes, reference=reference, kv_cache=kv)
-    table = Table(title=f"{stage}: memory estimate ({dtype}; activations not included)", title_justify="left")
+    lora = recipe.model.lora is not None
+    estimate = memory_estimate(params, trainable, precision, lora=lora, reference=reference, kv_cache=kv)
+    what = f"adapter {precision.master}, base {precision.base}" if lora else f"master weights {precision.master}"
+    title = f"{stage}: memory estimate ({what}, compute {precision.compute}; activations not included)"
+    table = Table(title=title, title_justify="left")
     table.add_column("part")
     table.add_column("size", justify="right")
     for part, size in estimate.items():

@@ -66,8 +66,14 @@ def stop_on_signals(flag: PreemptionFlag):
 
 
 def preemption_callback(flag: PreemptionFlag):
-    """A TrainerCallback that saves and stops at the end of the step during which a signal arrived."""
+    """A TrainerCallback that saves and stops at the end of the step during which a signal arrived.
+
+    With several ranks, a signal may reach them during different steps (or reach only some of
+    them): at each step's end the ranks agree on the signal, so they all stop after the same step.
+    """
     from transformers import TrainerCallback
+
+    from recipe_cli.ranks import agree_max
 
     pause = hook_number(STEP_PAUSE_ENV)
 
@@ -78,6 +84,9 @@ def preemption_callback(flag: PreemptionFlag):
         def on_step_end(self, args, state, control, **kwargs):
             if pause:
                 time.sleep(pause)
+            agreed = agree_max(flag.signum or 0)
+            if agreed and flag.signum is None:
+                flag.signum = agreed  # another rank was signalled: stop with it
             if flag.signum is not None:
                 if not self.announced:  # said here, once: the signal handler must not log
                     self.announced = True

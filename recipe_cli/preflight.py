@@ -76,9 +76,9 @@ def run_preflight(recipe: Recipe, *, golds: int = 200, groups: int = 8, samples:
     tokenizer, model, source, why_not = _starting_model(recipe, use_model)
     prefilled = False
     if tokenizer is not None:
-        from recipe_cli.models import template_prefills_think
+        from recipe_cli.chat import think_prefilled
 
-        prefilled = template_prefills_think(tokenizer)
+        prefilled = think_prefilled(recipe, tokenizer)
 
     checked = rows[:golds]
     unreadable, perfect_wrong = [], []
@@ -107,13 +107,16 @@ def run_preflight(recipe: Recipe, *, golds: int = 200, groups: int = 8, samples:
     )
     run_values = {"max_completion_len": budget, "think_prefilled": prefilled}
     report.rows = _score(recipe, grouped, completions, kinds, tokenizer, run_values)
-    report.findings = _findings(report, recipe, prefilled, template, why_not)
+    report.findings = _findings(report, recipe, prefilled, why_not)
     return report
 
 
 def _perfect(row: dict, template: str, prefilled: bool) -> str:
+    """The gold answer as a completion in the SFT template, as SFT teaches it (no ``<think>`` a prompt prefilled)."""
+    from recipe_cli.chat import strip_prefilled_think
+
     text = template.format(reasoning=row.get("reasoning") or PERFECT_REASONING, answer=row["answer"])
-    return text.lstrip().removeprefix("<think>") if prefilled else text
+    return strip_prefilled_think(text, "<think>") if prefilled else text
 
 
 def _wrong(gold: str) -> str:
@@ -149,7 +152,7 @@ def _starting_model(recipe: Recipe, use_model: bool):
     run = RunFolder(recipe)
     finished_sft = run.finished("sft") if recipe.sft is not None else None
     path = finished_sft["path"] if finished_sft else run.base_model_path()
-    if recipe.model.tiny is None and not finished_sft and not _available_offline(path, recipe.model.revision):
+    if recipe.model.tiny is None and not finished_sft and not available_offline(path, recipe.model.revision):
         return None, None, None, f"'{path}' is not in the local Hugging Face cache (the preflight downloads nothing)"
     source = "the SFT checkpoint" if finished_sft else "the base model (SFT has not run yet)"
     with tempfile.TemporaryDirectory(prefix="recipe-preflight-") as scratch:
@@ -169,7 +172,7 @@ def _starting_model(recipe: Recipe, use_model: bool):
     return tokenizer, model, source if path == scratch else f"{source} {path}", None
 
 
-def _available_offline(path: str, revision: str | None) -> bool:
+def available_offline(path: str, revision: str | None) -> bool:
     """Whether a model folder exists locally or the Hub id's config is in the local cache."""
     if Path(path).expanduser().is_dir():
         return True
@@ -246,7 +249,7 @@ def _summarise(label: str, scores: list, kinds: list[str], groups: int) -> Rewar
     return RewardRow(label, means, varied / groups if groups else 0.0)
 
 
-def _findings(report: Preflight, recipe: Recipe, prefilled: bool, template: str, why_not: str | None):
+def _findings(report: Preflight, recipe: Recipe, prefilled: bool, why_not: str | None):
     findings = []
     n = report.golds_checked
     if report.golds_unreadable:
@@ -293,21 +296,14 @@ def _findings(report: Preflight, recipe: Recipe, prefilled: bool, template: str,
                 )
             )
     if prefilled:
+        sft = " SFT targets leave out the <think> the prompt has;" if recipe.sft is not None else ""
         findings.append(
             Finding(
                 False,
-                "the chat template ends the prompt with <think>: completions start inside the reasoning; "
-                "format and tag_count are run with think_prefilled=true",
+                f"completions start inside the reasoning (the chat template ends the prompt with <think>):{sft} "
+                "format and tag_count are run with think_prefilled=true, and so is the eval's format rate",
             )
         )
-        if recipe.sft is not None and template.lstrip().startswith("<think>"):
-            findings.append(
-                Finding(
-                    True,
-                    "sft.completion starts with <think> but the chat template already prefills it; "
-                    "drop <think> from the completion template",
-                )
-            )
     if why_not:
         findings.append(Finding(False, f"no model samples: {why_not}"))
     return findings

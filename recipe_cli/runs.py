@@ -59,6 +59,7 @@ def training_settings(recipe: Recipe, stage: str) -> dict[str, Any]:
         "model": recipe.model.model_dump(mode="json"),
         "prompt": recipe.prompt.model_dump(mode="json"),
         "seed": recipe.seed,
+        "world_size": recipe.launch.num_processes,  # the global batch and each rank's data order depend on it
         stage: section,
     }
     if stage == "grpo" and recipe.sft is not None:  # GRPO continues SFT's model: a changed SFT changes GRPO's start
@@ -167,9 +168,13 @@ class RunFolder:
         fsync_path(self.root)  # the rename itself
 
     def save_recipe(self) -> None:
-        """Keep the validated recipe (overrides applied) beside its results."""
+        """Keep the validated recipe (overrides applied) beside its results.
+
+        Unset values are kept as null: ``prompt.system: null`` (no system message) must not read
+        back as the default system prompt.
+        """
         self.root.mkdir(parents=True, exist_ok=True)
-        data = self.recipe.model_dump(mode="json", exclude_none=True)
+        data = self.recipe.model_dump(mode="json")
         (self.root / "recipe.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
     def record_training(self, stage: str, resumed_from: Path | None) -> None:
@@ -180,6 +185,7 @@ class RunFolder:
             "status": "training",
             "settings_hash": settings_hash(settings),
             "settings": settings,
+            "world_size": self.recipe.launch.num_processes,
             "length": self._length(stage),
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -202,7 +208,9 @@ class RunFolder:
             return None
         return {key: entry.get(key) for key in ("settings_hash", "length", "finished_at")}
 
-    def record_stage(self, stage: str, path: Path, *, lora: bool, base: str, started_from: str) -> None:
+    def record_stage(
+        self, stage: str, path: Path, *, lora: bool, base: str, started_from: str, precision: dict | None = None
+    ) -> None:
         record = self.read()
         record["stages"][stage] = {
             **record["stages"].get(stage, {}),
@@ -211,6 +219,7 @@ class RunFolder:
             "lora": lora,
             "base_model": base,
             "started_from": started_from,
+            "precision": precision,
             "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         self._write(record)

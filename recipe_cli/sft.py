@@ -6,38 +6,40 @@ import json
 import logging
 from pathlib import Path
 
+from recipe_cli.chat import describe_template, think_prefilled
 from recipe_cli.config import Recipe
 from recipe_cli.data import sft_examples
 from recipe_cli.models import load_causal_lm, load_tokenizer, lora_config
 from recipe_cli.runs import RunFolder, StageStart
-from recipe_cli.training import clear_stage_dir, prepare_base_model, run_trainer, save_final, trainer_config
+from recipe_cli.training import StageTrainer, log_precision, stage_precision, trainer_config
 
 log = logging.getLogger(__name__)
 
 
-def run_sft(recipe: Recipe, start: StageStart | None = None, callbacks: list | None = None) -> Path:
-    """Fine-tune the starting model on the SFT dataset; return the saved checkpoint's folder.
+def build_sft_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
+    """TRL's SFTTrainer for the recipe's SFT stage, ready to train; writes nothing (every rank builds one).
 
-    The loss covers the completion only (prompt/completion rows), and the completion is the
-    recipe's template filled with the row's reasoning and final answer. ``start`` (from
-    ``RunFolder.plan_start``) says whether to resume; by default an earlier run is never overwritten.
+    The loss covers the completion only: each example is pre-tokenised as the prompt the model
+    sees at generation (masked) and the recipe's template filled with the row's reasoning and final
+    answer, ended by the end-of-turn token (``recipe_cli.chat``). Full weights train as float32
+    master weights whatever ``model.dtype`` says (``recipe_cli.precision``).
     """
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     run = RunFolder(recipe)
-    start = start or run.plan_start("sft", resume=False, overwrite=False, force=False)
-    base = prepare_base_model(recipe, run)
+    base = run.base_model_path()
     tokenizer = load_tokenizer(base, recipe.model)
     examples = sft_examples(recipe, tokenizer)
+    for line in describe_template(tokenizer, think_prefilled(recipe, tokenizer)):
+        log.info("sft: %s", line)
     config = trainer_config(SFTConfig, recipe, "sft")
-    output = Path(config.output_dir)  # runs/<name>/<stage>, as recipe_settings set it
-    if start.clear:
-        clear_stage_dir(output)
     peft_config = lora_config(recipe.model.lora) if recipe.model.lora else None
+    precision = stage_precision(recipe)
+    log_precision("sft", precision, lora=peft_config is not None)
     log.info("sft: %d examples from %s, starting from %s", len(examples), recipe.sft.dataset.path or "arithmetic", base)
     trainer = SFTTrainer(
-        model=load_causal_lm(base, recipe.model),
+        model=load_causal_lm(base, recipe.model, dtype=precision.base),
         args=config,
         train_dataset=Dataset.from_list(examples),
         processing_class=tokenizer,
@@ -45,13 +47,8 @@ def run_sft(recipe: Recipe, start: StageStart | None = None, callbacks: list | N
     )
     if start.checkpoint is not None:
         restore_token_count(trainer, start.checkpoint)
-
-    def finish():
-        save_final(trainer, output)
-        run.record_stage("sft", output, lora=peft_config is not None, base=base, started_from=base)
-
-    run_trainer(trainer, run, start, finish, callbacks=callbacks)  # after the completion marker: e.g. pushing
-    return output
+    record = {"lora": peft_config is not None, "base": base, "started_from": base, "precision": precision.record()}
+    return StageTrainer(trainer, Path(config.output_dir), record)
 
 
 def restore_token_count(trainer, checkpoint: Path) -> None:

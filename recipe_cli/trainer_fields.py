@@ -41,7 +41,7 @@ class TrainerField:
         return self.default is not _NO_DEFAULT
 
 
-def _package_dir(package: str) -> Path:
+def package_dir(package: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise RecipeError(f"the package '{package}' is not installed; run `pip install -e .` (or `make install`)")
@@ -65,7 +65,7 @@ def _literal_default(value: ast.expr) -> object:
 
 def _class_fields(class_name: str) -> dict[str, TrainerField]:
     package, relative, _ = _SOURCES[class_name]
-    tree = ast.parse((_package_dir(package) / relative).read_text())
+    tree = ast.parse((package_dir(package) / relative).read_text())
     node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name)
     fields = {}
     for statement in node.body:

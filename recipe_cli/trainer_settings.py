@@ -34,6 +34,9 @@ OWNED_KEYS = {
     "push_to_hub": "use the recipe's `push:` section (a Hub repo would be created before training starts)",
     "hub_model_id": "use `push.repo_id`",
     "model_init_kwargs": "set `model.dtype` and `model.revision` in the recipe",
+    # one place for precision: model.dtype is the compute dtype; master weights stay float32 (recipe_cli.precision)
+    "bf16": "set `model.dtype: bfloat16`: it turns on bf16 mixed precision on a GPU (master weights stay float32)",
+    "fp16": "set `model.dtype: float16`: it turns on fp16 mixed precision on a GPU (master weights stay float32)",
     "reward_weights": "give each reward its `weight` in `grpo.rewards`",
     # the Trainer itself never reads it (only example scripts do): it would be silently ignored
     "resume_from_checkpoint": "pass --resume to `recipe sft|grpo|run`; it continues from the last complete checkpoint",

@@ -1,16 +1,23 @@
 """What the SFT and GRPO stages share: the starting model on disk, TRL config construction, the training
-loop's safety net (complete-or-absent checkpoints, resume, preemption, NaN stop), saving."""
+loop's safety net (complete-or-absent checkpoints, resume, preemption, NaN stop), saving.
+
+Training runs on every rank; nothing here writes ``run.json`` (``recipe_cli.pipeline`` does, on
+the main process).
+"""
 
 from __future__ import annotations
 
 import logging
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from recipe_cli.config import Recipe
 from recipe_cli.errors import RecipeError, TrainingStopped
+from recipe_cli.precision import Machine, PrecisionPlan, plan_precision
+from recipe_cli.preemption import PreemptionFlag
 from recipe_cli.runs import RunFolder, StageStart
 
 log = logging.getLogger(__name__)
@@ -68,22 +75,34 @@ def tiny_tokenizer_text(recipe: Recipe) -> list[str]:
     return [recipe.prompt.system or "", recipe.prompt.user]
 
 
-def device_defaults(settings: dict[str, Any]) -> dict[str, Any]:
-    """TRL defaults that do not fit this machine, replaced unless the recipe set them.
+def stage_precision(recipe: Recipe, machine: Machine | None = None) -> PrecisionPlan:
+    """The recipe's precision plan on this machine (see ``recipe_cli.precision``)."""
+    push_dtype = recipe.push.dtype if recipe.push is not None else "auto"
+    lora = recipe.model.lora is not None
+    return plan_precision(recipe.model.dtype, lora=lora, machine=machine or Machine.here(), push_dtype=push_dtype)
 
-    TRL configs default to ``bf16=True`` (which raises without a GPU) and to activation
-    checkpointing (1.5-2.5x slower for small models on CPU). Without a GPU both are switched off.
+
+def log_precision(stage: str, precision: PrecisionPlan, *, lora: bool) -> None:
+    log.info("%s precision: %s", stage, precision.describe(lora))
+    if precision.note:
+        log.warning("%s: %s", stage, precision.note)
+
+
+def device_defaults(settings: dict[str, Any], precision: PrecisionPlan, machine: Machine) -> dict[str, Any]:
+    """What recipe sets for the machine: the mixed-precision flags of the precision plan, and CPU-friendly defaults.
+
+    TRL configs default to ``bf16=True`` (which raises without a GPU, and would turn on bf16 for a
+    float32 recipe) and to activation checkpointing (1.5-2.5x slower for small models on CPU), so
+    the flags always come from ``model.dtype``, and checkpointing is off without a GPU unless the
+    recipe turns it on.
     """
-    import torch
-
-    on_gpu = torch.cuda.is_available()
-    if not on_gpu and settings.get("bf16"):
-        raise RecipeError("trainer.bf16 is true but there is no GPU; remove it (or set bf16: false) to train on CPU")
-    defaults = {} if on_gpu else {"bf16": False, "dataloader_pin_memory": False}
+    defaults = {"bf16": precision.mixed_precision == "bf16", "fp16": precision.mixed_precision == "fp16"}
+    if not machine.gpu:
+        defaults["dataloader_pin_memory"] = False
     # transformers 5 renamed gradient_checkpointing to activation_checkpointing; pass the new name
     # so the recipe's (or TRL's) choice holds without a deprecation warning at every run.
     if "activation_checkpointing" not in settings:
-        defaults["activation_checkpointing"] = settings.get("gradient_checkpointing", on_gpu)
+        defaults["activation_checkpointing"] = settings.get("gradient_checkpointing", machine.gpu)
     return defaults
 
 
@@ -92,19 +111,24 @@ def recipe_settings(recipe: Recipe, stage: str) -> dict[str, Any]:
 
     ``recipe validate`` shows these (no torch import); ``trainer_config`` builds the config from them.
     """
+    owned = {"completion_only_loss": True} if stage == "sft" else {}  # SFT rows are pre-tokenised with a loss mask
     return {
         "report_to": "none",
         "disable_tqdm": False,  # the CLI quiets transformers' logging, which would hide the progress bar too
+        **owned,
         **getattr(recipe, stage).trainer,
         "output_dir": str(RunFolder(recipe).stage_dir(stage)),
         "seed": recipe.seed,
     }
 
 
-def trainer_config(config_class, recipe: Recipe, stage: str, extra: dict[str, Any] | None = None):
+def trainer_config(
+    config_class, recipe: Recipe, stage: str, extra: dict[str, Any] | None = None, machine: Machine | None = None
+):
     """Build a TRL config fresh from the recipe (configs do not round-trip through to_dict/replace)."""
+    machine = machine or Machine.here()
     settings = recipe_settings(recipe, stage)
-    defaults = device_defaults(settings)
+    defaults = device_defaults(settings, stage_precision(recipe, machine), machine)
     if "activation_checkpointing" in defaults:
         settings.pop("gradient_checkpointing", None)
     try:
@@ -113,13 +137,127 @@ def trainer_config(config_class, recipe: Recipe, stage: str, extra: dict[str, An
         raise RecipeError(f"{stage}.trainer: {error}") from error
 
 
+@dataclass
+class StageTrainer:
+    """A stage's trainer, built and ready, with where it saves and what ``run.json`` records once it finished."""
+
+    trainer: Any
+    output: Path
+    record: dict[str, Any]  # lora, base, started_from, precision (see RunFolder.record_stage)
+
+
+@dataclass
+class StageOutcome:
+    """How a stage's training ended, the same on every rank."""
+
+    stage: str
+    output: Path
+    record: dict[str, Any]
+    step: int
+    max_steps: int
+    finished: bool  # the final model is saved: the stage can be recorded as finished
+    signal: str | None = None  # the preemption signal that stopped it (or arrived during its last step)
+    exit_code: int | None = None
+    problem: str | None = None  # a NaN/inf gradient norm, loss or weight
+
+
+def build_stage_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
+    if start.stage == "sft":
+        from recipe_cli.sft import build_sft_trainer
+
+        return build_sft_trainer(recipe, start)
+    from recipe_cli.grpo import build_grpo_trainer
+
+    return build_grpo_trainer(recipe, start)
+
+
+def train_stage(
+    recipe: Recipe,
+    start: StageStart,
+    flag: PreemptionFlag,
+    callbacks: list | None = None,
+    on_ready: Callable[[], None] | None = None,
+) -> StageOutcome:
+    """Train a stage from step 0 or from the start's checkpoint and save it; runs on every rank, writes no record.
+
+    Every checkpoint gets a completion marker once fully written. On a signal (``flag``, set by
+    ``recipe_cli.preemption.stop_on_signals``) the current step finishes and a checkpoint is
+    saved; on a NaN/inf gradient norm, loss or weight nothing more is saved, so the last checkpoint
+    is the last good one. ``on_ready`` runs once the trainer is built, just before the first step
+    (the main process records the stage as training then). ``callbacks`` run after the marker.
+    """
+    from recipe_cli.checkpoints import completion_marker_callback
+    from recipe_cli.health import nonfinite_callback
+    from recipe_cli.preemption import preemption_callback
+
+    staged = build_stage_trainer(recipe, start)
+    trainer = staged.trainer
+    nonfinite = nonfinite_callback()
+    # in this order: a preemption asks for a save first, so the weights are checked before any save and
+    # before the marker; later callbacks (e.g. pushing checkpoints) run once the marker is written
+    marker = completion_marker_callback(lambda: nonfinite.healthy)
+    for callback in [preemption_callback(flag), nonfinite, marker, *(callbacks or [])]:
+        trainer.add_callback(callback)
+    if start.checkpoint is not None:
+        log.info("%s: resuming from %s", start.stage, start.checkpoint)
+    if on_ready is not None:
+        on_ready()
+    trainer.train(resume_from_checkpoint=str(start.checkpoint) if start.checkpoint else None)
+    state = trainer.state
+    outcome = StageOutcome(start.stage, staged.output, staged.record, state.global_step, state.max_steps, False)
+    if flag.signum is not None:
+        outcome.signal, outcome.exit_code = flag.name, flag.exit_code
+    if nonfinite.problem is not None:
+        outcome.problem = nonfinite.problem
+        return outcome
+    if flag.signum is not None and state.global_step < state.max_steps:
+        return outcome
+    save_final(trainer, staged.output)
+    outcome.finished = True
+    return outcome
+
+
+def stopped_error(outcome: StageOutcome) -> TrainingStopped | None:
+    """What to tell the user about a stage that did not simply finish; None when it did."""
+    from recipe_cli.checkpoints import last_complete_checkpoint
+
+    stage = outcome.stage
+    if outcome.problem is not None:
+        kept = last_complete_checkpoint(outcome.output)
+        where = f"the last good checkpoint is {kept}" if kept else "no checkpoint was saved before it"
+        return TrainingStopped(
+            f"{stage} stopped: {outcome.problem}; {where}; lower the learning rate or raise warmup_steps, "
+            "then resume with --resume --force (or start again with --overwrite)",
+            exit_code=3,
+        )
+    if outcome.signal is None:
+        return None
+    if not outcome.finished:
+        kept = last_complete_checkpoint(outcome.output)
+        return TrainingStopped(
+            f"{stage} stopped by {outcome.signal} after step {outcome.step} of {outcome.max_steps}; "
+            f"checkpoint saved in {kept}",
+            exit_code=outcome.exit_code,
+            resumable=True,
+        )
+    # it arrived during the last step: the stage is done, the command stops here
+    return TrainingStopped(
+        f"{stage} finished its last step ({outcome.step}) as {outcome.signal} arrived; saved in {outcome.output}",
+        exit_code=outcome.exit_code,
+        resumable=True,
+    )
+
+
 def save_final(trainer, output_dir: Path) -> None:
     """Save the trained model, tokenizer and log to ``output_dir``, leaving intermediate checkpoints aside.
 
+    Every rank calls it: with sharded weights (DeepSpeed ZeRO-3, FSDP) ``save_model`` gathers them.
     ``trainer_state.json`` keeps the logged loss and rewards, which the model card shows as curves
     (``save_model`` alone writes it only into intermediate checkpoints).
     """
     trainer.save_model(str(output_dir))
+    if not trainer.is_world_process_zero():
+        return
     if trainer.processing_class is not None:
         trainer.processing_class.save_pretrained(str(output_dir))
     trainer.state.save_to_json(str(output_dir / "trainer_state.json"))
@@ -133,55 +271,3 @@ def clear_stage_dir(path: Path) -> None:
     if path.exists():
         log.info("deleting the earlier contents of %s", path)
         shutil.rmtree(path)
-
-
-def run_trainer(
-    trainer, run: RunFolder, start: StageStart, finish: Callable[[], None], callbacks: list | None = None
-) -> None:
-    """Train from step 0 or from the start's checkpoint; stop cleanly on SIGTERM/SIGINT or non-finite values.
-
-    Every checkpoint gets a completion marker once fully written. On a signal the current step
-    finishes, a checkpoint is saved and ``TrainingStopped`` says where; on a NaN/inf gradient norm,
-    loss or weight nothing more is saved, so the last checkpoint is the last good one.
-    """
-    from recipe_cli.checkpoints import completion_marker_callback, last_complete_checkpoint
-    from recipe_cli.health import nonfinite_callback
-    from recipe_cli.preemption import PreemptionFlag, preemption_callback, stop_on_signals
-
-    flag = PreemptionFlag()
-    nonfinite = nonfinite_callback()
-    # in this order: a preemption asks for a save first, so the weights are checked before any save and
-    # before the marker; later callbacks (e.g. pushing checkpoints) run once the marker is written
-    marker = completion_marker_callback(lambda: nonfinite.healthy)
-    for callback in [preemption_callback(flag), nonfinite, marker, *(callbacks or [])]:
-        trainer.add_callback(callback)
-    if start.checkpoint is not None:
-        log.info("%s: resuming from %s", start.stage, start.checkpoint)
-    with stop_on_signals(flag):
-        run.record_training(start.stage, start.checkpoint)  # inside: a signal from now on finds the handler
-        trainer.train(resume_from_checkpoint=str(start.checkpoint) if start.checkpoint else None)
-    output = run.stage_dir(start.stage)
-    if nonfinite.problem is not None:
-        kept = last_complete_checkpoint(output)
-        where = f"the last good checkpoint is {kept}" if kept else "no checkpoint was saved before it"
-        raise TrainingStopped(
-            f"{start.stage} stopped: {nonfinite.problem}; {where}; lower the learning rate or raise warmup_steps, "
-            "then resume with --resume --force (or start again with --overwrite)",
-            exit_code=3,
-        )
-    if flag.signum is not None and trainer.state.global_step < trainer.state.max_steps:
-        kept = last_complete_checkpoint(output)
-        raise TrainingStopped(
-            f"{start.stage} stopped by {flag.name} after step {trainer.state.global_step} of "
-            f"{trainer.state.max_steps}; checkpoint saved in {kept}",
-            exit_code=flag.exit_code,
-            resumable=True,
-        )
-    finish()
-    if flag.signum is not None:  # it arrived during the last step: the stage is done, the command stops here
-        raise TrainingStopped(
-            f"{start.stage} finished its last step ({trainer.state.global_step}) as {flag.name} arrived; "
-            f"saved in {output}",
-            exit_code=flag.exit_code,
-            resumable=True,
-        )

@@ -67,3 +67,18 @@ def write_recipe(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture
+def fake_hub(monkeypatch):
+    """A fake Hub that huggingface_hub talks to (plain LFS, no Xet), a valid token, and short retry delays."""
+    from recipe_cli import hub
+    from tests.fake_hub import FakeHub
+
+    server = FakeHub(lfs_threshold=1024).start()
+    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", server.url)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_DISABLE_XET", True)
+    monkeypatch.setenv("HF_TOKEN", server.token)
+    monkeypatch.setattr(hub, "RETRY_DELAYS", (0.01, 0.02, 0.04))
+    yield server
+    server.stop()

@@ -119,7 +119,7 @@ CASES = [
         lambda d, t: d["grpo"]["trainer"].update(generation_batch_size=8, steps_per_generation=2),
         "not both",
     ),
-    ("bf16-on-cpu", "sft", lambda d, t: set_in(d, "sft.trainer.bf16", True), "no GPU"),
+    ("bf16-in-trainer", "sft", lambda d, t: set_in(d, "sft.trainer.bf16", True), "set `model.dtype: bfloat16`"),
     ("loss-type", "grpo", lambda d, t: set_in(d, "grpo.trainer.loss_type", "ppo"), "'ppo' is not one of"),
     ("unknown-reward", "grpo", lambda d, t: d["grpo"]["rewards"].append({"name": "acuracy"}), "unknown reward"),
     (
@@ -180,9 +180,9 @@ def test_cli_argument_mistakes_are_one_line_too(recipe_dict, write_recipe, tmp_p
 
 def test_a_mistake_after_training_started_keeps_the_run(recipe_dict):
     """Only what a command wrote before any stage trained is removed; checkpoints are never deleted on an error."""
-    from recipe_cli.cli import _nothing_left_on_error
     from recipe_cli.config import validate_recipe
     from recipe_cli.errors import RecipeError
+    from recipe_cli.pipeline import nothing_left_on_error as _nothing_left_on_error
     from recipe_cli.runs import RunFolder
 
     run = RunFolder(validate_recipe(recipe_dict))

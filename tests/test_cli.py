@@ -139,3 +139,57 @@ def test_dry_run_of_grpo_needs_no_sft_checkpoint(recipe_dict, write_recipe, tmp_
     assert result.exit_code == 0, result.output
     assert "no misfits found" in result.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_validate_measures_sft_lengths_against_the_budgets(recipe_dict, write_recipe):
+    recipe_dict["grpo"]["trainer"]["max_completion_length"] = 8  # shorter than every generated worked solution
+    recipe_dict["eval"]["max_new_tokens"] = 40
+    result = invoke("validate", write_recipe(recipe_dict))
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "SFT completions: median" in out and "90th percentile" in out and "(32 kept)" in out
+    assert "SFT teaches completions GRPO cuts off; set sft.dataset.max_completion_tokens: 8" in out
+    assert "longer than eval.max_new_tokens" not in out  # the eval's budget fits
+
+
+def test_dry_run_reports_the_length_budget_and_the_completion_filter(recipe_dict, write_recipe):
+    recipe_dict["sft"]["dataset"]["max_completion_tokens"] = 25  # keeps the one-step solutions only
+    recipe_dict["grpo"]["trainer"]["max_completion_length"] = 32
+    recipe_dict["eval"]["max_new_tokens"] = 32
+    result = invoke("sft", write_recipe(recipe_dict), "--dry-run")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "length budget" in out and "the SFT completions fit the GRPO and eval budgets" in out
+    assert "sft completions are longer than sft.dataset.max_completion_tokens and are dropped" in out
+
+
+def test_a_completion_filter_that_keeps_nothing_is_a_user_error(recipe_dict, write_recipe, tmp_path):
+    recipe_dict["sft"]["dataset"]["max_completion_tokens"] = 2
+    result = invoke("sft", write_recipe(recipe_dict))
+    assert result.exit_code == 2
+    assert "every completion is longer than max_completion_tokens=2; raise it" in result.output
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_completion_filter_is_for_sft_only(recipe_dict, write_recipe):
+    recipe_dict["grpo"]["dataset"]["max_completion_tokens"] = 100
+    result = invoke("validate", write_recipe(recipe_dict))
+    assert result.exit_code == 2
+    assert "its budget is trainer.max_completion_length" in result.output
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "recipes").glob("gsm8k*.yaml")), ids=lambda p: p.name)
+def test_shipped_gpu_recipes_tell_one_length_story_and_justify_their_numbers(path):
+    from recipe_cli.config import grpo_max_completion_length, load_recipe
+
+    recipe = load_recipe(path)
+    budget = grpo_max_completion_length(recipe.grpo.trainer)
+    assert recipe.eval.max_new_tokens >= budget  # the eval does not cut what GRPO allowed
+    if recipe.sft is not None:
+        assert recipe.sft.dataset.max_completion_tokens is not None
+        assert recipe.sft.dataset.max_completion_tokens <= budget  # SFT teaches what GRPO samples
+        prompt = recipe.sft.dataset.max_prompt_tokens or 0
+        assert recipe.sft.trainer["max_length"] >= prompt + recipe.sft.dataset.max_completion_tokens
+    header = "".join(line for line in path.read_text().splitlines(keepends=True) if line.startswith("#"))
+    assert "open-r1" in header and "lr 1.0e-6" in header and "generations" in header
+    assert "bf16" not in "".join(recipe.grpo.trainer)  # precision comes from model.dtype

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from recipe_cli.config import DatasetSettings, validate_recipe
-from recipe_cli.data import build_messages, load_examples, sft_rows, split_gsm8k_answer
+from recipe_cli.data import build_messages, load_examples, split_gsm8k_answer
 from recipe_cli.errors import RecipeError
 from recipe_cli.synthetic import generate_problems
 
@@ -101,14 +101,26 @@ def test_arithmetic_splits_are_disjoint_and_seeded():
         assert steps[-1].endswith(f"= {problem['answer']}")
 
 
-def test_sft_rows_use_the_completion_template(recipe_dict):
+def test_sft_examples_are_the_rendered_prompt_then_the_completion(recipe_dict):
+    """The loss covers exactly the completion template's text and the end-of-turn token."""
+    from recipe_cli.data import prepare_sft
+    from recipe_cli.tiny_model import build_tokenizer
+
     recipe = validate_recipe(recipe_dict)
-    row = {"question": "Q?", "answer": "4", "reasoning": "2 + 2 = 4", "final": "4"}
-    example = sft_rows([row], recipe)[0]
-    assert example["prompt"] == build_messages("Q?", recipe.prompt)
-    assert example["completion"] == [
-        {"role": "assistant", "content": "<think>\n2 + 2 = 4\n</think>\n<answer>4</answer>"}
-    ]
+    tokenizer = build_tokenizer(400)
+    prepared = prepare_sft(recipe, tokenizer)
+    row = generate_problems("train", 1, recipe.seed)[0]
+    example = prepared.rows[0]
+    ids, mask = example["input_ids"], example["completion_mask"]
+    start = mask.index(1)
+    assert mask == [0] * start + [1] * (len(ids) - start)
+    prompt = tokenizer.apply_chat_template(
+        build_messages(row["question"], recipe.prompt), tokenize=False, add_generation_prompt=True
+    )
+    assert tokenizer.decode(ids[:start]) == prompt
+    completion = f"<think>\n{row['reasoning']}\n</think>\n<answer>{row['final']}</answer>"
+    assert tokenizer.decode(ids[start:]) == completion + "<|im_end|>"
+    assert len(prepared.rows) == prepared.read == 32 and not prepared.dropped
 
 
 def test_teacher_error_rate_slips_only_the_final_answer_of_two_step_problems():
@@ -130,14 +142,18 @@ def test_teacher_error_rate_belongs_to_the_arithmetic_adapter():
         DatasetSettings(path="openai/gsm8k", teacher_error_rate=0.5)
 
 
-def test_drop_long_prompts_counts_tokens_not_keys():
+def test_prompt_filter_counts_tokens_not_keys(recipe_dict):
     """apply_chat_template(tokenize=True) returns a BatchEncoding in transformers 5; its len is 2, not the tokens."""
-    from recipe_cli.config import PromptSettings
-    from recipe_cli.data import count_prompt_tokens, drop_long_prompts, prompt_rows
+    from recipe_cli.data import count_prompt_tokens, prepare_grpo, prompt_rows
     from recipe_cli.tiny_model import build_tokenizer
 
     tokenizer = build_tokenizer(400)
-    rows = prompt_rows([{"question": "1+1?", "answer": "2"}, {"question": "7 " * 40, "answer": "7"}], PromptSettings())
-    short, long = (count_prompt_tokens(tokenizer, row["prompt"]) for row in rows)
-    assert 2 < short < long
-    assert drop_long_prompts(rows, tokenizer, short, "grpo.dataset") == rows[:1]
+    recipe = validate_recipe(recipe_dict)
+    rows = prompt_rows(generate_problems("train", 32, recipe.seed), recipe.prompt)
+    lengths = sorted(count_prompt_tokens(tokenizer, row["prompt"]) for row in rows)
+    assert 2 < lengths[0] < lengths[-1]
+    recipe_dict["grpo"]["dataset"]["max_prompt_tokens"] = lengths[15]
+    prepared = prepare_grpo(validate_recipe(recipe_dict), tokenizer)
+    kept = sum(1 for n in lengths if n <= lengths[15])
+    assert prepared.read == 32 and len(prepared.rows) == kept
+    assert prepared.dropped == {"prompt over max_prompt_tokens": 32 - kept}

@@ -189,7 +189,8 @@ def tiny_checkpoint(tmp_path_factory) -> str:
 
 
 def test_end_of_turn_token_stops_generation(tiny_checkpoint):
-    from recipe_cli.generation import end_of_turn_id, stop_token_ids
+    from recipe_cli.chat import end_of_turn_id
+    from recipe_cli.generation import stop_token_ids
     from recipe_cli.models import load_tokenizer
 
     tokenizer = load_tokenizer(tiny_checkpoint, validate_recipe(copy.deepcopy(TINY_RECIPE)).model)

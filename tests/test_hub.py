@@ -9,6 +9,8 @@ import sys
 from types import SimpleNamespace
 
 import pytest
+import safetensors.torch
+import torch
 import yaml
 from huggingface_hub import ModelCard
 from typer.testing import CliRunner
@@ -22,14 +24,13 @@ from recipe_cli.generation import Generation
 from recipe_cli.hub import list_upload_files, plan_push, push_checkpoint, render_model_card
 from recipe_cli.runs import RunFolder
 from tests.conftest import REPO
-from tests.fake_hub import FakeHub
 
 runner = CliRunner()
 REPO_ID = "someone/tiny-r1"
 # What a finished GRPO stage leaves in its folder: the model, the log, and state that only resumes training.
 CHECKPOINT_FILES = {
     "config.json": b"{}",
-    "model.safetensors": os.urandom(3000),  # LFS by its suffix, as on the Hub
+    "model.safetensors": safetensors.torch.save({"w": torch.randn(750)}),  # LFS by its suffix, as on the Hub
     "tokenizer.json": b'{"vocab": "' + b"x" * 2000 + b'"}',  # LFS by its size (the fake's threshold is 1 KB)
     "generation_config.json": b"{}",
 }
@@ -110,18 +111,6 @@ def make_run(recipe_dict, **push) -> tuple:
 @pytest.fixture
 def trained_run(recipe_dict):
     return make_run(recipe_dict)[0]
-
-
-@pytest.fixture
-def fake_hub(monkeypatch):
-    """A fake Hub that huggingface_hub talks to (plain LFS, no Xet), a valid token, and short retry delays."""
-    server = FakeHub(lfs_threshold=1024).start()
-    monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", server.url)
-    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_DISABLE_XET", True)
-    monkeypatch.setenv("HF_TOKEN", server.token)
-    monkeypatch.setattr(hub, "RETRY_DELAYS", (0.01, 0.02, 0.04))
-    yield server
-    server.stop()
 
 
 def invoke(*args):
@@ -220,12 +209,13 @@ def test_upload_leaves_out_training_state_checkpoints_and_the_old_readme(recipe_
 def test_dry_run_lists_the_files_and_writes_the_card_without_network(recipe_dict, write_recipe, monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "http://127.0.0.1:9")
-    recipe, _ = make_run(recipe_dict)
+    recipe, grpo = make_run(recipe_dict)
     del recipe_dict["push"]  # like recipes/demo.yaml: the repo comes from the command line
     result = invoke("push", write_recipe(recipe_dict), "--repo-id", "user/demo", "--dry-run")
     assert result.exit_code == 0, result.output
     assert "user/demo @ grpo" in result.output
-    assert "model.safetensors" in result.output and "3,000" in result.output
+    size = (grpo / "model.safetensors").stat().st_size
+    assert "model.safetensors" in result.output and f"{size:,}" in result.output
     assert "optimizer.pt" not in result.output
     card = RunFolder(recipe).root / "push" / "grpo" / "README.md"
     assert card.is_file() and "user/demo" in card.read_text()

@@ -1,0 +1,192 @@
+"""Several processes: ``recipe sft|grpo|run --num-processes N`` runs itself again under ``accelerate launch``.
+
+The ``recipe`` process the user started stays as a small parent: it starts ``accelerate launch
+-m recipe_cli <the same command>`` (accelerate with DDP, DeepSpeed or FSDP from one of TRL's
+configs, or a config file), forwards SIGTERM and SIGINT to the ranks, and exits with the code the
+main rank reports. The ranks run the ordinary pipeline (``recipe_cli.pipeline``), rank-aware.
+A command already started by a launcher (``WORLD_SIZE`` > 1) is not launched again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from recipe_cli.config import LaunchSettings, Recipe, accelerate_config_path
+from recipe_cli.errors import RecipeError
+from recipe_cli.precision import Machine
+from recipe_cli.ranks import world_size
+
+log = logging.getLogger(__name__)
+
+STATUS_ENV = "RECIPE_LAUNCH_STATUS"  # where the main rank writes the command's exit code for the parent
+DEFAULT_PORT = 29500  # accelerate's and torchrun's, for machines that must agree on one
+GPU_ONLY = {"DEEPSPEED": "DeepSpeed", "FSDP": "FSDP"}
+
+
+def needs_launch(recipe: Recipe) -> bool:
+    """Whether the command runs as several ranks and has not been launched yet."""
+    launch = recipe.launch
+    return (launch.num_processes > 1 or launch.num_machines > 1) and world_size() == 1
+
+
+def check_launch(recipe: Recipe, machine: Machine) -> None:
+    """What can only be checked on the machine that trains: GPUs, DeepSpeed, a launch already under way."""
+    launch = recipe.launch
+    if world_size() > 1 and world_size() != launch.num_processes:
+        raise RecipeError(
+            f"this command runs on {world_size()} processes (WORLD_SIZE) but launch.num_processes is "
+            f"{launch.num_processes}; pass --num-processes {world_size()} or launch with {launch.num_processes}"
+        )
+    kind = _distributed_type(launch)
+    if kind in GPU_ONLY and not machine.gpu:
+        raise RecipeError(
+            f"launch.accelerate_config {launch.accelerate_config!r} uses {GPU_ONLY[kind]}, which needs GPUs and none "
+            "is visible; on CPU leave accelerate_config unset (processes then use the gloo backend)"
+        )
+    if kind == "DEEPSPEED" and not _installed("deepspeed"):
+        raise RecipeError(
+            f"launch.accelerate_config {launch.accelerate_config!r} uses DeepSpeed, which is not installed; "
+            "`pip install deepspeed`, or use multi_gpu (DDP) or fsdp2"
+        )
+    if machine.gpu:
+        import torch
+
+        visible = torch.cuda.device_count()
+        if launch.processes_per_machine > visible:
+            raise RecipeError(
+                f"{launch.processes_per_machine} processes per machine but {visible} GPU(s) visible; "
+                f"pass --num-processes {visible * launch.num_machines} (one process per GPU)"
+            )
+
+
+def _installed(package: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(package) is not None
+
+
+def _distributed_type(launch: LaunchSettings) -> str | None:
+    """The ``distributed_type`` of the accelerate config (MULTI_GPU, DEEPSPEED, FSDP...), None without one."""
+    if launch.accelerate_config is None:
+        return None
+    import yaml
+
+    path = accelerate_config_path(launch.accelerate_config)
+    data = yaml.safe_load(path.read_text()) if path is not None else None
+    return data.get("distributed_type") if isinstance(data, dict) else None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def launch_arguments(launch: LaunchSettings, mixed_precision: str | None, machine: Machine) -> list[str]:
+    """The ``accelerate launch`` options for the recipe's launch settings and precision plan.
+
+    Mixed precision follows ``model.dtype`` (``recipe_cli.precision``), whatever the accelerate
+    config says, so the launcher and the trainer never disagree.
+
+    >>> launch_arguments(LaunchSettings(num_processes=2), None, Machine(gpu=False))[:8]
+    ['--num_processes', '2', '--num_machines', '1', '--machine_rank', '0', '--mixed_precision', 'no']
+    """
+    arguments = [
+        "--num_processes",
+        str(launch.num_processes),
+        "--num_machines",
+        str(launch.num_machines),
+        "--machine_rank",
+        str(launch.machine_rank),
+        "--mixed_precision",
+        mixed_precision or "no",
+        "--dynamo_backend",
+        "no",
+    ]
+    if launch.accelerate_config is not None:
+        arguments += ["--config_file", str(accelerate_config_path(launch.accelerate_config))]
+    else:
+        # plain DDP; without a GPU `--cpu` would start one process, `--multi_gpu` with ACCELERATE_USE_CPU
+        # starts the ranks on the gloo backend (see the environment in `relaunch`)
+        arguments.append("--multi_gpu")
+    if launch.num_machines > 1:
+        arguments += ["--main_process_ip", launch.main_process_ip]
+        arguments += ["--main_process_port", str(launch.main_process_port or DEFAULT_PORT)]
+    else:  # several commands on one machine must not share a rendezvous port
+        arguments += ["--main_process_port", str(launch.main_process_port or _free_port())]
+    return arguments
+
+
+def relaunch(recipe: Recipe, argv: list[str]) -> int:
+    """Run ``recipe <argv>`` as ``launch.num_processes`` ranks; return the exit code the main rank reported.
+
+    SIGTERM and SIGINT sent to this process go to every rank of this machine (the launcher itself
+    runs in its own session, so a Ctrl-C in the terminal reaches the ranks once, through here).
+    """
+    from recipe_cli.training import stage_precision
+
+    machine = Machine.here()
+    check_launch(recipe, machine)
+    precision = stage_precision(recipe, machine)
+    command = [sys.executable, "-m", "accelerate.commands.launch"]
+    command += launch_arguments(recipe.launch, precision.mixed_precision, machine)
+    command += ["-m", "recipe_cli", *argv]
+    with tempfile.TemporaryDirectory(prefix="recipe-launch-") as scratch:
+        status = Path(scratch) / "status.json"
+        env = {**os.environ, STATUS_ENV: str(status)}
+        if not machine.gpu:
+            env["ACCELERATE_USE_CPU"] = "1"
+        if "OMP_NUM_THREADS" not in env:  # torchrun would set 1 and warn; share the cores instead
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // recipe.launch.processes_per_machine))
+        log.info("launching %d processes: %s", recipe.launch.processes_per_machine, " ".join(command[1:]))
+        launcher = subprocess.Popen(command, env=env, start_new_session=True)
+        previous = {signum: signal.signal(signum, _forwarder(launcher)) for signum in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            code = launcher.wait()
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+        if status.is_file():
+            return int(json.loads(status.read_text())["exit_code"])
+        return code or 1
+
+
+def _forwarder(launcher: subprocess.Popen):
+    """A signal handler that passes the signal on to the launcher's ranks (not to the launcher).
+
+    The ranks finish their step and save; the launcher would instead stop them after a grace period.
+    """
+    import psutil
+
+    def forward(signum, frame):
+        try:
+            ranks = psutil.Process(launcher.pid).children()
+        except psutil.Error:
+            return
+        for process in ranks:
+            try:
+                process.send_signal(signum)
+            except psutil.Error:
+                continue
+
+    return forward
+
+
+def report_status(exit_code: int) -> None:
+    """The main rank's exit code, for the ``recipe`` process that launched the ranks (nothing otherwise)."""
+    path = os.environ.get(STATUS_ENV)
+    if path:
+        Path(path).write_text(json.dumps({"exit_code": exit_code}) + "\n")
+
+
+def under_recipe_launch() -> bool:
+    """Whether a ``recipe`` parent started this rank and reads its status."""
+    return bool(os.environ.get(STATUS_ENV))

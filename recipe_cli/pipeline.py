@@ -1,0 +1,231 @@
+"""The order of a run: plan each stage's start, build the base model, check the data, evaluate, train,
+hand off to the next stage, evaluate again, push.
+
+Every rank of a multi-process run executes this module; training runs on all of them, and the
+main process alone writes ``run.json``, builds the base model, evaluates and pushes
+(``recipe_cli.ranks.on_main``). Progress goes to a ``Reporter`` (``recipe_cli.console`` renders
+it), so nothing here prints.
+"""
+
+from __future__ import annotations
+
+import gc
+import shutil
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import partial
+from pathlib import Path
+from typing import Protocol
+
+from recipe_cli.config import Recipe
+from recipe_cli.errors import RecipeError, TrainingStopped
+from recipe_cli.ranks import is_main, on_main, shared
+from recipe_cli.runs import RunFolder, StageStart
+
+
+class Reporter(Protocol):
+    """Where a pipeline says what it is doing (``recipe_cli.console.ConsoleReporter`` on the console)."""
+
+    def stage_skipped(self, stage: str, output: str, forced: bool) -> None: ...
+    def stage_started(self, stage: str, name: str, resuming: Path | None, world_size: int) -> None: ...
+    def stage_done(self, stage: str, seconds: float, output: Path) -> None: ...
+    def eval_progress(self): ...
+    def evaluated(self, summary: dict) -> None: ...
+    def eval_table(self, summaries: list[dict]) -> None: ...
+    def pushed(self, result) -> None: ...
+    def finished(self, name: str, seconds: float) -> None: ...
+
+
+def plan_starts(
+    recipe: Recipe, stages: list[str], *, resume: bool, overwrite: bool, force: bool
+) -> dict[str, StageStart]:
+    """How each stage starts, decided for all of them before anything is written or trained."""
+    run = RunFolder(recipe)
+    starts = {}
+    for stage in stages:  # sft first: whether it trains again decides whether grpo's start is still current
+        starts[stage] = run.plan_start(
+            stage, resume=resume, overwrite=overwrite, force=force, sft_start=starts.get("sft")
+        )
+    return starts
+
+
+@contextmanager
+def nothing_left_on_error(run: RunFolder) -> Iterator[None]:
+    """Folders this command created for a run are removed again if it stops on a user mistake before training.
+
+    Once a stage started training (``run.json`` exists) its checkpoints are kept whatever happens next.
+    Only the main process writes the run folder, so only it cleans up.
+    """
+    folder, created = run.root, None
+    while not folder.exists():  # the outermost folder that does not exist yet, e.g. runs/ on a first run
+        created, folder = folder, folder.parent
+    try:
+        yield
+    except RecipeError:
+        if is_main() and created is not None and not run.record_path.exists():
+            shutil.rmtree(created, ignore_errors=True)
+        raise
+
+
+@contextmanager
+def resume_hint(command: str) -> Iterator[None]:
+    """A run stopped by a signal says which command continues it."""
+    try:
+        yield
+    except TrainingStopped as stopped:
+        if not stopped.resumable:
+            raise
+        raise shared(TrainingStopped(f"{stopped}; continue with `{command} --resume`", stopped.exit_code)) from None
+
+
+def _stage_callbacks(recipe: Recipe) -> list:
+    """Callbacks that run after a checkpoint is marked complete: pushing it, when the recipe asks."""
+    if recipe.push is None or not recipe.push.push_checkpoints:
+        return []
+    from recipe_cli.hub import checkpoint_pusher, require_token
+
+    on_main(require_token)  # before training, not at the first checkpoint
+    return [checkpoint_pusher(recipe)]
+
+
+def _prepare_stage(recipe: Recipe, run: RunFolder, start: StageStart) -> None:
+    """What the main process writes before a stage trains: the base model, the recipe, a clean stage folder."""
+    from recipe_cli.training import clear_stage_dir, prepare_base_model
+
+    prepare_base_model(recipe, run)
+    run.save_recipe()
+    output = run.stage_dir(start.stage)
+    if start.clear:
+        clear_stage_dir(output)
+    output.mkdir(parents=True, exist_ok=True)  # health.log is written before the first checkpoint
+
+
+def _free_memory() -> None:
+    """Give back what a finished trainer held, before an evaluation or the next stage loads a model."""
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def train_one(recipe: Recipe, start: StageStart, reporter: Reporter) -> Path:
+    """Train one stage as planned (or skip it) on every rank; return its checkpoint folder.
+
+    The main process records the stage as training once its trainer is built, and as finished
+    once the final model is saved. A stop (signal, non-finite values) raises ``TrainingStopped``
+    on every rank.
+    """
+    from recipe_cli.preemption import PreemptionFlag, stop_on_signals
+    from recipe_cli.training import stopped_error, train_stage
+
+    run = RunFolder(recipe)
+    stage = start.stage
+    if start.skip:
+        output = run.finished(stage)["path"]
+        reporter.stage_skipped(stage, output, start.forced)
+        return Path(output)
+    callbacks = _stage_callbacks(recipe)
+    started = time.perf_counter()
+    reporter.stage_started(stage, recipe.name, start.checkpoint, recipe.launch.num_processes)
+    flag = PreemptionFlag()
+    with stop_on_signals(flag), nothing_left_on_error(run):
+        on_main(lambda: _prepare_stage(recipe, run, start))
+        outcome = train_stage(
+            recipe,
+            start,
+            flag,
+            callbacks,
+            on_ready=lambda: on_main(lambda: run.record_training(stage, start.checkpoint)),
+        )
+        if outcome.finished:
+            on_main(lambda: run.record_stage(stage, outcome.output, **outcome.record))
+    _free_memory()
+    error = stopped_error(outcome)
+    if error is not None:
+        raise shared(error)  # every rank agreed on the outcome
+    reporter.stage_done(stage, time.perf_counter() - started, outcome.output)
+    return outcome.output
+
+
+def train_stages(recipe: Recipe, starts: dict[str, StageStart], command: str, reporter: Reporter) -> None:
+    """``recipe sft`` / ``recipe grpo``: the planned stages, in order, with the command that resumes them."""
+    for start in starts.values():
+        with resume_hint(command):
+            train_one(recipe, start, reporter)
+
+
+def run_recipe(recipe: Recipe, starts: dict[str, StageStart], command: str, reporter: Reporter) -> list[dict]:
+    """``recipe run``: every stage's data checked first, then eval base, train, eval, push; returns the evals."""
+    from recipe_cli.training import check_training_data, prepare_base_model
+
+    started = time.perf_counter()
+    run = RunFolder(recipe)
+    summaries = []
+    with nothing_left_on_error(run):
+        base = on_main(lambda: prepare_base_model(recipe, run))
+        on_main(lambda: check_training_data(recipe, base))  # a data mistake in a later stage stops before any work
+        if recipe.eval is not None:
+            summaries.append(on_main(lambda: evaluate_checkpoint(recipe, base, "base", None, reporter)))
+        for stage in recipe.training_stages:
+            with resume_hint(command):
+                output = train_one(recipe, starts[stage], reporter)
+            if recipe.eval is not None:
+                summaries.append(on_main(partial(evaluate_checkpoint, recipe, str(output), stage, None, reporter)))
+        if summaries and is_main():
+            reporter.eval_table(summaries)
+        if recipe.push is not None:
+            from recipe_cli.hub import push_checkpoint
+
+            result = on_main(lambda: push_checkpoint(recipe))
+            if is_main():
+                reporter.pushed(result)
+    reporter.finished(recipe.name, time.perf_counter() - started)
+    return summaries
+
+
+def evaluate_checkpoint(recipe: Recipe, path: str, label: str, limit: int | None, reporter: Reporter) -> dict:
+    """Evaluate one checkpoint on the recipe's eval split, with progress; write and return its summary."""
+    from recipe_cli.evaluate import evaluate_model
+
+    with reporter.eval_progress() as progress:
+        summary = evaluate_model(recipe, path, label, limit=limit, progress=progress)
+    reporter.evaluated(summary)
+    return summary
+
+
+def eval_targets(recipe: Recipe, models: list[str] | None) -> list[tuple[str, str]]:
+    """``(label, path)`` of what ``recipe eval`` evaluates: the ``--model`` folders, else the run's stages."""
+    if models:
+        for path in models:
+            folder = Path(path)
+            if not folder.is_dir():
+                raise RecipeError(f"--model '{path}' is not a folder; give a saved checkpoint folder")
+            if not (folder / "config.json").is_file() and not (folder / "adapter_config.json").is_file():
+                raise RecipeError(
+                    f"--model '{path}' has no config.json or adapter_config.json; give a folder a stage saved"
+                )
+        return list(zip(model_labels(models), models, strict=True))
+    run = RunFolder(recipe)
+    targets = [("base", run.base_model_path())] if recipe.model.path or Path(run.base_model_path()).is_dir() else []
+    targets += [(stage, run.finished(stage)["path"]) for stage in ("sft", "grpo") if run.finished(stage)]
+    if not targets:
+        raise RecipeError(f"nothing to evaluate in {run.root}; train first or pass --model PATH")
+    return targets
+
+
+def model_labels(paths: list[str]) -> list[str]:
+    """One label per --model folder: its name, with its parent's name too where two names collide.
+
+    >>> model_labels(["runs/a/sft", "runs/a/checkpoint-100", "runs/b/checkpoint-100"])
+    ['sft', 'a-checkpoint-100', 'b-checkpoint-100']
+    """
+    names = [Path(p).resolve().name for p in paths]
+    labels = [
+        f"{Path(p).resolve().parent.name}-{name}" if names.count(name) > 1 else name
+        for p, name in zip(paths, names, strict=True)
+    ]
+    if len(set(labels)) < len(labels):
+        raise RecipeError("--model: two checkpoints would share a label; pass each folder once")
+    return [label.replace(" ", "_") for label in labels]
