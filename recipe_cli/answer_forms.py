@@ -576,8 +576,9 @@ def _distinct(items: tuple[Form, ...]) -> tuple[Form, ...]:
 
 def _same_choice(gold: Form, answer: Form, equal: ValueTest, depth: int) -> bool:
     r"""``(D) 12`` is answered by ``D``, ``\textbf{(D)}`` or ``12``."""
-    if gold.kind == "choice" and answer.kind == "choice":
-        return gold.text == answer.text
+    if gold.kind == "choice" and answer.kind == "choice":  # the letter, and the values when both give one
+        values = gold.items and answer.items
+        return gold.text == answer.text and (not values or _same(gold.items[0], answer.items[0], equal, depth + 1))
     choice, other = (gold, answer) if gold.kind == "choice" else (answer, gold)
     if not choice.items:
         return other.kind == "text" and other.text == choice.text.lower()

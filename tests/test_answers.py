@@ -130,6 +130,7 @@ def test_final_boxed_reads_nested_braces_and_keeps_unclosed_boxes_out():
         ("x=1, x=2", "(1, 2)", False),  # two values of x are not a point
         ("22:42", "11:21", True),
         (r"\textbf{(D)}", r"\textbf{(D)}\ 12", True),
+        (r"\textbf{(D)}\ 11", r"\textbf{(D)}\ 12", False),  # the right letter with a wrong value
         (r"\text{odd}", r"\text{even}", False),
     ],
 )
