@@ -3,7 +3,7 @@ r"""The shapes a final answer takes, and when two of them are the same answer.
 MATH, NuminaMath and olympiad answers are more than numbers: intervals with open or closed ends and
 their unions, sets, tuples, lists of solutions, inequalities, equations, ratios, percentages,
 multiple-choice letters, words, values with units. ``parse_form`` reads an answer as written into a
-``Form``; ``same_answer`` compares a gold form with an answer form part by part: brackets, order
+``Form``; ``match_forms`` compares a gold form with an answer form part by part: brackets, order
 (tuples) or not (sets, lists of solutions), left-hand sides, choice letters. Single values
 (``\sqrt{12}`` against ``2\sqrt{3}``) are compared by the function it is given, so this module never
 touches sympy: ``recipe_cli.answers`` hands it exact fractions first and math-verify, in a bounded
@@ -420,21 +420,21 @@ def _key(s: str) -> str:
     return re.sub(r"\s+", "", s)
 
 
-def same_answer(gold: Form, answer: Form, equal: ValueTest) -> bool | None:
+def match_forms(gold: Form, answer: Form, equal: ValueTest) -> bool | None:
     r"""Whether ``answer`` is the same answer as ``gold``; None when the gold cannot be read.
 
     ``equal`` compares two single values (LaTeX strings).
 
     >>> same = lambda a, b: a.replace(" ", "") == b.replace(" ", "")
-    >>> same_answer(parse_form("(0, 9)"), parse_form("[0, 9)"), same)
+    >>> match_forms(parse_form("(0, 9)"), parse_form("[0, 9)"), same)
     False
-    >>> same_answer(parse_form(r"\{1, 2, 3\}"), parse_form("3, 1, 2"), same)
+    >>> match_forms(parse_form(r"\{1, 2, 3\}"), parse_form("3, 1, 2"), same)
     True
-    >>> same_answer(parse_form("[3, \\infty)"), parse_form("x \\geq 3"), same)
+    >>> match_forms(parse_form("[3, \\infty)"), parse_form("x \\geq 3"), same)
     True
-    >>> same_answer(parse_form("5"), parse_form("x = 5"), same)
+    >>> match_forms(parse_form("5"), parse_form("x = 5"), same)
     True
-    >>> same_answer(parse_form(r"\text{E}"), parse_form("$E$"), same)
+    >>> match_forms(parse_form(r"\text{E}"), parse_form("$E$"), same)
     True
     """
     if gold.kind == "value" and answer.kind == "value" and not (gold.percent or answer.percent):

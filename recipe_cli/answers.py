@@ -24,10 +24,9 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Literal
 
-from recipe_cli.answer_forms import parse_form, parse_number, same_answer
+from recipe_cli.answer_forms import match_forms, parse_form, parse_number
 
 Mode = Literal["strict", "flexible"]
-MODES = ("strict", "flexible")
 
 ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL)
 CLOSED_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
@@ -402,7 +401,7 @@ def check_answer(completion_answer: str | None, gold: str, timeout: float = LATE
         return None
     if answer_form is None:
         return False
-    return same_answer(gold_form, answer_form, functools.partial(_equal_values, timeout=timeout))
+    return match_forms(gold_form, answer_form, functools.partial(_equal_values, timeout=timeout))
 
 
 def _equal_values(gold: str, answer: str, timeout: float) -> bool | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from recipe_cli.answer_forms import parse_form, same_answer
+from recipe_cli.answer_forms import match_forms, parse_form
 from recipe_cli.answers import check_answer, extract_answer, final_boxed, score_completion
 from recipe_cli.rewards import check_reward_settings, get_reward, with_run_values
 
@@ -144,9 +144,9 @@ def test_shapes_compare_without_a_value_checker_when_they_differ():
     def never(gold, answer):
         raise AssertionError(f"compared values {gold!r}, {answer!r}")
 
-    assert same_answer(parse_form("(a, b)"), parse_form("[a, b)"), never) is False
-    assert same_answer(parse_form(r"\{a, b\}"), parse_form("a"), never) is False
-    assert same_answer(parse_form(r"\text{odd}"), parse_form("(a, b)"), never) is False
+    assert match_forms(parse_form("(a, b)"), parse_form("[a, b)"), never) is False
+    assert match_forms(parse_form(r"\{a, b\}"), parse_form("a"), never) is False
+    assert match_forms(parse_form(r"\text{odd}"), parse_form("(a, b)"), never) is False
 
 
 def test_a_pathological_part_of_a_set_is_cut_off_and_counted_wrong():
