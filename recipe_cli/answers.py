@@ -2,8 +2,10 @@
 
 One checker serves the ``accuracy`` reward and ``recipe eval``, so the number a run reports is
 the number it trained on. Plain numbers (GSM8K golds) are compared exactly as fractions and
-never touch sympy; LaTeX answers go through math-verify in a worker process, each comparison
-bounded in time (``python -m recipe_cli.answers --serve`` is that worker).
+never touch sympy; other answers are read into their shape (interval, set, tuple, equation,
+text, ratio, ... see ``recipe_cli.answer_forms``) and compared part by part, and the single
+values left over go through math-verify in a worker process, each comparison bounded in time
+(``python -m recipe_cli.answers --serve`` is that worker).
 """
 
 from __future__ import annotations
@@ -20,18 +22,53 @@ import sys
 import threading
 from fractions import Fraction
 from pathlib import Path
+from typing import Literal
+
+from recipe_cli.answer_forms import match_forms, parse_form, parse_number
+
+Mode = Literal["strict", "flexible"]
 
 ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL)
+CLOSED_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 HASHES = re.compile(r"####\s*([^\n]*)")
-ANSWER_IS = re.compile(
-    r"(?:the\s+(?:final\s+)?answer\s+is|^\s*(?:final\s+)?answer\s*:|^\s*A\s*:)\s*([^\n]*)", re.I | re.M
+# Final-answer phrases; the last one in the text wins and the rest of its line is the answer.
+# English, French, German, Spanish, Portuguese, Italian, Chinese, Japanese, Hindi, Arabic,
+# Russian, Korean; "**Answer:**" too.
+FINAL_ANSWER = re.compile(
+    r"(?:the\s+(?:final\s+)?answer\s+is\s*:?|^[\s*#>]*(?:final\s+)?answer\s*\**\s*[:：]|^\s*A\s*:"
+    r"|la\s+réponse\s+(?:finale\s+)?est\s*:?|réponse(?:\s+finale)?\s*\**\s*[:：]"
+    r"|die\s+(?:endgültige\s+)?antwort\s+(?:ist|lautet)\s*:?|antwort\s*\**\s*[:：]|ergebnis\s*\**\s*[:：]"
+    r"|la\s+respuesta\s+(?:final\s+)?es\s*:?|respuesta(?:\s+final)?\s*\**\s*[:：]"
+    r"|a\s+resposta\s+(?:final\s+)?é\s*:?|resposta(?:\s+final)?\s*\**\s*[:：]"
+    r"|la\s+risposta\s+(?:finale\s+)?è\s*:?|risposta(?:\s+finale)?\s*\**\s*[:：]"
+    r"|最终答案\s*(?:是|为)?\s*[:：]?|答案\s*(?:是|为)\s*[:：]?|答案\s*[:：]|^\s*答\s*[:：]"
+    r"|答えは|答え\s*[:：]|解答\s*[:：]"
+    r"|उत्तर\s*[:：]?"
+    r"|الإجابة\s*(?:النهائية\s*)?(?:هي\s*)?[:：]?|الجواب\s*(?:هو\s*)?[:：]?"
+    r"|ответ\s*(?:[:：]|—|-|равен)"
+    r"|정답\s*[:：]|답\s*[:：]"
+    r")\s*\**\s*([^\n]*)",
+    re.I | re.M,
 )
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
-PLAIN_NUMBER = re.compile(r"^-?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?$")
-# Words and symbols around a number that do not change its value: "$1,000.", "50 %", "12 apples".
-NUMBER_DECORATION = re.compile(r"^[\s$€£]*|[\s.%]*$|\\[%$]|\\text\{[^}]*\}|\\!|\\,")
-FRACTION = re.compile(r"^(-?\d+)\s*/\s*(\d+)$")
-LATEX_FRACTION = re.compile(r"^(-?)\\d?frac\{(-?\d+)\}\{(\d+)\}$")
+MATH_SPAN = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
+BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
+# Letters of scripts other than Latin, and CJK punctuation: the prose around the answer in
+# "答：共有 36 个苹果。" or "अतः उत्तर 12 है।".
+NON_LATIN = re.compile(
+    r"[\u0400-\u04ff\u0600-\u06ff\u0900-\u097f\u3000-\u30ff\u3400-\u9fff\uac00-\ud7af\uff00-\uffef]+"
+)
+PROSE_WORD = re.compile(r"[A-Za-z]{3,}|\b[A-Z][a-z]+\b")
+CONNECTOR = r"or|and|und|oder|et|ou|y|o|или|и|或|和"
+# What may stand between the parts of one answer written in several boxes or formulas:
+# "$\boxed{1}$, $\boxed{2}$ and $\boxed{3}$", "x = \boxed{-2} or x = \boxed{3}", "(a) \boxed{6} (b) \boxed{15}".
+GAP_NOISE = re.compile(
+    rf"\\text\{{\s*(?:{CONNECTOR})?\s*\}}|(?<![A-Za-z])(?:{CONNECTOR})(?![A-Za-z])|\$|\\[()\[\]]|\\q?quad|\\\\|&"
+    r"|\(\s*[a-z0-9]\s*\)|\b[a-z0-9]\)|(?:[A-Za-z](?:_\{?\w+\}?)?|\([A-Za-z, ]+\))\s*=|[,;.\s]|\\[,;!]"
+)
+SIMPLE_EQUATION = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*=\s*([^=]+)$")
+DECIMAL_COMMA = re.compile(r"^-?\d+,(?:\d{1,2}|\d{4,})$")
+PERCENT = re.compile(r"%|percent", re.I)
 
 log = logging.getLogger(__name__)
 
@@ -44,26 +81,66 @@ def find_boxed(text: str) -> str | None:
     >>> find_boxed("no box") is None
     True
     """
-    start = max(text.rfind("\\boxed{"), text.rfind("\\fbox{"))
-    if start < 0:
+    boxes = _boxes(text)
+    return boxes[-1][2] if boxes else None
+
+
+def _boxes(text: str) -> list[tuple[int, int, str]]:
+    """Every outermost box as ``(start, end, content)``; an unclosed one ends the list."""
+    boxes, position = [], 0
+    while True:
+        match = BOX.search(text, position)
+        if match is None:
+            return boxes
+        depth = 1
+        for j in range(match.end(), len(text)):
+            if text[j] == "{":
+                depth += 1
+            elif text[j] == "}":
+                depth -= 1
+                if depth == 0:
+                    boxes.append((match.start(), j + 1, text[match.end() : j]))
+                    position = j + 1
+                    break
+        else:
+            return boxes
+
+
+def final_boxed(text: str) -> str | None:
+    r"""The last box, with the boxes just before it that belong to the same answer, joined by commas.
+
+    Boxes are one answer when only commas, "and" / "or", dollar signs, labels such as "(b)" or a
+    variable's "x =" stand between them; the same box written twice counts once.
+
+    >>> final_boxed(r"The solutions are $\boxed{1}$, $\boxed{2}$, and $\boxed{3}$.")
+    '1, 2, 3'
+    >>> final_boxed(r"First $a = \boxed{2}$ from the first equation; so the count is $\boxed{3}$.")
+    '3'
+    """
+    boxes = _boxes(text)
+    if not boxes:
         return None
-    i = text.index("{", start) + 1
-    depth = 1
-    for j in range(i, len(text)):
-        if text[j] == "{":
-            depth += 1
-        elif text[j] == "}":
-            depth -= 1
-            if depth == 0:
-                return text[i:j]
-    return None
+    parts = [boxes[-1][2].strip()]
+    for (_, end, content), (start, _, _) in zip(reversed(boxes[:-1]), reversed(boxes[1:]), strict=True):
+        if not _joins(text[end:start]):
+            break
+        parts.insert(0, content.strip())
+    return ", ".join(dict.fromkeys(parts))
 
 
-def extract_answer(text: str) -> str | None:
+def _joins(gap: str) -> bool:
+    return len(gap) <= 40 and not GAP_NOISE.sub("", gap)
+
+
+def extract_answer(text: str, mode: Mode = "flexible") -> str | None:
     r"""The final answer a completion gives, as written, or None when it gives none.
 
-    Looked for in this order: the last ``<answer>`` tag, the last ``\boxed{}``, ``####``,
-    "the answer is ...", "Answer: ..." / "A: ...", and finally the last number in the text.
+    ``strict`` reads only the formats a recipe asks for: the last ``<answer>...</answer>``, else
+    the last ``\boxed{}`` (with the boxes right before it: ``\boxed{1}, \boxed{2}``), else
+    ``####``. ``flexible`` also reads an unclosed ``<answer>``, "the answer is ...", "Answer: ..."
+    and its French, German, Spanish, Portuguese, Italian, Chinese, Japanese, Hindi, Arabic,
+    Russian and Korean forms, then the last formula (``$...$``, ``\(...\)``, or a last line that
+    is all LaTeX), and finally the last number in the text.
 
     >>> extract_answer("<think>2+2=4</think><answer>4</answer>")
     '4'
@@ -71,50 +148,84 @@ def extract_answer(text: str) -> str | None:
     '7'
     >>> extract_answer("The answer is $1,000.")
     '$1,000.'
-    >>> extract_answer("no digits here") is None
-    True
+    >>> extract_answer(r"\frac{10}{9}"), extract_answer("Ответ: 17"), extract_answer("no digits here")
+    ('\\frac{10}{9}', '17', None)
+    >>> extract_answer("She has 9 eggs, and 9 * 2 = 18"), extract_answer("She has 9 eggs, and 9 * 2 = 18", "strict")
+    ('18', None)
     """
-    tags = ANSWER_TAG.findall(text)
+    tags = (CLOSED_ANSWER_TAG if mode == "strict" else ANSWER_TAG).findall(text)
     if tags and tags[-1].strip():
         inner = tags[-1].strip()
-        return find_boxed(inner) or inner
-    boxed = find_boxed(text)
+        return final_boxed(inner) or _after_marker(inner) or _answer_span(inner)
+    boxed = final_boxed(text)
     if boxed is not None:
-        return boxed.strip()
-    for pattern in (HASHES, ANSWER_IS):
-        found = pattern.findall(text)
-        if found and found[-1].strip():
-            return found[-1].strip()
+        return boxed
+    hashes = HASHES.findall(text)
+    if hashes and hashes[-1].strip():
+        return hashes[-1].strip()
+    if mode == "strict":
+        return None
+    return _after_marker(text) or _last_formula(text) or _last_number(text)
+
+
+def _after_marker(text: str) -> str | None:
+    """What follows the last final-answer phrase on its line."""
+    found = [match for match in FINAL_ANSWER.findall(text) if match.strip()]
+    return _answer_span(found[-1]) if found else None
+
+
+def _answer_span(segment: str) -> str | None:
+    """The answer in a final line: its formulas when it has any, else the line without other scripts' prose."""
+    segment = segment.strip().strip("*").strip()
+    spans = _math_spans(segment)
+    if spans:
+        parts = [spans[-1][2]]
+        for (_, end, content), (start, _, _) in zip(reversed(spans[:-1]), reversed(spans[1:]), strict=True):
+            if not _joins(segment[end:start]):
+                break
+            parts.insert(0, content)
+        return ", ".join(parts)
+    if NON_LATIN.search(segment):
+        reduced = NON_LATIN.sub(" ", segment).strip(" .,:;!?*")
+        if reduced.startswith("(") and reduced.endswith(")") and "," not in reduced:
+            reduced = reduced[1:-1].strip()  # 每份应该是 (\frac{2}{5}) 吨
+        return reduced or None
+    return segment or None
+
+
+def _math_spans(text: str) -> list[tuple[int, int, str]]:
+    r"""The formulas of a text (``$...$``, ``$$...$$``, ``\(...\)``, ``\[...\]``) that hold math, not prose."""
+    spans = []
+    for match in MATH_SPAN.finditer(text):
+        content = next(group for group in match.groups() if group is not None).strip()
+        if content and _is_formula(content):
+            spans.append((match.start(), match.end(), content))
+    return spans
+
+
+def _is_formula(text: str) -> bool:
+    r"""Whether text reads as math: no words of prose outside ``\text{}`` and commands, no dangling operator.
+
+    Two dollar signs of prices ("$5 for each and $6") enclose prose, not a formula.
+    """
+    bare = re.sub(r"\\text\{[^{}]*\}|\\[A-Za-z]+", " ", text)
+    return not PROSE_WORD.search(bare) and not NON_LATIN.search(bare) and not bare.rstrip().endswith(("=", "+", "-"))
+
+
+def _last_formula(text: str) -> str | None:
+    """The last formula when no digit follows it, else a last line that is all LaTeX (``\\frac{10}{9}``)."""
+    spans = _math_spans(text)
+    if spans and not re.search(r"\d", text[spans[-1][1] :]):
+        return spans[-1][2]
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if lines and "$" not in lines[-1] and re.search(r"[\\^{]", lines[-1]) and _is_formula(lines[-1]):
+        return lines[-1].rstrip(".").strip()
+    return None
+
+
+def _last_number(text: str) -> str | None:
     numbers = NUMBER.findall(text)
     return numbers[-1] if numbers else None
-
-
-def parse_number(text: str) -> Fraction | None:
-    """The exact value of a plainly written number, or None when ``text`` is not one.
-
-    >>> parse_number("1,000.00") == parse_number("1000")
-    True
-    >>> parse_number("$18.") , parse_number("-3/4"), parse_number("50%")
-    (Fraction(18, 1), Fraction(-3, 4), Fraction(50, 1))
-    >>> parse_number("12 apples")
-    Fraction(12, 1)
-    >>> parse_number("x + 1") is None
-    True
-    """
-    cleaned = NUMBER_DECORATION.sub("", text.strip())
-    cleaned = re.sub(r"\s+[A-Za-z]+(?:\s+[A-Za-z]+)*$", "", cleaned)  # trailing unit words
-    cleaned = cleaned.strip().rstrip(".").strip()
-    if cleaned.startswith("+"):
-        cleaned = cleaned[1:]
-    if cleaned and PLAIN_NUMBER.match(cleaned) and any(c.isdigit() for c in cleaned):
-        return Fraction(cleaned.replace(",", ""))
-    match = FRACTION.match(cleaned) or LATEX_FRACTION.match(cleaned)
-    if match:
-        sign, numerator, denominator = ("", *match.groups()) if len(match.groups()) == 2 else match.groups()
-        if int(denominator) == 0:
-            return None
-        return Fraction(int(sign + numerator) if sign else int(numerator), int(denominator))
-    return None
 
 
 LATEX_TIMEOUT_SECONDS = 5.0  # per comparison; sympy can spend hours on e.g. 9^{9^{9^9}}
@@ -258,38 +369,68 @@ def _as_latex(text: str) -> str:
 
 
 def check_answer(completion_answer: str | None, gold: str, timeout: float = LATEX_TIMEOUT_SECONDS) -> bool | None:
-    """Whether an extracted answer equals the gold; None when the gold itself cannot be read.
+    r"""Whether an extracted answer equals the gold; None when the gold itself cannot be read.
 
-    Plain numbers are compared exactly here; anything else goes to math-verify in a worker
-    process and counts as wrong when it takes longer than ``timeout`` seconds.
+    Plain numbers are compared exactly here (``25%`` also matches ``0.25``); anything else is read
+    into its shape and compared part by part, single values through math-verify in a worker
+    process, each counted wrong when it takes longer than ``timeout`` seconds.
 
     >>> check_answer("1,000", "1000"), check_answer("999", "1000"), check_answer(None, "5")
     (True, False, False)
+    >>> check_answer("[0, 9)", "(0, 9)"), check_answer("x \\in [-2, 7]", "[-2,7]"), check_answer("11 : 21", "11:21")
+    (False, True, True)
     """
     gold = str(gold).strip()
-    gold_number = parse_number(gold)
+    if "boxed" in gold or "fbox" in gold:  # a gold written as a full solution line: \boxed{[-2, 7]}
+        gold = final_boxed(gold) or gold
+    if not gold:
+        return None
     if completion_answer is None:
-        return False if gold_number is not None or gold else None
+        return False
+    gold_number = parse_number(gold)
     if gold_number is not None:
         value = answer_value(completion_answer)
         if value is not None:
-            return value == gold_number
-    if not gold:
+            if value == gold_number:
+                return True
+            if PERCENT.search(gold) and not PERCENT.search(completion_answer):
+                return value == gold_number / 100
+            return PERCENT.search(completion_answer) is not None and value / 100 == gold_number
+    gold_form, answer_form = parse_form(gold), parse_form(completion_answer)
+    if gold_form is None:
         return None
-    return _math_verify(gold, completion_answer, timeout)
+    if answer_form is None:
+        return False
+    return match_forms(gold_form, answer_form, functools.partial(_equal_values, timeout=timeout))
+
+
+def _equal_values(gold: str, answer: str, timeout: float) -> bool | None:
+    return _math_verify(gold, answer, timeout)
 
 
 def answer_value(answer: str) -> Fraction | None:
-    """The number an extracted answer stands for: its exact value, else the last number of plain text.
+    """The number an extracted answer stands for, or None when it is not a number.
 
-    LaTeX is left to math-verify (None here), so ``2^{10}`` is not read as 10.
+    A plain number, the right-hand side of ``x = 12``, or the last number of a sentence. LaTeX
+    and lists are left to the shape comparison, so ``2^{10}`` is not read as 10, nor ``1, 2, 3`` as 3.
 
-    >>> answer_value("1,000.00"), answer_value("x = 12"), answer_value("2^{10}")
-    (Fraction(1000, 1), Fraction(12, 1), None)
+    >>> answer_value("1,000.00"), answer_value("x = 12"), answer_value("She has 18 apples"), answer_value("2^{10}")
+    (Fraction(1000, 1), Fraction(12, 1), Fraction(18, 1), None)
+    >>> answer_value("1, 2, 3") is None
+    True
     """
     number = parse_number(answer)
-    if number is not None or _looks_like_latex(answer):
+    if number is not None:
         return number
+    if DECIMAL_COMMA.match(answer.strip()):  # 2,5 is 2.5 in much of Europe; 1,000 stays a thousand
+        return Fraction(answer.strip().replace(",", "."))
+    equation = SIMPLE_EQUATION.match(answer)
+    if equation:
+        number = parse_number(equation.group(1))
+        if number is not None:
+            return number
+    if _looks_like_latex(answer) or not PROSE_WORD.search(answer):
+        return None
     numbers = NUMBER.findall(answer)
     return parse_number(numbers[-1]) if numbers else None
 
@@ -299,10 +440,25 @@ def _looks_like_latex(text: str) -> bool:
 
 
 def score_completion(
-    completion: str, gold: str, timeout: float = LATEX_TIMEOUT_SECONDS
+    completion: str,
+    gold: str,
+    timeout: float = LATEX_TIMEOUT_SECONDS,
+    mode: Mode = "flexible",
+    truncated: bool = False,
 ) -> tuple[str | None, bool | None]:
-    """Extract the answer from a completion and check it: ``(extracted, correct)``."""
-    extracted = extract_answer(completion)
+    """Extract the answer from a completion and check it: ``(extracted, correct)``.
+
+    In ``strict`` mode a completion cut off by the length limit (``truncated``) is wrong whatever
+    it says: an unfinished thought earns nothing. None when the gold cannot be read.
+
+    >>> score_completion("<think>9 * 2 = 18", "18"), score_completion("<think>9 * 2 = 18", "18", mode="strict")
+    (('18', True), (None, False))
+    >>> score_completion("<answer>18</answer>", "18", mode="strict", truncated=True)
+    ('18', False)
+    """
+    extracted = extract_answer(completion, mode)
+    if mode == "strict" and truncated:
+        return extracted, None if not str(gold).strip() else False
     return extracted, check_answer(extracted, gold, timeout)
 
 

@@ -70,7 +70,8 @@ class ConsoleReporter:
             k = max(int(key) for key in sampled["pass@k"])
             extra = f", pass@{k} {sampled['pass@k'][str(k)]:.1%}, maj@{k} {sampled['maj@k'][str(k)]:.1%}"
         console.print(
-            f"eval {summary['label']}: accuracy {summary['accuracy']:.1%} (greedy){extra} on {summary['n']} problems "
+            f"eval {summary['label']}: accuracy {summary['accuracy']:.1%} "
+            f"(greedy, {summary.get('accuracy_mode', 'flexible')}){extra} on {summary['n']} problems "
             f"({summary['backend']}, {summary['samples_per_second']} samples/s, "
             f"{summary['tokens_per_second']} tokens/s)"
         )
@@ -105,7 +106,10 @@ def print_eval_table(summaries: list[dict]) -> None:
     ks = sorted({int(k) for s in summaries if s.get("sampled") for k in s["sampled"]["pass@k"]})
     table = Table(title="Evaluation")
     table.add_column("model", no_wrap=True, min_width=max(len(s["label"]) for s in summaries))
-    numeric = ["n", "accuracy", *[f"pass@{k}" for k in ks], *[f"maj@{k}" for k in ks if k > 1]]
+    # the accuracy mode the headline is not: flexible next to a strict headline, else strict
+    mode = next((s["accuracy_mode"] for s in summaries if "accuracy_mode" in s), "flexible")
+    other = "flexible" if mode == "strict" else "strict"
+    numeric = ["n", "accuracy", other, *[f"pass@{k}" for k in ks], *[f"maj@{k}" for k in ks if k > 1]]
     numeric += ["format", "trunc", "tokens", "samp/s"]
     for column in numeric:
         table.add_column(column, justify="right", no_wrap=True, min_width=max(len(column), 4))
@@ -117,6 +121,7 @@ def print_eval_table(summaries: list[dict]) -> None:
             s["label"],
             str(s["n"]),
             f"{s['accuracy']:.1%}",
+            _percent(s.get(f"accuracy_{other}")),
             *passes,
             *majorities,
             f"{s['format_rate']:.1%}",
@@ -125,7 +130,10 @@ def print_eval_table(summaries: list[dict]) -> None:
             str(s["samples_per_second"]),
         )
     console.print(table)
-    legend = "accuracy, format, trunc (hit max_new_tokens), tokens (mean completion length): greedy"
+    legend = (
+        f"accuracy ({mode}), {other}, format, trunc (hit max_new_tokens), tokens (mean completion length): greedy; "
+        "strict: the answer in <answer>, \\boxed{} or ####, not cut off; flexible: read anywhere, last number too"
+    )
     if ks:
         legend += "; pass@k: unbiased estimate from the samples; maj@k: majority vote of the first k samples"
     console.print(legend)

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from recipe_cli.answers import find_boxed
+from recipe_cli.answers import final_boxed
 from recipe_cli.config import LOCAL_DATA_SUFFIXES, DatasetSettings, PromptSettings, Recipe, is_local_path
 from recipe_cli.errors import RecipeError
 from recipe_cli.synthetic import generate_problems
@@ -138,7 +138,7 @@ def _openthoughts_rows(raw, settings: DatasetSettings) -> Iterator[dict]:
             skipped += 1
             continue
         reasoning, solution = parts
-        gold = find_boxed(row.get("solution") or "") or find_boxed(solution)
+        gold = final_boxed(row.get("solution") or "") or final_boxed(solution)  # \boxed{1}, \boxed{2} is one answer
         if gold is None:
             skipped += 1
             continue

@@ -1,9 +1,12 @@
 """Stage 3: evaluation on the eval split, scored with the accuracy reward's answer checker.
 
-Every checkpoint gets a greedy pass (``accuracy``); with ``eval.num_samples > 1`` a seeded
-sampling pass adds pass@k (unbiased estimator), maj@k (majority vote over the first k extracted
-answers) and the mean accuracy of the samples. Results go to ``runs/<name>/eval/<label>.json``
-(summary with the exact settings and package versions) and ``<label>.jsonl`` (one line per problem).
+Every checkpoint gets a greedy pass (``accuracy``: strict when the recipe's accuracy reward trains
+with ``mode: strict``, else flexible; both are reported as ``accuracy_strict`` and
+``accuracy_flexible``, like lm-eval's GSM8K ``strict-match`` and ``flexible-extract``); with
+``eval.num_samples > 1`` a seeded sampling pass adds pass@k (unbiased estimator), maj@k (majority
+vote over the first k extracted answers) and the mean accuracy of the samples. Results go to
+``runs/<name>/eval/<label>.json`` (summary with the exact settings and package versions) and
+``<label>.jsonl`` (one line per problem).
 """
 
 from __future__ import annotations
@@ -56,7 +59,8 @@ def evaluate_model(recipe: Recipe, model_path: str, label: str, limit: int | Non
     greedy_out = engine.generate(prompts, greedy, settings.batch_size, advance)
     sampled_out = engine.generate(prompts, sampling, settings.batch_size, advance) if sampling else None
 
-    samples = [_greedy_record(prompts[i], row["answer"], greedy_out, i, prefilled) for i, row in enumerate(rows)]
+    mode = accuracy_mode(recipe)
+    samples = [_greedy_record(prompts[i], row["answer"], greedy_out, i, mode, prefilled) for i, row in enumerate(rows)]
     summary = {
         "label": label,
         "model": str(model_path),
@@ -68,6 +72,7 @@ def evaluate_model(recipe: Recipe, model_path: str, label: str, limit: int | Non
         "seed": recipe.seed,
         "n": len(samples),
         "answer_checker": ANSWER_CHECKER,
+        "accuracy_mode": mode,  # which of accuracy_strict / accuracy_flexible `accuracy` is
         "think_prefilled": prefilled,
         **_rates(samples),
         "backend": backend,
@@ -92,7 +97,7 @@ def evaluate_model(recipe: Recipe, model_path: str, label: str, limit: int | Non
             "max_new_tokens": sampling.max_new_tokens,
             "batch_size": settings.batch_size,
         }
-        summary["sampled"] = _add_samples(samples, sampled_out, settings.pass_k, prefilled)
+        summary["sampled"] = _add_samples(samples, sampled_out, settings.pass_k, mode, prefilled)
         outputs.append(sampled_out)
     completions = sum(len(c) for out in outputs for c in out.completions)
     tokens = sum(sum(t) for out in outputs for t in out.tokens)
@@ -111,18 +116,41 @@ def _format_ok(completion: str, prefilled: bool) -> bool:
     return format_reward([completion], think_prefilled=prefilled)[0] == 1.0
 
 
-def _greedy_record(prompt: str, gold: str, out: Generation, index: int, prefilled: bool) -> dict:
+def accuracy_mode(recipe: Recipe) -> str:
+    """``strict`` when the recipe's ``accuracy`` reward trains with ``mode: strict``, else ``flexible``."""
+    rewards = recipe.grpo.rewards if recipe.grpo is not None else []
+    modes = [reward.params.get("mode", "flexible") for reward in rewards if reward.name == "accuracy"]
+    return "strict" if "strict" in modes else "flexible"
+
+
+def _scores(completion: str, gold: str, truncated: bool, mode: str) -> dict:
+    """The answer read in the headline ``mode``, and the verdicts of both modes (strict: cut off is wrong)."""
+    strict_extracted, strict = score_completion(completion, gold, mode="strict", truncated=truncated)
+    flexible_extracted, flexible = score_completion(completion, gold)
+    correct = strict if mode == "strict" else flexible
+    return {
+        "extracted": strict_extracted if mode == "strict" else flexible_extracted,
+        "correct": bool(correct),
+        "correct_strict": bool(strict),
+        "correct_flexible": bool(flexible),
+        "scorable": correct is not None,
+    }
+
+
+def _greedy_record(
+    prompt: str, gold: str, out: Generation, index: int, mode: str = "flexible", prefilled: bool = False
+) -> dict:
     completion = out.completions[index][0]
-    extracted, correct = score_completion(completion, gold)
+    truncated = out.truncated[index][0]
+    scores = _scores(completion, gold, truncated, mode)
     return {
         "prompt": prompt,
         "completion": completion,
-        "extracted": extracted,
+        "extracted": scores.pop("extracted"),
         "gold": gold,
-        "correct": bool(correct),
-        "scorable": correct is not None,
+        **scores,
         "format_ok": _format_ok(completion, prefilled),
-        "truncated": out.truncated[index][0],
+        "truncated": truncated,
         "tokens": out.tokens[index][0],
     }
 
@@ -132,6 +160,8 @@ def _rates(records: list[dict]) -> dict:
     n = len(records)
     return {
         "accuracy": sum(r["correct"] for r in records) / n,
+        "accuracy_strict": sum(r["correct_strict"] for r in records) / n,
+        "accuracy_flexible": sum(r["correct_flexible"] for r in records) / n,
         "format_rate": sum(r["format_ok"] for r in records) / n,
         "truncation_rate": sum(r["truncated"] for r in records) / n,
         "mean_completion_tokens": round(sum(r["tokens"] for r in records) / n, 2),
@@ -139,7 +169,9 @@ def _rates(records: list[dict]) -> dict:
     }
 
 
-def _add_samples(samples: list[dict], out: Generation, ks: list[int], prefilled: bool = False) -> dict:
+def _add_samples(
+    samples: list[dict], out: Generation, ks: list[int], mode: str = "flexible", prefilled: bool = False
+) -> dict:
     """Score the sampled completions into each problem's record; return pass@k, maj@k and the sample rates."""
     every = []
     for index, record in enumerate(samples):
@@ -147,19 +179,16 @@ def _add_samples(samples: list[dict], out: Generation, ks: list[int], prefilled:
         for completion, cut, length in zip(
             out.completions[index], out.truncated[index], out.tokens[index], strict=True
         ):
-            extracted, correct = score_completion(completion, record["gold"])
             drawn.append(
                 {
                     "completion": completion,
-                    "extracted": extracted,
-                    "correct": bool(correct),
-                    "scorable": correct is not None,
+                    **_scores(completion, record["gold"], cut, mode),
                     "format_ok": _format_ok(completion, prefilled),
                     "truncated": cut,
                     "tokens": length,
                 }
             )
-        answers = [d["extracted"] for d in drawn]
+        answers = [_ballot(d, mode) for d in drawn]
         record["samples"] = drawn
         record["num_correct"] = sum(d["correct"] for d in drawn)
         numeric = parse_number(record["gold"]) is not None
@@ -173,14 +202,21 @@ def _add_samples(samples: list[dict], out: Generation, ks: list[int], prefilled:
     rates = _rates(every)
     return {
         "mean_accuracy": rates.pop("accuracy"),  # over every sample: the pass@1 estimate
+        "mean_accuracy_strict": rates.pop("accuracy_strict"),
+        "mean_accuracy_flexible": rates.pop("accuracy_flexible"),
         "pass@k": {str(k): sum(pass_at_k(num_samples, r["num_correct"], k) for r in samples) / n for k in ks},
         # maj@k votes over each problem's first k samples (ties: the answer voted for first)
         "maj@k": {
-            str(k): sum(majority_correct([d["extracted"] for d in r["samples"][:k]], r["gold"]) for r in samples) / n
+            str(k): sum(majority_correct([_ballot(d, mode) for d in r["samples"][:k]], r["gold"]) for r in samples) / n
             for k in ks
         },
         **rates,
     }
+
+
+def _ballot(sample: dict, mode: str) -> str | None:
+    """A sample's vote for maj@k: its answer; in strict mode a cut-off sample does not vote."""
+    return None if mode == "strict" and sample["truncated"] else sample["extracted"]
 
 
 def package_versions() -> dict[str, str | None]:

@@ -7,10 +7,10 @@ sample counts as correct here exactly when the reward would have paid 1.0 for it
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Sequence
 from fractions import Fraction
 
+from recipe_cli.answer_forms import normalize
 from recipe_cli.answers import answer_value, check_answer, parse_number
 
 
@@ -36,19 +36,20 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def answer_key(answer: str, numeric_gold: bool = False) -> Fraction | str:
-    """What a vote is counted by: the answer's number, else the answer with spacing normalised.
+    """What a vote is counted by: the answer's number, else the answer with its spelling normalised.
 
     Against a numeric gold, numbers group as the checker reads them (``x = 12`` votes with
     ``12``); otherwise only a plainly written number counts as one. Symbolic answers group by
-    spelling, so equivalent LaTeX written two ways (``x+1``, ``1+x``) votes apart.
+    spelling once delimiters, spacing and ``\\dfrac`` are normalised (``$\\dfrac{\\pi}{2}$`` votes with
+    ``\\frac{\\pi}{2}``), so equivalent LaTeX written two ways (``x+1``, ``1+x``) votes apart.
 
     >>> answer_key("1,000") == answer_key("1000.0") == answer_key("$1000") == answer_key("x = 1000", True)
     True
-    >>> answer_key(" x +  1 ")
-    'x + 1'
+    >>> answer_key(" x +  1 "), answer_key(r"$\\dfrac{\\pi}{2}$") == answer_key(r"\\frac{\\pi}{2}")
+    ('x + 1', True)
     """
     number = answer_value(answer) if numeric_gold else parse_number(answer)
-    return number if number is not None else re.sub(r"\s+", " ", answer.strip())
+    return number if number is not None else normalize(answer)
 
 
 def majority_answer(answers: Sequence[str | None], numeric_gold: bool = False) -> str | None:

@@ -127,19 +127,54 @@ def _require(condition: bool, message: str) -> None:
 
 
 @register
-def accuracy(completions, answer, *, latex_timeout: Annotated[float, Field(gt=0)] = 5.0, **kwargs):
+def accuracy(
+    completions,
+    answer,
+    completion_ids=None,
+    *,
+    mode: Literal["strict", "flexible"] = "flexible",
+    latex_timeout: Annotated[float, Field(gt=0)] = 5.0,
+    max_completion_len: Annotated[int, Field(gt=0)] | None = None,
+    **kwargs,
+):
     """1.0 when the final answer equals the gold ``answer``, 0.0 when not, None when the gold is unreadable.
 
-    The answer checker of ``recipe eval`` (``recipe_cli.answers``): ``<answer>``, ``\\boxed{}``,
-    ``####``, "the answer is", last number; numbers exactly, LaTeX through math-verify in a worker
-    process bounded by ``latex_timeout`` seconds. Fixes over open-r1: plain answers such as
-    ``<answer>72</answer>`` or ``#### 72`` are read (open-r1 parses only LaTeX and scores them 0),
-    and an unreadable gold gives None (open-r1 gives 1.0 or None depending on the version).
+    The answer checker of ``recipe eval`` (``recipe_cli.answers``): numbers exactly, intervals,
+    sets, tuples, equations, inequalities, ratios, percentages, text and choice letters by their
+    shape, other LaTeX through math-verify in a worker process bounded by ``latex_timeout`` seconds.
+
+    ``mode: flexible`` reads the answer wherever the completion gives it: ``<answer>``,
+    ``\\boxed{}``, ``####``, "the answer is" (and its forms in ten other languages), the last
+    formula, the last number. ``mode: strict`` reads it only from the format a recipe asks for
+    (the last ``<answer>...</answer>``, else ``\\boxed{}``, else ``####``) and scores a completion
+    cut off by the length limit 0.0, so an unfinished thought is never rewarded. Cut off means
+    its ``completion_ids`` reached ``max_completion_len`` tokens (recipe grpo fills in GRPO's
+    ``max_completion_length``): TRL keeps the end-of-turn token in ``completion_ids``, so a
+    completion that ended on its own is shorter, except one whose end token was the very last one
+    allowed, which counts as cut off too. Without ``completion_ids`` nothing counts as cut off.
+
+    Fixes over open-r1: plain answers such as ``<answer>72</answer>`` or ``#### 72`` are read
+    (open-r1 parses only LaTeX and scores them 0), and an unreadable gold gives None (open-r1
+    gives 1.0 or None depending on the version).
 
     >>> accuracy(["The answer is 12.", "#### 13"], answer=["12", "12"])
     [1.0, 0.0]
+    >>> accuracy(["<think>9 * 2 = 18", "<answer>18</answer>"], answer=["18", "18"], mode="strict")
+    [0.0, 1.0]
+    >>> cut_off = {"completion_ids": [[7] * 64], "max_completion_len": 64}  # every token of the budget used
+    >>> accuracy(["<answer>18</answer>"], answer=["18"], mode="strict", **cut_off)
+    [0.0]
     """
-    return [None if correct is None else float(correct) for correct in _correctness(completions, answer, latex_timeout)]
+    texts = _texts(completions)
+    if mode == "strict" and completion_ids is not None and max_completion_len is not None:
+        cut_off = [len(ids) >= max_completion_len for ids in completion_ids]
+    else:
+        cut_off = [False] * len(texts)
+    scores = []
+    for text, gold, cut in zip(texts, answer, cut_off, strict=True):
+        correct = score_completion(text, gold, latex_timeout, mode=mode, truncated=cut)[1]
+        scores.append(None if correct is None else float(correct))
+    return scores
 
 
 @register

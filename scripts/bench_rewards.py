@@ -1,12 +1,24 @@
-"""Throughput of the `accuracy` reward against calling math-verify's parse + verify directly.
+"""The `accuracy` reward against math-verify: speed on numbers, agreement with labelled MATH-style pairs.
 
-Both score the same GSM8K-style completions (the GSM8K test golds when ../shared/data/gsm8k is
-next to the checkout, else generated problems), half right and half wrong, in several answer
-styles, side by side in one run; the script prints completions/s for each, the ratio, and how
-often their verdicts agree (with the styles where they do not).
+Part 1, speed: both score the same GSM8K-style completions (the GSM8K test golds when
+../shared/data/gsm8k is next to the checkout, else generated problems), half right and half
+wrong, in several answer styles; the script prints completions/s for each, the ratio (target: at
+least 20x), and how often their verdicts agree (with the styles where they do not).
+
+Part 2, agreement: both score the labelled (gold, completion) pairs of
+tests/data/answer_pairs.jsonl (MATH, NuminaMath, OpenThoughts and R1-format solutions: intervals,
+sets, tuples, several boxes, text, equations, inequalities, ratios, percentages, units, bare
+LaTeX, other languages); the script prints how often each agrees with the labels, overall, on the
+held-out pairs, and per category, and lists the pairs where one is right and the other wrong.
+math-verify gets the gold wrapped in dollars (`$gold$`; a bare gold reads worse) and the whole
+completion; the "m-v extracted" column gives it the answer the reward extracted instead, to
+compare the comparisons alone. The pairs marked holdout were written after the checker was built
+and labelled before it ran on them; on its first run it agreed on 143 of those 148, and the five
+misreadings (intervals with ";" and French "]a;b]" ends, a decimal comma, "x=1, y=2" against a
+point, boxes labelled "(1)", "(2)") were then fixed.
 
     python scripts/bench_rewards.py            # about a minute on 2 CPU cores
-    python scripts/bench_rewards.py --n 1000   # fewer completions
+    python scripts/bench_rewards.py --n 1000   # fewer completions in part 1
 """
 
 from __future__ import annotations
@@ -17,11 +29,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from recipe_cli.answers import extract_answer, score_completion
 from recipe_cli.data import split_gsm8k_answer
 from recipe_cli.rewards import get_reward
 from recipe_cli.synthetic import generate_problems
 
-GSM8K_TEST = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
+REPO = Path(__file__).resolve().parent.parent
+GSM8K_TEST = REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
+PAIRS = REPO / "tests" / "data" / "answer_pairs.jsonl"
 STYLES = {
     "boxed": "Adding the parts gives the total.\nSo the answer is $\\boxed{{{}}}$.",
     "answer is": "Adding the parts gives the total. The answer is {}.",
@@ -56,12 +71,19 @@ def completions(n: int) -> tuple[list[str], list[str], list[str], str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=3000, help="completions to score (default 3000)")
+    parser.add_argument("--n", type=int, default=3000, help="completions to score in part 1 (default 3000)")
+    parser.add_argument("--examples", type=int, default=2, help="pairs shown per category where ours alone is right")
     args = parser.parse_args()
+    bench_numbers(args.n)
+    bench_pairs(args.examples)
+
+
+def bench_numbers(n: int) -> None:
+    """Part 1: completions/s on GSM8K-style numbers, and the speed ratio."""
 
     from math_verify import parse, verify
 
-    texts, answers, styles, source = completions(args.n)
+    texts, answers, styles, source = completions(n)
     reward = get_reward("accuracy")
     reward(completions=texts[:10], answer=answers[:10])  # warm up (regex compilation, imports)
     parse("$1$")
@@ -79,6 +101,7 @@ def main() -> None:
     agree = sum(a == b for a, b in zip(ours, theirs, strict=True))
     disagreements = Counter(s for s, a, b in zip(styles, ours, theirs, strict=True) if a != b)
     ours_rate, theirs_rate = len(texts) / ours_seconds, len(texts) / theirs_seconds
+    print("== speed on numbers ==")
     print(f"completions: {len(texts)} ({', '.join(STYLES)}; half right, half wrong) from {source}")
     print(f"accuracy reward:        {ours_rate:12,.0f} completions/s  ({ours_seconds:.3f} s)")
     print(f"math-verify parse+verify: {theirs_rate:10,.0f} completions/s  ({theirs_seconds:.3f} s)")
@@ -105,6 +128,75 @@ def main() -> None:
             f"right answers written as '{style}' ({len(right)}): accuracy reward {ours_right / len(right):.1%}, "
             f"math-verify {theirs_right / len(right):.1%}"
         )
+
+
+def math_verify_verdict(gold: str, completion: str) -> bool:
+    from math_verify import parse, verify
+
+    try:
+        return bool(verify(parse(f"${gold}$"), parse(completion)))
+    except Exception:  # math-verify raising is a wrong answer, as it is for the reward
+        return False
+
+
+def bench_pairs(examples: int) -> None:
+    """Part 2: agreement of each checker with the labelled pairs, and where they differ."""
+    pairs = [json.loads(line) for line in PAIRS.read_text(encoding="utf-8").splitlines()]
+    score_completion(r"\sqrt{2}", r"\sqrt{3}")  # start the math-verify worker outside the timing
+    started = time.perf_counter()
+    ours = [bool(score_completion(p["completion"], p["gold"])[1]) for p in pairs]
+    ours_seconds = time.perf_counter() - started
+    started = time.perf_counter()
+    theirs = [math_verify_verdict(p["gold"], p["completion"]) for p in pairs]
+    theirs_seconds = time.perf_counter() - started
+    # math-verify's comparison alone: it judges the answer our extraction read (None: nothing to judge)
+    extracted = [extract_answer(p["completion"]) for p in pairs]
+    judged = [a is not None and math_verify_verdict(p["gold"], f"${a}$") for p, a in zip(pairs, extracted, strict=True)]
+
+    def agreement(indices: list[int], verdicts: list[bool]) -> str:
+        right = sum(verdicts[i] == pairs[i]["correct"] for i in indices)
+        return f"{right}/{len(indices)} ({right / len(indices):.1%})"
+
+    everything = list(range(len(pairs)))
+    held_out = [i for i in everything if pairs[i].get("split") == "holdout"]
+    positives = sum(p["correct"] for p in pairs)
+    wrong = len(pairs) - positives
+    print(f"\n== agreement with {len(pairs)} labelled pairs ({positives} right answers, {wrong} wrong) ==")
+    print(f"accuracy reward (flexible): {agreement(everything, ours)}  ({len(pairs) / ours_seconds:,.0f} pairs/s)")
+    print(f"math-verify:                {agreement(everything, theirs)}  ({len(pairs) / theirs_seconds:,.0f} pairs/s)")
+    print(f"math-verify on the answers the reward extracted: {agreement(everything, judged)}")
+    if held_out:
+        print(
+            f"on the {len(held_out)} pairs written after the checker: accuracy reward {agreement(held_out, ours)}, "
+            f"math-verify {agreement(held_out, theirs)} (on the extracted answers {agreement(held_out, judged)})"
+        )
+    print(f"{'category':14} {'pairs':>5} {'ours':>6} {'m-v':>6} {'ours only':>9} {'m-v only':>8} {'m-v extracted':>13}")
+    categories = sorted({p["category"] for p in pairs})
+    only_ours, only_theirs = [], []
+    for category in categories:
+        members = [i for i in everything if pairs[i]["category"] == category]
+        ours_right = [i for i in members if ours[i] == pairs[i]["correct"]]
+        theirs_right = [i for i in members if theirs[i] == pairs[i]["correct"]]
+        alone = [i for i in ours_right if i not in theirs_right]
+        beaten = [i for i in theirs_right if i not in ours_right]
+        only_ours += alone[:examples]
+        only_theirs += beaten
+        judged_right = sum(judged[i] == pairs[i]["correct"] for i in members)
+        print(
+            f"{category:14} {len(members):5} {len(ours_right) / len(members):6.0%} "
+            f"{len(theirs_right) / len(members):6.0%} {len(alone):9} {len(beaten):8} "
+            f"{judged_right / len(members):13.0%}"
+        )
+    print(f"\nmath-verify right, accuracy reward wrong ({len(only_theirs)}):")
+    for i in only_theirs:
+        print(f"  [{pairs[i]['category']}] gold {pairs[i]['gold']!r}, label {pairs[i]['correct']}: {_tail(pairs[i])}")
+    print(f"\naccuracy reward right, math-verify wrong (up to {examples} per category):")
+    for i in only_ours:
+        print(f"  [{pairs[i]['category']}] gold {pairs[i]['gold']!r}, label {pairs[i]['correct']}: {_tail(pairs[i])}")
+
+
+def _tail(pair: dict) -> str:
+    return repr(pair["completion"][-70:])
 
 
 if __name__ == "__main__":

@@ -176,6 +176,38 @@ def test_sampled_metrics_from_scored_completions():
     assert sampled["mean_completion_tokens"] == pytest.approx(78 / 8)
 
 
+@pytest.mark.parametrize(
+    ("completion", "truncated", "strict", "flexible"),
+    [
+        ("<think>x</think><answer>18</answer>", False, True, True),
+        ("<think>x</think><answer>18</answer>", True, False, True),  # cut off at max_new_tokens
+        ("<think>\nShe has 16 - 3 - 4 = 9 eggs left, and 9 * 2 = 18", True, False, True),
+        ("The answer is 18.", False, False, True),  # not in the format the recipe asks for
+        ("<think>x</think><answer>17</answer>", False, False, False),
+    ],
+)
+@pytest.mark.parametrize("mode", ["strict", "flexible"])
+def test_each_completion_is_scored_strict_and_flexible(completion, truncated, strict, flexible, mode):
+    from recipe_cli.evaluate import _greedy_record
+
+    out = Generation(completions=[[completion]], truncated=[[truncated]], tokens=[[9]])
+    record = _greedy_record("prompt", "18", out, 0, mode)
+    assert (record["correct_strict"], record["correct_flexible"]) == (strict, flexible)
+    assert record["correct"] == (strict if mode == "strict" else flexible)
+
+
+def test_a_cut_off_sample_does_not_vote_in_strict_mode():
+    from recipe_cli.evaluate import _add_samples
+
+    cut, done = "<answer>13</answer>", "<answer>12</answer>"
+    out = Generation(completions=[[cut, cut, done]], truncated=[[True, True, False]], tokens=[[8, 8, 4]])
+    strict = _add_samples([{"gold": "12"}], out, [3], mode="strict")
+    flexible = _add_samples([{"gold": "12"}], out, [3])
+    assert strict["maj@k"] == {"3": 1.0} and flexible["maj@k"] == {"3": 0.0}
+    assert strict["mean_accuracy"] == strict["mean_accuracy_strict"] == pytest.approx(1 / 3)
+    assert strict["mean_accuracy_flexible"] == pytest.approx(1 / 3)
+
+
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory) -> str:
     """The tests' tiny model (untrained), built once for this module."""
@@ -265,12 +297,31 @@ def test_summary_records_exactly_what_was_measured(recipe_dict, write_recipe, tm
     assert {"prompt", "completion", "extracted", "gold", "correct", "tokens", "samples", "majority"} <= lines[0].keys()
     assert all(len(line["samples"]) == 4 for line in lines)
     assert summary["accuracy"] == sum(line["correct"] for line in lines) / 3
+    assert summary["accuracy_mode"] == "flexible"  # the tiny recipe's accuracy reward has no mode
+    assert summary["accuracy"] == summary["accuracy_flexible"]
+    assert summary["accuracy_strict"] == sum(line["correct_strict"] for line in lines) / 3
 
     # seeded: the same recipe samples the same completions
     assert invoke("eval", path, "--model", tiny_checkpoint, "--limit", "3").exit_code == 0
     again = [json.loads(line) for line in (folder / "base.jsonl").read_text().splitlines()]
     assert [line["samples"] for line in again] == [line["samples"] for line in lines]
     assert len({s["completion"] for line in lines for s in line["samples"]}) > 3  # and they are samples
+
+
+def test_eval_headline_is_strict_when_the_recipe_trains_with_strict(
+    recipe_dict, write_recipe, tmp_path, tiny_checkpoint
+):
+    recipe_dict["grpo"]["rewards"][0] = {"name": "accuracy", "params": {"mode": "strict"}}
+    recipe_dict["eval"]["max_new_tokens"] = 8
+    result = invoke("eval", write_recipe(recipe_dict), "--model", tiny_checkpoint, "--limit", "2")
+    assert result.exit_code == 0, result.output
+    assert "(greedy, strict)" in result.output and "flexible" in result.output  # the other mode's column
+    folder = tmp_path / "runs" / "tiny" / "eval"
+    summary = json.loads((folder / "base.json").read_text())
+    assert summary["accuracy_mode"] == "strict" and summary["accuracy"] == summary["accuracy_strict"] == 0.0
+    lines = [json.loads(line) for line in (folder / "base.jsonl").read_text().splitlines()]
+    assert all(line["truncated"] and not line["correct_strict"] for line in lines)  # untrained: never stops
+    assert summary["accuracy_flexible"] == sum(line["correct_flexible"] for line in lines) / 2
 
 
 def test_two_checkpoints_with_one_name_get_two_labels(recipe_dict, write_recipe, tmp_path, tiny_checkpoint):

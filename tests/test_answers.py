@@ -1,0 +1,211 @@
+"""The answer checker at MATH level, and the strict and flexible modes of the accuracy reward.
+
+``tests/data/answer_pairs.jsonl`` holds labelled (gold, completion) pairs written in the styles of
+MATH, NuminaMath and OpenThoughts solutions and of R1-format completions: intervals, sets and
+tuples, several boxes, text and choice letters, equations, inequalities, ratios, percentages,
+units, bare LaTeX and final-answer lines in other languages, each with right and wrong answers.
+``scripts/bench_rewards.py`` scores the same pairs with math-verify.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from recipe_cli.answer_forms import match_forms, parse_form
+from recipe_cli.answers import check_answer, extract_answer, final_boxed, score_completion
+from recipe_cli.rewards import check_reward_settings, get_reward, with_run_values
+
+PAIRS_FILE = Path(__file__).parent / "data" / "answer_pairs.jsonl"
+PAIRS = [json.loads(line) for line in PAIRS_FILE.read_text(encoding="utf-8").splitlines()]
+CATEGORIES = {
+    "number",
+    "bare_latex",
+    "interval",
+    "membership",
+    "inequality",
+    "set_tuple",
+    "multi_boxed",
+    "text",
+    "equation",
+    "ratio",
+    "percent",
+    "units",
+    "expression",
+    "multilingual",
+}
+STRICT_FORMAT = ("</answer>", "\\boxed", "####")
+
+
+def test_the_labelled_pairs_cover_every_category_both_ways():
+    assert len(PAIRS) >= 500
+    assert {pair["category"] for pair in PAIRS} == CATEGORIES
+    counts = Counter((pair["category"], pair["correct"]) for pair in PAIRS)
+    for category in CATEGORIES:
+        assert counts[category, True] >= 5 and counts[category, False] >= 3, category
+    assert len({(pair["gold"], pair["completion"]) for pair in PAIRS}) == len(PAIRS)  # no pair twice
+
+
+@pytest.mark.parametrize("pair", PAIRS, ids=[f"{p['category']}-{i}" for i, p in enumerate(PAIRS)])
+def test_labelled_pair(pair):
+    extracted, correct = score_completion(pair["completion"], pair["gold"])
+    assert correct is pair["correct"], f"read {extracted!r} against gold {pair['gold']!r}"
+
+
+def test_strict_mode_agrees_on_every_pair_written_in_a_strict_format():
+    pairs = [p for p in PAIRS if any(marker in p["completion"] for marker in STRICT_FORMAT)]
+    assert len(pairs) > 400
+    wrong = [p for p in pairs if score_completion(p["completion"], p["gold"], mode="strict")[1] is not p["correct"]]
+    assert not wrong, wrong[:3]
+
+
+@pytest.mark.parametrize(
+    ("completion", "gold", "correct"),
+    [
+        (r"\frac{10}{9}", "10/9", True),  # bare LaTeX: its last expression, not its last digit
+        (r"\frac{10}{9}", "9", False),
+        (r"$\sqrt{2}$", r"\sqrt{2}", True),
+        (r"$\sqrt{2}$", "2", False),
+        ("$[0,1)$", "$[0,1)$", True),
+        ("$[0,9)$", "$(0,9)$", False),  # the ends of an interval count
+        (r"\boxed{1}, \boxed{2}, \boxed{3}", r"\{1,2,3\}", True),
+        ("$E$", r"\text{E}", True),
+        (r"$x \in [-2,7]$", r"\boxed{[-2, 7]}", True),
+        ("Réponse : 220 $", "220", True),
+        (r"答案：每份应该是 (\frac{2}{5}) 吨", r"\frac{2}{5}", True),
+    ],
+)
+def test_the_reported_misreadings(completion, gold, correct):
+    assert score_completion(completion, gold)[1] is correct
+
+
+@pytest.mark.parametrize(
+    ("completion", "extracted"),
+    [
+        (r"The solutions are $\boxed{1}$, $\boxed{2}$, and $\boxed{3}$.", "1, 2, 3"),
+        (r"So $x = \boxed{-2}$ or $x = \boxed{3}$.", "-2, 3"),
+        ("(a) $\\boxed{6}$\n(b) $\\boxed{15}$", "6, 15"),
+        (r"First $a = \boxed{2}$, then substituting it, the count is $\boxed{3}$.", "3"),  # far apart: the last
+        (r"$\boxed{18}$ $\boxed{18}$", "18"),  # the same box twice is one answer
+        (r"Hence the area is $12\sqrt{3}$.", r"12\sqrt{3}"),
+        ("She pays $5 for each and $20 in all", "20"),  # prices, not a formula
+        ("Die Antwort ist 15.", "15."),  # as written; the check reads the number
+        ("La respuesta es $\\sqrt{5}$.", "\\sqrt{5}"),
+        ("所以答案是 $12$。", "12"),
+        ("答：共有 36 个苹果。", "36"),
+        ("よって、答えは 8 です。", "8"),
+        ("अतः उत्तर 12 है।", "12"),
+        ("الإجابة: 9", "9"),
+        ("Ответ: $x \\in [1, 3]$", "x \\in [1, 3]"),
+        ("**Antwort:** $\\frac{5}{6}$", "\\frac{5}{6}"),
+        ("<answer>The probability is $\\frac{5}{36}$.</answer>", "\\frac{5}{36}"),
+    ],
+)
+def test_extraction(completion, extracted):
+    assert extract_answer(completion) == extracted
+
+
+def test_final_boxed_reads_nested_braces_and_keeps_unclosed_boxes_out():
+    assert final_boxed(r"\boxed{\frac{1}{2}} and \boxed{\sqrt{\frac{3}{4}}}") == r"\frac{1}{2}, \sqrt{\frac{3}{4}}"
+    assert final_boxed(r"\boxed{7} then \boxed{8") == "7"
+
+
+@pytest.mark.parametrize(
+    ("answer", "gold", "correct"),
+    [
+        ("(1, 2)", "3", False),  # a tuple is not its last number
+        ("1, 2, 3", "3", False),
+        ("2,5", "2.5", True),  # a decimal comma against a number
+        ("1,000", "1000", True),
+        ("25%", "0.25", True),
+        ("0.25", "25%", True),
+        ("25", "0.25", False),
+        (r"|x| \le 1", "[-1, 1]", True),
+        (r"x < -1 \text{ or } x > 2", r"(-\infty,-1)\cup(2,\infty)", True),
+        ("x=1, y=2", "(1, 2)", True),
+        ("x=1, x=2", "(1, 2)", False),  # two values of x are not a point
+        ("22:42", "11:21", True),
+        (r"\textbf{(D)}", r"\textbf{(D)}\ 12", True),
+        (r"\textbf{(D)}\ 11", r"\textbf{(D)}\ 12", False),  # the right letter with a wrong value
+        (r"\text{odd}", r"\text{even}", False),
+    ],
+)
+def test_check_answer_by_shape(answer, gold, correct):
+    assert check_answer(answer, gold) is correct
+
+
+def test_shapes_compare_without_a_value_checker_when_they_differ():
+    """Brackets, sizes and kinds are decided before any value is compared (no worker call needed)."""
+
+    def never(gold, answer):
+        raise AssertionError(f"compared values {gold!r}, {answer!r}")
+
+    assert match_forms(parse_form("(a, b)"), parse_form("[a, b)"), never) is False
+    assert match_forms(parse_form(r"\{a, b\}"), parse_form("a"), never) is False
+    assert match_forms(parse_form(r"\text{odd}"), parse_form("(a, b)"), never) is False
+
+
+def test_a_pathological_part_of_a_set_is_cut_off_and_counted_wrong():
+    started = time.perf_counter()
+    assert check_answer(r"\{9^{9^{9^9}}, 1\}", r"\{3, 1\}", timeout=1.0) is False
+    assert time.perf_counter() - started < 30  # worker start-up (sympy import) is not part of the bound
+
+
+UNFINISHED = "<think>\nShe has 16 - 3 - 4 = 9 eggs left, and 9 * 2 = 18"
+
+
+def test_strict_mode_does_not_reward_an_unfinished_thought():
+    accuracy = get_reward("accuracy")
+    assert accuracy([UNFINISHED], answer=["18"]) == [1.0]  # flexible: the last number
+    assert get_reward("accuracy", mode="strict")([UNFINISHED], answer=["18"]) == [0.0]
+
+
+@pytest.mark.parametrize(
+    ("completion", "score"),
+    [
+        ("<think>x</think><answer>18</answer>", 1.0),
+        ("<think>x</think><answer>$\\boxed{18}$</answer>", 1.0),
+        ("so the total is \\boxed{18}", 1.0),
+        ("Janet makes 18 dollars.\n#### 18", 1.0),
+        ("<think>x</think><answer>17</answer> 18", 0.0),  # the tag, not the last number
+        ("The answer is 18.", 0.0),
+        ("Answer: 18", 0.0),
+        ("<think>x</think><answer>18", 0.0),  # the tag never closed
+        ("18", 0.0),
+    ],
+)
+def test_strict_mode_reads_only_the_asked_formats(completion, score):
+    assert get_reward("accuracy", mode="strict")([completion], answer=["18"]) == [score]
+
+
+def test_strict_mode_scores_a_completion_that_used_its_whole_budget_as_cut_off():
+    strict = get_reward("accuracy", mode="strict", max_completion_len=8)
+    done = "<think>x</think><answer>18</answer>"
+    assert strict([done, done], answer=["18", "18"], completion_ids=[[1] * 7, [1] * 8]) == [1.0, 0.0]
+    assert strict([done], answer=["18"]) == [1.0]  # no token ids: nothing counts as cut off
+    flexible = get_reward("accuracy", max_completion_len=8)
+    assert flexible([done], answer=["18"], completion_ids=[[1] * 8]) == [1.0]
+    assert strict([done], answer=[""], completion_ids=[[1] * 8]) == [None]  # an unreadable gold stays None
+
+
+def test_mode_is_checked_when_the_recipe_is_validated():
+    (problem,) = check_reward_settings("accuracy", {"mode": "strcit"}, {"max_completion_len": 64})
+    assert "mode='strcit': input should be 'strict' or 'flexible'" in problem
+    assert with_run_values("accuracy", {"mode": "strict"}, {"max_completion_len": 64}) == {
+        "mode": "strict",
+        "max_completion_len": 64,
+    }
+
+
+def test_shipped_training_recipes_train_with_strict_accuracy():
+    from recipe_cli.config import load_recipe
+
+    recipes = Path(__file__).resolve().parent.parent / "recipes"
+    for name in ("gsm8k.yaml", "gsm8k-hindi.yaml"):
+        recipe = load_recipe(recipes / name)
+        (accuracy,) = [reward for reward in recipe.grpo.rewards if reward.name == "accuracy"]
+        assert accuracy.params == {"mode": "strict"}, name
