@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shlex
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -76,6 +77,7 @@ def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks fo
     from recipe_cli.ranks import is_main
 
     state["debug"] = debug
+    silence_library_warnings()
     logging.basicConfig(
         level=logging.INFO if is_main() else logging.ERROR,  # other ranks would repeat every line
         format="%(message)s",
@@ -87,6 +89,16 @@ def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks fo
         from recipe_cli.console import quiet
 
         quiet()
+
+
+# Libraries whose deprecation notices name their own internals (e.g. transformers' `is_gradient_checkpointing`
+# on every generate and save): the user can act on none of them, so they are silenced once, at start-up.
+LIBRARIES = r"(transformers|trl|peft|accelerate|datasets|torch|huggingface_hub)(\.|$)"
+
+
+def silence_library_warnings() -> None:
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category, module=LIBRARIES)
 
 
 def _guard(action: Callable[[], Any]) -> Any:
@@ -219,8 +231,10 @@ def _training_command(
         describe_training_plan(loaded, stages, console)
         console.print("[green]dry run[/]: nothing was trained or written")
         return
-    from recipe_cli.launch import needs_launch, relaunch
+    from recipe_cli.launch import check_machine, needs_launch, relaunch
+    from recipe_cli.ranks import on_main
 
+    on_main(lambda: check_machine(loaded))
     if needs_launch(loaded):
         pipeline.plan_starts(loaded, stages, resume=resume, overwrite=overwrite, force=force)  # refuse before launch
         if command == "run" and loaded.push is not None:
@@ -236,7 +250,6 @@ def _training_command(
     starts = pipeline.plan_starts(loaded, stages, resume=resume, overwrite=overwrite, force=force)
     if command == "run" and loaded.push is not None:
         from recipe_cli.hub import require_token
-        from recipe_cli.ranks import on_main
 
         on_main(require_token)  # before hours of training, not after
     _quiet_libraries()
@@ -442,5 +455,33 @@ def push(
         from recipe_cli.hub import push_checkpoint
 
         print_pushed(push_checkpoint(loaded, checkpoint))
+
+    _guard(body)
+
+
+@app.command()
+def serve(
+    recipe: RecipeArg,
+    overrides: SetOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the server command; start nothing.")] = False,
+):
+    """Start TRL's vLLM server for GRPO's server mode, with the model GRPO starts from (launch.vllm_server)."""
+
+    def body():
+        import os
+
+        from recipe_cli.serve import check_server_machine, serve_command
+
+        loaded = _load(recipe, overrides)
+        command = serve_command(loaded)
+        words = ["trl", *command[3:]]  # `python -m trl.cli.main` is the `trl` command
+        console.print(" ".join(shlex.quote(word) for word in words))
+        if dry_run:
+            console.print("dry run: the server was not started")
+            return
+        from recipe_cli.precision import Machine
+
+        check_server_machine(Machine.here())
+        os.execv(command[0], command)  # the server replaces this process: signals and exit codes are its own
 
     _guard(body)

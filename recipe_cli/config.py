@@ -591,6 +591,7 @@ def check_recipe(recipe: Recipe) -> list[str]:
             )
     if recipe.push is not None and recipe.push.merge_lora and recipe.model.lora is None:
         problems.append("push.merge_lora: the recipe trains full weights (no model.lora), so there is nothing to merge")
+    problems += _check_vllm_server(recipe)
     config = recipe.launch.accelerate_config
     if config is not None and accelerate_config_path(config) is None:
         problems.append(
@@ -598,6 +599,22 @@ def check_recipe(recipe: Recipe) -> list[str]:
             f"({', '.join(shipped_accelerate_configs())}); give a name from that list or a path to a config file"
         )
     return problems
+
+
+def _check_vllm_server(recipe: Recipe) -> list[str]:
+    """GRPO's server mode talks to the server `recipe serve` starts: same port, and use_vllm on."""
+    trainer = recipe.grpo.trainer if recipe.grpo is not None else {}
+    if trainer.get("vllm_mode") == "server" and not trainer.get("use_vllm"):
+        return ["grpo.trainer.vllm_mode: server does nothing without use_vllm: true; set use_vllm: true"]
+    if not trainer.get("use_vllm") or trainer.get("vllm_mode", "colocate") != "server":
+        return []
+    port, served = trainer.get("vllm_server_port", 8000), recipe.launch.vllm_server.port
+    if trainer.get("vllm_server_base_url") is None and port != served:
+        return [
+            f"grpo.trainer.vllm_server_port {port} is not launch.vllm_server.port {served}, where `recipe serve` "
+            "listens; make them the same"
+        ]
+    return []
 
 
 def shipped_accelerate_configs() -> list[str]:

@@ -67,6 +67,55 @@ def check_launch(recipe: Recipe, machine: Machine) -> None:
             )
 
 
+LOCAL_HOSTS = ("0.0.0.0", "127.0.0.1", "localhost", "::1")
+
+
+def check_vllm(recipe: Recipe, machine: Machine, visible_gpus: int | None = None) -> None:
+    """GRPO's vLLM settings against this machine: vLLM installed, a GPU, and room for the training processes
+    plus a server on the same machine."""
+    trainer = recipe.grpo.trainer if recipe.grpo is not None else {}
+    if not trainer.get("use_vllm"):
+        return
+    if not _installed("vllm"):
+        raise RecipeError(
+            "grpo.trainer.use_vllm: vLLM is not installed here; `pip install vllm` on a machine with an NVIDIA GPU, "
+            "or remove use_vllm to generate with transformers"
+        )
+    if not machine.gpu:
+        raise RecipeError("grpo.trainer.use_vllm: vLLM generates on a CUDA GPU and none is visible; remove use_vllm")
+    launch, per_machine = recipe.launch, recipe.launch.processes_per_machine
+    if visible_gpus is None:
+        import torch
+
+        visible_gpus = torch.cuda.device_count()
+    if trainer.get("vllm_mode", "colocate") == "colocate":
+        parallel = trainer.get("vllm_tensor_parallel_size", 1)
+        if per_machine % parallel:
+            raise RecipeError(
+                f"grpo.trainer.vllm_tensor_parallel_size {parallel} does not divide the {per_machine} processes per "
+                "machine (colocated vLLM groups ranks by it); use a divisor of the process count"
+            )
+        return
+    server, host = launch.vllm_server, trainer.get("vllm_server_host", "0.0.0.0")
+    local = host in LOCAL_HOSTS and not trainer.get("vllm_server_base_url")
+    if local and not os.environ.get("CUDA_VISIBLE_DEVICES") and per_machine + server.gpus > visible_gpus:
+        train = ",".join(str(i) for i in range(visible_gpus - server.gpus))
+        serve = ",".join(str(i) for i in range(visible_gpus - server.gpus, visible_gpus))
+        raise RecipeError(
+            f"{per_machine} training processes plus the vLLM server's {server.gpus} GPU(s) do not fit the "
+            f"{visible_gpus} GPUs here; serve on the last ones and train on the rest: "
+            f"`CUDA_VISIBLE_DEVICES={serve} recipe serve RECIPE` and "
+            f"`CUDA_VISIBLE_DEVICES={train} recipe grpo RECIPE --num-processes {visible_gpus - server.gpus}`"
+        )
+
+
+def check_machine(recipe: Recipe, machine: Machine | None = None) -> None:
+    """Everything about this machine a training command needs, checked before any process starts."""
+    machine = machine or Machine.here()
+    check_launch(recipe, machine)
+    check_vllm(recipe, machine)
+
+
 def _installed(package: str) -> bool:
     import importlib.util
 
@@ -75,13 +124,39 @@ def _installed(package: str) -> bool:
 
 def _distributed_type(launch: LaunchSettings) -> str | None:
     """The ``distributed_type`` of the accelerate config (MULTI_GPU, DEEPSPEED, FSDP...), None without one."""
-    if launch.accelerate_config is None:
-        return None
+    return _config(launch).get("distributed_type")
+
+
+def sharding(launch: LaunchSettings) -> tuple[str, set[str]]:
+    """How the launch splits training state over its ranks: a name, and which parts each rank holds 1/N of.
+
+    DDP replicates everything; DeepSpeed ZeRO-1 shards the optimizer state, ZeRO-2 also the
+    gradients, ZeRO-3 also the weights (and a reference model); FSDP shards all three.
+
+    >>> sharding(LaunchSettings(num_processes=8))
+    ('DDP', set())
+    >>> sharding(LaunchSettings(num_processes=8, accelerate_config="zero2"))[1] == {"optimizer", "gradients"}
+    True
+    """
+    if launch.num_processes == 1:
+        return "one process", set()
+    kind = _distributed_type(launch)
+    if kind == "DEEPSPEED":
+        stage = _config(launch).get("deepspeed_config", {}).get("zero_stage", 0)
+        parts = [set(), {"optimizer"}, {"optimizer", "gradients"}, {"optimizer", "gradients", "weights"}]
+        held = parts[min(int(stage), 3)]
+        return f"DeepSpeed ZeRO-{stage}", held | ({"reference model"} if "weights" in held else set())
+    if kind == "FSDP":
+        return "FSDP", {"optimizer", "gradients", "weights", "reference model"}
+    return "DDP", set()
+
+
+def _config(launch: LaunchSettings) -> dict:
     import yaml
 
-    path = accelerate_config_path(launch.accelerate_config)
+    path = accelerate_config_path(launch.accelerate_config) if launch.accelerate_config else None
     data = yaml.safe_load(path.read_text()) if path is not None else None
-    return data.get("distributed_type") if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else {}
 
 
 def _free_port() -> int:

@@ -35,6 +35,7 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
     push_dtype = recipe.push.dtype if recipe.push is not None else "auto"
     precision = describe_recipe_precision(recipe.model.dtype, lora=recipe.model.lora is not None, push_dtype=push_dtype)
     console.print(f"precision: {precision}")
+    console.print(f"launch: {describe_launch(recipe.launch)}")
     console.print(f"run folder: {run.root}")
     stages = [s for s in ("eval base", "sft", "grpo", "push") if _configured(recipe, s)]
     console.print("stages: " + " -> ".join(_with_evals(recipe, stages)))
@@ -109,6 +110,28 @@ def _tokenizer_offline(recipe: Recipe) -> bool:
     from recipe_cli.preflight import available_offline
 
     return available_offline(recipe.model.path, recipe.model.revision)
+
+
+def describe_launch(launch) -> str:
+    """How training runs, in one line.
+
+    >>> from recipe_cli.config import LaunchSettings
+    >>> describe_launch(LaunchSettings())
+    'one process (the recipe command itself)'
+    >>> two_nodes = LaunchSettings(num_processes=16, num_machines=2, main_process_ip="10.0.0.1")
+    >>> describe_launch(two_nodes.model_copy(update={"accelerate_config": "zero2"}))
+    '16 processes on 2 machines (this is machine 0, rank 0 at 10.0.0.1) under accelerate launch, config zero2'
+    """
+    if launch.num_processes == 1 and launch.num_machines == 1:
+        return "one process (the recipe command itself)"
+    machines = ""
+    if launch.num_machines > 1:
+        machines = (
+            f" on {launch.num_machines} machines (this is machine {launch.machine_rank}, "
+            f"rank 0 at {launch.main_process_ip})"
+        )
+    config = f", config {launch.accelerate_config}" if launch.accelerate_config else " (DDP)"
+    return f"{launch.num_processes} processes{machines} under accelerate launch{config}"
 
 
 def _configured(recipe: Recipe, stage: str) -> bool:
@@ -261,6 +284,13 @@ def describe_training_plan(recipe: Recipe, stages: list[str], console: Console) 
     lora = f", LoRA trains {trainable:,}" if recipe.model.lora else ""
     console.print(f"[bold]{recipe.name}[/] dry run: model {params:,} parameters{lora}")
     console.print(f"precision here: {precision.describe(recipe.model.lora is not None)}")
+    console.print(f"launch: {describe_launch(recipe.launch)}")
+    from recipe_cli.launch import check_machine
+
+    try:
+        check_machine(recipe)
+    except RecipeError as problem:
+        console.print(f"[bold yellow]on this machine:[/] {problem}")
     if precision.note:
         console.print(f"[yellow]note:[/] {precision.note}")
     sft_lengths = None
@@ -600,14 +630,24 @@ def _memory_table(
         heads = config.num_attention_heads
         kv_heads = getattr(config, "num_key_value_heads", None) or heads
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-        batch, _, _ = generation_batch(trainer, recipe.launch.num_processes)
+        world = recipe.launch.num_processes
+        batch = generation_batch(trainer, world)[0] // world  # each rank generates its share
         tokens = prompt_tokens + (_setting("GRPOConfig", trainer, "max_completion_length") or 0)
         kv = kv_cache_bytes(layers, kv_heads, head_dim, tokens, batch, dtype_bytes)
         reference = bool(_setting("GRPOConfig", trainer, "beta")) and recipe.model.lora is None
     lora = recipe.model.lora is not None
+    from recipe_cli.launch import sharding
+
     estimate = memory_estimate(params, trainable, precision, lora=lora, reference=reference, kv_cache=kv)
+    world = recipe.launch.num_processes
+    how, sharded = sharding(recipe.launch)
+    estimate = {part: size // world if part in sharded else size for part, size in estimate.items()}
     what = f"adapter {precision.master}, base {precision.base}" if lora else f"master weights {precision.master}"
-    title = f"{stage}: memory estimate ({what}, compute {precision.compute}; activations not included)"
+    where = f"per process of {world}, {how}" + (f": {', '.join(sorted(sharded))} sharded" if sharded else "")
+    title = (
+        f"{stage}: memory estimate {where if world > 1 else 'of the one process'} "
+        f"({what}, compute {precision.compute}; activations not included)"
+    )
     table = Table(title=title, title_justify="left")
     table.add_column("part")
     table.add_column("size", justify="right")

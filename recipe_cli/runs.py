@@ -44,6 +44,9 @@ UNHASHED_TRAINER_KEYS = {
     "num_train_epochs",
 }
 LENGTH_KEYS = ("max_steps", "num_train_epochs")
+# Test hook: each write of run.json appends "<pid> <rank>" to this file, so a test can see which processes
+# wrote it (the main process alone must). Unset in normal runs.
+RECORD_WRITERS_ENV = "RECIPE_TEST_RECORD_WRITERS"
 
 
 def training_settings(recipe: Recipe, stage: str) -> dict[str, Any]:
@@ -166,6 +169,9 @@ class RunFolder:
             os.fsync(handle.fileno())  # on disk before the rename, so a power loss leaves the old or the new record
         os.replace(partial, self.record_path)  # atomic: a crash never leaves half a record
         fsync_path(self.root)  # the rename itself
+        if os.environ.get(RECORD_WRITERS_ENV):
+            with open(os.environ[RECORD_WRITERS_ENV], "a") as writers:
+                writers.write(f"{os.getpid()} {os.environ.get('RANK', '0')}\n")
 
     def save_recipe(self) -> None:
         """Keep the validated recipe (overrides applied) beside its results.

@@ -94,11 +94,14 @@ def device_defaults(settings: dict[str, Any], precision: PrecisionPlan, machine:
     TRL configs default to ``bf16=True`` (which raises without a GPU, and would turn on bf16 for a
     float32 recipe) and to activation checkpointing (1.5-2.5x slower for small models on CPU), so
     the flags always come from ``model.dtype``, and checkpointing is off without a GPU unless the
-    recipe turns it on.
+    recipe turns it on. Defaults never override the recipe's ``trainer:`` settings.
     """
     defaults = {"bf16": precision.mixed_precision == "bf16", "fp16": precision.mixed_precision == "fp16"}
     if not machine.gpu:
         defaults["dataloader_pin_memory"] = False
+    # every parameter takes part in every forward of these models; DDP's search for unused ones (its default
+    # without checkpointing) costs an extra pass over the graph each step and warns about it on every rank
+    defaults["ddp_find_unused_parameters"] = False
     # transformers 5 renamed gradient_checkpointing to activation_checkpointing; pass the new name
     # so the recipe's (or TRL's) choice holds without a deprecation warning at every run.
     if "activation_checkpointing" not in settings:

@@ -1,0 +1,208 @@
+"""Beyond one process: `recipe run --num-processes 2` on CPU (gloo), for real.
+
+The command relaunches itself under `accelerate launch`: both ranks train (the global batch is
+twice the per-device one), the main process alone writes run.json, evaluates and pushes, and a
+SIGTERM to `recipe` stops both ranks after the same step with one complete checkpoint that
+`--resume` continues on the same number of processes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from recipe_cli.checkpoints import MARKER
+from recipe_cli.preemption import STEP_PAUSE_ENV
+from recipe_cli.runs import RECORD_WRITERS_ENV
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def recipe_file(recipe_dict: dict, tmp_path: Path) -> Path:
+    recipe_dict["eval"]["dataset"]["max_samples"] = 4
+    recipe_dict["grpo"]["trainer"].update(logging_steps=1)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe_dict, sort_keys=False))
+    return path
+
+
+def start(*args, env: dict | None = None) -> subprocess.Popen:
+    child_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    for name in ("WORLD_SIZE", "RANK", "LOCAL_RANK"):  # a launch of its own, whatever runs the tests
+        child_env.pop(name, None)
+    return subprocess.Popen(
+        [sys.executable, "-m", "recipe_cli", *map(str, args)],
+        cwd=REPO,
+        env=child_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def finish(process: subprocess.Popen, timeout: float = 300) -> tuple[int, str, str]:
+    out, err = process.communicate(timeout=timeout)
+    return process.returncode, out, err
+
+
+@pytest.mark.slow
+def test_two_processes_train_together_and_the_main_one_writes(recipe_dict, tmp_path, fake_hub):
+    recipe_dict["push"] = {"repo_id": "someone/two-ranks"}
+    recipe_dict["sft"]["trainer"].update(save_strategy="steps", save_steps=2)
+    path = recipe_file(recipe_dict, tmp_path)
+    writers = tmp_path / "writers.txt"
+    hub_env = {"HF_ENDPOINT": fake_hub.url, "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": fake_hub.token}
+    code, out, err = finish(
+        start("run", path, "--num-processes", "2", env={RECORD_WRITERS_ENV: str(writers), **hub_env})
+    )
+    assert code == 0, out + err
+    run_dir = tmp_path / "runs" / "tiny"
+    record = json.loads((run_dir / "run.json").read_text())["stages"]
+    assert {stage: entry["world_size"] for stage, entry in record.items()} == {"sft": 2, "grpo": 2}
+    assert all(entry["status"] == "finished" for entry in record.values())
+    # both ranks take part: the global batch is 2 x per-device, so an epoch takes half the steps
+    sft_state = json.loads((run_dir / "sft" / "trainer_state.json").read_text())
+    assert sft_state["global_step"] == 4 and sft_state["epoch"] == 2.0  # 32 examples, 2 x 8 per step
+    grpo_state = json.loads((run_dir / "grpo" / "trainer_state.json").read_text())
+    assert grpo_state["global_step"] == 2 and grpo_state["epoch"] == 0.25  # 2 steps x (2 x 8 / 4) prompts of 32
+    for checkpoint in ("checkpoint-2", "checkpoint-4"):
+        folder = run_dir / "sft" / checkpoint
+        assert (folder / MARKER).is_file() and (folder / "model.safetensors").is_file()
+        assert sorted(p.name for p in folder.glob("rng_state*")) == ["rng_state_0.pth", "rng_state_1.pth"]
+    # the main process alone wrote run.json, evaluated and pushed
+    lines = writers.read_text().split("\n")
+    assert {line.split()[1] for line in lines if line} == {"0"}
+    assert sorted(p.name for p in (run_dir / "eval").glob("*.json")) == ["base.json", "grpo.json", "sft.json"]
+    for stage in ("base", "sft", "grpo"):
+        assert out.count(f"eval {stage}: accuracy") == 1
+    assert out.count("run tiny finished") == 1 and "on 2 processes" in out
+    assert len(fake_hub.commits("someone/two-ranks", "grpo")) == 2  # the branch's creation and one push
+
+
+@pytest.mark.slow
+def test_sigterm_stops_every_rank_after_one_step_and_resume_continues(recipe_dict, tmp_path):
+    del recipe_dict["sft"]
+    recipe_dict["grpo"]["trainer"].update(max_steps=6, save_strategy="steps", save_steps=100)
+    path = recipe_file(recipe_dict, tmp_path)
+    process = start("grpo", path, "--num-processes", "2", env={STEP_PAUSE_ENV: "1"})
+    log = tmp_path / "runs" / "tiny" / "run.json"
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not log.is_file():
+        time.sleep(0.5)
+    assert log.is_file(), "grpo never started"
+    time.sleep(3)  # a step or two in
+    process.send_signal(signal.SIGTERM)
+    code, out, err = finish(process)
+    assert code == 143, out + err
+    grpo = tmp_path / "runs" / "tiny" / "grpo"
+    checkpoints = sorted(grpo.glob("checkpoint-*"))
+    assert len(checkpoints) == 1 and (checkpoints[0] / MARKER).is_file(), [p.name for p in checkpoints]
+    assert sorted(p.name for p in checkpoints[0].glob("rng_state*")) == ["rng_state_0.pth", "rng_state_1.pth"]
+    step = int(checkpoints[0].name.split("-")[1])
+    assert 0 < step < 6
+    assert f"after step {step} of 6" in err and "--num-processes 2 --resume" in err
+
+    code, out, err = finish(start("grpo", path, "--num-processes", "2", "--resume"))
+    assert code == 0, out + err
+    entry = json.loads(log.read_text())["stages"]["grpo"]
+    assert entry["status"] == "finished" and entry["world_size"] == 2 and entry["resumed_from"] == str(checkpoints[0])
+    assert json.loads((grpo / "trainer_state.json").read_text())["global_step"] == 6
+
+    code, out, err = finish(start("grpo", path, "--resume"))  # one process would change the global batch
+    assert code == 2 and "world_size: 2 -> 1" in err
+
+
+def test_launch_settings_are_checked_with_the_world_size(recipe_dict, write_recipe):
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+
+    runner = CliRunner()
+    path = write_recipe(recipe_dict)
+    result = runner.invoke(app, ["validate", str(path), "--num-processes", "3"])  # 3 x 8 completions, 4 per prompt
+    assert result.exit_code == 0, result.output
+    assert "24 completions per generation (per_device_train_batch_size 8 x gradient_accumulation_steps 1 x 3" in (
+        result.output
+    )
+    recipe_dict["grpo"]["trainer"]["num_generations"] = 16  # 16 does not divide 8, but does divide 2 x 8
+    path = write_recipe(recipe_dict)
+    assert runner.invoke(app, ["validate", str(path)]).exit_code == 2
+    assert runner.invoke(app, ["validate", str(path), "--num-processes", "2"]).exit_code == 0
+    for launch, expected in (
+        ({"num_processes": 3, "num_machines": 2, "main_process_ip": "a"}, "does not split over 2 machines"),
+        ({"num_processes": 4, "num_machines": 2}, "needs main_process_ip"),
+        ({"num_processes": 4, "num_machines": 2, "machine_rank": 2, "main_process_ip": "a"}, "not one of the 2"),
+        ({"accelerate_config": "zero9"}, "neither a file nor one of TRL's configs"),
+    ):
+        recipe_dict["launch"] = launch
+        result = runner.invoke(app, ["validate", str(write_recipe(recipe_dict))])
+        assert result.exit_code == 2 and expected in result.output, result.output
+
+
+def test_the_launch_command_reuses_trls_configs_and_the_precision_plan():
+    from recipe_cli.config import LaunchSettings, accelerate_config_path
+    from recipe_cli.launch import launch_arguments, sharding
+    from recipe_cli.precision import Machine
+
+    arguments = launch_arguments(LaunchSettings(num_processes=8, accelerate_config="zero3"), "bf16", Machine(gpu=True))
+    config = arguments[arguments.index("--config_file") + 1]
+    assert Path(config) == accelerate_config_path("zero3") and "trl/accelerate_configs" in config
+    assert arguments[arguments.index("--mixed_precision") + 1] == "bf16"
+    two = LaunchSettings(num_processes=16, num_machines=2, machine_rank=1, main_process_ip="10.0.0.1")
+    arguments = launch_arguments(two, None, Machine(gpu=True))
+    assert arguments[arguments.index("--main_process_ip") + 1] == "10.0.0.1"
+    assert arguments[arguments.index("--main_process_port") + 1] == "29500"
+    assert arguments[arguments.index("--machine_rank") + 1] == "1" and "--multi_gpu" in arguments
+    assert sharding(LaunchSettings(num_processes=8, accelerate_config="zero3"))[1] >= {"weights", "optimizer"}
+    assert sharding(LaunchSettings(num_processes=8, accelerate_config="fsdp2"))[0] == "FSDP"
+
+
+def test_machine_checks_name_the_fix(recipe_dict, monkeypatch):
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.errors import RecipeError
+    from recipe_cli.launch import check_launch, check_vllm
+    from recipe_cli.precision import Machine
+
+    recipe_dict["launch"] = {"num_processes": 8, "accelerate_config": "zero2"}
+    with pytest.raises(RecipeError, match="uses DeepSpeed, which needs GPUs"):
+        check_launch(validate_recipe(recipe_dict), Machine(gpu=False))
+    recipe_dict["launch"] = {"num_processes": 8}
+    recipe_dict["grpo"]["trainer"]["use_vllm"] = True
+    monkeypatch.setattr("recipe_cli.launch._installed", lambda package: False)
+    with pytest.raises(RecipeError, match="vLLM is not installed here"):
+        check_vllm(validate_recipe(recipe_dict), Machine(gpu=True), visible_gpus=8)
+    monkeypatch.setattr("recipe_cli.launch._installed", lambda package: True)
+    with pytest.raises(RecipeError, match="none is visible"):
+        check_vllm(validate_recipe(recipe_dict), Machine(gpu=False), visible_gpus=0)
+    recipe_dict["grpo"]["trainer"]["vllm_mode"] = "server"
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    with pytest.raises(RecipeError, match=r"CUDA_VISIBLE_DEVICES=7 recipe serve RECIPE.*--num-processes 7"):
+        check_vllm(validate_recipe(recipe_dict), Machine(gpu=True), visible_gpus=8)
+    recipe_dict["launch"] = {"num_processes": 7}
+    check_vllm(validate_recipe(recipe_dict), Machine(gpu=True), visible_gpus=8)  # 7 + 1 fit
+
+
+def test_serve_starts_trls_server_with_grpos_starting_model(recipe_dict, write_recipe, tmp_path):
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+
+    recipe_dict["model"] = {"path": "Qwen/Qwen2.5-0.5B-Instruct", "revision": "abc123", "dtype": "bfloat16"}
+    del recipe_dict["sft"]
+    recipe_dict["launch"] = {"vllm_server": {"port": 8123, "tensor_parallel_size": 2}}
+    recipe_dict["grpo"]["trainer"].update(use_vllm=True, vllm_mode="server", vllm_server_port=8123)
+    result = CliRunner().invoke(app, ["serve", str(write_recipe(recipe_dict)), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "trl vllm-serve --model Qwen/Qwen2.5-0.5B-Instruct --revision abc123" in result.output
+    assert "--tensor_parallel_size 2" in result.output and "--port 8123" in result.output
+    recipe_dict["grpo"]["trainer"]["vllm_server_port"] = 8000
+    result = CliRunner().invoke(app, ["validate", str(write_recipe(recipe_dict))])
+    assert result.exit_code == 2 and "is not launch.vllm_server.port 8123" in result.output
