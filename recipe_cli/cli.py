@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import shlex
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -145,6 +146,24 @@ def _guard(action: Callable[[], Any]) -> Any:
         raise typer.Exit(code)
 
 
+@contextmanager
+def _run_lock(recipe: Recipe, command_line: str) -> Iterator:
+    """The run folder's lock (``recipe_cli.lock``) for a command that writes it, held by one process.
+
+    Under ``recipe``'s own launch the ``recipe`` process holds it for its ranks; under another
+    launcher the main rank does.
+    """
+    from recipe_cli.launch import under_recipe_launch
+    from recipe_cli.lock import RunLock
+    from recipe_cli.ranks import is_main
+
+    if not is_main() or under_recipe_launch():
+        yield RunLock(recipe.run_dir, command_line)  # not entered: the parent holds the lock
+        return
+    with RunLock(recipe.run_dir, command_line) as lock:
+        yield lock
+
+
 def _load(path: Path, overrides: list[str] | None, launch: dict | None = None) -> Recipe:
     return load_recipe(path, overrides or [], {"launch": launch or {}})
 
@@ -234,30 +253,32 @@ def _training_command(
     from recipe_cli.launch import check_machine, needs_launch, relaunch
     from recipe_cli.ranks import on_main
 
-    on_main(lambda: check_machine(loaded))
-    if needs_launch(loaded):
-        pipeline.plan_starts(loaded, stages, resume=resume, overwrite=overwrite, force=force)  # refuse before launch
+    command_line = _command_line(command, path, overrides, launch)
+    with _run_lock(loaded, command_line) as lock:
+        on_main(lambda: check_machine(loaded))
+        if needs_launch(loaded):
+            pipeline.plan_starts(loaded, stages, resume=resume, overwrite=overwrite, force=force)  # refuse now
+            if command == "run" and loaded.push is not None:
+                from recipe_cli.hub import require_token
+
+                require_token()
+            flags = [flag for flag, on in (("--resume", resume), ("--overwrite", overwrite), ("--force", force)) if on]
+            argv = (["--debug"] if state["debug"] else []) + _argv(command, path, overrides, launch, *flags)
+            code = relaunch(loaded, argv)
+            if code:
+                lock.failed = code == 2  # a user mistake the ranks reported: nothing of this command is kept
+                raise typer.Exit(code)
+            return
+        starts = pipeline.plan_starts(loaded, stages, resume=resume, overwrite=overwrite, force=force)
         if command == "run" and loaded.push is not None:
             from recipe_cli.hub import require_token
 
-            require_token()
-        flags = [flag for flag, on in (("--resume", resume), ("--overwrite", overwrite), ("--force", force)) if on]
-        argv = (["--debug"] if state["debug"] else []) + _argv(command, path, overrides, launch, *flags)
-        code = relaunch(loaded, argv)
-        if code:
-            raise typer.Exit(code)
-        return
-    starts = pipeline.plan_starts(loaded, stages, resume=resume, overwrite=overwrite, force=force)
-    if command == "run" and loaded.push is not None:
-        from recipe_cli.hub import require_token
-
-        on_main(require_token)  # before hours of training, not after
-    _quiet_libraries()
-    resume_command = _command_line(command, path, overrides, launch)
-    if command == "run":
-        pipeline.run_recipe(loaded, starts, resume_command, ConsoleReporter())
-    else:
-        pipeline.train_stages(loaded, starts, resume_command, ConsoleReporter())
+            on_main(require_token)  # before hours of training, not after
+        _quiet_libraries()
+        if command == "run":
+            pipeline.run_recipe(loaded, starts, command_line, ConsoleReporter())
+        else:
+            pipeline.train_stages(loaded, starts, command_line, ConsoleReporter())
 
 
 @app.command()
@@ -375,7 +396,9 @@ def eval_command(
         targets = eval_targets(loaded, models)
         _quiet_libraries()
         reporter = ConsoleReporter()
-        print_eval_table([evaluate_checkpoint(loaded, path, label, limit, reporter) for label, path in targets])
+        with _run_lock(loaded, _command_line("eval", recipe, overrides)):
+            summaries = [evaluate_checkpoint(loaded, path, label, limit, reporter) for label, path in targets]
+        print_eval_table(summaries)
 
     _guard(body)
 
@@ -447,14 +470,15 @@ def push(
         loaded = load_recipe(recipe, overrides or [], {"push": options})
         if loaded.push is None:
             raise RecipeError("the recipe has no `push:` section; add `push: {repo_id: user/model-name}` or --repo-id")
-        if dry_run:
-            from recipe_cli.hub import plan_push
+        with _run_lock(loaded, _command_line("push", recipe, overrides)):
+            if dry_run:
+                from recipe_cli.hub import plan_push
 
-            print_push_plan(plan_push(loaded, checkpoint))
-            return
-        from recipe_cli.hub import push_checkpoint
+                print_push_plan(plan_push(loaded, checkpoint))
+                return
+            from recipe_cli.hub import push_checkpoint
 
-        print_pushed(push_checkpoint(loaded, checkpoint))
+            print_pushed(push_checkpoint(loaded, checkpoint))
 
     _guard(body)
 

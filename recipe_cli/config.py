@@ -7,6 +7,7 @@ here imports torch or TRL: ``recipe validate`` runs in a fraction of a second.
 
 from __future__ import annotations
 
+import os
 import re
 import string
 import types
@@ -591,6 +592,7 @@ def check_recipe(recipe: Recipe) -> list[str]:
             )
     if recipe.push is not None and recipe.push.merge_lora and recipe.model.lora is None:
         problems.append("push.merge_lora: the recipe trains full weights (no model.lora), so there is nothing to merge")
+    problems += _check_runs_dir(recipe.runs_dir)
     problems += _check_vllm_server(recipe)
     config = recipe.launch.accelerate_config
     if config is not None and accelerate_config_path(config) is None:
@@ -599,6 +601,18 @@ def check_recipe(recipe: Recipe) -> list[str]:
             f"({', '.join(shipped_accelerate_configs())}); give a name from that list or a path to a config file"
         )
     return problems
+
+
+def _check_runs_dir(runs_dir: str) -> list[str]:
+    """The run folder's parent must be a folder this user can write (or be creatable in one)."""
+    folder = Path(runs_dir).expanduser()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return [f"runs_dir: '{folder}' is a file, not a folder; point runs_dir at a folder"]
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return [f"runs_dir: '{folder}' is not writable; point runs_dir at a folder you can write"]
+    return []
 
 
 def _check_vllm_server(recipe: Recipe) -> list[str]:

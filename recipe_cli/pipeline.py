@@ -10,7 +10,6 @@ it), so nothing here prints.
 from __future__ import annotations
 
 import gc
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,24 +47,6 @@ def plan_starts(
             stage, resume=resume, overwrite=overwrite, force=force, sft_start=starts.get("sft")
         )
     return starts
-
-
-@contextmanager
-def nothing_left_on_error(run: RunFolder) -> Iterator[None]:
-    """Folders this command created for a run are removed again if it stops on a user mistake before training.
-
-    Once a stage started training (``run.json`` exists) its checkpoints are kept whatever happens next.
-    Only the main process writes the run folder, so only it cleans up.
-    """
-    folder, created = run.root, None
-    while not folder.exists():  # the outermost folder that does not exist yet, e.g. runs/ on a first run
-        created, folder = folder, folder.parent
-    try:
-        yield
-    except RecipeError:
-        if is_main() and created is not None and not run.record_path.exists():
-            shutil.rmtree(created, ignore_errors=True)
-        raise
 
 
 @contextmanager
@@ -130,7 +111,7 @@ def train_one(recipe: Recipe, start: StageStart, reporter: Reporter) -> Path:
     started = time.perf_counter()
     reporter.stage_started(stage, recipe.name, start.checkpoint, recipe.launch.num_processes)
     flag = PreemptionFlag()
-    with stop_on_signals(flag), nothing_left_on_error(run):
+    with stop_on_signals(flag):
         on_main(lambda: _prepare_stage(recipe, run, start))
         outcome = train_stage(
             recipe,
@@ -163,24 +144,23 @@ def run_recipe(recipe: Recipe, starts: dict[str, StageStart], command: str, repo
     started = time.perf_counter()
     run = RunFolder(recipe)
     summaries = []
-    with nothing_left_on_error(run):
-        base = on_main(lambda: prepare_base_model(recipe, run))
-        on_main(lambda: check_training_data(recipe, base))  # a data mistake in a later stage stops before any work
+    base = on_main(lambda: prepare_base_model(recipe, run))
+    on_main(lambda: check_training_data(recipe, base))  # a data mistake in a later stage stops before any work
+    if recipe.eval is not None:
+        summaries.append(on_main(lambda: evaluate_checkpoint(recipe, base, "base", None, reporter)))
+    for stage in recipe.training_stages:
+        with resume_hint(command):
+            output = train_one(recipe, starts[stage], reporter)
         if recipe.eval is not None:
-            summaries.append(on_main(lambda: evaluate_checkpoint(recipe, base, "base", None, reporter)))
-        for stage in recipe.training_stages:
-            with resume_hint(command):
-                output = train_one(recipe, starts[stage], reporter)
-            if recipe.eval is not None:
-                summaries.append(on_main(partial(evaluate_checkpoint, recipe, str(output), stage, None, reporter)))
-        if summaries and is_main():
-            reporter.eval_table(summaries)
-        if recipe.push is not None:
-            from recipe_cli.hub import push_checkpoint
+            summaries.append(on_main(partial(evaluate_checkpoint, recipe, str(output), stage, None, reporter)))
+    if summaries and is_main():
+        reporter.eval_table(summaries)
+    if recipe.push is not None:
+        from recipe_cli.hub import push_checkpoint
 
-            result = on_main(lambda: push_checkpoint(recipe))
-            if is_main():
-                reporter.pushed(result)
+        result = on_main(lambda: push_checkpoint(recipe))
+        if is_main():
+            reporter.pushed(result)
     reporter.finished(recipe.name, time.perf_counter() - started)
     return summaries
 

@@ -182,16 +182,16 @@ def test_a_mistake_after_training_started_keeps_the_run(recipe_dict):
     """Only what a command wrote before any stage trained is removed; checkpoints are never deleted on an error."""
     from recipe_cli.config import validate_recipe
     from recipe_cli.errors import RecipeError
-    from recipe_cli.pipeline import nothing_left_on_error as _nothing_left_on_error
+    from recipe_cli.lock import RunLock
     from recipe_cli.runs import RunFolder
 
     run = RunFolder(validate_recipe(recipe_dict))
     runs_dir = run.root.parent
-    with pytest.raises(RecipeError), _nothing_left_on_error(run):
+    with pytest.raises(RecipeError), RunLock(run.root, "recipe sft"):
         run.save_recipe()
         raise RecipeError("a mistake before training")
     assert not runs_dir.exists()
-    with pytest.raises(RecipeError), _nothing_left_on_error(run):
+    with pytest.raises(RecipeError), RunLock(run.root, "recipe sft"):
         run.record_training("sft", None)
         (run.stage_dir("sft") / "checkpoint-2").mkdir(parents=True)
         raise RecipeError("a mistake after sft started")
@@ -209,7 +209,7 @@ def test_an_unreadable_run_record_is_one_line_exit_2(recipe_dict, write_recipe, 
         assert result.exit_code == 2, result.output + repr(result.exception)
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and "run.json" in lines[0] and "--overwrite" in lines[0], result.stderr
-    assert sorted(p.name for p in run_dir.iterdir()) == ["run.json"]
+    assert sorted(p.name for p in run_dir.iterdir() if p.name != ".lock") == ["run.json"]  # the lock stays
 
 
 def test_a_base_model_folder_left_unfinished_is_built_again(recipe_dict, tmp_path):
