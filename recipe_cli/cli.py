@@ -383,6 +383,9 @@ def eval_command(
     ] = None,
     limit: Annotated[int, typer.Option(help="Evaluate only the first N problems, for a quick look.", min=1)] = None,
     overrides: SetOption = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace results of another folder that had the same label.")
+    ] = False,
 ):
     """Evaluate the run's checkpoints (base, sft, grpo) or --model PATH on the eval split."""
 
@@ -393,7 +396,7 @@ def eval_command(
         loaded = _load(recipe, overrides)
         if loaded.eval is None:
             raise RecipeError("the recipe has no `eval:` section; add one with the dataset to evaluate on")
-        targets = eval_targets(loaded, models)
+        targets = eval_targets(loaded, models, limit, overwrite)
         _quiet_libraries()
         reporter = ConsoleReporter()
         with _run_lock(loaded, _command_line("eval", recipe, overrides)):

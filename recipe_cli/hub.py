@@ -253,7 +253,7 @@ def render_model_card(
     repo_id = settings.repo_id if settings else recipe.name
     run = RunFolder(recipe)
     recipe = trained_recipe(run)  # what produced the checkpoint, not today's overrides
-    summaries = read_summaries(recipe)
+    summaries = own_full_evals(recipe, read_summaries(recipe))
     base_id = base_model if HUB_ID.match(base_model) and not is_local_path(base_model) else None
     datasets = sorted({d.path for d in _datasets(recipe).values() if d.path and not is_local_path(d.path)})
     tags = ["recipe", "reasoning", "deepseek-r1", "trl", *recipe.training_stages]
@@ -393,6 +393,27 @@ def _pushed_eval(run: RunFolder, stage: str, checkpoint: Path | None, summaries:
         if summary.get("limit") is None and summary.get("model") and Path(summary["model"]).resolve() == final:
             return label
     return None
+
+
+def own_full_evals(recipe: Recipe, summaries: dict[str, dict]) -> dict[str, dict]:
+    """The evals a card shows: the run's own models (base, sft, grpo) measured on every problem.
+
+    An eval of another folder (``recipe eval --model``) or with ``--limit`` is kept in the run
+    folder but never shown as this run's result.
+    """
+    from recipe_cli.pipeline import run_stage_folders
+
+    own = run_stage_folders(recipe)
+    shown = {}
+    for label, summary in summaries.items():
+        folder = summary.get("model")
+        if label in own and summary.get("limit") is None and folder and _same_folder(folder, own[label]):
+            shown[label] = summary
+    return shown
+
+
+def _same_folder(a: str, b: str) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve() if Path(a).exists() else a == b
 
 
 def _model_index_result(summary: dict):

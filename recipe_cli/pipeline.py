@@ -175,8 +175,18 @@ def evaluate_checkpoint(recipe: Recipe, path: str, label: str, limit: int | None
     return summary
 
 
-def eval_targets(recipe: Recipe, models: list[str] | None) -> list[tuple[str, str]]:
-    """``(label, path)`` of what ``recipe eval`` evaluates: the ``--model`` folders, else the run's stages."""
+def eval_targets(
+    recipe: Recipe, models: list[str] | None, limit: int | None = None, overwrite: bool = False
+) -> list[tuple[str, str]]:
+    """``(label, path)`` of what ``recipe eval`` evaluates: the ``--model`` folders, else the run's stages.
+
+    Results never overwrite each other silently. The run's own stages are ``base``, ``sft`` and
+    ``grpo`` (the only evals a model card shows); another folder gets its parent's and its own
+    name (``other-sft``); a ``--limit N`` evaluation gets ``-limitN`` after the label. A label
+    whose results measured another folder is refused unless ``overwrite``.
+    """
+    run = RunFolder(recipe)
+    own = run_stage_folders(recipe)
     if models:
         for path in models:
             folder = Path(path)
@@ -186,26 +196,67 @@ def eval_targets(recipe: Recipe, models: list[str] | None) -> list[tuple[str, st
                 raise RecipeError(
                     f"--model '{path}' has no config.json or adapter_config.json; give a folder a stage saved"
                 )
-        return list(zip(model_labels(models), models, strict=True))
-    run = RunFolder(recipe)
-    targets = [("base", run.base_model_path())] if recipe.model.path or Path(run.base_model_path()).is_dir() else []
-    targets += [(stage, run.finished(stage)["path"]) for stage in ("sft", "grpo") if run.finished(stage)]
-    if not targets:
-        raise RecipeError(f"nothing to evaluate in {run.root}; train first or pass --model PATH")
+        by_folder = {folder: label for label, folder in own.items()}
+        others = [p for p in models if _resolved(p) not in by_folder]
+        other_labels = dict(zip(others, model_labels(others, reserved=set(own)), strict=True))
+        targets = [(by_folder.get(_resolved(p)) or other_labels[p], p) for p in models]
+    else:
+        targets = [(label, folder) for label, folder in own.items() if label != "base" or _has_base(recipe, run)]
+        if not targets:
+            raise RecipeError(f"nothing to evaluate in {run.root}; train first or pass --model PATH")
+    if limit is not None:
+        targets = [(f"{label}-limit{limit}", path) for label, path in targets]
+    if not overwrite:
+        _refuse_replacing(run, targets)
     return targets
 
 
-def model_labels(paths: list[str]) -> list[str]:
-    """One label per --model folder: its name, with its parent's name too where two names collide.
+def _has_base(recipe: Recipe, run: RunFolder) -> bool:
+    return bool(recipe.model.path) or Path(run.base_model_path()).is_dir()
+
+
+def _resolved(path: str) -> str:
+    return str(Path(path).expanduser().resolve()) if Path(path).expanduser().exists() else path
+
+
+def run_stage_folders(recipe: Recipe) -> dict[str, str]:
+    """The run's own models by label: ``base`` (the starting model) and every finished stage's checkpoint."""
+    run = RunFolder(recipe)
+    folders = {"base": _resolved(run.base_model_path())}
+    for stage in ("sft", "grpo"):
+        entry = run.finished(stage)
+        if entry is not None:
+            folders[stage] = _resolved(entry["path"])
+    return folders
+
+
+def _refuse_replacing(run: RunFolder, targets: list[tuple[str, str]]) -> None:
+    """A label's earlier results may only be replaced by an evaluation of the same folder."""
+    import json
+
+    for label, path in targets:
+        summary = run.eval_dir / f"{label}.json"
+        if not summary.is_file():
+            continue
+        try:
+            measured = json.loads(summary.read_text()).get("model")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            measured = None
+        if measured is not None and _resolved(measured) != _resolved(path):
+            raise RecipeError(
+                f"{summary} holds the evaluation of {measured}, not {path}; pass --overwrite to replace it "
+                "(or evaluate the folder under another run name)"
+            )
+
+
+def model_labels(paths: list[str], reserved: set[str] = frozenset()) -> list[str]:
+    """One label per --model folder that is not one of the run's own: its parent's name and its own.
 
     >>> model_labels(["runs/a/sft", "runs/a/checkpoint-100", "runs/b/checkpoint-100"])
-    ['sft', 'a-checkpoint-100', 'b-checkpoint-100']
+    ['a-sft', 'a-checkpoint-100', 'b-checkpoint-100']
     """
-    names = [Path(p).resolve().name for p in paths]
-    labels = [
-        f"{Path(p).resolve().parent.name}-{name}" if names.count(name) > 1 else name
-        for p, name in zip(paths, names, strict=True)
-    ]
+    labels = [f"{Path(p).resolve().parent.name}-{Path(p).resolve().name}" for p in paths]
+    labels = [f"model-{label}" if label in reserved else label for label in labels]
     if len(set(labels)) < len(labels):
         raise RecipeError("--model: two checkpoints would share a label; pass each folder once")
     return [label.replace(" ", "_") for label in labels]
