@@ -77,6 +77,9 @@ class ModelSettings(Strict):
     attn_implementation: str | None = None  # e.g. sdpa, flash_attention_2
     trust_remote_code: bool = False
     lora: LoraSettings | None = None
+    # a Jinja chat template (the text, or a path to a .jinja file) replacing the tokenizer's; saved with every
+    # checkpoint, so later stages and the pushed model use it too
+    chat_template: str | None = None
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -129,16 +132,32 @@ class DatasetSettings(Strict):
 
 
 class PromptSettings(Strict):
-    """The conversation every stage and the eval show the model: a system message and a user message."""
+    """What every stage and the eval show the model: a conversation (a system and a user message, rendered
+    with the model's chat template), or one plain-text ``template`` for a base model without one, as
+    DeepSeek-R1-Zero was trained (``"... User: {question}\\nAssistant: <think>"``)."""
 
     system: str | None = DEFAULT_SYSTEM_PROMPT
     user: str = "{question}"
+    template: str | None = None  # plain text with {question}; replaces system and user and the chat template
 
     @field_validator("user")
     @classmethod
     def _user_placeholders(cls, value: str) -> str:
         _check_placeholders(value, {"question"}, required={"question"})
         return value
+
+    @field_validator("template")
+    @classmethod
+    def _template_placeholders(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_placeholders(value, {"question"}, required={"question"})
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if self.template is not None and {"system", "user"} & self.model_fields_set:
+            raise ValueError("`template` is the whole prompt in plain text; remove `system` and `user` (or template)")
+        return self
 
 
 def _no_completion_filter(dataset: DatasetSettings, stage: str, fix: str) -> None:
@@ -575,6 +594,12 @@ def check_recipe(recipe: Recipe) -> list[str]:
             problems.append(f"model.path: '{recipe.model.path}' does not exist; give a model folder or a Hub id")
         elif not (folder / "config.json").is_file() and not (folder / "adapter_config.json").is_file():
             problems.append(f"model.path: '{recipe.model.path}' has no config.json; is it a saved model folder?")
+        else:
+            problems += _check_model_folder(folder, recipe)
+    template = recipe.model.chat_template
+    if template is not None and template.endswith((".jinja", ".j2")) and "{" not in template:
+        if not Path(template).expanduser().is_file():
+            problems.append(f"model.chat_template: '{template}' does not exist; give a .jinja file or the template")
     for stage in ("sft", "grpo", "eval"):
         settings = getattr(recipe, stage)
         if settings is not None:
@@ -647,6 +672,48 @@ def accelerate_config_path(config: str) -> Path | None:
         return given
     shipped = package_dir("trl") / "accelerate_configs" / f"{config}.yaml"
     return shipped if shipped.is_file() else None
+
+
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json", "*.pt")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+
+
+def _check_model_folder(folder: Path, recipe: Recipe) -> list[str]:
+    """A local model folder holds weights, a tokenizer and, for conversational prompts, a chat template.
+
+    Read from the files alone (no weights load), so a folder copied without its weights or its
+    tokenizer fails at validate time instead of minutes into a run.
+    """
+    where = f"model.path: '{folder}'"
+    adapter = (folder / "adapter_config.json").is_file()
+    problems = []
+    if not any(any(folder.glob(pattern)) for pattern in WEIGHT_FILES):
+        problems.append(f"{where} holds no weights (*.safetensors, *.bin); copy the whole saved model folder")
+    has_tokenizer = any((folder / name).is_file() for name in TOKENIZER_FILES)
+    if not has_tokenizer and not adapter:
+        problems.append(
+            f"{where} holds no tokenizer (tokenizer.json, tokenizer_config.json...); save the tokenizer with the "
+            "model (tokenizer.save_pretrained) into that folder"
+        )
+    needs_template = recipe.prompt.template is None and recipe.model.chat_template is None
+    if has_tokenizer and needs_template and not _has_chat_template(folder):
+        problems.append(
+            f"{where} has no chat template and the recipe's prompt is a conversation; set model.chat_template "
+            "(a Jinja template or a .jinja file), or prompt.template for a plain-text prompt (R1-Zero style)"
+        )
+    return problems
+
+
+def _has_chat_template(folder: Path) -> bool:
+    import json
+
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    config = folder / "tokenizer_config.json"
+    try:
+        return bool(config.is_file() and json.loads(config.read_text()).get("chat_template"))
+    except (ValueError, UnicodeDecodeError):
+        return False
 
 
 def _check_dataset(dataset: DatasetSettings, where: str) -> list[str]:

@@ -161,10 +161,12 @@ def _settings_table(stage: str, class_name: str, settings: dict) -> Table:
 
 def render_example_prompt(recipe: Recipe) -> str:
     """One prompt rendered with the chat template when it is available offline, else as plain messages."""
-    from recipe_cli.data import build_messages
+    from recipe_cli.data import build_prompt
 
     question = _first_question(recipe)
-    messages = build_messages(question, recipe.prompt)
+    messages = build_prompt(question, recipe.prompt)
+    if isinstance(messages, str):
+        return messages + "\n(a plain-text prompt: prompt.template, no chat template)"
     template = _local_chat_template(recipe)
     if template is None:
         plain = "\n".join(f"[{m['role']}] {m['content']}" for m in messages)
@@ -407,15 +409,15 @@ def _describe_sft(recipe: Recipe, tokenizer, console: Console) -> tuple[list[str
 def _rebuild_first(recipe: Recipe, tokenizer) -> dict:
     """The first example as training would build it, to show when every example was filtered out."""
     from recipe_cli.chat import completion_end_id, sft_token_ids, think_prefilled
-    from recipe_cli.data import build_messages, iter_examples, render_completion
+    from recipe_cli.data import build_prompt, iter_examples, render_completion
 
     row = next(iter_examples(recipe.sft.dataset, recipe.seed))
     ids, mask = sft_token_ids(
         tokenizer,
-        build_messages(row["question"], recipe.prompt),
+        build_prompt(row["question"], recipe.prompt),
         render_completion(row, recipe.sft.completion),
         prefilled=think_prefilled(recipe, tokenizer),
-        end_id=completion_end_id(tokenizer),
+        end_id=completion_end_id(tokenizer, plain=recipe.prompt.template is not None),
     )
     return {"input_ids": ids, "completion_mask": mask}
 

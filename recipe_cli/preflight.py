@@ -20,7 +20,7 @@ from pathlib import Path
 
 from recipe_cli.answers import parse_number, score_completion
 from recipe_cli.config import DEFAULT_COMPLETION, Recipe, grpo_max_completion_length
-from recipe_cli.data import build_messages, load_examples
+from recipe_cli.data import build_prompt, load_examples
 from recipe_cli.errors import RecipeError
 from recipe_cli.rewards import get_reward, with_run_values
 from recipe_cli.runs import RunFolder
@@ -190,12 +190,9 @@ def _sample(model, tokenizer, recipe: Recipe, rows: list[dict], samples: int, bu
 
     temperature = float(recipe.grpo.trainer.get("temperature", 1.0))
     log.info("sampling %d completions per prompt for %d prompts, up to %d tokens each", samples, len(rows), budget)
-    prompts = [
-        tokenizer.apply_chat_template(
-            build_messages(row["question"], recipe.prompt), tokenize=False, add_generation_prompt=True
-        )
-        for row in rows
-    ]
+    from recipe_cli.chat import prompt_token_ids
+
+    prompts = [prompt_token_ids(tokenizer, build_prompt(row["question"], recipe.prompt)) for row in rows]
     decoding = Decoding(budget, num_samples=samples, temperature=temperature, top_p=1.0, seed=recipe.seed)
     generated = generate_completions(model, tokenizer, prompts, decoding, batch_size=len(prompts) * samples)
     return [[generated.completions[row][index] for row in range(len(rows))] for index in range(samples)]
@@ -205,13 +202,15 @@ def _score(recipe: Recipe, rows: list[dict], completions: dict, kinds: list[str]
     """Each reward on all groups at once, as TRL calls it: one batch, completions of a prompt together."""
     batch, prompts, answers = [], [], []
     for index, row in enumerate(rows):
-        messages = build_messages(row["question"], recipe.prompt)
+        prompt = build_prompt(row["question"], recipe.prompt)
         for kind in kinds:
             batch.append(completions[kind][index])
-            prompts.append(messages)
+            prompts.append(prompt)
             answers.append(row["answer"])
     ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in batch] if tokenizer else None
-    chat = [[{"role": "assistant", "content": text}] for text in batch]
+    # as TRL passes them: chat messages after a conversation, plain text after a plain-text prompt
+    plain = recipe.prompt.template is not None
+    chat = batch if plain else [[{"role": "assistant", "content": text}] for text in batch]
     per_reward = []
     for reward in recipe.grpo.rewards:
         label = f"{reward.name} ×{reward.weight:g}"

@@ -36,6 +36,15 @@ def set_in(data: dict, dotted: str, value) -> None:
     node[keys[-1]] = value
 
 
+def model_folder(data: dict, tmp: Path, *files: str) -> None:
+    """Point model.path at a folder holding only ``files`` (name -> placeholder contents)."""
+    folder = tmp / "partial-model"
+    folder.mkdir()
+    for name in files:
+        (folder / name).write_text("{}")
+    data["model"] = {"path": str(folder)}
+
+
 # (id, command, change, expected text); change(data, tmp) edits the recipe in place or returns the raw file
 CASES = [
     ("empty-file", "sft", lambda d, t: "", "the recipe is empty"),
@@ -139,6 +148,32 @@ CASES = [
     ("unknown-placeholder", "sft", lambda d, t: set_in(d, "prompt.user", "{query}"), "prompt.user"),
     ("arithmetic-with-path", "sft", lambda d, t: set_in(d, "sft.dataset.path", "x.jsonl"), "remove `path`"),
     ("teacher-error-rate", "sft", lambda d, t: set_in(d, "sft.dataset.teacher_error_rate", 2.0), "teacher_error_rate"),
+    (
+        "model-without-weights",
+        "validate",
+        lambda d, t: model_folder(d, t, "config.json", "tokenizer.json", "chat_template.jinja"),
+        "holds no weights",
+    ),
+    (
+        "model-without-tokenizer",
+        "sft",
+        lambda d, t: model_folder(d, t, "config.json", "model.safetensors"),
+        "holds no tokenizer",
+    ),
+    (
+        "model-without-chat-template",
+        "run",
+        lambda d, t: model_folder(d, t, "config.json", "model.safetensors", "tokenizer.json"),
+        "has no chat template",
+    ),
+    ("runs-dir-is-a-file", "sft", lambda d, t: d.update(runs_dir=str(t / "x.txt")), "is a file, not a folder"),
+    (
+        "use-vllm-without-vllm",
+        "grpo",
+        lambda d, t: d.update(sft=None) or set_in(d, "grpo.trainer.use_vllm", True),
+        "vLLM is not installed here",
+    ),
+    ("plain-prompt-without-question", "sft", lambda d, t: d.update(prompt={"template": "Q:"}), "prompt.template"),
 ]
 
 
