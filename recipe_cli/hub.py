@@ -32,7 +32,14 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Files that resume training rather than describe a model: pushed only with push.include_training_state.
-TRAINING_STATE = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth", "training_args.bin")
+TRAINING_STATE = (
+    "optimizer.pt",
+    "scheduler.pt",
+    "scaler.pt",
+    "rng_state*.pth",
+    "training_args.bin",
+    "log-state-*.json",
+)
 # Seconds to wait before each new attempt at a Hub call that failed on the network or with a 5xx/429.
 RETRY_DELAYS = (2.0, 8.0, 30.0)
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}

@@ -7,6 +7,7 @@ the main process).
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections.abc import Callable
@@ -164,6 +165,57 @@ class StageOutcome:
     problem: str | None = None  # a NaN/inf gradient norm, loss or weight
 
 
+LOG_STATE = "log-state-{rank}.json"  # in each checkpoint: what the trainer's next log averages over, per rank
+
+
+def log_state_callback(trainer, resumed_from: Path | None):
+    """A TrainerCallback that keeps, in every checkpoint, what the next logged values are averaged over.
+
+    transformers averages the loss over the steps since the last log (``_tr_loss``,
+    ``_globalstep_last_logged``) and TRL averages its metrics likewise (``_metrics``) and counts
+    SFT's tokens (``_total_train_tokens``); none of it is in a checkpoint, so a run resumed from a
+    step that was not logged would log other numbers than the uninterrupted run. Each rank saves
+    its own part (like its RNG state) before the completion marker, and a resumed run puts it back
+    when training begins, so the next log averages over the same steps in the same order.
+    """
+    import torch
+    from transformers import TrainerCallback
+
+    class KeepLogState(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            from recipe_cli.ranks import rank
+
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            saved = {
+                "tr_loss": trainer._tr_loss.item(),
+                "last_logged": trainer._globalstep_last_logged,
+                "metrics": {
+                    key: list(values) for key, values in getattr(trainer, "_metrics", {}).get("train", {}).items()
+                },
+                "total_train_tokens": getattr(trainer, "_total_train_tokens", None),
+            }
+            (folder / LOG_STATE.format(rank=rank())).write_text(json.dumps(saved) + "\n")
+            return control
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            from recipe_cli.ranks import rank
+
+            path = resumed_from / LOG_STATE.format(rank=rank()) if resumed_from is not None else None
+            if path is None or not path.is_file():
+                return control
+            saved = json.loads(path.read_text())
+            trainer._tr_loss = torch.tensor(saved["tr_loss"], device=trainer._tr_loss.device)
+            trainer._globalstep_last_logged = saved["last_logged"]
+            if hasattr(trainer, "_metrics"):
+                trainer._metrics["train"].clear()
+                trainer._metrics["train"].update({key: list(values) for key, values in saved["metrics"].items()})
+            if saved["total_train_tokens"] is not None and hasattr(trainer, "_total_train_tokens"):
+                trainer._total_train_tokens = saved["total_train_tokens"]
+            return control
+
+    return KeepLogState()
+
+
 def build_stage_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
     if start.stage == "sft":
         from recipe_cli.sft import build_sft_trainer
@@ -199,7 +251,8 @@ def train_stage(
     # in this order: a preemption asks for a save first, so the weights are checked before any save and
     # before the marker; later callbacks (e.g. pushing checkpoints) run once the marker is written
     marker = completion_marker_callback(lambda: nonfinite.healthy)
-    for callback in [preemption_callback(flag), nonfinite, marker, *(callbacks or [])]:
+    log_state = log_state_callback(trainer, start.checkpoint)
+    for callback in [preemption_callback(flag), nonfinite, log_state, marker, *(callbacks or [])]:
         trainer.add_callback(callback)
     if start.checkpoint is not None:
         log.info("%s: resuming from %s", start.stage, start.checkpoint)
