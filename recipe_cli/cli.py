@@ -164,6 +164,24 @@ def _run_lock(recipe: Recipe, command_line: str) -> Iterator:
         yield lock
 
 
+def _load_for_run(path: Path, overrides: list[str] | None, options: dict | None = None) -> Recipe:
+    """The recipe for eval or push on a run that trained: its recorded training settings, this command's others."""
+    from recipe_cli.config import recipe_data
+    from recipe_cli.pipeline import recipe_for_run
+
+    loaded, recorded, differences = recipe_for_run(recipe_data(path, overrides or [], options), str(path))
+    if recorded:
+        console.print(
+            f"[dim]using the run's recorded recipe {loaded.run_dir / 'recipe.yaml'} (its overrides included) "
+            "for model, prompt, seed, sft and grpo[/]"
+        )
+    for difference in differences:
+        console.print(
+            f"[yellow]note:[/] the command line differs from the run in {difference}; the run's value is used"
+        )
+    return loaded
+
+
 def _load(path: Path, overrides: list[str] | None, launch: dict | None = None) -> Recipe:
     return load_recipe(path, overrides or [], {"launch": launch or {}})
 
@@ -393,7 +411,7 @@ def eval_command(
         from recipe_cli.console import print_eval_table
         from recipe_cli.pipeline import eval_targets, evaluate_checkpoint
 
-        loaded = _load(recipe, overrides)
+        loaded = _load_for_run(recipe, overrides)
         if loaded.eval is None:
             raise RecipeError("the recipe has no `eval:` section; add one with the dataset to evaluate on")
         targets = eval_targets(loaded, models, limit, overwrite)
@@ -470,7 +488,7 @@ def push(
         options = {key: value for key, value in options.items() if value is not None}
         if overwrite:
             options["overwrite"] = True
-        loaded = load_recipe(recipe, overrides or [], {"push": options})
+        loaded = _load_for_run(recipe, overrides, {"push": options})
         if loaded.push is None:
             raise RecipeError("the recipe has no `push:` section; add `push: {repo_id: user/model-name}` or --repo-id")
         with _run_lock(loaded, _command_line("push", recipe, overrides)):

@@ -510,6 +510,11 @@ def load_recipe(
     ``options`` are values of command-line options by section (``{"push": {"revision": "v2"}}``),
     merged after the ``--set`` overrides and taken as given rather than read as YAML.
     """
+    return validate_recipe(recipe_data(path, overrides, options), source=str(path))
+
+
+def recipe_data(path: str | Path, overrides: list[str] = (), options: dict[str, dict[str, Any]] | None = None) -> dict:
+    """The raw recipe mapping with ``--set`` overrides and command-line options applied, not yet validated."""
     data = read_recipe_file(path)
     for text in overrides:
         apply_override(data, *parse_override(text))
@@ -517,7 +522,7 @@ def load_recipe(
         if values:
             current = data.get(section)
             data[section] = {**(current if isinstance(current, dict) else {}), **values}
-    return validate_recipe(data, source=str(path))
+    return data
 
 
 def validate_recipe(data: dict, source: str = "recipe") -> Recipe:

@@ -316,13 +316,8 @@ def render_model_card(
 
 def trained_recipe(run: RunFolder) -> Recipe:
     """The recipe the run's training was started with (saved with its overrides), else the given one."""
-    from recipe_cli.config import validate_recipe
-
-    saved = run.root / "recipe.yaml"
-    if not saved.is_file():
-        return run.recipe
     try:
-        return validate_recipe(yaml.safe_load(saved.read_text()), source=str(saved))
+        return run.recorded_recipe() or run.recipe
     except RecipeError as error:
         log.warning("the card describes the current recipe: the saved one no longer validates (%s)", error)
         return run.recipe

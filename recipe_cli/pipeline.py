@@ -175,6 +175,47 @@ def evaluate_checkpoint(recipe: Recipe, path: str, label: str, limit: int | None
     return summary
 
 
+TRAINED_SECTIONS = ("model", "prompt", "seed", "sft", "grpo")  # what the run's checkpoints were trained with
+
+
+def recipe_for_run(data: dict, source: str) -> tuple[Recipe, bool, list[str]]:
+    """The recipe for a command on a run that already trained (eval, push): its recorded training settings.
+
+    A run trained with ``--set model.lora=...`` must be evaluated and pushed as what it is, without
+    repeating every override: the model, prompt, seed and stages come from ``runs/<name>/recipe.yaml``,
+    the rest (eval, push, launch) from the command (``data``, the raw recipe with this command's
+    overrides). Returns the recipe, whether the record was used, and how the command line differs
+    from the record in those sections (the record wins), for the command to say.
+    """
+    import yaml
+
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.runs import changed_settings
+
+    given = validate_recipe(data, source) if "name" not in data or "model" not in data else None
+    name, runs_dir = data.get("name"), data.get("runs_dir", "runs")
+    saved = Path(str(runs_dir)) / str(name) / "recipe.yaml" if isinstance(name, str) else None
+    if given is not None or saved is None or not saved.is_file():
+        return given or validate_recipe(data, source), False, []
+    try:
+        recorded = yaml.safe_load(saved.read_text())
+    except yaml.YAMLError as error:
+        raise RecipeError(f"{saved} cannot be read ({error}); delete it, or train again with --overwrite") from None
+    merged = {**data, **{key: recorded[key] for key in TRAINED_SECTIONS if key in recorded}}
+    recipe = validate_recipe(merged, f"{source} with the training settings of {saved}")
+    differences = []
+    try:  # the command line's own training settings, only to say how they differ
+        own = Recipe.model_validate({**merged, **{key: data[key] for key in TRAINED_SECTIONS if key in data}})
+    except Exception:
+        own = None
+    if own is not None:
+        kept, given_dump = recipe.model_dump(mode="json"), own.model_dump(mode="json")
+        differences = changed_settings(
+            {k: kept[k] for k in TRAINED_SECTIONS}, {k: given_dump[k] for k in TRAINED_SECTIONS}
+        )
+    return recipe, True, differences
+
+
 def eval_targets(
     recipe: Recipe, models: list[str] | None, limit: int | None = None, overwrite: bool = False
 ) -> list[tuple[str, str]]:
