@@ -118,7 +118,7 @@ def recipe_settings(recipe: Recipe, stage: str) -> dict[str, Any]:
     owned = {"completion_only_loss": True} if stage == "sft" else {}  # SFT rows are pre-tokenised with a loss mask
     return {
         "report_to": "none",
-        "disable_tqdm": False,  # the CLI quiets transformers' logging, which would hide the progress bar too
+        "disable_tqdm": True,  # recipe reports progress itself (recipe_cli.console): one line per log
         **owned,
         **getattr(recipe, stage).trainer,
         "output_dir": str(RunFolder(recipe).stage_dir(stage)),
@@ -186,6 +186,8 @@ def log_state_callback(trainer, resumed_from: Path | None):
             from recipe_cli.ranks import rank
 
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if not folder.is_dir():  # deleted: saved from non-finite weights (recipe_cli.health)
+                return control
             saved = {
                 "tr_loss": trainer._tr_loss.item(),
                 "last_logged": trainer._globalstep_last_logged,
@@ -216,6 +218,50 @@ def log_state_callback(trainer, resumed_from: Path | None):
     return KeepLogState()
 
 
+def progress_callback(stage: str, progress):
+    """A TrainerCallback that reports each optimizer step and each log to ``progress`` (the console's view).
+
+    It replaces transformers' own progress bar and printer, which print every log as a raw dict.
+    ``progress`` has ``start(stage, max_steps, first_step)``, ``advance(step)``,
+    ``logged(stage, step, max_steps, logs, seconds_per_step)`` and ``end()``.
+    """
+    import time
+
+    from transformers import TrainerCallback
+
+    class ReportProgress(TrainerCallback):
+        def __init__(self):
+            self.last_time, self.last_step = 0.0, 0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.last_time, self.last_step = time.perf_counter(), state.global_step
+            if state.is_world_process_zero:
+                progress.start(stage, state.max_steps, state.global_step)
+            return control
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                progress.advance(state.global_step)
+            return control
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs or "loss" not in logs:  # step logs, not the summary
+                return control
+            now = time.perf_counter()
+            steps = max(state.global_step - self.last_step, 1)
+            seconds = (now - self.last_time) / steps
+            self.last_time, self.last_step = now, state.global_step
+            progress.logged(stage, state.global_step, state.max_steps, dict(logs), seconds)
+            return control
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                progress.end()
+            return control
+
+    return ReportProgress()
+
+
 def build_stage_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
     if start.stage == "sft":
         from recipe_cli.sft import build_sft_trainer
@@ -232,6 +278,7 @@ def train_stage(
     flag: PreemptionFlag,
     callbacks: list | None = None,
     on_ready: Callable[[], None] | None = None,
+    progress=None,
 ) -> StageOutcome:
     """Train a stage from step 0 or from the start's checkpoint and save it; runs on every rank, writes no record.
 
@@ -241,12 +288,18 @@ def train_stage(
     is the last good one. ``on_ready`` runs once the trainer is built, just before the first step
     (the main process records the stage as training then). ``callbacks`` run after the marker.
     """
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
     from recipe_cli.checkpoints import completion_marker_callback
     from recipe_cli.health import nonfinite_callback
     from recipe_cli.preemption import preemption_callback
 
     staged = build_stage_trainer(recipe, start)
     trainer = staged.trainer
+    if progress is not None:  # one compact line per log instead of transformers' raw dicts
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(progress_callback(start.stage, progress))
     nonfinite = nonfinite_callback()
     # in this order: a preemption asks for a save first, so the weights are checked before any save and
     # before the marker; later callbacks (e.g. pushing checkpoints) run once the marker is written
