@@ -258,6 +258,17 @@ def _too_long(settings: DatasetSettings, prompt_tokens: int, completion_tokens: 
     return None
 
 
+PROMPT_FILLS_MAX_LENGTH = "prompt fills sft.trainer.max_length"
+
+
+def sft_max_length(recipe: Recipe) -> int:
+    """The SFT sequence length TRL truncates to: the recipe's ``max_length``, else SFTConfig's default."""
+    from recipe_cli.trainer_fields import trainer_fields
+
+    value = recipe.sft.trainer.get("max_length", trainer_fields("SFTConfig")["max_length"].default)
+    return value if isinstance(value, int) else 10**9  # None: no truncation
+
+
 def prepare_sft(recipe: Recipe, tokenizer, *, check: bool = True) -> PreparedData:
     """The SFT stage's examples as trained on: token ids and loss masks, filtered, at most ``max_samples``.
 
@@ -272,6 +283,7 @@ def prepare_sft(recipe: Recipe, tokenizer, *, check: bool = True) -> PreparedDat
     settings = recipe.sft.dataset
     prefilled = think_prefilled(recipe, tokenizer)
     end_id = completion_end_id(tokenizer, plain=recipe.prompt.template is not None)
+    max_length = sft_max_length(recipe)
     prepared = PreparedData("sft")
     for row in iter_examples(settings, recipe.seed):
         if settings.max_samples is not None and len(prepared.rows) >= settings.max_samples:
@@ -282,7 +294,10 @@ def prepare_sft(recipe: Recipe, tokenizer, *, check: bool = True) -> PreparedDat
         completion_tokens = sum(mask)
         prompt_tokens = len(ids) - completion_tokens
         example = {"input_ids": ids, "completion_mask": mask}
-        prepared.add(example, prompt_tokens, completion_tokens, _too_long(settings, prompt_tokens, completion_tokens))
+        dropped = _too_long(settings, prompt_tokens, completion_tokens)
+        if dropped is None and prompt_tokens >= max_length:  # TRL would truncate every completion token away
+            dropped = PROMPT_FILLS_MAX_LENGTH
+        prepared.add(example, prompt_tokens, completion_tokens, dropped)
     _report(prepared, settings, "sft.dataset", check)
     return prepared
 
@@ -308,12 +323,20 @@ def _report(prepared: PreparedData, settings: DatasetSettings, where: str, check
     for reason, count in prepared.dropped.items():
         log.info("%s: dropped %d of %d rows: %s", where, count, prepared.read, reason)
     if check and not prepared.rows:
+        if PROMPT_FILLS_MAX_LENGTH in prepared.dropped and len(prepared.dropped) == 1:
+            longest = max(prepared.prompt_tokens)
+            raise RecipeError(
+                f"{where}: every prompt fills sft.trainer.max_length (the shortest has {min(prepared.prompt_tokens)}"
+                f" tokens, the longest {longest}), so no completion token would be trained; raise max_length "
+                "within the model's positions, or shorten the prompts (prompt.system) or filter them "
+                "(dataset.max_prompt_tokens)"
+            )
         too_long = [
             f"every {part} is longer than {key}={getattr(settings, key)}"
             for part, key in (("prompt", "max_prompt_tokens"), ("completion", "max_completion_tokens"))
             if any(key in reason for reason in prepared.dropped)
         ]
-        raise RecipeError(f"{where}: {' or '.join(too_long)}; raise it")
+        raise RecipeError(f"{where}: {' or '.join(too_long) or 'every row was filtered out'}; raise it")
 
 
 def sft_examples(recipe: Recipe, tokenizer) -> list[dict]:

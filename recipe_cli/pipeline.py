@@ -112,16 +112,22 @@ def train_one(recipe: Recipe, start: StageStart, reporter: Reporter) -> Path:
     started = time.perf_counter()
     reporter.stage_started(stage, recipe.name, start.checkpoint, recipe.launch.num_processes)
     flag = PreemptionFlag()
+    earlier: dict = {}
+
+    def record_training():
+        earlier["entry"] = on_main(lambda: run.record_training(stage, start.checkpoint))
+
     with stop_on_signals(flag):
         on_main(lambda: _prepare_stage(recipe, run, start))
-        outcome = train_stage(
-            recipe,
-            start,
-            flag,
-            callbacks,
-            on_ready=lambda: on_main(lambda: run.record_training(stage, start.checkpoint)),
-            progress=reporter.training_progress(),
-        )
+        try:
+            outcome = train_stage(
+                recipe, start, flag, callbacks, on_ready=record_training, progress=reporter.training_progress()
+            )
+        except BaseException:
+            if is_main() and "entry" in earlier and _no_new_checkpoint(run, start):
+                # no step trained: the stage is as it was, or gone if this attempt cleared its folder
+                run.restore_stage(stage, None if start.clear else earlier["entry"])
+            raise
         if outcome.finished:
             on_main(lambda: run.record_stage(stage, outcome.output, **outcome.record))
     _free_memory()
@@ -130,6 +136,12 @@ def train_one(recipe: Recipe, start: StageStart, reporter: Reporter) -> Path:
         raise shared(error)  # every rank agreed on the outcome
     reporter.stage_done(stage, time.perf_counter() - started, outcome.output)
     return outcome.output
+
+
+def _no_new_checkpoint(run: RunFolder, start: StageStart) -> bool:
+    from recipe_cli.checkpoints import last_complete_checkpoint
+
+    return last_complete_checkpoint(run.stage_dir(start.stage)) == start.checkpoint
 
 
 def train_stages(recipe: Recipe, starts: dict[str, StageStart], command: str, reporter: Reporter) -> None:

@@ -299,7 +299,7 @@ def describe_training_plan(recipe: Recipe, stages: list[str], console: Console) 
     for stage in stages:
         console.rule(f"[bold]{stage}[/] plan")
         if stage == "sft":
-            misfits, sft_lengths = _describe_sft(recipe, tokenizer, console)
+            misfits, sft_lengths = _describe_sft(recipe, tokenizer, console, config)
             prompt_tokens = 0
         else:
             misfits, prompt_tokens = _describe_grpo(recipe, tokenizer, config, console)
@@ -369,7 +369,7 @@ def _kept(lengths: list[int], limit: int | None) -> int:
     return sum(1 for n in lengths if limit is None or n <= limit)
 
 
-def _describe_sft(recipe: Recipe, tokenizer, console: Console) -> tuple[list[str], list[int]]:
+def _describe_sft(recipe: Recipe, tokenizer, console: Console, config=None) -> tuple[list[str], list[int]]:
     """The SFT plan from the examples as training builds them; returns the misfits and the kept completions' lengths."""
     from recipe_cli.chat import describe_template, think_prefilled
     from recipe_cli.data import prepare_sft
@@ -391,13 +391,21 @@ def _describe_sft(recipe: Recipe, tokenizer, console: Console) -> tuple[list[str
     max_length = _setting("SFTConfig", trainer, "max_length")
     totals = [len(row["input_ids"]) for row in prepared.rows]
     too_long = sum(1 for n in totals if max_length and n > max_length)
+    positions = getattr(config, "max_position_embeddings", None)
     if too_long:
+        whole = max(totals)
+        fix = f"set max_length: {whole} to keep them whole"
+        if positions and whole > positions:  # the model cannot take them whole: only filtering helps
+            fix = (
+                f"the longest ({whole} tokens) exceed the model's {positions} positions, so set max_length: "
+                f"{positions} and drop longer rows with sft.dataset.max_prompt_tokens / max_completion_tokens"
+            )
         misfits.append(
             f"{too_long} of {len(totals)} examples are longer than sft.trainer.max_length={max_length} and will be "
-            f"truncated; set max_length: {max(totals)} to keep them whole"
+            f"truncated; {fix}"
         )
     if prepared.dropped:
-        misfits += _dropped(prepared, "sft")
+        misfits += _dropped(prepared, "sft", positions)
     _describe_steps(console, len(prepared.rows), per_step, trainer, "SFTConfig")
     console.print(
         "loss: [bold]completion tokens only[/] (prompt tokens are masked), sequences of up to "
@@ -451,11 +459,7 @@ def _describe_grpo(recipe: Recipe, tokenizer, config, console: Console) -> tuple
     longest = max(kept) if kept else max(prepared.prompt_tokens)
     positions = getattr(config, "max_position_embeddings", None)
     if positions and longest + completion_tokens > positions:
-        misfits.append(
-            f"the longest prompt ({longest} tokens) + max_completion_length {completion_tokens} exceeds the model's "
-            f"{positions} positions; set grpo.dataset.max_prompt_tokens: {max(positions - completion_tokens, 1)} "
-            f"or max_completion_length: {max(positions - longest, 1)}"
-        )
+        misfits.append(_positions_misfit(longest, completion_tokens, positions))
     console.print(f"sequences: prompts up to {longest} tokens + up to {completion_tokens} completion tokens")
     return misfits, longest
 
@@ -532,9 +536,46 @@ def _after_filters(prepared, dataset) -> str:
     return f", {len(prepared.rows)} kept after the token-length filters ({', '.join(limits)})"
 
 
-def _dropped(prepared, stage: str) -> list[str]:
+MIN_COMPLETION_TOKENS = 64  # a completion budget below this is no fix: the model could not reason in it
+
+
+def _positions_misfit(longest: int, completion_tokens: int, positions: int) -> str:
+    """The prompt + completion budget over the model's positions, with a fix that leaves room to answer.
+
+    >>> _positions_misfit(17000, 512, 512)  # doctest: +NORMALIZE_WHITESPACE
+    "the longest prompt (17000 tokens) + max_completion_length 512 exceeds the model's 512 positions; the
+     longest prompts alone fill them: drop them with grpo.dataset.max_prompt_tokens: 256"
+    >>> _positions_misfit(700, 512, 1024)  # doctest: +NORMALIZE_WHITESPACE
+    "the longest prompt (700 tokens) + max_completion_length 512 exceeds the model's 1024 positions; set
+     grpo.dataset.max_prompt_tokens: 512 to drop longer prompts, or max_completion_length: 324"
+    """
+    head = (
+        f"the longest prompt ({longest} tokens) + max_completion_length {completion_tokens} exceeds the model's "
+        f"{positions} positions; "
+    )
+    room = positions - longest
+    if room < MIN_COMPLETION_TOKENS:
+        keep = max(positions - completion_tokens, positions // 2)
+        return head + f"the longest prompts alone fill them: drop them with grpo.dataset.max_prompt_tokens: {keep}"
+    keep = positions - completion_tokens
+    prompt_fix = f"grpo.dataset.max_prompt_tokens: {keep} to drop longer prompts, or " if keep > 0 else ""
+    return head + f"set {prompt_fix}max_completion_length: {room}"
+
+
+def _dropped(prepared, stage: str, positions: int | None = None) -> list[str]:
     """One misfit per filter that dropped rows, with the limit that would keep them all."""
+    from recipe_cli.data import PROMPT_FILLS_MAX_LENGTH
+
     misfits = []
+    filled = prepared.dropped.get(PROMPT_FILLS_MAX_LENGTH, 0)
+    if filled:
+        longest = max(prepared.prompt_tokens)
+        room = f"max_length: {longest + 64}" if not positions or longest + 64 <= positions else None
+        fix = f"raise sft.trainer.{room}" if room else "drop them with sft.dataset.max_prompt_tokens"
+        misfits.append(
+            f"{filled} of {prepared.read} sft prompts fill sft.trainer.max_length (no completion token would be "
+            f"trained) and are dropped; {fix}"
+        )
     for part, key in (("prompt", "max_prompt_tokens"), ("completion", "max_completion_tokens")):
         count = sum(n for reason, n in prepared.dropped.items() if key in reason)
         if count:

@@ -196,9 +196,13 @@ class RunFolder:
         data = self.recipe.model_dump(mode="json")
         (self.root / "recipe.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
 
-    def record_training(self, stage: str, resumed_from: Path | None) -> None:
-        """Note that a stage is training, with the settings it trains with (what ``--resume`` compares)."""
+    def record_training(self, stage: str, resumed_from: Path | None) -> dict | None:
+        """Note that a stage is training, with the settings it trains with (what ``--resume`` compares).
+
+        Returns the stage's earlier entry (None if it had none), for ``restore_stage``.
+        """
         record = self.read()
+        earlier = record["stages"].get(stage)
         settings = training_settings(self.recipe, stage)
         entry = {
             "status": "training",
@@ -213,6 +217,16 @@ class RunFolder:
         if stage == "grpo" and self.recipe.sft is not None:  # which SFT model GRPO starts from
             entry["sft"] = self._sft_identity(record)
         record["stages"][stage] = entry
+        self._write(record)
+        return earlier
+
+    def restore_stage(self, stage: str, earlier: dict | None) -> None:
+        """Put back a stage's entry as it was before ``record_training``: the attempt trained no step."""
+        record = self.read()
+        if earlier is None:
+            record["stages"].pop(stage, None)
+        else:
+            record["stages"][stage] = earlier
         self._write(record)
 
     def _length(self, stage: str) -> dict[str, Any]:

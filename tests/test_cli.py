@@ -221,3 +221,45 @@ def test_output_fits_80_columns_without_cropping(recipe_dict, write_recipe):
     assert result.exit_code == 0
     assert "…" not in result.output
     assert "Think in <think> </think>, answer in <answer> </answer>." in result.output.replace("\n", " ")
+
+
+def test_prompts_longer_than_the_model_are_caught_with_fixes_that_fit(recipe_dict, write_recipe, tmp_path):
+    """Prompts of ~2k tokens on a 256-position model: misfits suggest filtering, training stops in one line."""
+    import json
+
+    data = tmp_path / "long.jsonl"
+    rows = [{"question": "7 " * 1500 + f"? {i}", "answer": str(i), "reasoning": f"{i}"} for i in range(4)]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    recipe_dict["sft"]["dataset"] = {"path": str(data), "adapter": "columns"}
+    recipe_dict["grpo"]["dataset"] = {"path": str(data), "adapter": "columns"}
+    path = write_recipe(recipe_dict)
+    result = invoke("run", path, "--dry-run")
+    assert result.exit_code == 0, result.output
+    out = result.output.replace("\n", " ")
+    assert "4 of 4 sft prompts fill sft.trainer.max_length" in out and "max_prompt_tokens" in out
+    assert "the longest prompts alone fill them: drop them with grpo.dataset.max_prompt_tokens" in out
+    assert "max_completion_length: 1 " not in out and "max_length: 3" not in out
+    result = invoke("sft", path)
+    assert result.exit_code == 2
+    assert "every prompt fills sft.trainer.max_length" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "runs").exists()  # nothing recorded as training, nothing left behind
+
+
+def test_a_crash_before_the_first_step_leaves_no_stage_marked_training(
+    recipe_dict, write_recipe, tmp_path, monkeypatch
+):
+    import json
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("out of memory before step 1")
+
+    recipe_dict["sft"]["trainer"]["max_steps"] = 1
+    path = write_recipe(recipe_dict)
+    monkeypatch.setattr("transformers.Trainer.train", crash)
+    result = invoke("sft", path)
+    assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)
+    record = json.loads((tmp_path / "runs" / "tiny" / "run.json").read_text())["stages"]
+    assert "sft" not in record  # the attempt trained nothing: no stage is marked training
+    monkeypatch.undo()
+    assert invoke("sft", path).exit_code == 0  # and a retry needs neither --resume nor --overwrite
