@@ -28,6 +28,8 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # plain help: no '<bool>' after flags, no boxes cut at 80 columns
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 state = {"debug": False}
 
@@ -72,8 +74,21 @@ LAUNCH_FLAGS = {
 }
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from recipe_cli import __version__
+
+        print(f"recipe {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for user errors too.")] = False):
+def main(
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for user errors too.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True)
+    ] = False,
+):
     """Run the DeepSeek-R1 recipe (cold-start SFT -> GRPO -> eval -> push) from one YAML file."""
     from recipe_cli.ranks import is_main
 

@@ -345,7 +345,7 @@ class LaunchSettings(Strict):
 class Recipe(Strict):
     """A whole run: the starting model, the prompt, and the stages to run in order."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*$")  # names the run folder runs_dir/name
+    name: str  # names the run folder runs_dir/name
     seed: int = 42  # TRL's seed for both stages, the tiny model's init, generated data
     runs_dir: str = "runs"
     model: ModelSettings
@@ -355,6 +355,16 @@ class Recipe(Strict):
     eval: EvalSettings | None = None
     push: PushSettings | None = None
     launch: LaunchSettings = Field(default_factory=LaunchSettings)
+
+    @field_validator("name")
+    @classmethod
+    def _run_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][\w.-]*", value):
+            raise ValueError(
+                f"{value!r} is not a run name; use letters, digits, '_', '.' and '-', starting with a letter or "
+                "digit (it names the folder runs_dir/<name>)"
+            )
+        return value
 
     @property
     def run_dir(self) -> Path:

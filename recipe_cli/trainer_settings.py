@@ -125,9 +125,25 @@ def suggest(name: str, candidates) -> str:
 
     >>> suggest("learning_rat", ["learning_rate", "seed"])
     "; did you mean 'learning_rate'?"
+    >>> suggest("evaluation", ["eval", "push"])
+    "; did you mean 'eval'?"
     """
-    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
+    names = list(candidates)
+    close = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    if not close:  # a longer or shorter spelling of a key: evaluation -> eval, lr_scheduler -> lr_scheduler_type
+        close = [c for c in names if len(c) >= 3 and len(name) >= 3 and (c.startswith(name) or name.startswith(c))]
     return f"; did you mean '{close[0]}'?" if close else ""
+
+
+STAGE_OF = {"SFTConfig": "sft", "GRPOConfig": "grpo"}
+
+
+def _elsewhere(class_name: str, key: str, fields) -> str:
+    """Where an unknown key belongs: the other stage's trainer, or the closest key of this one."""
+    for other, stage in STAGE_OF.items():
+        if other != class_name and key in trainer_fields(other):
+            return f"; it is a {other} setting: put it under {stage}.trainer"
+    return suggest(key, fields)
 
 
 def check_trainer_settings(class_name: str, settings: dict[str, Any], where: str) -> tuple[dict[str, Any], list[str]]:
@@ -144,7 +160,7 @@ def check_trainer_settings(class_name: str, settings: dict[str, Any], where: str
         elif key in OWNED_KEYS:
             problems.append(f"{path}: not allowed here; {OWNED_KEYS[key]}")
         elif key not in fields:
-            problems.append(f"{path}: unknown {class_name} setting{suggest(key, fields)}")
+            problems.append(f"{path}: unknown {class_name} setting{_elsewhere(class_name, key, fields)}")
         else:
             try:
                 coerced[key] = coerce_value(fields[key], value)

@@ -49,6 +49,15 @@ TINY_RECIPE = {
 }
 
 
+@pytest.fixture(autouse=True)
+def hub_mode_of_the_test(monkeypatch):
+    """Each test gets the Hub settings it asks for, not the shell's: users without a network set HF_HUB_OFFLINE=1,
+    and the tests that talk to the fake Hub must still reach it. Nothing here ever reaches the real Hub."""
+    for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE", "HF_ENDPOINT"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+
+
 @pytest.fixture
 def recipe_dict(tmp_path) -> dict:
     """A fresh copy of the tiny recipe whose run folder lives in the test's temporary folder."""

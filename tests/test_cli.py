@@ -20,8 +20,14 @@ def invoke(*args: str):
 def test_help_lists_every_command():
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("validate", "rewards", "sft", "grpo", "eval", "push", "run"):
+    for command in ("validate", "rewards", "sft", "grpo", "eval", "push", "run", "serve"):
         assert command in result.output
+    assert "<bool>" not in result.output  # flags are flags
+    assert invoke("-h").output == result.output
+    from recipe_cli import __version__
+
+    version = invoke("--version")
+    assert version.exit_code == 0 and version.output.strip() == f"recipe {__version__}"
 
 
 def test_validate_prints_the_plan(recipe_dict, write_recipe):

@@ -70,7 +70,13 @@ def test_tiny_recipe_is_valid(recipe_dict):
             "eval.dataset.path: 'missing.jsonl' does not exist",
         ),
         (lambda d: d["model"].update(path="./no/such/model"), "give exactly one of `path`"),
-        (lambda d: d.update(name="has space"), "name: string should match pattern"),
+        (lambda d: d.update(name="has space"), "name: 'has space' is not a run name; use letters, digits"),
+        (lambda d: d.update(evaluation={}), "evaluation: unknown key; did you mean 'eval'?"),
+        (
+            lambda d: d["sft"]["trainer"].update(num_generations=4),
+            "sft.trainer.num_generations: unknown SFTConfig setting; it is a GRPOConfig setting: put it under "
+            "grpo.trainer",
+        ),
         (lambda d: d["prompt"].update(user="{problem}"), "unknown placeholder(s) ['problem']"),
         (lambda d: d.update(push={"repo_id": "no-slash"}), "is not a Hub repo id"),
         (lambda d: d["sft"].pop("dataset"), "sft.dataset: required but missing"),
