@@ -36,6 +36,12 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
     console.print(f"precision: {precision}")
     console.print(f"launch: {describe_launch(recipe.launch)}")
     console.print(f"run folder: {run.root}")
+    downloads = not_cached(recipe)
+    if downloads:
+        console.print(
+            f"[yellow]not on this machine:[/] {', '.join(downloads)}: not local and not in the Hugging Face cache, "
+            "so downloaded when a command needs it (`validate` checked only the names)"
+        )
     stages = [s for s in ("eval base", "sft", "grpo", "push") if _configured(recipe, s)]
     console.print("stages: " + " -> ".join(_with_evals(recipe, stages)))
     for stage in ("sft", "grpo", "eval"):
@@ -110,6 +116,29 @@ def _tokenizer_offline(recipe: Recipe) -> bool:
     from recipe_cli.preflight import available_offline
 
     return available_offline(recipe.model.path, recipe.model.revision)
+
+
+def not_cached(recipe: Recipe) -> list[str]:
+    """The Hub models and datasets of the recipe that are neither local nor in the Hugging Face cache."""
+    from huggingface_hub import constants
+
+    from recipe_cli.config import HUB_ID
+
+    wanted = []
+    if recipe.model.path is not None and not is_local_path(recipe.model.path):
+        wanted.append(("model", recipe.model.path))
+    for stage in ("sft", "grpo", "eval"):
+        settings = getattr(recipe, stage)
+        if settings is not None and settings.dataset.path and not is_local_path(settings.dataset.path):
+            wanted.append(("dataset", settings.dataset.path))
+    missing = []
+    for kind, repo_id in dict.fromkeys(wanted):
+        if not HUB_ID.match(repo_id) or "/" not in repo_id:
+            continue
+        folder = Path(constants.HF_HUB_CACHE) / f"{kind}s--{repo_id.replace('/', '--')}"
+        if not folder.is_dir():
+            missing.append(f"{kind} {repo_id}")
+    return missing
 
 
 def describe_launch(launch) -> str:

@@ -269,3 +269,14 @@ def test_a_crash_before_the_first_step_leaves_no_stage_marked_training(
     assert "sft" not in record  # the attempt trained nothing: no stage is marked training
     monkeypatch.undo()
     assert invoke("sft", path).exit_code == 0  # and a retry needs neither --resume nor --overwrite
+
+
+def test_validate_says_what_is_not_on_this_machine(tmp_path, monkeypatch):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    result = invoke("validate", REPO / "recipes" / "gsm8k.yaml")
+    assert result.exit_code == 0, result.output
+    out = result.output.replace("\n", " ")
+    assert "not on this machine: model Qwen/Qwen2.5-0.5B-Instruct" in out and "dataset openai/gsm8k" in out
+    (tmp_path / "hub" / "models--Qwen--Qwen2.5-0.5B-Instruct").mkdir(parents=True)
+    out = invoke("validate", REPO / "recipes" / "gsm8k.yaml").output.replace("\n", " ")
+    assert "model Qwen/Qwen2.5-0.5B-Instruct" not in out and "dataset openai/gsm8k" in out
