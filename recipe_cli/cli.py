@@ -433,7 +433,9 @@ def eval_command(
         _quiet_libraries()
         reporter = ConsoleReporter()
         with _run_lock(loaded, _command_line("eval", recipe, overrides)):
-            summaries = [evaluate_checkpoint(loaded, path, label, limit, reporter) for label, path in targets]
+            summaries = [
+                s for label, path in targets for s in evaluate_checkpoint(loaded, path, label, limit, reporter)
+            ]
         print_eval_table(summaries)
 
     _guard(body)

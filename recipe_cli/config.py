@@ -209,14 +209,22 @@ class GRPOSettings(Strict):
         return self
 
 
+class EvalDatasetSettings(DatasetSettings):
+    """One of several eval sets: a dataset section with a ``name`` for its results and its table."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*$")  # e.g. gsm8k, math500; names eval/<label>@<name>.json
+
+
 class EvalSettings(Strict):
     """Evaluation on a held-out split, scored with the accuracy reward's answer checker.
 
     Greedy accuracy is always measured; ``num_samples > 1`` adds a seeded sampling pass for
-    pass@k and maj@k.
+    pass@k and maj@k. ``datasets`` evaluates on several sets, each reported in a table of its
+    own; the first is the headline set (``dataset``), whose results the model card publishes.
     """
 
-    dataset: DatasetSettings
+    dataset: DatasetSettings | None = None
+    datasets: list[EvalDatasetSettings] = []
     max_new_tokens: int = Field(512, gt=0)  # a completion that reaches it counts as truncated
     batch_size: int = Field(128, gt=0)  # completions generated together (prompts sorted by length, left-padded)
     num_samples: int = Field(1, gt=0)  # sampled completions per problem; 1 = greedy only
@@ -226,8 +234,36 @@ class EvalSettings(Strict):
     backend: Literal["auto", "transformers", "vllm"] = "auto"  # auto: vllm when installed and on a GPU
 
     @model_validator(mode="after")
+    def _one_headline_set(self):
+        if self.datasets:
+            names = [d.name for d in self.datasets]
+            if len(set(names)) < len(names):
+                raise ValueError(f"datasets: two sets share a name ({names}); give each its own `name`")
+            headline = DatasetSettings(**self.datasets[0].model_dump(exclude={"name"}))
+            if self.dataset is not None and self.dataset != headline:
+                raise ValueError("give `dataset` (one eval set) or `datasets` (several, the first is the headline)")
+            self.dataset = headline
+        elif self.dataset is None:
+            raise ValueError("give `dataset` (the eval set) or `datasets` (several named sets)")
+        return self
+
+    @property
+    def sets(self) -> list[tuple[str, str, DatasetSettings]]:
+        """``(suffix, title, dataset)`` of every eval set: results of a set other than the headline one are
+        labelled ``<label>@<name>``; the headline set's keep the plain label.
+
+        >>> settings = EvalSettings(datasets=[{"name": "gsm8k", "path": "openai/gsm8k", "split": "test"},
+        ...     {"name": "math500", "path": "HuggingFaceH4/MATH-500", "split": "test"}])
+        >>> [(suffix, title) for suffix, title, _ in settings.sets]
+        [('', 'gsm8k'), ('@math500', 'math500')]
+        """
+        headline = self.datasets[0].name if self.datasets else (self.dataset.path or self.dataset.adapter)
+        return [("", headline, self.dataset)] + [(f"@{d.name}", d.name, d) for d in self.datasets[1:]]
+
+    @model_validator(mode="after")
     def _ks_fit_the_samples(self):
-        _no_completion_filter(self.dataset, "eval", "its budget is eval.max_new_tokens")
+        for _, _, dataset in self.sets:
+            _no_completion_filter(dataset, "eval", "its budget is eval.max_new_tokens")
         if not self.pass_k:
             self.pass_k = _powers_of_two_up_to(self.num_samples)
         too_small = sorted(k for k in self.pass_k if k < 1)
@@ -619,6 +655,8 @@ def check_recipe(recipe: Recipe) -> list[str]:
         settings = getattr(recipe, stage)
         if settings is not None:
             problems += _check_dataset(settings.dataset, f"{stage}.dataset")
+    for index, dataset in enumerate(recipe.eval.datasets[1:] if recipe.eval is not None else [], start=1):
+        problems += _check_dataset(dataset, f"eval.datasets.{index}")
     if recipe.push is not None and recipe.push.stage is not None and getattr(recipe, recipe.push.stage) is None:
         problems.append(f"push.stage: the recipe has no `{recipe.push.stage}` section to push")
     if recipe.push is not None and not recipe.training_stages:

@@ -215,9 +215,18 @@ class _EvalBar:
 
 
 def print_eval_table(summaries: list[dict]) -> None:
-    """One table across the evaluated models: greedy accuracy, then pass@k and maj@k where sampled."""
+    """One table per eval set across the evaluated models: greedy accuracy, then pass@k and maj@k where sampled."""
+    sets = list(dict.fromkeys(s.get("eval_set") for s in summaries))
+    if len(sets) > 1:
+        for name in sets:
+            _print_eval_table([s for s in summaries if s.get("eval_set") == name], f"Evaluation: {name}")
+        return
+    _print_eval_table(summaries, "Evaluation")
+
+
+def _print_eval_table(summaries: list[dict], title: str) -> None:
     ks = sorted({int(k) for s in summaries if s.get("sampled") for k in s["sampled"]["pass@k"]})
-    table = Table(title="Evaluation")
+    table = Table(title=title)
     table.add_column("model", overflow="fold", min_width=min(max(len(s["label"]) for s in summaries), 16))
     # the accuracy mode the headline is not: flexible next to a strict headline, else strict
     mode = next((s["accuracy_mode"] for s in summaries if "accuracy_mode" in s), "flexible")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from recipe_cli.answers import parse_number, score_completion
 from recipe_cli.chat import prompt_token_ids, render_prompt, think_prefilled
-from recipe_cli.config import Recipe
+from recipe_cli.config import DatasetSettings, Recipe
 from recipe_cli.data import load_examples, prompt_rows
 from recipe_cli.generation import Decoding, Generation, choose_backend, load_engine, vllm_installed
 from recipe_cli.metrics import majority_answer, majority_correct, pass_at_k
@@ -32,10 +32,20 @@ PACKAGES = ("recipe-cli", "torch", "transformers", "trl", "peft", "vllm")
 ANSWER_CHECKER = "recipe_cli.answers.score_completion"  # the accuracy reward's checker
 
 
-def evaluate_model(recipe: Recipe, model_path: str, label: str, limit: int | None = None, progress=None) -> dict:
-    """Evaluate one checkpoint on the recipe's eval split; write and return its summary."""
+def evaluate_model(
+    recipe: Recipe,
+    model_path: str,
+    label: str,
+    limit: int | None = None,
+    progress=None,
+    eval_set: tuple[str, str, DatasetSettings] | None = None,
+) -> dict:
+    """Evaluate one checkpoint on one of the recipe's eval sets (default: the headline one); write and return
+    its summary, labelled ``label`` plus the set's suffix (``sft@math500``)."""
     settings = recipe.eval
-    rows = load_examples(settings.dataset, recipe.seed)
+    suffix, title, dataset = eval_set or settings.sets[0]
+    label = f"{label}{suffix}"
+    rows = load_examples(dataset, recipe.seed)
     if limit is not None:
         rows = rows[:limit]
     import torch
@@ -64,9 +74,10 @@ def evaluate_model(recipe: Recipe, model_path: str, label: str, limit: int | Non
         "label": label,
         "model": str(model_path),
         "lora": is_adapter(model_path),
-        "dataset": settings.dataset.path or settings.dataset.adapter,
-        "split": settings.dataset.split,
-        "dataset_settings": settings.dataset.model_dump(mode="json"),
+        "eval_set": title,
+        "dataset": dataset.path or dataset.adapter,
+        "split": dataset.split,
+        "dataset_settings": dataset.model_dump(mode="json"),
         "limit": limit,
         "seed": recipe.seed,
         "n": len(samples),

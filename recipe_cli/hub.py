@@ -390,7 +390,8 @@ def _pushed_eval(run: RunFolder, stage: str, checkpoint: Path | None, summaries:
     if entry is None or checkpoint is None or checkpoint.resolve() != Path(entry["path"]).resolve():
         return None
     final = checkpoint.resolve()
-    for label in sorted(summaries, key=lambda label: label != stage):  # the stage's own label first
+    headline = [label for label in summaries if "@" not in label]  # model-index: the headline eval set only
+    for label in sorted(headline, key=lambda label: label != stage):  # the stage's own label first
         summary = summaries[label]
         if summary.get("limit") is None and summary.get("model") and Path(summary["model"]).resolve() == final:
             return label
@@ -408,8 +409,8 @@ def own_full_evals(recipe: Recipe, summaries: dict[str, dict]) -> dict[str, dict
     own = run_stage_folders(recipe)
     shown = {}
     for label, summary in summaries.items():
-        folder = summary.get("model")
-        if label in own and summary.get("limit") is None and folder and _same_folder(folder, own[label]):
+        folder, model = summary.get("model"), label.split("@", 1)[0]  # sft@math500: sft on another eval set
+        if model in own and summary.get("limit") is None and folder and _same_folder(folder, own[model]):
             shown[label] = summary
     return shown
 

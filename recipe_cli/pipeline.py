@@ -161,12 +161,12 @@ def run_recipe(recipe: Recipe, starts: dict[str, StageStart], command: str, repo
     base = on_main(lambda: prepare_base_model(recipe, run))
     on_main(lambda: check_training_data(recipe, base))  # a data mistake in a later stage stops before any work
     if recipe.eval is not None:
-        summaries.append(on_main(lambda: evaluate_checkpoint(recipe, base, "base", None, reporter)))
+        summaries += on_main(lambda: evaluate_checkpoint(recipe, base, "base", None, reporter))
     for stage in recipe.training_stages:
         with resume_hint(command):
             output = train_one(recipe, starts[stage], reporter)
         if recipe.eval is not None:
-            summaries.append(on_main(partial(evaluate_checkpoint, recipe, str(output), stage, None, reporter)))
+            summaries += on_main(partial(evaluate_checkpoint, recipe, str(output), stage, None, reporter))
     if summaries and is_main():
         reporter.eval_table(summaries)
     if recipe.push is not None:
@@ -179,14 +179,17 @@ def run_recipe(recipe: Recipe, starts: dict[str, StageStart], command: str, repo
     return summaries
 
 
-def evaluate_checkpoint(recipe: Recipe, path: str, label: str, limit: int | None, reporter: Reporter) -> dict:
-    """Evaluate one checkpoint on the recipe's eval split, with progress; write and return its summary."""
+def evaluate_checkpoint(recipe: Recipe, path: str, label: str, limit: int | None, reporter: Reporter) -> list[dict]:
+    """Evaluate one checkpoint on every eval set of the recipe, with progress; write and return the summaries."""
     from recipe_cli.evaluate import evaluate_model
 
-    with reporter.eval_progress() as progress:
-        summary = evaluate_model(recipe, path, label, limit=limit, progress=progress)
-    reporter.evaluated(summary)
-    return summary
+    summaries = []
+    for eval_set in recipe.eval.sets:
+        with reporter.eval_progress() as progress:
+            summary = evaluate_model(recipe, path, label, limit=limit, progress=progress, eval_set=eval_set)
+        reporter.evaluated(summary)
+        summaries.append(summary)
+    return summaries
 
 
 TRAINED_SECTIONS = ("model", "prompt", "seed", "sft", "grpo")  # what the run's checkpoints were trained with
@@ -289,7 +292,8 @@ def _refuse_replacing(run: RunFolder, targets: list[tuple[str, str]]) -> None:
     """A label's earlier results may only be replaced by an evaluation of the same folder."""
     import json
 
-    for label, path in targets:
+    suffixes = [suffix for suffix, _, _ in run.recipe.eval.sets] if run.recipe.eval is not None else [""]
+    for label, path in [(label + suffix, path) for label, path in targets for suffix in suffixes]:
         summary = run.eval_dir / f"{label}.json"
         if not summary.is_file():
             continue

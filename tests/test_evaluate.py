@@ -440,3 +440,26 @@ def test_eval_on_the_gsm8k_test_split(recipe_dict, write_recipe, tmp_path, tiny_
     assert result.exit_code == 0, result.output
     lines = (tmp_path / "runs" / "tiny" / "eval" / "tiny-base-limit3.jsonl").read_text().splitlines()
     assert [json.loads(line)["gold"] for line in lines] == ["18", "3", "70000"]  # the first three GSM8K test golds
+
+
+def test_several_eval_sets_each_get_their_results_and_table(recipe_dict, write_recipe, tmp_path, tiny_checkpoint):
+    import shutil
+
+    recipe_dict["eval"] = {
+        "datasets": [
+            {"name": "arith", "adapter": "arithmetic", "split": "test", "max_samples": 3},
+            {"name": "small", "adapter": "arithmetic", "split": "test", "max_samples": 2},
+        ],
+        "max_new_tokens": 4,
+    }
+    run = tmp_path / "runs" / "tiny"
+    shutil.copytree(tiny_checkpoint, run / "base")
+    result = invoke("eval", write_recipe(recipe_dict))
+    assert result.exit_code == 0, result.output
+    assert "Evaluation: arith" in result.output and "Evaluation: small" in result.output
+    headline = json.loads((run / "eval" / "base.json").read_text())
+    other = json.loads((run / "eval" / "base@small.json").read_text())
+    assert (headline["n"], headline["eval_set"]) == (3, "arith") and (other["n"], other["eval_set"]) == (2, "small")
+    recipe_dict["eval"]["datasets"].append({"name": "small", "adapter": "arithmetic", "split": "test"})
+    result = invoke("validate", write_recipe(recipe_dict))
+    assert result.exit_code == 2 and "two sets share a name" in result.output
