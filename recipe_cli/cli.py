@@ -314,97 +314,44 @@ def _training_command(
             pipeline.train_stages(loaded, starts, command_line, ConsoleReporter())
 
 
-@app.command()
-def sft(
-    recipe: RecipeArg,
-    overrides: SetOption = None,
-    resume: ResumeOption = False,
-    overwrite: OverwriteOption = False,
-    force: ForceOption = False,
-    dry_run: DryRunOption = False,
-    num_processes: ProcessesOption = None,
-    accelerate_config: AccelerateConfigOption = None,
-    num_machines: MachinesOption = None,
-    machine_rank: MachineRankOption = None,
-    main_process_ip: MainIpOption = None,
-    main_process_port: MainPortOption = None,
-):
-    """Cold-start supervised fine-tuning on worked solutions."""
-    launch = _launch_options(
-        num_processes=num_processes,
-        accelerate_config=accelerate_config,
-        num_machines=num_machines,
-        machine_rank=machine_rank,
-        main_process_ip=main_process_ip,
-        main_process_port=main_process_port,
-    )
-    _guard(
-        lambda: _training_command(
-            "sft", recipe, overrides, launch, resume=resume, overwrite=overwrite, force=force, dry_run=dry_run
+def _add_training_command(name: str, summary: str) -> None:
+    """``recipe sft``, ``grpo`` and ``run``: the same options, one body (``_training_command``)."""
+
+    def command(
+        recipe: RecipeArg,
+        overrides: SetOption = None,
+        resume: ResumeOption = False,
+        overwrite: OverwriteOption = False,
+        force: ForceOption = False,
+        dry_run: DryRunOption = False,
+        num_processes: ProcessesOption = None,
+        accelerate_config: AccelerateConfigOption = None,
+        num_machines: MachinesOption = None,
+        machine_rank: MachineRankOption = None,
+        main_process_ip: MainIpOption = None,
+        main_process_port: MainPortOption = None,
+    ):
+        launch = _launch_options(
+            num_processes=num_processes,
+            accelerate_config=accelerate_config,
+            num_machines=num_machines,
+            machine_rank=machine_rank,
+            main_process_ip=main_process_ip,
+            main_process_port=main_process_port,
         )
-    )
-
-
-@app.command()
-def grpo(
-    recipe: RecipeArg,
-    overrides: SetOption = None,
-    resume: ResumeOption = False,
-    overwrite: OverwriteOption = False,
-    force: ForceOption = False,
-    dry_run: DryRunOption = False,
-    num_processes: ProcessesOption = None,
-    accelerate_config: AccelerateConfigOption = None,
-    num_machines: MachinesOption = None,
-    machine_rank: MachineRankOption = None,
-    main_process_ip: MainIpOption = None,
-    main_process_port: MainPortOption = None,
-):
-    """GRPO with verifiable rewards, from the SFT checkpoint when the recipe has SFT."""
-    launch = _launch_options(
-        num_processes=num_processes,
-        accelerate_config=accelerate_config,
-        num_machines=num_machines,
-        machine_rank=machine_rank,
-        main_process_ip=main_process_ip,
-        main_process_port=main_process_port,
-    )
-    _guard(
-        lambda: _training_command(
-            "grpo", recipe, overrides, launch, resume=resume, overwrite=overwrite, force=force, dry_run=dry_run
+        _guard(
+            lambda: _training_command(
+                name, recipe, overrides, launch, resume=resume, overwrite=overwrite, force=force, dry_run=dry_run
+            )
         )
-    )
+
+    command.__doc__ = summary
+    app.command(name=name)(command)
 
 
-@app.command()
-def run(
-    recipe: RecipeArg,
-    overrides: SetOption = None,
-    resume: ResumeOption = False,
-    overwrite: OverwriteOption = False,
-    force: ForceOption = False,
-    dry_run: DryRunOption = False,
-    num_processes: ProcessesOption = None,
-    accelerate_config: AccelerateConfigOption = None,
-    num_machines: MachinesOption = None,
-    machine_rank: MachineRankOption = None,
-    main_process_ip: MainIpOption = None,
-    main_process_port: MainPortOption = None,
-):
-    """Every configured stage in order: eval base, sft, eval, grpo, eval, push."""
-    launch = _launch_options(
-        num_processes=num_processes,
-        accelerate_config=accelerate_config,
-        num_machines=num_machines,
-        machine_rank=machine_rank,
-        main_process_ip=main_process_ip,
-        main_process_port=main_process_port,
-    )
-    _guard(
-        lambda: _training_command(
-            "run", recipe, overrides, launch, resume=resume, overwrite=overwrite, force=force, dry_run=dry_run
-        )
-    )
+_add_training_command("sft", "Cold-start supervised fine-tuning on worked solutions.")
+_add_training_command("grpo", "GRPO with verifiable rewards, from the SFT checkpoint when the recipe has SFT.")
+_add_training_command("run", "Every configured stage in order: eval base, sft, eval, grpo, eval, push.")
 
 
 @app.command(name="eval")
