@@ -82,6 +82,9 @@ class ConsoleReporter:
     def pushed(self, result) -> None:
         print_pushed(result)
 
+    def report_written(self, report) -> None:
+        print_report(report)
+
     def finished(self, name: str, seconds: float) -> None:
         console.print(f"[bold green]run {name} finished[/] in {seconds:.0f} s")
 
@@ -207,3 +210,10 @@ def print_pushed(result) -> None:
         f"[green]pushed[/] {result.files} files ({result.total_bytes / 1e6:.1f} MB) to "
         f"{result.repo_id} @ {result.revision}: {result.commit_url}"
     )
+
+
+def print_report(report) -> None:
+    """Where a report and its plots were written."""
+    console.print(f"[green]report[/] written to {report.path}")
+    for plot in report.plots:
+        console.print(f"  {plot}")

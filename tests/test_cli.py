@@ -20,7 +20,7 @@ def invoke(*args: str):
 def test_help_lists_every_command():
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("validate", "rewards", "sft", "grpo", "eval", "push", "run"):
+    for command in ("validate", "rewards", "sft", "grpo", "eval", "push", "run", "report"):
         assert command in result.output
 
 
