@@ -51,6 +51,7 @@ class Panel:
     curves: tuple[Curve, ...]
     percent: bool = False
     scientific: bool = False
+    log_scale: bool = False  # a loss falling over orders of magnitude
     missing: str = "not logged"  # shown when no run logged any of the curves
     smoothed: bool = True  # False for a schedule (the learning rate): averaging would only blur its ends
     limit: Callable[[RunLogs], tuple[float, str] | None] | None = None  # a horizontal line per run
@@ -78,7 +79,7 @@ def run_colors(count: int) -> list:
 def new_figure(panels: int, title: str, runs: list[RunLogs]):
     """A figure with a grid of ``panels`` axes, a title naming the run (or a legend of the runs), and the note."""
     figure_class = require_matplotlib()
-    columns = min(panels, MAX_COLUMNS)
+    columns = 2 if panels == 4 else min(panels, MAX_COLUMNS)  # 2 x 2 rather than 3 + 1
     rows = math.ceil(panels / columns)
     figure = figure_class(figsize=(PANEL_SIZE[0] * columns, PANEL_SIZE[1] * rows + 0.9), dpi=DPI, layout="constrained")
     axes = figure.subplots(rows, columns, squeeze=False).flatten()
@@ -127,6 +128,13 @@ def style_axes(ax, panel: Panel) -> None:
 
         ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
         ax.set_ylim(-0.03, 1.03)
+    elif panel.log_scale:
+        from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+        ax.set_yscale("log")
+        ax.yaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))  # 0.1, 0.2, 0.5, 1, 2, ...
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.yaxis.set_minor_formatter(NullFormatter())
     elif panel.scientific:
         ax.ticklabel_format(axis="y", style="sci", scilimits=(-2, 3))
     else:  # an offset (+5.994 above the axis) is easy to miss; print the values themselves
@@ -158,6 +166,7 @@ def draw_panel(ax, runs: list[RunLogs], stage: str, panel: Panel) -> bool:
     drawn: dict[str, Curve] = {}
     legend = []
     smoothed = False
+    top = 0.0  # the highest limit line drawn
     for run, color in zip(runs, colors, strict=True):
         history = run.histories.get(stage, [])
         for curve in panel.curves:
@@ -169,9 +178,12 @@ def draw_panel(ax, runs: list[RunLogs], stage: str, panel: Panel) -> bool:
         if found is not None:
             value, label = found
             ax.axhline(value, color=color, linestyle=":", linewidth=1.2)
+            top = max(top, value)
             if not legend:
                 legend.append((Line2D([], [], color="0.35", linestyle=":", linewidth=1.2), label))
     style_axes(ax, panel)
+    if top:  # from 0, with room above the limit for the legend
+        ax.set_ylim(0, 1.3 * max(top, ax.get_ylim()[1]))
     if not drawn:
         ax.text(0.5, 0.5, panel.missing, transform=ax.transAxes, ha="center", va="center", color="0.45", wrap=True)
         ax.set_xticks([])
@@ -196,7 +208,7 @@ def draw_figure(runs: list[RunLogs], stage: str, title: str, panels: list[Panel]
 
 def sft_panels() -> list[Panel]:
     return [
-        Panel("training loss", "cross-entropy (nats per token)", (Curve("loss"),)),
+        Panel("training loss", "cross-entropy (nats per token, log scale)", (Curve("loss"),), log_scale=True),
         Panel("token accuracy", "completion tokens predicted", (Curve("mean_token_accuracy"),), percent=True),
         Panel("learning rate", "learning rate", (Curve("learning_rate"),), scientific=True, smoothed=False),
         Panel("gradient norm", "L2 norm (before clipping)", (Curve("grad_norm"),)),
