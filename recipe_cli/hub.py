@@ -27,6 +27,7 @@ from recipe_cli.evaluate import read_summaries
 from recipe_cli.models import adapter_base, is_adapter
 from recipe_cli.report import PLOT_ALT, embed_plots
 from recipe_cli.runs import RunFolder
+from recipe_cli.samples import SAMPLES_FILE
 from recipe_cli.weights import convert_checkpoint, stored_dtypes
 
 log = logging.getLogger(__name__)
@@ -107,14 +108,19 @@ def list_upload_files(folder: Path, include_training_state: bool = False) -> lis
     """The files of a checkpoint folder that a push uploads, sorted by path.
 
     Left out: intermediate ``checkpoint-*`` folders (push one with ``--checkpoint``), hidden files,
-    a README.md (the card replaces it), the checkpoint's completion marker and, unless asked, the
+    a README.md (the card replaces it), the checkpoint's completion marker, the completions GRPO kept
+    for the report (training prompts: the report is not the model's to publish) and, unless asked, the
     training state.
     """
     files = []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
         name = relative.as_posix()
-        if not path.is_file() or relative.parts[0].startswith("checkpoint-") or name in ("README.md", MARKER):
+        if (
+            not path.is_file()
+            or relative.parts[0].startswith("checkpoint-")
+            or name in ("README.md", MARKER, SAMPLES_FILE)
+        ):
             continue
         if any(part.startswith(".") for part in relative.parts):
             continue

@@ -93,6 +93,7 @@ def make_run(recipe_dict, **push) -> tuple:
         (grpo / name).parent.mkdir(parents=True, exist_ok=True)
         (grpo / name).write_bytes(data)
     (grpo / "trainer_state.json").write_text(json.dumps({"log_history": LOG_HISTORY}))
+    (grpo / "samples.jsonl").write_text('{"step": 1, "prompt": "a training question"}\n')  # kept for the report
     (grpo / "checkpoint-2").mkdir()
     for name, data in {**CHECKPOINT_FILES, **TRAINING_STATE}.items():
         (grpo / "checkpoint-2" / name).write_bytes(data)
