@@ -469,6 +469,38 @@ def push(
 
 
 @app.command()
+def report(
+    runs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="Run folders, e.g. runs/demo; with several, their curves are overlaid.", show_default=False
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output", "-o", help="Folder for report.md and the plots (default: RUN/report, or report-A-vs-B)."
+        ),
+    ] = None,
+):
+    """Plot what runs logged (curves, evals, samples) into PNGs and a Markdown report; several runs are compared."""
+
+    def body():
+        from contextlib import ExitStack
+
+        from recipe_cli.console import print_report
+        from recipe_cli.lock import RunLock
+        from recipe_cli.report import write_report
+
+        with ExitStack() as locks:
+            if output is None and len(runs) == 1 and runs[0].is_dir():  # it writes into the run folder
+                locks.enter_context(RunLock(runs[0], f"recipe report {shlex.quote(str(runs[0]))}"))
+            print_report(write_report(runs, output))
+
+    _guard(body)
+
+
+@app.command()
 def serve(
     recipe: RecipeArg,
     overrides: SetOption = None,

@@ -85,6 +85,9 @@ class ConsoleReporter:
     def pushed(self, result) -> None:
         print_pushed(result)
 
+    def report_written(self, report) -> None:
+        print_report(report)
+
     def finished(self, name: str, seconds: float) -> None:
         console.print(f"[bold green]run {name} finished[/] in {seconds:.0f} s")
 
@@ -112,7 +115,8 @@ class _PeriodicLines:
         if now - self.last >= PROGRESS_EVERY and self.done < self.total:
             self.last = now
             rate = self.done / max(now - self.started, 1e-9)
-            console.print(f"{self.name}: {self.done}/{self.total} {self.unit} ({rate:.1f}/s)")
+            speed = f"{rate:.1f}/s" if rate >= 1 else f"{1 / rate:.1f} s each" if rate else "starting"
+            console.print(f"{self.name}: {self.done}/{self.total} {self.unit} ({speed})")
 
 
 class _TrainingProgress:
@@ -329,3 +333,10 @@ def print_pushed(result) -> None:
         f"[green]pushed[/] {result.files} files ({result.total_bytes / 1e6:.1f} MB) to "
         f"{result.repo_id} @ {result.revision}: {result.commit_url}"
     )
+
+
+def print_report(report) -> None:
+    """Where a report and its plots were written."""
+    console.print(f"[green]report[/] written to {report.path}")
+    for plot in report.plots:
+        console.print(f"  {plot}")

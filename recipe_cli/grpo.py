@@ -14,6 +14,7 @@ from recipe_cli.models import adapter_base, is_adapter, load_causal_lm, load_tok
 from recipe_cli.precision import PrecisionPlan
 from recipe_cli.rewards import get_reward, with_run_values
 from recipe_cli.runs import RunFolder, StageStart
+from recipe_cli.samples import SAMPLES_FILE, samples_callback
 from recipe_cli.training import StageTrainer, log_precision, stage_precision, trainer_config
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,8 @@ def build_grpo_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
     The model comes from disk (the SFT output recorded in the run folder, or the base model), so
     a reference model (``beta > 0``) reloads the same weights. An SFT LoRA adapter is trained
     further as it is; otherwise ``model.lora`` adds a fresh adapter. Health alarms watch the
-    training logs (see ``recipe_cli.health``).
+    training logs (see ``recipe_cli.health``), and a few completions of each logging step are kept
+    for the report (see ``recipe_cli.samples``).
     """
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
@@ -77,6 +79,7 @@ def build_grpo_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
     if start.checkpoint is not None:
         align_generation_cycle(trainer, start.checkpoint)
     trainer.add_callback(health_callback(recipe.grpo.health, output / "health.log"))
+    trainer.add_callback(samples_callback(trainer, output / SAMPLES_FILE))  # what the report shows of the completions
     record = {
         "lora": continues_adapter or peft_config is not None,
         "base": adapter_base(origin) if continues_adapter else base,

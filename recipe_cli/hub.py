@@ -25,7 +25,9 @@ from recipe_cli.config import HUB_ID, Recipe, is_local_path
 from recipe_cli.errors import RecipeError
 from recipe_cli.evaluate import read_summaries
 from recipe_cli.models import adapter_base, is_adapter
+from recipe_cli.report import PLOT_ALT, embed_plots
 from recipe_cli.runs import RunFolder
+from recipe_cli.samples import SAMPLES_FILE
 from recipe_cli.weights import convert_checkpoint, stored_dtypes
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ RETRY_DELAYS = (2.0, 8.0, 30.0)
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 VERSIONED_PACKAGES = ("recipe-cli", "torch", "transformers", "trl", "peft", "datasets", "huggingface_hub")
 CURVE_ROWS = 12  # rows of a training-curve table in the card
+PLOTS_DIR = "plots"  # where the card's PNGs go in the repo; the card links them relatively, so the Hub shows them
 
 
 @dataclass(frozen=True)
@@ -112,14 +115,19 @@ def list_upload_files(folder: Path, include_training_state: bool = False) -> lis
     """The files of a checkpoint folder that a push uploads, sorted by path.
 
     Left out: intermediate ``checkpoint-*`` folders (push one with ``--checkpoint``), hidden files,
-    a README.md (the card replaces it), the checkpoint's completion marker and, unless asked, the
+    a README.md (the card replaces it), the checkpoint's completion marker, the completions GRPO kept
+    for the report (training prompts: the report is not the model's to publish) and, unless asked, the
     training state.
     """
     files = []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
         name = relative.as_posix()
-        if not path.is_file() or relative.parts[0].startswith("checkpoint-") or name in ("README.md", MARKER):
+        if (
+            not path.is_file()
+            or relative.parts[0].startswith("checkpoint-")
+            or name in ("README.md", MARKER, SAMPLES_FILE)
+        ):
             continue
         if any(part.startswith(".") for part in relative.parts):
             continue
@@ -165,12 +173,25 @@ def plan_push(
             for f in files
         ]
         converted_from = "/".join(sorted(stored))
-    card = render_model_card(recipe, stage, base, lora=lora, revision=revision, checkpoint=trained, dtype=dtype)
     staging.mkdir(parents=True, exist_ok=True)
+    plots = {name: f"{PLOTS_DIR}/{path.name}" for name, path in card_plots(run, stage, trained, staging).items()}
+    card = render_model_card(
+        recipe, stage, base, lora=lora, revision=revision, checkpoint=trained, dtype=dtype, plots=plots
+    )
     card_path = staging / "README.md"
     card_path.write_text(card)
+    files += [
+        UploadFile(relative, staging / relative, (staging / relative).stat().st_size) for relative in plots.values()
+    ]
     files.append(UploadFile("README.md", card_path, card_path.stat().st_size))
     return PushPlan(settings.repo_id, revision, stage, folder, lora, files, card_path, dtype, converted_from)
+
+
+def card_plots(run: RunFolder, stage: str, checkpoint: Path, staging: Path) -> dict[str, Path]:
+    """The PNG plots the card embeds, drawn into ``staging/plots`` from the run (``recipe_cli.report``)."""
+    from recipe_cli.report import write_card_plots
+
+    return write_card_plots(run.root, stage, checkpoint, staging / PLOTS_DIR)
 
 
 def push_dtype(recipe: Recipe, run: RunFolder, stage: str) -> str:
@@ -247,12 +268,14 @@ def render_model_card(
     revision: str = "main",
     checkpoint: Path | None = None,
     dtype: str | None = None,
+    plots: dict[str, str] | None = None,
 ) -> str:
     """The README.md of a pushed revision: Hub metadata, what was trained from what, evals, curves, the recipe.
 
     ``checkpoint`` is the trained folder pushed (default: the stage's final one); the curves of the
     pushed stage come from it (an intermediate one has its own log), and only an eval of exactly
-    that folder, on every problem, is published as its accuracy.
+    that folder, on every problem, is published as its accuracy. ``plots`` maps the names of
+    ``recipe_cli.plots`` to the PNGs' paths in the repo, which the card embeds.
     """
     from huggingface_hub import ModelCardData
 
@@ -300,7 +323,11 @@ def render_model_card(
     if recipe.grpo is not None:
         rewards = ", ".join(f"`{r.name}` (weight {r.weight:g})" for r in recipe.grpo.rewards)
         lines.append(f"- GRPO rewards: {rewards}")
-    lines += ["", "## Evaluation", "", *_eval_table(recipe, summaries, pushed_label), "", "## Training curves", ""]
+    plots = plots or {}
+    lines += ["", "## Evaluation", "", *_eval_table(recipe, summaries, pushed_label), ""]
+    lines += embed_plots(plots, ["eval"])
+    lines += ["## Training curves", ""]
+    lines += embed_plots(plots, [name for name in PLOT_ALT if name != "eval"])
     lines += _curves(recipe, run, stage, checkpoint)
     recipe_yaml = yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
     lines += ["", "## Recipe", "", "The full recipe, as saved with the run (overrides applied):", ""]

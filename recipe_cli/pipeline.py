@@ -10,6 +10,7 @@ it), so nothing here prints.
 from __future__ import annotations
 
 import gc
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +23,8 @@ from recipe_cli.errors import RecipeError, TrainingStopped
 from recipe_cli.ranks import is_main, on_main, shared
 from recipe_cli.runs import RunFolder, StageStart
 
+log = logging.getLogger(__name__)
+
 
 class Reporter(Protocol):
     """Where a pipeline says what it is doing (``recipe_cli.console.ConsoleReporter`` on the console)."""
@@ -33,6 +36,7 @@ class Reporter(Protocol):
     def training_progress(self): ...
     def evaluated(self, summary: dict) -> None: ...
     def eval_table(self, summaries: list[dict]) -> None: ...
+    def report_written(self, report) -> None: ...
     def pushed(self, result) -> None: ...
     def finished(self, name: str, seconds: float) -> None: ...
 
@@ -169,6 +173,7 @@ def run_recipe(recipe: Recipe, starts: dict[str, StageStart], command: str, repo
             summaries += on_main(partial(evaluate_checkpoint, recipe, str(output), stage, None, reporter))
     if summaries and is_main():
         reporter.eval_table(summaries)
+    on_main(lambda: report_run(recipe, reporter))
     if recipe.push is not None:
         from recipe_cli.hub import push_checkpoint
 
@@ -177,6 +182,22 @@ def run_recipe(recipe: Recipe, starts: dict[str, StageStart], command: str, repo
             reporter.pushed(result)
     reporter.finished(recipe.name, time.perf_counter() - started)
     return summaries
+
+
+def report_run(recipe: Recipe, reporter: Reporter) -> None:
+    """Write the run's report (plots and report.md in ``runs/<name>/report``); one that cannot be drawn is told.
+
+    Training and evaluation are done by then, so a report that cannot be written (no matplotlib)
+    stops nothing: the push still follows, and ``recipe report`` draws it later.
+    """
+    from recipe_cli.report import write_report
+
+    try:
+        report = write_report([recipe.run_dir])
+    except RecipeError as error:
+        log.warning("no run report: %s", error)
+        return
+    reporter.report_written(report)
 
 
 def evaluate_checkpoint(recipe: Recipe, path: str, label: str, limit: int | None, reporter: Reporter) -> list[dict]:

@@ -11,6 +11,7 @@ import difflib
 import re
 from typing import Any
 
+from recipe_cli.trackers import check_report_to
 from recipe_cli.trainer_fields import TrainerField, trainer_fields
 
 # Keys current TRL/transformers no longer accept, and what to write instead.
@@ -170,6 +171,8 @@ def check_trainer_settings(class_name: str, settings: dict[str, Any], where: str
             choices = CHOICES.get((class_name, key))
             if choices and coerced[key] not in choices:
                 problems.append(f"{path}: {coerced[key]!r} is not one of {', '.join(choices)}")
+            if key == "report_to":  # transformers would find a missing tracker only once the model has loaded
+                problems += check_report_to(coerced[key], path)
     return coerced, problems
 
 

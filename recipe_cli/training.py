@@ -115,12 +115,16 @@ def recipe_settings(recipe: Recipe, stage: str) -> dict[str, Any]:
 
     ``recipe validate`` shows these (no torch import); ``trainer_config`` builds the config from them.
     """
+    from recipe_cli.trackers import tracker_defaults
+
     owned = {"completion_only_loss": True} if stage == "sft" else {}  # SFT rows are pre-tokenised with a loss mask
+    trainer = getattr(recipe, stage).trainer
     return {
-        "report_to": "none",
+        "report_to": "none",  # trackers are opt-in (trainer.report_to); recipe report plots the run afterwards
         "disable_tqdm": True,  # recipe reports progress itself (recipe_cli.console): one line per log
         **owned,
-        **getattr(recipe, stage).trainer,
+        **tracker_defaults(recipe.name, stage, trainer.get("report_to", "none")),
+        **trainer,
         "output_dir": str(RunFolder(recipe).stage_dir(stage)),
         "seed": recipe.seed,
     }

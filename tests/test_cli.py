@@ -20,7 +20,7 @@ def invoke(*args: str):
 def test_help_lists_every_command():
     result = invoke("--help")
     assert result.exit_code == 0
-    for command in ("validate", "rewards", "sft", "grpo", "eval", "push", "run", "serve"):
+    for command in ("validate", "rewards", "sft", "grpo", "eval", "push", "run", "serve", "report"):
         assert command in result.output
     assert "<bool>" not in result.output  # flags are flags
     assert invoke("-h").output == result.output

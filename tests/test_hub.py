@@ -93,6 +93,7 @@ def make_run(recipe_dict, **push) -> tuple:
         (grpo / name).parent.mkdir(parents=True, exist_ok=True)
         (grpo / name).write_bytes(data)
     (grpo / "trainer_state.json").write_text(json.dumps({"log_history": LOG_HISTORY}))
+    (grpo / "samples.jsonl").write_text('{"step": 1, "prompt": "a training question"}\n')  # kept for the report
     (grpo / "checkpoint-2").mkdir()
     for name, data in {**CHECKPOINT_FILES, **TRAINING_STATE}.items():
         (grpo / "checkpoint-2" / name).write_bytes(data)
@@ -106,6 +107,13 @@ def make_run(recipe_dict, **push) -> tuple:
     for label, accuracy in (("grpo", 0.625), ("base", 0.0), ("sft", 0.5)):
         write_summary(recipe, label, accuracy, base if label == "base" else run.stage_dir(label))
     return recipe, grpo
+
+
+@pytest.fixture(autouse=True)
+def card_without_plots(request, monkeypatch):
+    """Cards without their PNGs (about 2 s of matplotlib each), except in the tests marked ``card_plots``."""
+    if request.node.get_closest_marker("card_plots") is None:
+        monkeypatch.setattr(hub, "card_plots", lambda *args: {})
 
 
 @pytest.fixture
@@ -262,6 +270,7 @@ def test_hub_license_ids_are_accepted(recipe_dict, license_id):
     assert validate_recipe(recipe_dict).push.license == license_id
 
 
+@pytest.mark.card_plots
 def test_push_round_trip_the_hub_holds_the_checkpoint(recipe_dict, write_recipe, fake_hub):
     recipe, grpo = make_run(recipe_dict)
     result = invoke("push", write_recipe(recipe_dict))
@@ -269,8 +278,13 @@ def test_push_round_trip_the_hub_holds_the_checkpoint(recipe_dict, write_recipe,
     assert "pushed" in result.output and f"{REPO_ID} @ grpo" in result.output
     held = fake_hub.files(REPO_ID, "grpo")
     expected = {f.path_in_repo: f.local.read_bytes() for f in list_upload_files(grpo)}
-    assert {k: v for k, v in held.items() if k not in (".gitattributes", "README.md")} == expected
-    assert held["README.md"] == (RunFolder(recipe).root / "push" / "grpo" / "README.md").read_bytes()
+    plots = {k: v for k, v in held.items() if k.startswith("plots/")}
+    assert {k: v for k, v in held.items() if k not in (".gitattributes", "README.md", *plots)} == expected
+    staging = RunFolder(recipe).root / "push" / "grpo"
+    assert held["README.md"] == (staging / "README.md").read_bytes()
+    assert {"plots/eval.png", "plots/grpo_rewards.png"} <= set(plots)  # the card's images, beside it in the repo
+    assert all(data == (staging / path).read_bytes() and data.startswith(b"\x89PNG") for path, data in plots.items())
+    assert "](plots/grpo_rewards.png)" in held["README.md"].decode()
     lfs = list(fake_hub.lfs_objects.values())  # large files went through the LFS batch API and upload
     assert held["model.safetensors"] in lfs and held["tokenizer.json"] in lfs and held["config.json"] not in lfs
     assert fake_hub.repos[REPO_ID].private
@@ -457,7 +471,7 @@ def test_push_in_a_fresh_process_pointed_at_the_hub_by_hf_endpoint(recipe_dict, 
     command = [sys.executable, "-m", "recipe_cli", "push", str(write_recipe(recipe_dict)), "--revision", "v1"]
     result = subprocess.run(command, env=env, capture_output=True, text=True, cwd=REPO, timeout=120)
     assert result.returncode == 0, result.stderr
-    assert "pushed 6 files" in result.stdout
+    assert "pushed 10 files" in result.stdout  # 5 of the checkpoint, 4 plots, the card
     assert fake_hub.files(REPO_ID, "v1")["model.safetensors"] == (grpo / "model.safetensors").read_bytes()
     assert "HTTP Request" not in result.stderr
 

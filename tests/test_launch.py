@@ -84,6 +84,10 @@ def test_two_processes_train_together_and_the_main_one_writes(recipe_dict, tmp_p
     for stage in ("base", "sft", "grpo"):
         assert out.count(f"eval {stage}: accuracy") == 1
     assert out.count("run tiny finished") == 1 and "on 2 processes" in out
+    # the main process alone kept completions (each logged step's once) and wrote the report
+    samples = [json.loads(line) for line in (run_dir / "grpo" / "samples.jsonl").read_text().splitlines()]
+    assert sorted(record["step"] for record in samples) == [1, 1, 1, 1, 2, 2, 2, 2]
+    assert (run_dir / "report" / "report.md").is_file() and out.count("report written") == 1
     assert len(fake_hub.commits("someone/two-ranks", "grpo")) == 2  # the branch's creation and one push
 
 

@@ -1,0 +1,324 @@
+"""The run report: plots and report.md from run folders, overlaid runs, kept samples, trackers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from recipe_cli import plots
+from recipe_cli.cli import app
+from recipe_cli.report import RunLogs, read_run, render_report, write_card_plots, write_report
+from recipe_cli.samples import keep_samples_until, read_samples
+from tests.conftest import REPO
+
+runner = CliRunner()
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def png_size(path: Path) -> tuple[int, int]:
+    """Width and height from a PNG's header (IHDR)."""
+    data = path.read_bytes()
+    assert data.startswith(PNG), f"{path} is not a PNG"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def grpo_history(steps: int, offset: float = 0.0) -> list[dict]:
+    return [
+        {
+            "step": step,
+            "loss": 0.01 * step,
+            "reward": 0.1 * step + offset,
+            "reward_std": 0.3,
+            "rewards/accuracy/mean": 0.05 * step + offset,
+            "rewards/accuracy/std": 0.2,
+            "frac_reward_zero_std": 0.5,
+            "completions/mean_length": 30.0,
+            "completions/clipped_ratio": 0.1,
+            "entropy": 1.0,
+            "learning_rate": 1e-4,
+            "step_time": 1.0,
+        }
+        for step in range(1, steps + 1)
+    ]
+
+
+def fake_run(tmp_path: Path, name: str, offset: float = 0.0, steps: int = 12) -> Path:
+    """A run folder as `recipe run` leaves it, with logs that need no training."""
+    root = tmp_path / "runs" / name
+    (root / "grpo").mkdir(parents=True)
+    (root / "sft").mkdir()
+    (root / "eval").mkdir()
+    recipe = {"name": name, "grpo": {"rewards": [{"name": "accuracy", "weight": 1.0}], "trainer": {"beta": 0.0}}}
+    (root / "recipe.yaml").write_text(json.dumps(recipe))
+    (root / "grpo" / "trainer_state.json").write_text(json.dumps({"log_history": grpo_history(steps, offset)}))
+    sft = [{"step": s, "loss": 2.0 / s, "learning_rate": 1e-3, "mean_token_accuracy": 0.5} for s in range(1, 5)]
+    (root / "sft" / "trainer_state.json").write_text(json.dumps({"log_history": sft}))
+    for label, accuracy in (("base", 0.0), ("sft", 0.5 + offset), ("grpo", 0.6 + offset)):
+        summary = {"label": label, "n": 8, "accuracy": accuracy, "format_rate": 1.0, "truncation_rate": 0.0}
+        (root / "eval" / f"{label}.json").write_text(json.dumps(summary))
+    records = [
+        {
+            "step": s,
+            "group": 0,
+            "prompt": f"question {s}",
+            "completion": f"answer {s} ```",
+            "rewards": {"accuracy": 1.0},
+        }
+        for s in (1, 6, 12)
+    ]
+    (root / "grpo" / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return root
+
+
+def test_two_runs_are_overlaid_one_colour_each(tmp_path):
+    runs = [read_run(fake_run(tmp_path, "a")), read_run(fake_run(tmp_path, "b", offset=0.2))]
+    figure_class = plots.require_matplotlib()
+    ax = figure_class().subplots()
+    panel = plots.grpo_reward_panels(runs)[0]  # the total reward: mean and std
+    assert plots.draw_panel(ax, runs, "grpo", panel)  # 12 points each: smoothed
+    lines = ax.get_lines()
+    assert len(lines) == 2 * 2 * 2  # 2 runs x (mean, std) x (faint as logged, smoothed)
+    faint = [line for line in lines if line.get_alpha() is not None and line.get_alpha() < 0.5]
+    assert len(faint) == 4 and {line.get_linewidth() for line in faint} == {1.0}
+    assert len({tuple(line.get_color()) for line in lines}) == 2  # one colour per run
+    raw_b = next(line for line in faint if line.get_ydata()[0] == pytest.approx(0.3))  # b's first reward, 0.1 + 0.2
+    assert list(raw_b.get_xdata()) == list(range(1, 13))
+
+
+def test_a_curve_nobody_logged_says_why(tmp_path):
+    runs = [read_run(fake_run(tmp_path, "a"))]
+    ax = plots.require_matplotlib()().subplots()
+    kl = next(panel for panel in plots.grpo_optimization_panels(runs) if panel.curves[0].key == "kl")
+    assert not plots.draw_panel(ax, runs, "grpo", kl)
+    assert "beta = 0" in ax.texts[0].get_text()
+
+
+def test_report_of_one_run_has_every_plot_and_the_samples(tmp_path):
+    folder = fake_run(tmp_path, "a")
+    result = invoke("report", folder)
+    assert result.exit_code == 0, result.output
+    report = folder / "report" / "report.md"
+    text = report.read_text()
+    names = {"eval", "sft", "grpo_rewards", "grpo_completions", "grpo_optimization", "grpo_step_time"}
+    assert {p.stem for p in report.parent.glob("*.png")} == names
+    for name in names:
+        width, height = png_size(report.parent / f"{name}.png")
+        assert width >= 600 and height >= 400  # at least one panel of 5 x 3.4 inches at 120 dpi
+        assert f"]({name}.png)" in text  # linked relatively, beside the report
+    assert "| sft | 8 | 50.0% (flexible) |" in text
+    assert "### step 1 (start)" in text and "### step 6 (middle)" in text and "### step 12 (end)" in text
+    assert "````text\nanswer 12 ```\n````" in text  # a completion's own backticks cannot close its block
+    assert "accuracy 1 -> no reward" in text
+
+
+def test_report_compares_runs_in_one_table(tmp_path):
+    a, b = fake_run(tmp_path, "a"), fake_run(tmp_path, "b", offset=0.2)
+    report = write_report([a, b])
+    assert report.path == tmp_path / "runs" / "report-a-vs-b" / "report.md"
+    text = report.path.read_text()
+    assert text.startswith("# Runs compared: `a`, `b`")
+    assert "| a | grpo | 8 | 60.0% (flexible) |" in text and "| b | grpo | 8 | 80.0% (flexible) |" in text
+    assert "### a, step 12 (end)" in text and "### b, step 12 (end)" in text
+
+
+def test_report_of_what_is_not_a_run_is_a_user_error(tmp_path):
+    result = invoke("report", tmp_path)
+    assert result.exit_code == 2
+    assert "holds no training log" in result.output and "runs/demo" in result.output
+    result = invoke("report", tmp_path / "missing")
+    assert result.exit_code == 2 and "is not a folder" in result.output
+    folder = fake_run(tmp_path, "a")
+    result = invoke("report", folder, folder)
+    assert result.exit_code == 2 and "given twice" in result.output
+
+
+def test_without_matplotlib_the_report_names_the_fix_and_the_card_has_no_plots(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # as if matplotlib were not installed
+    folder = fake_run(tmp_path, "a")
+    result = invoke("report", folder)
+    assert result.exit_code == 2 and "pip install matplotlib" in result.output
+    assert write_card_plots(folder, "grpo", None, tmp_path / "card") == {}
+
+
+def test_card_plots_stop_at_the_pushed_stage_and_follow_its_checkpoint(tmp_path, monkeypatch):
+    folder = fake_run(tmp_path, "a")
+    drawn = write_card_plots(folder, "sft", None, tmp_path / "sft-card")
+    assert set(drawn) == {"eval", "sft"}  # no GRPO curves on the card of the SFT model
+    checkpoint = folder / "grpo" / "checkpoint-3"
+    checkpoint.mkdir()
+    (checkpoint / "trainer_state.json").write_text(json.dumps({"log_history": grpo_history(3)}))
+    drawn_from = []
+    draw = plots.write_plots
+    monkeypatch.setattr(plots, "write_plots", lambda runs, out: drawn_from.extend(runs) or draw(runs, out))
+    drawn = write_card_plots(folder, "grpo", checkpoint, tmp_path / "step-card")
+    assert {"grpo_rewards", "sft"} <= set(drawn)
+    assert [row["step"] for row in drawn_from[0].histories["grpo"]] == [1, 2, 3]  # the pushed checkpoint's own log
+
+
+def test_an_unfinished_stage_is_read_from_its_newest_checkpoint(tmp_path):
+    folder = fake_run(tmp_path, "a")
+    (folder / "grpo" / "trainer_state.json").unlink()
+    for step in (2, 4):
+        (folder / "grpo" / f"checkpoint-{step}").mkdir()
+        history = {"log_history": grpo_history(step)}
+        (folder / "grpo" / f"checkpoint-{step}" / "trainer_state.json").write_text(json.dumps(history))
+    run = read_run(folder)
+    assert run.sources["grpo"].parent.name == "checkpoint-4" and len(run.histories["grpo"]) == 4
+    assert "4 steps (unfinished: read from `checkpoint-4`)" in render_report([run], {})
+
+
+def test_a_resumed_run_keeps_the_samples_up_to_its_checkpoint(tmp_path):
+    path = tmp_path / "samples.jsonl"
+    path.write_text("".join(json.dumps({"step": s}) + "\n" for s in (5, 10, 15)) + '{"step": 20, "cut')
+    keep_samples_until(path, 10)
+    assert [record["step"] for record in read_samples(path)] == [5, 10]
+
+
+def test_step_time_phases_are_stacked_and_shared_when_logged(tmp_path):
+    folder = fake_run(tmp_path, "a")
+    history = grpo_history(12)
+    for row in history:
+        row.update({"step_time/generation": 0.6, "step_time/policy": 0.3, "completion_tokens_per_second": 500.0})
+    (folder / "grpo" / "trainer_state.json").write_text(json.dumps({"log_history": history}))
+    report = write_report([folder])
+    assert "| a | 60.0% | 30.0% | 10.0% |" in report.path.read_text()  # generation, policy, other
+    assert png_size(report.path.parent / "grpo_step_time.png")[0] >= 1000
+
+
+def test_validate_and_help_do_not_import_matplotlib(recipe_dict, write_recipe):
+    path = write_recipe(recipe_dict)
+    code = textwrap.dedent(
+        f"""
+        import sys
+        from typer.testing import CliRunner
+        from recipe_cli.cli import app
+        for args in (["--help"], ["validate", {str(path)!r}]):
+            assert CliRunner().invoke(app, args).exit_code == 0
+        print(sorted(name for name in ("matplotlib", "torch") if name in sys.modules))
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_a_tracker_that_is_not_installed_fails_validation_with_the_fix(recipe_dict, write_recipe):
+    from recipe_cli.trackers import TRACKER_PACKAGES, is_installed
+
+    missing = [name for name, (modules, _) in TRACKER_PACKAGES.items() if not any(map(is_installed, modules))]
+    if not missing:
+        pytest.skip("every tracker is installed here")
+    recipe_dict["grpo"]["trainer"]["report_to"] = [missing[0]]
+    recipe_dict["sft"]["trainer"]["report_to"] = "trakio"
+    result = invoke("validate", write_recipe(recipe_dict))
+    assert result.exit_code == 2
+    package = TRACKER_PACKAGES[missing[0]][1]
+    assert f"grpo.trainer.report_to: the tracker '{missing[0]}' is not installed; run `pip install {package}`" in (
+        result.output
+    )
+    assert "or set `report_to: none`" in result.output
+    assert "sft.trainer.report_to: 'trakio' is not a tracker transformers knows; did you mean 'trackio'?" in (
+        result.output
+    )
+
+
+FAKE_TENSORBOARDX = '''
+"""A stand-in for tensorboardX: records every scalar transformers' TensorBoardCallback logs."""
+import json, os
+
+
+class SummaryWriter:
+    def __init__(self, log_dir=None, **kwargs):
+        os.makedirs(log_dir, exist_ok=True)
+        self.path = os.path.join(log_dir, "scalars.jsonl")
+
+    def add_scalar(self, tag, value, step):
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps({"tag": tag, "value": value, "step": step}) + "\\n")
+
+    def add_text(self, *args, **kwargs):
+        pass
+
+    def flush(self):
+        pass
+
+    def close(self):
+        pass
+'''
+
+
+@pytest.fixture
+def fake_tensorboard(tmp_path, monkeypatch):
+    """tensorboardX as transformers finds it (``find_spec``), recording scalars in the run folder."""
+    from recipe_cli.trackers import is_installed
+
+    if is_installed("tensorboard"):
+        pytest.skip("the real tensorboard is installed; transformers would write its own event files")
+    modules = tmp_path / "modules"
+    (modules / "tensorboardX").mkdir(parents=True)
+    (modules / "tensorboardX" / "__init__.py").write_text(FAKE_TENSORBOARDX)
+    monkeypatch.syspath_prepend(str(modules))
+    yield
+    sys.modules.pop("tensorboardX", None)
+
+
+@pytest.mark.slow
+def test_report_to_passes_through_to_the_tracker(recipe_dict, write_recipe, tmp_path, fake_tensorboard):
+    del recipe_dict["sft"], recipe_dict["eval"]
+    recipe_dict["grpo"]["trainer"].update(report_to="tensorboard", logging_steps=1)
+    result = invoke("grpo", write_recipe(recipe_dict))
+    assert result.exit_code == 0, result.output
+    logged = [json.loads(line) for path in (tmp_path / "runs").rglob("scalars.jsonl") for line in path.open()]
+    rewards = [(row["step"], row["value"]) for row in logged if row["tag"] == "train/reward"]
+    history = json.loads((tmp_path / "runs" / "tiny" / "grpo" / "trainer_state.json").read_text())["log_history"]
+    assert [step for step, _ in rewards] == [1, 2]
+    assert [value for _, value in rewards] == pytest.approx([row["reward"] for row in history if "loss" in row])
+
+
+@pytest.mark.slow
+def test_two_seeds_of_a_run_train_and_their_report_overlays_them(recipe_dict, write_recipe, tmp_path):
+    recipe_dict["sft"]["trainer"]["logging_steps"] = 1
+    recipe_dict["grpo"]["trainer"].update(logging_steps=1, max_steps=4)
+    path = write_recipe(recipe_dict)
+    for seed in (1, 2):
+        result = invoke("run", path, "--set", f"seed={seed}", "--set", f"name=tiny-seed{seed}")
+        assert result.exit_code == 0, result.output
+        folder = tmp_path / "runs" / f"tiny-seed{seed}"
+        assert "report written" in result.output and (folder / "report" / "report.md").is_file()
+        samples = read_samples(folder / "grpo" / "samples.jsonl")
+        assert sorted({record["step"] for record in samples}) == [1, 2, 3, 4]
+        weights = {"accuracy": 1.0, "format": 0.5, "closeness_to_length": 1.0}
+        for record in samples:  # the reward GRPO trained on: the weighted sum of the rewards
+            paid = [weights[name] * score for name, score in record["rewards"].items() if score is not None]
+            assert record["reward"] == pytest.approx(sum(paid))
+    folders = [tmp_path / "runs" / "tiny-seed1", tmp_path / "runs" / "tiny-seed2"]
+    histories = [read_run(folder).histories["grpo"] for folder in folders]
+    assert histories[0] != histories[1]  # the seeds trained differently
+    result = invoke("report", *folders, "--output", tmp_path / "compare")
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "compare" / "report.md").read_text()
+    assert "`tiny-seed1`: 4 steps, logged every step" in text and "`tiny-seed2`: 4 steps, logged every step" in text
+    for seed in (1, 2):
+        for label in ("base", "sft", "grpo"):
+            assert f"| tiny-seed{seed} | {label} | 8 |" in text
+    assert png_size(tmp_path / "compare" / "grpo_rewards.png")[0] >= 1000
+
+
+def test_run_logs_name_rewards_as_trl_logs_them():
+    run = RunLogs(
+        "a",
+        Path("."),
+        {"grpo": {"rewards": [{"name": "format"}, {"name": "my.py:short"}]}},
+        histories={"grpo": [{"step": 1, "rewards/short/mean": 1.0, "rewards/format/mean": 0.0, "rewards/x/mean": 0}]},
+    )
+    assert run.reward_names() == ["format", "short", "x"]
