@@ -52,7 +52,7 @@ def build_grpo_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
     origin = run.start_of("grpo")
     base = run.base_model_path()
     tokenizer = load_tokenizer(origin, recipe.model)
-    prompts = grpo_prompts(recipe, tokenizer)
+    prompts = grpo_prompts(recipe, tokenizer, model=origin)  # a pass-rate filter samples from the start
     rewards = reward_functions(recipe, tokenizer)
     weights = [reward.weight for reward in recipe.grpo.rewards]
     continues_adapter = is_adapter(origin)

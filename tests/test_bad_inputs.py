@@ -47,7 +47,7 @@ CASES = [
     ("unknown-tiny-key", "sft", lambda d, t: set_in(d, "model.tiny.layers", 2), "model.tiny.layers: unknown key"),
     ("unknown-lora-key", "grpo", lambda d, t: set_in(d, "model.lora", {"rank": 4}), "model.lora.rank: unknown key"),
     ("unknown-prompt-key", "run", lambda d, t: set_in(d, "prompt.assistant", "x"), "prompt.assistant: unknown key"),
-    ("unknown-dataset-key", "sft", lambda d, t: set_in(d, "sft.dataset.shuffle", True), "sft.dataset.shuffle"),
+    ("unknown-dataset-key", "sft", lambda d, t: set_in(d, "sft.dataset.shufle", True), "did you mean 'shuffle'"),
     ("unknown-reward-key", "grpo", lambda d, t: set_in(d, "grpo.rewards.0.scale", 2), "grpo.rewards.0.scale"),
     ("unknown-eval-key", "run", lambda d, t: set_in(d, "eval.temprature", 0.5), "eval.temprature: unknown key"),
     (
