@@ -407,7 +407,7 @@ def _describe_sft(recipe: Recipe, tokenizer, console: Console) -> tuple[list[str
     from recipe_cli.chat import describe_template, think_prefilled
     from recipe_cli.training import prepare_stage_data
 
-    settings, trainer = recipe.sft, recipe.sft.trainer
+    trainer = recipe.sft.trainer
     prepared = prepare_stage_data(recipe, "sft", sample=False, tokenizer=tokenizer)
     _print_data_steps(console, prepared)
     for line in describe_template(tokenizer, think_prefilled(recipe, tokenizer)):

@@ -107,15 +107,18 @@ class PassRates:
         counts = []
         for gold, completions, cuts in zip(golds, generation.completions, generation.truncated, strict=True):
             verdicts = [
-                score_completion(c, gold, mode=self.mode, truncated=cut)[1] for c, cut in zip(completions, cuts)
+                score_completion(c, gold, mode=self.mode, truncated=cut)[1]
+                for c, cut in zip(completions, cuts, strict=True)
             ]
             counts.append(sum(1 for verdict in verdicts if verdict))
-        self.counts.update(zip(keys, counts))
+        self.counts.update(zip(keys, counts, strict=True))
         self.sampled += len(prompts)
         if self.writes:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with self.path.open("a") as handle:
-                handle.writelines(json.dumps({"key": k, "correct": c}) + "\n" for k, c in zip(keys, counts))
+                handle.writelines(
+                    json.dumps({"key": k, "correct": c}) + "\n" for k, c in zip(keys, counts, strict=True)
+                )
         return counts
 
     def _load_engine(self):
