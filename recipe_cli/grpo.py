@@ -66,7 +66,12 @@ def build_grpo_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
     log.info(
         "grpo: %d prompts, rewards %s, starting from %s", len(prompts), [r.name for r in recipe.grpo.rewards], origin
     )
-    trainer = GRPOTrainer(
+    trainer_class = GRPOTrainer
+    if recipe.grpo.dynamic_sampling.enabled:
+        from recipe_cli.dynamic_sampling import with_dynamic_sampling
+
+        trainer_class = with_dynamic_sampling(trainer_class, recipe.grpo.dynamic_sampling.max_rounds)
+    trainer = trainer_class(
         model=model,
         reward_funcs=rewards,
         args=config,
