@@ -130,7 +130,7 @@ class DynamicSamplingMixin:
         return self._merge_groups(kept)
 
     def _fresh_inputs(self, groups: int, round_number: int) -> list[dict]:
-        """``groups`` prompts drawn from the training set, each repeated for its group, as TRL's sampler lays them out."""
+        """``groups`` prompts drawn from the training set, each repeated for its group as TRL's sampler does."""
         rng = random.Random(f"{self.args.seed}-{self.accelerator.process_index}-{self._step}-{round_number}")
         rows = [dict(self.train_dataset[rng.randrange(len(self.train_dataset))]) for _ in range(groups)]
         return [row for row in rows for _ in range(self.num_generations)]
@@ -175,7 +175,7 @@ class DynamicSamplingMixin:
 
 
 def with_dynamic_sampling(trainer_class: type, max_rounds: int) -> type:
-    """``trainer_class`` (GRPOTrainer or a subclass of it) with dynamic sampling, at most ``max_rounds`` extra rounds."""
+    """``trainer_class`` (GRPOTrainer or a subclass) with dynamic sampling, at most ``max_rounds`` extra rounds."""
     return type(
         f"DynamicSampling{trainer_class.__name__}",
         (DynamicSamplingMixin, trainer_class),
