@@ -101,7 +101,7 @@ class SourceSettings(Strict):
 
     @model_validator(mode="after")
     def _resolve_adapter(self):
-        if self.adapter is None and self._has_no_source():
+        if self._has_no_source():
             return self
         if self.adapter is None:
             if self.path is None:

@@ -61,8 +61,20 @@ def text_value(raw: RawRows, index: int, column: str, value: Any, role: str) -> 
         return value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
-    kind = "empty (null)" if value is None else f"a {type(value).__name__} ({str(value)[:40]})"
+    kind = describe_type(value)
     raise RecipeError(
         f"dataset '{raw.path}' {raw.where(index)}: column '{column}' (the {role}) is {kind}, not text or a number; "
         "fix that row or map `columns` to another column"
     )
+
+
+def describe_type(value: Any) -> str:
+    """A cell's type in a message, with the value's start.
+
+    >>> describe_type(42), describe_type(None), describe_type([1, 2])
+    ('an int (42)', 'empty (null)', 'a list ([1, 2])')
+    """
+    if value is None:
+        return "empty (null)"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name} ({str(value)[:40]})"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from recipe_cli.data.adapters import RawRows, register_adapter, text_value
+from recipe_cli.data.adapters import RawRows, describe_type, register_adapter, text_value
 from recipe_cli.errors import RecipeError
 
 GSM8K_CALCULATOR = re.compile(r"<<[^>]*>>")  # GSM8K's calculator annotations, e.g. <<48/2=24>>
@@ -32,7 +32,7 @@ def gsm8k_rows(raw: RawRows, settings) -> Iterator[dict]:
     for index, row in enumerate(raw):
         answer = row[columns["answer"]]
         if not isinstance(answer, str):
-            kind = "empty (null)" if answer is None else f"a {type(answer).__name__} ({str(answer)[:40]})"
+            kind = describe_type(answer)
             raise RecipeError(
                 f"dataset '{raw.path}' {raw.where(index)}: column '{columns['answer']}' is {kind}, not GSM8K's "
                 "'<worked solution> #### <number>' text; for a bare gold answer use `adapter: columns`"

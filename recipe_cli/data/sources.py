@@ -162,7 +162,7 @@ def check_local_source(source: SourceSettings) -> str | None:
         names = list(dict.fromkeys(key for row in rows for key in row))
         lines = [line for line, _ in numbered] if path.suffix in (".jsonl", ".json", ".csv") else []
         raw = RawRows([{name: row.get(name) for name in names} for row in rows], names, source.path, lines)
-        if not any(True for _ in ADAPTERS[source.adapter](raw, source)):
+        if not sum(1 for _ in ADAPTERS[source.adapter](raw, source)):  # every row, not just the first
             return f"dataset '{source.path}' has no row the {source.adapter} adapter can use"
     except RecipeError as error:
         return str(error)
