@@ -54,7 +54,7 @@ def check_training_data(recipe: Recipe, base: str) -> None:
         grpo_prompts(recipe, tokenizer)
 
 
-def prepare_stage_data(recipe: Recipe, stage: str, *, sample: bool = True, tokenizer=None):
+def prepare_stage_data(recipe: Recipe, stage: str, *, sample: bool = True, tokenizer=None, training: bool = False):
     """A stage's data as its trainer will receive it, with the stage's tokenizer and starting model.
 
     The starting model (the base model for SFT, SFT's checkpoint for GRPO when the recipe has SFT)
@@ -70,6 +70,8 @@ def prepare_stage_data(recipe: Recipe, stage: str, *, sample: bool = True, token
     try:
         origin = run.start_of(stage)
     except RecipeError:
+        if training:  # the stage cannot start: say why, as its trainer would
+            raise
         if needs_model and sample:
             raise RecipeError(
                 "grpo.dataset.difficulty samples from the SFT model, which is not trained yet; "
@@ -86,7 +88,7 @@ def write_stage_report(recipe: Recipe, stage: str) -> None:
     """``runs/<name>/data/<stage>.jsonl`` and ``.json`` of the data a stage is about to train on (main process)."""
     from recipe_cli.data import write_stage_data
 
-    prepared = prepare_stage_data(recipe, stage)
+    prepared = prepare_stage_data(recipe, stage, training=True)
     write_stage_data(prepared, RunFolder(recipe).root / "data")
 
 

@@ -285,7 +285,7 @@ def filter_by_pass_rate(items: Iterable[dict], step: StepReport, rates, tokenize
     finally:
         step.details.update(
             histogram=pass_rate_histogram(measured, settings.samples),
-            cached=min(rates.cached, len(measured)),
+            cached=len(measured) - rates.sampled,  # read from the cache rather than sampled now
             sampled=rates.sampled,
             sampling_seconds=round(rates.seconds, 1),
         )
