@@ -236,3 +236,41 @@ def test_recipe_data_writes_the_rows_and_samples_pass_rates_once(recipe_dict, wr
     assert again.exit_code == 0, again.output
     step = next(s for s in json.loads((data_dir / "sft.json").read_text())["steps"] if s["step"] == "pass rate")
     assert step["sampled"] == 0 and step["cached"] == 8  # read back, not sampled again
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not HAS_GSM8K, reason="GSM8K is not next to the checkout")
+def test_recipe_data_on_the_gsm8k_recipe_offline(tmp_path):
+    """`recipe data recipes/gsm8k.yaml` on the local GSM8K files, with a local model folder for the tokenizer."""
+    from recipe_cli.tiny_model import build_tiny_model
+
+    from .conftest import REPO
+
+    model = build_tiny_model(
+        tmp_path / "model", hidden_size=32, num_layers=2, num_heads=2, vocab_size=400, max_length=256, seed=0
+    )
+    result = runner.invoke(
+        app,
+        [
+            "data",
+            str(REPO / "recipes" / "gsm8k.yaml"),
+            "--stage",
+            "grpo",
+            "--set",
+            f"grpo.dataset.path={GSM8K_DIR / 'train.jsonl'}",
+            "--set",
+            f"eval.dataset.path={GSM8K_DIR / 'test.jsonl'}",
+            "--set",
+            f"model.path={model}",
+            "--set",
+            f"runs_dir={tmp_path / 'runs'}",
+        ],
+    )
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    report = json.loads((tmp_path / "runs" / "qwen2.5-0.5b-r1-gsm8k" / "data" / "grpo.json").read_text())
+    steps = {step["step"]: step for step in report["steps"]}
+    assert steps["read"]["rows_out"] == 7473
+    assert steps["decontamination"]["removed"] == {"shared word 8-gram with a benchmark question": 90}
+    assert len(steps["decontamination"]["removed_rows"]) == 90
+    rows = (tmp_path / "runs" / "qwen2.5-0.5b-r1-gsm8k" / "data" / "grpo.jsonl").read_text().splitlines()
+    assert len(rows) == report["rows"] and json.loads(rows[0])["answer"].lstrip("-").isdigit()

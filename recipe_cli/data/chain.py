@@ -415,6 +415,16 @@ def _check(prepared: PreparedData, settings: DatasetSettings, where: str, check:
     )
 
 
+def _json_line(row: dict) -> str:
+    r"""One JSONL line, readable text kept, with the two line separators a ``splitlines`` reader would break on
+    escaped (GSM8K train has them).
+
+    >>> _json_line({"q": "a\u2028b é"})
+    '{"q": "a\\u2028b é"}\n'
+    """
+    return json.dumps(row, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\u2029", "\\u2029") + "\n"
+
+
 def write_stage_data(prepared: PreparedData, folder: Path) -> tuple[Path, Path]:
     """``<stage>.jsonl`` (the rows as the trainer receives them, gold included) and ``<stage>.json`` (the report),
     each written whole or not at all, in ``runs/<name>/data``."""
@@ -422,7 +432,7 @@ def write_stage_data(prepared: PreparedData, folder: Path) -> tuple[Path, Path]:
     rows = folder / f"{prepared.stage}.jsonl"
     report = folder / f"{prepared.stage}.json"
     for path, text in (
-        (rows, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in prepared.records)),
+        (rows, "".join(_json_line(r) for r in prepared.records)),
         (report, json.dumps(prepared.report(), indent=2, ensure_ascii=False) + "\n"),
     ):
         partial = path.with_name(path.name + ".tmp")
