@@ -16,6 +16,7 @@ assistant turn. Two kinds of templates make that matter:
 from __future__ import annotations
 
 from recipe_cli.config import Recipe
+from recipe_cli.errors import RecipeError
 
 TURN_MARKER = "recipe-end-of-turn-probe"
 REASONING_PROBE = "recipe-reasoning-probe"
@@ -28,14 +29,34 @@ def _token_ids(encoded) -> list[int]:
     return list(encoded["input_ids"] if hasattr(encoded, "keys") else encoded)
 
 
-def render_prompt(tokenizer, messages: list[dict]) -> str:
-    """The prompt as text, exactly as generation continues it (the template's generation prompt included)."""
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+def _require_template(tokenizer) -> None:
+    if not tokenizer.chat_template:
+        raise RecipeError(
+            f"the tokenizer of '{tokenizer.name_or_path}' has no chat template, and the recipe's prompt is a "
+            "conversation; set model.chat_template (a Jinja template or a .jinja file), or prompt.template for a "
+            "plain-text prompt (R1-Zero style)"
+        )
 
 
-def prompt_token_ids(tokenizer, messages: list[dict]) -> list[int]:
-    """The prompt's token ids as GRPO and the eval generate from them (no special tokens added twice)."""
-    return _token_ids(tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True))
+def render_prompt(tokenizer, prompt: list[dict] | str) -> str:
+    """The prompt as text, exactly as generation continues it: a conversation with the template's
+    generation prompt, or a plain-text prompt as it is."""
+    if isinstance(prompt, str):
+        return prompt
+    _require_template(tokenizer)
+    return tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+
+
+def prompt_token_ids(tokenizer, prompt: list[dict] | str) -> list[int]:
+    """The prompt's token ids as GRPO and the eval generate from them.
+
+    A rendered conversation carries its own special tokens (none are added twice); a plain-text
+    prompt gets the tokenizer's (a base model's BOS), as TRL tokenises string prompts.
+    """
+    if isinstance(prompt, str):
+        return list(tokenizer(prompt)["input_ids"])
+    _require_template(tokenizer)
+    return _token_ids(tokenizer.apply_chat_template(prompt, tokenize=True, add_generation_prompt=True))
 
 
 def prefills_think(tokenizer) -> bool:
@@ -43,6 +64,8 @@ def prefills_think(tokenizer) -> bool:
 
     Then completions start inside the reasoning and never contain the opening tag.
     """
+    if not tokenizer.chat_template:
+        return False
     rendered = render_prompt(tokenizer, [{"role": "user", "content": "1+1?"}])
     return rendered.rstrip().endswith(THINK)
 
@@ -53,6 +76,8 @@ def drops_reasoning(tokenizer) -> bool:
     DeepSeek-R1's template renders ``content.split('</think>')[-1]``: fine for chat history, but
     an SFT example rendered through it would train on the answer alone.
     """
+    if not tokenizer.chat_template:
+        return False
     reply = f"<think>\n{REASONING_PROBE}\n</think>\n<answer>2</answer>"
     try:
         text = tokenizer.apply_chat_template(
@@ -81,9 +106,9 @@ def end_of_turn_id(tokenizer) -> int | None:
     return ids[0] if ids and ids[0] in special else None
 
 
-def completion_end_id(tokenizer) -> int:
-    """The token an SFT target ends with: the template's end of turn, else eos (where generation stops)."""
-    end = end_of_turn_id(tokenizer)
+def completion_end_id(tokenizer, plain: bool = False) -> int:
+    """The token an SFT target ends with: the template's end of turn, else (and for ``plain``-text prompts) eos."""
+    end = None if plain else end_of_turn_id(tokenizer)
     return end if end is not None else tokenizer.eos_token_id
 
 
@@ -108,28 +133,30 @@ def strip_prefilled_think(completion: str, prompt: str) -> str:
     return rest[len(tail) :] if tail and rest.startswith(tail) else rest
 
 
-def sft_token_ids(tokenizer, messages: list[dict], completion: str, *, prefilled: bool, end_id: int):
+def sft_token_ids(tokenizer, prompt: list[dict] | str, completion: str, *, prefilled: bool, end_id: int):
     """One SFT example as token ids and its loss mask: the prompt as generation sees it (masked), then the
     completion and the end-of-turn token (trained on).
 
     The completion is tokenised on its own, as the model writes it after the prompt, and a
     ``<think>`` the prompt already ends with is not repeated.
     """
-    prompt_ids = prompt_token_ids(tokenizer, messages)
+    prompt_ids = prompt_token_ids(tokenizer, prompt)
     if prefilled:
-        completion = strip_prefilled_think(completion, render_prompt(tokenizer, messages))
+        completion = strip_prefilled_think(completion, render_prompt(tokenizer, prompt))
     completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + [end_id]
     return prompt_ids + completion_ids, [0] * len(prompt_ids) + [1] * len(completion_ids)
 
 
 def think_prefilled(recipe: Recipe, tokenizer) -> bool:
-    """Whether completions start inside ``<think>``: the recipe's format reward setting, else the template.
+    """Whether completions start inside ``<think>``: the recipe's format reward setting, else the prompt.
 
     GRPO's format rewards, SFT's targets and the eval's format rate all follow this one answer.
     """
     for reward in recipe.grpo.rewards if recipe.grpo is not None else []:
         if THINK_SETTING in reward.params:
             return bool(reward.params[THINK_SETTING])
+    if recipe.prompt.template is not None:
+        return recipe.prompt.template.rstrip().endswith(THINK)
     return prefills_think(tokenizer)
 
 

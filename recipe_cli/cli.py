@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import shlex
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -145,6 +146,42 @@ def _guard(action: Callable[[], Any]) -> Any:
         raise typer.Exit(code)
 
 
+@contextmanager
+def _run_lock(recipe: Recipe, command_line: str) -> Iterator:
+    """The run folder's lock (``recipe_cli.lock``) for a command that writes it, held by one process.
+
+    Under ``recipe``'s own launch the ``recipe`` process holds it for its ranks; under another
+    launcher the main rank does.
+    """
+    from recipe_cli.launch import under_recipe_launch
+    from recipe_cli.lock import RunLock
+    from recipe_cli.ranks import is_main
+
+    if not is_main() or under_recipe_launch():
+        yield RunLock(recipe.run_dir, command_line)  # not entered: the parent holds the lock
+        return
+    with RunLock(recipe.run_dir, command_line) as lock:
+        yield lock
+
+
+def _load_for_run(path: Path, overrides: list[str] | None, options: dict | None = None) -> Recipe:
+    """The recipe for eval or push on a run that trained: its recorded training settings, this command's others."""
+    from recipe_cli.config import recipe_data
+    from recipe_cli.pipeline import recipe_for_run
+
+    loaded, recorded, differences = recipe_for_run(recipe_data(path, overrides or [], options), str(path))
+    if recorded:
+        console.print(
+            f"[dim]using the run's recorded recipe {loaded.run_dir / 'recipe.yaml'} (its overrides included) "
+            "for model, prompt, seed, sft and grpo[/]"
+        )
+    for difference in differences:
+        console.print(
+            f"[yellow]note:[/] the command line differs from the run in {difference}; the run's value is used"
+        )
+    return loaded
+
+
 def _load(path: Path, overrides: list[str] | None, launch: dict | None = None) -> Recipe:
     return load_recipe(path, overrides or [], {"launch": launch or {}})
 
@@ -234,30 +271,32 @@ def _training_command(
     from recipe_cli.launch import check_machine, needs_launch, relaunch
     from recipe_cli.ranks import on_main
 
-    on_main(lambda: check_machine(loaded))
-    if needs_launch(loaded):
-        pipeline.plan_starts(loaded, stages, resume=resume, overwrite=overwrite, force=force)  # refuse before launch
+    command_line = _command_line(command, path, overrides, launch)
+    with _run_lock(loaded, command_line) as lock:
+        on_main(lambda: check_machine(loaded))
+        if needs_launch(loaded):
+            pipeline.plan_starts(loaded, stages, resume=resume, overwrite=overwrite, force=force)  # refuse now
+            if command == "run" and loaded.push is not None:
+                from recipe_cli.hub import require_token
+
+                require_token()
+            flags = [flag for flag, on in (("--resume", resume), ("--overwrite", overwrite), ("--force", force)) if on]
+            argv = (["--debug"] if state["debug"] else []) + _argv(command, path, overrides, launch, *flags)
+            code = relaunch(loaded, argv)
+            if code:
+                lock.failed = code == 2  # a user mistake the ranks reported: nothing of this command is kept
+                raise typer.Exit(code)
+            return
+        starts = pipeline.plan_starts(loaded, stages, resume=resume, overwrite=overwrite, force=force)
         if command == "run" and loaded.push is not None:
             from recipe_cli.hub import require_token
 
-            require_token()
-        flags = [flag for flag, on in (("--resume", resume), ("--overwrite", overwrite), ("--force", force)) if on]
-        argv = (["--debug"] if state["debug"] else []) + _argv(command, path, overrides, launch, *flags)
-        code = relaunch(loaded, argv)
-        if code:
-            raise typer.Exit(code)
-        return
-    starts = pipeline.plan_starts(loaded, stages, resume=resume, overwrite=overwrite, force=force)
-    if command == "run" and loaded.push is not None:
-        from recipe_cli.hub import require_token
-
-        on_main(require_token)  # before hours of training, not after
-    _quiet_libraries()
-    resume_command = _command_line(command, path, overrides, launch)
-    if command == "run":
-        pipeline.run_recipe(loaded, starts, resume_command, ConsoleReporter())
-    else:
-        pipeline.train_stages(loaded, starts, resume_command, ConsoleReporter())
+            on_main(require_token)  # before hours of training, not after
+        _quiet_libraries()
+        if command == "run":
+            pipeline.run_recipe(loaded, starts, command_line, ConsoleReporter())
+        else:
+            pipeline.train_stages(loaded, starts, command_line, ConsoleReporter())
 
 
 @app.command()
@@ -378,7 +417,12 @@ def data(
         if not stages:
             raise RecipeError("the recipe has no sft or grpo stage, so there is no training data to prepare")
         _quiet_libraries()
-        for prepared, written in prepare_data(loaded, stages, dry_run=dry_run):
+        if dry_run:
+            results = prepare_data(loaded, stages, dry_run=True)
+        else:
+            with _run_lock(loaded, _command_line("data", recipe, overrides)):
+                results = prepare_data(loaded, stages, dry_run=False)
+        for prepared, written in results:
             print_data_report(prepared, written)
         if dry_run:
             console.print("[green]dry run[/]: nothing was sampled or written")
@@ -395,6 +439,9 @@ def eval_command(
     ] = None,
     limit: Annotated[int, typer.Option(help="Evaluate only the first N problems, for a quick look.", min=1)] = None,
     overrides: SetOption = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace results of another folder that had the same label.")
+    ] = False,
 ):
     """Evaluate the run's checkpoints (base, sft, grpo) or --model PATH on the eval split."""
 
@@ -402,13 +449,15 @@ def eval_command(
         from recipe_cli.console import print_eval_table
         from recipe_cli.pipeline import eval_targets, evaluate_checkpoint
 
-        loaded = _load(recipe, overrides)
+        loaded = _load_for_run(recipe, overrides)
         if loaded.eval is None:
             raise RecipeError("the recipe has no `eval:` section; add one with the dataset to evaluate on")
-        targets = eval_targets(loaded, models)
+        targets = eval_targets(loaded, models, limit, overwrite)
         _quiet_libraries()
         reporter = ConsoleReporter()
-        print_eval_table([evaluate_checkpoint(loaded, path, label, limit, reporter) for label, path in targets])
+        with _run_lock(loaded, _command_line("eval", recipe, overrides)):
+            summaries = [evaluate_checkpoint(loaded, path, label, limit, reporter) for label, path in targets]
+        print_eval_table(summaries)
 
     _guard(body)
 
@@ -477,17 +526,18 @@ def push(
         options = {key: value for key, value in options.items() if value is not None}
         if overwrite:
             options["overwrite"] = True
-        loaded = load_recipe(recipe, overrides or [], {"push": options})
+        loaded = _load_for_run(recipe, overrides, {"push": options})
         if loaded.push is None:
             raise RecipeError("the recipe has no `push:` section; add `push: {repo_id: user/model-name}` or --repo-id")
-        if dry_run:
-            from recipe_cli.hub import plan_push
+        with _run_lock(loaded, _command_line("push", recipe, overrides)):
+            if dry_run:
+                from recipe_cli.hub import plan_push
 
-            print_push_plan(plan_push(loaded, checkpoint))
-            return
-        from recipe_cli.hub import push_checkpoint
+                print_push_plan(plan_push(loaded, checkpoint))
+                return
+            from recipe_cli.hub import push_checkpoint
 
-        print_pushed(push_checkpoint(loaded, checkpoint))
+            print_pushed(push_checkpoint(loaded, checkpoint))
 
     _guard(body)
 

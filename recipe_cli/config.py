@@ -7,6 +7,7 @@ here imports torch or TRL: ``recipe validate`` runs in a fraction of a second.
 
 from __future__ import annotations
 
+import os
 import re
 import string
 import types
@@ -76,6 +77,9 @@ class ModelSettings(Strict):
     attn_implementation: str | None = None  # e.g. sdpa, flash_attention_2
     trust_remote_code: bool = False
     lora: LoraSettings | None = None
+    # a Jinja chat template (the text, or a path to a .jinja file) replacing the tokenizer's; saved with every
+    # checkpoint, so later stages and the pushed model use it too
+    chat_template: str | None = None
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -256,16 +260,32 @@ def _infer_local_adapter(path: str) -> str | None:
 
 
 class PromptSettings(Strict):
-    """The conversation every stage and the eval show the model: a system message and a user message."""
+    """What every stage and the eval show the model: a conversation (a system and a user message, rendered
+    with the model's chat template), or one plain-text ``template`` for a base model without one, as
+    DeepSeek-R1-Zero was trained (``"... User: {question}\\nAssistant: <think>"``)."""
 
     system: str | None = DEFAULT_SYSTEM_PROMPT
     user: str = "{question}"
+    template: str | None = None  # plain text with {question}; replaces system and user and the chat template
 
     @field_validator("user")
     @classmethod
     def _user_placeholders(cls, value: str) -> str:
         _check_placeholders(value, {"question"}, required={"question"})
         return value
+
+    @field_validator("template")
+    @classmethod
+    def _template_placeholders(cls, value: str | None) -> str | None:
+        if value is not None:
+            _check_placeholders(value, {"question"}, required={"question"})
+        return value
+
+    @model_validator(mode="after")
+    def _one_kind(self):
+        if self.template is not None and {"system", "user"} & self.model_fields_set:
+            raise ValueError("`template` is the whole prompt in plain text; remove `system` and `user` (or template)")
+        return self
 
 
 # Steps of a training stage's data chain that the eval's dataset does not take.
@@ -640,6 +660,11 @@ def load_recipe(
     ``options`` are values of command-line options by section (``{"push": {"revision": "v2"}}``),
     merged after the ``--set`` overrides and taken as given rather than read as YAML.
     """
+    return validate_recipe(recipe_data(path, overrides, options), source=str(path))
+
+
+def recipe_data(path: str | Path, overrides: list[str] = (), options: dict[str, dict[str, Any]] | None = None) -> dict:
+    """The raw recipe mapping with ``--set`` overrides and command-line options applied, not yet validated."""
     data = read_recipe_file(path)
     for text in overrides:
         apply_override(data, *parse_override(text))
@@ -647,7 +672,7 @@ def load_recipe(
         if values:
             current = data.get(section)
             data[section] = {**(current if isinstance(current, dict) else {}), **values}
-    return validate_recipe(data, source=str(path))
+    return data
 
 
 def validate_recipe(data: dict, source: str = "recipe") -> Recipe:
@@ -724,6 +749,12 @@ def check_recipe(recipe: Recipe) -> list[str]:
             problems.append(f"model.path: '{recipe.model.path}' does not exist; give a model folder or a Hub id")
         elif not (folder / "config.json").is_file() and not (folder / "adapter_config.json").is_file():
             problems.append(f"model.path: '{recipe.model.path}' has no config.json; is it a saved model folder?")
+        else:
+            problems += _check_model_folder(folder, recipe)
+    template = recipe.model.chat_template
+    if template is not None and template.endswith((".jinja", ".j2")) and "{" not in template:
+        if not Path(template).expanduser().is_file():
+            problems.append(f"model.chat_template: '{template}' does not exist; give a .jinja file or the template")
     for stage in ("sft", "grpo", "eval"):
         settings = getattr(recipe, stage)
         if settings is not None:
@@ -741,6 +772,7 @@ def check_recipe(recipe: Recipe) -> list[str]:
             )
     if recipe.push is not None and recipe.push.merge_lora and recipe.model.lora is None:
         problems.append("push.merge_lora: the recipe trains full weights (no model.lora), so there is nothing to merge")
+    problems += _check_runs_dir(recipe.runs_dir)
     problems += _check_vllm_server(recipe)
     problems += _check_dynamic_sampling(recipe)
     config = recipe.launch.accelerate_config
@@ -750,6 +782,18 @@ def check_recipe(recipe: Recipe) -> list[str]:
             f"({', '.join(shipped_accelerate_configs())}); give a name from that list or a path to a config file"
         )
     return problems
+
+
+def _check_runs_dir(runs_dir: str) -> list[str]:
+    """The run folder's parent must be a folder this user can write (or be creatable in one)."""
+    folder = Path(runs_dir).expanduser()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        return [f"runs_dir: '{folder}' is a file, not a folder; point runs_dir at a folder"]
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return [f"runs_dir: '{folder}' is not writable; point runs_dir at a folder you can write"]
+    return []
 
 
 def _check_vllm_server(recipe: Recipe) -> list[str]:
@@ -784,6 +828,48 @@ def accelerate_config_path(config: str) -> Path | None:
         return given
     shipped = package_dir("trl") / "accelerate_configs" / f"{config}.yaml"
     return shipped if shipped.is_file() else None
+
+
+WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json", "*.pt")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
+
+
+def _check_model_folder(folder: Path, recipe: Recipe) -> list[str]:
+    """A local model folder holds weights, a tokenizer and, for conversational prompts, a chat template.
+
+    Read from the files alone (no weights load), so a folder copied without its weights or its
+    tokenizer fails at validate time instead of minutes into a run.
+    """
+    where = f"model.path: '{folder}'"
+    adapter = (folder / "adapter_config.json").is_file()
+    problems = []
+    if not any(any(folder.glob(pattern)) for pattern in WEIGHT_FILES):
+        problems.append(f"{where} holds no weights (*.safetensors, *.bin); copy the whole saved model folder")
+    has_tokenizer = any((folder / name).is_file() for name in TOKENIZER_FILES)
+    if not has_tokenizer and not adapter:
+        problems.append(
+            f"{where} holds no tokenizer (tokenizer.json, tokenizer_config.json...); save the tokenizer with the "
+            "model (tokenizer.save_pretrained) into that folder"
+        )
+    needs_template = recipe.prompt.template is None and recipe.model.chat_template is None
+    if has_tokenizer and needs_template and not _has_chat_template(folder):
+        problems.append(
+            f"{where} has no chat template and the recipe's prompt is a conversation; set model.chat_template "
+            "(a Jinja template or a .jinja file), or prompt.template for a plain-text prompt (R1-Zero style)"
+        )
+    return problems
+
+
+def _has_chat_template(folder: Path) -> bool:
+    import json
+
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    config = folder / "tokenizer_config.json"
+    try:
+        return bool(config.is_file() and json.loads(config.read_text()).get("chat_template"))
+    except (ValueError, UnicodeDecodeError):
+        return False
 
 
 def _check_dataset(dataset: DatasetSettings, where: str) -> list[str]:

@@ -50,18 +50,21 @@ class ConsoleReporter:
 
     @contextmanager
     def eval_progress(self):
-        """A progress bar for one evaluation: ``start(label, total)`` then ``advance(n)``."""
+        """Progress of one evaluation, ``start(label, total)`` then ``advance(n)``: a bar on a terminal,
+        a line every ``PROGRESS_EVERY`` seconds elsewhere (pipes, Slurm logs)."""
+        if not err_console.is_terminal:
+            yield _PeriodicLines("samples")
+            return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-        columns = [
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-        ]
-        columns.append(TimeElapsedColumn())
+        columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn()]
+        columns += [TextColumn("{task.fields[rate]}"), TimeElapsedColumn()]
         with Progress(*columns, console=err_console, transient=True) as progress:
             yield _EvalBar(progress)
+
+    def training_progress(self):
+        """Progress of a training stage: one compact line per log, and a step bar on a terminal."""
+        return _TrainingProgress()
 
     def evaluated(self, summary: dict) -> None:
         sampled = summary["sampled"]
@@ -86,6 +89,116 @@ class ConsoleReporter:
         console.print(f"[bold green]run {name} finished[/] in {seconds:.0f} s")
 
 
+PROGRESS_EVERY = 30.0  # seconds between progress lines where there is no terminal to redraw a bar on
+
+
+class _PeriodicLines:
+    """Progress as a plain line now and then, for output that is not a terminal."""
+
+    def __init__(self, unit: str):
+        self.unit, self.name, self.total, self.done = unit, "", 0, 0
+        self.started = self.last = 0.0
+
+    def start(self, name: str, total: int, done: int = 0):
+        self.name, self.total, self.done = name, total, done
+        self.started = self.last = time.perf_counter()
+
+    def advance(self, n: int):
+        self.update(self.done + n)
+
+    def update(self, done: int):
+        self.done = done
+        now = time.perf_counter()
+        if now - self.last >= PROGRESS_EVERY and self.done < self.total:
+            self.last = now
+            rate = self.done / max(now - self.started, 1e-9)
+            console.print(f"{self.name}: {self.done}/{self.total} {self.unit} ({rate:.1f}/s)")
+
+
+class _TrainingProgress:
+    """What a training stage shows: compact log lines, and a bar of steps on a terminal."""
+
+    def __init__(self):
+        self.bar = None
+        self.lines = None
+
+    def start(self, stage: str, max_steps: int, first_step: int):
+        if err_console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+            self.bar = Progress(
+                TextColumn(stage),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=err_console,
+                transient=True,
+            )
+            self.bar.start()
+            self.task = self.bar.add_task(stage, total=max_steps, completed=first_step)
+        else:
+            self.lines = _PeriodicLines("steps")
+            self.lines.start(stage, max_steps, first_step)
+
+    def advance(self, step: int):
+        if self.bar is not None:
+            self.bar.update(self.task, completed=step)
+        elif self.lines is not None:
+            self.lines.update(step)
+
+    def logged(self, stage: str, step: int, max_steps: int, logs: dict, seconds_per_step: float):
+        line = step_line(stage, step, max_steps, logs, seconds_per_step)
+        (self.bar.console if self.bar is not None else console).print(line, markup=False)
+
+    def end(self):
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def _short(value: float) -> str:
+    """A logged number in few characters: 3 significant digits, scientific for small and large ones.
+
+    >>> _short(0.53214), _short(12.0), _short(0.000987), _short(1234.5)
+    ('0.532', '12', '9.87e-04', '1.23e+03')
+    """
+    if value == 0 or 1e-3 <= abs(value) < 1e3:
+        return f"{value:.3g}"
+    return f"{value:.2e}"
+
+
+def step_line(stage: str, step: int, max_steps: int, logs: dict, seconds_per_step: float) -> str:
+    """One compact line for a training log: what moved, and how fast (full numbers stay in trainer_state.json).
+
+    >>> step_line("grpo", 10, 180, {"loss": 0.01, "learning_rate": 1e-4, "reward": 0.8, "rewards/accuracy/mean": 0.6,
+    ...     "rewards/format/mean": 1.0, "completions/mean_length": 31.5, "completions/clipped_ratio": 0.05}, 2.61)
+    'grpo 10/180  loss 0.01  reward 0.8 (accuracy 0.6, format 1)  len 31.5 (5% cut)  lr 1.00e-04  2.61 s/step'
+    >>> step_line("sft", 100, 800, {"loss": 1.2345, "learning_rate": 0.00098, "mean_token_accuracy": 0.61}, 0.15)
+    'sft 100/800  loss 1.23  token acc 0.61  lr 9.80e-04  0.15 s/step'
+    """
+    parts = [f"{stage} {step}/{max_steps}", f"loss {_short(logs['loss'])}"]
+    rewards = {
+        key[len("rewards/") : -len("/mean")]: value
+        for key, value in logs.items()
+        if key.startswith("rewards/") and key.endswith("/mean")
+    }
+    if "reward" in logs:
+        each = ", ".join(f"{name} {_short(value)}" for name, value in rewards.items())
+        parts.append(f"reward {_short(logs['reward'])}" + (f" ({each})" if each else ""))
+    if "mean_token_accuracy" in logs:
+        parts.append(f"token acc {_short(logs['mean_token_accuracy'])}")
+    if "completions/mean_length" in logs:
+        cut = logs.get("completions/clipped_ratio")
+        parts.append(f"len {_short(logs['completions/mean_length'])}" + (f" ({cut:.0%} cut)" if cut else ""))
+    for key, value in logs.items():
+        if key == "kl" or key.startswith("divergence/"):
+            parts.append(f"{key.removeprefix('divergence/')} {_short(value)}")
+    if "learning_rate" in logs:
+        parts.append(f"lr {logs['learning_rate']:.2e}")
+    parts.append(f"{seconds_per_step:.2f} s/step")
+    return "  ".join(parts)
+
+
 class _EvalBar:
     def __init__(self, progress):
         self.progress, self.task, self.started = progress, None, 0.0
@@ -105,14 +218,14 @@ def print_eval_table(summaries: list[dict]) -> None:
     """One table across the evaluated models: greedy accuracy, then pass@k and maj@k where sampled."""
     ks = sorted({int(k) for s in summaries if s.get("sampled") for k in s["sampled"]["pass@k"]})
     table = Table(title="Evaluation")
-    table.add_column("model", no_wrap=True, min_width=max(len(s["label"]) for s in summaries))
+    table.add_column("model", overflow="fold", min_width=min(max(len(s["label"]) for s in summaries), 16))
     # the accuracy mode the headline is not: flexible next to a strict headline, else strict
     mode = next((s["accuracy_mode"] for s in summaries if "accuracy_mode" in s), "flexible")
     other = "flexible" if mode == "strict" else "strict"
     numeric = ["n", "accuracy", other, *[f"pass@{k}" for k in ks], *[f"maj@{k}" for k in ks if k > 1]]
     numeric += ["format", "trunc", "tokens", "samp/s"]
     for column in numeric:
-        table.add_column(column, justify="right", no_wrap=True, min_width=max(len(column), 4))
+        table.add_column(column, justify="right", overflow="fold")
     for s in summaries:
         sampled = s.get("sampled") or {}
         passes = [_percent(sampled.get("pass@k", {}).get(str(k))) for k in ks]

@@ -17,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 from recipe_cli.answers import parse_number, score_completion
-from recipe_cli.chat import think_prefilled
+from recipe_cli.chat import prompt_token_ids, render_prompt, think_prefilled
 from recipe_cli.config import Recipe
 from recipe_cli.data import load_examples, prompt_rows
 from recipe_cli.generation import Decoding, Generation, choose_backend, load_engine, vllm_installed
@@ -43,10 +43,9 @@ def evaluate_model(recipe: Recipe, model_path: str, label: str, limit: int | Non
     backend = choose_backend(settings.backend, vllm_available=vllm_installed(), cuda=torch.cuda.is_available())
     engine = load_engine(backend, model_path, recipe)
     prefilled = think_prefilled(recipe, engine.tokenizer)  # the format rate follows the training rewards
-    prompts = [
-        engine.tokenizer.apply_chat_template(row["prompt"], tokenize=False, add_generation_prompt=True)
-        for row in prompt_rows(rows, recipe.prompt)
-    ]
+    shown = [row["prompt"] for row in prompt_rows(rows, recipe.prompt)]
+    prompts = [render_prompt(engine.tokenizer, prompt) for prompt in shown]
+    prompt_ids = [prompt_token_ids(engine.tokenizer, prompt) for prompt in shown]  # as GRPO generates from them
     greedy = Decoding(settings.max_new_tokens)
     sampling = None
     if settings.num_samples > 1:
@@ -56,8 +55,8 @@ def evaluate_model(recipe: Recipe, model_path: str, label: str, limit: int | Non
     if progress is not None:
         progress.start(label, len(prompts) * (1 + (sampling.num_samples if sampling else 0)))
     advance = progress.advance if progress is not None else None
-    greedy_out = engine.generate(prompts, greedy, settings.batch_size, advance)
-    sampled_out = engine.generate(prompts, sampling, settings.batch_size, advance) if sampling else None
+    greedy_out = engine.generate(prompt_ids, greedy, settings.batch_size, advance)
+    sampled_out = engine.generate(prompt_ids, sampling, settings.batch_size, advance) if sampling else None
 
     mode = accuracy_mode(recipe)
     samples = [_greedy_record(prompts[i], row["answer"], greedy_out, i, mode, prefilled) for i, row in enumerate(rows)]

@@ -93,10 +93,24 @@ def _as_list(value) -> list:
     return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
+def prompt_ids_of(tokenizer, prompts: list[str] | list[list[int]]) -> list[list[int]]:
+    """Prompts as token ids: given as ids (``recipe_cli.chat.prompt_token_ids``), or rendered text with the
+    special tokens it already holds."""
+    if prompts and not isinstance(prompts[0], str):
+        return [list(ids) for ids in prompts]
+    return tokenizer(prompts, add_special_tokens=False)["input_ids"]
+
+
 def generate_completions(
-    model, tokenizer, prompts: list[str], decoding: Decoding, batch_size: int, progress: Progress | None = None
+    model,
+    tokenizer,
+    prompts: list[str] | list[list[int]],
+    decoding: Decoding,
+    batch_size: int,
+    progress: Progress | None = None,
 ) -> Generation:
-    """Completions of rendered prompts with transformers: length-sorted, left-padded batches of ``batch_size``.
+    """Completions of prompts (rendered text or token ids) with transformers: length-sorted, left-padded
+    batches of ``batch_size``.
 
     ``batch_size`` counts sequences, so a sampling batch holds ``batch_size // num_samples`` prompts.
     The tokens a batch's prompts share at the start (system prompt, template) go through the model
@@ -104,7 +118,7 @@ def generate_completions(
     """
     import torch
 
-    token_ids = tokenizer(prompts, add_special_tokens=False)["input_ids"]
+    token_ids = prompt_ids_of(tokenizer, prompts)
     order = sorted(range(len(prompts)), key=lambda i: len(token_ids[i]))
     per_batch = max(1, batch_size // decoding.num_samples)
     stop = stop_token_ids(tokenizer, model.generation_config)
@@ -290,8 +304,7 @@ class VLLMEngine:
             stop_token_ids=stop,
             skip_special_tokens=True,
         )
-        # the same token ids the transformers backend generates from (no BOS added twice)
-        encoded = self.tokenizer(prompts, add_special_tokens=False)["input_ids"]
+        encoded = prompt_ids_of(self.tokenizer, prompts)  # the same token ids the transformers backend uses
         started = time.perf_counter()
         outputs = self.llm.generate(
             [{"prompt_token_ids": ids} for ids in encoded], params, lora_request=self.lora, use_tqdm=False

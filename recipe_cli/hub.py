@@ -32,7 +32,14 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 # Files that resume training rather than describe a model: pushed only with push.include_training_state.
-TRAINING_STATE = ("optimizer.pt", "scheduler.pt", "scaler.pt", "rng_state*.pth", "training_args.bin")
+TRAINING_STATE = (
+    "optimizer.pt",
+    "scheduler.pt",
+    "scaler.pt",
+    "rng_state*.pth",
+    "training_args.bin",
+    "log-state-*.json",
+)
 # Seconds to wait before each new attempt at a Hub call that failed on the network or with a 5xx/429.
 RETRY_DELAYS = (2.0, 8.0, 30.0)
 TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
@@ -253,7 +260,7 @@ def render_model_card(
     repo_id = settings.repo_id if settings else recipe.name
     run = RunFolder(recipe)
     recipe = trained_recipe(run)  # what produced the checkpoint, not today's overrides
-    summaries = read_summaries(recipe)
+    summaries = own_full_evals(recipe, read_summaries(recipe))
     base_id = base_model if HUB_ID.match(base_model) and not is_local_path(base_model) else None
     sources = [s for d in _datasets(recipe).values() for s in getattr(d, "sources", [d])]
     datasets = sorted({s.path for s in sources if s.path and not is_local_path(s.path)})
@@ -310,13 +317,8 @@ def render_model_card(
 
 def trained_recipe(run: RunFolder) -> Recipe:
     """The recipe the run's training was started with (saved with its overrides), else the given one."""
-    from recipe_cli.config import validate_recipe
-
-    saved = run.root / "recipe.yaml"
-    if not saved.is_file():
-        return run.recipe
     try:
-        return validate_recipe(yaml.safe_load(saved.read_text()), source=str(saved))
+        return run.recorded_recipe() or run.recipe
     except RecipeError as error:
         log.warning("the card describes the current recipe: the saved one no longer validates (%s)", error)
         return run.recipe
@@ -396,6 +398,27 @@ def _pushed_eval(run: RunFolder, stage: str, checkpoint: Path | None, summaries:
         if summary.get("limit") is None and summary.get("model") and Path(summary["model"]).resolve() == final:
             return label
     return None
+
+
+def own_full_evals(recipe: Recipe, summaries: dict[str, dict]) -> dict[str, dict]:
+    """The evals a card shows: the run's own models (base, sft, grpo) measured on every problem.
+
+    An eval of another folder (``recipe eval --model``) or with ``--limit`` is kept in the run
+    folder but never shown as this run's result.
+    """
+    from recipe_cli.pipeline import run_stage_folders
+
+    own = run_stage_folders(recipe)
+    shown = {}
+    for label, summary in summaries.items():
+        folder = summary.get("model")
+        if label in own and summary.get("limit") is None and folder and _same_folder(folder, own[label]):
+            shown[label] = summary
+    return shown
+
+
+def _same_folder(a: str, b: str) -> bool:
+    return Path(a).expanduser().resolve() == Path(b).expanduser().resolve() if Path(a).exists() else a == b
 
 
 def _model_index_result(summary: dict):

@@ -41,7 +41,8 @@ def resolve_dtype(name: str):
 
 
 def load_tokenizer(path: str | Path, settings: ModelSettings):
-    """The tokenizer saved with a model or adapter; pad falls back to eos (decoder-only batches)."""
+    """The tokenizer saved with a model or adapter, with ``model.chat_template`` when the recipe sets one;
+    pad falls back to eos (decoder-only batches)."""
     from transformers import AutoTokenizer
 
     try:
@@ -52,12 +53,19 @@ def load_tokenizer(path: str | Path, settings: ModelSettings):
         raise RecipeError(f"cannot load the tokenizer of '{path}': {str(error).splitlines()[0]}") from error
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    if not tokenizer.chat_template:
-        raise RecipeError(
-            f"the tokenizer of '{path}' has no chat template; recipe prompts are conversations, "
-            "so start from an instruct/chat model or one whose tokenizer_config.json has `chat_template`"
-        )
+    if settings.chat_template is not None:
+        tokenizer.chat_template = chat_template_text(settings.chat_template)
     return tokenizer
+
+
+def chat_template_text(value: str) -> str:
+    """``model.chat_template``: the Jinja text itself, or the contents of the ``.jinja`` file it names."""
+    if value.endswith((".jinja", ".j2")) and "{" not in value:
+        path = Path(value).expanduser()
+        if not path.is_file():
+            raise RecipeError(f"model.chat_template: '{value}' does not exist; give a .jinja file or the template text")
+        return path.read_text()
+    return value
 
 
 def model_revision(path: str | Path, settings: ModelSettings) -> str | None:

@@ -10,7 +10,6 @@ it), so nothing here prints.
 from __future__ import annotations
 
 import gc
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +30,7 @@ class Reporter(Protocol):
     def stage_started(self, stage: str, name: str, resuming: Path | None, world_size: int) -> None: ...
     def stage_done(self, stage: str, seconds: float, output: Path) -> None: ...
     def eval_progress(self): ...
+    def training_progress(self): ...
     def evaluated(self, summary: dict) -> None: ...
     def eval_table(self, summaries: list[dict]) -> None: ...
     def pushed(self, result) -> None: ...
@@ -48,24 +48,6 @@ def plan_starts(
             stage, resume=resume, overwrite=overwrite, force=force, sft_start=starts.get("sft")
         )
     return starts
-
-
-@contextmanager
-def nothing_left_on_error(run: RunFolder) -> Iterator[None]:
-    """Folders this command created for a run are removed again if it stops on a user mistake before training.
-
-    Once a stage started training (``run.json`` exists) its checkpoints are kept whatever happens next.
-    Only the main process writes the run folder, so only it cleans up.
-    """
-    folder, created = run.root, None
-    while not folder.exists():  # the outermost folder that does not exist yet, e.g. runs/ on a first run
-        created, folder = folder, folder.parent
-    try:
-        yield
-    except RecipeError:
-        if is_main() and created is not None and not run.record_path.exists():
-            shutil.rmtree(created, ignore_errors=True)
-        raise
 
 
 @contextmanager
@@ -132,7 +114,7 @@ def train_one(recipe: Recipe, start: StageStart, reporter: Reporter) -> Path:
     started = time.perf_counter()
     reporter.stage_started(stage, recipe.name, start.checkpoint, recipe.launch.num_processes)
     flag = PreemptionFlag()
-    with stop_on_signals(flag), nothing_left_on_error(run):
+    with stop_on_signals(flag):
         on_main(lambda: _prepare_stage(recipe, run, start))
         outcome = train_stage(
             recipe,
@@ -140,6 +122,7 @@ def train_one(recipe: Recipe, start: StageStart, reporter: Reporter) -> Path:
             flag,
             callbacks,
             on_ready=lambda: on_main(lambda: run.record_training(stage, start.checkpoint)),
+            progress=reporter.training_progress(),
         )
         if outcome.finished:
             on_main(lambda: run.record_stage(stage, outcome.output, **outcome.record))
@@ -165,24 +148,23 @@ def run_recipe(recipe: Recipe, starts: dict[str, StageStart], command: str, repo
     started = time.perf_counter()
     run = RunFolder(recipe)
     summaries = []
-    with nothing_left_on_error(run):
-        base = on_main(lambda: prepare_base_model(recipe, run))
-        on_main(lambda: check_training_data(recipe, base))  # a data mistake in a later stage stops before any work
+    base = on_main(lambda: prepare_base_model(recipe, run))
+    on_main(lambda: check_training_data(recipe, base))  # a data mistake in a later stage stops before any work
+    if recipe.eval is not None:
+        summaries.append(on_main(lambda: evaluate_checkpoint(recipe, base, "base", None, reporter)))
+    for stage in recipe.training_stages:
+        with resume_hint(command):
+            output = train_one(recipe, starts[stage], reporter)
         if recipe.eval is not None:
-            summaries.append(on_main(lambda: evaluate_checkpoint(recipe, base, "base", None, reporter)))
-        for stage in recipe.training_stages:
-            with resume_hint(command):
-                output = train_one(recipe, starts[stage], reporter)
-            if recipe.eval is not None:
-                summaries.append(on_main(partial(evaluate_checkpoint, recipe, str(output), stage, None, reporter)))
-        if summaries and is_main():
-            reporter.eval_table(summaries)
-        if recipe.push is not None:
-            from recipe_cli.hub import push_checkpoint
+            summaries.append(on_main(partial(evaluate_checkpoint, recipe, str(output), stage, None, reporter)))
+    if summaries and is_main():
+        reporter.eval_table(summaries)
+    if recipe.push is not None:
+        from recipe_cli.hub import push_checkpoint
 
-            result = on_main(lambda: push_checkpoint(recipe))
-            if is_main():
-                reporter.pushed(result)
+        result = on_main(lambda: push_checkpoint(recipe))
+        if is_main():
+            reporter.pushed(result)
     reporter.finished(recipe.name, time.perf_counter() - started)
     return summaries
 
@@ -205,11 +187,10 @@ def prepare_data(recipe: Recipe, stages: list[str], *, dry_run: bool) -> list[tu
         for stage in stages:
             results.append((prepare_stage_data(recipe, stage, sample=False, tokenizer=tokenizer), None))
         return results
-    with nothing_left_on_error(run):
-        on_main(lambda: prepare_base_model(recipe, run))
-        for stage in stages:
-            prepared = prepare_stage_data(recipe, stage)
-            results.append((prepared, write_stage_data(prepared, run.root / "data")))
+    on_main(lambda: prepare_base_model(recipe, run))  # the caller holds the run folder's lock
+    for stage in stages:
+        prepared = prepare_stage_data(recipe, stage)
+        results.append((prepared, write_stage_data(prepared, run.root / "data")))
     return results
 
 
@@ -223,8 +204,59 @@ def evaluate_checkpoint(recipe: Recipe, path: str, label: str, limit: int | None
     return summary
 
 
-def eval_targets(recipe: Recipe, models: list[str] | None) -> list[tuple[str, str]]:
-    """``(label, path)`` of what ``recipe eval`` evaluates: the ``--model`` folders, else the run's stages."""
+TRAINED_SECTIONS = ("model", "prompt", "seed", "sft", "grpo")  # what the run's checkpoints were trained with
+
+
+def recipe_for_run(data: dict, source: str) -> tuple[Recipe, bool, list[str]]:
+    """The recipe for a command on a run that already trained (eval, push): its recorded training settings.
+
+    A run trained with ``--set model.lora=...`` must be evaluated and pushed as what it is, without
+    repeating every override: the model, prompt, seed and stages come from ``runs/<name>/recipe.yaml``,
+    the rest (eval, push, launch) from the command (``data``, the raw recipe with this command's
+    overrides). Returns the recipe, whether the record was used, and how the command line differs
+    from the record in those sections (the record wins), for the command to say.
+    """
+    import yaml
+
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.runs import changed_settings
+
+    given = validate_recipe(data, source) if "name" not in data or "model" not in data else None
+    name, runs_dir = data.get("name"), data.get("runs_dir", "runs")
+    saved = Path(str(runs_dir)) / str(name) / "recipe.yaml" if isinstance(name, str) else None
+    if given is not None or saved is None or not saved.is_file():
+        return given or validate_recipe(data, source), False, []
+    try:
+        recorded = yaml.safe_load(saved.read_text())
+    except yaml.YAMLError as error:
+        raise RecipeError(f"{saved} cannot be read ({error}); delete it, or train again with --overwrite") from None
+    merged = {**data, **{key: recorded[key] for key in TRAINED_SECTIONS if key in recorded}}
+    recipe = validate_recipe(merged, f"{source} with the training settings of {saved}")
+    differences = []
+    try:  # the command line's own training settings, only to say how they differ
+        own = Recipe.model_validate({**merged, **{key: data[key] for key in TRAINED_SECTIONS if key in data}})
+    except Exception:
+        own = None
+    if own is not None:
+        kept, given_dump = recipe.model_dump(mode="json"), own.model_dump(mode="json")
+        differences = changed_settings(
+            {k: kept[k] for k in TRAINED_SECTIONS}, {k: given_dump[k] for k in TRAINED_SECTIONS}
+        )
+    return recipe, True, differences
+
+
+def eval_targets(
+    recipe: Recipe, models: list[str] | None, limit: int | None = None, overwrite: bool = False
+) -> list[tuple[str, str]]:
+    """``(label, path)`` of what ``recipe eval`` evaluates: the ``--model`` folders, else the run's stages.
+
+    Results never overwrite each other silently. The run's own stages are ``base``, ``sft`` and
+    ``grpo`` (the only evals a model card shows); another folder gets its parent's and its own
+    name (``other-sft``); a ``--limit N`` evaluation gets ``-limitN`` after the label. A label
+    whose results measured another folder is refused unless ``overwrite``.
+    """
+    run = RunFolder(recipe)
+    own = run_stage_folders(recipe)
     if models:
         for path in models:
             folder = Path(path)
@@ -234,26 +266,67 @@ def eval_targets(recipe: Recipe, models: list[str] | None) -> list[tuple[str, st
                 raise RecipeError(
                     f"--model '{path}' has no config.json or adapter_config.json; give a folder a stage saved"
                 )
-        return list(zip(model_labels(models), models, strict=True))
-    run = RunFolder(recipe)
-    targets = [("base", run.base_model_path())] if recipe.model.path or Path(run.base_model_path()).is_dir() else []
-    targets += [(stage, run.finished(stage)["path"]) for stage in ("sft", "grpo") if run.finished(stage)]
-    if not targets:
-        raise RecipeError(f"nothing to evaluate in {run.root}; train first or pass --model PATH")
+        by_folder = {folder: label for label, folder in own.items()}
+        others = [p for p in models if _resolved(p) not in by_folder]
+        other_labels = dict(zip(others, model_labels(others, reserved=set(own)), strict=True))
+        targets = [(by_folder.get(_resolved(p)) or other_labels[p], p) for p in models]
+    else:
+        targets = [(label, folder) for label, folder in own.items() if label != "base" or _has_base(recipe, run)]
+        if not targets:
+            raise RecipeError(f"nothing to evaluate in {run.root}; train first or pass --model PATH")
+    if limit is not None:
+        targets = [(f"{label}-limit{limit}", path) for label, path in targets]
+    if not overwrite:
+        _refuse_replacing(run, targets)
     return targets
 
 
-def model_labels(paths: list[str]) -> list[str]:
-    """One label per --model folder: its name, with its parent's name too where two names collide.
+def _has_base(recipe: Recipe, run: RunFolder) -> bool:
+    return bool(recipe.model.path) or Path(run.base_model_path()).is_dir()
+
+
+def _resolved(path: str) -> str:
+    return str(Path(path).expanduser().resolve()) if Path(path).expanduser().exists() else path
+
+
+def run_stage_folders(recipe: Recipe) -> dict[str, str]:
+    """The run's own models by label: ``base`` (the starting model) and every finished stage's checkpoint."""
+    run = RunFolder(recipe)
+    folders = {"base": _resolved(run.base_model_path())}
+    for stage in ("sft", "grpo"):
+        entry = run.finished(stage)
+        if entry is not None:
+            folders[stage] = _resolved(entry["path"])
+    return folders
+
+
+def _refuse_replacing(run: RunFolder, targets: list[tuple[str, str]]) -> None:
+    """A label's earlier results may only be replaced by an evaluation of the same folder."""
+    import json
+
+    for label, path in targets:
+        summary = run.eval_dir / f"{label}.json"
+        if not summary.is_file():
+            continue
+        try:
+            measured = json.loads(summary.read_text()).get("model")
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            measured = None
+        if measured is not None and _resolved(measured) != _resolved(path):
+            raise RecipeError(
+                f"{summary} holds the evaluation of {measured}, not {path}; pass --overwrite to replace it "
+                "(or evaluate the folder under another run name)"
+            )
+
+
+def model_labels(paths: list[str], reserved: set[str] = frozenset()) -> list[str]:
+    """One label per --model folder that is not one of the run's own: its parent's name and its own.
 
     >>> model_labels(["runs/a/sft", "runs/a/checkpoint-100", "runs/b/checkpoint-100"])
-    ['sft', 'a-checkpoint-100', 'b-checkpoint-100']
+    ['a-sft', 'a-checkpoint-100', 'b-checkpoint-100']
     """
-    names = [Path(p).resolve().name for p in paths]
-    labels = [
-        f"{Path(p).resolve().parent.name}-{name}" if names.count(name) > 1 else name
-        for p, name in zip(paths, names, strict=True)
-    ]
+    labels = [f"{Path(p).resolve().parent.name}-{Path(p).resolve().name}" for p in paths]
+    labels = [f"model-{label}" if label in reserved else label for label in labels]
     if len(set(labels)) < len(labels):
         raise RecipeError("--model: two checkpoints would share a label; pass each folder once")
     return [label.replace(" ", "_") for label in labels]

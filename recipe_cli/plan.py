@@ -8,7 +8,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
-from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
@@ -73,7 +72,8 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
     for stage, class_name in TRAINER_CLASSES.items():
         if getattr(recipe, stage) is not None:
             console.print(_settings_table(stage, class_name, recipe_settings(recipe, stage)))
-    console.print(Panel(Text(render_example_prompt(recipe)), title="one prompt, as the model sees it", expand=False))
+    console.print("[bold]one prompt, as the model sees it:[/]")
+    console.print(Text(render_example_prompt(recipe)), soft_wrap=False)  # wrapped at any width, never cropped
     if recipe.sft is not None:
         _validate_length_budget(recipe, console)
 
@@ -186,9 +186,9 @@ def _with_evals(recipe: Recipe, stages: list[str]) -> list[str]:
 
 def _settings_table(stage: str, class_name: str, settings: dict) -> Table:
     table = Table(title=f"{stage}: {class_name} settings that differ from TRL's defaults", title_justify="left")
-    table.add_column("setting")
-    table.add_column("value")
-    table.add_column("TRL default")
+    table.add_column("setting", overflow="fold")
+    table.add_column("value", overflow="fold")
+    table.add_column("TRL default", overflow="fold")
     for key, (value, default) in non_default_settings(class_name, settings).items():
         table.add_row(key, repr(value), repr(default))
     return table
@@ -196,10 +196,12 @@ def _settings_table(stage: str, class_name: str, settings: dict) -> Table:
 
 def render_example_prompt(recipe: Recipe) -> str:
     """One prompt rendered with the chat template when it is available offline, else as plain messages."""
-    from recipe_cli.data import build_messages
+    from recipe_cli.data import build_prompt
 
     question = _first_question(recipe)
-    messages = build_messages(question, recipe.prompt)
+    messages = build_prompt(question, recipe.prompt)
+    if isinstance(messages, str):
+        return messages + "\n(a plain-text prompt: prompt.template, no chat template)"
     template = _local_chat_template(recipe)
     if template is None:
         plain = "\n".join(f"[{m['role']}] {m['content']}" for m in messages)
@@ -442,15 +444,15 @@ def _describe_sft(recipe: Recipe, tokenizer, console: Console) -> tuple[list[str
 def _rebuild_first(recipe: Recipe, tokenizer) -> dict:
     """The first example as training would build it, to show when every example was filtered out."""
     from recipe_cli.chat import completion_end_id, sft_token_ids, think_prefilled
-    from recipe_cli.data import build_messages, iter_examples, render_completion
+    from recipe_cli.data import build_prompt, iter_examples, render_completion
 
     row = next(iter_examples(recipe.sft.dataset, recipe.seed))
     ids, mask = sft_token_ids(
         tokenizer,
-        build_messages(row["question"], recipe.prompt),
+        build_prompt(row["question"], recipe.prompt),
         render_completion(row, recipe.sft.completion),
         prefilled=think_prefilled(recipe, tokenizer),
-        end_id=completion_end_id(tokenizer),
+        end_id=completion_end_id(tokenizer, plain=recipe.prompt.template is not None),
     )
     return {"input_ids": ids, "completion_mask": mask}
 
@@ -517,6 +519,16 @@ def checkpoint_risks(trainer: dict, stage: str, world: int = 1) -> list[str]:
             f"grpo.trainer.save_steps: {save_steps} is not a multiple of the {cycle} optimizer steps one generation "
             f"serves; a run resumed in mid-generation samples those completions again (set save_steps: "
             f"{max(cycle, save_steps // cycle * cycle)} for exact resumes)"
+        )
+    class_name = "GRPOConfig" if stage == "grpo" else "SFTConfig"
+    logging_steps, max_steps = (
+        _setting(class_name, trainer, "logging_steps"),
+        _setting(class_name, trainer, "max_steps"),
+    )
+    if isinstance(max_steps, int) and 0 < max_steps < (logging_steps or 0):
+        risks.append(
+            f"{stage}.trainer.logging_steps: {logging_steps} is more than max_steps {max_steps}, so no step is logged "
+            f"(no loss or reward line, no curve); set logging_steps: {max(1, max_steps // 10)}"
         )
     if trainer.get("save_total_limit") == 1:
         risks.append(

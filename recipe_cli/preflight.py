@@ -13,6 +13,7 @@ chat templates that prefill ``<think>``.
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import tempfile
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from recipe_cli.answers import parse_number, score_completion
 from recipe_cli.config import DEFAULT_COMPLETION, Recipe, grpo_max_completion_length
-from recipe_cli.data import build_messages, load_examples
+from recipe_cli.data import build_prompt, load_examples
 from recipe_cli.errors import RecipeError
 from recipe_cli.rewards import get_reward, with_run_values
 from recipe_cli.runs import RunFolder
@@ -52,6 +53,7 @@ class RewardRow:
 @dataclass
 class Preflight:
     golds_checked: int
+    golds: list[str]
     golds_unreadable: list[str]
     perfect_wrong: list[tuple[str, str]]  # (gold, extracted) where a perfect completion scored wrong
     groups: int
@@ -98,6 +100,7 @@ def run_preflight(recipe: Recipe, *, golds: int = 200, groups: int = 8, samples:
             completions[kinds[-1]] = texts
     report = Preflight(
         golds_checked=len(checked),
+        golds=[row["answer"] for row in checked],
         golds_unreadable=unreadable,
         perfect_wrong=perfect_wrong,
         groups=len(grouped),
@@ -190,12 +193,9 @@ def _sample(model, tokenizer, recipe: Recipe, rows: list[dict], samples: int, bu
 
     temperature = float(recipe.grpo.trainer.get("temperature", 1.0))
     log.info("sampling %d completions per prompt for %d prompts, up to %d tokens each", samples, len(rows), budget)
-    prompts = [
-        tokenizer.apply_chat_template(
-            build_messages(row["question"], recipe.prompt), tokenize=False, add_generation_prompt=True
-        )
-        for row in rows
-    ]
+    from recipe_cli.chat import prompt_token_ids
+
+    prompts = [prompt_token_ids(tokenizer, build_prompt(row["question"], recipe.prompt)) for row in rows]
     decoding = Decoding(budget, num_samples=samples, temperature=temperature, top_p=1.0, seed=recipe.seed)
     generated = generate_completions(model, tokenizer, prompts, decoding, batch_size=len(prompts) * samples)
     return [[generated.completions[row][index] for row in range(len(rows))] for index in range(samples)]
@@ -205,13 +205,15 @@ def _score(recipe: Recipe, rows: list[dict], completions: dict, kinds: list[str]
     """Each reward on all groups at once, as TRL calls it: one batch, completions of a prompt together."""
     batch, prompts, answers = [], [], []
     for index, row in enumerate(rows):
-        messages = build_messages(row["question"], recipe.prompt)
+        prompt = build_prompt(row["question"], recipe.prompt)
         for kind in kinds:
             batch.append(completions[kind][index])
-            prompts.append(messages)
+            prompts.append(prompt)
             answers.append(row["answer"])
     ids = [tokenizer(text, add_special_tokens=False)["input_ids"] for text in batch] if tokenizer else None
-    chat = [[{"role": "assistant", "content": text}] for text in batch]
+    # as TRL passes them: chat messages after a conversation, plain text after a plain-text prompt
+    plain = recipe.prompt.template is not None
+    chat = batch if plain else [[{"role": "assistant", "content": text}] for text in batch]
     per_reward = []
     for reward in recipe.grpo.rewards:
         label = f"{reward.name} ×{reward.weight:g}"
@@ -230,10 +232,30 @@ def _score(recipe: Recipe, rows: list[dict], completions: dict, kinds: list[str]
             got = f"{len(scores)} scores" if isinstance(scores, list) else f"a {type(scores).__name__}"
             per_reward.append(RewardRow(label, {}, 0.0, skipped=f"returned {got} for {len(batch)} completions"))
             continue
+        problem = _not_scores(scores)
+        if problem is not None:
+            per_reward.append(RewardRow(label, {}, 0.0, skipped=problem))
+            continue
         row = _summarise(label, scores, kinds, len(rows))
         row.samples_only = getattr(function, "signal_from_samples_only", False)
         per_reward.append(row)
     return per_reward
+
+
+def _not_scores(scores: list) -> str | None:
+    """What is wrong with a reward's return values, or None: TRL needs a finite number or None per completion.
+
+    >>> _not_scores([1.0, None, 0]), _not_scores([1.0, "1.0"]), _not_scores([float("nan"), 0.5])
+    (None, "returned '1.0' (a str) where a number or None belongs", 'returned NaN for 1 of 2 completions')
+    """
+    for score in scores:
+        if score is not None and (isinstance(score, bool) or not isinstance(score, (int, float))):
+            return f"returned {score!r} (a {type(score).__name__}) where a number or None belongs"
+    nonfinite = [s for s in scores if s is not None and not math.isfinite(s)]
+    if nonfinite:
+        kind = "NaN" if any(math.isnan(s) for s in nonfinite) else "infinity"
+        return f"returned {kind} for {len(nonfinite)} of {len(scores)} completions"
+    return None
 
 
 def _summarise(label: str, scores: list, kinds: list[str], groups: int) -> RewardRow:
@@ -252,6 +274,26 @@ def _summarise(label: str, scores: list, kinds: list[str], groups: int) -> Rewar
 def _findings(report: Preflight, recipe: Recipe, prefilled: bool, why_not: str | None):
     findings = []
     n = report.golds_checked
+    distinct = len(set(report.golds))
+    if n > 1 and distinct == 1:
+        findings.append(
+            Finding(
+                True,
+                f"every gold answer of the {n} checked is {report.golds[0]!r}: the answer column does not hold each "
+                "problem's answer; check `columns.answer` (or the adapter)",
+            )
+        )
+    for row in report.rows:
+        wrong, perfect = row.means.get("wrong answer"), row.means.get("perfect")
+        if row.label.startswith("accuracy ") and wrong is not None and perfect is not None and wrong >= 0.5:
+            findings.append(
+                Finding(
+                    True,
+                    f"reward {row.label} scores completions with a wrong answer {wrong:.2f} on average (perfect ones "
+                    f"{perfect:.2f}): it cannot tell right from wrong; the gold is probably not the final answer "
+                    "alone, check `columns.answer` or the dataset's adapter",
+                )
+            )
     if report.golds_unreadable:
         examples = ", ".join(repr(g) for g in report.golds_unreadable[:3])
         fatal = len(report.golds_unreadable) == n

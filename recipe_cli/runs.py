@@ -176,6 +176,19 @@ class RunFolder:
             with open(os.environ[RECORD_WRITERS_ENV], "a") as writers:
                 writers.write(f"{os.getpid()} {os.environ.get('RANK', '0')}\n")
 
+    def recorded_recipe(self) -> Recipe | None:
+        """The recipe the run was trained with, as saved beside it (``--set`` overrides included); None without one."""
+        from recipe_cli.config import validate_recipe
+
+        saved = self.root / "recipe.yaml"
+        if not saved.is_file():
+            return None
+        try:
+            data = yaml.safe_load(saved.read_text())
+        except yaml.YAMLError as error:
+            raise RecipeError(f"{saved} cannot be read ({error}); delete it, or train again with --overwrite") from None
+        return validate_recipe(data, source=str(saved))
+
     def save_recipe(self) -> None:
         """Keep the validated recipe (overrides applied) beside its results.
 

@@ -52,10 +52,11 @@ def build_sft_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
 
 
 def restore_token_count(trainer, checkpoint: Path) -> None:
-    """Continue SFTTrainer's logged ``num_tokens`` from the checkpoint instead of from 0.
+    """Continue SFTTrainer's logged ``num_tokens`` from a checkpoint saved before it kept its log state.
 
-    TRL 1.16 keeps the running count in ``_total_train_tokens`` and does not restore it on
-    resume, so a resumed run's logs would differ from an uninterrupted run's in this column.
+    TRL 1.16 keeps the running count in ``_total_train_tokens`` and does not restore it on resume.
+    Checkpoints now carry it (``recipe_cli.training.LOG_STATE``); older ones fall back to the last
+    logged value, exact only when the checkpoint's step was logged.
     """
     history = json.loads((checkpoint / "trainer_state.json").read_text()).get("log_history", [])
     counts = [entry["num_tokens"] for entry in history if "num_tokens" in entry]

@@ -7,6 +7,7 @@ the main process).
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 from collections.abc import Callable
@@ -156,7 +157,7 @@ def recipe_settings(recipe: Recipe, stage: str) -> dict[str, Any]:
     owned = {"completion_only_loss": True} if stage == "sft" else {}  # SFT rows are pre-tokenised with a loss mask
     return {
         "report_to": "none",
-        "disable_tqdm": False,  # the CLI quiets transformers' logging, which would hide the progress bar too
+        "disable_tqdm": True,  # recipe reports progress itself (recipe_cli.console): one line per log
         **owned,
         **getattr(recipe, stage).trainer,
         "output_dir": str(RunFolder(recipe).stage_dir(stage)),
@@ -203,6 +204,103 @@ class StageOutcome:
     problem: str | None = None  # a NaN/inf gradient norm, loss or weight
 
 
+LOG_STATE = "log-state-{rank}.json"  # in each checkpoint: what the trainer's next log averages over, per rank
+
+
+def log_state_callback(trainer, resumed_from: Path | None):
+    """A TrainerCallback that keeps, in every checkpoint, what the next logged values are averaged over.
+
+    transformers averages the loss over the steps since the last log (``_tr_loss``,
+    ``_globalstep_last_logged``) and TRL averages its metrics likewise (``_metrics``) and counts
+    SFT's tokens (``_total_train_tokens``); none of it is in a checkpoint, so a run resumed from a
+    step that was not logged would log other numbers than the uninterrupted run. Each rank saves
+    its own part (like its RNG state) before the completion marker, and a resumed run puts it back
+    when training begins, so the next log averages over the same steps in the same order.
+    """
+    import torch
+    from transformers import TrainerCallback
+
+    class KeepLogState(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            from recipe_cli.ranks import rank
+
+            folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+            if not folder.is_dir():  # deleted: saved from non-finite weights (recipe_cli.health)
+                return control
+            saved = {
+                "tr_loss": trainer._tr_loss.item(),
+                "last_logged": trainer._globalstep_last_logged,
+                "metrics": {
+                    key: list(values) for key, values in getattr(trainer, "_metrics", {}).get("train", {}).items()
+                },
+                "total_train_tokens": getattr(trainer, "_total_train_tokens", None),
+            }
+            (folder / LOG_STATE.format(rank=rank())).write_text(json.dumps(saved) + "\n")
+            return control
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            from recipe_cli.ranks import rank
+
+            path = resumed_from / LOG_STATE.format(rank=rank()) if resumed_from is not None else None
+            if path is None or not path.is_file():
+                return control
+            saved = json.loads(path.read_text())
+            trainer._tr_loss = torch.tensor(saved["tr_loss"], device=trainer._tr_loss.device)
+            trainer._globalstep_last_logged = saved["last_logged"]
+            if hasattr(trainer, "_metrics"):
+                trainer._metrics["train"].clear()
+                trainer._metrics["train"].update({key: list(values) for key, values in saved["metrics"].items()})
+            if saved["total_train_tokens"] is not None and hasattr(trainer, "_total_train_tokens"):
+                trainer._total_train_tokens = saved["total_train_tokens"]
+            return control
+
+    return KeepLogState()
+
+
+def progress_callback(stage: str, progress):
+    """A TrainerCallback that reports each optimizer step and each log to ``progress`` (the console's view).
+
+    It replaces transformers' own progress bar and printer, which print every log as a raw dict.
+    ``progress`` has ``start(stage, max_steps, first_step)``, ``advance(step)``,
+    ``logged(stage, step, max_steps, logs, seconds_per_step)`` and ``end()``.
+    """
+    import time
+
+    from transformers import TrainerCallback
+
+    class ReportProgress(TrainerCallback):
+        def __init__(self):
+            self.last_time, self.last_step = 0.0, 0
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.last_time, self.last_step = time.perf_counter(), state.global_step
+            if state.is_world_process_zero:
+                progress.start(stage, state.max_steps, state.global_step)
+            return control
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                progress.advance(state.global_step)
+            return control
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if not state.is_world_process_zero or not logs or "loss" not in logs:  # step logs, not the summary
+                return control
+            now = time.perf_counter()
+            steps = max(state.global_step - self.last_step, 1)
+            seconds = (now - self.last_time) / steps
+            self.last_time, self.last_step = now, state.global_step
+            progress.logged(stage, state.global_step, state.max_steps, dict(logs), seconds)
+            return control
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if state.is_world_process_zero:
+                progress.end()
+            return control
+
+    return ReportProgress()
+
+
 def build_stage_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
     if start.stage == "sft":
         from recipe_cli.sft import build_sft_trainer
@@ -219,6 +317,7 @@ def train_stage(
     flag: PreemptionFlag,
     callbacks: list | None = None,
     on_ready: Callable[[], None] | None = None,
+    progress=None,
 ) -> StageOutcome:
     """Train a stage from step 0 or from the start's checkpoint and save it; runs on every rank, writes no record.
 
@@ -228,17 +327,24 @@ def train_stage(
     is the last good one. ``on_ready`` runs once the trainer is built, just before the first step
     (the main process records the stage as training then). ``callbacks`` run after the marker.
     """
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
     from recipe_cli.checkpoints import completion_marker_callback
     from recipe_cli.health import nonfinite_callback
     from recipe_cli.preemption import preemption_callback
 
     staged = build_stage_trainer(recipe, start)
     trainer = staged.trainer
+    if progress is not None:  # one compact line per log instead of transformers' raw dicts
+        trainer.remove_callback(PrinterCallback)
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(progress_callback(start.stage, progress))
     nonfinite = nonfinite_callback()
     # in this order: a preemption asks for a save first, so the weights are checked before any save and
     # before the marker; later callbacks (e.g. pushing checkpoints) run once the marker is written
     marker = completion_marker_callback(lambda: nonfinite.healthy)
-    for callback in [preemption_callback(flag), nonfinite, marker, *(callbacks or [])]:
+    log_state = log_state_callback(trainer, start.checkpoint)
+    for callback in [preemption_callback(flag), nonfinite, log_state, marker, *(callbacks or [])]:
         trainer.add_callback(callback)
     if start.checkpoint is not None:
         log.info("%s: resuming from %s", start.stage, start.checkpoint)

@@ -44,6 +44,15 @@ def set_in(data: dict, dotted: str, value) -> None:
     node[keys[-1]] = value
 
 
+def model_folder(data: dict, tmp: Path, *files: str) -> None:
+    """Point model.path at a folder holding only ``files`` (name -> placeholder contents)."""
+    folder = tmp / "partial-model"
+    folder.mkdir()
+    for name in files:
+        (folder / name).write_text("{}")
+    data["model"] = {"path": str(folder)}
+
+
 # (id, command, change, expected text); change(data, tmp) edits the recipe in place or returns the raw file
 CASES = [
     ("empty-file", "sft", lambda d, t: "", "the recipe is empty"),
@@ -220,6 +229,32 @@ CASES = [
     ),
     ("arithmetic-with-path", "sft", lambda d, t: set_in(d, "sft.dataset.path", "x.jsonl"), "remove `path`"),
     ("teacher-error-rate", "sft", lambda d, t: set_in(d, "sft.dataset.teacher_error_rate", 2.0), "teacher_error_rate"),
+    (
+        "model-without-weights",
+        "validate",
+        lambda d, t: model_folder(d, t, "config.json", "tokenizer.json", "chat_template.jinja"),
+        "holds no weights",
+    ),
+    (
+        "model-without-tokenizer",
+        "sft",
+        lambda d, t: model_folder(d, t, "config.json", "model.safetensors"),
+        "holds no tokenizer",
+    ),
+    (
+        "model-without-chat-template",
+        "run",
+        lambda d, t: model_folder(d, t, "config.json", "model.safetensors", "tokenizer.json"),
+        "has no chat template",
+    ),
+    ("runs-dir-is-a-file", "sft", lambda d, t: d.update(runs_dir=str(t / "x.txt")), "is a file, not a folder"),
+    (
+        "use-vllm-without-vllm",
+        "grpo",
+        lambda d, t: d.update(sft=None) or set_in(d, "grpo.trainer.use_vllm", True),
+        "vLLM is not installed here",
+    ),
+    ("plain-prompt-without-question", "sft", lambda d, t: d.update(prompt={"template": "Q:"}), "prompt.template"),
 ]
 
 
@@ -263,16 +298,16 @@ def test_a_mistake_after_training_started_keeps_the_run(recipe_dict):
     """Only what a command wrote before any stage trained is removed; checkpoints are never deleted on an error."""
     from recipe_cli.config import validate_recipe
     from recipe_cli.errors import RecipeError
-    from recipe_cli.pipeline import nothing_left_on_error as _nothing_left_on_error
+    from recipe_cli.lock import RunLock
     from recipe_cli.runs import RunFolder
 
     run = RunFolder(validate_recipe(recipe_dict))
     runs_dir = run.root.parent
-    with pytest.raises(RecipeError), _nothing_left_on_error(run):
+    with pytest.raises(RecipeError), RunLock(run.root, "recipe sft"):
         run.save_recipe()
         raise RecipeError("a mistake before training")
     assert not runs_dir.exists()
-    with pytest.raises(RecipeError), _nothing_left_on_error(run):
+    with pytest.raises(RecipeError), RunLock(run.root, "recipe sft"):
         run.record_training("sft", None)
         (run.stage_dir("sft") / "checkpoint-2").mkdir(parents=True)
         raise RecipeError("a mistake after sft started")
@@ -290,7 +325,7 @@ def test_an_unreadable_run_record_is_one_line_exit_2(recipe_dict, write_recipe, 
         assert result.exit_code == 2, result.output + repr(result.exception)
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and "run.json" in lines[0] and "--overwrite" in lines[0], result.stderr
-    assert sorted(p.name for p in run_dir.iterdir()) == ["run.json"]
+    assert sorted(p.name for p in run_dir.iterdir() if p.name != ".lock") == ["run.json"]  # the lock stays
 
 
 def test_a_base_model_folder_left_unfinished_is_built_again(recipe_dict, tmp_path):

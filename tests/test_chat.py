@@ -7,6 +7,7 @@ The templates here reproduce what DeepSeek-R1's distilled models ship: the gener
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -112,3 +113,73 @@ def test_a_deepseek_like_model_trains_on_its_reasoning_end_to_end(recipe_dict, w
     assert result.exit_code == 0, result.output
     summary = json.loads((tmp_path / "runs" / "tiny" / "eval" / "grpo.json").read_text())
     assert summary["think_prefilled"] is True
+
+
+R1_ZERO = (
+    "A conversation between User and Assistant. The Assistant thinks in <think> </think> and answers in "
+    "<answer> </answer>.\nUser: {question}\nAssistant: <think>"
+)
+
+
+@pytest.fixture
+def base_model_without_template(tmp_path) -> str:
+    """A base model as released: weights and tokenizer, no chat template."""
+    folder = build_tiny_model(
+        tmp_path / "base-lm", hidden_size=32, num_layers=2, num_heads=2, vocab_size=400, max_length=256, seed=4
+    )
+    (folder / "chat_template.jinja").unlink(missing_ok=True)
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    config.pop("chat_template", None)
+    (folder / "tokenizer_config.json").write_text(json.dumps(config))
+    return str(folder)
+
+
+@pytest.mark.slow
+def test_r1_zero_grpo_from_a_base_model_with_a_plain_text_prompt(
+    recipe_dict, write_recipe, tmp_path, base_model_without_template
+):
+    recipe_dict["model"] = {"path": base_model_without_template}
+    recipe_dict["prompt"] = {"template": R1_ZERO}
+    del recipe_dict["sft"]
+    recipe_dict["grpo"]["trainer"]["max_steps"] = 1
+    recipe_dict["eval"]["dataset"]["max_samples"] = 2
+    path = write_recipe(recipe_dict)
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "Assistant: <think>" in result.output and "plain-text prompt" in result.output
+    result = runner.invoke(app, ["run", str(path)])
+    assert result.exit_code == 0, result.output
+    lines = (tmp_path / "runs" / "tiny" / "eval" / "grpo.jsonl").read_text().splitlines()
+    record = json.loads(lines[0])
+    assert record["prompt"].startswith("A conversation between User") and record["prompt"].endswith("<think>")
+    summary = json.loads((tmp_path / "runs" / "tiny" / "eval" / "grpo.json").read_text())
+    assert summary["think_prefilled"] is True  # the plain prompt opens the reasoning
+
+
+def test_a_conversation_needs_a_chat_template_or_a_plain_prompt(recipe_dict, write_recipe, base_model_without_template):
+    recipe_dict["model"] = {"path": base_model_without_template}
+    result = runner.invoke(app, ["validate", str(write_recipe(recipe_dict))])
+    assert result.exit_code == 2
+    assert "has no chat template" in result.output and "prompt.template" in result.output
+    template = Path(base_model_without_template).parent / "chatml.jinja"
+    template.write_text(CHATML_TEMPLATE)
+    recipe_dict["model"]["chat_template"] = str(template)
+    result = runner.invoke(app, ["validate", str(write_recipe(recipe_dict))])
+    assert result.exit_code == 0, result.output
+    from recipe_cli.models import load_tokenizer
+
+    recipe = validate_recipe(recipe_dict)
+    assert load_tokenizer(base_model_without_template, recipe.model).chat_template == CHATML_TEMPLATE
+
+
+@pytest.mark.parametrize(
+    ("prompt", "expected"),
+    [
+        ({"template": "no question here"}, "must contain {question}"),
+        ({"template": R1_ZERO, "system": "x"}, "remove `system` and `user`"),
+    ],
+)
+def test_plain_prompt_mistakes(recipe_dict, write_recipe, prompt, expected):
+    recipe_dict["prompt"] = prompt
+    result = runner.invoke(app, ["validate", str(write_recipe(recipe_dict))])
+    assert result.exit_code == 2 and expected in result.output, result.output

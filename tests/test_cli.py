@@ -196,3 +196,31 @@ def test_shipped_gpu_recipes_tell_one_length_story_and_justify_their_numbers(pat
     header = "".join(line for line in path.read_text().splitlines(keepends=True) if line.startswith("#"))
     assert "open-r1" in header and "lr 1.0e-6" in header and "generations" in header
     assert "bf16" not in "".join(recipe.grpo.trainer)  # precision comes from model.dtype
+
+
+@pytest.mark.slow
+def test_training_prints_one_compact_line_per_log_and_progress_lines_without_a_terminal(
+    recipe_dict, write_recipe, monkeypatch
+):
+    from recipe_cli import console
+
+    monkeypatch.setattr(console, "PROGRESS_EVERY", 0.0)  # a progress line at every step
+    recipe_dict["sft"]["trainer"]["logging_steps"] = 2
+    recipe_dict["grpo"]["trainer"]["logging_steps"] = 1
+    del recipe_dict["eval"]
+    result = invoke("run", write_recipe(recipe_dict))
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "{'loss'" not in out and "'learning_rate'" not in out  # no raw log dicts
+    sft_lines = [line for line in out.splitlines() if line.startswith("sft 2/4") or line.startswith("sft 4/4")]
+    assert len(sft_lines) == 2 and all("loss" in line and "s/step" in line for line in sft_lines)
+    grpo_lines = [line for line in out.splitlines() if line.startswith("grpo 1/2") or line.startswith("grpo 2/2")]
+    assert len(grpo_lines) == 2 and "reward" in grpo_lines[0] and "accuracy" in grpo_lines[0]
+    assert "sft: 1/4 steps" in out  # the periodic progress line of a non-terminal output
+
+
+def test_output_fits_80_columns_without_cropping(recipe_dict, write_recipe):
+    result = invoke("validate", write_recipe(recipe_dict))  # the runner's console is 80 columns wide
+    assert result.exit_code == 0
+    assert "…" not in result.output
+    assert "Think in <think> </think>, answer in <answer> </answer>." in result.output.replace("\n", " ")

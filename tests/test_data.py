@@ -7,7 +7,7 @@ import json
 import pytest
 
 from recipe_cli.config import DatasetSettings, validate_recipe
-from recipe_cli.data import build_messages, load_examples, split_gsm8k_answer
+from recipe_cli.data import build_prompt, load_examples, split_gsm8k_answer
 from recipe_cli.errors import RecipeError
 from recipe_cli.synthetic import generate_problems
 
@@ -115,7 +115,7 @@ def test_sft_examples_are_the_rendered_prompt_then_the_completion(recipe_dict):
     start = mask.index(1)
     assert mask == [0] * start + [1] * (len(ids) - start)
     prompt = tokenizer.apply_chat_template(
-        build_messages(row["question"], recipe.prompt), tokenize=False, add_generation_prompt=True
+        build_prompt(row["question"], recipe.prompt), tokenize=False, add_generation_prompt=True
     )
     assert tokenizer.decode(ids[:start]) == prompt
     completion = f"<think>\n{row['reasoning']}\n</think>\n<answer>{row['final']}</answer>"

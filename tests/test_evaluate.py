@@ -271,7 +271,7 @@ def test_summary_records_exactly_what_was_measured(recipe_dict, write_recipe, tm
     assert result.exit_code == 0, result.output
     assert "pass@4" in result.output and "maj@4" in result.output
     folder = tmp_path / "runs" / "tiny" / "eval"
-    summary = json.loads((folder / "base.json").read_text())
+    summary = json.loads((folder / "tiny-base-limit3.json").read_text())  # another run's base, 3 problems
     assert summary["dataset"] == "arithmetic" and summary["split"] == "test"
     assert summary["dataset_settings"]["max_samples"] == 8 and summary["limit"] == 3 and summary["n"] == 3
     assert summary["seed"] == 7 and summary["backend"] == "transformers"
@@ -292,7 +292,7 @@ def test_summary_records_exactly_what_was_measured(recipe_dict, write_recipe, tm
         assert summary[key] is not None
     assert summary["truncation_rate"] == 1.0 and summary["mean_completion_tokens"] == 8  # untrained: never stops
 
-    lines = [json.loads(line) for line in (folder / "base.jsonl").read_text().splitlines()]
+    lines = [json.loads(line) for line in (folder / "tiny-base-limit3.jsonl").read_text().splitlines()]
     assert len(lines) == 3
     assert {"prompt", "completion", "extracted", "gold", "correct", "tokens", "samples", "majority"} <= lines[0].keys()
     assert all(len(line["samples"]) == 4 for line in lines)
@@ -303,7 +303,7 @@ def test_summary_records_exactly_what_was_measured(recipe_dict, write_recipe, tm
 
     # seeded: the same recipe samples the same completions
     assert invoke("eval", path, "--model", tiny_checkpoint, "--limit", "3").exit_code == 0
-    again = [json.loads(line) for line in (folder / "base.jsonl").read_text().splitlines()]
+    again = [json.loads(line) for line in (folder / "tiny-base-limit3.jsonl").read_text().splitlines()]
     assert [line["samples"] for line in again] == [line["samples"] for line in lines]
     assert len({s["completion"] for line in lines for s in line["samples"]}) > 3  # and they are samples
 
@@ -317,9 +317,9 @@ def test_eval_headline_is_strict_when_the_recipe_trains_with_strict(
     assert result.exit_code == 0, result.output
     assert "(greedy, strict)" in result.output and "flexible" in result.output  # the other mode's column
     folder = tmp_path / "runs" / "tiny" / "eval"
-    summary = json.loads((folder / "base.json").read_text())
+    summary = json.loads((folder / "tiny-base-limit2.json").read_text())
     assert summary["accuracy_mode"] == "strict" and summary["accuracy"] == summary["accuracy_strict"] == 0.0
-    lines = [json.loads(line) for line in (folder / "base.jsonl").read_text().splitlines()]
+    lines = [json.loads(line) for line in (folder / "tiny-base-limit2.jsonl").read_text().splitlines()]
     assert all(line["truncated"] and not line["correct_strict"] for line in lines)  # untrained: never stops
     assert summary["accuracy_flexible"] == sum(line["correct_flexible"] for line in lines) / 2
 
@@ -332,7 +332,31 @@ def test_two_checkpoints_with_one_name_get_two_labels(recipe_dict, write_recipe,
     result = invoke("eval", write_recipe(recipe_dict), "--model", tiny_checkpoint, "--model", copy_dir, "--limit", "2")
     assert result.exit_code == 0, result.output
     labels = sorted(p.name for p in (tmp_path / "runs" / "tiny" / "eval").glob("*.json"))
-    assert labels == ["other-base.json", "tiny-base.json"]
+    assert labels == ["other-base-limit2.json", "tiny-base-limit2.json"]
+
+
+def test_eval_results_never_overwrite_each_other(recipe_dict, write_recipe, tmp_path, tiny_checkpoint):
+    """A --limit eval, another run's folder, and a folder under a label already taken each keep their results."""
+    import shutil
+
+    path = write_recipe(recipe_dict)
+    run = tmp_path / "runs" / "tiny"
+    shutil.copytree(tiny_checkpoint, run / "base")  # this run's own base model
+    assert invoke("eval", path).exit_code == 0
+    full = (run / "eval" / "base.json").read_text()
+    assert invoke("eval", path, "--limit", "2").exit_code == 0
+    assert (run / "eval" / "base.json").read_text() == full
+    assert json.loads((run / "eval" / "base-limit2.json").read_text())["n"] == 2
+    other = tmp_path / "other" / "sft"
+    shutil.copytree(tiny_checkpoint, other)
+    assert invoke("eval", path, "--model", other, "--limit", "1").exit_code == 0
+    assert (run / "eval" / "other-sft-limit1.json").is_file() and not (run / "eval" / "sft.json").exists()
+    assert invoke("eval", path, "--model", run / "base", "--limit", "2").exit_code == 0  # the run's own: its label
+    second = tmp_path / "elsewhere" / "other" / "sft"  # another folder that would take the label other-sft
+    shutil.copytree(tiny_checkpoint, second)
+    result = invoke("eval", path, "--model", second, "--limit", "1")
+    assert result.exit_code == 2 and "pass --overwrite to replace it" in result.output
+    assert invoke("eval", path, "--model", second, "--limit", "1", "--overwrite").exit_code == 0
 
 
 def _no_eval_written(tmp_path) -> bool:
@@ -414,5 +438,5 @@ def test_eval_on_the_gsm8k_test_split(recipe_dict, write_recipe, tmp_path, tiny_
     }
     result = invoke("eval", write_recipe(recipe_dict), "--model", tiny_checkpoint, "--limit", "3")
     assert result.exit_code == 0, result.output
-    lines = (tmp_path / "runs" / "tiny" / "eval" / "base.jsonl").read_text().splitlines()
+    lines = (tmp_path / "runs" / "tiny" / "eval" / "tiny-base-limit3.jsonl").read_text().splitlines()
     assert [json.loads(line)["gold"] for line in lines] == ["18", "3", "70000"]  # the first three GSM8K test golds

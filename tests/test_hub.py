@@ -172,19 +172,23 @@ def test_an_intermediate_checkpoint_does_not_publish_the_final_accuracy(recipe_d
     assert "No row is an evaluation of this exact checkpoint" in card
 
 
-def test_an_eval_with_a_limit_is_not_published_and_is_marked(recipe_dict):
+def test_an_eval_with_a_limit_is_not_published(recipe_dict):
     recipe, grpo = gsm8k_run(recipe_dict)
-    write_summary(recipe, "grpo", 0.9, grpo, limit=10)  # recipe eval --limit 10
+    write_summary(recipe, "grpo", 0.987, grpo, limit=10)  # an older layout: a --limit result under the stage's label
+    write_summary(recipe, "grpo-limit10", 0.987, grpo, limit=10)  # recipe eval --limit 10 today
     assert model_index(recipe) == []
     card = plan_push(recipe).card_path.read_text()
-    assert "| grpo (--limit 10) | openai/gsm8k | test | 8 | 0.900 |" in card
-    assert "first N problems only" in card
+    assert "0.987" not in card and "--limit" not in card
+    assert "No row is an evaluation of this exact checkpoint" in card
 
 
 def test_an_eval_of_another_folder_is_not_published(recipe_dict, tmp_path):
     recipe, _ = gsm8k_run(recipe_dict)
-    write_summary(recipe, "grpo", 0.9, tmp_path / "elsewhere")
+    write_summary(recipe, "grpo", 0.987, tmp_path / "elsewhere")
+    write_summary(recipe, "elsewhere-sft", 0.986, tmp_path / "elsewhere")
     assert model_index(recipe) == []
+    card = plan_push(recipe).card_path.read_text()
+    assert "0.987" not in card and "elsewhere" not in card and "0.986" not in card
 
 
 def test_the_model_index_dataset_is_what_the_summary_measured(recipe_dict):

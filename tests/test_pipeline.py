@@ -127,3 +127,21 @@ def test_trainer_config_on_cpu_keeps_the_recipe_choices(recipe_dict):
     config = trainer_config(SFTConfig, validate_recipe(recipe_dict), "sft")
     if not torch.cuda.is_available():
         assert config.activation_checkpointing is False  # TRL's default is on; it slows small models on CPU
+
+
+@pytest.mark.slow
+def test_later_commands_use_the_runs_recorded_recipe(recipe_dict, write_recipe, tmp_path):
+    """A run trained with --set model.lora=... is evaluated and pushed as a LoRA run without repeating the --set."""
+    del recipe_dict["grpo"]
+    recipe_dict["sft"]["trainer"]["max_steps"] = 1
+    recipe_dict["eval"]["dataset"]["max_samples"] = 2
+    path = write_recipe(recipe_dict)
+    run_ok("sft", path, "--set", "model.lora={r: 4, alpha: 8}", "--set", "sft.trainer.learning_rate=1.0e-2")
+    output = run_ok("push", path, "--repo-id", "someone/lora", "--dry-run", "--set", "push.merge_lora=true")
+    assert "using the run's recorded recipe" in output
+    assert "full weights" in output  # the adapter merged: the run's LoRA setting was used
+    output = run_ok("eval", path)
+    assert "using the run's recorded recipe" in output and "eval sft" in output
+    assert "differs from the run in model.lora" in output  # said, not silently used
+    summary = json.loads((tmp_path / "runs" / "tiny" / "eval" / "sft.json").read_text())
+    assert summary["lora"] is True

@@ -117,3 +117,44 @@ def test_the_demo_recipe_passes_the_preflight(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "ok: no fatal problem found" in result.output
+
+
+def gsm8k_rows(n: int) -> list[dict]:
+    """GSM8K-shaped rows: a worked solution ending in #### and the number."""
+    return [
+        {"question": f"Ann has {i} apples and buys 2 more. How many now?", "answer": f"{i} + 2 = {i + 2}\n#### {i + 2}"}
+        for i in range(n)
+    ]
+
+
+def test_wrong_answers_scoring_as_right_are_fatal(recipe_dict, write_recipe, tmp_path):
+    """Read as plain columns, a GSM8K file's gold is the whole worked solution: every answer looks right."""
+    data = tmp_path / "gsm8k-copy.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in gsm8k_rows(8)))
+    recipe_dict["grpo"]["dataset"] = {"path": str(data), "adapter": "columns"}
+    result = preflight(write_recipe(recipe_dict), "--no-model")
+    assert result.exit_code == 1, result.output
+    assert "scores completions with a wrong answer" in result.output and "columns.answer" in result.output
+
+
+def test_golds_that_are_all_the_same_are_fatal(recipe_dict, write_recipe, tmp_path):
+    data = tmp_path / "same.jsonl"
+    data.write_text("".join(json.dumps({"question": f"q{i}?", "answer": "see above"}) + "\n" for i in range(6)))
+    recipe_dict["grpo"]["dataset"] = {"path": str(data)}
+    result = preflight(write_recipe(recipe_dict), "--no-model")
+    assert result.exit_code == 1
+    assert "every gold answer of the 6 checked is 'see above'" in result.output
+
+
+def test_rewards_returning_nan_or_text_are_fatal(recipe_dict, write_recipe, tmp_path):
+    module = tmp_path / "odd.py"
+    module.write_text(
+        "def nan(completions, **kwargs):\n    return [float('nan') for _ in completions]\n\n"
+        "def text(completions, **kwargs):\n    return ['1.0' for _ in completions]\n"
+    )
+    recipe_dict["grpo"]["rewards"] = [{"name": "accuracy"}, {"name": f"{module}:nan"}, {"name": f"{module}:text"}]
+    result = preflight(write_recipe(recipe_dict), "--no-model")
+    assert result.exit_code == 1, result.output
+    assert "returned NaN for" in result.output
+    assert "returned '1.0' (a str) where a number or None belongs" in result.output
+    assert "Traceback" not in result.output

@@ -125,6 +125,26 @@ def test_sft_killed_mid_save_resumes_to_the_same_losses_and_weights(recipe_dict,
 
 
 @pytest.mark.slow
+def test_logged_token_counts_resume_exactly_between_logging_steps(recipe_dict, write_recipe, tmp_path):
+    """A checkpoint at a step that was not logged still continues the logged `num_tokens` exactly."""
+    settings = {"logging_steps": 5, "save_steps": 3}
+    reference = sft_recipe(copy.deepcopy(recipe_dict), tmp_path / "straight")
+    reference["sft"]["trainer"].update(settings)
+    invoke("sft", write_recipe(reference, "straight.yaml"))
+    interrupted = sft_recipe(recipe_dict, tmp_path / "killed")
+    interrupted["sft"]["trainer"].update(settings)
+    path = write_recipe(interrupted, "killed.yaml")
+    stage_dir = tmp_path / "killed" / "tiny" / "sft"
+    kill_during_save(path, "sft", stage_dir, complete="checkpoint-6", unmarked="checkpoint-9")  # logged at 5 only
+    invoke("sft", path, "--resume")
+    straight_dir = tmp_path / "straight" / "tiny" / "sft"
+    resumed, uninterrupted = step_logs(stage_dir), step_logs(straight_dir)
+    assert [e["step"] for e in resumed] == [e["step"] for e in uninterrupted] == [5, 10]
+    assert resumed[1]["num_tokens"] == uninterrupted[1]["num_tokens"]
+    assert resumed == uninterrupted
+
+
+@pytest.mark.slow
 def test_grpo_stopped_by_sigterm_resumes_with_the_same_steps(recipe_dict, write_recipe, tmp_path):
     """SIGTERM: the step finishes, a marked checkpoint is saved, exit 143 with a resume hint; the resumed
     run then logs what the uninterrupted run logged (same step counter, learning rate, generations) and ends

@@ -14,12 +14,12 @@ from __future__ import annotations
 from recipe_cli.data.chain import PreparedData, prepare_stage, write_stage_data
 from recipe_cli.data.gsm8k import split_gsm8k_answer
 from recipe_cli.data.openthoughts import split_openthoughts_response
-from recipe_cli.data.prompts import build_messages, count_prompt_tokens, prompt_rows, render_completion
+from recipe_cli.data.prompts import build_prompt, count_prompt_tokens, prompt_rows, render_completion
 from recipe_cli.data.sources import iter_examples, load_examples, load_raw
 
 __all__ = [
     "PreparedData",
-    "build_messages",
+    "build_prompt",
     "count_prompt_tokens",
     "grpo_prompts",
     "iter_examples",

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recipe_cli.config import DatasetSettings, Recipe
-from recipe_cli.data.prompts import build_messages, count_prompt_tokens, render_completion
+from recipe_cli.data.prompts import build_prompt, count_prompt_tokens, render_completion
 from recipe_cli.data.sources import Counted, iter_examples, no_rows
 from recipe_cli.errors import RecipeError
 
@@ -186,22 +186,22 @@ def measure_lengths(items: Iterable[dict], step: StepReport, prepared: PreparedD
         from recipe_cli.chat import completion_end_id, sft_token_ids, think_prefilled
 
         prefilled = think_prefilled(recipe, tokenizer)
-        end_id = completion_end_id(tokenizer)
+        end_id = completion_end_id(tokenizer, plain=recipe.prompt.template is not None)
     step.details["limits"] = {
         key: getattr(settings, key) for key in ("max_prompt_tokens", "max_completion_tokens") if getattr(settings, key)
     }
     for item in _counted(items, step):
         row = item["row"]
-        messages = build_messages(row["question"], recipe.prompt)
+        prompt = build_prompt(row["question"], recipe.prompt)
         if prepared.stage == "sft":
             completion = render_completion(row, recipe.sft.completion)
-            ids, mask = sft_token_ids(tokenizer, messages, completion, prefilled=prefilled, end_id=end_id)
+            ids, mask = sft_token_ids(tokenizer, prompt, completion, prefilled=prefilled, end_id=end_id)
             completion_tokens = sum(mask)
             prompt_tokens = len(ids) - completion_tokens
             item.update(example={"input_ids": ids, "completion_mask": mask}, completion=completion)
         else:
-            prompt_tokens, completion_tokens = count_prompt_tokens(tokenizer, messages), 0
-            item["example"] = {"prompt": messages, "answer": row["answer"]}
+            prompt_tokens, completion_tokens = count_prompt_tokens(tokenizer, prompt), 0
+            item["example"] = {"prompt": prompt, "answer": row["answer"]}
         item["measured"] = len(prepared.prompt_tokens)
         prepared.prompt_tokens.append(prompt_tokens)
         prepared.completion_tokens.append(completion_tokens)
@@ -251,9 +251,7 @@ def filter_by_pass_rate(items: Iterable[dict], step: StepReport, rates, tokenize
             chunk = list(itertools.islice(counted, CHUNK_PROMPTS))
             if not chunk:
                 break
-            prompts = [
-                render_prompt(tokenizer, build_messages(i["row"]["question"], rates.recipe.prompt)) for i in chunk
-            ]
+            prompts = [render_prompt(tokenizer, build_prompt(i["row"]["question"], rates.recipe.prompt)) for i in chunk]
             golds = [item["row"]["answer"] for item in chunk]
             keys = [prompt_key(p, g) for p, g in zip(prompts, golds, strict=True)]
             counts = rates.lookup(keys)

@@ -1,0 +1,75 @@
+"""One writer per run folder: an OS lock held by every command that writes ``runs/<name>/``.
+
+Two ``recipe sft`` on the same run name would train into the same folder at once, and an
+``--overwrite`` could delete the folder of a run still training. The lock is ``fcntl.flock`` on
+``runs/<name>/.lock``, which holds the pid and command of its holder for the message the next
+writer gets. The operating system releases it when its process ends, however it ends, so a lock
+left by a dead process is simply taken over. Under ``recipe``'s own multi-process launch the
+``recipe`` process holds the lock for its ranks.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+from pathlib import Path
+
+from recipe_cli.errors import RecipeError
+
+LOCK_NAME = ".lock"
+
+
+class RunLock:
+    """Hold the run folder's lock for a block; refuse at once, naming the holder, when another process has it.
+
+    Nothing half-written: when the command created the run folder (or ``runs/``) and stops on a
+    user mistake before any stage started training (no ``run.json``), the folders it created are
+    removed again; so is a folder it created that holds nothing but the lock. Once a stage started,
+    its checkpoints are kept whatever happens next. ``failed`` marks a failure that reached this
+    process as an exit code (from ranks it launched) rather than as an exception.
+    """
+
+    def __init__(self, run_dir: Path, command: str):
+        self.run_dir = run_dir
+        self.command = command
+        self.handle = None
+        self.created: Path | None = None
+        self.failed = False
+
+    def __enter__(self) -> RunLock:
+        folder = self.run_dir
+        while not folder.exists():
+            self.created, folder = folder, folder.parent
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise RecipeError(
+                f"cannot create the run folder {self.run_dir} ({error.strerror}); set runs_dir to a writable folder"
+            ) from None
+        path = self.run_dir / LOCK_NAME
+        handle = path.open("a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise RecipeError(
+                f"{self.run_dir} is in use by {holder}; wait for it to finish, stop it, or use another run name"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} ({self.command})\n")
+        handle.flush()
+        self.handle = handle
+        return self
+
+    def __exit__(self, kind, error, traceback) -> None:
+        mistake = self.failed or (kind is not None and issubclass(kind, RecipeError))
+        if self.created is not None and self.run_dir.is_dir():
+            left = [p.name for p in self.run_dir.iterdir()]
+            if left == [LOCK_NAME] or (mistake and "run.json" not in left):
+                shutil.rmtree(self.created, ignore_errors=True)  # folders this command made, before any training
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()

@@ -1,0 +1,90 @@
+"""One writer per run folder: a second command on the same run stops at once, naming the first."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from recipe_cli.cli import app
+from recipe_cli.lock import RunLock
+from recipe_cli.preemption import STEP_PAUSE_ENV
+
+REPO = Path(__file__).resolve().parent.parent
+runner = CliRunner()
+
+
+def start_sft(path: Path) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(REPO), STEP_PAUSE_ENV: "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "recipe_cli", "sft", str(path)],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def wait_for(path: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.3)
+
+
+@pytest.mark.slow
+def test_a_second_writer_is_refused_and_overwrite_spares_a_live_run(recipe_dict, tmp_path):
+    recipe_dict["sft"]["trainer"]["max_steps"] = 30
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe_dict))
+    first = start_sft(path)
+    run_dir = tmp_path / "runs" / "tiny"
+    try:
+        wait_for(run_dir / "run.json")  # training
+        for args in (["sft", path], ["sft", path, "--overwrite"], ["run", path], ["eval", path]):
+            result = runner.invoke(app, [str(a) for a in args])
+            assert result.exit_code == 2, result.output
+            assert f"is in use by pid {first.pid} (recipe sft {path})" in result.stderr, result.stderr
+        assert (run_dir / "sft").is_dir()  # --overwrite deleted nothing
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    # the holder died without cleaning up: its lock went with it
+    result = runner.invoke(app, ["sft", str(path), "--overwrite", "--set", "sft.trainer.max_steps=1"])
+    assert result.exit_code == 0, result.output
+
+
+def test_the_lock_names_its_holder_and_goes_with_an_empty_folder(tmp_path):
+    from recipe_cli.errors import RecipeError
+
+    run_dir = tmp_path / "runs" / "x"
+    with RunLock(run_dir, "recipe eval r.yaml"):
+        assert (run_dir / ".lock").read_text() == f"pid {os.getpid()} (recipe eval r.yaml)\n"
+        with pytest.raises(RecipeError, match=f"in use by pid {os.getpid()} \\(recipe eval r.yaml\\)"):
+            with RunLock(run_dir, "recipe sft r.yaml"):
+                pass
+    assert not (tmp_path / "runs").exists()  # created by the lock, nothing written: removed
+    run_dir.mkdir(parents=True)
+    (run_dir / "kept.txt").write_text("x")
+    with RunLock(run_dir, "recipe push r.yaml"):
+        pass
+    assert (run_dir / "kept.txt").is_file() and (run_dir / ".lock").is_file()
+
+
+def test_an_unwritable_runs_dir_is_one_line(recipe_dict, write_recipe, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    recipe_dict["runs_dir"] = str(blocker / "runs")
+    result = runner.invoke(app, ["sft", str(write_recipe(recipe_dict))])
+    assert result.exit_code == 2
+    assert "runs_dir" in result.stderr and "is a file, not a folder" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert runner.invoke(app, ["validate", str(write_recipe(recipe_dict))]).exit_code == 2
