@@ -335,7 +335,8 @@ class DynamicSamplingSettings(Strict):
     """
 
     enabled: bool = False
-    max_rounds: int = Field(4, ge=1)  # extra generation rounds per generation batch, at most
+    # extra generation rounds per generation batch, at most; 0 measures the zero-signal share and replaces nothing
+    max_rounds: int = Field(4, ge=0)
 
 
 class GRPOSettings(Strict):

@@ -58,3 +58,27 @@ def test_grpo_replaces_zero_signal_groups(recipe_dict, write_recipe, tmp_path):
         # TRL's own metric still describes the batch as drawn
         assert entry["frac_reward_zero_std"] == entry["dynamic_sampling/zero_signal_fraction"]
     assert json.loads((run_dir / "data" / "grpo.json").read_text())["rows"] == 32
+
+
+@pytest.mark.slow
+def test_zero_rounds_measure_and_replace_nothing(recipe_dict, write_recipe, tmp_path):
+    """max_rounds 0 logs the zero-signal share and leaves the batch as drawn (the same loss as without it)."""
+    recipe_dict["sft"] = None
+    recipe_dict["eval"] = None
+    recipe_dict["grpo"]["rewards"] = [{"name": f"{REWARDS}:flat_on_even_answers"}]
+    recipe_dict["grpo"]["trainer"].update(max_steps=2, logging_steps=1)
+    losses = {}
+    for label, sampling in (("plain", None), ("measured", {"enabled": True, "max_rounds": 0})):
+        recipe_dict["name"] = label
+        if sampling:
+            recipe_dict["grpo"]["dynamic_sampling"] = sampling
+        result = runner.invoke(app, ["grpo", str(write_recipe(recipe_dict, f"{label}.yaml"))])
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        logs = json.loads((tmp_path / "runs" / label / "grpo" / "trainer_state.json").read_text())["log_history"]
+        losses[label] = [entry["loss"] for entry in logs if "loss" in entry]
+        if sampling:
+            steps = [entry for entry in logs if "dynamic_sampling/rounds" in entry]
+            assert all(entry["dynamic_sampling/rounds"] == 0 for entry in steps)
+            assert all(entry["dynamic_sampling/replaced_fraction"] == 0 for entry in steps)
+            assert any(entry["dynamic_sampling/zero_signal_left"] > 0 for entry in steps)
+    assert losses["plain"] == losses["measured"]
