@@ -354,6 +354,44 @@ _add_training_command("grpo", "GRPO with verifiable rewards, from the SFT checkp
 _add_training_command("run", "Every configured stage in order: eval base, sft, eval, grpo, eval, push.")
 
 
+@app.command()
+def data(
+    recipe: RecipeArg,
+    stage: Annotated[str, typer.Option(help="Only this stage: sft or grpo (default: every training stage).")] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the per-step counts; write nothing, sample nothing.")
+    ] = False,
+    overrides: SetOption = None,
+):
+    """Prepare each training stage's data as training will: runs/<name>/data/<stage>.jsonl and <stage>.json."""
+
+    def body():
+        from recipe_cli.console import print_data_report
+        from recipe_cli.pipeline import prepare_data
+
+        loaded = _load(recipe, overrides)
+        if stage is not None and stage not in ("sft", "grpo"):
+            raise RecipeError(f"--stage {stage!r}: give sft or grpo")
+        stages = [stage] if stage else loaded.training_stages
+        for name in stages:
+            if getattr(loaded, name) is None:
+                raise RecipeError(f"the recipe has no `{name}:` section; add one to prepare its data")
+        if not stages:
+            raise RecipeError("the recipe has no sft or grpo stage, so there is no training data to prepare")
+        _quiet_libraries()
+        if dry_run:
+            results = prepare_data(loaded, stages, dry_run=True)
+        else:
+            with _run_lock(loaded, _command_line("data", recipe, overrides)):
+                results = prepare_data(loaded, stages, dry_run=False)
+        for prepared, written in results:
+            print_data_report(prepared, written)
+        if dry_run:
+            console.print("[green]dry run[/]: nothing was sampled or written")
+
+    _guard(body)
+
+
 @app.command(name="eval")
 def eval_command(
     recipe: RecipeArg,

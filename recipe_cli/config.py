@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from recipe_cli.errors import RecipeError
 from recipe_cli.trainer_fields import trainer_fields
@@ -88,28 +88,31 @@ class ModelSettings(Strict):
         return self
 
 
-class DatasetSettings(Strict):
-    """Where a stage's examples come from and how their columns map to question/answer/reasoning."""
+class SourceSettings(Strict):
+    """Where rows come from and how their columns map to question/answer/reasoning (one dataset)."""
 
     path: str | None = None  # Hub id or local .json/.jsonl/.parquet/.csv file (or folder)
-    adapter: Literal["gsm8k", "openthoughts", "columns", "arithmetic"] | None = None  # default: from `path`
+    # default: from a known Hub id, else inferred from a local file's rows (GSM8K, OpenThoughts), else columns
+    adapter: Literal["gsm8k", "openthoughts", "columns", "arithmetic"] | None = None
     config: str | None = None  # Hub dataset config; gsm8k defaults to "main"
     split: str = "train"
     columns: dict[str, str] = {}  # role -> column: question, answer (the gold), reasoning (worked solution)
-    max_samples: int | None = Field(None, gt=0)  # the first N usable rows
-    max_prompt_tokens: int | None = Field(None, gt=0)  # drop rows whose rendered prompt is longer
-    # sft only: drop rows whose completion (with its end-of-turn token) is longer, e.g. GRPO's max_completion_length
-    max_completion_tokens: int | None = Field(None, gt=0)
+    max_samples: int | None = Field(None, gt=0)  # the first N usable rows (arithmetic: the number generated)
     only_correct: bool = True  # openthoughts: keep only traces marked correct
     # arithmetic: share of two-step worked solutions whose answer is the first step's result (a noisy teacher)
     teacher_error_rate: float = Field(0.0, ge=0.0, le=1.0)
+    _adapter_inferred: bool = PrivateAttr(False)  # the adapter was read off a local file's rows
 
     @model_validator(mode="after")
     def _resolve_adapter(self):
+        if self._has_no_source():
+            return self
         if self.adapter is None:
             if self.path is None:
                 raise ValueError("give `path` (Hub id or local file) or `adapter: arithmetic` (generated problems)")
-            self.adapter = KNOWN_DATASETS.get(self.path, "columns")
+            inferred = _infer_local_adapter(self.path)
+            self.adapter = KNOWN_DATASETS.get(self.path) or inferred or "columns"
+            self._adapter_inferred = inferred is not None and self.path not in KNOWN_DATASETS
         if self.adapter == "arithmetic":
             if self.path is not None:
                 raise ValueError("`adapter: arithmetic` generates its problems; remove `path`")
@@ -129,6 +132,131 @@ class DatasetSettings(Strict):
                 f"columns: unknown role(s) {sorted(unknown)}; map 'question', 'answer' and 'reasoning' to your columns"
             )
         return self
+
+    def _has_no_source(self) -> bool:
+        """A stage dataset made of a ``mixture`` names no source itself (see ``DatasetSettings``)."""
+        return False
+
+    @property
+    def adapter_inferred(self) -> bool:
+        return self._adapter_inferred
+
+    def describe_source(self) -> str:
+        """The source in a few words, e.g. ``openai/gsm8k (adapter gsm8k), split train``."""
+        source = self.path or "generated arithmetic problems"
+        how = " inferred from the rows" if self.adapter_inferred else ""
+        return f"{source} (adapter {self.adapter}{how}), split {self.split}"
+
+
+class MixtureSource(SourceSettings):
+    """One dataset of a mixture: its own source and columns, and the share of its rows kept (``weight``)."""
+
+    weight: float = Field(1.0, gt=0.0, le=1.0)  # fraction of this dataset's rows kept (seeded), as open-r1's
+
+
+class DecontaminationSettings(Strict):
+    """Training rows whose question overlaps a benchmark question are removed: on by default.
+
+    ``ngram``: a row is contaminated when its question shares a word n-gram with a benchmark
+    question, both normalised (lower case, punctuation removed, whitespace collapsed); a question
+    shorter than n words counts as one n-gram. ``exact``: only the same normalised question.
+    """
+
+    enabled: bool = True
+    against_eval: bool = True  # the recipe's eval set
+    benchmarks: list[str] = []  # more local files (.jsonl/.json/.parquet/.csv) with a question/problem/prompt column
+    ngram: int = Field(8, gt=0)  # words; 8 as open-r1's decontaminate.py and the GPT-3 paper's 13 for long texts
+    # default ngram; exact for generated problems, which share their templates' n-grams by design
+    match: Literal["ngram", "exact"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _switch(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # `decontaminate: false`
+            return {"enabled": value}
+        return value
+
+
+class DifficultySettings(Strict):
+    """Keep prompts the stage's starting model solves between ``min_pass_rate`` and ``max_pass_rate`` of the time.
+
+    ``samples`` completions per prompt are drawn with eval's generation code and scored with the
+    accuracy reward's checker; results are cached in ``runs/<name>/data/pass_rates/``.
+    """
+
+    samples: int = Field(8, ge=1)
+    min_pass_rate: float = Field(0.0, ge=0.0, le=1.0)
+    max_pass_rate: float = Field(1.0, ge=0.0, le=1.0)
+    temperature: float = Field(1.0, gt=0.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    max_new_tokens: int | None = Field(None, gt=0)  # default: grpo.trainer.max_completion_length
+    batch_size: int = Field(256, gt=0)  # sequences generated together
+    backend: Literal["auto", "transformers", "vllm"] = "auto"  # auto: vllm when installed and on a GPU
+
+    @model_validator(mode="after")
+    def _range(self):
+        if self.min_pass_rate > self.max_pass_rate:
+            raise ValueError(
+                f"min_pass_rate {self.min_pass_rate:g} is above max_pass_rate {self.max_pass_rate:g}; swap them"
+            )
+        return self
+
+
+class DatasetSettings(SourceSettings):
+    """A stage's rows: one source (or a ``mixture``), then the optional steps of ``recipe_cli.data.chain``.
+
+    Order: read through the adapter -> exact duplicates -> near duplicates -> decontamination ->
+    token-length filters -> pass-rate filter -> ``fraction`` -> ``max_samples`` (``shuffle``
+    reorders the source before all of them).
+    """
+
+    mixture: list[MixtureSource] | None = Field(None, min_length=1)  # several datasets instead of `path`
+    shuffle: bool = False  # seeded (recipe seed) shuffle of the source rows before any step
+    drop_duplicates: bool = False  # questions equal after normalising case, whitespace and punctuation
+    near_duplicates: float | None = Field(None, gt=0.0, le=1.0)  # MinHash Jaccard threshold on word 3-grams, e.g. 0.8
+    decontaminate: DecontaminationSettings = Field(default_factory=DecontaminationSettings)
+    max_prompt_tokens: int | None = Field(None, gt=0)  # drop rows whose rendered prompt is longer
+    # sft only: drop rows whose completion (with its end-of-turn token) is longer, e.g. GRPO's max_completion_length
+    max_completion_tokens: int | None = Field(None, gt=0)
+    difficulty: DifficultySettings | None = None  # pass-rate filter
+    fraction: float | None = Field(None, gt=0.0, le=1.0)  # keep this share of the rows left (seeded); reads them all
+
+    def _has_no_source(self) -> bool:
+        if self.mixture is None:
+            return False
+        if self.path is not None or self.adapter is not None:
+            raise ValueError("give either `path`/`adapter` or `mixture`, not both")
+        return True
+
+    @model_validator(mode="after")
+    def _defaults_for_generated(self):
+        if self.decontaminate.match is None:
+            generated = self.adapter == "arithmetic" or any(s.adapter == "arithmetic" for s in self.mixture or [])
+            self.decontaminate.match = "exact" if generated else "ngram"
+        return self
+
+    @property
+    def sources(self) -> list[SourceSettings]:
+        """The datasets read: the mixture's, or this section itself."""
+        return list(self.mixture) if self.mixture is not None else [self]
+
+    def describe_source(self) -> str:
+        if self.mixture is None:
+            return super().describe_source()
+        parts = [f"{s.describe_source()} x{s.weight:g}" for s in self.mixture]
+        return "mixture of " + "; ".join(parts)
+
+
+def _infer_local_adapter(path: str) -> str | None:
+    """The adapter a local file's rows fit (gsm8k, openthoughts), or None; unreadable files are reported later."""
+    if not is_local_path(path) or not Path(path).expanduser().is_file():
+        return None
+    from recipe_cli.data.files import infer_adapter, read_head
+
+    try:
+        return infer_adapter(read_head(Path(path).expanduser()))
+    except (RecipeError, OSError, ValueError):
+        return None
 
 
 class PromptSettings(Strict):
@@ -158,6 +286,10 @@ class PromptSettings(Strict):
         if self.template is not None and {"system", "user"} & self.model_fields_set:
             raise ValueError("`template` is the whole prompt in plain text; remove `system` and `user` (or template)")
         return self
+
+
+# Steps of a training stage's data chain that the eval's dataset does not take.
+TRAINING_STEPS = {"mixture", "shuffle", "drop_duplicates", "near_duplicates", "decontaminate", "difficulty", "fraction"}
 
 
 def _no_completion_filter(dataset: DatasetSettings, stage: str, fix: str) -> None:
@@ -195,6 +327,18 @@ class HealthSettings(Strict):
     truncated_fraction: float = Field(0.75, gt=0.0, le=1.0)  # share of completions cut at max_completion_length
 
 
+class DynamicSamplingSettings(Strict):
+    """DAPO's dynamic sampling: groups whose completions all got the same reward are replaced by fresh prompts.
+
+    See ``recipe_cli.dynamic_sampling``. Each round draws as many fresh prompts as the batch still
+    lacks informative groups; after ``max_rounds`` the zero-signal groups left stay in the batch.
+    """
+
+    enabled: bool = False
+    # extra generation rounds per generation batch, at most; 0 measures the zero-signal share and replaces nothing
+    max_rounds: int = Field(4, ge=0)
+
+
 class GRPOSettings(Strict):
     """Reinforcement learning with verifiable rewards (TRL's GRPOTrainer)."""
 
@@ -202,6 +346,7 @@ class GRPOSettings(Strict):
     rewards: list[RewardSettings] = Field(min_length=1)
     trainer: dict[str, Any] = {}
     health: HealthSettings = Field(default_factory=HealthSettings)
+    dynamic_sampling: DynamicSamplingSettings = Field(default_factory=DynamicSamplingSettings)
 
     @model_validator(mode="after")
     def _prompts_only(self):
@@ -239,7 +384,7 @@ class EvalSettings(Strict):
             names = [d.name for d in self.datasets]
             if len(set(names)) < len(names):
                 raise ValueError(f"datasets: two sets share a name ({names}); give each its own `name`")
-            headline = DatasetSettings(**self.datasets[0].model_dump(exclude={"name"}))
+            headline = DatasetSettings(**self.datasets[0].model_dump(exclude={"name"}, exclude_unset=True))
             if self.dataset is not None and self.dataset != headline:
                 raise ValueError("give `dataset` (one eval set) or `datasets` (several, the first is the headline)")
             self.dataset = headline
@@ -264,6 +409,12 @@ class EvalSettings(Strict):
     def _ks_fit_the_samples(self):
         for _, _, dataset in self.sets:
             _no_completion_filter(dataset, "eval", "its budget is eval.max_new_tokens")
+            steps = sorted(TRAINING_STEPS & dataset.model_fields_set)
+            if steps:
+                raise ValueError(
+                    f"dataset.{steps[0]} is a training-data step; the eval reads its split as it is "
+                    "(use max_samples for a subset), so remove it"
+                )
         if not self.pass_k:
             self.pass_k = _powers_of_two_up_to(self.num_samples)
         too_small = sorted(k for k in self.pass_k if k < 1)
@@ -672,6 +823,7 @@ def check_recipe(recipe: Recipe) -> list[str]:
         problems.append("push.merge_lora: the recipe trains full weights (no model.lora), so there is nothing to merge")
     problems += _check_runs_dir(recipe.runs_dir)
     problems += _check_vllm_server(recipe)
+    problems += _check_dynamic_sampling(recipe)
     config = recipe.launch.accelerate_config
     if config is not None and accelerate_config_path(config) is None:
         problems.append(
@@ -770,15 +922,52 @@ def _has_chat_template(folder: Path) -> bool:
 
 
 def _check_dataset(dataset: DatasetSettings, where: str) -> list[str]:
-    if dataset.path is None or not is_local_path(dataset.path):
-        if dataset.path is not None and not HUB_ID.match(dataset.path):
-            return [f"{where}.path: '{dataset.path}' is neither a local file nor a Hub dataset id"]
+    """Every source of a stage's dataset, its benchmark files, and the rows of local files (read, not loaded)."""
+    if dataset.mixture is None:
+        problems = _check_source(dataset, where)
+    else:
+        problems = [
+            p for i, source in enumerate(dataset.mixture) for p in _check_source(source, f"{where}.mixture.{i}")
+        ]
+    for index, path in enumerate(dataset.decontaminate.benchmarks):
+        local = Path(path).expanduser()
+        if not local.is_file() or not local.name.endswith(LOCAL_DATA_SUFFIXES):
+            problems.append(
+                f"{where}.decontaminate.benchmarks.{index}: '{path}' is not a "
+                f"{'/'.join(LOCAL_DATA_SUFFIXES)} file; give the path of a local benchmark file"
+            )
+    return problems
+
+
+def _check_source(source: SourceSettings, where: str) -> list[str]:
+    if source.path is None or not is_local_path(source.path):
+        if source.path is not None and not HUB_ID.match(source.path):
+            return [f"{where}.path: '{source.path}' is neither a local file nor a Hub dataset id"]
         return []
-    local = Path(dataset.path).expanduser()
+    local = Path(source.path).expanduser()
     if not local.exists():
-        return [f"{where}.path: '{dataset.path}' does not exist; check the path (relative to where you run recipe)"]
+        return [f"{where}.path: '{source.path}' does not exist; check the path (relative to where you run recipe)"]
     if local.is_file() and not local.name.endswith(LOCAL_DATA_SUFFIXES):
-        return [f"{where}.path: '{dataset.path}' is not a {'/'.join(LOCAL_DATA_SUFFIXES)} file"]
+        return [f"{where}.path: '{source.path}' is not a {'/'.join(LOCAL_DATA_SUFFIXES)} file"]
+    from recipe_cli.data.sources import check_local_source
+
+    problem = check_local_source(source)
+    return [f"{where}: {problem}"] if problem else []
+
+
+def _check_dynamic_sampling(recipe: Recipe) -> list[str]:
+    """Dynamic sampling swaps whole groups inside each process's share of the generation batch."""
+    if recipe.grpo is None or not recipe.grpo.dynamic_sampling.enabled:
+        return []
+    world = recipe.launch.num_processes
+    batch, generations, _ = generation_batch(recipe.grpo.trainer, world)
+    per_process = batch // world
+    if per_process % generations:
+        return [
+            f"grpo.dynamic_sampling: each process generates {per_process} completions, not whole groups of "
+            f"num_generations={generations}; make per_device_train_batch_size x steps_per_generation a multiple of "
+            f"{generations}"
+        ]
     return []
 
 

@@ -340,3 +340,48 @@ def print_report(report) -> None:
     console.print(f"[green]report[/] written to {report.path}")
     for plot in report.plots:
         console.print(f"  {plot}")
+
+
+def data_steps_table(prepared) -> Table:
+    """A stage's data chain, one row per step: rows in, what it removed and why, rows out."""
+    table = Table(title=f"{prepared.stage} data, step by step (seed {prepared.seed})", title_justify="left")
+    table.add_column("step")
+    table.add_column("rows in", justify="right")
+    table.add_column("removed")
+    table.add_column("rows out", justify="right")
+    for step in prepared.steps:
+        removed = "; ".join(f"{count} {reason}" for reason, count in step.removed.items()) or "-"
+        table.add_row(step.step, str(step.rows_in), removed, str(step.rows_out))
+    return table
+
+
+def data_step_notes(prepared) -> list[str]:
+    """What a step measured beyond its counts: the source, the benchmarks compared, the pass-rate histogram."""
+    lines = []
+    for step in prepared.steps:
+        details = step.details
+        if step.step == "read":
+            shuffled = f", shuffled ({details['shuffled']})" if "shuffled" in details else ""
+            lines.append(f"read: {details['source']}{shuffled}")
+        if step.step == "decontamination":
+            against = ", ".join(f"{name} ({n} questions)" for name, n in details.get("benchmarks", {}).items())
+            lines.append(f"decontamination: {details['rule']} against {against or 'nothing'}")
+        if step.step == "pass rate" and "histogram" in details:
+            histogram = ", ".join(f"{bucket}: {n}" for bucket, n in details["histogram"].items())
+            lines.append(
+                f"pass rate ({details['samples']} samples from {details['model']}; kept "
+                f"{details['min_pass_rate']:g}-{details['max_pass_rate']:g}): {histogram}; "
+                f"{details['sampled']} prompts sampled, the rest from the cache"
+            )
+        if "note" in details:
+            lines.append(f"{step.step}: {details['note']}")
+    return lines
+
+
+def print_data_report(prepared, written: tuple[Path, Path] | None) -> None:
+    """``recipe data``: the step table, the notes, and where the rows and the report went."""
+    console.print(data_steps_table(prepared))
+    for line in data_step_notes(prepared):
+        console.print(line)
+    if written is not None:
+        console.print(f"[green]{len(prepared.rows)} rows[/] in {written[0]}; report in {written[1]}")

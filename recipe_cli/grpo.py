@@ -54,7 +54,7 @@ def build_grpo_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
     origin = run.start_of("grpo")
     base = run.base_model_path()
     tokenizer = load_tokenizer(origin, recipe.model)
-    prompts = grpo_prompts(recipe, tokenizer)
+    prompts = grpo_prompts(recipe, tokenizer, model=origin)  # a pass-rate filter samples from the start
     rewards = reward_functions(recipe, tokenizer)
     weights = [reward.weight for reward in recipe.grpo.rewards]
     continues_adapter = is_adapter(origin)
@@ -68,7 +68,12 @@ def build_grpo_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
     log.info(
         "grpo: %d prompts, rewards %s, starting from %s", len(prompts), [r.name for r in recipe.grpo.rewards], origin
     )
-    trainer = GRPOTrainer(
+    trainer_class = GRPOTrainer
+    if recipe.grpo.dynamic_sampling.enabled:
+        from recipe_cli.dynamic_sampling import with_dynamic_sampling
+
+        trainer_class = with_dynamic_sampling(trainer_class, recipe.grpo.dynamic_sampling.max_rounds)
+    trainer = trainer_class(
         model=model,
         reward_funcs=rewards,
         args=config,

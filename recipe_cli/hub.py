@@ -285,7 +285,8 @@ def render_model_card(
     recipe = trained_recipe(run)  # what produced the checkpoint, not today's overrides
     summaries = own_full_evals(recipe, read_summaries(recipe))
     base_id = base_model if HUB_ID.match(base_model) and not is_local_path(base_model) else None
-    datasets = sorted({d.path for d in _datasets(recipe).values() if d.path and not is_local_path(d.path)})
+    sources = [s for d in _datasets(recipe).values() for s in getattr(d, "sources", [d])]
+    datasets = sorted({s.path for s in sources if s.path and not is_local_path(s.path)})
     tags = ["recipe", "reasoning", "deepseek-r1", "trl", *recipe.training_stages]
     if lora:
         tags += ["lora", "peft"]
@@ -395,6 +396,8 @@ def _describe_dtype(dtype: str, lora: bool) -> str:
 
 
 def _describe_dataset(dataset) -> str:
+    if getattr(dataset, "mixture", None):
+        return "a mixture: " + "; ".join(f"{_describe_dataset(s)} x{s.weight:g}" for s in dataset.mixture)
     if dataset.adapter == "arithmetic":
         noise = f", teacher error rate {dataset.teacher_error_rate:g}" if dataset.teacher_error_rate else ""
         return f"generated arithmetic word problems (split {dataset.split}, {dataset.max_samples} problems{noise})"

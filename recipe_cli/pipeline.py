@@ -76,11 +76,13 @@ def _stage_callbacks(recipe: Recipe) -> list:
 
 
 def _prepare_stage(recipe: Recipe, run: RunFolder, start: StageStart) -> None:
-    """What the main process writes before a stage trains: the base model, the recipe, a clean stage folder."""
-    from recipe_cli.training import clear_stage_dir, prepare_base_model
+    """What the main process writes before a stage trains: the base model, the recipe, the data report (and a
+    pass-rate cache), a clean stage folder."""
+    from recipe_cli.training import clear_stage_dir, prepare_base_model, write_stage_report
 
     prepare_base_model(recipe, run)
     run.save_recipe()
+    write_stage_report(recipe, start.stage)
     output = run.stage_dir(start.stage)
     if start.clear:
         clear_stage_dir(output)
@@ -198,6 +200,31 @@ def report_run(recipe: Recipe, reporter: Reporter) -> None:
         log.warning("no run report: %s", error)
         return
     reporter.report_written(report)
+
+
+def prepare_data(recipe: Recipe, stages: list[str], *, dry_run: bool) -> list[tuple]:
+    """``recipe data``: each stage's data through the chain training uses; ``(prepared, written files)`` per stage.
+
+    Writes ``runs/<name>/data/<stage>.jsonl`` and ``.json`` (and the pass-rate cache, and the tiny
+    base model a tokenizer or a pass-rate filter needs); a dry run writes nothing and samples nothing.
+    """
+    from recipe_cli.data import write_stage_data
+    from recipe_cli.training import prepare_base_model, prepare_stage_data
+
+    run = RunFolder(recipe)
+    results = []
+    if dry_run:
+        from recipe_cli.plan import plan_tokenizer
+
+        tokenizer = plan_tokenizer(recipe)
+        for stage in stages:
+            results.append((prepare_stage_data(recipe, stage, sample=False, tokenizer=tokenizer), None))
+        return results
+    on_main(lambda: prepare_base_model(recipe, run))  # the caller holds the run folder's lock
+    for stage in stages:
+        prepared = prepare_stage_data(recipe, stage)
+        results.append((prepared, write_stage_data(prepared, run.root / "data")))
+    return results
 
 
 def evaluate_checkpoint(recipe: Recipe, path: str, label: str, limit: int | None, reporter: Reporter) -> list[dict]:

@@ -49,11 +49,11 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
         if settings is None:
             continue
         data = settings.dataset
-        source = data.path or "generated arithmetic problems"
         limit = f", at most {data.max_samples}" if data.max_samples else ""
         if data.teacher_error_rate:
             limit += f", teacher error rate {data.teacher_error_rate:g}"
-        console.print(f"{stage} data: {source} (adapter {data.adapter}), split {data.split}{limit}")
+        steps = f"; steps: {', '.join(describe_data_steps(data))}" if stage != "eval" else ""
+        console.print(f"{stage} data: {data.describe_source()}{limit}{steps}")
     if recipe.eval is not None:
         settings = recipe.eval
         sampling = ""
@@ -87,11 +87,10 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
 def _validate_length_budget(recipe: Recipe, console: Console) -> None:
     """The length budget ``validate`` can state: measured where data and tokenizer are on disk, else the limits."""
     dataset = recipe.sft.dataset
-    local_data = dataset.adapter == "arithmetic" or is_local_path(dataset.path)
-    if local_data and _tokenizer_offline(recipe):
+    if _data_offline(recipe, dataset) and _tokenizer_offline(recipe):
         from recipe_cli.data import prepare_sft
 
-        prepared = prepare_sft(recipe, _plan_tokenizer(recipe), check=False)
+        prepared = prepare_sft(recipe, plan_tokenizer(recipe), check=False)
         _print_length_budget(console, recipe, prepared.kept_lengths("completion_tokens"))
         return
     limit = dataset.max_completion_tokens
@@ -107,6 +106,42 @@ def _validate_length_budget(recipe: Recipe, console: Console) -> None:
                 f"[bold yellow]warning:[/] SFT may teach completions longer than {key}={budget}, which {who} cuts "
                 f"off; set sft.dataset.max_completion_tokens: {budget}"
             )
+
+
+def _data_offline(recipe: Recipe, dataset) -> bool:
+    """Whether a stage's data chain reads only local files (or generated problems): validate needs no network."""
+    sources = dataset.sources
+    if dataset.decontaminate.enabled and dataset.decontaminate.against_eval and recipe.eval is not None:
+        sources = [*sources, recipe.eval.dataset]
+    return all(s.adapter == "arithmetic" or is_local_path(s.path) for s in sources) and dataset.difficulty is None
+
+
+def describe_data_steps(dataset) -> list[str]:
+    """The steps a training stage's data goes through, in the chain's order (``recipe_cli.data.chain``).
+
+    >>> from recipe_cli.config import DatasetSettings
+    >>> describe_data_steps(DatasetSettings(path="openai/gsm8k", max_prompt_tokens=512, shuffle=True))
+    ['shuffle', 'decontaminate (word 8-grams vs the eval set)', 'max_prompt_tokens 512']
+    """
+    steps = ["shuffle"] if dataset.shuffle else []
+    steps += ["drop_duplicates"] if dataset.drop_duplicates else []
+    steps += [f"near_duplicates {dataset.near_duplicates:g}"] if dataset.near_duplicates is not None else []
+    options = dataset.decontaminate
+    if options.enabled:
+        rule = "same question" if options.match == "exact" else f"word {options.ngram}-grams"
+        against = (["the eval set"] if options.against_eval else []) + options.benchmarks
+        steps.append(f"decontaminate ({rule} vs {', '.join(against) or 'nothing'})")
+    else:
+        steps.append("no decontamination")
+    for key in ("max_prompt_tokens", "max_completion_tokens"):
+        if getattr(dataset, key) is not None:
+            steps.append(f"{key} {getattr(dataset, key)}")
+    if dataset.difficulty is not None:
+        d = dataset.difficulty
+        steps.append(f"pass rate {d.min_pass_rate:g}-{d.max_pass_rate:g} over {d.samples} samples")
+    if dataset.fraction is not None:
+        steps.append(f"fraction {dataset.fraction:g}")
+    return steps
 
 
 def _tokenizer_offline(recipe: Recipe) -> bool:
@@ -308,7 +343,7 @@ def describe_training_plan(recipe: Recipe, stages: list[str], console: Console) 
     """What ``--dry-run`` prints for each stage: data after filtering, batches, steps, memory, misfits."""
     from recipe_cli.training import stage_precision
 
-    tokenizer = _plan_tokenizer(recipe)
+    tokenizer = plan_tokenizer(recipe)
     config = _model_config(recipe)
     precision = stage_precision(recipe)
     params, trainable = _parameter_counts(config, recipe)
@@ -344,7 +379,7 @@ def describe_training_plan(recipe: Recipe, stages: list[str], console: Console) 
         _print_length_budget(console, recipe, sft_lengths)
 
 
-def _plan_tokenizer(recipe: Recipe):
+def plan_tokenizer(recipe: Recipe):
     """The tokenizer training will use, without writing anything: the tiny one is built in memory."""
     if recipe.model.tiny is not None:
         from recipe_cli.tiny_model import build_tokenizer
@@ -401,11 +436,11 @@ def _kept(lengths: list[int], limit: int | None) -> int:
 def _describe_sft(recipe: Recipe, tokenizer, console: Console, config=None) -> tuple[list[str], list[int]]:
     """The SFT plan from the examples as training builds them; returns the misfits and the kept completions' lengths."""
     from recipe_cli.chat import describe_template, think_prefilled
-    from recipe_cli.data import prepare_sft
+    from recipe_cli.training import prepare_stage_data
 
-    settings, trainer = recipe.sft, recipe.sft.trainer
-    prepared = prepare_sft(recipe, tokenizer, check=False)
-    console.print(f"data: {prepared.read} examples{_after_filters(prepared, settings.dataset)}")
+    trainer = recipe.sft.trainer
+    prepared = prepare_stage_data(recipe, "sft", sample=False, tokenizer=tokenizer)
+    _print_data_steps(console, prepared)
     for line in describe_template(tokenizer, think_prefilled(recipe, tokenizer)):
         console.print(f"chat template: {line}")
     rows = prepared.rows or [_rebuild_first(recipe, tokenizer)]
@@ -461,11 +496,11 @@ def _rebuild_first(recipe: Recipe, tokenizer) -> dict:
 
 def _describe_grpo(recipe: Recipe, tokenizer, config, console: Console) -> tuple[list[str], int]:
     from recipe_cli.chat import prompt_token_ids
-    from recipe_cli.data import prepare_grpo
+    from recipe_cli.training import prepare_stage_data
 
-    settings, trainer = recipe.grpo, recipe.grpo.trainer
-    prepared = prepare_grpo(recipe, tokenizer, check=False)
-    console.print(f"data: {prepared.read} prompts{_after_filters(prepared, settings.dataset)}")
+    trainer = recipe.grpo.trainer
+    prepared = prepare_stage_data(recipe, "grpo", sample=False, tokenizer=tokenizer)
+    _print_data_steps(console, prepared)
     first = prepared.rows[0] if prepared.rows else None
     if first is not None:
         _print_prompt(console, _render(tokenizer, prompt_token_ids(tokenizer, first["prompt"])))
@@ -556,13 +591,14 @@ def generation_cycle(trainer: dict, world: int = 1) -> int:
     return max(per_generation * _setting("GRPOConfig", trainer, "num_iterations") // accumulation, 1)
 
 
-def _after_filters(prepared, dataset) -> str:
-    """How many rows survive the token-length filters."""
-    limits = [f"{key} {getattr(dataset, key)}" for key in ("max_prompt_tokens", "max_completion_tokens")]
-    limits = [limit for limit in limits if not limit.endswith(" None")]
-    if not limits:
-        return " (no token-length filter: none dropped)"
-    return f", {len(prepared.rows)} kept after the token-length filters ({', '.join(limits)})"
+def _print_data_steps(console: Console, prepared) -> None:
+    """The stage's data chain: one row per step (rows in, removed and why, rows out), then what steps measured."""
+    from recipe_cli.console import data_step_notes, data_steps_table
+
+    console.print(data_steps_table(prepared))
+    for line in data_step_notes(prepared):
+        console.print(line)
+    console.print(f"data: {len(prepared.rows)} {prepared.stage} rows kept of {prepared.read} read")
 
 
 MIN_COMPLETION_TOKENS = 64  # a completion budget below this is no fix: the model could not reason in it

@@ -69,6 +69,9 @@ def training_settings(recipe: Recipe, stage: str) -> dict[str, Any]:
         "world_size": recipe.launch.num_processes,  # the global batch and each rank's data order depend on it
         stage: section,
     }
+    options = getattr(recipe, stage).dataset.decontaminate
+    if options.enabled and options.against_eval and recipe.eval is not None:  # the eval set decides what is removed
+        settings["decontaminated_against"] = recipe.eval.dataset.model_dump(mode="json")
     if stage == "grpo" and recipe.sft is not None:  # GRPO continues SFT's model: a changed SFT changes GRPO's start
         settings["sft"] = training_settings(recipe, "sft")["sft"]
     return settings

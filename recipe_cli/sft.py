@@ -30,14 +30,14 @@ def build_sft_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
     run = RunFolder(recipe)
     base = run.base_model_path()
     tokenizer = load_tokenizer(base, recipe.model)
-    examples = sft_examples(recipe, tokenizer)
+    examples = sft_examples(recipe, tokenizer, model=base)  # a pass-rate filter samples from the base model
     for line in describe_template(tokenizer, think_prefilled(recipe, tokenizer)):
         log.info("sft: %s", line)
     config = trainer_config(SFTConfig, recipe, "sft")
     peft_config = lora_config(recipe.model.lora) if recipe.model.lora else None
     precision = stage_precision(recipe)
     log_precision("sft", precision, lora=peft_config is not None)
-    log.info("sft: %d examples from %s, starting from %s", len(examples), recipe.sft.dataset.path or "arithmetic", base)
+    log.info("sft: %d examples from %s, starting from %s", len(examples), recipe.sft.dataset.describe_source(), base)
     trainer = SFTTrainer(
         model=load_causal_lm(base, recipe.model, dtype=precision.base),
         args=config,

@@ -42,7 +42,8 @@ def check_training_data(recipe: Recipe, base: str) -> None:
     """Load and filter every training stage's data as the stage will, so a data mistake stops before any work.
 
     Reads the datasets and the tokenizer only (to drop prompts over ``max_prompt_tokens``), no
-    weights. GRPO's tokenizer is SFT's, which SFT saves unchanged from ``base``.
+    weights: a pass-rate filter uses what its cache holds and runs when its stage starts. GRPO's
+    tokenizer is SFT's, which SFT saves unchanged from ``base``.
     """
     from recipe_cli.data import grpo_prompts, sft_examples
     from recipe_cli.models import load_tokenizer
@@ -52,6 +53,44 @@ def check_training_data(recipe: Recipe, base: str) -> None:
         sft_examples(recipe, tokenizer)
     if recipe.grpo is not None:
         grpo_prompts(recipe, tokenizer)
+
+
+def prepare_stage_data(recipe: Recipe, stage: str, *, sample: bool = True, tokenizer=None, training: bool = False):
+    """A stage's data as its trainer will receive it, with the stage's tokenizer and starting model.
+
+    The starting model (the base model for SFT, SFT's checkpoint for GRPO when the recipe has SFT)
+    must be on disk for a pass-rate filter to sample from it; without it that step is reported as
+    not measured. Writes only the pass-rate cache (main process, ``sample`` on). ``tokenizer``
+    replaces the one on disk (a dry run builds the tiny model's in memory).
+    """
+    from recipe_cli.data import prepare_stage
+    from recipe_cli.models import load_tokenizer
+
+    run = RunFolder(recipe)
+    needs_model = getattr(recipe, stage).dataset.difficulty is not None
+    try:
+        origin = run.start_of(stage)
+    except RecipeError:
+        if training:  # the stage cannot start: say why, as its trainer would
+            raise
+        if needs_model and sample:
+            raise RecipeError(
+                "grpo.dataset.difficulty samples from the SFT model, which is not trained yet; "
+                "run `recipe sft` first (`recipe run` does it in order)"
+            ) from None
+        origin = run.base_model_path()  # SFT saves the base tokenizer unchanged
+        needs_model = False
+    model = origin if needs_model else None
+    tokenizer = tokenizer if tokenizer is not None else load_tokenizer(origin, recipe.model)
+    return prepare_stage(recipe, stage, tokenizer, model=model, sample=sample, check=sample)
+
+
+def write_stage_report(recipe: Recipe, stage: str) -> None:
+    """``runs/<name>/data/<stage>.jsonl`` and ``.json`` of the data a stage is about to train on (main process)."""
+    from recipe_cli.data import write_stage_data
+
+    prepared = prepare_stage_data(recipe, stage, training=True)
+    write_stage_data(prepared, RunFolder(recipe).root / "data")
 
 
 def build_recipe_tiny_model(recipe: Recipe, output_dir: Path) -> Path:

@@ -24,6 +24,14 @@ def jsonl(tmp: Path, name: str, rows: list[dict]) -> str:
     return str(path)
 
 
+def broken_jsonl(tmp: Path) -> str:
+    """Three GSM8K rows, the second cut off mid-object (a copy interrupted, a hand edit gone wrong)."""
+    good = json.dumps({"question": "2+2?", "answer": "2 + 2 = 4\n#### 4"})
+    path = tmp / "broken.jsonl"
+    path.write_text(f'{good}\n{{"question": "3+3?", "answer": "3 + 3\n{good}\n')
+    return str(path)
+
+
 def local_sft_data(data: dict, path: str, **extra) -> None:
     data["sft"]["dataset"] = {"path": path, **extra}
 
@@ -56,7 +64,7 @@ CASES = [
     ("unknown-tiny-key", "sft", lambda d, t: set_in(d, "model.tiny.layers", 2), "model.tiny.layers: unknown key"),
     ("unknown-lora-key", "grpo", lambda d, t: set_in(d, "model.lora", {"rank": 4}), "model.lora.rank: unknown key"),
     ("unknown-prompt-key", "run", lambda d, t: set_in(d, "prompt.assistant", "x"), "prompt.assistant: unknown key"),
-    ("unknown-dataset-key", "sft", lambda d, t: set_in(d, "sft.dataset.shuffle", True), "sft.dataset.shuffle"),
+    ("unknown-dataset-key", "sft", lambda d, t: set_in(d, "sft.dataset.shufle", True), "did you mean 'shuffle'"),
     ("unknown-reward-key", "grpo", lambda d, t: set_in(d, "grpo.rewards.0.scale", 2), "grpo.rewards.0.scale"),
     ("unknown-eval-key", "run", lambda d, t: set_in(d, "eval.temprature", 0.5), "eval.temprature: unknown key"),
     (
@@ -146,6 +154,79 @@ CASES = [
     ("stage-absent", "grpo", lambda d, t: d.update(grpo=None), "the recipe has no `grpo:` section"),
     ("grpo-before-sft", "grpo", lambda d, t: None, "run `recipe sft` first"),
     ("unknown-placeholder", "sft", lambda d, t: set_in(d, "prompt.user", "{query}"), "prompt.user"),
+    ("malformed-jsonl-line", "sft", lambda d, t: local_sft_data(d, broken_jsonl(t)), "line 2 is not a JSON object"),
+    (
+        "malformed-jsonl-line-validate",
+        "validate",
+        lambda d, t: local_sft_data(d, broken_jsonl(t)),
+        "broken.jsonl' line 2 is not a JSON object",
+    ),
+    (
+        "gsm8k-integer-answer",
+        "sft",
+        lambda d, t: local_sft_data(d, jsonl(t, "g.jsonl", [{"question": "2+2?", "answer": 4}]), adapter="gsm8k"),
+        "row 0 (line 1): column 'answer' is an int (4), not GSM8K's",
+    ),
+    (
+        "null-gold-validate",  # caught by validate, before any weights load
+        "validate",
+        lambda d, t: local_sft_data(
+            d, jsonl(t, "n.jsonl", [{"question": "1+1?", "answer": "2"}, {"question": "2+2?", "answer": None}])
+        ),
+        "row 1 (line 2): column 'answer' (the gold answer) is empty (null)",
+    ),
+    (
+        "missing-column-validate",
+        "validate",
+        lambda d, t: local_sft_data(d, jsonl(t, "q.jsonl", [{"problem": "1+1?", "answer": "2"}])),
+        "has no column 'question'",
+    ),
+    (
+        "gsm8k-without-hashes-validate",
+        "validate",
+        lambda d, t: local_sft_data(d, jsonl(t, "g.jsonl", [{"question": "2+2?", "answer": "four"}]), adapter="gsm8k"),
+        "the answer has no '#### <number>'",
+    ),
+    (
+        "eval-dataset-step",
+        "validate",
+        lambda d, t: set_in(d, "eval.dataset.drop_duplicates", True),
+        "eval: dataset.drop_duplicates is a training-data step",
+    ),
+    (
+        "benchmark-file-missing",
+        "validate",
+        lambda d, t: set_in(d, "grpo.dataset.decontaminate", {"benchmarks": ["./no/bench.jsonl"]}),
+        "grpo.dataset.decontaminate.benchmarks.0: './no/bench.jsonl' is not a",
+    ),
+    (
+        "pass-rate-range",
+        "grpo",
+        lambda d, t: set_in(d, "grpo.dataset.difficulty", {"min_pass_rate": 0.8, "max_pass_rate": 0.2}),
+        "min_pass_rate 0.8 is above max_pass_rate 0.2",
+    ),
+    (
+        "mixture-and-path",
+        "sft",
+        lambda d, t: set_in(d, "sft.dataset.mixture", [{"adapter": "arithmetic"}]),
+        "not both",
+    ),
+    (
+        "dynamic-sampling-split-groups",
+        "grpo",
+        lambda d, t: (
+            d["grpo"].update(dynamic_sampling={"enabled": True})
+            or d["grpo"]["trainer"].update(per_device_train_batch_size=6)
+            or d.update(launch={"num_processes": 2})
+        ),
+        "not whole groups of num_generations=4",
+    ),
+    (
+        "grpo-difficulty-before-sft",
+        "data",
+        lambda d, t: set_in(d, "grpo.dataset.difficulty", {"samples": 2}),
+        "grpo.dataset.difficulty samples from the SFT model, which is not trained yet",
+    ),
     ("arithmetic-with-path", "sft", lambda d, t: set_in(d, "sft.dataset.path", "x.jsonl"), "remove `path`"),
     ("teacher-error-rate", "sft", lambda d, t: set_in(d, "sft.dataset.teacher_error_rate", 2.0), "teacher_error_rate"),
     (

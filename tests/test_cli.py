@@ -129,7 +129,10 @@ def test_dry_run_prints_the_plan_and_writes_nothing(recipe_dict, write_recipe, t
     result = invoke("run", write_recipe(recipe_dict), "--dry-run")
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "data: 32 examples" in out and "one tokenised example" in out and "masked (no loss)" in out
+    assert "data: 32 sft rows kept of 32 read" in out and "one tokenised example" in out
+    assert (
+        "decontamination" in out and "token lengths" in out
+    )  # the data chain, step by step and "masked (no loss)" in out
     assert "<|im_start|>assistant" in out  # a fully rendered prompt
     assert "2 unique prompts x 4 completions = 8 completions" in out
     assert "steps: 4 per epoch (8 examples per step); 4 in all (max_steps" in out

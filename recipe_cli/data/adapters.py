@@ -1,0 +1,80 @@
+"""The adapters by name: each turns a dataset's rows into ``question``, ``answer`` (the gold), ``reasoning``
+and ``final`` rows (see ``recipe_cli.data``). One module per adapter registers itself here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from recipe_cli.errors import RecipeError
+
+Adapter = Callable[["RawRows", Any], Iterator[dict]]
+ADAPTERS: dict[str, Adapter] = {}
+
+
+def register_adapter(name: str) -> Callable[[Adapter], Adapter]:
+    def register(function: Adapter) -> Adapter:
+        ADAPTERS[name] = function
+        return function
+
+    return register
+
+
+@dataclass
+class RawRows:
+    """A source's rows before the adapter: a ``datasets.Dataset`` or rows read from a file, with their names.
+
+    ``lines`` holds each row's line in a JSONL/CSV file when it is known, so a message can point at it.
+    """
+
+    rows: Any  # an iterable of dicts
+    column_names: list[str]
+    path: str
+    lines: list[int] = field(default_factory=list)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+    def where(self, index: int) -> str:
+        """How a message names row ``index``: ``row 3`` or ``row 3 (line 4)``."""
+        line = f" (line {self.lines[index]})" if index < len(self.lines) else ""
+        return f"row {index}{line}"
+
+    def require(self, needed: dict[str, str]) -> None:
+        """Every role's column is present, or one line naming the missing ones and the fix."""
+        missing = [f"'{column}' (for {role})" for role, column in needed.items() if column not in self.column_names]
+        if missing:
+            raise RecipeError(
+                f"dataset '{self.path}' has no column {', '.join(missing)}; its columns are {self.column_names}; "
+                "map them with `columns: {question: ..., answer: ...}`"
+            )
+
+
+def text_value(raw: RawRows, index: int, column: str, value: Any, role: str) -> str:
+    """A question or gold cell as text: numbers become text, anything else that is not text is a one-line error.
+
+    >>> text_value(RawRows([], [], "d.jsonl"), 0, "answer", 42, "answer")
+    '42'
+    """
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    kind = describe_type(value)
+    raise RecipeError(
+        f"dataset '{raw.path}' {raw.where(index)}: column '{column}' (the {role}) is {kind}, not text or a number; "
+        "fix that row or map `columns` to another column"
+    )
+
+
+def describe_type(value: Any) -> str:
+    """A cell's type in a message, with the value's start.
+
+    >>> describe_type(42), describe_type(None), describe_type([1, 2])
+    ('an int (42)', 'empty (null)', 'a list ([1, 2])')
+    """
+    if value is None:
+        return "empty (null)"
+    name = type(value).__name__
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name} ({str(value)[:40]})"

@@ -1,0 +1,163 @@
+"""Difficulty filtering by pass rate: keep the prompts the stage's starting model solves neither always nor never.
+
+``samples`` completions per prompt are drawn with eval's generation code (batched transformers
+generation, or vLLM when it is installed on a GPU; ``recipe_cli.generation``) and scored with the
+accuracy reward's checker in the recipe's mode (``recipe_cli.answers.score_completion``). open-r1's
+DAPO filtering keeps prompts solved 10-60% of the time; LIMO and s1 keep the hard ones.
+
+Pass counts are cached in ``runs/<name>/data/pass_rates/<key>.jsonl``, one line per prompt, the
+key a hash of everything that decides a count (the model and its weight files, ``samples``,
+temperature, top_p, max_new_tokens, seed, scoring mode); a line is keyed by the rendered prompt
+and the gold. A rerun, a resume or ``recipe data`` followed by training samples nothing again, and
+an interrupted filter keeps the chunks it finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from pathlib import Path
+
+from recipe_cli.config import DifficultySettings, Recipe, grpo_max_completion_length
+
+log = logging.getLogger(__name__)
+
+CHUNK_PROMPTS = 256  # prompts sampled together; the chain stops asking once max_samples rows are kept
+
+
+def model_identity(path: str, revision: str | None) -> dict:
+    """What identifies the weights a path holds: a local folder by its weight files' names, sizes and times."""
+    folder = Path(path).expanduser()
+    if not folder.is_dir():
+        return {"model": path, "revision": revision}
+    files = sorted(p for p in folder.iterdir() if p.suffix in (".safetensors", ".bin") and p.is_file())
+    return {
+        "model": str(folder.resolve()),
+        "files": [[p.name, p.stat().st_size, p.stat().st_mtime_ns] for p in files],
+    }
+
+
+def difficulty_max_new_tokens(recipe: Recipe, settings: DifficultySettings) -> int:
+    """The completion budget of the pass-rate samples: the setting, else GRPO's ``max_completion_length``."""
+    if settings.max_new_tokens is not None:
+        return settings.max_new_tokens
+    if recipe.grpo is not None:
+        return grpo_max_completion_length(recipe.grpo.trainer) or 512
+    return recipe.eval.max_new_tokens if recipe.eval is not None else 512
+
+
+def prompt_key(prompt: str, gold: str) -> str:
+    """A cache line's key: the rendered prompt and the gold.
+
+    >>> prompt_key("p", "1") == prompt_key("p", "1") != prompt_key("p", "2")
+    True
+    """
+    return hashlib.sha256(json.dumps([prompt, gold]).encode()).hexdigest()[:24]
+
+
+class PassRates:
+    """Pass counts of one model and sampling setup: read from the cache, sampled for the prompts it lacks."""
+
+    def __init__(self, recipe: Recipe, settings: DifficultySettings, model: str | None, folder: Path, writes: bool):
+        from recipe_cli.evaluate import accuracy_mode
+
+        self.recipe, self.settings, self.model, self.writes = recipe, settings, model, writes
+        self.mode = accuracy_mode(recipe)
+        self.max_new_tokens = difficulty_max_new_tokens(recipe, settings)
+        self.setup = {
+            **(model_identity(model, recipe.model.revision) if model else {"model": None}),
+            "samples": settings.samples,
+            "temperature": settings.temperature,
+            "top_p": settings.top_p,
+            "max_new_tokens": self.max_new_tokens,
+            "seed": recipe.seed,
+            "mode": self.mode,
+        }
+        key = hashlib.sha256(json.dumps(self.setup, sort_keys=True).encode()).hexdigest()[:16]
+        self.path = folder / f"{key}.jsonl"
+        self.counts: dict[str, int] = {}
+        if self.path.is_file():
+            for line in self.path.read_text().splitlines():
+                entry = json.loads(line)
+                self.counts[entry["key"]] = entry["correct"]
+        self.cached = len(self.counts)
+        self.sampled = 0
+        self.seconds = 0.0
+        self._engine = None
+
+    def lookup(self, keys: list[str]) -> list[int | None]:
+        return [self.counts.get(key) for key in keys]
+
+    def sample(self, prompts: list[str], golds: list[str], keys: list[str]) -> list[int]:
+        """Pass counts of prompts not in the cache: ``samples`` completions each, scored; appended to the cache."""
+        from recipe_cli.answers import score_completion
+        from recipe_cli.generation import Decoding
+
+        engine = self._load_engine()
+        decoding = Decoding(
+            self.max_new_tokens,
+            self.settings.samples,
+            self.settings.temperature,
+            self.settings.top_p,
+            seed=self.recipe.seed,
+        )
+        generation = engine.generate(prompts, decoding, self.settings.batch_size)
+        self.seconds += generation.seconds
+        counts = []
+        for gold, completions, cuts in zip(golds, generation.completions, generation.truncated, strict=True):
+            verdicts = [
+                score_completion(c, gold, mode=self.mode, truncated=cut)[1]
+                for c, cut in zip(completions, cuts, strict=True)
+            ]
+            counts.append(sum(1 for verdict in verdicts if verdict))
+        self.counts.update(zip(keys, counts, strict=True))
+        self.sampled += len(prompts)
+        if self.writes:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open("a") as handle:
+                handle.writelines(
+                    json.dumps({"key": k, "correct": c}) + "\n" for k, c in zip(keys, counts, strict=True)
+                )
+        return counts
+
+    def _load_engine(self):
+        if self._engine is None:
+            import torch
+
+            from recipe_cli.generation import choose_backend, load_engine, vllm_installed
+
+            backend = choose_backend(
+                self.settings.backend, vllm_available=vllm_installed(), cuda=torch.cuda.is_available()
+            )
+            log.info(
+                "difficulty: sampling %d completions per prompt from %s (%s)",
+                self.settings.samples,
+                self.model,
+                backend,
+            )
+            self._engine = load_engine(backend, self.model, self.recipe)
+        return self._engine
+
+    def close(self) -> None:
+        """Let the sampling model go before training loads its own."""
+        self._engine = None
+        import gc
+
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:  # pragma: no cover - torch is a dependency
+            pass
+
+
+def pass_rate_histogram(counts: list[int], samples: int) -> dict[str, int]:
+    """How many prompts were solved 0, 1, ..., ``samples`` times out of ``samples``.
+
+    >>> pass_rate_histogram([0, 2, 2, 4], 4)
+    {'0/4': 1, '1/4': 0, '2/4': 2, '3/4': 0, '4/4': 1}
+    """
+    return {f"{c}/{samples}": sum(1 for n in counts if n == c) for c in range(samples + 1)}

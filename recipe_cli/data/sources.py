@@ -1,0 +1,169 @@
+"""Reading a stage's sources: a Hub dataset, a local file or generated problems, through their adapters.
+
+Shuffling and mixture weights act on a source's raw rows (``datasets`` shuffles an index, so a
+large Hub dataset is never copied); the adapter then normalises the rows lazily, so a stage that
+needs its first ``max_samples`` rows reads no more than that.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+from recipe_cli.config import LOCAL_DATA_SUFFIXES, DatasetSettings, SourceSettings, is_local_path
+from recipe_cli.data import columns, gsm8k, openthoughts  # noqa: F401  (each registers its adapter)
+from recipe_cli.data.adapters import ADAPTERS, RawRows
+from recipe_cli.data.files import CHECK_ROWS, FULL_CHECK_BYTES, locate_bad_line, read_rows
+from recipe_cli.errors import RecipeError
+from recipe_cli.synthetic import generate_problems
+
+_BUILDERS = {".json": "json", ".jsonl": "json", ".parquet": "parquet", ".csv": "csv"}
+
+
+def load_raw(settings: SourceSettings):
+    """The source rows as a ``datasets.Dataset`` (Hub id, local folder, or local JSON/JSONL/Parquet/CSV file)."""
+    import datasets
+
+    path = settings.path
+    try:
+        if is_local_path(path) and Path(path).is_file():
+            builder = _BUILDERS.get(Path(path).suffix)
+            if builder is None:
+                raise RecipeError(f"dataset '{path}': use a {'/'.join(LOCAL_DATA_SUFFIXES)} file")
+            if Path(path).stat().st_size == 0:  # datasets' JSON builder fails on it with a bare StopIteration
+                raise RecipeError(f"dataset '{path}' is an empty file; point `path` at a file with rows")
+            return datasets.load_dataset(builder, data_files={settings.split: path}, split=settings.split)
+        return datasets.load_dataset(path, settings.config, split=settings.split)
+    except RecipeError:
+        raise
+    except ValueError as error:
+        if "split" in str(error).lower():
+            raise RecipeError(f"dataset '{path}' has no split '{settings.split}': {error}") from error
+        raise RecipeError(f"dataset '{path}' could not be read: {error}") from error
+    except (FileNotFoundError, ConnectionError, OSError) as error:
+        raise RecipeError(
+            f"dataset '{path}' could not be loaded ({type(error).__name__}: {str(error).splitlines()[0]}); "
+            "check the id and your network, or point `path` at a local file"
+        ) from error
+    except Exception as error:
+        if type(error).__name__ == "DatasetGenerationError" and is_local_path(path):
+            bad_line = locate_bad_line(Path(path))  # datasets' own message runs to a hundred lines
+            if bad_line is not None:
+                raise bad_line from None
+            cause = error.__cause__ or error
+            raise RecipeError(f"dataset '{path}' could not be parsed: {str(cause).splitlines()[0]}") from None
+        if type(error).__name__ in ("DatasetNotFoundError", "DataFilesNotFoundError", "HfHubHTTPError"):
+            raise RecipeError(f"dataset '{path}' could not be loaded: {str(error).splitlines()[0]}") from error
+        raise
+
+
+class Counted:
+    """An iterable that counts the items taken from it (rows read from a source, for the chain's report)."""
+
+    def __init__(self, items):
+        self.items, self.count = items, 0
+
+    def __iter__(self):
+        for item in self.items:
+            self.count += 1
+            yield item
+
+
+def iter_source(source: SourceSettings, seed: int, *, shuffle: bool = False, weight: float = 1.0, counter=None):
+    """One source's normalised rows, lazily; ``shuffle`` (seeded) and ``weight`` (the seeded share kept) act on
+    the raw rows first. ``counter`` (a ``Counted``) receives the raw rows as they are read."""
+    if source.adapter == "arithmetic":  # generates exactly max_samples problems
+        rows = generate_problems(source.split, source.max_samples, seed, teacher_error_rate=source.teacher_error_rate)
+        if shuffle or weight < 1.0:
+            random.Random(seed).shuffle(rows)
+        rows = rows[: _kept(len(rows), weight)]
+        yield from _counting(rows, counter)
+        return
+    raw = load_raw(source)
+    if shuffle or weight < 1.0:
+        raw = raw.shuffle(seed=seed)
+    if weight < 1.0:
+        raw = raw.select(range(_kept(len(raw), weight)))
+    yield from ADAPTERS[source.adapter](RawRows(_counting(raw, counter), raw.column_names, source.path), source)
+
+
+def _counting(rows, counter):
+    if counter is None:
+        return rows
+    counter.items = rows
+    return counter
+
+
+def _kept(size: int, weight: float) -> int:
+    """Rows a mixture weight keeps of a source, as open-r1 (``int(len * weight)``), at least one.
+
+    >>> _kept(7473, 0.5), _kept(3, 0.1)
+    (3736, 1)
+    """
+    return max(1, int(size * weight)) if weight < 1.0 else size
+
+
+def iter_examples(settings: DatasetSettings | SourceSettings, seed: int, counter=None) -> Iterator[dict]:
+    """Every normalised row of a dataset section (a mixture's sources one after the other), read lazily.
+
+    With ``shuffle`` the rows come in a seeded order (a mixture's are shuffled together);
+    ``max_samples`` and the other steps are the chain's to apply (``recipe_cli.data.chain``).
+    """
+    mixture = getattr(settings, "mixture", None)
+    shuffle = getattr(settings, "shuffle", False)
+    if mixture is None:
+        yield from iter_source(settings, seed, shuffle=shuffle, counter=counter)
+        return
+    rows = []
+    read = 0
+    for index, source in enumerate(mixture):
+        counted = Counted(None)
+        rows += [dict(row, source=index) for row in iter_source(source, seed, weight=source.weight, counter=counted)]
+        read += counted.count
+    if shuffle:
+        random.Random(seed).shuffle(rows)
+    if counter is not None:
+        counter.count = read
+    yield from rows
+
+
+def load_examples(settings: DatasetSettings | SourceSettings, seed: int) -> list[dict]:
+    """The first ``max_samples`` normalised rows of a dataset section (every row without it)."""
+    rows = list(itertools.islice(iter_examples(settings, seed), settings.max_samples))
+    if not rows:
+        raise no_rows(settings)
+    return rows
+
+
+def no_rows(settings: SourceSettings) -> RecipeError:
+    name = settings.path or ("the mixture" if getattr(settings, "mixture", None) else "generated problems")
+    return RecipeError(f"dataset '{name}' (split {settings.split}) has no usable rows")
+
+
+def check_local_source(source: SourceSettings) -> str | None:
+    """What is wrong with a local file's rows for its adapter (columns, the gold's type, a broken line), or None.
+
+    Reads every row of files up to 64 MiB and the first 1000 beyond (training reads the rest), with the
+    standard library, and runs the adapter over them: ``recipe validate`` finds what training would.
+    """
+    path = Path(source.path).expanduser()
+    if not path.is_file() or source.adapter not in ADAPTERS:
+        return None
+    if path.stat().st_size == 0:
+        return f"dataset '{source.path}' is an empty file; point `path` at a file with rows"
+    limit = None if path.stat().st_size <= FULL_CHECK_BYTES else CHECK_ROWS
+    try:
+        numbered = read_rows(path, limit)
+        if not numbered:
+            return f"dataset '{source.path}' has no rows; point `path` at a file with rows"
+        rows = [row for _, row in numbered]
+        names = list(dict.fromkeys(key for row in rows for key in row))
+        lines = [line for line, _ in numbered] if path.suffix in (".jsonl", ".json", ".csv") else []
+        raw = RawRows([{name: row.get(name) for name in names} for row in rows], names, source.path, lines)
+        if not sum(1 for _ in ADAPTERS[source.adapter](raw, source)):  # every row, not just the first
+            return f"dataset '{source.path}' has no row the {source.adapter} adapter can use"
+    except RecipeError as error:
+        return str(error)
+    return None

@@ -1,0 +1,84 @@
+"""Dynamic sampling: zero-signal groups are found from the gathered rewards and replaced by fresh prompts' groups."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from recipe_cli.cli import app
+from recipe_cli.dynamic_sampling import zero_signal_groups
+
+runner = CliRunner()
+REWARDS = Path(__file__).parent / "shaping_rewards.py"
+
+
+@pytest.mark.parametrize(
+    ("rewards", "expected"),
+    [
+        ([[1.0], [1.0], [0.0], [1.0]], [True, False]),  # the first group all scored 1
+        ([[0.0], [0.0], [0.0], [0.0]], [True, True]),
+        ([[float("nan")], [1.0], [0.0], [float("nan")]], [True, True]),  # one scored completion: no comparison
+        ([[float("nan")], [1.0], [float("nan")], [float("nan")]], [True, True]),
+    ],
+)
+def test_zero_signal_groups(rewards, expected):
+    assert zero_signal_groups(torch.tensor(rewards), torch.tensor([1.0]), 2) == expected
+
+
+def test_weights_decide_the_total():
+    rewards = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # different per function, same weighted total
+    assert zero_signal_groups(rewards, torch.tensor([1.0, 1.0]), 2) == [True]
+    assert zero_signal_groups(rewards, torch.tensor([1.0, 0.5]), 2) == [False]
+
+
+@pytest.mark.slow
+def test_grpo_replaces_zero_signal_groups(recipe_dict, write_recipe, tmp_path):
+    """Half the problems (even golds) give every completion the same reward; dynamic sampling swaps them out."""
+    recipe_dict["sft"] = None
+    recipe_dict["eval"] = None
+    recipe_dict["grpo"]["rewards"] = [{"name": f"{REWARDS}:flat_on_even_answers"}]
+    recipe_dict["grpo"]["trainer"].update(max_steps=3, logging_steps=1)
+    recipe_dict["grpo"]["dynamic_sampling"] = {"enabled": True, "max_rounds": 8}
+    result = runner.invoke(app, ["grpo", str(write_recipe(recipe_dict))])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+
+    run_dir = tmp_path / "runs" / "tiny"
+    logs = json.loads((run_dir / "grpo" / "trainer_state.json").read_text())["log_history"]
+    steps = [entry for entry in logs if "dynamic_sampling/zero_signal_fraction" in entry]
+    assert len(steps) == 3
+    drawn = [entry["dynamic_sampling/zero_signal_fraction"] for entry in steps]
+    assert any(fraction > 0 for fraction in drawn), drawn
+    for entry in steps:
+        assert entry["dynamic_sampling/zero_signal_left"] == 0.0  # 8 rounds are plenty at a 50% rate
+        assert entry["dynamic_sampling/replaced_fraction"] == entry["dynamic_sampling/zero_signal_fraction"]
+        # TRL's own metric still describes the batch as drawn
+        assert entry["frac_reward_zero_std"] == entry["dynamic_sampling/zero_signal_fraction"]
+    assert json.loads((run_dir / "data" / "grpo.json").read_text())["rows"] == 32
+
+
+@pytest.mark.slow
+def test_zero_rounds_measure_and_replace_nothing(recipe_dict, write_recipe, tmp_path):
+    """max_rounds 0 logs the zero-signal share and leaves the batch as drawn (the same loss as without it)."""
+    recipe_dict["sft"] = None
+    recipe_dict["eval"] = None
+    recipe_dict["grpo"]["rewards"] = [{"name": f"{REWARDS}:flat_on_even_answers"}]
+    recipe_dict["grpo"]["trainer"].update(max_steps=2, logging_steps=1)
+    losses = {}
+    for label, sampling in (("plain", None), ("measured", {"enabled": True, "max_rounds": 0})):
+        recipe_dict["name"] = label
+        if sampling:
+            recipe_dict["grpo"]["dynamic_sampling"] = sampling
+        result = runner.invoke(app, ["grpo", str(write_recipe(recipe_dict, f"{label}.yaml"))])
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        logs = json.loads((tmp_path / "runs" / label / "grpo" / "trainer_state.json").read_text())["log_history"]
+        losses[label] = [entry["loss"] for entry in logs if "loss" in entry]
+        if sampling:
+            steps = [entry for entry in logs if "dynamic_sampling/rounds" in entry]
+            assert all(entry["dynamic_sampling/rounds"] == 0 for entry in steps)
+            assert all(entry["dynamic_sampling/replaced_fraction"] == 0 for entry in steps)
+            assert any(entry["dynamic_sampling/zero_signal_left"] > 0 for entry in steps)
+    assert losses["plain"] == losses["measured"]
