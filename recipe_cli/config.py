@@ -289,7 +289,24 @@ class PromptSettings(Strict):
 
 
 # Steps of a training stage's data chain that the eval's dataset does not take.
-TRAINING_STEPS = {"mixture", "shuffle", "drop_duplicates", "near_duplicates", "decontaminate", "difficulty", "fraction"}
+
+
+def active_training_steps(dataset: DatasetSettings) -> list[str]:
+    """The training-data steps a dataset section turns on (a saved recipe lists every field, defaults included;
+    decontamination is about training rows and does nothing to an eval set).
+
+    >>> active_training_steps(DatasetSettings(adapter="arithmetic", fraction=0.5, shuffle=True))
+    ['shuffle', 'fraction']
+    """
+    on = {
+        "mixture": dataset.mixture is not None,
+        "shuffle": dataset.shuffle,
+        "drop_duplicates": dataset.drop_duplicates,
+        "near_duplicates": dataset.near_duplicates is not None,
+        "difficulty": dataset.difficulty is not None,
+        "fraction": dataset.fraction is not None,
+    }
+    return [name for name, active in on.items() if active]
 
 
 def _no_completion_filter(dataset: DatasetSettings, stage: str, fix: str) -> None:
@@ -409,7 +426,7 @@ class EvalSettings(Strict):
     def _ks_fit_the_samples(self):
         for _, _, dataset in self.sets:
             _no_completion_filter(dataset, "eval", "its budget is eval.max_new_tokens")
-            steps = sorted(TRAINING_STEPS & dataset.model_fields_set)
+            steps = active_training_steps(dataset)
             if steps:
                 raise ValueError(
                     f"dataset.{steps[0]} is a training-data step; the eval reads its split as it is "

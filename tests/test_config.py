@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -156,3 +158,16 @@ def test_missing_file():
 def test_parse_override_reads_yaml_values():
     assert parse_override("a.b=true") == (["a", "b"], True)
     assert parse_override("a=[1, 2]") == (["a"], [1, 2])
+
+
+@pytest.mark.parametrize(
+    "path", sorted((Path(__file__).resolve().parent.parent / "recipes").glob("*.yaml")), ids=lambda p: p.name
+)
+def test_a_recipe_reads_back_as_the_run_saved_it(path, tmp_path):
+    """runs/<name>/recipe.yaml (every field, defaults included) must validate to the same recipe: eval, push
+    and the model card read it back."""
+    from recipe_cli.runs import RunFolder
+
+    recipe = load_recipe(path, [f"runs_dir={tmp_path}"])
+    RunFolder(recipe).save_recipe()
+    assert RunFolder(recipe).recorded_recipe() == recipe
