@@ -363,11 +363,11 @@ def describe_training_plan(recipe: Recipe, stages: list[str], console: Console) 
     for stage in stages:
         console.rule(f"[bold]{stage}[/] plan")
         if stage == "sft":
-            misfits, sft_lengths = _describe_sft(recipe, tokenizer, console, config)
-            prompt_tokens = 0
+            misfits, sft_lengths, longest = _describe_sft(recipe, tokenizer, console, config)
         else:
-            misfits, prompt_tokens = _describe_grpo(recipe, tokenizer, config, console)
-        console.print(_memory_table(stage, recipe, config, params, trainable, precision, prompt_tokens))
+            misfits, longest = _describe_grpo(recipe, tokenizer, config, console)
+        console.print(_memory_table(stage, recipe, config, params, trainable, precision, longest))
+        console.print(f"[dim]{MEMORY_ASSUMPTIONS}[/]")
         for misfit in misfits:
             console.print(f"[bold yellow]misfit:[/] {misfit}")
         if not misfits:
@@ -475,7 +475,7 @@ def _describe_sft(recipe: Recipe, tokenizer, console: Console, config=None) -> t
         "loss: [bold]completion tokens only[/] (prompt tokens are masked), sequences of up to "
         f"{max(totals) if totals else 0} tokens"
     )
-    return misfits, prepared.kept_lengths("completion_tokens")
+    return misfits, prepared.kept_lengths("completion_tokens"), min(max(totals, default=0), max_length or 10**9)
 
 
 def _rebuild_first(recipe: Recipe, tokenizer) -> dict:
@@ -737,34 +737,78 @@ def _loss_mask(tokenizer, ids: list[int], prompt_tokens: int) -> Text:
     return text
 
 
+MEMORY_ASSUMPTIONS = (
+    "assumptions: AdamW (two float32 moments); activations of a micro-batch (per_device_train_batch_size) of the "
+    "longest sequences, 34 x hidden values per token and layer (Korthikanti et al. 2022, attention by SDPA, no "
+    "score matrix), only the layer inputs kept with activation checkpointing; float32 logits over the trained "
+    "tokens, three copies (logits, log-softmax, gradient); 0.6 GiB for the process itself (Python with torch, "
+    "transformers and TRL; on a GPU the CUDA context); no allocator slack"
+)
+RUNTIME_BYTES = int(0.6 * 2**30)  # measured: RSS of a process that imported torch, transformers and TRL
+
+
+def activation_bytes(
+    config, sequences: int, tokens: int, logit_tokens: int, compute_bytes: int, checkpointing: bool
+) -> tuple[int, int]:
+    """Bytes of a training micro-batch's activations and its logits (see ``MEMORY_ASSUMPTIONS``).
+
+    >>> from transformers import Qwen2Config
+    >>> qwen = Qwen2Config(hidden_size=896, num_hidden_layers=24, num_attention_heads=14, vocab_size=151936)
+    >>> layers, logits = activation_bytes(qwen, 2, 367, 367, 4, checkpointing=True)
+    >>> round(layers / 2**20), round(logits / 2**20)
+    (103, 1276)
+    """
+    hidden, layers = config.hidden_size, config.num_hidden_layers
+    per_layer = sequences * tokens * 34 * hidden * compute_bytes // 2  # the formula counts 16-bit values
+    kept = layers * sequences * tokens * hidden * compute_bytes + per_layer if checkpointing else layers * per_layer
+    logits = sequences * logit_tokens * config.vocab_size * 4 * 3
+    return kept, logits
+
+
 def _memory_table(
-    stage: str, recipe: Recipe, config, params: int, trainable: int, precision: PrecisionPlan, prompt_tokens: int
+    stage: str, recipe: Recipe, config, params: int, trainable: int, precision: PrecisionPlan, longest: int
 ) -> Table:
+    """The memory estimate of a stage: ``longest`` is SFT's longest sequence or GRPO's longest prompt (tokens)."""
+    from recipe_cli.precision import Machine
+    from recipe_cli.training import device_defaults, recipe_settings
+
     dtype_bytes = DTYPE_BYTES[precision.compute]
+    trainer = getattr(recipe, stage).trainer
+    class_name = "GRPOConfig" if stage == "grpo" else "SFTConfig"
+    machine = Machine.here()
+    settings = recipe_settings(recipe, stage)
+    checkpointing = {**device_defaults(settings, precision, machine), **settings}.get("activation_checkpointing")
+    micro_batch = _setting(class_name, trainer, "per_device_train_batch_size")
     kv, reference = 0, False
+    tokens, logit_tokens = longest, longest
     if stage == "grpo":
-        trainer = recipe.grpo.trainer
         layers = config.num_hidden_layers
         heads = config.num_attention_heads
         kv_heads = getattr(config, "num_key_value_heads", None) or heads
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
         world = recipe.launch.num_processes
         batch = generation_batch(trainer, world)[0] // world  # each rank generates its share
-        tokens = prompt_tokens + (_setting("GRPOConfig", trainer, "max_completion_length") or 0)
+        completion = _setting("GRPOConfig", trainer, "max_completion_length") or 0
+        tokens, logit_tokens = longest + completion, completion  # TRL keeps the completion's logits only
         kv = kv_cache_bytes(layers, kv_heads, head_dim, tokens, batch, dtype_bytes)
         reference = bool(_setting("GRPOConfig", trainer, "beta")) and recipe.model.lora is None
     lora = recipe.model.lora is not None
     from recipe_cli.launch import sharding
 
     estimate = memory_estimate(params, trainable, precision, lora=lora, reference=reference, kv_cache=kv)
+    layers_bytes, logits_bytes = activation_bytes(
+        config, micro_batch, tokens, logit_tokens, dtype_bytes, bool(checkpointing)
+    )
+    estimate.update(activations=layers_bytes, logits=logits_bytes, runtime=RUNTIME_BYTES)
     world = recipe.launch.num_processes
     how, sharded = sharding(recipe.launch)
     estimate = {part: size // world if part in sharded else size for part, size in estimate.items()}
     what = f"adapter {precision.master}, base {precision.base}" if lora else f"master weights {precision.master}"
     where = f"per process of {world}, {how}" + (f": {', '.join(sorted(sharded))} sharded" if sharded else "")
+    checkpointed = "activation checkpointing" if checkpointing else "no activation checkpointing"
     title = (
         f"{stage}: memory estimate {where if world > 1 else 'of the one process'} "
-        f"({what}, compute {precision.compute}; activations not included)"
+        f"({what}, compute {precision.compute}, {checkpointed}, micro-batch {micro_batch} x {tokens} tokens)"
     )
     table = Table(title=title, title_justify="left")
     table.add_column("part")
