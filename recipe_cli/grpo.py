@@ -52,7 +52,9 @@ def run_grpo(recipe: Recipe, start: StageStart | None = None, callbacks: list | 
     Health alarms watch the training logs (see ``recipe_cli.health``).
     """
     from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
+
+    from recipe_cli.divergence import DivergenceGRPOTrainer
 
     run = RunFolder(recipe)
     start = start or run.plan_start("grpo", resume=False, overwrite=False, force=False)
@@ -72,7 +74,8 @@ def run_grpo(recipe: Recipe, start: StageStart | None = None, callbacks: list | 
     log.info(
         "grpo: %d prompts, rewards %s, starting from %s", len(prompts), [r.name for r in recipe.grpo.rewards], origin
     )
-    trainer = GRPOTrainer(
+    trainer = DivergenceGRPOTrainer(
+        divergence=recipe.grpo.penalty,
         model=model,
         reward_funcs=rewards,
         args=config,
