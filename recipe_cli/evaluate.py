@@ -59,6 +59,7 @@ def evaluate_model(recipe: Recipe, model_path: str, label: str, limit: int | Non
         "label": label,
         "model": str(model_path),
         "lora": is_adapter(model_path),
+        "divergence": RunFolder(recipe).divergence_of(model_path),  # GRPO's penalty to the reference; None: not GRPO
         "dataset": settings.dataset.path or settings.dataset.adapter,
         "split": settings.dataset.split,
         "dataset_settings": settings.dataset.model_dump(mode="json"),

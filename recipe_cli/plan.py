@@ -12,7 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from recipe_cli.config import Recipe, generation_batch
+from recipe_cli.config import DIVERGENCES, GRPOSettings, Recipe, generation_batch
 from recipe_cli.errors import RecipeError
 from recipe_cli.runs import RunFolder
 from recipe_cli.trainer_settings import non_default_settings
@@ -62,6 +62,7 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
         )
         batch, generations, how = generation_batch(recipe.grpo.trainer)
         console.print(f"grpo rewards: {rewards}")
+        console.print(f"grpo divergence: {explain_divergence(recipe.grpo)}")
         console.print(
             f"grpo batch: {batch} completions per generation ({how}) = {batch // generations} prompts x {generations}"
         )
@@ -69,6 +70,18 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
         if getattr(recipe, stage) is not None:
             console.print(_settings_table(stage, class_name, recipe_settings(recipe, stage)))
     console.print(Panel(Text(render_example_prompt(recipe)), title="one prompt, as the model sees it", expand=False))
+
+
+def explain_divergence(grpo: GRPOSettings) -> str:
+    """What GRPO penalises and why: the named divergence, TRL's default k3 when beta > 0 names none, or none."""
+    penalty = grpo.penalty
+    if penalty is None:
+        return "none (trainer.beta 0: no reference model; set beta > 0 and grpo.divergence to add one)"
+    where = "each token's loss" if penalty.in_ == "loss" else "each completion's reward, before advantages"
+    text = f"{penalty.name} ({DIVERGENCES[penalty.name]}) x beta {grpo.beta:g}, in {where}"
+    if grpo.divergence is None:
+        text += f"; TRL's default with beta > 0 (set grpo.divergence to choose: {', '.join(DIVERGENCES)})"
+    return text
 
 
 def _configured(recipe: Recipe, stage: str) -> bool:
@@ -355,6 +368,7 @@ def _describe_grpo(recipe: Recipe, tokenizer, config, console: Console) -> tuple
     console.print(
         f"reference model: {'loaded (beta ' + format(beta, 'g') + ')' if beta else 'not loaded (beta 0: no KL term)'}"
     )
+    console.print(f"divergence: {explain_divergence(recipe.grpo)}")
     iterations = _setting("GRPOConfig", trainer, "num_iterations")
     _describe_steps(console, kept * iterations, completions // generations, trainer, "GRPOConfig")
     misfits = []
