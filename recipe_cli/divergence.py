@@ -10,8 +10,8 @@ the policy ``pi`` given its prefix): ``logp = log pi(y)`` and ``ref_logp = log p
 ``y ~ pi`` is the divergence it estimates (each function's docstring derives it). None needs the
 distributions over the whole vocabulary: a per-token estimate costs a few element-wise operations
 on the (batch, completion length) tensors TRL holds anyway, where an exact divergence would need
-both models' logits, batch x length x vocabulary floats (64 x 1024 x 152k float32 = 40 GB for a
-Qwen2.5 batch). ``reverse_kl``, ``forward_kl``, ``jensen_shannon`` and ``total_variation`` compute
+both models' logits, batch x length x vocabulary floats (64 x 1024 x 152k in float32: 40 GB per
+model for a Qwen2.5 batch). ``reverse_kl``, ``forward_kl``, ``jensen_shannon`` and ``total_variation`` compute
 the exact values from full log-probabilities, for tests and the ablation (scripts/ablate_divergence.py).
 
 Where the estimate goes (``DivergenceGRPOTrainer`` explains the hooks):
@@ -20,23 +20,27 @@ Where the estimate goes (``DivergenceGRPOTrainer`` explains the hooks):
   as the policy loss is (``loss_type``). With ``use_bias_correction_kl`` (TRL's default) the term is
   multiplied by the importance ratio ``pi / pi_old``, which is 1 in value on-policy but carries
   ``grad log pi``: the loss gradient is then ``E[grad f + f grad log pi] = grad E_pi[f]``, the
-  gradient of the divergence itself, for every estimator. Without it the gradient is only
-  ``E[grad f]``: zero for k1, the reverse-KL gradient for k2, the forward-KL gradient for k3
-  (tests/test_divergence.py checks each of these on exact expectations).
+  gradient of each token's divergence given its prefix, for every estimator. Without it the
+  gradient is only ``E[grad f]``: zero for k1, the reverse-KL gradient for k2, the forward-KL
+  gradient for k3 (tests/test_divergence.py checks each of these on exact expectations). Either
+  way it is a partial gradient of the completion's divergence: it leaves out how a token changes
+  the divergence of the tokens after it (Tang & Munos 2025, "On a few pitfalls in KL divergence
+  gradient estimation for RL", arXiv 2506.09477).
 - ``in: reward`` (verl's ``use_kl_in_reward``): ``beta * sum_t f_t`` over the completion's tokens is
   subtracted from its reward before the group advantages are computed, so the penalty reaches the
-  policy through the policy gradient, which also counts how a token changes the divergence of the
-  tokens after it. With k1 the sum is ``log pi(y) / pi_ref(y)`` of the whole completion, and the
-  policy gradient of it is an unbiased gradient of the sequence-level reverse KL (Tang & Munos 2025,
-  "On a few pitfalls in KL divergence gradient estimation for RL", arXiv 2506.09477; "A Comedy of
-  Estimators", arXiv 2512.21852); for the other estimators the reward's policy gradient leaves out
-  the term ``E[grad sum_t f_t]``, so it is biased. GRPO then centres (and by default scales) the
+  policy through the policy gradient, which counts the later tokens too. With k1 the sum is
+  ``log pi(y) / pi_ref(y)`` of the whole completion, and its policy gradient is an unbiased
+  gradient of the sequence-level reverse KL (Tang & Munos 2025; Shah et al., "A Comedy of
+  Estimators: On KL Regularization in RL Training of LLMs", arXiv 2512.21852, which also finds k3
+  in the reward biased); for the other estimators the reward's policy gradient leaves out the
+  term ``E[grad sum_t f_t]``, so it is biased. GRPO then centres (and by default scales) the
   penalty with the reward within each group.
 
 Forward KL and Jensen-Shannon regularisers are argued to keep pass@k and forget less than the
-reverse KL (DPH-RL, arXiv 2509.07430); total variation is the distance DPPO bounds instead of
-clipping ratios (arXiv 2602.04879; there a trust region to the old policy, here a penalty to the
-reference). k1, k2 and k3 are named as in Schulman, "Approximating KL Divergence" (2020).
+reverse KL (Li et al., "The Choice of Divergence", DPH-RL, arXiv 2509.07430); total variation is the
+distance DPPO bounds instead of clipping ratios (Qi et al., "Rethinking the Trust Region in LLM
+Reinforcement Learning", arXiv 2602.04879; there a trust region to the old policy, here a penalty
+to the reference). k1, k2 and k3 are named as in Schulman, "Approximating KL Divergence" (2020).
 """
 
 from __future__ import annotations
@@ -104,6 +108,19 @@ def half_squared_log_ratio(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.
     (0.00505, 0.00503)
     """
     return (logp.exp() * 0.5 * (logp - ref_logp) ** 2).sum(-1)
+
+
+EXACT_DIVERGENCES = {"reverse_kl": reverse_kl, "forward_kl": forward_kl, "js": jensen_shannon, "tv": total_variation}
+
+
+def exact_divergences(logp: torch.Tensor, ref_logp: torch.Tensor) -> dict[str, float]:
+    """Each exact divergence of ``EXACT_DIVERGENCES``, averaged over the positions (rows) of two log-probability tables.
+
+    >>> p, q = torch.tensor([[0.5, 0.5], [0.9, 0.1]]).log(), torch.tensor([[0.5, 0.5], [0.5, 0.5]]).log()
+    >>> {name: round(value, 4) for name, value in exact_divergences(p, q).items()}
+    {'reverse_kl': 0.184, 'forward_kl': 0.2554, 'js': 0.0509, 'tv': 0.2}
+    """
+    return {name: divergence(logp, ref_logp).mean().item() for name, divergence in EXACT_DIVERGENCES.items()}
 
 
 @dataclass(frozen=True)
@@ -249,6 +266,7 @@ class _Scoring:
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     logits_to_keep: int
+    args: tuple
     kwargs: dict
     logps: torch.Tensor
 
@@ -285,13 +303,14 @@ class DivergenceGRPOTrainer(GRPOTrainer):
       when ``use_bias_correction_kl``, reduced as TRL reduces the policy loss for its ``loss_type``
       (``reduce_like_policy_loss``). With k3 this equals TRL's built-in loss (tested to 1e-6).
     - ``in: reward``: a ``SequenceDivergence`` pseudo-reward is appended to the reward functions with
-      weight ``-beta``, the way TRL itself appends environment rewards. TRL calls it inside
-      ``_calculate_rewards``, when the last forward pass it made was the reference's; the policy's
-      log-probabilities are those TRL computed just before (``old_per_token_logps``) when it did, else
-      one extra no-grad forward pass of the policy, as costly as the reference's. The penalty thus
-      enters TRL's reward sum (``sum_then_normalize``) before the group advantages, and the
-      ``_calculate_rewards`` override only keeps TRL's rule that a completion no reward could score
-      gets no advantage (the penalty alone does not make it scorable).
+      weight ``-beta`` (appended to ``args.reward_weights`` too), as TRL itself appends environment
+      rewards. TRL calls it inside ``_calculate_rewards``, when the last forward pass it made was the
+      reference's; the policy's log-probabilities are those TRL computed just before
+      (``old_per_token_logps``) when it did, else one extra no-grad forward pass of the policy, as
+      costly as the reference's. The penalty thus enters TRL's reward sum (``sum_then_normalize``)
+      before the group advantages, and the ``_calculate_rewards`` override only keeps TRL's rule that
+      a completion no reward could score gets no advantage (the penalty alone does not make it
+      scorable).
 
     Both log ``divergence/<name>``, the mean per-token estimate over completion tokens, every step.
     """
@@ -321,10 +340,13 @@ class DivergenceGRPOTrainer(GRPOTrainer):
         """The logged metric: ``divergence/<name>``."""
         return f"divergence/{self.divergence.name}" if self.divergence is not None else None
 
-    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, **kwargs):
-        result = super()._get_per_token_logps_and_entropies(model, input_ids, attention_mask, logits_to_keep, **kwargs)
+    def _get_per_token_logps_and_entropies(self, model, input_ids, attention_mask, logits_to_keep, *args, **kwargs):
+        result = super()._get_per_token_logps_and_entropies(
+            model, input_ids, attention_mask, logits_to_keep, *args, **kwargs
+        )
         if self.divergence is not None:
-            self._scorings.append(_Scoring(model, input_ids, attention_mask, logits_to_keep, kwargs, result[0]))
+            scoring = _Scoring(model, input_ids, attention_mask, logits_to_keep, args, kwargs, result[0])
+            self._scorings.append(scoring)
         return result
 
     def _generate_and_score_completions(self, inputs):
@@ -356,7 +378,7 @@ class DivergenceGRPOTrainer(GRPOTrainer):
         else:
             with torch.no_grad():
                 logps, _, _ = super()._get_per_token_logps_and_entropies(
-                    self.model, reference.input_ids, reference.attention_mask, keep, **reference.kwargs
+                    self.model, reference.input_ids, reference.attention_mask, keep, *reference.args, **reference.kwargs
                 )
         mask = reference.attention_mask[:, -keep:].to(logps.dtype)
         per_token = estimate(self.divergence.name, logps, reference.logps)

@@ -160,6 +160,18 @@ def test_recipe_divergence_settings_are_checked(recipe_dict):
     assert validate_recipe(recipe_dict).grpo.describe_divergence() == {"name": "k3", "in": "loss", "beta": 0.04}
 
 
+def test_validate_explains_which_divergence_trains_and_why(recipe_dict):
+    from recipe_cli.plan import explain_divergence
+
+    assert explain_divergence(validate_recipe(recipe_dict).grpo).startswith("none (trainer.beta 0: no reference model")
+    recipe_dict["grpo"]["trainer"]["beta"] = 0.04
+    text = explain_divergence(validate_recipe(recipe_dict).grpo)
+    assert text.startswith("k3 (") and "x beta 0.04, in each token's loss; TRL's default with beta > 0" in text
+    recipe_dict["grpo"]["divergence"] = {"name": "k1", "in": "reward"}
+    text = explain_divergence(validate_recipe(recipe_dict).grpo)
+    assert text.startswith("k1 (") and text.endswith("x beta 0.04, in each completion's reward, before advantages")
+
+
 # --- the trainer, on the tiny model ---
 
 
@@ -351,3 +363,50 @@ def test_grpo_trains_with_a_divergence_and_records_it(recipe_dict, divergence, l
     card = render_model_card(recipe, "grpo", str(run_dir / "base"), lora=lora)
     assert f"- GRPO divergence to the reference model: `{name}`" in card
     assert f"divergence/{name}" in card  # its curve
+
+
+def test_readme_lists_every_divergence():
+    from tests.conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    for name in DIVERGENCES:
+        assert f"| `{name}` |" in readme, f"README has no row for the divergence {name}"
+
+
+@pytest.mark.slow
+def test_the_ablation_script_compares_variants_and_reuses_finished_ones(recipe_dict, write_recipe, tmp_path, capsys):
+    import importlib.util
+
+    from tests.conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("ablate_divergence", REPO / "scripts" / "ablate_divergence.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    recipe_dict["grpo"]["trainer"]["logging_steps"] = 1
+    arguments = [
+        str(write_recipe(recipe_dict)),
+        "--variants",
+        "none,k1:reward",
+        "--grpo-steps",
+        "2",
+        "--eval-limit",
+        "4",
+    ]
+    assert script.main(arguments) == 0
+    printed = capsys.readouterr().out
+    assert "| k1-reward | 0.04 |" in printed and "| none | 0 |" in printed
+    result = json.loads((tmp_path / "runs" / "tiny-ablation" / "ablation.json").read_text())
+    rows = {row["variant"]: row for row in result["variants"]}
+    assert rows["none"]["divergence"]["name"] == "none" and rows["none"]["logged_divergence"] is None
+    assert rows["k1-reward"]["divergence"] == {"name": "k1", "in": "reward", "beta": 0.04}
+    assert math.isfinite(rows["k1-reward"]["logged_divergence"])
+    for row in rows.values():
+        assert row["n"] == 4 and [step for step, _ in row["reward_curve"]] == [1, 2]
+        assert row["drift_from_sft"]["reverse_kl"] > 0  # GRPO moved the policy away from the SFT model
+        assert set(row["drift_from_sft"]) == {"reverse_kl", "forward_kl", "js", "tv"}
+
+    assert script.main(arguments) == 0  # again: the SFT start and both variants are reused, the numbers repeat
+    again = json.loads((tmp_path / "runs" / "tiny-ablation" / "ablation.json").read_text())
+    assert [row["accuracy"] for row in again["variants"]] == [row["accuracy"] for row in result["variants"]]
+    assert [row["checkpoint"] for row in again["variants"]] == [row["checkpoint"] for row in result["variants"]]
+    assert sum("reused" in note for note in again["notes"]) == 2 and "SFT reused" in again["notes"][-1]
