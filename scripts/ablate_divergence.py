@@ -11,18 +11,20 @@ placement, `k1:reward`, `js:loss`; every variant but `none` uses the same --beta
 already finished with the same settings from the same SFT run is reused, one whose settings changed
 is trained again; --overwrite trains everything again.
 
-Each GRPO checkpoint is evaluated with the recipe's eval settings (greedy), then one table compares:
-accuracy and format on the eval split, the divergence the variant trained against as logged during
-training (its own estimator's mean per token: not comparable across rows), the task reward (the
-recipe's rewards with their weights, the divergence penalty left out) at a few logged steps, and,
-measured the same way for every row, the exact divergences of the trained policy from the SFT model
-over the whole vocabulary, averaged over the tokens of the policy's own greedy eval completions.
+Each GRPO checkpoint is evaluated with the recipe's eval settings, then one table compares: greedy
+accuracy and format on the eval split, pass@1 and pass@k when `eval.num_samples` > 1, the
+divergence the variant trained against as logged during training (its own estimator's mean per
+token: not comparable across rows), the task reward (the recipe's rewards with their weights, the
+divergence penalty left out) at a few logged steps, and, measured the same way for every row, the
+exact divergences of the trained policy from the SFT model over the whole vocabulary, averaged over
+the tokens of the policy's own greedy eval completions.
 The table is also written to runs/<name>-ablation/ablation.{md,json}.
 
 One torch thread by default (--threads): on a machine whose cores other processes share, the demo
 model trained about 3x faster on one thread than on two in our runs (the threads wait on each other).
-The demo (recipes/demo.yaml, 2 CPU cores): SFT about 2 minutes, each GRPO variant 4.5 to 6 minutes
-(a reference model adds a forward pass per step, `in: reward` one more), about 25 minutes in all.
+`make ablation` (the demo, with 8 samples per eval problem) took 41 minutes on a 2-core machine that
+other work was sharing: SFT 3.5 minutes, each GRPO variant 5 to 14 (a reference model adds a forward
+pass per step, `in: reward` one more).
 """
 
 from __future__ import annotations
@@ -233,6 +235,7 @@ def summarise(variant: Variant, beta: float, recipe: Recipe, output: Path, summa
         "accuracy": summary["accuracy"],
         "format_rate": summary["format_rate"],
         "n": summary["n"],
+        "pass_at_k": (summary["sampled"] or {}).get("pass@k"),  # with eval.num_samples > 1
         "logged_divergence": sum(logged) / len(logged) if logged else None,
         "reward_curve": reward_curve(history, reward_names(recipe)),
         "drift_from_sft": drift,
@@ -246,24 +249,23 @@ def _number(value: float | None, digits: int = 4) -> str:
 
 
 def render_markdown(rows: list[dict], sft: dict, notes: list[str]) -> str:
-    """The ablation table (and the SFT start's row) in Markdown."""
+    """The ablation table, the SFT start's row first, in Markdown."""
     steps = [step for step, _ in rows[0]["reward_curve"]] if rows else []
-    head = ["variant", "beta", "accuracy", "format", "logged divergence (own estimator)"]
-    head += [f"task reward @{step}" for step in steps]
+    ks = sorted({int(k) for row in [sft, *rows] for k in row.get("pass_at_k") or {}})
+    sampled = sorted({ks[0], ks[-1]}) if ks else []  # pass@1 and pass@k for the largest k
+    head = ["variant", "beta", "accuracy", "format", *[f"pass@{k}" for k in sampled]]
+    head += ["logged divergence (own estimator)", *[f"task reward @{step}" for step in steps]]
     head += ["KL(pi‖sft)", "KL(sft‖pi)", "JS", "TV", "train s"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines.append(
-        f"| SFT start | - | {sft['accuracy']:.1%} | {sft['format_rate']:.1%} | - | "
-        + " | ".join("-" for _ in steps)
-        + " | 0 | 0 | 0 | 0 | - |"
-    )
-    for row in rows:
-        drift = row["drift_from_sft"]
+    for row in [{"variant": "SFT start", "beta": None, **sft}, *rows]:
+        passes = row.get("pass_at_k") or {}
         cells = [row["variant"], _number(row["beta"]), f"{row['accuracy']:.1%}", f"{row['format_rate']:.1%}"]
-        cells.append(_number(row["logged_divergence"]))
-        cells += [_number(reward, 3) for _, reward in row["reward_curve"]]
+        cells += [f"{passes[str(k)]:.1%}" if str(k) in passes else "-" for k in sampled]
+        cells.append(_number(row.get("logged_divergence")))
+        cells += [_number(reward, 3) for _, reward in row.get("reward_curve") or [(step, None) for step in steps]]
+        drift = row.get("drift_from_sft") or dict.fromkeys(("reverse_kl", "forward_kl", "js", "tv"), 0.0)
         cells += [_number(drift[key]) for key in ("reverse_kl", "forward_kl", "js", "tv")]
-        cells.append(_number(row["train_seconds"], 3))
+        cells.append(_number(row.get("train_seconds"), 3))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join([*lines, "", *notes]) + "\n"
 
@@ -336,7 +338,14 @@ def run_ablation(args) -> tuple[list[dict], dict, str]:
         "at that step.",
         "KL(pi‖sft), KL(sft‖pi), JS, TV: exact over the vocabulary, mean per token of the policy's greedy eval "
         "completions.",
+        "train s: GRPO training time; it depends on what else the machine runs.",
     ]
+    if recipe.eval.num_samples > 1:
+        notes.insert(
+            1,
+            f"pass@k: unbiased estimate from {recipe.eval.num_samples} samples per problem at temperature "
+            f"{recipe.eval.temperature:g} (seed {recipe.seed}).",
+        )
 
     start = start_recipe(raw, folder)
     started = time.perf_counter()
@@ -354,9 +363,11 @@ def run_ablation(args) -> tuple[list[dict], dict, str]:
         drift = measure_drift(recipe_v, output, sft_checkpoint, records)
         rows.append(summarise(variant, args.beta, recipe_v, output, summary, drift))
     notes.append(f"Wall time {time.perf_counter() - started:.0f} s (SFT {'trained' if sft_trained else 'reused'}).")
-    markdown = render_markdown(rows, sft_summary, notes)
+    sft = {key: sft_summary[key] for key in ("accuracy", "format_rate", "n")}
+    sft["pass_at_k"] = (sft_summary["sampled"] or {}).get("pass@k")
+    markdown = render_markdown(rows, sft, notes)
     (folder / "ablation.md").write_text(markdown)
-    result = {"sft": {k: sft_summary[k] for k in ("accuracy", "format_rate", "n")}, "variants": rows, "notes": notes}
+    result = {"sft": sft, "variants": rows, "notes": notes}
     (folder / "ablation.json").write_text(json.dumps(result, indent=2) + "\n")
     return rows, sft_summary, markdown
 
