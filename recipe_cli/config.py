@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from recipe_cli.errors import RecipeError
 from recipe_cli.trainer_fields import trainer_fields
@@ -34,6 +43,27 @@ LOCAL_DATA_SUFFIXES = (".json", ".jsonl", ".parquet", ".csv")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 BRANCH_NAME = re.compile(r"[A-Za-z0-9][\w.-]*")
 LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")  # apache-2.0, cc-by-nc-4.0, llama3.1, other
+# GRPO's divergences to the reference model, by name: what each estimates. Formulas, estimators and
+# sources are in recipe_cli.divergence (which imports torch; this table keeps `recipe validate` light).
+DIVERGENCES = {
+    "k1": "log(pi/pi_ref) at the sampled token: unbiased reverse KL(pi || pi_ref)",
+    "k2": "0.5 * log(pi/pi_ref)^2: reverse KL to second order (biased)",
+    "k3": "r - 1 - log r, r = pi_ref/pi: unbiased reverse KL, never negative (TRL's estimator)",
+    "forward_kl": "r log r - r + 1: unbiased forward KL(pi_ref || pi)",
+    "js": "Jensen-Shannon divergence to the mixture (pi + pi_ref)/2: unbiased, at most log 2",
+    "tv": "0.5 * |1 - r|: unbiased total variation distance, at most 1",
+}
+# Names other tools give these divergences (verl's kl_penalty values, common spellings): named in the error.
+DIVERGENCE_SYNONYMS = {
+    "kl": "k1",
+    "low_var_kl": "k3",
+    "mse": "k2",
+    "reverse_kl": "k1 or k3",
+    "jsd": "js",
+    "jensen_shannon": "js",
+    "total_variation": "tv",
+    "fkl": "forward_kl",
+}
 
 
 class Strict(BaseModel):
@@ -356,6 +386,32 @@ class DynamicSamplingSettings(Strict):
     max_rounds: int = Field(4, ge=0)
 
 
+class DivergenceSettings(Strict):
+    """GRPO's divergence to the reference model: which one (``name``) and where it goes (``in``).
+
+    ``in: loss`` adds ``beta`` times the per-token estimate to the loss, as TRL does with k3;
+    ``in: reward`` subtracts ``beta`` times its sum over the completion from the reward before
+    advantages are computed, as verl's ``use_kl_in_reward``. See ``recipe_cli.divergence``.
+    """
+
+    # `in` is a Python keyword: the field is `in_`, written `in` in recipes, run records and dumps
+    model_config = ConfigDict(extra="forbid", validate_default=True, serialize_by_alias=True)
+
+    name: str
+    in_: Literal["loss", "reward"] = Field("loss", alias="in")
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value in DIVERGENCE_SYNONYMS:
+            raise ValueError(f"{value!r} is called {DIVERGENCE_SYNONYMS[value]} here; write that name")
+        if value not in DIVERGENCES:
+            raise ValueError(
+                f"{value!r} is not a divergence{suggest(value, DIVERGENCES) or ';'} use one of {', '.join(DIVERGENCES)}"
+            )
+        return value
+
+
 class GRPOSettings(Strict):
     """Reinforcement learning with verifiable rewards (TRL's GRPOTrainer)."""
 
@@ -364,6 +420,59 @@ class GRPOSettings(Strict):
     trainer: dict[str, Any] = {}
     health: HealthSettings = Field(default_factory=HealthSettings)
     dynamic_sampling: DynamicSamplingSettings = Field(default_factory=DynamicSamplingSettings)
+    divergence: DivergenceSettings | None = None  # `js`, or {name: k1, in: reward}; default with beta > 0: k3 in loss
+
+    @field_validator("divergence", mode="before")
+    @classmethod
+    def _name_alone(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return {"name": value}
+        if value is not None and not isinstance(value, (dict, DivergenceSettings)):
+            raise ValueError(
+                f"{value!r}: write a name (divergence: js) or a mapping (divergence: {{name: k1, in: reward}})"
+            )
+        return value
+
+    @field_validator("divergence")
+    @classmethod
+    def _has_a_coefficient(cls, value: DivergenceSettings | None, info: ValidationInfo) -> DivergenceSettings | None:
+        trainer = info.data.get("trainer") or {}
+        beta = trainer.get("beta", trainer_fields("GRPOConfig")["beta"].default)
+        if value is not None and isinstance(beta, (int, float)) and not beta:
+            raise ValueError(
+                f"{value.name} does nothing while grpo.trainer.beta, its coefficient, is 0 (TRL's default); "
+                "set grpo.trainer.beta, e.g. 0.04, or remove grpo.divergence"
+            )
+        if (
+            value is not None
+            and value.in_ == "reward"
+            and trainer.get("multi_objective_aggregation") == "normalize_then_sum"
+        ):
+            raise ValueError(
+                "in: reward subtracts beta x divergence from the summed reward, but multi_objective_aggregation: "
+                "normalize_then_sum would normalise it per group like a reward; use in: loss, or remove "
+                "multi_objective_aggregation"
+            )
+        return value
+
+    @property
+    def beta(self) -> Any:
+        """The divergence's coefficient, ``trainer.beta``: the recipe's, else TRL's default (0: no reference model)."""
+        return self.trainer.get("beta", trainer_fields("GRPOConfig")["beta"].default)
+
+    @property
+    def penalty(self) -> DivergenceSettings | None:
+        """The divergence GRPO trains with: the recipe's, else TRL's k3 in the loss when ``beta > 0``, else None."""
+        if not self.beta:
+            return None
+        return self.divergence or DivergenceSettings(name="k3")
+
+    def describe_divergence(self) -> dict[str, Any]:
+        """What run.json, eval summaries and model cards record: name, placement and coefficient (name none: off)."""
+        penalty = self.penalty
+        if penalty is None:
+            return {"name": "none", "in": None, "beta": 0.0}
+        return {"name": penalty.name, "in": penalty.in_, "beta": float(self.beta)}
 
     @model_validator(mode="after")
     def _prompts_only(self):
@@ -647,7 +756,7 @@ def _describe(error: dict) -> str:
         if key in REMOVED_KEYS:
             return f"{path}: '{key}' {REMOVED_KEYS[key]}"
         section = _section_class(loc[:-1])
-        hint = suggest(str(key), section.model_fields) if section else ""
+        hint = suggest(str(key), [f.alias or name for name, f in section.model_fields.items()]) if section else ""
         return f"{path}: unknown key{hint}"
     if error["type"] == "missing":
         return f"{path}: required but missing"

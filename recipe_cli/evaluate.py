@@ -75,6 +75,7 @@ def evaluate_model(
         "model": str(model_path),
         "lora": is_adapter(model_path),
         "eval_set": title,
+        "divergence": RunFolder(recipe).divergence_of(model_path),  # GRPO's penalty to the reference; None: not GRPO
         "dataset": dataset.path or dataset.adapter,
         "split": dataset.split,
         "dataset_settings": dataset.model_dump(mode="json"),

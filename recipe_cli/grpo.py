@@ -48,7 +48,9 @@ def build_grpo_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
     for the report (see ``recipe_cli.samples``).
     """
     from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOConfig
+
+    from recipe_cli.divergence import DivergenceGRPOTrainer
 
     run = RunFolder(recipe)
     origin = run.start_of("grpo")
@@ -68,12 +70,13 @@ def build_grpo_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
     log.info(
         "grpo: %d prompts, rewards %s, starting from %s", len(prompts), [r.name for r in recipe.grpo.rewards], origin
     )
-    trainer_class = GRPOTrainer
+    trainer_class = DivergenceGRPOTrainer
     if recipe.grpo.dynamic_sampling.enabled:
         from recipe_cli.dynamic_sampling import with_dynamic_sampling
 
         trainer_class = with_dynamic_sampling(trainer_class, recipe.grpo.dynamic_sampling.max_rounds)
     trainer = trainer_class(
+        divergence=recipe.grpo.penalty,
         model=model,
         reward_funcs=rewards,
         args=config,

@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import yaml
 
 from recipe_cli.checkpoints import MARKER, is_complete
-from recipe_cli.config import HUB_ID, Recipe, is_local_path
+from recipe_cli.config import DIVERGENCES, HUB_ID, GRPOSettings, Recipe, is_local_path
 from recipe_cli.errors import RecipeError
 from recipe_cli.evaluate import read_summaries
 from recipe_cli.models import adapter_base, is_adapter
@@ -324,6 +324,7 @@ def render_model_card(
     if recipe.grpo is not None:
         rewards = ", ".join(f"`{r.name}` (weight {r.weight:g})" for r in recipe.grpo.rewards)
         lines.append(f"- GRPO rewards: {rewards}")
+        lines.append(f"- GRPO divergence to the reference model: {describe_divergence(recipe.grpo)}")
     plots = plots or {}
     lines += ["", "## Evaluation", "", *_eval_table(recipe, summaries, pushed_label), ""]
     lines += embed_plots(plots, ["eval"])
@@ -393,6 +394,28 @@ def _describe_dtype(dtype: str, lora: bool) -> str:
         + (" for the adapter" if lora else "")
         + " and computed in the recipe's `model.dtype`."
     )
+
+
+def describe_divergence(grpo: GRPOSettings) -> str:
+    """The GRPO penalty in words: which divergence, where it goes, its coefficient.
+
+    >>> grpo = GRPOSettings(
+    ...     dataset={"adapter": "arithmetic"}, rewards=[{"name": "accuracy"}], trainer={"beta": 0.04}, divergence="js"
+    ... )
+    >>> describe_divergence(grpo).split(", ")[-2:]
+    ["added to each completion token's loss", 'beta 0.04']
+    >>> describe_divergence(GRPOSettings(dataset={"adapter": "arithmetic"}, rewards=[{"name": "accuracy"}]))
+    'none (`trainer.beta` 0: no reference model)'
+    """
+    record = grpo.describe_divergence()
+    if record["name"] == "none":
+        return "none (`trainer.beta` 0: no reference model)"
+    where = (
+        "added to each completion token's loss"
+        if record["in"] == "loss"
+        else "subtracted from each completion's reward (summed over its tokens) before advantages"
+    )
+    return f"`{record['name']}` ({DIVERGENCES[record['name']]}), {where}, beta {record['beta']:g}"
 
 
 def _describe_dataset(dataset) -> str:
@@ -555,6 +578,7 @@ def _curves(recipe: Recipe, run: RunFolder, stage: str, checkpoint: Path | None)
         history = json.loads(state.read_text()).get("log_history", [])
         keys = ["loss", "mean_token_accuracy"] if name == "sft" else ["reward", "reward_std"]
         keys += sorted({k for row in history for k in row if k.startswith("rewards/") and k.endswith("/mean")})
+        keys += sorted({k for row in history for k in row if k.startswith("divergence/")})
         rows = curve_rows(history, keys)
         if rows:
             shown = [k for k in keys if any(k in row for row in rows)]

@@ -11,7 +11,14 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from recipe_cli.config import Recipe, generation_batch, grpo_max_completion_length, is_local_path
+from recipe_cli.config import (
+    DIVERGENCES,
+    GRPOSettings,
+    Recipe,
+    generation_batch,
+    grpo_max_completion_length,
+    is_local_path,
+)
 from recipe_cli.errors import RecipeError
 from recipe_cli.precision import DTYPE_BYTES, PrecisionPlan, describe_recipe_precision
 from recipe_cli.runs import RunFolder
@@ -72,6 +79,7 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
         )
         batch, generations, how = generation_batch(recipe.grpo.trainer, recipe.launch.num_processes)
         console.print(f"grpo rewards: {rewards}")
+        console.print(f"grpo divergence: {explain_divergence(recipe.grpo)}")
         console.print(
             f"grpo batch: {batch} completions per generation ({how}) = {batch // generations} prompts x {generations}"
         )
@@ -196,6 +204,18 @@ def describe_launch(launch) -> str:
         )
     config = f", config {launch.accelerate_config}" if launch.accelerate_config else " (DDP)"
     return f"{launch.num_processes} processes{machines} under accelerate launch{config}"
+
+
+def explain_divergence(grpo: GRPOSettings) -> str:
+    """What GRPO penalises and why: the named divergence, TRL's default k3 when beta > 0 names none, or none."""
+    penalty = grpo.penalty
+    if penalty is None:
+        return "none (trainer.beta 0: no reference model; set beta > 0 and grpo.divergence to add one)"
+    where = "each token's loss" if penalty.in_ == "loss" else "each completion's reward, before advantages"
+    text = f"{penalty.name} ({DIVERGENCES[penalty.name]}) x beta {grpo.beta:g}, in {where}"
+    if grpo.divergence is None:
+        text += f"; TRL's default with beta > 0 (set grpo.divergence to choose: {', '.join(DIVERGENCES)})"
+    return text
 
 
 def _configured(recipe: Recipe, stage: str) -> bool:
@@ -515,6 +535,7 @@ def _describe_grpo(recipe: Recipe, tokenizer, config, console: Console) -> tuple
     console.print(
         f"reference model: {'loaded (beta ' + format(beta, 'g') + ')' if beta else 'not loaded (beta 0: no KL term)'}"
     )
+    console.print(f"divergence: {explain_divergence(recipe.grpo)}")
     iterations = _setting("GRPOConfig", trainer, "num_iterations")
     _describe_steps(console, len(prepared.rows) * iterations, completions // generations, trainer, "GRPOConfig")
     misfits = _dropped(prepared, "grpo") if prepared.dropped else []

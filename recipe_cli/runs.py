@@ -62,6 +62,8 @@ def training_settings(recipe: Recipe, stage: str) -> dict[str, Any]:
     section = getattr(recipe, stage).model_dump(mode="json")
     section["trainer"] = {k: v for k, v in section["trainer"].items() if k not in UNHASHED_TRAINER_KEYS}
     section.pop("health", None)  # alarms watch the run; they do not change it
+    if section.get("divergence", 0) is None:  # unset: hashes as before the setting existed
+        section.pop("divergence")
     settings = {
         "model": recipe.model.model_dump(mode="json"),
         "prompt": recipe.prompt.model_dump(mode="json"),
@@ -223,6 +225,8 @@ class RunFolder:
             entry["resumed_from"] = str(resumed_from)
         if stage == "grpo" and self.recipe.sft is not None:  # which SFT model GRPO starts from
             entry["sft"] = self._sft_identity(record)
+        if stage == "grpo":  # readable: the divergence to the reference model actually trained with
+            entry["divergence"] = self.recipe.grpo.describe_divergence()
         record["stages"][stage] = entry
         self._write(record)
         return earlier
@@ -413,6 +417,13 @@ class RunFolder:
                 )
             return entry["path"]
         return self.base_model_path()
+
+    def divergence_of(self, path: str | Path) -> dict | None:
+        """The divergence to the reference model that trained ``path``, when it is this run's GRPO checkpoint."""
+        folder, checkpoint = self.stage_dir("grpo").resolve(), Path(path).resolve()
+        if checkpoint != folder and folder not in checkpoint.parents:
+            return None
+        return self.read()["stages"].get("grpo", {}).get("divergence")
 
     def final_stage(self) -> str | None:
         """The last training stage that finished: grpo, else sft."""
