@@ -15,6 +15,7 @@ from recipe_cli.precision import PrecisionPlan
 from recipe_cli.rewards import get_reward, with_run_values
 from recipe_cli.runs import RunFolder, StageStart
 from recipe_cli.samples import SAMPLES_FILE, samples_callback
+from recipe_cli.step_time import with_step_times
 from recipe_cli.training import StageTrainer, log_precision, stage_precision, trainer_config
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ def build_grpo_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
     from trl import GRPOConfig
 
     from recipe_cli.divergence import DivergenceGRPOTrainer
+    from recipe_cli.dynamic_sampling import with_signal_metric
 
     run = RunFolder(recipe)
     origin = run.start_of("grpo")
@@ -75,7 +77,7 @@ def build_grpo_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
         from recipe_cli.dynamic_sampling import with_dynamic_sampling
 
         trainer_class = with_dynamic_sampling(trainer_class, recipe.grpo.dynamic_sampling.max_rounds)
-    trainer = trainer_class(
+    trainer = with_step_times(with_signal_metric(trainer_class))(
         divergence=recipe.grpo.penalty,
         model=model,
         reward_funcs=rewards,

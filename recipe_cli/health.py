@@ -106,7 +106,8 @@ class HealthWatch:
         self.last_step = step
         s = self.settings
         conditions = {}
-        zero_std = logs.get("frac_reward_zero_std")
+        # recipe's own count (recipe_cli.dynamic_sampling); TRL's frac_reward_zero_std misses equal float32 totals
+        zero_std = logs.get("frac_reward_zero_signal", logs.get("frac_reward_zero_std"))
         if zero_std is not None:
             conditions["zero_std"] = (
                 zero_std >= s.zero_std_fraction,

@@ -586,9 +586,26 @@ def _curves(recipe: Recipe, run: RunFolder, stage: str, checkpoint: Path | None)
             lines += ["| step | " + " | ".join(shown) + " |", "|---|" + "---|" * len(shown)]
             lines += [f"| {row['step']} | " + " | ".join(_cell(row.get(k)) for k in shown) + " |" for row in rows]
             lines.append("")
+        if name == "grpo":
+            lines += _step_time_shares(history)
     if not lines:
         return ["No training log was saved with the checkpoints (trainer_state.json), so no curves are shown."]
     return lines[:-1]
+
+
+def _step_time_shares(history: list[dict]) -> list[str]:
+    """Where GRPO's step time went, as shares (recipe_cli.step_time), when the run logged its phases."""
+    from recipe_cli.report import step_time_shares
+
+    shares = step_time_shares(history)
+    if not shares:
+        return []
+    parts = ", ".join(f"{phase} {share:.0%}" for phase, share in sorted(shares.items(), key=lambda item: -item[1]))
+    return [
+        f"GRPO step time: {parts} (generation, reference/old log-probabilities, rewards, policy "
+        "forward+backward, recipe's callbacks).",
+        "",
+    ]
 
 
 def _every(rows: list[dict]) -> str:

@@ -251,7 +251,8 @@ def grpo_completion_panels() -> list[Panel]:
         Panel(
             "groups with no learning signal",
             "groups whose rewards are all equal",
-            (Curve("frac_reward_zero_std"),),
+            # recipe's count; TRL's frac_reward_zero_std misses groups of equal float32 totals (dashed when logged)
+            (Curve("frac_reward_zero_signal", "recipe"), Curve("frac_reward_zero_std", "TRL's", "--")),
             percent=True,
         ),
         Panel("completion length", "tokens", lengths, limit=completion_limit),

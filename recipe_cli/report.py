@@ -248,7 +248,10 @@ def step_time_shares(history: list[dict]) -> dict[str, float]:
     ...                   {"step": 2, "step_time": 2.0, "step_time/generation": 0.5}])
     {'generation': 0.5, 'other': 0.5}
     """
-    total = sum(series(history, STEP_TIME_KEY)[1])
+    from recipe_cli.step_time import OUTSIDE_TRL_STEP_TIME
+
+    outside = sum(sum(series(history, STEP_TIME_PREFIX + phase)[1]) for phase in OUTSIDE_TRL_STEP_TIME)
+    total = sum(series(history, STEP_TIME_KEY)[1]) + outside  # TRL's step time leaves recipe's callbacks out
     if total <= 0:
         return {}
     shares = {phase: sum(series(history, STEP_TIME_PREFIX + phase)[1]) / total for phase in step_time_phases(history)}

@@ -350,6 +350,10 @@ def train_stage(
     log_state = log_state_callback(trainer, start.checkpoint)
     for callback in [preemption_callback(flag), nonfinite, log_state, marker, *(callbacks or [])]:
         trainer.add_callback(callback)
+    from recipe_cli.step_time import time_callbacks
+
+    own = [c for c in trainer.callback_handler.callbacks if type(c).__module__.startswith("recipe_cli.")]
+    time_callbacks(trainer, own)  # their share of each GRPO step (recipe_cli.step_time)
     if start.checkpoint is not None:
         log.info("%s: resuming from %s", start.stage, start.checkpoint)
     if on_ready is not None:

@@ -82,3 +82,32 @@ def test_zero_rounds_measure_and_replace_nothing(recipe_dict, write_recipe, tmp_
             assert all(entry["dynamic_sampling/replaced_fraction"] == 0 for entry in steps)
             assert any(entry["dynamic_sampling/zero_signal_left"] > 0 for entry in steps)
     assert losses["plain"] == losses["measured"]
+
+
+def test_zero_signal_groups_are_counted_where_trls_std_test_misses_them():
+    """Eight rewards of 1.0 x 1.0 + 1.0 x 0.2 = 1.2 have a float32 std of ~1e-7: TRL's isclose(std, 0) says signal."""
+    from collections import defaultdict
+
+    import torch
+
+    from recipe_cli.dynamic_sampling import with_signal_metric
+
+    class Scored:
+        reward_func_names = ["accuracy", "format", "divergence_k1"]
+        reward_weights = torch.tensor([1.0, 0.2, -0.04])
+        num_generations = 8
+        model = torch.nn.Linear(1, 1)
+
+        def __init__(self):
+            self._metrics = {"train": defaultdict(list)}
+
+        def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+            same = torch.tensor([[1.0, 1.0, 0.3 + 0.01 * i] for i in range(8)])  # the penalty varies
+            mixed = torch.tensor([[float(i % 2), 1.0, 0.3] for i in range(8)])
+            return torch.cat([same, mixed])
+
+    trainer = with_signal_metric(Scored)()
+    rewards = trainer._calculate_rewards(None, None, None, None)
+    totals = (rewards[:, :2] * torch.tensor([1.0, 0.2])).sum(1).view(-1, 8)
+    assert not torch.isclose(totals[0].std(), torch.tensor(0.0))  # TRL would count the first group as signal
+    assert trainer._metrics["train"]["frac_reward_zero_signal"] == [0.5]

@@ -322,3 +322,28 @@ def test_run_logs_name_rewards_as_trl_logs_them():
         histories={"grpo": [{"step": 1, "rewards/short/mean": 1.0, "rewards/format/mean": 0.0, "rewards/x/mean": 0}]},
     )
     assert run.reward_names() == ["format", "short", "x"]
+
+
+@pytest.mark.slow
+def test_grpo_logs_where_each_step_goes(recipe_dict, write_recipe, tmp_path):
+    """The phases add up to TRL's step time; recipe's callbacks are counted beside it; the card gives shares."""
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+    from recipe_cli.report import step_time_shares
+
+    del recipe_dict["sft"], recipe_dict["eval"]
+    recipe_dict["grpo"]["trainer"].update(max_steps=3, logging_steps=1)
+    result = CliRunner().invoke(app, ["grpo", str(write_recipe(recipe_dict))])
+    assert result.exit_code == 0, result.output
+    state = json.loads((tmp_path / "runs" / "tiny" / "grpo" / "trainer_state.json").read_text())
+    logs = [row for row in state["log_history"] if "step_time" in row]
+    assert len(logs) == 3
+    for row in logs:
+        inside = sum(row[f"step_time/{p}"] for p in ("generation", "logprobs", "rewards", "scoring", "policy"))
+        assert inside == pytest.approx(row["step_time"], rel=0.05, abs=5e-3)
+        assert row["step_time/generation"] > 0 and row["step_time/policy"] > 0 and row["step_time/callbacks"] > 0
+        assert row["completions/tokens_per_second"] > 0
+    shares = step_time_shares(state["log_history"])
+    assert set(shares) >= {"generation", "policy", "rewards", "callbacks"}
+    assert sum(shares.values()) == pytest.approx(1, rel=0.01)  # the timers sit a little outside TRL's

@@ -79,8 +79,10 @@ def step_logs(stage_dir: Path) -> list[dict]:
     """The per-step training logs of the newest checkpoint (each checkpoint holds the history up to it)."""
     newest = max(stage_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     history = json.loads((newest / "trainer_state.json").read_text())["log_history"]
-    timing = ("step_time",)  # wall-clock, not training state
-    return [{k: v for k, v in entry.items() if k not in timing} for entry in history if "loss" in entry]
+    def timing(key: str) -> bool:  # wall-clock, not training state
+        return key.startswith("step_time") or key.endswith("tokens_per_second")
+
+    return [{k: v for k, v in entry.items() if not timing(k)} for entry in history if "loss" in entry]
 
 
 def kill_during_save(recipe_path: Path, stage: str, stage_dir: Path, complete: str, unmarked: str) -> None:
