@@ -392,3 +392,5 @@ def test_foreign_files_train_unchanged(here):
         assert result.exit_code == 0, result.output
         state = json.loads((here / "runs" / run / command / "trainer_state.json").read_text())
         assert state["global_step"] >= 1
+    logged = state["log_history"][0]  # GRPO: accuracy_reward and reasoning_accuracy_reward are both accuracy
+    assert "rewards/accuracy/mean" in logged and "rewards/accuracy_2/mean" in logged
