@@ -341,7 +341,8 @@ class _Translator:
 
     def _precision(self, init: dict) -> None:
         key = next((k for k in ("torch_dtype", "dtype") if k in self.data), None)
-        load = self.take(key) if key else init.pop("torch_dtype", init.pop("dtype", None))
+        init_load = init.pop("torch_dtype", None) or init.pop("dtype", None)  # TRL's model_init_kwargs spelling
+        load = self.take(key) if key else init_load
         key = key or ("model_init_kwargs.dtype" if load is not None else None)
         bf16, fp16 = self.take("bf16"), self.take("fp16")
         self.take("mixed_precision")

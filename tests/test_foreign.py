@@ -394,3 +394,12 @@ def test_foreign_files_train_unchanged(here):
         assert state["global_step"] >= 1
     logged = state["log_history"][0]  # GRPO: accuracy_reward and reasoning_accuracy_reward are both accuracy
     assert "rewards/accuracy/mean" in logged and "rewards/accuracy_2/mean" in logged
+
+
+def test_precision_keys_of_either_release():
+    base = {"model_name_or_path": "Qwen/Qwen2.5-0.5B", "dataset_name": "trl-lib/Capybara", "max_length": 64}
+    assert translate({**base, "model_init_kwargs": {"torch_dtype": "bfloat16"}}).recipe["model"]["dtype"] == "bfloat16"
+    assert translate({**base, "dtype": "float16"}).recipe["model"]["dtype"] == "float16"
+    assert translate({**base, "fp16": True}).recipe["model"]["dtype"] == "float16"
+    assert translate({**base, "bf16": False}).recipe["model"]["dtype"] == "float32"
+    assert "dtype" not in translate(base).recipe["model"]  # model.dtype's own default (auto)
