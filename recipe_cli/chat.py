@@ -147,6 +147,14 @@ def sft_token_ids(tokenizer, prompt: list[dict] | str, completion: str, *, prefi
     return prompt_ids + completion_ids, [0] * len(prompt_ids) + [1] * len(completion_ids)
 
 
+def text_token_ids(tokenizer, text: str) -> list[int]:
+    """A plain-text SFT example as TRL tokenises one (``dataset_text_field``): the tokenizer's own special tokens
+    (a BOS), the text, and eos unless the text already ends with it. Every token is trained on."""
+    if tokenizer.eos_token and not text.endswith(tokenizer.eos_token):
+        return list(tokenizer(text)["input_ids"]) + [tokenizer.eos_token_id]
+    return list(tokenizer(text)["input_ids"])
+
+
 def think_prefilled(recipe: Recipe, tokenizer) -> bool:
     """Whether completions start inside ``<think>``: the recipe's format reward setting, else the prompt.
 

@@ -60,6 +60,14 @@ AccelerateConfigOption = Annotated[
         help="multi_gpu, zero1, zero2, zero3, fsdp1, fsdp2 (TRL's configs) or a path (launch.accelerate_config).",
     ),
 ]
+OldDefaultsOption = Annotated[
+    bool,
+    typer.Option(
+        "--old-defaults",
+        help="An open-r1 or TRL file: keep the defaults of the release it was written for (TRL 0.18, transformers "
+        "4.52), e.g. beta 0.04, loss_type bnpo.",
+    ),
+]
 MachinesOption = Annotated[int, typer.Option("--num-machines", help="Machines in the launch.", min=1)]
 MachineRankOption = Annotated[int, typer.Option("--machine-rank", help="This machine's rank, 0 to N-1.", min=0)]
 MainIpOption = Annotated[str, typer.Option("--main-process-ip", help="Address of machine 0, for the others.")]
@@ -184,6 +192,7 @@ def _load_for_run(path: Path, overrides: list[str] | None, options: dict | None 
     from recipe_cli.config import recipe_data
     from recipe_cli.pipeline import recipe_for_run
 
+    _show_translation(path)
     loaded, recorded, differences = recipe_for_run(recipe_data(path, overrides or [], options), str(path))
     if recorded:
         console.print(
@@ -197,8 +206,23 @@ def _load_for_run(path: Path, overrides: list[str] | None, options: dict | None 
     return loaded
 
 
-def _load(path: Path, overrides: list[str] | None, launch: dict | None = None) -> Recipe:
-    return load_recipe(path, overrides or [], {"launch": launch or {}})
+def _load(path: Path, overrides: list[str] | None, launch: dict | None = None, foreign=None) -> Recipe:
+    _show_translation(path, foreign)
+    return load_recipe(path, overrides or [], {"launch": launch or {}}, foreign)
+
+
+def _show_translation(path: Path, foreign=None) -> None:
+    """An open-r1 or TRL file: print how it reads as a recipe (``recipe_cli.foreign``), once per command."""
+    from recipe_cli.foreign import read_translation
+    from recipe_cli.launch import under_recipe_launch
+
+    if under_recipe_launch():  # the recipe process that started these ranks printed it
+        return
+    translation = read_translation(path, foreign)
+    if translation is not None:
+        from recipe_cli.console import print_translation
+
+        print_translation(translation, path)
 
 
 def _launch_options(**values) -> dict:
@@ -222,21 +246,25 @@ def validate(
     overrides: SetOption = None,
     num_processes: ProcessesOption = None,
     accelerate_config: AccelerateConfigOption = None,
+    old_defaults: OldDefaultsOption = False,
 ):
-    """Check the recipe (loads no weights, needs no network) and print the plan."""
+    """Check the recipe (loads no weights, needs no network) and print the plan; open-r1 and TRL files too."""
 
     def body():
+        from recipe_cli.foreign import ForeignOptions
         from recipe_cli.plan import describe_plan
 
         launch = _launch_options(num_processes=num_processes, accelerate_config=accelerate_config)
-        loaded = _load(recipe, overrides, launch)
+        loaded = _load(recipe, overrides, launch, ForeignOptions(old_defaults=old_defaults))
         describe_plan(loaded, console)
         console.print(f"[green]ok[/]: {recipe} is valid")
 
     _guard(body)
 
 
-def _command_line(command: str, path: Path, overrides: list[str] | None, launch: dict | None = None) -> str:
+def _command_line(
+    command: str, path: Path, overrides: list[str] | None, launch: dict | None = None, flags: tuple[str, ...] = ()
+) -> str:
     """The command as a shell would take it again, --set overrides and launch options included.
 
     >>> _command_line("run", Path("r.yaml"), ["sft.trainer.max_steps=10", "prompt.user=Solve: {question}"])
@@ -244,7 +272,7 @@ def _command_line(command: str, path: Path, overrides: list[str] | None, launch:
     >>> _command_line("sft", Path("r.yaml"), [], {"num_processes": 2})
     'recipe sft r.yaml --num-processes 2'
     """
-    return " ".join(["recipe", *map(shlex.quote, _argv(command, path, overrides, launch))])
+    return " ".join(["recipe", *map(shlex.quote, _argv(command, path, overrides, launch, *flags))])
 
 
 def _argv(command: str, path: Path, overrides: list[str] | None, launch: dict | None, *flags: str) -> list[str]:
@@ -267,11 +295,15 @@ def _training_command(
     overwrite: bool,
     force: bool,
     dry_run: bool,
+    old_defaults: bool = False,
 ) -> None:
     """The body of ``recipe sft``, ``grpo`` and ``run``: validate, then dry-run, launch ranks, or train here."""
     from recipe_cli import pipeline
+    from recipe_cli.foreign import ForeignOptions
 
-    loaded = _load(path, overrides, launch)
+    foreign = ForeignOptions(stage=command if command in ("sft", "grpo") else None, old_defaults=old_defaults)
+    reading = ("--old-defaults",) if old_defaults else ()  # the ranks and a resume read the file the same way
+    loaded = _load(path, overrides, launch, foreign)
     stages = loaded.training_stages if command == "run" else [command]
     for stage in stages:
         if getattr(loaded, stage) is None:
@@ -286,7 +318,7 @@ def _training_command(
     from recipe_cli.launch import check_machine, needs_launch, relaunch
     from recipe_cli.ranks import on_main
 
-    command_line = _command_line(command, path, overrides, launch)
+    command_line = _command_line(command, path, overrides, launch, reading)
     with _run_lock(loaded, command_line) as lock:
         on_main(lambda: check_machine(loaded))
         if needs_launch(loaded):
@@ -296,6 +328,7 @@ def _training_command(
 
                 require_token()
             flags = [flag for flag, on in (("--resume", resume), ("--overwrite", overwrite), ("--force", force)) if on]
+            flags += reading
             argv = (["--debug"] if state["debug"] else []) + _argv(command, path, overrides, launch, *flags)
             code = relaunch(loaded, argv)
             if code:
@@ -330,6 +363,7 @@ def _add_training_command(name: str, summary: str) -> None:
         machine_rank: MachineRankOption = None,
         main_process_ip: MainIpOption = None,
         main_process_port: MainPortOption = None,
+        old_defaults: OldDefaultsOption = False,
     ):
         launch = _launch_options(
             num_processes=num_processes,
@@ -341,7 +375,15 @@ def _add_training_command(name: str, summary: str) -> None:
         )
         _guard(
             lambda: _training_command(
-                name, recipe, overrides, launch, resume=resume, overwrite=overwrite, force=force, dry_run=dry_run
+                name,
+                recipe,
+                overrides,
+                launch,
+                resume=resume,
+                overwrite=overwrite,
+                force=force,
+                dry_run=dry_run,
+                old_defaults=old_defaults,
             )
         )
 
@@ -562,5 +604,36 @@ def serve(
 
         check_server_machine(Machine.here())
         os.execv(command[0], command)  # the server replaces this process: signals and exit codes are its own
+
+    _guard(body)
+
+
+@app.command()
+def convert(
+    source: Annotated[
+        Path, typer.Argument(help="An open-r1 recipe or a `trl sft|grpo --config` file.", show_default=False)
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Where to write the recipe (default: SOURCE's name + .recipe.yaml).")
+    ] = None,
+    stage: Annotated[
+        str, typer.Option(help="sft or grpo, for a file whose keys do not say (default: sft, as `trl sft`).")
+    ] = None,
+    old_defaults: OldDefaultsOption = False,
+    overrides: SetOption = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTPUT if it exists.")] = False,
+):
+    """Write an open-r1 or TRL file as a recipe, every translation listed in its header; it validates as written."""
+
+    def body():
+        from recipe_cli.console import print_translation
+        from recipe_cli.foreign import ForeignOptions, convert_file
+
+        if stage is not None and stage not in ("sft", "grpo"):
+            raise RecipeError(f"--stage {stage!r}: give sft or grpo")
+        foreign = ForeignOptions(stage=stage, old_defaults=old_defaults)
+        translation, written = convert_file(source, output, foreign, overrides or [], overwrite=overwrite)
+        print_translation(translation, source)
+        console.print(f"[green]wrote[/] {written}: validate it with `recipe validate {written}`")
 
     _guard(body)

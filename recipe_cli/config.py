@@ -29,6 +29,9 @@ from pydantic import (
 
 from recipe_cli.errors import RecipeError
 from recipe_cli.trainer_fields import trainer_fields
+
+if typing.TYPE_CHECKING:
+    from recipe_cli.foreign import ForeignOptions
 from recipe_cli.trainer_settings import REMOVED_KEYS, check_trainer_settings, suggest
 
 DEFAULT_SYSTEM_PROMPT = (
@@ -40,6 +43,8 @@ DEFAULT_COMPLETION = "<think>\n{reasoning}\n</think>\n<answer>{answer}</answer>"
 # Hub ids recognised by their adapter; any other dataset is read through its column mapping.
 KNOWN_DATASETS = {"openai/gsm8k": "gsm8k", "gsm8k": "gsm8k", "open-r1/OpenThoughts-114k-math": "openthoughts"}
 LOCAL_DATA_SUFFIXES = (".json", ".jsonl", ".parquet", ".csv")
+# the column roles of TRL's dataset formats (recipe_cli.data.trl_formats)
+TRL_FORMAT_ROLES = ("messages", "prompt", "completion", "text")
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 BRANCH_NAME = re.compile(r"[A-Za-z0-9][\w.-]*")
 LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")  # apache-2.0, cc-by-nc-4.0, llama3.1, other
@@ -122,11 +127,16 @@ class SourceSettings(Strict):
     """Where rows come from and how their columns map to question/answer/reasoning (one dataset)."""
 
     path: str | None = None  # Hub id or local .json/.jsonl/.parquet/.csv file (or folder)
-    # default: from a known Hub id, else inferred from a local file's rows (GSM8K, OpenThoughts), else columns
-    adapter: Literal["gsm8k", "openthoughts", "columns", "arithmetic"] | None = None
+    # default: from a known Hub id, else inferred from a local file's rows (GSM8K, OpenThoughts, TRL's formats), else
+    # columns; messages, prompt_completion and text are TRL's dataset formats, trl picks one of them from the columns
+    adapter: (
+        Literal["gsm8k", "openthoughts", "columns", "arithmetic", "messages", "prompt_completion", "text", "trl"] | None
+    ) = None
     config: str | None = None  # Hub dataset config; gsm8k defaults to "main"
     split: str = "train"
-    columns: dict[str, str] = {}  # role -> column: question, answer (the gold), reasoning (worked solution)
+    # role -> column: question, answer (the gold), reasoning (worked solution); TRL's formats: messages, prompt,
+    # completion, text
+    columns: dict[str, str] = {}
     max_samples: int | None = Field(None, gt=0)  # the first N usable rows (arithmetic: the number generated)
     only_correct: bool = True  # openthoughts: keep only traces marked correct
     # arithmetic: share of two-step worked solutions whose answer is the first step's result (a noisy teacher)
@@ -156,10 +166,11 @@ class SourceSettings(Strict):
             raise ValueError(f"`adapter: {self.adapter}` needs `path` (Hub id or local file)")
         if self.adapter == "gsm8k" and self.config is None and not is_local_path(self.path):
             self.config = "main"
-        unknown = set(self.columns) - {"question", "answer", "reasoning"}
+        unknown = set(self.columns) - {"question", "answer", "reasoning", *TRL_FORMAT_ROLES}
         if unknown:
             raise ValueError(
-                f"columns: unknown role(s) {sorted(unknown)}; map 'question', 'answer' and 'reasoning' to your columns"
+                f"columns: unknown role(s) {sorted(unknown)}; map 'question', 'answer' and 'reasoning' to your columns "
+                f"(TRL's formats: {', '.join(TRL_FORMAT_ROLES)})"
             )
         return self
 
@@ -344,6 +355,14 @@ def _no_completion_filter(dataset: DatasetSettings, stage: str, fix: str) -> Non
         raise ValueError(f"dataset.max_completion_tokens filters SFT completions; {stage} has none to filter ({fix})")
 
 
+def _no_plain_text(dataset: DatasetSettings, stage: str) -> None:
+    if any(source.adapter == "text" for source in dataset.sources):
+        raise ValueError(
+            f"dataset: `adapter: text` is plain text for SFT; {stage} needs a question and a gold answer "
+            "(adapter columns, prompt_completion or messages with `columns: {answer: ...}`)"
+        )
+
+
 class SFTSettings(Strict):
     """Cold-start supervised fine-tuning on worked solutions."""
 
@@ -477,6 +496,7 @@ class GRPOSettings(Strict):
     @model_validator(mode="after")
     def _prompts_only(self):
         _no_completion_filter(self.dataset, "grpo", "its budget is trainer.max_completion_length")
+        _no_plain_text(self.dataset, "grpo")
         return self
 
 
@@ -535,6 +555,7 @@ class EvalSettings(Strict):
     def _ks_fit_the_samples(self):
         for _, _, dataset in self.sets:
             _no_completion_filter(dataset, "eval", "its budget is eval.max_new_tokens")
+            _no_plain_text(dataset, "eval")
             steps = active_training_steps(dataset)
             if steps:
                 raise ValueError(
@@ -805,8 +826,20 @@ def apply_override(data: dict, keys: list[str], value: Any) -> None:
             node = node[key]
 
 
-def read_recipe_file(path: str | Path) -> dict:
-    """Read a recipe YAML file into a mapping, with one-line errors for missing or malformed files."""
+def read_recipe_file(path: str | Path, foreign: ForeignOptions | None = None) -> dict:
+    """Read a recipe YAML file into a mapping, with one-line errors for missing or malformed files.
+
+    An open-r1 recipe or a ``trl sft|grpo --config`` file is translated into a recipe mapping
+    (``recipe_cli.foreign``; ``foreign`` says how), so every command reads them too.
+    """
+    from recipe_cli.foreign import is_foreign, translate
+
+    data = read_yaml_mapping(path)
+    return translate(data, foreign, str(path)).recipe if is_foreign(data) else data
+
+
+def read_yaml_mapping(path: str | Path) -> dict:
+    """A YAML file's top-level mapping, with one-line errors for missing or malformed files."""
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe file '{path}' not found; pass the path of a YAML recipe, e.g. recipes/demo.yaml")
@@ -826,19 +859,28 @@ def read_recipe_file(path: str | Path) -> dict:
 
 
 def load_recipe(
-    path: str | Path, overrides: list[str] = (), options: dict[str, dict[str, Any]] | None = None
+    path: str | Path,
+    overrides: list[str] = (),
+    options: dict[str, dict[str, Any]] | None = None,
+    foreign: ForeignOptions | None = None,
 ) -> Recipe:
     """Read, override and validate a recipe; raise one ``RecipeError`` listing every problem.
 
     ``options`` are values of command-line options by section (``{"push": {"revision": "v2"}}``),
-    merged after the ``--set`` overrides and taken as given rather than read as YAML.
+    merged after the ``--set`` overrides and taken as given rather than read as YAML. ``foreign``:
+    how to read an open-r1 or TRL file (``recipe_cli.foreign``).
     """
-    return validate_recipe(recipe_data(path, overrides, options), source=str(path))
+    return validate_recipe(recipe_data(path, overrides, options, foreign), source=str(path))
 
 
-def recipe_data(path: str | Path, overrides: list[str] = (), options: dict[str, dict[str, Any]] | None = None) -> dict:
+def recipe_data(
+    path: str | Path,
+    overrides: list[str] = (),
+    options: dict[str, dict[str, Any]] | None = None,
+    foreign: ForeignOptions | None = None,
+) -> dict:
     """The raw recipe mapping with ``--set`` overrides and command-line options applied, not yet validated."""
-    data = read_recipe_file(path)
+    data = read_recipe_file(path, foreign)
     for text in overrides:
         apply_override(data, *parse_override(text))
     for section, values in (options or {}).items():

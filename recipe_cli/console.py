@@ -385,3 +385,32 @@ def print_data_report(prepared, written: tuple[Path, Path] | None) -> None:
         console.print(line)
     if written is not None:
         console.print(f"[green]{len(prepared.rows)} rows[/] in {written[0]}; report in {written[1]}")
+
+
+def print_translation(translation, path) -> None:
+    """What ``recipe_cli.foreign`` did with an open-r1 or TRL file: each key's translation, the defaults that
+    changed since the release it was written for, and what was not carried over."""
+    console.print(f"[bold]{path}[/] is {translation.describe()}; read as this recipe:")
+    table = Table(show_header=True, box=None, pad_edge=False)
+    table.add_column("key", overflow="fold", style="cyan")
+    table.add_column("in the recipe", overflow="fold")
+    for note in translation.notes:
+        if note.kind in ("translated", "meaning"):
+            table.add_row(note.key, note.becomes)
+    console.print(table)
+    defaults = translation.of_kind("default")
+    if defaults:
+        kept = translation.old_defaults
+        title = f"defaults that changed since {translation.written_for}" + (
+            " (kept: --old-defaults)" if kept else " (the new ones are used; --old-defaults keeps the old)"
+        )
+        changed = Table(title=title, title_justify="left", box=None, pad_edge=False)
+        changed.add_column("setting", style="cyan")
+        changed.add_column("was", overflow="fold")
+        changed.add_column("now", overflow="fold")
+        changed.add_column("", overflow="fold", style="dim")
+        for note in defaults:
+            changed.add_row(note.key, repr(note.old), repr(note.new), note.becomes)
+        console.print(changed)
+    for note in translation.of_kind("dropped"):
+        console.print(f"[yellow]not carried over:[/] {note.key}: {note.becomes}")

@@ -33,10 +33,39 @@ def reward_functions(recipe: Recipe, tokenizer) -> list:
     }
     if run_values["think_prefilled"]:
         log.info("grpo: the chat template prefills <think>; format rewards expect completions without it")
-    return [
+    functions = [
         get_reward(reward.name, **with_run_values(reward.name, reward.params, run_values))
         for reward in recipe.grpo.rewards
     ]
+    return distinct_names(functions)
+
+
+def distinct_names(functions: list) -> list:
+    """The rewards with distinct names: TRL logs each under its function's name, so a reward used twice (accuracy,
+    and accuracy with ``answer_after``) logs the second as ``accuracy_2`` instead of hiding one mean under the other.
+
+    >>> from recipe_cli.rewards import get_reward
+    >>> [f.__name__ for f in distinct_names([get_reward("accuracy"), get_reward("accuracy", mode="strict")])]
+    ['accuracy', 'accuracy_2']
+    """
+    seen: dict[str, int] = {}
+    named = []
+    for function in functions:
+        name = function.__name__
+        seen[name] = seen.get(name, 0) + 1
+        named.append(RenamedReward(function, f"{name}_{seen[name]}") if seen[name] > 1 else function)
+    return named
+
+
+class RenamedReward:
+    """A reward under another name. TRL names a ``functools.partial`` after the function it wraps, and a callable
+    object after its ``__name__``; an object (not a closure) stays picklable for TRL's rollout workers."""
+
+    def __init__(self, function, name: str):
+        self.function, self.__name__ = function, name
+
+    def __call__(self, *args, **kwargs):
+        return self.function(*args, **kwargs)
 
 
 def build_grpo_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:

@@ -501,12 +501,12 @@ def _describe_sft(recipe: Recipe, tokenizer, console: Console, config=None) -> t
 def _rebuild_first(recipe: Recipe, tokenizer) -> dict:
     """The first example as training would build it, to show when every example was filtered out."""
     from recipe_cli.chat import completion_end_id, sft_token_ids, think_prefilled
-    from recipe_cli.data import build_prompt, iter_examples, render_completion
+    from recipe_cli.data import iter_examples, render_completion, row_prompt
 
     row = next(iter_examples(recipe.sft.dataset, recipe.seed))
     ids, mask = sft_token_ids(
         tokenizer,
-        build_prompt(row["question"], recipe.prompt),
+        row_prompt(row, recipe.prompt),
         render_completion(row, recipe.sft.completion),
         prefilled=think_prefilled(recipe, tokenizer),
         end_id=completion_end_id(tokenizer, plain=recipe.prompt.template is not None),

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from recipe_cli.answers import parse_number, score_completion
 from recipe_cli.config import DEFAULT_COMPLETION, Recipe, grpo_max_completion_length
-from recipe_cli.data import build_prompt, load_examples
+from recipe_cli.data import load_examples, row_prompt
 from recipe_cli.errors import RecipeError
 from recipe_cli.rewards import get_reward, with_run_values
 from recipe_cli.runs import RunFolder
@@ -195,7 +195,7 @@ def _sample(model, tokenizer, recipe: Recipe, rows: list[dict], samples: int, bu
     log.info("sampling %d completions per prompt for %d prompts, up to %d tokens each", samples, len(rows), budget)
     from recipe_cli.chat import prompt_token_ids
 
-    prompts = [prompt_token_ids(tokenizer, build_prompt(row["question"], recipe.prompt)) for row in rows]
+    prompts = [prompt_token_ids(tokenizer, row_prompt(row, recipe.prompt)) for row in rows]
     decoding = Decoding(budget, num_samples=samples, temperature=temperature, top_p=1.0, seed=recipe.seed)
     generated = generate_completions(model, tokenizer, prompts, decoding, batch_size=len(prompts) * samples)
     return [[generated.completions[row][index] for row in range(len(rows))] for index in range(samples)]
@@ -205,7 +205,7 @@ def _score(recipe: Recipe, rows: list[dict], completions: dict, kinds: list[str]
     """Each reward on all groups at once, as TRL calls it: one batch, completions of a prompt together."""
     batch, prompts, answers = [], [], []
     for index, row in enumerate(rows):
-        prompt = build_prompt(row["question"], recipe.prompt)
+        prompt = row_prompt(row, recipe.prompt)
         for kind in kinds:
             batch.append(completions[kind][index])
             prompts.append(prompt)

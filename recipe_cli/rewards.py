@@ -41,6 +41,9 @@ _REGISTRY: dict[str, RewardFunction] = {}
 THINK_ANSWER = re.compile(r"^\s*<think>.*?</think>\s*<answer>.*?</answer>\s*$", re.DOTALL)
 # With a chat template that ends the prompt with "<think>", the completion starts inside the reasoning.
 PREFILLED_THINK_ANSWER = re.compile(r"^(?!\s*<think>).*?</think>\s*<answer>.*?</answer>\s*$", re.DOTALL)
+# TRL's think_format_reward: one <think>, closed, anything after it
+THINK_ONLY = re.compile(r"^\s*<think>(?!.*<think>).*?</think>.*$", re.DOTALL)
+PREFILLED_THINK_ONLY = re.compile(r"^(?!.*<think>).*?</think>.*$", re.DOTALL)
 # open-r1's markers of a reasoning step; open-r1 omits re.MULTILINE, so "2." only counts at the very start.
 STEP_MARKERS = re.compile(r"(Step \d+:|^\d+\.|\n-|\n\*|First,|Second,|Next,|Finally,)", re.MULTILINE)
 # The <reasoning>/<answer> format of the widely copied GSM8K GRPO notebook (willccbb/grpo_demo.py).
@@ -135,6 +138,7 @@ def accuracy(
     mode: Literal["strict", "flexible"] = "flexible",
     latex_timeout: Annotated[float, Field(gt=0)] = 5.0,
     max_completion_len: Annotated[int, Field(gt=0)] | None = None,
+    answer_after: Annotated[str, Field(min_length=1)] | None = None,
     **kwargs,
 ):
     """1.0 when the final answer equals the gold ``answer``, 0.0 when not, None when the gold is unreadable.
@@ -153,6 +157,10 @@ def accuracy(
     completion that ended on its own is shorter, except one whose end token was the very last one
     allowed, which counts as cut off too. Without ``completion_ids`` nothing counts as cut off.
 
+    ``answer_after: "</think>"`` reads the answer only after the last ``</think>`` and scores a
+    completion without one 0.0, so an unfinished thought is never paid (TRL's
+    ``reasoning_accuracy_reward``).
+
     Fixes over open-r1: plain answers such as ``<answer>72</answer>`` or ``#### 72`` are read
     (open-r1 parses only LaTeX and scores them 0), and an unreadable gold gives None (open-r1
     gives 1.0 or None depending on the version).
@@ -164,16 +172,22 @@ def accuracy(
     >>> cut_off = {"completion_ids": [[7] * 64], "max_completion_len": 64}  # every token of the budget used
     >>> accuracy(["<answer>18</answer>"], answer=["18"], mode="strict", **cut_off)
     [0.0]
+    >>> accuracy(["<think>so 18</think> 18", "<think>so 18"], answer=["18", "18"], answer_after="</think>")
+    [1.0, 0.0]
     """
     texts = _texts(completions)
+    unfinished = [False] * len(texts)
+    if answer_after is not None:
+        unfinished = [answer_after not in text for text in texts]
+        texts = [text.rsplit(answer_after, 1)[-1] for text in texts]
     if mode == "strict" and completion_ids is not None and max_completion_len is not None:
         cut_off = [len(ids) >= max_completion_len for ids in completion_ids]
     else:
         cut_off = [False] * len(texts)
     scores = []
-    for text, gold, cut in zip(texts, answer, cut_off, strict=True):
+    for text, gold, cut, open_thought in zip(texts, answer, cut_off, unfinished, strict=True):
         correct = score_completion(text, gold, latex_timeout, mode=mode, truncated=cut)[1]
-        scores.append(None if correct is None else float(correct))
+        scores.append(None if correct is None else 0.0 if open_thought else float(correct))
     return scores
 
 
@@ -193,6 +207,21 @@ def format(completions, *, think_prefilled: bool = False, **kwargs):  # noqa: A0
     [1.0]
     """
     pattern = PREFILLED_THINK_ANSWER if think_prefilled else THINK_ANSWER
+    return [1.0 if pattern.match(text) else 0.0 for text in _texts(completions)]
+
+
+@register
+def think_format(completions, *, think_prefilled: bool = False, **kwargs):
+    """1.0 for a completion that opens ``<think>`` once and closes it, whatever follows, else 0.0.
+
+    TRL's ``think_format_reward``, for models that answer after the reasoning without ``<answer>``
+    tags (a ``\\boxed{}`` answer, say). With ``think_prefilled`` the prompt opened ``<think>``: the
+    completion must not open it again. Fix over TRL: whitespace before ``<think>`` is allowed.
+
+    >>> think_format(["<think>\\n2 + 2 = 4\\n</think>\\nThe answer is 4.", "<think>a<think>b</think>", "4"])
+    [1.0, 0.0, 0.0]
+    """
+    pattern = PREFILLED_THINK_ONLY if think_prefilled else THINK_ONLY
     return [1.0 if pattern.match(text) else 0.0 for text in _texts(completions)]
 
 

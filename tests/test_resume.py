@@ -79,6 +79,7 @@ def step_logs(stage_dir: Path) -> list[dict]:
     """The per-step training logs of the newest checkpoint (each checkpoint holds the history up to it)."""
     newest = max(stage_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     history = json.loads((newest / "trainer_state.json").read_text())["log_history"]
+
     def timing(key: str) -> bool:  # wall-clock, not training state
         return key.startswith("step_time") or key.endswith("tokens_per_second")
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from recipe_cli.data.chain import PROMPT_FILLS_MAX_LENGTH, PreparedData, prepare_stage, write_stage_data
 from recipe_cli.data.gsm8k import split_gsm8k_answer
 from recipe_cli.data.openthoughts import split_openthoughts_response
-from recipe_cli.data.prompts import build_prompt, count_prompt_tokens, prompt_rows, render_completion
+from recipe_cli.data.prompts import build_prompt, count_prompt_tokens, prompt_rows, render_completion, row_prompt
 from recipe_cli.data.sources import iter_examples, load_examples, load_raw
 
 __all__ = [
@@ -31,6 +31,7 @@ __all__ = [
     "prepare_stage",
     "prompt_rows",
     "render_completion",
+    "row_prompt",
     "sft_examples",
     "split_gsm8k_answer",
     "split_openthoughts_response",

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recipe_cli.config import DatasetSettings, Recipe
-from recipe_cli.data.prompts import build_prompt, count_prompt_tokens, render_completion
+from recipe_cli.data.prompts import count_prompt_tokens, render_completion, row_prompt
 from recipe_cli.data.sources import Counted, iter_examples, no_rows
 from recipe_cli.errors import RecipeError
 
@@ -183,24 +183,36 @@ def measure_lengths(items: Iterable[dict], step: StepReport, prepared: PreparedD
     """Build each row as the trainer receives it and drop the ones over the token limits (counted on the rows)."""
     settings = getattr(recipe, prepared.stage).dataset
     if prepared.stage == "sft":
-        from recipe_cli.chat import completion_end_id, sft_token_ids, think_prefilled
+        from recipe_cli.chat import completion_end_id, sft_token_ids, text_token_ids, think_prefilled
 
         prefilled = think_prefilled(recipe, tokenizer)
-        end_id = completion_end_id(tokenizer, plain=recipe.prompt.template is not None)
+        end_ids: dict[bool, int] = {}  # a plain-text prompt's completion ends with eos, a conversation's with its turn
         max_length = sft_max_length(recipe)
     step.details["limits"] = {
         key: getattr(settings, key) for key in ("max_prompt_tokens", "max_completion_tokens") if getattr(settings, key)
     }
     for item in _counted(items, step):
         row = item["row"]
-        prompt = build_prompt(row["question"], recipe.prompt)
-        if prepared.stage == "sft":
+        prompt = row_prompt(row, recipe.prompt)
+        if prepared.stage == "sft" and "text" in row:  # plain text: every token trained on, as TRL does
+            ids = text_token_ids(tokenizer, row["text"])
+            prompt_tokens, completion_tokens = 0, len(ids)
+            item.update(example={"input_ids": ids, "completion_mask": [1] * len(ids)}, completion=row["text"])
+        elif prepared.stage == "sft":
             completion = render_completion(row, recipe.sft.completion)
-            ids, mask = sft_token_ids(tokenizer, prompt, completion, prefilled=prefilled, end_id=end_id)
+            plain = isinstance(prompt, str)
+            if plain not in end_ids:
+                end_ids[plain] = completion_end_id(tokenizer, plain=plain)
+            ids, mask = sft_token_ids(tokenizer, prompt, completion, prefilled=prefilled, end_id=end_ids[plain])
             completion_tokens = sum(mask)
             prompt_tokens = len(ids) - completion_tokens
             item.update(example={"input_ids": ids, "completion_mask": mask}, completion=completion)
         else:
+            if "prompt" in row and not row["answer"]:  # TRL's formats: the gold is an optional column
+                raise RecipeError(
+                    f"{prepared.stage}.dataset: the row asking {row['question'][:60]!r} has no gold answer, which "
+                    "the rewards score against; map its column with `columns: {answer: ...}` (TRL's is `solution`)"
+                )
             prompt_tokens, completion_tokens = count_prompt_tokens(tokenizer, prompt), 0
             item["example"] = {"prompt": prompt, "answer": row["answer"]}
         item["measured"] = len(prepared.prompt_tokens)
@@ -265,7 +277,7 @@ def filter_by_pass_rate(items: Iterable[dict], step: StepReport, rates, tokenize
             chunk = list(itertools.islice(counted, CHUNK_PROMPTS))
             if not chunk:
                 break
-            prompts = [render_prompt(tokenizer, build_prompt(i["row"]["question"], rates.recipe.prompt)) for i in chunk]
+            prompts = [render_prompt(tokenizer, row_prompt(i["row"], rates.recipe.prompt)) for i in chunk]
             golds = [item["row"]["answer"] for item in chunk]
             keys = [prompt_key(p, g) for p, g in zip(prompts, golds, strict=True)]
             counts = rates.lookup(keys)

@@ -115,15 +115,19 @@ def read_head(path: Path) -> list[dict]:
 
 
 def infer_adapter(rows: list[dict]) -> str | None:
-    """``gsm8k`` or ``openthoughts`` when the rows have that dataset's shape, else None.
+    """``gsm8k``, ``openthoughts`` or one of TRL's formats when the rows have that shape, else None.
 
     GSM8K: ``question`` and a text ``answer`` ending in ``#### <number>``. OpenThoughts: ``problem``
     and ``conversations`` or ``messages`` holding the begin_of_thought/begin_of_solution markers.
+    TRL's formats (``recipe_cli.data.trl_formats``): a ``messages`` conversation, a ``prompt`` with
+    a ``completion``, or a ``text`` column alone.
 
     >>> infer_adapter([{"question": "2+2?", "answer": "2+2=4\\n#### 4"}])
     'gsm8k'
     >>> infer_adapter([{"question": "2+2?", "answer": "4"}]) is None
     True
+    >>> infer_adapter([{"messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]}])
+    'messages'
     """
     if not rows:
         return None
@@ -132,4 +136,10 @@ def infer_adapter(rows: list[dict]) -> str | None:
     turns = [json.dumps(r.get("conversations") or r.get("messages") or "", ensure_ascii=False) for r in rows]
     if all("problem" in r for r in rows) and any(THOUGHT_MARKER in text for text in turns):
         return "openthoughts"
+    if all(isinstance(r.get("messages"), list) for r in rows):
+        return "messages"
+    if all("prompt" in r and "completion" in r for r in rows):
+        return "prompt_completion"
+    if all(set(r) == {"text"} for r in rows):
+        return "text"
     return None

@@ -21,8 +21,25 @@ def build_prompt(question: str, prompt: PromptSettings) -> list[dict] | str:
     return messages + [{"role": "user", "content": prompt.user.format(question=question)}]
 
 
+def row_prompt(row: dict, prompt: PromptSettings) -> list[dict] | str:
+    """What the model is shown for a row: its own prompt (TRL's formats carry one), else the recipe's.
+
+    >>> row_prompt({"question": "2+2?", "prompt": "Q: 2+2?\\nA:"}, PromptSettings())
+    'Q: 2+2?\\nA:'
+    """
+    own = row.get("prompt")
+    return own if own is not None else build_prompt(row["question"], prompt)
+
+
 def render_completion(row: dict, template: str) -> str:
-    """The SFT target for a row, written with the recipe's completion template."""
+    """The SFT target for a row: its own completion (TRL's formats), else the recipe's completion template."""
+    if row.get("completion") is not None:
+        return row["completion"]
+    if "prompt" in row:  # a conversation without an assistant turn, or a prompt without a completion column
+        raise RecipeError(
+            f"sft: the row asking {row['question'][:60]!r} has no completion to train on; SFT needs an assistant "
+            "turn (messages) or a completion column (`columns: {completion: ...}`)"
+        )
     if "{reasoning}" in template and not row.get("reasoning"):
         raise RecipeError(
             "sft: a row has no reasoning but the completion template uses {reasoning}; "
@@ -33,7 +50,7 @@ def render_completion(row: dict, template: str) -> str:
 
 def prompt_rows(rows: list[dict], prompt: PromptSettings) -> list[dict]:
     """Conversational prompt rows with the gold in ``answer``, for GRPO and for the eval."""
-    return [{"prompt": build_prompt(row["question"], prompt), "answer": row["answer"]} for row in rows]
+    return [{"prompt": row_prompt(row, prompt), "answer": row["answer"]} for row in rows]
 
 
 def count_prompt_tokens(tokenizer, prompt: list[dict] | str) -> int:

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from recipe_cli.config import LOCAL_DATA_SUFFIXES, DatasetSettings, SourceSettings, is_local_path
-from recipe_cli.data import columns, gsm8k, openthoughts  # noqa: F401  (each registers its adapter)
+from recipe_cli.data import columns, gsm8k, openthoughts, trl_formats  # noqa: F401  (each registers its adapter)
 from recipe_cli.data.adapters import ADAPTERS, RawRows
 from recipe_cli.data.files import CHECK_ROWS, FULL_CHECK_BYTES, locate_bad_line, read_rows
 from recipe_cli.errors import RecipeError

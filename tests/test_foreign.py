@@ -1,0 +1,405 @@
+"""open-r1 recipes and `trl sft|grpo --config` files, read as recipes: every key, the changed defaults, what is
+refused, a convert round trip, and TRL's dataset formats (tests/data/foreign holds the files, written for these
+tests in those formats)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from recipe_cli.cli import app
+from recipe_cli.config import load_recipe
+from recipe_cli.errors import RecipeError
+from recipe_cli.foreign import ForeignOptions, convert_file, detect_source, is_foreign, translate
+
+from .conftest import REPO
+
+FILES = REPO / "tests" / "data" / "foreign"
+runner = CliRunner()
+
+
+@pytest.fixture
+def here(tmp_path, monkeypatch) -> Path:
+    """The foreign files and their data in a folder of their own (their paths are relative), and the tiny model
+    their `model_name_or_path: tiny-model` names."""
+    from recipe_cli.tiny_model import build_tiny_model
+
+    for path in FILES.iterdir():
+        shutil.copy(path, tmp_path / path.name)
+    build_tiny_model(
+        tmp_path / "tiny-model", hidden_size=32, num_layers=2, num_heads=2, vocab_size=400, max_length=256, seed=3
+    )
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def read(name: str) -> dict:
+    return yaml.safe_load((FILES / name).read_text())
+
+
+def keys_of(translation, kind: str) -> set[str]:
+    return {note.key for note in translation.of_kind(kind)}
+
+
+def test_recipes_and_flat_files_are_told_apart():
+    assert is_foreign(read("open-r1-grpo.yaml")) and is_foreign(read("trl-sft.yaml"))
+    assert not is_foreign(yaml.safe_load((REPO / "recipes" / "demo.yaml").read_text()))
+    assert detect_source(read("open-r1-sft.yaml")) == "open-r1"  # dataset_mixture, system_prompt
+    assert detect_source(read("trl-grpo.yaml")) == "TRL"
+
+
+def test_open_r1_grpo_every_key():
+    translation = translate(read("open-r1-grpo.yaml"))
+    recipe = translation.recipe
+    assert (translation.source, translation.stage, translation.written_for) == (
+        "open-r1",
+        "grpo",
+        "TRL 0.18 / transformers 4.52",
+    )
+    assert recipe["name"] == "Qwen2.5-1.5B-Open-R1-GRPO"  # output_dir's last part
+    assert recipe["seed"] == 42
+    model = recipe["model"]
+    assert model["path"] == "Qwen/Qwen2.5-1.5B-Instruct" and model["revision"] == "main"
+    assert model["dtype"] == "bfloat16"  # torch_dtype + bf16: the compute precision
+    assert model["attn_implementation"] == "sdpa"
+    assert model["chat_template"].startswith("{% for message in messages %}")
+    assert recipe["prompt"] == {
+        "system": "Think in <think> </think>, then answer in <answer> </answer>.",
+        "user": "{question}",
+    }
+    grpo = recipe["grpo"]
+    assert grpo["dataset"] == {
+        "path": "open-r1/OpenR1-Math-220k",
+        "adapter": "columns",
+        "columns": {"question": "problem", "answer": "solution"},  # dataset_prompt_column, open-r1's gold column
+        "config": "default",
+        "max_prompt_tokens": 512,  # max_prompt_length
+    }
+    rewards = {r["name"]: r for r in grpo["rewards"]}
+    assert [r["name"] for r in grpo["rewards"]] == [
+        "accuracy",
+        "format",
+        "tag_count",
+        "reasoning_steps",
+        "cosine",
+        "repetition_penalty",
+        "length",
+        "soft_overlong_punishment",
+    ]
+    assert [r["weight"] for r in grpo["rewards"]] == [1.0, 0.5, 0.25, 0.1, 1.0, 0.5, 0.2, 1.0]  # reward_weights
+    assert rewards["cosine"]["params"] == {
+        "min_value_wrong": -1.0,
+        "max_value_wrong": -0.25,
+        "min_value_correct": 0.5,
+        "max_value_correct": 1.0,
+        "max_len": 800,
+    }
+    assert rewards["repetition_penalty"]["params"] == {"ngram_size": 4, "max_penalty": -0.5}
+    assert rewards["soft_overlong_punishment"]["params"] == {"max_completion_len": 1024, "soft_punish_cache": 256}
+    trainer = grpo["trainer"]
+    assert trainer["warmup_steps"] == 0.1  # warmup_ratio
+    for gone in ("torch_dtype", "bf16", "max_prompt_length", "warmup_ratio", "overwrite_output_dir", "vllm_device"):
+        assert gone not in trainer
+    for gone in ("evaluation_strategy", "output_dir", "hub_model_id", "push_to_hub", "seed", "reward_weights"):
+        assert gone not in trainer
+    assert trainer["use_vllm"] is True and trainer["temperature"] == 0.7
+    assert recipe["push"] == {
+        "repo_id": "my-org/Qwen2.5-1.5B-Open-R1-GRPO",
+        "revision": "v00.01",
+        "push_checkpoints": True,  # open-r1's push_to_hub_revision callback
+    }
+    assert {"vllm_device", "benchmarks", "wandb_entity", "wandb_project"} <= keys_of(translation, "dropped")
+    assert "evaluation_strategy" in keys_of(translation, "translated")
+
+
+def test_open_r1_defaults_that_changed_are_named_and_can_be_kept():
+    new = translate(read("open-r1-grpo.yaml"))
+    changed = {note.key: (note.old, note.new) for note in new.of_kind("default")}
+    assert changed == {
+        "beta": (0.04, 0.0),
+        "loss_type": ("bnpo", "dapo"),
+        "vllm_mode": ("server", "colocate"),  # the file uses vLLM
+        "push.private": (False, True),
+    }  # max_completion_length and report_to are set in the file: nothing changed under them
+    assert "beta" not in new.recipe["grpo"]["trainer"]
+    old = translate(read("open-r1-grpo.yaml"), ForeignOptions(old_defaults=True))
+    trainer = old.recipe["grpo"]["trainer"]
+    assert (trainer["beta"], trainer["loss_type"], trainer["vllm_mode"]) == (0.04, "bnpo", "server")
+    assert old.recipe["push"]["private"] is False
+
+
+def test_defaults_of_settings_left_unset():
+    data = {
+        "model_name_or_path": "Qwen/Qwen2.5-0.5B-Instruct",
+        "dataset_name": "open-r1/OpenR1-Math-220k",
+        "dataset_prompt_column": "problem",
+        "reward_funcs": ["soft_overlong_punishment"],
+    }
+    translation = translate(data)
+    changed = {note.key: (note.old, note.new) for note in translation.of_kind("default")}
+    assert changed["max_completion_length"] == (256, 512)
+    assert changed["max_prompt_length"] == (512, "none cut")
+    assert changed["report_to"] == ("all", "none")
+    assert changed["soft_overlong_punishment.max_completion_len"] == (16384, "max_completion_length")
+    old = translate(data, ForeignOptions(old_defaults=True)).recipe["grpo"]
+    assert old["dataset"]["max_prompt_tokens"] == 512
+    assert old["trainer"]["max_completion_length"] == 256 and old["trainer"]["report_to"] == "all"
+    assert old["rewards"][0]["params"] == {"max_completion_len": 16384, "soft_punish_cache": 4096}
+
+
+def test_a_current_trl_file_has_no_changed_defaults():
+    translation = translate(read("trl-sft.yaml"))
+    assert translation.written_for is None and not translation.of_kind("default")
+
+
+def test_open_r1_sft_mixture_lora_and_renamed_keys():
+    translation = translate(read("open-r1-sft.yaml"))
+    recipe = translation.recipe
+    assert translation.stage == "sft" and recipe["name"] == "tiny-open-r1-sft"
+    assert recipe["model"]["dtype"] == "float32"
+    assert recipe["model"]["lora"] == {"r": 8, "alpha": 16, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+    dataset = recipe["sft"]["dataset"]
+    assert dataset["mixture"] == [
+        {"path": "conversations.jsonl", "adapter": "trl", "weight": 1.0},
+        {"path": "pairs.jsonl", "adapter": "trl", "weight": 0.5},  # weight: the share of the dataset kept
+    ]
+    assert dataset["shuffle"] is True  # open-r1 shuffles the concatenated mixture
+    trainer = recipe["sft"]["trainer"]
+    assert trainer["max_length"] == 256 and "max_seq_length" not in trainer  # renamed in TRL
+    assert "eos_token" not in trainer and "dataset_mixture" not in trainer
+    assert {"dataset_mixture.test_split_size", "eos_token"} <= keys_of(translation, "dropped")
+
+
+def test_trl_sft_text_field_launch_and_env():
+    translation = translate(read("trl-sft.yaml"))
+    recipe = translation.recipe
+    assert recipe["sft"]["dataset"] == {"path": "texts.jsonl", "adapter": "trl", "columns": {"text": "content"}}
+    assert recipe["launch"] == {"accelerate_config": "multi_gpu", "num_processes": 2}
+    assert recipe["model"]["dtype"] == "float32" and recipe["name"] == "texts"
+    assert recipe["prompt"]["system"] is None  # TRL adds no system prompt
+    assert "env" in keys_of(translation, "dropped") and "env" not in recipe["sft"]["trainer"]
+
+
+def test_trl_grpo_reward_names_and_datasets_list():
+    translation = translate(read("trl-grpo.yaml"))
+    grpo = translation.recipe["grpo"]
+    assert translation.written_for == "TRL 0.18 / transformers 4.52"  # it uses torch_dtype and max_prompt_length
+    assert grpo["dataset"] == {"path": "prompts.jsonl", "adapter": "prompt_completion", "max_prompt_tokens": 256}
+    assert grpo["rewards"] == [
+        {"name": "accuracy", "weight": 1.0},
+        {"name": "think_format", "weight": 0.2},
+        {"name": "accuracy", "weight": 0.5, "params": {"answer_after": "</think>"}},
+        {
+            "name": "soft_overlong_punishment",
+            "weight": 1.0,
+            "params": {"max_completion_len": 1280, "soft_punish_cache": 256},
+        },
+    ]
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"reward_funcs": ["my_lib.rewards.short"]}, None),
+        ({"reward_funcs": ["nonsense_reward"]}, "unknown reward 'nonsense_reward'"),
+        ({"reward_funcs": ["accuracy_reward", "format_reward"], "reward_weights": [1.0]}, "one weight per reward"),
+        ({"reward_model_name_or_path": "org/rm", "reward_funcs": ["accuracy_reward"]}, "not a reward model"),
+        ({"datasets": [{"path": "a/b", "fraction": 0.5}], "reward_funcs": ["accuracy_reward"]}, "fraction"),
+        ({"use_peft": True, "use_dora": True, "max_length": 64}, "use_dora: recipe trains plain LoRA"),
+        ({"max_length": 64, "num_generations": 4}, "holds GRPO keys (num_generations) and SFT keys (max_length)"),
+        ({"model_init_kwargs": {"device_map": "auto"}, "max_length": 64}, "model_init_kwargs.device_map"),
+        ({"torch_dtype": "int8", "max_length": 64}, "torch_dtype: 'int8' is not one of"),
+    ],
+)
+def test_what_cannot_be_carried_over_is_refused_by_name(data, message):
+    data = {"model_name_or_path": "Qwen/Qwen2.5-0.5B", "dataset_name": "trl-lib/DeepMath-103K", **data}
+    if message is None:
+        rewards = translate(data).recipe["grpo"]["rewards"]
+        assert rewards == [{"name": "my_lib.rewards:short", "weight": 1.0}]  # TRL's dotted path, our module:function
+        return
+    with pytest.raises(RecipeError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        translate(data)
+
+
+def test_code_rewards_are_refused_one_line_each(here):
+    result = runner.invoke(app, ["validate", "refused.yaml"])
+    assert result.exit_code == 2
+    lines = result.output.splitlines()
+    for name in ("code", "ioi_code", "cf_code", "binary_code", "code_format"):
+        assert sum(f"'{name}'" in line for line in lines) == 1, name
+    assert "load_in_4bit" in result.output and "reward_model_name_or_path" in result.output
+    assert "7 keys cannot be carried over" in result.output and "Traceback" not in result.output
+
+
+def test_the_command_gives_the_stage_and_a_file_of_the_other_stage_is_named(tmp_path):
+    flat = {"model_name_or_path": "Qwen/Qwen2.5-0.5B", "dataset_name": "trl-lib/Capybara", "learning_rate": 1.0e-5}
+    assert translate(flat).stage == "sft"  # as `trl sft --config`
+    with pytest.raises(RecipeError, match=r"f.yaml \(a `trl grpo --config` file\): reward_funcs: missing"):
+        translate(flat, ForeignOptions(stage="grpo"), "f.yaml")
+    open_r1 = translate({**flat, "system_prompt": "Be brief."}, ForeignOptions(stage="grpo"))
+    assert open_r1.stage == "grpo"  # open-r1's default rewards: accuracy, format, tag_count
+    assert [r["name"] for r in open_r1.recipe["grpo"]["rewards"]] == ["accuracy", "format", "tag_count"]
+    with pytest.raises(RecipeError, match="is a GRPO config .*run `recipe grpo`"):
+        translate(read("trl-grpo.yaml"), ForeignOptions(stage="sft"))
+
+
+@pytest.mark.parametrize("name", ["open-r1-grpo.yaml", "open-r1-sft.yaml", "trl-sft.yaml", "trl-grpo.yaml"])
+def test_validate_prints_the_translation(here, name):
+    result = runner.invoke(app, ["validate", name])
+    assert result.exit_code == 0, result.output
+    assert f"{name} is a" in result.output and "model_name_or_path" in result.output and "model.path" in result.output
+    if name == "open-r1-grpo.yaml":  # the SFT file sets report_to, the one default that changed under it
+        assert "defaults that changed since TRL 0.18 / transformers 4.52" in result.output
+
+
+def test_old_defaults_option(here):
+    result = runner.invoke(app, ["validate", "open-r1-grpo.yaml", "--old-defaults"])
+    assert result.exit_code == 0, result.output
+    assert "(kept: --old-defaults)" in result.output and "'bnpo'" in result.output
+
+
+@pytest.mark.parametrize("name", ["open-r1-grpo.yaml", "open-r1-sft.yaml", "trl-sft.yaml", "trl-grpo.yaml"])
+@pytest.mark.parametrize("old_defaults", [False, True])
+def test_convert_round_trip(here, name, old_defaults):
+    """The converted recipe validates as written and is the same recipe as the file it came from."""
+    options = ForeignOptions(old_defaults=old_defaults)
+    translation, written = convert_file(name, None, options)
+    assert written == Path(name).with_name(Path(name).stem + ".recipe.yaml")
+    text = written.read_text()
+    assert text.startswith(f"# {translation.recipe['name']}: converted by `recipe convert` from {name}")
+    for note in translation.notes:
+        assert note.key in text  # every translation, changed default and dropped key is in the header
+    converted = load_recipe(written)
+    original = load_recipe(name, foreign=options)
+    assert converted.model_dump() == original.model_dump()
+
+
+def test_convert_command(here):
+    result = runner.invoke(app, ["convert", "trl-grpo.yaml", "-o", "out/grpo.yaml", "--set", "seed=5"])
+    assert result.exit_code == 0, result.output
+    assert "wrote out/grpo.yaml" in result.output
+    assert load_recipe("out/grpo.yaml").seed == 5
+    again = runner.invoke(app, ["convert", "trl-grpo.yaml", "-o", "out/grpo.yaml"])
+    assert again.exit_code == 2 and "exists; pass --overwrite" in again.output
+    native = runner.invoke(app, ["convert", "out/grpo.yaml"])
+    assert native.exit_code == 2 and "is a recipe already" in native.output
+
+
+def test_convert_writes_nothing_when_the_recipe_is_invalid(here):
+    data = read("trl-sft.yaml") | {"report_to": "no-such-tracker"}
+    Path("bad.yaml").write_text(yaml.safe_dump(data))
+    result = runner.invoke(app, ["convert", "bad.yaml"])
+    assert result.exit_code == 2 and "no-such-tracker" in result.output
+    assert not Path("bad.recipe.yaml").exists()
+
+
+def _rows(adapter: str, rows: list[dict], **columns):
+    from recipe_cli.config import SourceSettings
+    from recipe_cli.data.adapters import ADAPTERS, RawRows
+    from recipe_cli.data.sources import iter_source  # noqa: F401  (registers the adapters)
+
+    names = list(dict.fromkeys(key for row in rows for key in row))
+    settings = SourceSettings(path="x.jsonl", adapter=adapter, columns=columns)
+    return list(ADAPTERS[adapter](RawRows(rows, names, "x.jsonl"), settings))
+
+
+def test_messages_rows_train_on_the_last_assistant_turn():
+    conversation = [
+        {"role": "user", "content": "2+2?"},
+        {"role": "assistant", "content": "4"},
+        {"role": "user", "content": "and 3+3?"},
+        {"role": "assistant", "content": "6"},
+    ]
+    (row,) = _rows("messages", [{"messages": conversation, "solution": "6"}])
+    assert row["prompt"] == conversation[:3] and row["completion"] == "6"
+    assert row["question"] == "and 3+3?" and row["answer"] == "6"  # the gold from TRL's `solution` column
+
+
+def test_prompt_completion_and_text_rows():
+    pairs = _rows(
+        "prompt_completion",
+        [
+            {"prompt": "Q: 1+1?\nA:", "completion": " 2"},
+            {"prompt": [{"role": "user", "content": "1+2?"}], "completion": [{"role": "assistant", "content": "3"}]},
+        ],
+    )
+    assert pairs[0]["prompt"] == "Q: 1+1?\nA:" and pairs[0]["completion"] == " 2"
+    assert pairs[1]["question"] == "1+2?" and pairs[1]["completion"] == "3"
+    (text,) = _rows("text", [{"content": "one two"}], text="content")
+    assert text["text"] == "one two"
+    assert _rows("trl", [{"content": "x"}], text="content")[0]["text"] == "x"  # the format read off the columns
+    with pytest.raises(RecipeError, match="in none of TRL's formats"):
+        _rows("trl", [{"question": "x"}])
+    with pytest.raises(RecipeError, match="not a conversation"):
+        _rows("messages", [{"messages": "hello"}])
+
+
+def test_local_files_in_trl_formats_are_recognised(tmp_path):
+    from recipe_cli.config import SourceSettings
+
+    for name in ("conversations.jsonl", "pairs.jsonl"):
+        shutil.copy(FILES / name, tmp_path / name)
+    assert SourceSettings(path=str(tmp_path / "conversations.jsonl")).adapter == "messages"
+    assert SourceSettings(path=str(tmp_path / "pairs.jsonl")).adapter == "prompt_completion"
+
+
+def test_grpo_refuses_plain_text(recipe_dict, write_recipe):
+    recipe_dict["grpo"]["dataset"] = {"path": "texts.jsonl", "adapter": "text"}
+    with pytest.raises(RecipeError, match="adapter: text` is plain text for SFT"):
+        load_recipe(write_recipe(recipe_dict))
+
+
+def test_sft_examples_of_each_format(here):
+    """Conversations and pairs: prompt masked, completion + end of turn trained; text: every token trained."""
+    from recipe_cli.data import prepare_sft
+    from recipe_cli.models import load_tokenizer
+
+    tokenizer = load_tokenizer("tiny-model", load_recipe("open-r1-sft.yaml").model)
+    end = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    for name in ("open-r1-sft.yaml", "trl-sft.yaml"):
+        recipe = load_recipe(name, ["sft.dataset.decontaminate=false"])
+        prepared = prepare_sft(recipe, tokenizer)
+        for row, record in zip(prepared.rows, prepared.records, strict=True):
+            ids, mask = row["input_ids"], row["completion_mask"]
+            trained = tokenizer.decode([i for i, m in zip(ids, mask, strict=True) if m])
+            if name == "trl-sft.yaml":
+                assert all(mask) and trained == record["completion"] + "<|im_end|>"  # eos appended, as TRL
+            else:
+                assert mask[0] == 0 and ids[-1] == end
+                assert trained == record["completion"] + "<|im_end|>"
+                assert "<|im_start|>assistant" in tokenizer.decode(ids[: mask.index(1)])
+    sft = prepare_sft(load_recipe("open-r1-sft.yaml", ["sft.dataset.decontaminate=false"]), tokenizer)
+    assert len(sft.rows) == 4 + 2  # every conversation, half of the pairs (weight 0.5)
+    second_turn = next(r for r in sft.records if r["question"] == "And 8 + 1?")
+    assert second_turn["completion"].endswith("<answer>9</answer>")
+
+
+@pytest.mark.slow
+def test_foreign_files_train_unchanged(here):
+    """`recipe sft|grpo FILE` on the files as written: each trains and saves its checkpoint."""
+    for command, name, run in (
+        ("sft", "open-r1-sft.yaml", "tiny-open-r1-sft"),
+        ("sft", "trl-sft.yaml", "texts"),
+        ("grpo", "trl-grpo.yaml", "prompts"),
+    ):
+        extra = ["--num-processes", "1"] if name == "trl-sft.yaml" else []
+        result = runner.invoke(app, [command, name, *extra])
+        assert result.exit_code == 0, result.output
+        state = json.loads((here / "runs" / run / command / "trainer_state.json").read_text())
+        assert state["global_step"] >= 1
+    logged = state["log_history"][0]  # GRPO: accuracy_reward and reasoning_accuracy_reward are both accuracy
+    assert "rewards/accuracy/mean" in logged and "rewards/accuracy_2/mean" in logged
+
+
+def test_precision_keys_of_either_release():
+    base = {"model_name_or_path": "Qwen/Qwen2.5-0.5B", "dataset_name": "trl-lib/Capybara", "max_length": 64}
+    assert translate({**base, "model_init_kwargs": {"torch_dtype": "bfloat16"}}).recipe["model"]["dtype"] == "bfloat16"
+    assert translate({**base, "dtype": "float16"}).recipe["model"]["dtype"] == "float16"
+    assert translate({**base, "fp16": True}).recipe["model"]["dtype"] == "float16"
+    assert translate({**base, "bf16": False}).recipe["model"]["dtype"] == "float32"
+    assert "dtype" not in translate(base).recipe["model"]  # model.dtype's own default (auto)
