@@ -324,7 +324,8 @@ def _read_line(worker: subprocess.Popen, timeout: float) -> str | None:
     return line.strip() if line else None
 
 
-_judges = _LatexJudges(size=min(4, os.cpu_count() or 1))
+LATEX_WORKERS = min(4, os.cpu_count() or 1)  # math-verify worker processes at most
+_judges = _LatexJudges(size=LATEX_WORKERS)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -437,6 +438,15 @@ def answer_value(answer: str) -> Fraction | None:
 
 def _looks_like_latex(text: str) -> bool:
     return "\\" in text or "^" in text or "{" in text
+
+
+def needs_latex(completion: str, gold) -> bool:
+    """Whether scoring a completion may reach a math-verify worker: LaTeX in it or in the gold (numbers never do).
+
+    >>> needs_latex("<answer>18</answer>", "18"), needs_latex("\\boxed{\\frac{1}{2}}", "1/2")
+    (False, True)
+    """
+    return _looks_like_latex(completion) or _looks_like_latex(str(gold))
 
 
 def score_completion(

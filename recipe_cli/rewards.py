@@ -26,12 +26,13 @@ import re
 import typing
 import unicodedata
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from recipe_cli.answers import LATEX_TIMEOUT_SECONDS, extract_answer, score_completion
+from recipe_cli.answers import LATEX_TIMEOUT_SECONDS, LATEX_WORKERS, extract_answer, needs_latex, score_completion
 from recipe_cli.errors import RecipeError
 from recipe_cli.trainer_settings import suggest
 
@@ -115,6 +116,30 @@ def _correctness(completions, answer, timeout: float = LATEX_TIMEOUT_SECONDS) ->
     return [score_completion(text, gold, timeout)[1] for text, gold in zip(_texts(completions), answer, strict=True)]
 
 
+_scorers: ThreadPoolExecutor | None = None
+
+
+def score_all(texts: list[str], golds: list, timeout: float, mode: str, cut_off: list[bool]) -> list[bool | None]:
+    """``score_completion``'s verdict for each completion, the LaTeX comparisons of a batch side by side.
+
+    A comparison math-verify has to make waits on a worker process (``recipe_cli.answers``); with
+    several workers, the batch's comparisons run at the same time instead of one after another.
+    Plain numbers never reach a worker, and a batch without LaTeX is scored in this thread.
+    """
+    global _scorers
+
+    def one(item):
+        text, gold, cut = item
+        return score_completion(text, gold, timeout, mode=mode, truncated=cut)[1]
+
+    items = list(zip(texts, golds, cut_off, strict=True))
+    if LATEX_WORKERS < 2 or len(items) < 2 or not any(needs_latex(text, gold) for text, gold, _ in items):
+        return [one(item) for item in items]
+    if _scorers is None:
+        _scorers = ThreadPoolExecutor(max_workers=LATEX_WORKERS, thread_name_prefix="recipe-answers")
+    return list(_scorers.map(one, items))
+
+
 def _lengths(completions, completion_ids, unit: str) -> list[int]:
     if unit == "characters":
         return [len(text) for text in _texts(completions)]
@@ -184,9 +209,9 @@ def accuracy(
         cut_off = [len(ids) >= max_completion_len for ids in completion_ids]
     else:
         cut_off = [False] * len(texts)
+    verdicts = score_all(texts, answer, latex_timeout, mode, cut_off)
     scores = []
-    for text, gold, cut, open_thought in zip(texts, answer, cut_off, unfinished, strict=True):
-        correct = score_completion(text, gold, latex_timeout, mode=mode, truncated=cut)[1]
+    for correct, open_thought in zip(verdicts, unfinished, strict=True):
         scores.append(None if correct is None else 0.0 if open_thought else float(correct))
     return scores
 

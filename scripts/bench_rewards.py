@@ -17,6 +17,10 @@ and labelled before it ran on them; on its first run it agreed on 143 of those 1
 misreadings (intervals with ";" and French "]a;b]" ends, a decimal comma, "x=1, y=2" against a
 point, boxes labelled "(1)", "(2)") were then fixed.
 
+Part 3, a LaTeX batch: a GRPO batch of MATH-style completions (fractions, roots, pi, intervals)
+scored one after another and through `score_all`, which sends the batch's math-verify comparisons
+to the worker processes side by side; the script prints both rates and their ratio.
+
     python scripts/bench_rewards.py            # about a minute on 2 CPU cores
     python scripts/bench_rewards.py --n 1000   # fewer completions in part 1
 """
@@ -29,9 +33,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from recipe_cli.answers import extract_answer, score_completion
+from recipe_cli.answers import LATEX_WORKERS, _math_verify, extract_answer, score_completion
 from recipe_cli.data import split_gsm8k_answer
-from recipe_cli.rewards import get_reward
+from recipe_cli.rewards import get_reward, score_all
 from recipe_cli.synthetic import generate_problems
 
 REPO = Path(__file__).resolve().parent.parent
@@ -73,9 +77,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=3000, help="completions to score in part 1 (default 3000)")
     parser.add_argument("--examples", type=int, default=2, help="pairs shown per category where ours alone is right")
+    parser.add_argument("--batch", type=int, default=64, help="LaTeX completions per batch in part 3 (default 64)")
     args = parser.parse_args()
     bench_numbers(args.n)
     bench_pairs(args.examples)
+    bench_latex_batch(args.batch)
 
 
 def bench_numbers(n: int) -> None:
@@ -201,3 +207,52 @@ def _tail(pair: dict) -> str:
 
 if __name__ == "__main__":
     main()
+
+
+def latex_batch(size: int, offset: int) -> tuple[list[str], list[str]]:
+    """``size`` MATH-style completions whose answers equal their golds only after algebra (math-verify's work).
+
+    Every third one is wrong; ``offset`` keeps batches distinct, so no verdict comes from a cache.
+    """
+    shapes = [
+        (r"\sqrt{{{square}}}", r"So $x = \boxed{{{a}\sqrt{{{b}}}}}$."),
+        (r"(x+{a})^2", r"Expanding, the answer is $\boxed{{x^2+{two_a}x+{a_squared}}}$."),
+        (r"\frac{{{a}\pi}}{{{b}}}", r"The area is $\boxed{{\frac{{{a}}}{{{b}}}\pi}}$."),
+        (r"\frac{{\sqrt{{{b}}}}}{{{a}}}", r"Rationalising, $\boxed{{\frac{{1}}{{{a}}}\sqrt{{{b}}}}}$."),
+    ]
+    texts, golds = [], []
+    for i in range(size):
+        gold, completion = shapes[i % len(shapes)]
+        a, b = offset + i + 2, 2 * (offset + i) + 3
+        wrong = i % 3 == 2
+        golds.append(gold.format(a=a, b=b, square=a * a * b))
+        answer_a = a + 1 if wrong else a
+        texts.append(completion.format(a=answer_a, b=b, two_a=2 * a, a_squared=answer_a * answer_a))
+    return texts, golds
+
+
+def bench_latex_batch(size: int, rounds: int = 3) -> None:
+    """Part 3: one LaTeX batch scored one completion at a time, then side by side through the workers."""
+    # start every worker before timing (importing sympy takes a second or two per worker)
+    warm_texts, warm_golds = latex_batch(4 * LATEX_WORKERS, offset=10_000)
+    score_all(warm_texts, warm_golds, 5.0, "flexible", [False] * len(warm_texts))
+    seconds = {"one at a time": 0.0, "side by side": 0.0}
+    verdicts = {}
+    for round_index in range(rounds):
+        for name in list(seconds) if round_index % 2 == 0 else list(seconds)[::-1]:
+            texts, golds = latex_batch(size, offset=100 * round_index)
+            _math_verify.cache_clear()  # every round compares afresh
+            started = time.perf_counter()
+            if name == "one at a time":
+                result = [score_completion(t, g, 5.0)[1] for t, g in zip(texts, golds, strict=True)]
+            else:
+                result = score_all(texts, golds, 5.0, "flexible", [False] * len(texts))
+            seconds[name] += time.perf_counter() - started
+            verdicts.setdefault(name, []).extend(result)
+    same = verdicts["one at a time"] == verdicts["side by side"]
+    right = sum(bool(v) for v in verdicts["side by side"])
+    print(f"\n== a LaTeX batch of {size} completions, {rounds} rounds, {LATEX_WORKERS} math-verify workers ==")
+    for name, total in seconds.items():
+        print(f"{name:14} {size * rounds / total:8,.0f} completions/s  ({total / rounds:.3f} s per batch)")
+    print(f"side by side / one at a time: {seconds['one at a time'] / seconds['side by side']:.2f}x")
+    print(f"identical verdicts: {same}; right: {right}/{len(verdicts['side by side'])} (two in three should be)")

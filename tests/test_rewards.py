@@ -8,9 +8,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from recipe_cli.answers import check_answer, extract_answer, parse_number
+from recipe_cli.answers import check_answer, extract_answer, parse_number, score_completion
 from recipe_cli.errors import RecipeError
-from recipe_cli.rewards import available, get_reward
+from recipe_cli.rewards import available, get_reward, score_all
 
 from .conftest import GSM8K_DIR
 
@@ -137,6 +137,25 @@ def test_rewards_are_thread_safe():
             )
         )
     assert results == [1.0] * 36
+
+
+def test_a_batch_scored_side_by_side_matches_one_at_a_time():
+    """score_all sends a batch's LaTeX comparisons to the workers together; verdicts and order stay those of
+    scoring each completion alone, the pathological one included."""
+    texts = [
+        r"\boxed{2\sqrt{3}}",
+        r"\boxed{x^2+6x+9}",
+        "<answer>7</answer>",
+        r"\boxed{9^{9^{9^9}}}",
+        r"\boxed{3\sqrt{3}}",
+    ]
+    golds = [r"\sqrt{12}", "(x+3)^2", "8", "3", r"\sqrt{12}"]
+    cut_off = [False, False, False, False, True]
+    alone = [score_completion(t, g, 2.0, truncated=c)[1] for t, g, c in zip(texts, golds, cut_off, strict=True)]
+    assert alone == [True, True, False, False, False]
+    assert score_all(texts, golds, 2.0, "flexible", cut_off) == alone
+    assert score_all(texts, golds, 2.0, "strict", cut_off) == [True, True, False, False, False]
+    assert score_all(["7"], ["7"], 2.0, "flexible", [False]) == [True]
 
 
 def test_a_pathological_answer_is_cut_off_and_counted_wrong():
