@@ -17,7 +17,7 @@ and labelled before it ran on them; on its first run it agreed on 143 of those 1
 misreadings (intervals with ";" and French "]a;b]" ends, a decimal comma, "x=1, y=2" against a
 point, boxes labelled "(1)", "(2)") were then fixed.
 
-Part 3, a LaTeX batch: a GRPO batch of MATH-style completions (fractions, roots, pi, intervals)
+Part 3, a LaTeX batch: a GRPO batch of MATH-style completions equal to their golds only after algebra
 scored one after another and through `score_all`, which sends the batch's math-verify comparisons
 to the worker processes side by side; the script prints both rates and their ratio (2.00x with
 2 workers on an idle 2-core machine).

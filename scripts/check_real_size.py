@@ -8,9 +8,11 @@ Qwen2.5's ChatML template, a small SFT file in OpenThoughts-114k-math's row form
 GSM8K's worked solutions, and GSM8K itself from ../shared/data/gsm8k. `recipe run
 recipes/gsm8k.yaml` then runs with overrides that only shrink the work (paths, a few steps, short
 lengths, small batches; no push). The script prints peak memory per phase, step times, and whether
-each stage changed the weights.
+each stage changed the weights. Then it runs `recipe grpo` once more in a process of its own (the
+peak of GRPO inside `recipe run` carries what SFT left in the process) and sets each stage's
+`--dry-run` memory estimate beside its measured peak.
 
-    python scripts/check_real_size.py                 # ~10-15 minutes on 2 CPU cores, ~12 GB of memory
+    python scripts/check_real_size.py                 # ~20-30 minutes on 2 CPU cores, ~12 GB of memory
     python scripts/check_real_size.py --keep scratch/ # keep the model, data and run folder there
 
 A randomly initialised model writes no `<answer>`, so every GRPO group gets the same reward (0) and
@@ -29,6 +31,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -178,15 +181,15 @@ def phase(run_dir: Path) -> str:
     return "eval grpo"
 
 
-def watch_memory(pid: int, run_dir: Path, peaks: dict, stop: threading.Event) -> None:
-    """Peak resident memory of the process and its children, per phase, sampled every 0.2 s."""
+def watch_memory(pid: int, now_in: Callable[[], str], peaks: dict, stop: threading.Event) -> None:
+    """Peak resident memory of the process and its children, per phase (``now_in()``), sampled every 0.2 s."""
     import psutil
 
     process = psutil.Process(pid)
     while not stop.is_set():
         try:
             rss = process.memory_info().rss + sum(c.memory_info().rss for c in process.children(recursive=True))
-            now = phase(run_dir)
+            now = now_in()
         except (psutil.Error, json.JSONDecodeError, OSError):
             rss, now = 0, None
         if now is not None:
@@ -262,23 +265,11 @@ def main() -> None:
         "push": "null",
         **SHRINK,
     }
-    command = [sys.executable, "-m", "recipe_cli", "run", str(REPO / "recipes" / "gsm8k.yaml")]
-    for key, value in overrides.items():
-        command += ["--set", f"{key}={value}"]
     print(f"running: recipe run recipes/gsm8k.yaml with {len(overrides)} --set overrides:")
     print("  " + " ".join(f"{key}={value}" for key, value in overrides.items()))
     run_dir = runs / "qwen2.5-0.5b-r1-gsm8k"
-    peaks, stop = {}, threading.Event()
-    began = time.perf_counter()
-    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    watcher = threading.Thread(target=watch_memory, args=(process.pid, run_dir, peaks, stop), daemon=True)
-    watcher.start()
-    code = process.wait()
-    stop.set()
-    watcher.join()
-    wall = time.perf_counter() - began
-    if code != 0:
-        raise SystemExit(f"recipe run exited with {code} after {wall:.0f} s")
+    peaks = {}
+    wall = run_recipe(["run"], overrides, lambda: phase(run_dir), peaks)
 
     print(f"\nrecipe run recipes/gsm8k.yaml on a {params / 1e6:.0f}M-parameter model: {wall:.0f} s in all")
     print("peak resident memory per phase (the recipe process and its children):")
@@ -303,8 +294,56 @@ def main() -> None:
             f"eval {label}: accuracy {summary['accuracy']:.1%} on {summary['n']} problems, dtype {summary['dtype']}, "
             f"{summary['samples_per_second']} samples/s"
         )
+
+    print("\nrecipe grpo again, in a process of its own (--overwrite), for its memory peak")
+    run_recipe(["grpo", "--overwrite"], overrides, lambda: "grpo alone", peaks)
+    print("memory: --dry-run's estimate against the measured peak (resident memory; CPU: compute float32)")
+    for stage, measured in (("sft", peaks.get("sft")), ("grpo", peaks.get("grpo alone"))):
+        estimated = dry_run_total(stage, overrides)
+        if measured and estimated:
+            print(
+                f"  {stage:5s} estimate {estimated / 2**30:5.2f} GiB, measured {measured / 2**30:5.2f} GiB: "
+                f"estimate / measured {estimated / measured:.2f}"
+            )
     if args.keep is None:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def recipe_command(arguments: list[str], overrides: dict) -> list[str]:
+    command = [sys.executable, "-m", "recipe_cli", *arguments[:1], str(REPO / "recipes" / "gsm8k.yaml"), *arguments[1:]]
+    for key, value in overrides.items():
+        command += ["--set", f"{key}={value}"]
+    return command
+
+
+def run_recipe(arguments: list[str], overrides: dict, now_in: Callable[[], str], peaks: dict) -> float:
+    """Run a recipe command, watching its memory; its wall time in seconds."""
+    stop = threading.Event()
+    began = time.perf_counter()
+    command = recipe_command(arguments, overrides)
+    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    watcher = threading.Thread(target=watch_memory, args=(process.pid, now_in, peaks, stop), daemon=True)
+    watcher.start()
+    code = process.wait()
+    stop.set()
+    watcher.join()
+    wall = time.perf_counter() - began
+    if code != 0:
+        raise SystemExit(f"recipe {arguments[0]} exited with {code} after {wall:.0f} s")
+    return wall
+
+
+def dry_run_total(stage: str, overrides: dict) -> int | None:
+    """The total of ``recipe <stage> --dry-run``'s memory estimate, in bytes."""
+    env = {**os.environ, "COLUMNS": "200"}
+    output = subprocess.run(
+        recipe_command([stage, "--dry-run"], overrides), cwd=REPO, env=env, capture_output=True, text=True
+    ).stdout
+    match = re.search(r"│ total\s*│\s*([\d.]+) (B|KiB|MiB|GiB|TiB)", output)
+    if match is None:
+        print(f"  {stage}: no memory estimate in its --dry-run output")
+        return None
+    return int(float(match.group(1)) * 1024 ** ["B", "KiB", "MiB", "GiB", "TiB"].index(match.group(2)))
 
 
 if __name__ == "__main__":
