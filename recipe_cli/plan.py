@@ -761,29 +761,50 @@ def _loss_mask(tokenizer, ids: list[int], prompt_tokens: int) -> Text:
 MEMORY_ASSUMPTIONS = (
     "assumptions: AdamW (two float32 moments); activations of a micro-batch (per_device_train_batch_size) of the "
     "longest sequences, 34 x hidden values per token and layer (Korthikanti et al. 2022, attention by SDPA, no "
-    "score matrix), only the layer inputs kept with activation checkpointing; float32 logits over the trained "
-    "tokens, three copies (logits, log-softmax, gradient); 0.6 GiB for the process itself (Python with torch, "
+    "score matrix), only the layer inputs kept with activation checkpointing; the LM head applied in tiles of "
+    "4096 tokens x 32768 vocabulary entries (TRL's fused head: the whole logits never exist), its gradient "
+    "accumulated in float32 when it trains; 0.6 GiB for the process itself (Python with torch, "
     "transformers and TRL; on a GPU the CUDA context); no allocator slack"
 )
 RUNTIME_BYTES = int(0.6 * 2**30)  # measured: RSS of a process that imported torch, transformers and TRL
 
 
+# TRL's fused LM head (trl/kernels/chunked_logprob.py) projects at most this many tokens onto this
+# many vocabulary entries at a time, so the whole (tokens x vocabulary) logits never exist.
+LOGIT_TILE = (4096, 32768)
+
+
 def activation_bytes(
-    config, sequences: int, tokens: int, logit_tokens: int, compute_bytes: int, checkpointing: bool
+    config,
+    sequences: int,
+    tokens: int,
+    logit_tokens: int,
+    compute_bytes: int,
+    checkpointing: bool,
+    head_trained: bool = True,
 ) -> tuple[int, int]:
-    """Bytes of a training micro-batch's activations and its logits (see ``MEMORY_ASSUMPTIONS``).
+    """Bytes of a training micro-batch's activations and of its LM-head pass (see ``MEMORY_ASSUMPTIONS``).
+
+    The head pass is one logits tile in the compute dtype, float32 running statistics per scored
+    token, and, when the head trains, its gradient accumulated in float32 before it reaches the
+    parameter's own gradient.
 
     >>> from transformers import Qwen2Config
     >>> qwen = Qwen2Config(hidden_size=896, num_hidden_layers=24, num_attention_heads=14, vocab_size=151936)
-    >>> layers, logits = activation_bytes(qwen, 2, 367, 367, 4, checkpointing=True)
-    >>> round(layers / 2**20), round(logits / 2**20)
-    (103, 1276)
+    >>> layers, head = activation_bytes(qwen, 2, 367, 367, 4, checkpointing=True)
+    >>> round(layers / 2**20), round(head / 2**20)
+    (103, 614)
+    >>> round(activation_bytes(qwen, 4, 3072, 3072, 2, checkpointing=True, head_trained=False)[1] / 2**20)
+    298
     """
-    hidden, layers = config.hidden_size, config.num_hidden_layers
+    hidden, layers, vocab = config.hidden_size, config.num_hidden_layers, config.vocab_size
     per_layer = sequences * tokens * 34 * hidden * compute_bytes // 2  # the formula counts 16-bit values
     kept = layers * sequences * tokens * hidden * compute_bytes + per_layer if checkpointing else layers * per_layer
-    logits = sequences * logit_tokens * config.vocab_size * 4 * 3
-    return kept, logits
+    scored = sequences * logit_tokens
+    tile = min(scored, LOGIT_TILE[0]) * min(vocab, LOGIT_TILE[1]) * compute_bytes
+    statistics = scored * 4 * (8 + hidden)  # per-token float32 sums, and the hidden states' float32 gradient
+    head = vocab * hidden * 4 if head_trained else 0
+    return kept, tile + statistics + head
 
 
 def _memory_table(
@@ -817,10 +838,10 @@ def _memory_table(
     from recipe_cli.launch import sharding
 
     estimate = memory_estimate(params, trainable, precision, lora=lora, reference=reference, kv_cache=kv)
-    layers_bytes, logits_bytes = activation_bytes(
-        config, micro_batch, tokens, logit_tokens, dtype_bytes, bool(checkpointing)
+    layers_bytes, head_bytes = activation_bytes(
+        config, micro_batch, tokens, logit_tokens, dtype_bytes, bool(checkpointing), head_trained=not lora
     )
-    estimate.update(activations=layers_bytes, logits=logits_bytes, runtime=RUNTIME_BYTES)
+    estimate.update(activations=layers_bytes, **{"lm head pass": head_bytes}, runtime=RUNTIME_BYTES)
     world = recipe.launch.num_processes
     how, sharded = sharding(recipe.launch)
     estimate = {part: size // world if part in sharded else size for part, size in estimate.items()}
