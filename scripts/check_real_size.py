@@ -15,8 +15,10 @@ peak of GRPO inside `recipe run` carries what SFT left in the process) and sets 
     python scripts/check_real_size.py                 # ~20-30 minutes on 2 CPU cores, ~12 GB of memory
     python scripts/check_real_size.py --keep scratch/ # keep the model, data and run folder there
 
-A randomly initialised model writes no `<answer>`, so every GRPO group gets the same reward (0) and
-GRPO has no learning signal: its weights stay as SFT left them, and the script says so.
+A randomly initialised model writes no `<answer>`, so inside `recipe run` every GRPO group gets the
+same reward (0) and GRPO has no learning signal: its weights stay as SFT left them, and the script
+says so. The second GRPO run adds the `length` reward, which differs between completions of
+different lengths, so that run shows GRPO's updates at real size reaching the float32 weights.
 """
 
 from __future__ import annotations
@@ -81,6 +83,13 @@ SHRINK = {
     "eval.max_new_tokens": 32,
     "eval.batch_size": 8,
 }
+
+
+# The recipe's rewards plus Kimi 1.5's `length` reward: a random model never answers, so accuracy and format
+# are 0 for every completion, but the length reward of wrong answers falls with their length in characters.
+SIGNAL_REWARDS = (
+    "[{name: accuracy, weight: 1.0, params: {mode: strict}}, {name: format, weight: 0.2}, {name: length, weight: 1.0}]"
+)
 
 
 def build_tokenizer(folder: Path, texts: list[str]):
@@ -295,8 +304,14 @@ def main() -> None:
             f"{summary['samples_per_second']} samples/s"
         )
 
-    print("\nrecipe grpo again, in a process of its own (--overwrite), for its memory peak")
-    run_recipe(["grpo", "--overwrite"], overrides, lambda: "grpo alone", peaks)
+    print(
+        "\nrecipe grpo again, in a process of its own (--overwrite), for its memory peak; with the `length` reward"
+        " added, whose value differs between completions of different lengths, so the groups carry a signal"
+    )
+    alone = {**overrides, "grpo.rewards": SIGNAL_REWARDS}
+    run_recipe(["grpo", "--overwrite"], alone, lambda: "grpo alone", peaks)
+    share = changed_share(run_dir / "sft", run_dir / "grpo")
+    print(f"grpo alone: {step_times(run_dir / 'grpo')}; weights changed: {share:.2%} of the matrix elements")
     print("memory: --dry-run's estimate against the measured peak (resident memory; CPU: compute float32)")
     for stage, measured in (("sft", peaks.get("sft")), ("grpo", peaks.get("grpo alone"))):
         estimated = dry_run_total(stage, overrides)

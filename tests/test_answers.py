@@ -205,7 +205,7 @@ def test_shipped_training_recipes_train_with_strict_accuracy():
     from recipe_cli.config import load_recipe
 
     recipes = Path(__file__).resolve().parent.parent / "recipes"
-    for name in ("gsm8k.yaml", "gsm8k-hindi.yaml"):
-        recipe = load_recipe(recipes / name)
+    for path in sorted(recipes.glob("*.yaml")):
+        recipe, name = load_recipe(path), path.name
         (accuracy,) = [reward for reward in recipe.grpo.rewards if reward.name == "accuracy"]
         assert accuracy.params == {"mode": "strict"}, name
