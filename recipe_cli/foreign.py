@@ -120,6 +120,14 @@ REFUSED_REWARDS = {
     "cf_code": "runs the completion's code against Codeforces test cases on a Piston server",
     "code_format": "checks the fenced code block the code rewards run",
 }
+# TRL 0.14-0.15 ran vLLM inside the training's main process on the GPU it named ("auto": the one after the
+# training GPUs); TRL 0.16 ignored it with a warning (generation moved to a `trl vllm-serve` server) and 0.18
+# removed it (huggingface/trl a8cfca6), whose TrlParser drops unknown keys: under TRL 0.18 it did nothing.
+VLLM_DEVICE = (
+    "ignored since TRL 0.16 (0.14-0.15: vLLM inside the main training process, on a GPU of its own); with "
+    "use_vllm, TRL 0.18 generated on a `trl vllm-serve` server (vllm_mode: server). Now: vllm_mode: server "
+    "with `recipe serve` on GPUs of their own is that split; colocate (the default) shares the training GPUs"
+)
 LAUNCH_KEYS = ("num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port")
 LORA_EXTRAS = (
     "lora_modules_to_save",
@@ -749,7 +757,7 @@ class _Translator:
         if strategy not in (None, "no") or do_eval:
             self.note("dropped", "eval_strategy / do_eval", "no eval loss: recipe's eval: section measures accuracy")
         if self.take("vllm_device") is not None:
-            self.note("dropped", "vllm_device", "removed from TRL; vLLM runs colocated or as a server (recipe serve)")
+            self.note("dropped", "vllm_device", VLLM_DEVICE)
         scale = self.data.get("scale_rewards")
         if isinstance(scale, bool):
             self.data["scale_rewards"] = "group" if scale else "none"

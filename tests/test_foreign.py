@@ -224,6 +224,14 @@ def test_the_kl_weighting_is_listed_where_a_kl_term_exists(beta, listed):
     assert kept.get("use_bias_correction_kl") is (False if listed else None)
 
 
+def test_vllm_device_is_dropped_saying_what_does_its_job_now():
+    translation = translate(read("open-r1-grpo.yaml"))
+    (note,) = [note for note in translation.of_kind("dropped") if note.key == "vllm_device"]
+    assert "TRL 0.16" in note.becomes and "trl vllm-serve" in note.becomes
+    assert "vllm_mode: server" in note.becomes and "`recipe serve`" in note.becomes and "colocate" in note.becomes
+    assert "vllm_mode" not in translation.recipe["grpo"]["trainer"]  # TRL's colocate, listed as a changed default
+
+
 def test_a_current_trl_file_has_no_changed_defaults():
     translation = translate(read("trl-sft.yaml"))
     assert translation.written_for is None and not translation.of_kind("default")
