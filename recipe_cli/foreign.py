@@ -234,6 +234,12 @@ def translate(data: dict, options: ForeignOptions | None = None, source: str = "
             raise RecipeError(f"{head}: {translator.problems[0]}")
         lines = "\n".join(f"  {problem}" for problem in translator.problems)
         raise RecipeError(f"{head}: {len(translator.problems)} keys cannot be carried over\n{lines}")
+    if options.old_defaults and translation.written_for is None:
+        raise RecipeError(
+            f"{source} ({translation.describe()}): --old-defaults: the file reads as current TRL (it uses no key "
+            f"removed since {OLD_RELEASE}), so no default changed under it; drop --old-defaults, or, if it was "
+            "written for TRL 0.18, write the old values into it (README: Coming from open-r1 or TRL)"
+        )
     return translation
 
 

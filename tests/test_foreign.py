@@ -232,9 +232,18 @@ def test_vllm_device_is_dropped_saying_what_does_its_job_now():
     assert "vllm_mode" not in translation.recipe["grpo"]["trainer"]  # TRL's colocate, listed as a changed default
 
 
-def test_a_current_trl_file_has_no_changed_defaults():
+def test_a_current_trl_file_has_no_changed_defaults_and_refuses_old_ones(here):
     translation = translate(read("trl-sft.yaml"))
     assert translation.written_for is None and not translation.of_kind("default")
+    with pytest.raises(RecipeError, match="--old-defaults: the file reads as current TRL"):
+        translate(read("trl-sft.yaml"), ForeignOptions(old_defaults=True))
+    for command in (["validate", "trl-sft.yaml"], ["convert", "trl-sft.yaml"], ["sft", "trl-sft.yaml", "--dry-run"]):
+        result = runner.invoke(app, [*command, "--old-defaults"])
+        assert result.exit_code == 2, result.output
+        assert "reads as current TRL" in result.output and "Traceback" not in result.output
+    assert not Path("trl-sft.recipe.yaml").exists()
+    native = runner.invoke(app, ["validate", str(REPO / "recipes" / "demo.yaml"), "--old-defaults"])
+    assert native.exit_code == 2 and "is a recipe: --old-defaults" in native.output
 
 
 def test_open_r1_sft_mixture_lora_and_renamed_keys():
@@ -343,8 +352,13 @@ def test_old_defaults_option(here):
     assert "(kept: --old-defaults)" in result.output and "'bnpo'" in result.output
 
 
-@pytest.mark.parametrize("name", ["open-r1-grpo.yaml", "open-r1-sft.yaml", "trl-sft.yaml", "trl-grpo.yaml"])
-@pytest.mark.parametrize("old_defaults", [False, True])
+@pytest.mark.parametrize(
+    ("name", "old_defaults"),
+    [
+        *((name, False) for name in ("open-r1-grpo.yaml", "open-r1-sft.yaml", "trl-sft.yaml", "trl-grpo.yaml")),
+        *((name, True) for name in ("open-r1-grpo.yaml", "open-r1-sft.yaml", "trl-grpo.yaml")),  # trl-sft is current
+    ],
+)
 def test_convert_round_trip(here, name, old_defaults):
     """The converted recipe validates as written and is the same recipe as the file it came from."""
     options = ForeignOptions(old_defaults=old_defaults)
