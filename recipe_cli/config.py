@@ -832,10 +832,17 @@ def read_recipe_file(path: str | Path, foreign: ForeignOptions | None = None) ->
     An open-r1 recipe or a ``trl sft|grpo --config`` file is translated into a recipe mapping
     (``recipe_cli.foreign``; ``foreign`` says how), so every command reads them too.
     """
-    from recipe_cli.foreign import is_foreign, translate
+    from recipe_cli.foreign import OLD_RELEASE, is_foreign, translate
 
     data = read_yaml_mapping(path)
-    return translate(data, foreign, str(path)).recipe if is_foreign(data) else data
+    if is_foreign(data):
+        return translate(data, foreign, str(path)).recipe
+    if foreign is not None and foreign.old_defaults:
+        raise RecipeError(
+            f"{path} is a recipe: --old-defaults reads open-r1 and TRL files with the defaults of {OLD_RELEASE}; "
+            "a recipe's settings are its own: drop --old-defaults"
+        )
+    return data
 
 
 def read_yaml_mapping(path: str | Path) -> dict:

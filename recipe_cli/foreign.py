@@ -120,6 +120,14 @@ REFUSED_REWARDS = {
     "cf_code": "runs the completion's code against Codeforces test cases on a Piston server",
     "code_format": "checks the fenced code block the code rewards run",
 }
+# TRL 0.14-0.15 ran vLLM inside the training's main process on the GPU it named ("auto": the one after the
+# training GPUs); TRL 0.16 ignored it with a warning (generation moved to a `trl vllm-serve` server) and 0.18
+# removed it (huggingface/trl a8cfca6), whose TrlParser drops unknown keys: under TRL 0.18 it did nothing.
+VLLM_DEVICE = (
+    "ignored since TRL 0.16 (0.14-0.15: vLLM inside the main training process, on a GPU of its own); with "
+    "use_vllm, TRL 0.18 generated on a `trl vllm-serve` server (vllm_mode: server). Now: vllm_mode: server "
+    "with `recipe serve` on GPUs of their own is that split; colocate (the default) shares the training GPUs"
+)
 LAUNCH_KEYS = ("num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port")
 LORA_EXTRAS = (
     "lora_modules_to_save",
@@ -226,6 +234,12 @@ def translate(data: dict, options: ForeignOptions | None = None, source: str = "
             raise RecipeError(f"{head}: {translator.problems[0]}")
         lines = "\n".join(f"  {problem}" for problem in translator.problems)
         raise RecipeError(f"{head}: {len(translator.problems)} keys cannot be carried over\n{lines}")
+    if options.old_defaults and translation.written_for is None:
+        raise RecipeError(
+            f"{source} ({translation.describe()}): --old-defaults: the file reads as current TRL (it uses no key "
+            f"removed since {OLD_RELEASE}), so no default changed under it; drop --old-defaults, or, if it was "
+            "written for TRL 0.18, write the old values into it (README: Coming from open-r1 or TRL)"
+        )
     return translation
 
 
@@ -246,6 +260,7 @@ class _Translator:
         self.data, self.options = data, options
         self.notes: list[Note] = []
         self.problems: list[str] = []
+        self.precision_unset = False
 
     def note(self, kind: str, key: str, becomes: str, old: Any = None, new: Any = None) -> None:
         self.notes.append(Note(kind, key, becomes, old, new))
@@ -353,6 +368,7 @@ class _Translator:
         if compute is None and bf16 is False:
             compute = "float32"
         if compute is None:
+            self.precision_unset = True  # TRL 0.18: float32 weights (transformers 4.52's load default), bf16 off
             return
         self.recipe["model"]["dtype"] = compute
         flag = "bf16: true" if bf16 else "fp16: true" if fp16 else None
@@ -619,13 +635,6 @@ class _Translator:
                 if entry["name"] == reward:
                     entry.setdefault("params", {})[parameter] = value
             self.note("translated", key, f"grpo.rewards[{reward}].params.{parameter}")
-        if "cosine" in used and "cosine_min_value_wrong" not in params:
-            self.note(
-                "meaning",
-                "cosine_min_value_wrong (unset)",
-                "-1.0, the reward's own default and the paper's: open-r1's script default 0.0 paid short wrong "
-                "answers more than long ones",
-            )
         if code and not used & set(REFUSED_REWARDS):
             self.note("dropped", ", ".join(code), "parameters of the code rewards only")
         self.section["rewards"] = [{"name": e.pop("name"), "weight": e.pop("weight"), **e} for e in rewards]
@@ -754,7 +763,7 @@ class _Translator:
         if strategy not in (None, "no") or do_eval:
             self.note("dropped", "eval_strategy / do_eval", "no eval loss: recipe's eval: section measures accuracy")
         if self.take("vllm_device") is not None:
-            self.note("dropped", "vllm_device", "removed from TRL; vLLM runs colocated or as a server (recipe serve)")
+            self.note("dropped", "vllm_device", VLLM_DEVICE)
         scale = self.data.get("scale_rewards")
         if isinstance(scale, bool):
             self.data["scale_rewards"] = "group" if scale else "none"
@@ -795,49 +804,116 @@ class _Translator:
             keep(old)
 
     def _defaults(self) -> None:
+        """Every default that changed under a setting the file left unset: TRL 0.18.0's GRPOConfig and
+        SFTConfig and transformers 4.52.3's TrainingArguments against the installed ones, open-r1's
+        GRPOScriptArguments against recipe's rewards (the README's table gives each source)."""
         trainer = self.section.setdefault("trainer", {})
 
         def set_trainer(key):
             return lambda value: trainer.__setitem__(key, value)
 
         if self.stage == "grpo":
-            if "beta" not in trainer:
-                self._default("beta", "KL coefficient (0.0: no reference model)", 0.04, 0.0, set_trainer("beta"))
-            if "loss_type" not in trainer:
-                self._default("loss_type", "loss normalisation", "bnpo", "dapo", set_trainer("loss_type"))
-            if "max_completion_length" not in trainer:
-                self._default("max_completion_length", "tokens", 256, 512, set_trainer("max_completion_length"))
-            if trainer.get("use_vllm") and "vllm_mode" not in trainer:
-                what = "with use_vllm (server: `recipe serve` starts it)"
-                self._default("vllm_mode", what, "server", "colocate", set_trainer("vllm_mode"))
-            dataset = self.section["dataset"]
-            if "max_prompt_tokens" not in dataset:
-                self._default(
-                    "max_prompt_length",
-                    "prompt tokens (old: cut from the left; kept: longer prompts dropped)",
-                    512,
-                    "none cut",
-                    lambda value: dataset.__setitem__("max_prompt_tokens", value),
-                )
-            for entry in self.section.get("rewards", []):
-                params = entry.get("params", {})
-                if entry["name"] == "soft_overlong_punishment" and self.source == "open-r1":
-                    for parameter, old, new in (
-                        ("max_completion_len", 16384, "max_completion_length"),
-                        ("soft_punish_cache", 4096, "a quarter of it"),
-                    ):
-                        if parameter not in params:
-                            self._default(
-                                f"soft_overlong_punishment.{parameter}",
-                                "open-r1's script default",
-                                old,
-                                new,
-                                lambda value, p=parameter, e=entry: e.setdefault("params", {}).__setitem__(p, value),
-                            )
+            self._grpo_defaults(trainer, set_trainer)
+        else:
+            self._sft_defaults(trainer, set_trainer)
+        if self.precision_unset:
+            self._default(
+                "bf16",
+                "compute precision: old float32 throughout; now bf16 mixed precision on a GPU that has it "
+                "(model.dtype auto; --old-defaults: model.dtype float32)",
+                False,
+                True,
+                lambda value: self.recipe["model"].__setitem__("dtype", "float32"),
+            )
+        if "gradient_checkpointing" not in trainer and "activation_checkpointing" not in trainer:
+            what = "on a GPU: activations recomputed in the backward pass, less memory, slower steps"
+            self._default("gradient_checkpointing", what, False, True, set_trainer("gradient_checkpointing"))
         if "report_to" not in trainer:
             self._default("report_to", "trackers (transformers 5: none)", "all", "none", set_trainer("report_to"))
         if not trainer:
             self.section.pop("trainer")
+
+    def _sft_defaults(self, trainer: dict, set_trainer) -> None:
+        if "average_tokens_across_devices" not in trainer:
+            self._default(
+                "average_tokens_across_devices",
+                "with several processes, the loss is the mean over every process's tokens (old: each process's "
+                "own mean, then averaged)",
+                False,
+                True,
+                set_trainer("average_tokens_across_devices"),
+            )
+        if trainer.get("packing") and "packing_strategy" not in trainer:
+            what = "old: the rows cut into max_length chunks; now: whole rows fitted best-fit-decreasing"
+            self._default("packing_strategy", what, "wrapped", "bfd", set_trainer("packing_strategy"))
+
+    def _grpo_defaults(self, trainer: dict, set_trainer) -> None:
+        if "beta" not in trainer:
+            self._default("beta", "KL coefficient (0.0: no reference model)", 0.04, 0.0, set_trainer("beta"))
+        if "use_bias_correction_kl" not in trainer and trainer.get("beta", 0.04) != 0:
+            self._default(
+                "use_bias_correction_kl",
+                "the KL term weighted by the ratio of the policy's probability to the sampling policy's "
+                "(with beta > 0; TRL 0.18 did not weight it)",
+                False,
+                True,
+                set_trainer("use_bias_correction_kl"),
+            )
+        if "loss_type" not in trainer:
+            self._default("loss_type", "loss normalisation", "bnpo", "dapo", set_trainer("loss_type"))
+        if "max_completion_length" not in trainer:
+            self._default("max_completion_length", "tokens", 256, 512, set_trainer("max_completion_length"))
+        if trainer.get("use_vllm") and "vllm_mode" not in trainer:
+            what = "with use_vllm (server: `recipe serve` starts it)"
+            self._default("vllm_mode", what, "server", "colocate", set_trainer("vllm_mode"))
+        if trainer.get("use_vllm") and "vllm_importance_sampling_correction" not in trainer:
+            self._default(
+                "vllm_importance_sampling_correction",
+                "with use_vllm: the loss weighted by the trainer's to vLLM's probability of each completion, "
+                "completions past the bounds masked (TRL 0.18 trained on vLLM's samples as if the trainer drew them)",
+                False,
+                True,
+                set_trainer("vllm_importance_sampling_correction"),
+            )
+        dataset = self.section["dataset"]
+        if "max_prompt_tokens" not in dataset:
+            self._default(
+                "max_prompt_length",
+                "prompt tokens (old: cut from the left; kept: longer prompts dropped)",
+                512,
+                "none cut",
+                lambda value: dataset.__setitem__("max_prompt_tokens", value),
+            )
+        if self.source != "open-r1":
+            return
+        for entry in self.section.get("rewards", []):
+            params = entry.get("params", {})
+
+            def set_param(value, parameter, entry=entry):
+                entry.setdefault("params", {})[parameter] = value
+
+            if entry["name"] == "soft_overlong_punishment":
+                for parameter, old, new in (
+                    ("max_completion_len", 16384, "max_completion_length"),
+                    ("soft_punish_cache", 4096, "a quarter of it"),
+                ):
+                    if parameter not in params:
+                        self._default(
+                            f"soft_overlong_punishment.{parameter}",
+                            "open-r1's script default",
+                            old,
+                            new,
+                            lambda value, p=parameter: set_param(value, p),
+                        )
+            if entry["name"] == "cosine" and "min_value_wrong" not in params:
+                self._default(
+                    "cosine.min_value_wrong",
+                    "open-r1's script default: a short wrong answer scored 0.0, a long one max_value_wrong "
+                    "(now -1.0, the paper's: short wrong answers pay most)",
+                    0.0,
+                    -1.0,
+                    lambda value: set_param(value, "min_value_wrong"),
+                )
 
 
 def _comment(text: str) -> str:

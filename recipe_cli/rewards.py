@@ -339,16 +339,19 @@ def cosine(
 
     Correct answers: ``max_value_correct`` when empty, falling to ``min_value_correct`` at
     ``max_len``, so shorter correct answers are worth more. Wrong answers: ``min_value_wrong`` when
-    empty, rising to ``max_value_wrong`` at ``max_len``: a long wrong answer is penalised LESS than
-    a short one (-0.5 against -1.0 by default), which pushes a model that cannot solve a problem to
-    think longer. open-r1's defaults and formula; fixes: lengths past ``max_len`` count as
-    ``max_len`` (open-r1's cosine turns back up past it, paying a 2x-too-long correct answer the
-    full 1.0), and an unreadable gold gives None (open-r1 gives 1.0).
+    empty, moving to ``max_value_wrong`` at ``max_len``; by default a long wrong answer is penalised
+    LESS than a short one (-0.5 against -1.0), which pushes a model that cannot solve a problem to
+    think longer. Either order is allowed for wrong answers: open-r1's script defaults (0.0 when
+    empty, -0.5 at ``max_len``) penalise long wrong answers more. open-r1's formula and its other
+    defaults; fixes: lengths past ``max_len`` count as ``max_len`` (open-r1's cosine turns back up
+    past it, paying a 2x-too-long correct answer the full 1.0), and an unreadable gold gives None
+    (open-r1 gives 1.0).
 
     >>> cosine(["<answer>4</answer>", "<answer>5</answer>"], answer=["4", "4"], max_len=18)
     [0.5, -0.5]
+    >>> cosine(["", "<answer>5</answer>"], answer=["4", "4"], max_len=18, min_value_wrong=0.0)  # open-r1's
+    [0.0, -0.5]
     """
-    _require(min_value_wrong <= max_value_wrong, "min_value_wrong must not be above max_value_wrong")
     _require(min_value_correct <= max_value_correct, "min_value_correct must not be above max_value_correct")
     scores: list[float | None] = []
     sizes = _lengths(completions, completion_ids, unit)

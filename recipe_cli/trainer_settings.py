@@ -25,7 +25,10 @@ REMOVED_KEYS = {
     "overwrite_output_dir": "was removed in transformers 5; recipe manages the run folder `runs/<name>/`",
     "evaluation_strategy": "was renamed; use `eval_strategy`",
     "max_seq_length": "was renamed in TRL; use `max_length`",
-    "vllm_device": "was removed from TRL; vLLM now runs colocated (`vllm_mode: colocate`) or as a server",
+    "vllm_device": (
+        "was removed from TRL; vLLM now runs colocated (`vllm_mode: colocate`) or as a server on GPUs of its own "
+        "(`vllm_mode: server`, started by `recipe serve`)"
+    ),
 }
 
 # Keys the recipe sets itself, from another section, so that one value cannot disagree with another.

@@ -122,39 +122,128 @@ def test_open_r1_defaults_that_changed_are_named_and_can_be_kept():
     changed = {note.key: (note.old, note.new) for note in new.of_kind("default")}
     assert changed == {
         "beta": (0.04, 0.0),
+        "use_bias_correction_kl": (False, True),
         "loss_type": ("bnpo", "dapo"),
         "vllm_mode": ("server", "colocate"),  # the file uses vLLM
+        "vllm_importance_sampling_correction": (False, True),
+        "gradient_checkpointing": (False, True),
         "push.private": (False, True),
-    }  # max_completion_length and report_to are set in the file: nothing changed under them
+    }  # max_completion_length, report_to, precision and cosine's parameters are set in the file
     assert "beta" not in new.recipe["grpo"]["trainer"]
     old = translate(read("open-r1-grpo.yaml"), ForeignOptions(old_defaults=True))
     trainer = old.recipe["grpo"]["trainer"]
     assert (trainer["beta"], trainer["loss_type"], trainer["vllm_mode"]) == (0.04, "bnpo", "server")
+    assert trainer["use_bias_correction_kl"] is False and trainer["vllm_importance_sampling_correction"] is False
+    assert trainer["gradient_checkpointing"] is False
     assert old.recipe["push"]["private"] is False
 
 
-def test_defaults_of_settings_left_unset():
-    data = {
-        "model_name_or_path": "Qwen/Qwen2.5-0.5B-Instruct",
-        "dataset_name": "open-r1/OpenR1-Math-220k",
-        "dataset_prompt_column": "problem",
-        "reward_funcs": ["soft_overlong_punishment"],
+OPEN_R1_GRPO = {  # an open-r1 GRPO file that leaves every setting with a changed default unset
+    "model_name_or_path": "Qwen/Qwen2.5-0.5B-Instruct",
+    "dataset_name": "open-r1/OpenR1-Math-220k",
+    "dataset_prompt_column": "problem",
+    "reward_funcs": ["cosine", "soft_overlong_punishment"],
+    "use_vllm": True,
+}
+OLD_SFT = {  # a `trl sft --config` file of TRL 0.18 (max_seq_length) that packs
+    "model_name_or_path": "Qwen/Qwen2.5-0.5B-Instruct",
+    "dataset_name": "trl-lib/Capybara",
+    "max_seq_length": 512,
+    "packing": True,
+}
+# key -> (TRL 0.18 / open-r1 value, value now, where --old-defaults puts the old value, the value there)
+CHANGED_GRPO = {
+    "beta": (0.04, 0.0, "grpo.trainer.beta", 0.04),
+    "use_bias_correction_kl": (False, True, "grpo.trainer.use_bias_correction_kl", False),
+    "loss_type": ("bnpo", "dapo", "grpo.trainer.loss_type", "bnpo"),
+    "max_completion_length": (256, 512, "grpo.trainer.max_completion_length", 256),
+    "vllm_mode": ("server", "colocate", "grpo.trainer.vllm_mode", "server"),
+    "vllm_importance_sampling_correction": (False, True, "grpo.trainer.vllm_importance_sampling_correction", False),
+    "max_prompt_length": (512, "none cut", "grpo.dataset.max_prompt_tokens", 512),
+    "bf16": (False, True, "model.dtype", "float32"),
+    "gradient_checkpointing": (False, True, "grpo.trainer.gradient_checkpointing", False),
+    "report_to": ("all", "none", "grpo.trainer.report_to", "all"),
+    "cosine.min_value_wrong": (0.0, -1.0, "grpo.rewards.0.params.min_value_wrong", 0.0),
+    "soft_overlong_punishment.max_completion_len": (
+        16384,
+        "max_completion_length",
+        "grpo.rewards.1.params.max_completion_len",
+        16384,
+    ),
+    "soft_overlong_punishment.soft_punish_cache": (
+        4096,
+        "a quarter of it",
+        "grpo.rewards.1.params.soft_punish_cache",
+        4096,
+    ),
+}
+CHANGED_SFT = {
+    "average_tokens_across_devices": (False, True, "sft.trainer.average_tokens_across_devices", False),
+    "packing_strategy": ("wrapped", "bfd", "sft.trainer.packing_strategy", "wrapped"),
+    "bf16": (False, True, "model.dtype", "float32"),
+    "gradient_checkpointing": (False, True, "sft.trainer.gradient_checkpointing", False),
+    "report_to": ("all", "none", "sft.trainer.report_to", "all"),
+}
+
+
+def _at(recipe: dict, dotted: str):
+    """The value at a dotted path of a recipe mapping (list items by index), None where there is none."""
+    node = recipe
+    for part in dotted.split("."):
+        node = node[int(part)] if isinstance(node, list) else node.get(part) if isinstance(node, dict) else None
+        if node is None:
+            return None
+    return node
+
+
+@pytest.mark.parametrize(("data", "table"), [(OPEN_R1_GRPO, CHANGED_GRPO), (OLD_SFT, CHANGED_SFT)])
+def test_every_changed_default_is_named_with_both_values_and_kept_by_old_defaults(data, table):
+    import copy
+
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.foreign import converted_text
+
+    new = translate(data)
+    assert {note.key: (note.old, note.new) for note in new.of_kind("default")} == {
+        key: (old, now) for key, (old, now, _, _) in table.items()
     }
-    translation = translate(data)
-    changed = {note.key: (note.old, note.new) for note in translation.of_kind("default")}
-    assert changed["max_completion_length"] == (256, 512)
-    assert changed["max_prompt_length"] == (512, "none cut")
-    assert changed["report_to"] == ("all", "none")
-    assert changed["soft_overlong_punishment.max_completion_len"] == (16384, "max_completion_length")
-    old = translate(data, ForeignOptions(old_defaults=True)).recipe["grpo"]
-    assert old["dataset"]["max_prompt_tokens"] == 512
-    assert old["trainer"]["max_completion_length"] == 256 and old["trainer"]["report_to"] == "all"
-    assert old["rewards"][0]["params"] == {"max_completion_len": 16384, "soft_punish_cache": 4096}
+    header = converted_text(new, "f.yaml", "f.recipe.yaml")
+    for key, (old, now, where, _) in table.items():
+        assert f"#   {key}: {old!r} -> {now!r} (" in header  # the printed list: the key, was, now
+        assert _at(new.recipe, where) is None, key  # left unset: the current default holds
+    old = translate(data, ForeignOptions(old_defaults=True))
+    for key, (_, _, where, kept) in table.items():
+        assert _at(old.recipe, where) == kept, key
+    validate_recipe(copy.deepcopy(old.recipe), source="old")  # TRL's config and the rewards take the old values
 
 
-def test_a_current_trl_file_has_no_changed_defaults():
+@pytest.mark.parametrize(("beta", "listed"), [(0.01, True), (0.0, False)])
+def test_the_kl_weighting_is_listed_where_a_kl_term_exists(beta, listed):
+    assert ("use_bias_correction_kl" in keys_of(translate({**OPEN_R1_GRPO, "beta": beta}), "default")) is listed
+    kept = translate({**OPEN_R1_GRPO, "beta": beta}, ForeignOptions(old_defaults=True)).recipe["grpo"]["trainer"]
+    assert kept.get("use_bias_correction_kl") is (False if listed else None)
+
+
+def test_vllm_device_is_dropped_saying_what_does_its_job_now():
+    translation = translate(read("open-r1-grpo.yaml"))
+    (note,) = [note for note in translation.of_kind("dropped") if note.key == "vllm_device"]
+    assert "TRL 0.16" in note.becomes and "trl vllm-serve" in note.becomes
+    assert "vllm_mode: server" in note.becomes and "`recipe serve`" in note.becomes and "colocate" in note.becomes
+    assert "vllm_mode" not in translation.recipe["grpo"]["trainer"]  # TRL's colocate, listed as a changed default
+
+
+def test_a_current_trl_file_has_no_changed_defaults_and_refuses_old_ones(here):
     translation = translate(read("trl-sft.yaml"))
     assert translation.written_for is None and not translation.of_kind("default")
+    with pytest.raises(RecipeError, match="--old-defaults: the file reads as current TRL"):
+        translate(read("trl-sft.yaml"), ForeignOptions(old_defaults=True))
+    for command in (["validate", "trl-sft.yaml"], ["convert", "trl-sft.yaml"], ["sft", "trl-sft.yaml", "--dry-run"]):
+        result = runner.invoke(app, [*command, "--old-defaults"])
+        assert result.exit_code == 2, result.output
+        assert "reads as current TRL" in result.output and "Traceback" not in result.output
+    assert not Path("trl-sft.recipe.yaml").exists()
+    native = runner.invoke(app, ["validate", str(REPO / "recipes" / "demo.yaml"), "--old-defaults"])
+    assert native.exit_code == 2 and "is a recipe: --old-defaults" in native.output
 
 
 def test_open_r1_sft_mixture_lora_and_renamed_keys():
@@ -263,8 +352,13 @@ def test_old_defaults_option(here):
     assert "(kept: --old-defaults)" in result.output and "'bnpo'" in result.output
 
 
-@pytest.mark.parametrize("name", ["open-r1-grpo.yaml", "open-r1-sft.yaml", "trl-sft.yaml", "trl-grpo.yaml"])
-@pytest.mark.parametrize("old_defaults", [False, True])
+@pytest.mark.parametrize(
+    ("name", "old_defaults"),
+    [
+        *((name, False) for name in ("open-r1-grpo.yaml", "open-r1-sft.yaml", "trl-sft.yaml", "trl-grpo.yaml")),
+        *((name, True) for name in ("open-r1-grpo.yaml", "open-r1-sft.yaml", "trl-grpo.yaml")),  # trl-sft is current
+    ],
+)
 def test_convert_round_trip(here, name, old_defaults):
     """The converted recipe validates as written and is the same recipe as the file it came from."""
     options = ForeignOptions(old_defaults=old_defaults)
