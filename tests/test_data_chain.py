@@ -138,6 +138,30 @@ def test_decontamination_can_be_switched_off_and_takes_extra_benchmarks(recipe_d
     assert len(prepare_stage(off, "grpo", build_tokenizer(400)).rows) == 2
 
 
+def test_decontamination_checks_every_named_eval_set(recipe_dict, tmp_path):
+    """A training question copied from the second eval set is removed, and the report names that set."""
+    copied = "Ravi packs 6 boxes with 14 pencils in each box. How many pencils does Ravi pack in total?"
+    first = write_jsonl(tmp_path / "first.jsonl", [{"question": "What is 3 times 5?", "answer": "15"}])
+    second = write_jsonl(tmp_path / "second.jsonl", [{"question": copied, "answer": "84"}])
+    data = write_jsonl(
+        tmp_path / "d.jsonl", [{"question": copied, "answer": "84"}, {"question": "1+1?", "answer": "2"}]
+    )
+    recipe_dict["eval"] = {
+        "datasets": [
+            {"name": "first", "path": first, "adapter": "columns"},
+            {"name": "second", "path": second, "adapter": "columns"},
+        ]
+    }
+    recipe = validate_recipe(local_grpo(recipe_dict, data))
+    prepared = prepare_stage(recipe, "grpo", build_tokenizer(400))
+    assert [r["question"] for r in prepared.records] == ["1+1?"]
+    step = next(s for s in prepared.steps if s.step == "decontamination")
+    assert [entry["benchmark"] for entry in step.listed] == [
+        f"eval second ({recipe.eval.sets[1][2].describe_source()})"
+    ]
+    assert set(step.details["benchmarks"]) == {f"eval {t} ({d.describe_source()})" for _, t, d in recipe.eval.sets}
+
+
 def test_generated_problems_are_decontaminated_by_exact_question(recipe_dict):
     """The demo's templated problems share 8-grams by design; train and test share no question."""
     recipe = validate_recipe(recipe_dict)

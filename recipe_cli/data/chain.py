@@ -9,7 +9,7 @@ received and what it removed, and why. The steps, in this order, each optional e
 2. ``drop_duplicates``: a question equal to an earlier one after normalising case, whitespace and
    punctuation.
 3. ``near_duplicates``: a question whose word 3-grams are near an earlier one's (MinHash LSH).
-4. ``decontaminate`` (on by default): a question sharing a word 8-gram with the eval set or a named
+4. ``decontaminate`` (on by default): a question sharing a word 8-gram with any eval set or a named
    benchmark (generated problems: the same question).
 5. token lengths: prompts over ``max_prompt_tokens``, SFT completions over ``max_completion_tokens``.
 6. ``difficulty``: prompts whose pass rate under the stage's starting model is outside
@@ -145,11 +145,13 @@ def benchmark_index(recipe: Recipe, settings: DatasetSettings):
     index = BenchmarkIndex(options.ngram, exact=options.match == "exact")
     counts = {}
     if options.against_eval and recipe.eval is not None:
-        name = f"eval ({recipe.eval.dataset.describe_source()})"
-        questions = [row["question"] for row in load_examples(recipe.eval.dataset, recipe.seed)]
-        counts[name] = len(questions)
-        for question in questions:
-            index.add(name, question)
+        for _, title, dataset in recipe.eval.sets:  # every set the eval reports, not only the headline one
+            label = f"eval {title}" if recipe.eval.datasets else "eval"  # named sets carry their name
+            name = f"{label} ({dataset.describe_source()})"
+            questions = [row["question"] for row in load_examples(dataset, recipe.seed)]
+            counts[name] = len(questions)
+            for question in questions:
+                index.add(name, question)
     for path in options.benchmarks:
         questions = benchmark_questions(path)
         counts[path] = len(questions)
