@@ -221,8 +221,8 @@ class DecontaminationSettings(Strict):
 class DifficultySettings(Strict):
     """Keep prompts the stage's starting model solves between ``min_pass_rate`` and ``max_pass_rate`` of the time.
 
-    ``samples`` completions per prompt are drawn with eval's generation code and scored with the
-    accuracy reward's checker; results are cached in ``runs/<name>/data/pass_rates/``.
+    ``samples`` completions per prompt are drawn with eval's generation code and scored by the
+    recipe's ``accuracy`` reward with its parameters; results are cached in ``runs/<name>/data/pass_rates/``.
     """
 
     samples: int = Field(8, ge=1)
