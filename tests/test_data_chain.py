@@ -56,6 +56,29 @@ def test_a_local_openthoughts_copy_is_read_by_the_openthoughts_adapter(tmp_path)
     assert load_examples(settings, seed=0)[0]["answer"] == "5"
 
 
+def test_the_report_says_why_the_openthoughts_adapter_skipped_each_row(recipe_dict, tmp_path):
+    """A row the dataset marks incorrect is counted apart from a row without a usable trace."""
+    good = {
+        "problem": "P",
+        "solution": "\\boxed{5}",
+        "conversations": [{"from": "assistant", "value": OPENTHOUGHTS_RESPONSE}],
+    }
+    rows = [
+        good,
+        {**good, "problem": "Q", "correct": False},
+        {**good, "problem": "R", "conversations": [{"from": "assistant", "value": "no markers, \\boxed{5}"}]},
+    ]
+    path = write_jsonl(tmp_path / "ot.jsonl", rows)
+    recipe_dict["sft"]["dataset"] = {"path": path, "max_samples": 8}
+    prepared = prepare_stage(validate_recipe(recipe_dict), "sft", build_tokenizer(400))
+    read = prepared.steps[0]
+    assert read.rows_in == 3 and read.rows_out == 1
+    assert read.removed == {
+        "marked incorrect by the dataset (only_correct)": 1,
+        "no thought/solution markers (no usable reasoning trace)": 1,
+    }
+
+
 def test_other_local_files_keep_the_columns_adapter(tmp_path):
     settings = DatasetSettings(path=write_jsonl(tmp_path / "d.jsonl", [{"question": "1+1?", "answer": "2"}]))
     assert settings.adapter == "columns" and not settings.adapter_inferred

@@ -3,9 +3,10 @@
 Training, ``--dry-run`` and ``recipe data`` all call ``prepare_stage``; each step counts the rows it
 received and what it removed, and why. The steps, in this order, each optional except reading:
 
-1. read: every source through its adapter (dataset flags such as OpenThoughts' ``only_correct``,
-   rows the adapter cannot use); a ``mixture`` keeps a seeded share (``weight``) of each source;
-   ``shuffle`` puts the source rows in a seeded order first.
+1. read: every source through its adapter, which skips rows and says why (a dataset's own flags
+   such as OpenThoughts' ``correct`` under ``only_correct``; rows without a usable trace or gold);
+   a ``mixture`` keeps a seeded share (``weight``) of each source; ``shuffle`` puts the source rows
+   in a seeded order first.
 2. ``drop_duplicates``: a question equal to an earlier one after normalising case, whitespace and
    punctuation.
 3. ``near_duplicates``: a question whose word 3-grams are near an earlier one's (MinHash LSH).
@@ -388,10 +389,12 @@ def prepare_stage(
     steps.append(StepReport("max_samples"))
     kept = list(take_first(items, steps[-1], settings.max_samples))
     items.close()  # finish the steps still open (a pass-rate chunk's bookkeeping)
-    # rows the adapter read but could not use (OpenThoughts' incorrect traces, rows without markers)
+    # rows the adapter read but left out, by its reasons (OpenThoughts: marked incorrect, no trace, no gold)
     read.rows_in, skipped = raw.count, raw.count - read.rows_in
-    if skipped:
-        read.removed["skipped by the adapter (dataset flags, unusable rows)"] = skipped
+    read.removed.update(raw.skipped)
+    unexplained = skipped - sum(raw.skipped.values())
+    if unexplained:
+        read.removed["skipped by the adapter (unusable rows)"] = unexplained
     prepared.read = read.rows_out
     prepared.steps = steps
     for item in kept:
