@@ -103,6 +103,21 @@ def test_a_curve_nobody_logged_says_why(tmp_path):
     assert "beta = 0" in ax.texts[0].get_text()
 
 
+def test_the_divergence_panel_draws_what_recipe_logs(tmp_path):
+    """recipe runs TRL's loss with beta 0 and logs divergence/<name>, never TRL's kl: the panel draws those."""
+    folder = fake_run(tmp_path, "a")
+    history = grpo_history(12)
+    for row in history:
+        row["divergence/k3"] = 0.001 * row["step"]
+    (folder / "grpo" / "trainer_state.json").write_text(json.dumps({"log_history": history}))
+    runs = [read_run(folder)]
+    panel = next(p for p in plots.grpo_optimization_panels(runs) if p.title.startswith("divergence"))
+    assert panel.title == "divergence to the reference (k3)"
+    ax = plots.require_matplotlib()().subplots()
+    assert plots.draw_panel(ax, runs, "grpo", panel) and not ax.texts
+    assert [list(line.get_ydata()) for line in ax.get_lines()][0] == [0.001 * s for s in range(1, 13)]
+
+
 def test_report_of_one_run_has_every_plot_and_the_samples(tmp_path):
     folder = fake_run(tmp_path, "a")
     result = invoke("report", folder)
