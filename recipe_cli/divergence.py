@@ -376,10 +376,12 @@ class DivergenceGRPOTrainer(GRPOTrainer):
         if len(self._scorings) >= 2:  # TRL scored the policy too (old_per_token_logps): same batch, same weights
             logps = self._scorings[-2].logps
         else:
+            # through the whole class chain, so a timer (recipe_cli.step_time) counts it as the forward pass it is
             with torch.no_grad():
-                logps, _, _ = super()._get_per_token_logps_and_entropies(
+                logps, _, _ = self._get_per_token_logps_and_entropies(
                     self.model, reference.input_ids, reference.attention_mask, keep, *reference.args, **reference.kwargs
                 )
+            self._scorings.pop()  # the reference stays the last pass scored
         mask = reference.attention_mask[:, -keep:].to(logps.dtype)
         per_token = estimate(self.divergence.name, logps, reference.logps)
         self._log_divergence(per_token, mask)

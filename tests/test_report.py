@@ -340,15 +340,25 @@ def test_run_logs_name_rewards_as_trl_logs_them():
 
 
 @pytest.mark.slow
-def test_grpo_logs_where_each_step_goes(recipe_dict, write_recipe, tmp_path):
+@pytest.mark.parametrize(
+    "divergence",
+    [None, {"name": "k1", "in": "reward"}],
+    ids=["beta-0", "k1-in-reward"],
+)
+def test_grpo_logs_where_each_step_goes(recipe_dict, write_recipe, tmp_path, divergence):
     """The phases add up to TRL's step time; recipe's callbacks are counted beside it; the card gives shares."""
     from typer.testing import CliRunner
 
     from recipe_cli.cli import app
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.hub import render_model_card
     from recipe_cli.report import step_time_shares
 
     del recipe_dict["sft"], recipe_dict["eval"]
     recipe_dict["grpo"]["trainer"].update(max_steps=3, logging_steps=1)
+    if divergence is not None:  # the reference's forward pass, and the policy's for the penalty
+        recipe_dict["grpo"]["divergence"] = divergence
+        recipe_dict["grpo"]["trainer"]["beta"] = 0.04
     result = CliRunner().invoke(app, ["grpo", str(write_recipe(recipe_dict))])
     assert result.exit_code == 0, result.output
     state = json.loads((tmp_path / "runs" / "tiny" / "grpo" / "trainer_state.json").read_text())
@@ -359,6 +369,12 @@ def test_grpo_logs_where_each_step_goes(recipe_dict, write_recipe, tmp_path):
         assert inside == pytest.approx(row["step_time"], rel=0.05, abs=5e-3)
         assert row["step_time/generation"] > 0 and row["step_time/policy"] > 0 and row["step_time/callbacks"] > 0
         assert row["completions/tokens_per_second"] > 0
+        if divergence is not None:
+            assert row["step_time/logprobs"] > 0
     shares = step_time_shares(state["log_history"])
     assert set(shares) >= {"generation", "policy", "rewards", "callbacks"}
     assert sum(shares.values()) == pytest.approx(1, rel=0.01)  # the timers sit a little outside TRL's
+    card = render_model_card(validate_recipe(recipe_dict), "grpo", str(tmp_path / "runs" / "tiny" / "base"))
+    step_time = next(line for line in card.splitlines() if line.startswith("GRPO step time: "))
+    for phase, share in shares.items():
+        assert f"{phase} {share:.0%}" in step_time
