@@ -355,8 +355,8 @@ def test_the_policy_pass_of_a_divergence_in_the_reward_is_timed_as_a_forward_pas
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("divergence", "lora"),
-    [({"name": "js"}, False), ({"name": "k1", "in": "reward"}, True)],
-    ids=["js-in-loss-full-weights", "k1-in-reward-lora"],
+    [({"name": "js"}, False), ({"name": "js"}, True), ({"name": "k1", "in": "reward"}, True)],
+    ids=["js-in-loss-full-weights", "js-in-loss-lora", "k1-in-reward-lora"],
 )
 def test_grpo_trains_with_a_divergence_and_records_it(recipe_dict, divergence, lora, tmp_path):
     from recipe_cli.console import ConsoleReporter
