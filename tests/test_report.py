@@ -210,6 +210,33 @@ def test_step_time_phases_are_stacked_and_shared_when_logged(tmp_path):
     assert png_size(report.path.parent / "grpo_step_time.png")[0] >= 1000
 
 
+def test_check_demo_checks_the_report_and_its_plots(tmp_path, capsys):
+    """The demo's check fails, in one line naming the file, while the report or a plot it links is missing."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("check_demo", REPO / "scripts" / "check_demo.py")
+    check_demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check_demo)
+    folder = fake_run(tmp_path, "demo")
+    for label, accuracy in (("base", 0.1), ("sft", 0.5), ("grpo", 0.7)):
+        summary = {"label": label, "n": 300, "accuracy": accuracy, "format_rate": 1.0, "truncation_rate": 0.0}
+        (folder / "eval" / f"{label}.json").write_text(json.dumps(summary))
+
+    def failures() -> list[str]:
+        code = check_demo.main(str(folder))
+        lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAIL")]
+        assert code == (1 if lines else 0)
+        return lines
+
+    assert failures() == [f"FAIL the report and its plots exist (missing: {folder / 'report' / 'report.md'})"]
+    report = write_report([folder])
+    assert failures() == []
+    (report.path.parent / "grpo_optimization.png").unlink()
+    assert failures() == [
+        f"FAIL the report and its plots exist (missing: {report.path.parent / 'grpo_optimization.png'})"
+    ]
+
+
 def test_validate_and_help_do_not_import_matplotlib(recipe_dict, write_recipe):
     path = write_recipe(recipe_dict)
     code = textwrap.dedent(
