@@ -204,7 +204,7 @@ class DecontaminationSettings(Strict):
     """
 
     enabled: bool = True
-    against_eval: bool = True  # the recipe's eval set
+    against_eval: bool = True  # every eval set of the recipe (each of eval.datasets)
     benchmarks: list[str] = []  # more local files (.jsonl/.json/.parquet/.csv) with a question/problem/prompt column
     ngram: int = Field(8, gt=0)  # words; 8 as open-r1's decontaminate.py and the GPT-3 paper's 13 for long texts
     # default ngram; exact for generated problems, which share their templates' n-grams by design
@@ -221,8 +221,8 @@ class DecontaminationSettings(Strict):
 class DifficultySettings(Strict):
     """Keep prompts the stage's starting model solves between ``min_pass_rate`` and ``max_pass_rate`` of the time.
 
-    ``samples`` completions per prompt are drawn with eval's generation code and scored with the
-    accuracy reward's checker; results are cached in ``runs/<name>/data/pass_rates/``.
+    ``samples`` completions per prompt are drawn with eval's generation code and scored by the
+    recipe's ``accuracy`` reward with its parameters; results are cached in ``runs/<name>/data/pass_rates/``.
     """
 
     samples: int = Field(8, ge=1)

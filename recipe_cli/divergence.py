@@ -14,6 +14,19 @@ both models' logits, batch x length x vocabulary floats (64 x 1024 x 152k in flo
 model for a Qwen2.5 batch). ``reverse_kl``, ``forward_kl``, ``jensen_shannon`` and ``total_variation`` compute
 the exact values from full log-probabilities, for tests and the ablation (scripts/ablate_divergence.py).
 
+What "unbiased" means here: at each completion position, with the prefix sampled from the policy,
+the mean of ``f(r)`` over the next token ``y ~ pi(. | prefix)`` is the divergence between the two
+next-token distributions ``pi(. | prefix)`` and ``pi_ref(. | prefix)``, provided the policy's support
+covers the reference's (k3, forward_kl, js and tv miss the tokens only the reference can emit). It
+is a per-token divergence at policy prefixes, not the divergence of the completions'
+distributions. Summed over a completion (``in: reward``), its mean is a sequence-level divergence
+only for k1 and k3: the chain rule of the reverse KL gives ``E_pi[sum_t KL_t] = KL(pi(y_1:T) ||
+pi_ref(y_1:T))``; forward_kl, js and tv have no such rule along policy prefixes. Sampling from
+another distribution than ``pi`` biases every estimator, TRL's k3 included: ``top_p < 1`` or
+``top_k > 0`` (the log-probabilities are the full softmax's), or vLLM generating from its own copy
+of the weights (TRL's vLLM importance-sampling correction reweights the policy loss, not the
+divergence term).
+
 Where the estimate goes (``DivergenceGRPOTrainer`` explains the hooks):
 
 - ``in: loss`` (TRL's place): ``beta * f`` is added to each completion token's loss and reduced
@@ -376,10 +389,12 @@ class DivergenceGRPOTrainer(GRPOTrainer):
         if len(self._scorings) >= 2:  # TRL scored the policy too (old_per_token_logps): same batch, same weights
             logps = self._scorings[-2].logps
         else:
+            # through the whole class chain, so a timer (recipe_cli.step_time) counts it as the forward pass it is
             with torch.no_grad():
-                logps, _, _ = super()._get_per_token_logps_and_entropies(
+                logps, _, _ = self._get_per_token_logps_and_entropies(
                     self.model, reference.input_ids, reference.attention_mask, keep, *reference.args, **reference.kwargs
                 )
+            self._scorings.pop()  # the reference stays the last pass scored
         mask = reference.attention_mask[:, -keep:].to(logps.dtype)
         per_token = estimate(self.divergence.name, logps, reference.logps)
         self._log_divergence(per_token, mask)

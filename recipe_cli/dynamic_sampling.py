@@ -4,7 +4,9 @@ A group whose completions all got the same total reward has zero advantage for e
 (GRPO's advantage is the reward minus the group mean), so it adds nothing to the policy gradient
 while it still costs a generation and a backward pass, and it dilutes the step (DAPO, Yu et al.
 2025, section 3.2; verl's ``filter_groups``, OpenRLHF's and NeMo-RL's dynamic sampling). TRL 1.16
-only logs the share of such groups (``frac_reward_zero_std``).
+only logs the share of such groups (``frac_reward_zero_std``). A divergence placed in the reward
+is not counted: it differs a little for every sequence, and a group only it separates teaches no
+task (``task_zero_signal_groups``).
 
 ``with_dynamic_sampling(GRPOTrainer)`` returns a subclass whose ``_generate_and_score_completions``
 generates and scores the batch as TRL does, then, while zero-signal groups remain and at most
@@ -84,6 +86,24 @@ def zero_signal_groups(rewards_per_func, weights, num_generations: int) -> list[
     return flags
 
 
+def task_zero_signal_groups(trainer, rewards) -> list[bool]:
+    """``zero_signal_groups`` over the task reward: every reward column but a divergence placed in the reward.
+
+    A divergence in the reward (``divergence_<name>``, ``grpo.divergence: {in: reward}``) differs a
+    little for every sequence, so counting it would leave no group zero-signal. The one definition
+    both the ``frac_reward_zero_signal`` metric and dynamic sampling use.
+
+    >>> import torch
+    >>> from types import SimpleNamespace
+    >>> trainer = SimpleNamespace(reward_func_names=["accuracy", "divergence_k3"], num_generations=2,
+    ...     reward_weights=torch.tensor([1.0, 1.0]))
+    >>> task_zero_signal_groups(trainer, torch.tensor([[1.0, -0.01], [1.0, -0.02], [0.0, -0.01], [1.0, -0.01]]))
+    [True, False]
+    """
+    task = [i for i, name in enumerate(trainer.reward_func_names) if not name.startswith("divergence_")]
+    return zero_signal_groups(rewards[:, task], trainer.reward_weights[task], trainer.num_generations)
+
+
 class SignalMetricMixin:
     """Logs ``frac_reward_zero_signal``: the share of groups whose completions all got the same task reward.
 
@@ -95,8 +115,7 @@ class SignalMetricMixin:
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        task = [i for i, name in enumerate(self.reward_func_names) if not name.startswith("divergence_")]
-        flags = zero_signal_groups(rewards[:, task], self.reward_weights[task], self.num_generations)
+        flags = task_zero_signal_groups(self, rewards)
         mode = "train" if self.model.training else "eval"
         self._metrics[mode]["frac_reward_zero_signal"].append(sum(flags) / len(flags) if flags else 0.0)
         return rewards
@@ -118,7 +137,7 @@ class DynamicSamplingMixin:
         return rewards
 
     def _zero_signal(self) -> list[bool]:
-        return zero_signal_groups(self._gathered_rewards, self.reward_weights, self.num_generations)
+        return task_zero_signal_groups(self, self._gathered_rewards)
 
     def _generate_and_score_completions(self, inputs):
         output = super()._generate_and_score_completions(inputs)

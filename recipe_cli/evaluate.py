@@ -127,11 +127,19 @@ def _format_ok(completion: str, prefilled: bool) -> bool:
     return format_reward([completion], think_prefilled=prefilled)[0] == 1.0
 
 
+def accuracy_params(recipe: Recipe) -> dict:
+    """The parameters of the recipe's ``accuracy`` reward as the recipe writes them: of the entry that trains with
+    ``mode: strict`` when there is one, else of the first; none without an ``accuracy`` reward."""
+    entries = recipe.grpo.rewards if recipe.grpo is not None else []
+    rewards = [reward for reward in entries if reward.name == "accuracy"]
+    strict = [reward for reward in rewards if reward.params.get("mode") == "strict"]
+    chosen = strict or rewards
+    return dict(chosen[0].params) if chosen else {}
+
+
 def accuracy_mode(recipe: Recipe) -> str:
     """``strict`` when the recipe's ``accuracy`` reward trains with ``mode: strict``, else ``flexible``."""
-    rewards = recipe.grpo.rewards if recipe.grpo is not None else []
-    modes = [reward.params.get("mode", "flexible") for reward in rewards if reward.name == "accuracy"]
-    return "strict" if "strict" in modes else "flexible"
+    return accuracy_params(recipe).get("mode", "flexible")
 
 
 def _scores(completion: str, gold: str, truncated: bool, mode: str) -> dict:

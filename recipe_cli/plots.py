@@ -31,6 +31,7 @@ MAX_COLUMNS = 3
 STEP_LABEL = "optimizer step"
 NOTE = "solid: centred moving average over ~1/10 of the logged points; faint: values as logged"
 SHORT_NOTE = "every logged value (curves of fewer than 10 points are not smoothed)"
+LINE_STYLES = ("-", "--", ":", "-.")  # a panel's curves, told apart
 
 
 @dataclass(frozen=True)
@@ -265,15 +266,34 @@ def grpo_completion_panels() -> list[Panel]:
     ]
 
 
+def divergence_curves(runs: list[RunLogs]) -> tuple[Curve, ...]:
+    """The divergence curves the runs logged: recipe's ``divergence/<name>`` (TRL's loss runs with beta 0 under
+    ``recipe_cli.divergence``, so TRL logs no ``kl``), else TRL's own ``kl`` for a log of plain TRL."""
+    keys = sorted(
+        {k for run in runs for row in run.histories.get("grpo", []) for k in row if k.startswith("divergence/")}
+    )
+    if not keys:
+        return (Curve("kl", "TRL's kl"),)
+    return tuple(
+        Curve(key, key.removeprefix("divergence/"), LINE_STYLES[i % len(LINE_STYLES)]) for i, key in enumerate(keys)
+    )
+
+
 def grpo_optimization_panels(runs: list[RunLogs]) -> list[Panel]:
     no_kl = all(not run.trainer_setting("grpo", "beta", 0.0) for run in runs if "grpo" in run.histories)
-    kl_missing = "not logged: beta = 0,\nno reference model, no KL term" if no_kl else "not logged"
+    kl_missing = "not logged: beta = 0,\nno reference model, no divergence term" if no_kl else "not logged"
+    divergences = divergence_curves(runs)
     return [
         Panel("loss", "GRPO objective (unitless)", (Curve("loss"),)),
         Panel("gradient norm", "L2 norm (before clipping)", (Curve("grad_norm"),)),
         Panel("learning rate", "learning rate", (Curve("learning_rate"),), scientific=True, smoothed=False),
         Panel("entropy of the policy", "nats per completion token", (Curve("entropy"),)),
-        Panel("KL divergence to the reference", "nats per completion token", (Curve("kl"),), missing=kl_missing),
+        Panel(
+            f"divergence to the reference ({', '.join(curve.label for curve in divergences)})",
+            "mean estimate per completion token",
+            divergences,
+            missing=kl_missing,
+        ),
         Panel(
             "tokens clipped by the ratio bound",
             "completion tokens",

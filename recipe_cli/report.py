@@ -41,7 +41,9 @@ PLOT_ALT = {
     "sft": "SFT loss, token accuracy, learning rate and gradient norm",
     "grpo_rewards": "GRPO rewards: the weighted total and each reward's mean and standard deviation",
     "grpo_completions": "GRPO learning signal and completions: zero-std groups, length, truncation",
-    "grpo_optimization": "GRPO optimisation: loss, gradient norm, learning rate, entropy, KL, clipping",
+    "grpo_optimization": (
+        "GRPO optimisation: loss, gradient norm, learning rate, entropy, divergence to the reference, clipping"
+    ),
     "grpo_step_time": "GRPO step time",
 }
 

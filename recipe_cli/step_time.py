@@ -30,9 +30,11 @@ def _now() -> float:
 class StepTimeMixin:
     """A GRPOTrainer mixin that times the phases of every optimizer step (see the module docstring).
 
-    ``scoring`` is what ``_generate_and_score_completions`` spends besides generating, the
-    log-probabilities and the rewards (tokenising, gathering across ranks, advantages); ``policy``
-    is the rest of ``training_step``: the loss's forward and backward passes.
+    ``logprobs`` is every forward pass without gradients (the reference's, the old policy's, and
+    the policy's that a divergence in the reward needs, which runs inside the rewards); ``scoring``
+    is what ``_generate_and_score_completions`` spends besides generating, the log-probabilities
+    and the rewards (tokenising, gathering across ranks, advantages); ``policy`` is the rest of
+    ``training_step``: the loss's forward and backward passes.
     """
 
     def _phase_clock(self) -> dict:
@@ -87,9 +89,12 @@ class StepTimeMixin:
         return result
 
     def _calculate_rewards(self, *args, **kwargs):
+        phases = self._phase_clock()
+        logprobs_before = phases["logprobs"]
         started = _now()
         result = super()._calculate_rewards(*args, **kwargs)
-        self.add_phase_time("rewards", _now() - started)
+        # a forward pass a reward makes (the divergence in the reward) is counted under logprobs, not twice
+        self.add_phase_time("rewards", _now() - started - (phases["logprobs"] - logprobs_before))
         return result
 
     def _get_per_token_logps_and_entropies(self, *args, **kwargs):

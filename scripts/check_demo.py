@@ -1,17 +1,32 @@
-"""Check that the demo run learned: SFT beats the base model and GRPO beats SFT by 10+ points.
+"""Check that the demo run learned (SFT beats the base model, GRPO beats SFT by 10+ points) and wrote its report.
 
 Usage: python scripts/check_demo.py runs/demo
-Reads runs/demo/eval/{base,sft,grpo}.json, prints them side by side, exits 1 if a claim fails.
+Reads runs/demo/eval/{base,sft,grpo}.json, prints them side by side, checks that
+runs/demo/report/report.md (which `recipe run` writes at the end) and every PNG it links exist,
+exits 1 if a claim fails.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
 MIN_PROBLEMS = 200
 MIN_GRPO_GAIN = 0.10  # GRPO over SFT, in accuracy (10 points)
+PNG_LINK = re.compile(r"!\[[^\]]*\]\(([^)\s]+\.png)\)")  # ![alt](plot.png), relative to the report
+
+
+def missing_report_files(run_dir: Path) -> list[str]:
+    """The report and the linked plots that are not there (the report links at least one plot)."""
+    report = run_dir / "report" / "report.md"
+    if not report.is_file():
+        return [str(report)]
+    links = PNG_LINK.findall(report.read_text())
+    if not links:
+        return [f"{report.parent}/*.png (the report links no plot)"]
+    return [str(report.parent / link) for link in links if not (report.parent / link).is_file()]
 
 
 def main(run_dir: str) -> int:
@@ -33,6 +48,9 @@ def main(run_dir: str) -> int:
             f"GRPO beats SFT by at least {MIN_GRPO_GAIN * 100:.0f} points ({grpo - sft:+.1%})",
         ),
     ]
+    missing = missing_report_files(Path(run_dir))
+    report_claim = "the report and its plots exist" + (f" (missing: {', '.join(missing)})" if missing else "")
+    checks.append((not missing, report_claim))
     for ok, claim in checks:
         print(f"{'ok  ' if ok else 'FAIL'} {claim}")
     return 0 if all(ok for ok, _ in checks) else 1

@@ -56,6 +56,29 @@ def test_a_local_openthoughts_copy_is_read_by_the_openthoughts_adapter(tmp_path)
     assert load_examples(settings, seed=0)[0]["answer"] == "5"
 
 
+def test_the_report_says_why_the_openthoughts_adapter_skipped_each_row(recipe_dict, tmp_path):
+    """A row the dataset marks incorrect is counted apart from a row without a usable trace."""
+    good = {
+        "problem": "P",
+        "solution": "\\boxed{5}",
+        "conversations": [{"from": "assistant", "value": OPENTHOUGHTS_RESPONSE}],
+    }
+    rows = [
+        good,
+        {**good, "problem": "Q", "correct": False},
+        {**good, "problem": "R", "conversations": [{"from": "assistant", "value": "no markers, \\boxed{5}"}]},
+    ]
+    path = write_jsonl(tmp_path / "ot.jsonl", rows)
+    recipe_dict["sft"]["dataset"] = {"path": path, "max_samples": 8}
+    prepared = prepare_stage(validate_recipe(recipe_dict), "sft", build_tokenizer(400))
+    read = prepared.steps[0]
+    assert read.rows_in == 3 and read.rows_out == 1
+    assert read.removed == {
+        "marked incorrect by the dataset (only_correct)": 1,
+        "no thought/solution markers (no usable reasoning trace)": 1,
+    }
+
+
 def test_other_local_files_keep_the_columns_adapter(tmp_path):
     settings = DatasetSettings(path=write_jsonl(tmp_path / "d.jsonl", [{"question": "1+1?", "answer": "2"}]))
     assert settings.adapter == "columns" and not settings.adapter_inferred
@@ -138,6 +161,30 @@ def test_decontamination_can_be_switched_off_and_takes_extra_benchmarks(recipe_d
     assert len(prepare_stage(off, "grpo", build_tokenizer(400)).rows) == 2
 
 
+def test_decontamination_checks_every_named_eval_set(recipe_dict, tmp_path):
+    """A training question copied from the second eval set is removed, and the report names that set."""
+    copied = "Ravi packs 6 boxes with 14 pencils in each box. How many pencils does Ravi pack in total?"
+    first = write_jsonl(tmp_path / "first.jsonl", [{"question": "What is 3 times 5?", "answer": "15"}])
+    second = write_jsonl(tmp_path / "second.jsonl", [{"question": copied, "answer": "84"}])
+    data = write_jsonl(
+        tmp_path / "d.jsonl", [{"question": copied, "answer": "84"}, {"question": "1+1?", "answer": "2"}]
+    )
+    recipe_dict["eval"] = {
+        "datasets": [
+            {"name": "first", "path": first, "adapter": "columns"},
+            {"name": "second", "path": second, "adapter": "columns"},
+        ]
+    }
+    recipe = validate_recipe(local_grpo(recipe_dict, data))
+    prepared = prepare_stage(recipe, "grpo", build_tokenizer(400))
+    assert [r["question"] for r in prepared.records] == ["1+1?"]
+    step = next(s for s in prepared.steps if s.step == "decontamination")
+    assert [entry["benchmark"] for entry in step.listed] == [
+        f"eval second ({recipe.eval.sets[1][2].describe_source()})"
+    ]
+    assert set(step.details["benchmarks"]) == {f"eval {t} ({d.describe_source()})" for _, t, d in recipe.eval.sets}
+
+
 def test_generated_problems_are_decontaminated_by_exact_question(recipe_dict):
     """The demo's templated problems share 8-grams by design; train and test share no question."""
     recipe = validate_recipe(recipe_dict)
@@ -201,6 +248,91 @@ def test_pass_rate_filter_keeps_the_range_and_counts_the_rest(recipe_dict):
     assert step.removed == {"pass rate under min_pass_rate": 1, "pass rate over max_pass_rate": 2}
     assert step.details["histogram"] == {"0/4": 1, "1/4": 1, "2/4": 1, "3/4": 1, "4/4": 1}
     assert step.details["unmeasured"] == 1
+
+
+class ScriptedEngine:
+    """Generation without a model: the prompt asking "Say N (k right)" gets k of its samples right."""
+
+    calls = 0
+
+    def __init__(self, lengths=None):
+        self.lengths = lengths or {}  # completion -> its length in tokens (default 8)
+
+    def generate(self, prompts, decoding, batch_size):
+        import re
+
+        from recipe_cli.generation import Generation
+
+        ScriptedEngine.calls += 1
+        completions = []
+        for prompt in prompts:
+            gold, right = re.search(r"Say (\d+) \((\d) right\)", prompt).groups()
+            # a wrong sample answers in the right tags but never closes its thought
+            samples = [f"<think>ok</think><answer>{gold}</answer>"] * int(right) + [f"<answer>{gold}</answer>"] * 2
+            completions.append(samples[: decoding.num_samples])
+        tokens = [[self.lengths.get(c, 8) for c in samples] for samples in completions]
+        return Generation(completions, [[False] * len(t) for t in tokens], tokens)
+
+
+def scripted_questions(tmp_path, rights):
+    rows = [
+        {"question": f"Say {i} ({right} right)", "answer": str(i), "reasoning": "ok"} for i, right in enumerate(rights)
+    ]
+    return write_jsonl(tmp_path / "scripted.jsonl", rows)
+
+
+def test_pass_rates_are_scored_by_the_recipes_accuracy_reward(recipe_dict, tmp_path):
+    """A pass is what GRPO pays 1.0 for: the answer after </think> (answer_after), not cut off (strict)."""
+    from recipe_cli.config import DifficultySettings
+    from recipe_cli.data.difficulty import PassRates
+
+    recipe_dict["grpo"]["rewards"] = [{"name": "accuracy", "params": {"mode": "strict", "answer_after": "</think>"}}]
+    recipe_dict["grpo"]["trainer"]["max_completion_length"] = 16
+    recipe = validate_recipe(recipe_dict)
+    settings = DifficultySettings(samples=2, max_new_tokens=32)
+    rates = PassRates(recipe, settings, "model", tmp_path / "cache", writes=False)
+    assert rates.setup["accuracy"] == {"mode": "strict", "answer_after": "</think>", "max_completion_len": 16}
+    prompts = ["Say 3 (2 right)", "Say 3 (1 right)", "Say 3 (0 right)"]
+    rates._engine = ScriptedEngine()
+    assert rates.sample(prompts, ["3"] * 3, ["a", "b", "c"]) == [2, 1, 0]
+    # GRPO's budget reached: cut off, although the sampling budget is 32
+    rates._engine = ScriptedEngine({"<think>ok</think><answer>3</answer>": 16})
+    assert rates.sample(prompts[:1], ["3"], ["d"]) == [0]
+
+
+def test_recipe_data_filters_by_pass_rate_and_reads_the_cache_again(recipe_dict, write_recipe, tmp_path, monkeypatch):
+    """Rows solved never or always leave, the ones in between stay; a second run samples nothing, a changed
+    accuracy reward samples anew (the cache is keyed by its parameters)."""
+    monkeypatch.setattr("recipe_cli.generation.load_engine", lambda backend, path, recipe: ScriptedEngine())
+    ScriptedEngine.calls = 0
+    rights = [0, 1, 2, 1, 0, 2]
+    recipe_dict["sft"]["dataset"] = {
+        "path": scripted_questions(tmp_path, rights),
+        "difficulty": {"samples": 2, "min_pass_rate": 0.25, "max_pass_rate": 0.75},
+    }
+    recipe_dict["grpo"]["rewards"] = [{"name": "accuracy", "params": {"answer_after": "</think>"}}]
+    path = write_recipe(recipe_dict)
+    data_dir = tmp_path / "runs" / "tiny" / "data"
+
+    first = runner.invoke(app, ["data", str(path), "--stage", "sft"])
+    assert first.exit_code == 0, first.output + repr(first.exception)
+    step = next(s for s in json.loads((data_dir / "sft.json").read_text())["steps"] if s["step"] == "pass rate")
+    assert step["removed"] == {"pass rate under min_pass_rate": 2, "pass rate over max_pass_rate": 2}
+    assert step["sampled"] == 6 and step["histogram"] == {"0/2": 2, "1/2": 2, "2/2": 2}
+    rows = [json.loads(line) for line in (data_dir / "sft.jsonl").read_text().splitlines()]
+    assert [row["question"] for row in rows] == ["Say 1 (1 right)", "Say 3 (1 right)"]
+    assert ScriptedEngine.calls == 1
+
+    again = runner.invoke(app, ["data", str(path), "--stage", "sft"])
+    assert again.exit_code == 0, again.output + repr(again.exception)
+    step = next(s for s in json.loads((data_dir / "sft.json").read_text())["steps"] if s["step"] == "pass rate")
+    assert step["sampled"] == 0 and step["cached"] == 6 and ScriptedEngine.calls == 1
+    assert len((data_dir / "sft.jsonl").read_text().splitlines()) == 2
+
+    recipe_dict["grpo"]["rewards"] = [{"name": "accuracy"}]  # every sample now passes: a new cache
+    changed = runner.invoke(app, ["data", str(write_recipe(recipe_dict)), "--stage", "sft"])
+    assert changed.exit_code != 0 and "no row is left" in changed.output
+    assert ScriptedEngine.calls == 2 and len(list((data_dir / "pass_rates").glob("*.jsonl"))) == 2
 
 
 @pytest.mark.slow

@@ -189,7 +189,7 @@ def grpo_trainer(recipe_dict):
     from recipe_cli.runs import RunFolder
     from recipe_cli.training import prepare_base_model, trainer_config
 
-    def build(divergence=None, lora: bool = False, **settings):
+    def build(divergence=None, lora: bool = False, trainer_class=DivergenceGRPOTrainer, **settings):
         data = copy.deepcopy(recipe_dict)
         del data["sft"]
         data["grpo"]["trainer"].update(beta=0.04, **settings)
@@ -201,7 +201,7 @@ def grpo_trainer(recipe_dict):
         base = prepare_base_model(recipe, RunFolder(recipe))
         tokenizer = load_tokenizer(base, recipe.model)
         weights = [reward.weight for reward in recipe.grpo.rewards]
-        trainer = DivergenceGRPOTrainer(
+        trainer = trainer_class(
             divergence=recipe.grpo.penalty,
             model=load_causal_lm(base, recipe.model),
             reward_funcs=reward_functions(recipe, tokenizer),
@@ -326,10 +326,37 @@ def test_reward_placement_subtracts_beta_times_the_sequence_divergence_before_ad
 
 
 @pytest.mark.slow
+def test_the_policy_pass_of_a_divergence_in_the_reward_is_timed_as_a_forward_pass(grpo_trainer, monkeypatch):
+    """Each forward pass takes 0.2 s more: the reference's and the policy's extra one are log-probs, not rewards."""
+    import time
+
+    from trl import GRPOTrainer
+
+    from recipe_cli.divergence import DivergenceGRPOTrainer
+    from recipe_cli.step_time import with_step_times
+
+    forward = GRPOTrainer._get_per_token_logps_and_entropies
+
+    def slow_forward(*args, **kwargs):
+        time.sleep(0.2)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(GRPOTrainer, "_get_per_token_logps_and_entropies", slow_forward)
+    trainer = grpo_trainer(
+        divergence={"name": "k1", "in": "reward"}, trainer_class=with_step_times(DivergenceGRPOTrainer)
+    )
+    trainer._generate_and_score_completions(generation_batch(trainer))
+    phases = trainer._step_phases
+    assert phases["logprobs"] >= 0.4  # two passes: the reference's, then the policy's for the penalty
+    assert phases["rewards"] < 0.2
+    assert trainer._metrics["train"]["divergence/k1"]
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("divergence", "lora"),
-    [({"name": "js"}, False), ({"name": "k1", "in": "reward"}, True)],
-    ids=["js-in-loss-full-weights", "k1-in-reward-lora"],
+    [({"name": "js"}, False), ({"name": "js"}, True), ({"name": "k1", "in": "reward"}, True)],
+    ids=["js-in-loss-full-weights", "js-in-loss-lora", "k1-in-reward-lora"],
 )
 def test_grpo_trains_with_a_divergence_and_records_it(recipe_dict, divergence, lora, tmp_path):
     from recipe_cli.console import ConsoleReporter

@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from recipe_cli.cli import app
-from recipe_cli.dynamic_sampling import zero_signal_groups
+from recipe_cli.dynamic_sampling import DynamicSamplingMixin, SignalMetricMixin, zero_signal_groups
 
 runner = CliRunner()
 REWARDS = Path(__file__).parent / "shaping_rewards.py"
@@ -33,6 +33,36 @@ def test_weights_decide_the_total():
     rewards = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # different per function, same weighted total
     assert zero_signal_groups(rewards, torch.tensor([1.0, 1.0]), 2) == [True]
     assert zero_signal_groups(rewards, torch.tensor([1.0, 0.5]), 2) == [False]
+
+
+class FakeTrainer:
+    """What the zero-signal test reads of a trainer: the reward columns' names and weights, the group size."""
+
+    def __init__(self, names, rewards):
+        self.reward_func_names = names
+        self.reward_weights = torch.ones(len(names))
+        self.num_generations = 2
+        self._gathered_rewards = torch.tensor(rewards)
+        self._metrics = {"train": {"frac_reward_zero_signal": []}}
+        self.model = torch.nn.Linear(1, 1)  # in training mode
+
+
+def test_zero_signal_groups_leave_a_divergence_in_the_reward_out():
+    """Dynamic sampling and the logged metric agree: the per-sequence penalty always differs, the task reward not."""
+    rewards = [[1.0, -0.011], [1.0, -0.023], [0.0, -0.017], [1.0, -0.012]]  # accuracy, divergence_k3
+    trainer = FakeTrainer(["accuracy", "divergence_k3"], rewards)
+    assert DynamicSamplingMixin._zero_signal(trainer) == [True, False]
+
+    class Scored:
+        def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+            return torch.tensor(rewards)
+
+    class Logged(SignalMetricMixin, Scored, FakeTrainer):
+        pass
+
+    logged = Logged(["accuracy", "divergence_k3"], rewards)
+    logged._calculate_rewards([], [], [], [])
+    assert logged._metrics["train"]["frac_reward_zero_signal"] == [0.5]
 
 
 @pytest.mark.slow

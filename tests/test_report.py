@@ -103,6 +103,21 @@ def test_a_curve_nobody_logged_says_why(tmp_path):
     assert "beta = 0" in ax.texts[0].get_text()
 
 
+def test_the_divergence_panel_draws_what_recipe_logs(tmp_path):
+    """recipe runs TRL's loss with beta 0 and logs divergence/<name>, never TRL's kl: the panel draws those."""
+    folder = fake_run(tmp_path, "a")
+    history = grpo_history(12)
+    for row in history:
+        row["divergence/k3"] = 0.001 * row["step"]
+    (folder / "grpo" / "trainer_state.json").write_text(json.dumps({"log_history": history}))
+    runs = [read_run(folder)]
+    panel = next(p for p in plots.grpo_optimization_panels(runs) if p.title.startswith("divergence"))
+    assert panel.title == "divergence to the reference (k3)"
+    ax = plots.require_matplotlib()().subplots()
+    assert plots.draw_panel(ax, runs, "grpo", panel) and not ax.texts
+    assert [list(line.get_ydata()) for line in ax.get_lines()][0] == [0.001 * s for s in range(1, 13)]
+
+
 def test_report_of_one_run_has_every_plot_and_the_samples(tmp_path):
     folder = fake_run(tmp_path, "a")
     result = invoke("report", folder)
@@ -193,6 +208,33 @@ def test_step_time_phases_are_stacked_and_shared_when_logged(tmp_path):
     report = write_report([folder])
     assert "| a | 60.0% | 30.0% | 10.0% |" in report.path.read_text()  # generation, policy, other
     assert png_size(report.path.parent / "grpo_step_time.png")[0] >= 1000
+
+
+def test_check_demo_checks_the_report_and_its_plots(tmp_path, capsys):
+    """The demo's check fails, in one line naming the file, while the report or a plot it links is missing."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("check_demo", REPO / "scripts" / "check_demo.py")
+    check_demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(check_demo)
+    folder = fake_run(tmp_path, "demo")
+    for label, accuracy in (("base", 0.1), ("sft", 0.5), ("grpo", 0.7)):
+        summary = {"label": label, "n": 300, "accuracy": accuracy, "format_rate": 1.0, "truncation_rate": 0.0}
+        (folder / "eval" / f"{label}.json").write_text(json.dumps(summary))
+
+    def failures() -> list[str]:
+        code = check_demo.main(str(folder))
+        lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("FAIL")]
+        assert code == (1 if lines else 0)
+        return lines
+
+    assert failures() == [f"FAIL the report and its plots exist (missing: {folder / 'report' / 'report.md'})"]
+    report = write_report([folder])
+    assert failures() == []
+    (report.path.parent / "grpo_optimization.png").unlink()
+    assert failures() == [
+        f"FAIL the report and its plots exist (missing: {report.path.parent / 'grpo_optimization.png'})"
+    ]
 
 
 def test_validate_and_help_do_not_import_matplotlib(recipe_dict, write_recipe):
@@ -325,15 +367,25 @@ def test_run_logs_name_rewards_as_trl_logs_them():
 
 
 @pytest.mark.slow
-def test_grpo_logs_where_each_step_goes(recipe_dict, write_recipe, tmp_path):
+@pytest.mark.parametrize(
+    "divergence",
+    [None, {"name": "k1", "in": "reward"}],
+    ids=["beta-0", "k1-in-reward"],
+)
+def test_grpo_logs_where_each_step_goes(recipe_dict, write_recipe, tmp_path, divergence):
     """The phases add up to TRL's step time; recipe's callbacks are counted beside it; the card gives shares."""
     from typer.testing import CliRunner
 
     from recipe_cli.cli import app
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.hub import render_model_card
     from recipe_cli.report import step_time_shares
 
     del recipe_dict["sft"], recipe_dict["eval"]
     recipe_dict["grpo"]["trainer"].update(max_steps=3, logging_steps=1)
+    if divergence is not None:  # the reference's forward pass, and the policy's for the penalty
+        recipe_dict["grpo"]["divergence"] = divergence
+        recipe_dict["grpo"]["trainer"]["beta"] = 0.04
     result = CliRunner().invoke(app, ["grpo", str(write_recipe(recipe_dict))])
     assert result.exit_code == 0, result.output
     state = json.loads((tmp_path / "runs" / "tiny" / "grpo" / "trainer_state.json").read_text())
@@ -344,6 +396,12 @@ def test_grpo_logs_where_each_step_goes(recipe_dict, write_recipe, tmp_path):
         assert inside == pytest.approx(row["step_time"], rel=0.05, abs=5e-3)
         assert row["step_time/generation"] > 0 and row["step_time/policy"] > 0 and row["step_time/callbacks"] > 0
         assert row["completions/tokens_per_second"] > 0
+        if divergence is not None:
+            assert row["step_time/logprobs"] > 0
     shares = step_time_shares(state["log_history"])
     assert set(shares) >= {"generation", "policy", "rewards", "callbacks"}
     assert sum(shares.values()) == pytest.approx(1, rel=0.01)  # the timers sit a little outside TRL's
+    card = render_model_card(validate_recipe(recipe_dict), "grpo", str(tmp_path / "runs" / "tiny" / "base"))
+    step_time = next(line for line in card.splitlines() if line.startswith("GRPO step time: "))
+    for phase, share in shares.items():
+        assert f"{phase} {share:.0%}" in step_time

@@ -32,9 +32,14 @@ class RawRows:
     column_names: list[str]
     path: str
     lines: list[int] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)  # why -> rows the adapter left out, for the chain's report
 
     def __iter__(self):
         return iter(self.rows)
+
+    def skip(self, reason: str) -> None:
+        """Count a row the adapter leaves out, and why (the chain reports each reason under ``read``)."""
+        self.skipped[reason] = self.skipped.get(reason, 0) + 1
 
     def where(self, index: int) -> str:
         """How a message names row ``index``: ``row 3`` or ``row 3 (line 4)``."""

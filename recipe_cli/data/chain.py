@@ -3,13 +3,14 @@
 Training, ``--dry-run`` and ``recipe data`` all call ``prepare_stage``; each step counts the rows it
 received and what it removed, and why. The steps, in this order, each optional except reading:
 
-1. read: every source through its adapter (dataset flags such as OpenThoughts' ``only_correct``,
-   rows the adapter cannot use); a ``mixture`` keeps a seeded share (``weight``) of each source;
-   ``shuffle`` puts the source rows in a seeded order first.
+1. read: every source through its adapter, which skips rows and says why (a dataset's own flags
+   such as OpenThoughts' ``correct`` under ``only_correct``; rows without a usable trace or gold);
+   a ``mixture`` keeps a seeded share (``weight``) of each source; ``shuffle`` puts the source rows
+   in a seeded order first.
 2. ``drop_duplicates``: a question equal to an earlier one after normalising case, whitespace and
    punctuation.
 3. ``near_duplicates``: a question whose word 3-grams are near an earlier one's (MinHash LSH).
-4. ``decontaminate`` (on by default): a question sharing a word 8-gram with the eval set or a named
+4. ``decontaminate`` (on by default): a question sharing a word 8-gram with any eval set or a named
    benchmark (generated problems: the same question).
 5. token lengths: prompts over ``max_prompt_tokens``, SFT completions over ``max_completion_tokens``.
 6. ``difficulty``: prompts whose pass rate under the stage's starting model is outside
@@ -145,11 +146,13 @@ def benchmark_index(recipe: Recipe, settings: DatasetSettings):
     index = BenchmarkIndex(options.ngram, exact=options.match == "exact")
     counts = {}
     if options.against_eval and recipe.eval is not None:
-        name = f"eval ({recipe.eval.dataset.describe_source()})"
-        questions = [row["question"] for row in load_examples(recipe.eval.dataset, recipe.seed)]
-        counts[name] = len(questions)
-        for question in questions:
-            index.add(name, question)
+        for _, title, dataset in recipe.eval.sets:  # every set the eval reports, not only the headline one
+            label = f"eval {title}" if recipe.eval.datasets else "eval"  # named sets carry their name
+            name = f"{label} ({dataset.describe_source()})"
+            questions = [row["question"] for row in load_examples(dataset, recipe.seed)]
+            counts[name] = len(questions)
+            for question in questions:
+                index.add(name, question)
     for path in options.benchmarks:
         questions = benchmark_questions(path)
         counts[path] = len(questions)
@@ -386,10 +389,12 @@ def prepare_stage(
     steps.append(StepReport("max_samples"))
     kept = list(take_first(items, steps[-1], settings.max_samples))
     items.close()  # finish the steps still open (a pass-rate chunk's bookkeeping)
-    # rows the adapter read but could not use (OpenThoughts' incorrect traces, rows without markers)
+    # rows the adapter read but left out, by its reasons (OpenThoughts: marked incorrect, no trace, no gold)
     read.rows_in, skipped = raw.count, raw.count - read.rows_in
-    if skipped:
-        read.removed["skipped by the adapter (dataset flags, unusable rows)"] = skipped
+    read.removed.update(raw.skipped)
+    unexplained = skipped - sum(raw.skipped.values())
+    if unexplained:
+        read.removed["skipped by the adapter (unusable rows)"] = unexplained
     prepared.read = read.rows_out
     prepared.steps = steps
     for item in kept:

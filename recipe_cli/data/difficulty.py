@@ -1,14 +1,17 @@
 """Difficulty filtering by pass rate: keep the prompts the stage's starting model solves neither always nor never.
 
 ``samples`` completions per prompt are drawn with eval's generation code (batched transformers
-generation, or vLLM when it is installed on a GPU; ``recipe_cli.generation``) and scored with the
-accuracy reward's checker in the recipe's mode (``recipe_cli.answers.score_completion``). open-r1's
-DAPO filtering keeps prompts solved 10-60% of the time; LIMO and s1 keep the hard ones.
+generation, or vLLM when it is installed on a GPU; ``recipe_cli.generation``) and scored by the
+recipe's own ``accuracy`` reward with its parameters (mode, ``answer_after``, ``latex_timeout``,
+``max_completion_len``), so a pass is what GRPO pays 1.0 for: under ``mode: strict`` a sample
+that reaches GRPO's completion budget (or the sampling budget, when that is smaller) is cut off
+and fails. open-r1's DAPO filtering keeps prompts solved 10-60% of the time; LIMO and s1 keep the
+hard ones.
 
 Pass counts are cached in ``runs/<name>/data/pass_rates/<key>.jsonl``, one line per prompt, the
 key a hash of everything that decides a count (the model and its weight files, ``samples``,
-temperature, top_p, max_new_tokens, seed, scoring mode); a line is keyed by the rendered prompt
-and the gold. A rerun, a resume or ``recipe data`` followed by training samples nothing again, and
+temperature, top_p, max_new_tokens, seed, the accuracy reward's parameters); a line is keyed by
+the rendered prompt and the gold. A rerun, a resume or ``recipe data`` followed by training samples nothing again, and
 an interrupted filter keeps the chunks it finished.
 """
 
@@ -47,6 +50,29 @@ def difficulty_max_new_tokens(recipe: Recipe, settings: DifficultySettings) -> i
     return recipe.eval.max_new_tokens if recipe.eval is not None else 512
 
 
+def pass_rate_reward_params(recipe: Recipe, max_new_tokens: int) -> dict:
+    """The ``accuracy`` reward's parameters a sample is scored with: the recipe's, completed as GRPO completes them
+    (``max_completion_len``: GRPO's budget), the cut-off length no larger than the sampling budget.
+
+    >>> from recipe_cli.config import validate_recipe
+    >>> recipe = validate_recipe({"name": "r", "model": {"path": "Qwen/Qwen2.5-0.5B-Instruct"},
+    ...     "grpo": {"dataset": {"path": "openai/gsm8k"}, "trainer": {"max_completion_length": 256},
+    ...              "rewards": [{"name": "accuracy", "params": {"mode": "strict", "answer_after": "</think>"}}]}})
+    >>> pass_rate_reward_params(recipe, 512)
+    {'max_completion_len': 256, 'mode': 'strict', 'answer_after': '</think>'}
+    >>> pass_rate_reward_params(recipe, 128)["max_completion_len"]
+    128
+    """
+    from recipe_cli.evaluate import accuracy_params
+    from recipe_cli.rewards import with_run_values
+
+    budget = grpo_max_completion_length(recipe.grpo.trainer) if recipe.grpo is not None else None
+    params = with_run_values("accuracy", accuracy_params(recipe), {"max_completion_len": budget})
+    cut_at = params.get("max_completion_len")
+    params["max_completion_len"] = max_new_tokens if cut_at is None else min(cut_at, max_new_tokens)
+    return params
+
+
 def prompt_key(prompt: str, gold: str) -> str:
     """A cache line's key: the rendered prompt and the gold.
 
@@ -60,11 +86,12 @@ class PassRates:
     """Pass counts of one model and sampling setup: read from the cache, sampled for the prompts it lacks."""
 
     def __init__(self, recipe: Recipe, settings: DifficultySettings, model: str | None, folder: Path, writes: bool):
-        from recipe_cli.evaluate import accuracy_mode
+        from recipe_cli.rewards import get_reward
 
         self.recipe, self.settings, self.model, self.writes = recipe, settings, model, writes
-        self.mode = accuracy_mode(recipe)
         self.max_new_tokens = difficulty_max_new_tokens(recipe, settings)
+        self.reward_params = pass_rate_reward_params(recipe, self.max_new_tokens)
+        self.reward = get_reward("accuracy", **self.reward_params)
         self.setup = {
             **(model_identity(model, recipe.model.revision) if model else {"model": None}),
             "samples": settings.samples,
@@ -72,7 +99,7 @@ class PassRates:
             "top_p": settings.top_p,
             "max_new_tokens": self.max_new_tokens,
             "seed": recipe.seed,
-            "mode": self.mode,
+            "accuracy": self.reward_params,
         }
         key = hashlib.sha256(json.dumps(self.setup, sort_keys=True).encode()).hexdigest()[:16]
         self.path = folder / f"{key}.jsonl"
@@ -91,7 +118,6 @@ class PassRates:
 
     def sample(self, prompts: list[str], golds: list[str], keys: list[str]) -> list[int]:
         """Pass counts of prompts not in the cache: ``samples`` completions each, scored; appended to the cache."""
-        from recipe_cli.answers import score_completion
         from recipe_cli.generation import Decoding
 
         engine = self._load_engine()
@@ -104,13 +130,13 @@ class PassRates:
         )
         generation = engine.generate(prompts, decoding, self.settings.batch_size)
         self.seconds += generation.seconds
-        counts = []
-        for gold, completions, cuts in zip(golds, generation.completions, generation.truncated, strict=True):
-            verdicts = [
-                score_completion(c, gold, mode=self.mode, truncated=cut)[1]
-                for c, cut in zip(completions, cuts, strict=True)
-            ]
-            counts.append(sum(1 for verdict in verdicts if verdict))
+        samples = self.settings.samples
+        scores = self.reward(  # one batch, as GRPO scores a generation batch
+            completions=[c for completions in generation.completions for c in completions],
+            answer=[gold for gold in golds for _ in range(samples)],
+            completion_ids=[range(n) for lengths in generation.tokens for n in lengths],  # read for their lengths
+        )
+        counts = [sum(1 for s in scores[i * samples : (i + 1) * samples] if s == 1.0) for i in range(len(prompts))]
         self.counts.update(zip(keys, counts, strict=True))
         self.sampled += len(prompts)
         if self.writes:

@@ -43,10 +43,15 @@ def _assistant_turn(row: dict) -> str | None:
     return None
 
 
+MARKED_INCORRECT = "marked incorrect by the dataset (only_correct)"
+NO_TRACE = "no thought/solution markers (no usable reasoning trace)"
+NO_GOLD = "no boxed answer (no usable gold)"
+
+
 @register_adapter("openthoughts")
 def openthoughts_rows(raw: RawRows, settings) -> Iterator[dict]:
     """Rows marked incorrect (``only_correct``), without the thought/solution markers or a boxed answer are skipped;
-    the chain's report counts them under ``read``."""
+    the chain's report counts each reason under ``read``."""
     columns = {"question": "problem", **settings.columns}
     raw.require({"question": columns["question"]})
     if "messages" not in raw.column_names and "conversations" not in raw.column_names:
@@ -54,21 +59,20 @@ def openthoughts_rows(raw: RawRows, settings) -> Iterator[dict]:
             f"dataset '{raw.path}' has neither 'messages' nor 'conversations'; "
             "the openthoughts adapter reads the reasoning trace from one of them"
         )
-    skipped = 0
     for index, row in enumerate(raw):
         if settings.only_correct and row.get("correct") is False:
-            skipped += 1
+            raw.skip(MARKED_INCORRECT)
             continue
         parts = split_openthoughts_response(_assistant_turn(row) or "")
         if parts is None:
-            skipped += 1
+            raw.skip(NO_TRACE)
             continue
         reasoning, solution = parts
         gold = final_boxed(row.get("solution") or "") or final_boxed(solution)  # \boxed{1}, \boxed{2} is one answer
         if gold is None:
-            skipped += 1
+            raw.skip(NO_GOLD)
             continue
         question = text_value(raw, index, columns["question"], row[columns["question"]], "question")
         yield {"question": question, "answer": gold, "reasoning": reasoning, "final": solution}
-    if skipped:
-        log.info("openthoughts: skipped %d rows (incorrect, no thought/solution markers, or no boxed answer)", skipped)
+    if raw.skipped:
+        log.info("openthoughts: skipped %s", ", ".join(f"{n} rows: {why}" for why, n in raw.skipped.items()))

@@ -60,10 +60,12 @@ def load_raw(settings: SourceSettings):
 
 
 class Counted:
-    """An iterable that counts the items taken from it (rows read from a source, for the chain's report)."""
+    """An iterable that counts the items taken from it (rows read from a source, for the chain's report), and
+    the rows the adapter left out of them by reason (``RawRows.skip``)."""
 
     def __init__(self, items):
         self.items, self.count = items, 0
+        self.skipped: dict[str, int] = {}
 
     def __iter__(self):
         for item in self.items:
@@ -73,7 +75,8 @@ class Counted:
 
 def iter_source(source: SourceSettings, seed: int, *, shuffle: bool = False, weight: float = 1.0, counter=None):
     """One source's normalised rows, lazily; ``shuffle`` (seeded) and ``weight`` (the seeded share kept) act on
-    the raw rows first. ``counter`` (a ``Counted``) receives the raw rows as they are read."""
+    the raw rows first. ``counter`` (a ``Counted``) receives the raw rows as they are read, and the reasons the
+    adapter skipped rows."""
     if source.adapter == "arithmetic":  # generates exactly max_samples problems
         rows = generate_problems(source.split, source.max_samples, seed, teacher_error_rate=source.teacher_error_rate)
         if shuffle or weight < 1.0:
@@ -86,7 +89,10 @@ def iter_source(source: SourceSettings, seed: int, *, shuffle: bool = False, wei
         raw = raw.shuffle(seed=seed)
     if weight < 1.0:
         raw = raw.select(range(_kept(len(raw), weight)))
-    yield from ADAPTERS[source.adapter](RawRows(_counting(raw, counter), raw.column_names, source.path), source)
+    rows = RawRows(_counting(raw, counter), raw.column_names, source.path)
+    if counter is not None:
+        rows.skipped = counter.skipped
+    yield from ADAPTERS[source.adapter](rows, source)
 
 
 def _counting(rows, counter):
@@ -118,14 +124,18 @@ def iter_examples(settings: DatasetSettings | SourceSettings, seed: int, counter
         return
     rows = []
     read = 0
+    skipped: dict[str, int] = {}
     for index, source in enumerate(mixture):
         counted = Counted(None)
         rows += [dict(row, source=index) for row in iter_source(source, seed, weight=source.weight, counter=counted)]
         read += counted.count
+        for reason, count in counted.skipped.items():
+            skipped[reason] = skipped.get(reason, 0) + count
     if shuffle:
         random.Random(seed).shuffle(rows)
     if counter is not None:
         counter.count = read
+        counter.skipped.update(skipped)
     yield from rows
 
 
