@@ -104,11 +104,7 @@ def _validate_length_budget(recipe: Recipe, console: Console) -> None:
     limit = dataset.max_completion_tokens
     kept = f"at most {limit} tokens (sft.dataset.max_completion_tokens)" if limit else "not limited"
     console.print(f"SFT completions: {kept}; `--dry-run` measures them (it needs the data and the tokenizer)")
-    budgets = [("GRPO", "grpo.trainer.max_completion_length", grpo_max_completion_length(recipe.grpo.trainer))]
-    budgets = budgets if recipe.grpo is not None else []
-    if recipe.eval is not None:
-        budgets.append(("the eval", "eval.max_new_tokens", recipe.eval.max_new_tokens))
-    for who, key, budget in budgets:
+    for who, key, budget in completion_budgets(recipe):
         if limit is None or limit > budget:
             console.print(
                 f"[bold yellow]warning:[/] SFT may teach completions longer than {key}={budget}, which {who} cuts "
@@ -673,6 +669,19 @@ def _dropped(prepared, stage: str, positions: int | None = None) -> list[str]:
     return misfits
 
 
+def completion_budgets(recipe: Recipe) -> list[tuple[str, str, int]]:
+    """The completion budgets the recipe has, as (who cuts, recipe key, tokens): GRPO's and the eval's, each only
+    when that stage is in the recipe (an SFT-only recipe has none)."""
+    budgets = []
+    if recipe.grpo is not None:
+        grpo = grpo_max_completion_length(recipe.grpo.trainer)
+        if grpo is not None:
+            budgets.append(("GRPO", "grpo.trainer.max_completion_length", grpo))
+    if recipe.eval is not None:
+        budgets.append(("the eval", "eval.max_new_tokens", recipe.eval.max_new_tokens))
+    return budgets
+
+
 def length_budget(completion_lengths: list[int], recipe: Recipe) -> tuple[str, list[str]]:
     """The SFT completions' token lengths against GRPO's and the eval's budgets: one summary line and the warnings.
 
@@ -684,12 +693,7 @@ def length_budget(completion_lengths: list[int], recipe: Recipe) -> tuple[str, l
     median = lengths[len(lengths) // 2]
     p90 = lengths[min(len(lengths) - 1, int(0.9 * len(lengths)))]
     line = f"SFT completions: median {median}, 90th percentile {p90}, max {lengths[-1]} tokens ({len(lengths)} kept)"
-    budgets = []
-    if recipe.grpo is not None:
-        grpo = _setting("GRPOConfig", recipe.grpo.trainer, "max_completion_length")
-        budgets.append(("GRPO", "grpo.trainer.max_completion_length", grpo))
-    if recipe.eval is not None:
-        budgets.append(("the eval", "eval.max_new_tokens", recipe.eval.max_new_tokens))
+    budgets = completion_budgets(recipe)
     line += "; " + ", ".join(f"{key} {budget}" for _, key, budget in budgets) if budgets else ""
     warnings = []
     for who, key, budget in budgets:
@@ -711,8 +715,11 @@ def _print_length_budget(console: Console, recipe: Recipe, completion_lengths: l
     console.print(line)
     for warning in warnings:
         console.print(f"[bold yellow]warning:[/] {warning}")
-    if not warnings:
-        console.print("the SFT completions fit the GRPO and eval budgets")
+    budgets = [who.removeprefix("the ") for who, _, _ in completion_budgets(recipe)]
+    if budgets and not warnings:
+        console.print(f"the SFT completions fit the {' and '.join(budgets)} budgets")
+    if not budgets:
+        console.print("no GRPO or eval stage in the recipe, so no completion budget to check")
 
 
 def _batch(trainer: dict, class_name: str, world: int) -> int:
