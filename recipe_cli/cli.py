@@ -128,13 +128,13 @@ def silence_library_warnings() -> None:
 def _guard(action: Callable[[], Any]) -> Any:
     """Run a command body; a user mistake becomes one message on stderr and exit code 2.
 
-    On several ranks the main process prints and reports the exit code to the ``recipe`` process
-    that launched them; an outcome every rank shares ends each rank quietly with 0 (the launcher
-    would otherwise report every rank as failed), anything else keeps its code so that the
-    launcher stops the other ranks.
+    On several ranks the main process prints, and the first rank of each machine reports the exit
+    code to the ``recipe`` process that launched that machine's ranks; an outcome every rank shares
+    ends each rank quietly with 0 (the launcher would otherwise report every rank as failed),
+    anything else keeps its code so that the launcher stops the other ranks.
     """
     from recipe_cli.launch import report_status, under_recipe_launch
-    from recipe_cli.ranks import OtherRankStopped, is_main, is_shared
+    from recipe_cli.ranks import OtherRankStopped, is_local_main, is_main, is_shared
 
     code = 0
     try:
@@ -161,7 +161,7 @@ def _guard(action: Callable[[], Any]) -> Any:
         raise typer.Exit(130) from None
     else:
         outcome = None
-    if is_main():
+    if is_local_main():  # each machine's `recipe` process waits for its own ranks' outcome
         report_status(code)
     if under_recipe_launch() and outcome is not None and is_shared(outcome):
         code = 0

@@ -2,9 +2,10 @@
 
 The ``recipe`` process the user started stays as a small parent: it starts ``accelerate launch
 -m recipe_cli <the same command>`` (accelerate with DDP, DeepSpeed or FSDP from one of TRL's
-configs, or a config file), forwards SIGTERM and SIGINT to the ranks, and exits with the code the
-main rank reports. The ranks run the ordinary pipeline (``recipe_cli.pipeline``), rank-aware.
-A command already started by a launcher (``WORLD_SIZE`` > 1) is not launched again.
+configs, or a config file), forwards SIGTERM and SIGINT to the ranks, and exits with the code its
+first rank reports (every rank knows the command's outcome). The ranks run the ordinary pipeline
+(``recipe_cli.pipeline``), rank-aware. A command already started by a launcher (``WORLD_SIZE`` > 1)
+is not launched again.
 """
 
 from __future__ import annotations
@@ -201,7 +202,7 @@ def launch_arguments(launch: LaunchSettings, mixed_precision: str | None, machin
 
 
 def relaunch(recipe: Recipe, argv: list[str]) -> int:
-    """Run ``recipe <argv>`` as ``launch.num_processes`` ranks; return the exit code the main rank reported.
+    """Run ``recipe <argv>`` as this machine's ranks of ``launch.num_processes``; return the exit code they reported.
 
     SIGTERM and SIGINT sent to this process go to every rank of this machine (the launcher itself
     runs in its own session, so a Ctrl-C in the terminal reaches the ranks once, through here).
@@ -256,7 +257,8 @@ def _forwarder(launcher: subprocess.Popen):
 
 
 def report_status(exit_code: int) -> None:
-    """The main rank's exit code, for the ``recipe`` process that launched the ranks (nothing otherwise)."""
+    """This machine's first rank's exit code, for the ``recipe`` process that launched the machine's ranks
+    (nothing otherwise). Every rank knows the command's outcome (``recipe_cli.ranks.on_main`` shares it)."""
     path = os.environ.get(STATUS_ENV)
     if path:
         Path(path).write_text(json.dumps({"exit_code": exit_code}) + "\n")

@@ -210,3 +210,31 @@ def test_serve_starts_trls_server_with_grpos_starting_model(recipe_dict, write_r
     recipe_dict["grpo"]["trainer"]["vllm_server_port"] = 8000
     result = CliRunner().invoke(app, ["validate", str(write_recipe(recipe_dict))])
     assert result.exit_code == 2 and "is not launch.vllm_server.port 8123" in result.output
+
+
+def test_each_machine_hears_the_outcome_from_its_first_rank(tmp_path, monkeypatch):
+    """The `recipe` process of machine 1 waits for its own ranks (8-15 of 16): its first rank reports the exit
+    code, or the process would exit 1 after every successful run."""
+    from recipe_cli.cli import _guard
+    from recipe_cli.launch import STATUS_ENV
+    from recipe_cli.ranks import OtherRankStopped
+
+    status = tmp_path / "status.json"
+    monkeypatch.setenv(STATUS_ENV, str(status))
+    for rank, local_rank, reports in (("8", "0", True), ("9", "1", False), ("0", "0", True)):
+        monkeypatch.setenv("WORLD_SIZE", "16")
+        monkeypatch.setenv("RANK", rank)
+        monkeypatch.setenv("LOCAL_RANK", local_rank)
+        status.unlink(missing_ok=True)
+        _guard(lambda: None)
+        assert status.is_file() == reports
+        if reports:
+            assert json.loads(status.read_text()) == {"exit_code": 0}
+
+    def stopped_by_the_main_process():
+        raise OtherRankStopped(2)
+
+    monkeypatch.setenv("RANK", "8")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    _guard(stopped_by_the_main_process)  # ends quietly: the parent exits with the shared code
+    assert json.loads(status.read_text()) == {"exit_code": 2}
