@@ -174,14 +174,16 @@ def _run_lock(recipe: Recipe, command_line: str) -> Iterator:
     """The run folder's lock (``recipe_cli.lock``) for a command that writes it, held by one process.
 
     Under ``recipe``'s own launch the ``recipe`` process holds it for its ranks; under another
-    launcher the main rank does.
+    launcher the main rank does. Over several machines only machine 0's ``recipe`` process holds
+    it: every machine runs the same command on the same shared run folder, and the main rank,
+    the one writer, runs on machine 0.
     """
-    from recipe_cli.launch import under_recipe_launch
+    from recipe_cli.launch import on_main_machine, under_recipe_launch
     from recipe_cli.lock import RunLock
     from recipe_cli.ranks import is_main
 
-    if not is_main() or under_recipe_launch():
-        yield RunLock(recipe.run_dir, command_line)  # not entered: the parent holds the lock
+    if not is_main() or under_recipe_launch() or not on_main_machine(recipe):
+        yield RunLock(recipe.run_dir, command_line)  # not entered: a parent, or machine 0, holds the lock
         return
     with RunLock(recipe.run_dir, command_line) as lock:
         yield lock
@@ -315,7 +317,7 @@ def _training_command(
         describe_training_plan(loaded, stages, console)
         console.print("[green]dry run[/]: nothing was trained or written")
         return
-    from recipe_cli.launch import check_machine, needs_launch, relaunch
+    from recipe_cli.launch import check_machine, needs_launch, on_main_machine, relaunch
     from recipe_cli.ranks import on_main
 
     command_line = _command_line(command, path, overrides, launch, reading)
@@ -323,7 +325,7 @@ def _training_command(
         on_main(lambda: check_machine(loaded))
         if needs_launch(loaded):
             pipeline.plan_starts(loaded, stages, resume=resume, overwrite=overwrite, force=force)  # refuse now
-            if command == "run" and loaded.push is not None:
+            if command == "run" and loaded.push is not None and on_main_machine(loaded):  # machine 0 pushes
                 from recipe_cli.hub import require_token
 
                 require_token()

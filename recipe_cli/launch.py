@@ -38,6 +38,13 @@ def needs_launch(recipe: Recipe) -> bool:
     return (launch.num_processes > 1 or launch.num_machines > 1) and world_size() == 1
 
 
+def on_main_machine(recipe: Recipe) -> bool:
+    """Whether this machine runs the main process (``machine_rank`` 0). Over several machines each runs the same
+    command; the ``recipe`` process of machine 0 alone holds the run folder's lock and checks the Hub token
+    (its main rank writes the run folder and pushes), the others only start their ranks."""
+    return recipe.launch.machine_rank == 0
+
+
 def check_launch(recipe: Recipe, machine: Machine) -> None:
     """What can only be checked on the machine that trains: GPUs, DeepSpeed, a launch already under way."""
     launch = recipe.launch

@@ -212,6 +212,45 @@ def test_serve_starts_trls_server_with_grpos_starting_model(recipe_dict, write_r
     assert result.exit_code == 2 and "is not launch.vllm_server.port 8123" in result.output
 
 
+@pytest.mark.parametrize("machine_rank", [0, 1])
+def test_only_machine_0_takes_the_run_lock_and_checks_the_token(
+    recipe_dict, write_recipe, tmp_path, monkeypatch, machine_rank
+):
+    """Every machine of a multi-node run starts the same command on one shared run folder: the others must not be
+    refused by machine 0's lock, write or delete nothing there, and need no Hub token (machine 0 pushes)."""
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+    from recipe_cli.lock import RunLock
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    launched = []
+    monkeypatch.setattr("recipe_cli.launch.relaunch", lambda recipe, argv: launched.append(argv) or 0)
+    recipe_dict["push"] = {"repo_id": "someone/two-machines"}
+    recipe_dict["launch"] = {"num_processes": 4, "num_machines": 2, "main_process_ip": "10.0.0.1"}
+    path = write_recipe(recipe_dict)
+    run_dir = tmp_path / "runs" / "tiny"
+    command = ["run", str(path), "--machine-rank", str(machine_rank), "--overwrite"]
+    result = CliRunner().invoke(app, command)  # machine 1 starts its ranks on a run folder nobody created yet
+    assert not run_dir.exists()
+    if machine_rank == 0:
+        assert result.exit_code == 2 and "not logged in" in result.output
+    else:
+        assert result.exit_code == 0, result.output
+        assert "--machine-rank" in launched[-1] and launched[-1][launched[-1].index("--machine-rank") + 1] == "1"
+    (run_dir / "sft").mkdir(parents=True)
+    (run_dir / "sft" / "kept.txt").write_text("machine 0 trains here")
+    with RunLock(run_dir, "recipe run r.yaml --machine-rank 0"):  # machine 0's recipe process, training
+        result = CliRunner().invoke(app, command)
+    if machine_rank == 0:  # a second machine-0 command on the same run is refused, as on one machine
+        assert result.exit_code == 2 and f"in use by pid {os.getpid()}" in result.stderr, result.output
+    else:
+        assert result.exit_code == 0, result.output
+        assert len(launched) == 2
+    assert (run_dir / "sft" / "kept.txt").is_file()
+
+
 def test_each_machine_hears_the_outcome_from_its_first_rank(tmp_path, monkeypatch):
     """The `recipe` process of machine 1 waits for its own ranks (8-15 of 16): its first rank reports the exit
     code, or the process would exit 1 after every successful run."""
