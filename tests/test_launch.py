@@ -277,3 +277,43 @@ def test_each_machine_hears_the_outcome_from_its_first_rank(tmp_path, monkeypatc
     monkeypatch.setenv("LOCAL_RANK", "0")
     _guard(stopped_by_the_main_process)  # ends quietly: the parent exits with the shared code
     assert json.loads(status.read_text()) == {"exit_code": 2}
+
+
+@pytest.mark.parametrize(
+    ("trainer", "launch", "expected"),
+    [
+        ({"vllm_mode": "foo"}, {}, "grpo.trainer.vllm_mode: 'foo' is not a vLLM mode; use colocate or server"),
+        ({"vllm_gpu_memory_utilization": 1.5}, {}, "vllm_gpu_memory_utilization: 1.5 is not a fraction"),
+        ({"vllm_gpu_memory_utilization": 0.0}, {}, "give a number in (0, 1]"),
+        ({"vllm_tensor_parallel_size": 3}, {"num_processes": 4}, "vllm_tensor_parallel_size 3 does not divide the 4"),
+        (
+            {"vllm_tensor_parallel_size": 4},
+            {"num_processes": 8, "num_machines": 4, "main_process_ip": "a"},
+            "does not divide the 2 processes per machine",
+        ),
+    ],
+)
+def test_vllm_settings_are_checked_at_validate_time(recipe_dict, write_recipe, trainer, launch, expected):
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+
+    recipe_dict["grpo"]["trainer"].update(use_vllm=True, **trainer)
+    recipe_dict["launch"] = launch
+    result = CliRunner().invoke(app, ["validate", str(write_recipe(recipe_dict))])
+    assert result.exit_code == 2 and expected in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_vllm_tensor_parallel_size_waits_for_the_process_count(recipe_dict, write_recipe):
+    """Validated on a laptop without launch settings, a recipe is trained with --num-processes on the cluster."""
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+
+    recipe_dict["grpo"]["trainer"].update(use_vllm=True, vllm_tensor_parallel_size=2, vllm_gpu_memory_utilization=1)
+    path = str(write_recipe(recipe_dict))
+    assert CliRunner().invoke(app, ["validate", path]).exit_code == 0
+    assert CliRunner().invoke(app, ["validate", path, "--num-processes", "4"]).exit_code == 0
+    result = CliRunner().invoke(app, ["validate", path, "--num-processes", "3"])
+    assert result.exit_code == 2 and "does not divide the 3 processes per machine" in result.output
