@@ -314,7 +314,7 @@ def _training_command(
         _quiet_libraries()
         from recipe_cli.plan import describe_training_plan
 
-        describe_training_plan(loaded, stages, console)
+        describe_training_plan(loaded, stages, console, evaluates=command == "run")
         console.print("[green]dry run[/]: nothing was trained or written")
         return
     from recipe_cli.launch import check_machine, needs_launch, on_main_machine, relaunch
@@ -322,7 +322,7 @@ def _training_command(
 
     command_line = _command_line(command, path, overrides, launch, reading)
     with _run_lock(loaded, command_line) as lock:
-        on_main(lambda: check_machine(loaded))
+        on_main(lambda: check_machine(loaded, stages, evaluates=command == "run"))
         if needs_launch(loaded):
             pipeline.plan_starts(loaded, stages, resume=resume, overwrite=overwrite, force=force)  # refuse now
             if command == "run" and loaded.push is not None and on_main_machine(loaded):  # machine 0 pushes

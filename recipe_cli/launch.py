@@ -117,11 +117,22 @@ def check_vllm(recipe: Recipe, machine: Machine, visible_gpus: int | None = None
         )
 
 
-def check_machine(recipe: Recipe, machine: Machine | None = None) -> None:
-    """Everything about this machine a training command needs, checked before any process starts."""
+def check_machine(
+    recipe: Recipe, stages: list[str], *, evaluates: bool = False, machine: Machine | None = None
+) -> None:
+    """Everything about this machine a training command needs, checked before any process starts.
+
+    Only what the command uses: GRPO's vLLM settings when it trains GRPO (SFT never generates with vLLM),
+    ``eval.backend`` when it evaluates (``recipe run``).
+    """
     machine = machine or Machine.here()
     check_launch(recipe, machine)
-    check_vllm(recipe, machine)
+    if "grpo" in stages:
+        check_vllm(recipe, machine)
+    if evaluates and recipe.eval is not None:
+        from recipe_cli.generation import choose_backend, vllm_installed
+
+        choose_backend(recipe.eval.backend, vllm_available=vllm_installed(), cuda=machine.gpu)
 
 
 def _installed(package: str) -> bool:

@@ -49,6 +49,8 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
             f"[yellow]not on this machine:[/] {', '.join(downloads)}: not local and not in the Hugging Face cache, "
             "so downloaded when a command needs it (`validate` checked only the names)"
         )
+    for warning in missing_vllm(recipe):
+        console.print(f"[bold yellow]warning:[/] {warning}")
     stages = [s for s in ("eval base", "sft", "grpo", "push") if _configured(recipe, s)]
     console.print("stages: " + " -> ".join(_with_evals(recipe, stages)))
     for stage in ("sft", "grpo", "eval"):
@@ -90,6 +92,30 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
     console.print(Text(render_example_prompt(recipe)), soft_wrap=False)  # wrapped at any width, never cropped
     if recipe.sft is not None:
         _validate_length_budget(recipe, console)
+
+
+def missing_vllm(recipe: Recipe) -> list[str]:
+    """What the recipe asks vLLM for when this machine has none installed, one line each.
+
+    ``validate`` warns rather than fails: it often runs on a laptop before the GPU machine trains. The
+    command that generates with vLLM stops there (``recipe_cli.launch.check_machine``).
+    """
+    from recipe_cli import generation
+
+    if generation.vllm_installed():
+        return []
+    missing = []
+    if recipe.grpo is not None and recipe.grpo.trainer.get("use_vllm"):
+        missing.append(
+            "grpo.trainer.use_vllm: vLLM is not installed on this machine, so `recipe grpo` and `run` stop here; "
+            "`pip install vllm` where GRPO trains (an NVIDIA GPU), or remove use_vllm to generate with transformers"
+        )
+    if recipe.eval is not None and recipe.eval.backend == "vllm":
+        missing.append(
+            "eval.backend: vllm is not installed on this machine, so `recipe eval` and `run` stop here; "
+            "`pip install vllm` where the eval runs (an NVIDIA GPU), or set eval.backend: auto"
+        )
+    return missing
 
 
 def _validate_length_budget(recipe: Recipe, console: Console) -> None:
@@ -355,8 +381,9 @@ def _setting(class_name: str, trainer: dict, key: str):
     return field.default if field is not None and field.has_default else None
 
 
-def describe_training_plan(recipe: Recipe, stages: list[str], console: Console) -> None:
-    """What ``--dry-run`` prints for each stage: data after filtering, batches, steps, memory, misfits."""
+def describe_training_plan(recipe: Recipe, stages: list[str], console: Console, *, evaluates: bool = False) -> None:
+    """What ``--dry-run`` prints for each stage: data after filtering, batches, steps, memory, misfits; what this
+    machine lacks for the command (``evaluates``: it runs the evals too) is a warning, not a stop."""
     from recipe_cli.training import stage_precision
 
     tokenizer = plan_tokenizer(recipe)
@@ -370,7 +397,7 @@ def describe_training_plan(recipe: Recipe, stages: list[str], console: Console) 
     from recipe_cli.launch import check_machine
 
     try:
-        check_machine(recipe)
+        check_machine(recipe, stages, evaluates=evaluates)
     except RecipeError as problem:
         console.print(f"[bold yellow]on this machine:[/] {problem}")
     if precision.note:

@@ -317,3 +317,41 @@ def test_vllm_tensor_parallel_size_waits_for_the_process_count(recipe_dict, writ
     assert CliRunner().invoke(app, ["validate", path, "--num-processes", "4"]).exit_code == 0
     result = CliRunner().invoke(app, ["validate", path, "--num-processes", "3"])
     assert result.exit_code == 2 and "does not divide the 3 processes per machine" in result.output
+
+
+def test_missing_vllm_is_a_warning_at_validate_and_a_stop_only_for_what_generates_with_it(
+    recipe_dict, write_recipe, tmp_path, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.errors import RecipeError
+    from recipe_cli.launch import check_machine
+    from recipe_cli.precision import Machine
+
+    monkeypatch.setattr("recipe_cli.launch._installed", lambda package: False)
+    monkeypatch.setattr("recipe_cli.generation.vllm_installed", lambda: False)
+    runner = CliRunner()
+    recipe_dict["grpo"]["trainer"]["use_vllm"] = True
+    recipe_dict["eval"]["backend"] = "vllm"
+    path = str(write_recipe(recipe_dict))
+    result = runner.invoke(app, ["validate", path])
+    assert result.exit_code == 0, result.output
+    out = result.output.replace("\n", " ")
+    assert "warning: grpo.trainer.use_vllm: vLLM is not installed on this machine" in out
+    assert "warning: eval.backend: vllm is not installed on this machine, so `recipe eval` and `run` stop" in out
+    # SFT never generates with vLLM and `recipe sft` runs no eval: this machine is fine for it
+    recipe = validate_recipe(recipe_dict)
+    check_machine(recipe, ["sft"], machine=Machine(gpu=False))
+    with pytest.raises(RecipeError, match="grpo.trainer.use_vllm: vLLM is not installed here"):
+        check_machine(recipe, ["grpo"], machine=Machine(gpu=False))
+    with pytest.raises(RecipeError, match="eval.backend: vllm is requested but not installed"):
+        check_machine(recipe, ["sft"], evaluates=True, machine=Machine(gpu=False))
+    sft = runner.invoke(app, ["sft", path, "--dry-run"])
+    assert sft.exit_code == 0 and "on this machine" not in sft.output, sft.output
+    grpo = runner.invoke(app, ["grpo", path, "--dry-run"])
+    assert grpo.exit_code == 0 and "on this machine: grpo.trainer.use_vllm: vLLM is not installed" in grpo.output
+    result = runner.invoke(app, ["run", path])  # the training command stops before anything is written
+    assert result.exit_code == 2 and "vLLM is not installed here" in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
