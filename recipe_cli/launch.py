@@ -161,13 +161,30 @@ def sharding(launch: LaunchSettings) -> tuple[str, set[str]]:
         return "one process", set()
     kind = _distributed_type(launch)
     if kind == "DEEPSPEED":
-        stage = _config(launch).get("deepspeed_config", {}).get("zero_stage", 0)
+        stage = (_config(launch).get("deepspeed_config") or {}).get("zero_stage", 0)
         parts = [set(), {"optimizer"}, {"optimizer", "gradients"}, {"optimizer", "gradients", "weights"}]
         held = parts[min(int(stage), 3)]
         return f"DeepSpeed ZeRO-{stage}", held | ({"reference model"} if "weights" in held else set())
     if kind == "FSDP":
         return "FSDP", {"optimizer", "gradients", "weights", "reference model"}
     return "DDP", set()
+
+
+def gathers_16bit_weights(launch: LaunchSettings) -> bool:
+    """Whether the launch saves each stage's final model gathered in 16-bit: DeepSpeed ZeRO-3 whose config sets
+    ``zero3_save_16bit_model`` (TRL's ``zero3`` does; without it transformers saves no model file at all).
+
+    >>> gathers_16bit_weights(LaunchSettings(num_processes=8, accelerate_config="zero3"))
+    True
+    >>> gathers_16bit_weights(LaunchSettings(num_processes=8, accelerate_config="zero2"))
+    False
+    >>> gathers_16bit_weights(LaunchSettings(num_processes=1, accelerate_config="zero3"))  # no launch, no DeepSpeed
+    False
+    """
+    if "weights" not in sharding(launch)[1] or _distributed_type(launch) != "DEEPSPEED":
+        return False
+    value = (_config(launch).get("deepspeed_config") or {}).get("zero3_save_16bit_model")
+    return value is True or str(value).lower() == "true"
 
 
 def _config(launch: LaunchSettings) -> dict:
