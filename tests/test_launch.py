@@ -355,3 +355,23 @@ def test_missing_vllm_is_a_warning_at_validate_and_a_stop_only_for_what_generate
     result = runner.invoke(app, ["run", path])  # the training command stops before anything is written
     assert result.exit_code == 2 and "vLLM is not installed here" in result.stderr, result.output
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
+
+
+def test_serve_after_sft_starts_from_the_sft_checkpoint(recipe_dict, write_recipe, tmp_path):
+    """GRPO's server mode: the server must hold the model GRPO starts from, the finished SFT checkpoint."""
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+
+    runner = CliRunner()
+    recipe_dict["sft"]["trainer"]["max_steps"] = 1
+    recipe_dict["grpo"]["trainer"].update(use_vllm=True, vllm_mode="server")
+    path = str(write_recipe(recipe_dict))
+    before = runner.invoke(app, ["serve", path, "--dry-run"])
+    assert before.exit_code == 2 and "run `recipe sft` first" in before.output, before.output
+    assert runner.invoke(app, ["sft", path]).exit_code == 0
+    result = runner.invoke(app, ["serve", path, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    sft = tmp_path / "runs" / "tiny" / "sft"
+    assert f"trlvllm-serve--model{sft}--tensor_parallel_size1" in "".join(result.output.split())
+    assert "dry run: the server was not started" in result.output
