@@ -246,3 +246,22 @@ def test_zero3_plans_the_16bit_model_it_saves(recipe_dict, write_recipe, tmp_pat
     recipe_dict["launch"]["accelerate_config"] = "zero2"  # the final model keeps float32 master weights
     assert stage_precision(validate_recipe(recipe_dict), Machine(gpu=True)).saved == "float32"
     assert "checkpoints float32, eval bfloat16" in run_ok("validate", write_recipe(recipe_dict))
+
+
+def test_grpo_does_not_claim_the_reference_models_settings_are_ignored(recipe_dict, caplog):
+    """TRL warns that `model_init_kwargs` "will be ignored" for a policy passed as an object, yet loads the
+    reference model (beta > 0) with them: the revision and dtype recipe pins there are used, so no warning."""
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.grpo import build_grpo_trainer
+    from recipe_cli.runs import RunFolder, StageStart
+    from recipe_cli.training import prepare_base_model
+
+    del recipe_dict["sft"]
+    recipe_dict["grpo"]["trainer"]["beta"] = 0.04
+    recipe = validate_recipe(recipe_dict)
+    prepare_base_model(recipe, RunFolder(recipe))
+    with caplog.at_level("WARNING"):
+        built = build_grpo_trainer(recipe, StageStart("grpo"))
+    assert set(built.trainer.args.model_init_kwargs) == {"dtype"}  # set for the reference model
+    assert built.trainer.ref_model is not None
+    assert "will be ignored" not in caplog.text
