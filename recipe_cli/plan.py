@@ -483,8 +483,9 @@ def _kept(lengths: list[int], limit: int | None) -> int:
     return sum(1 for n in lengths if limit is None or n <= limit)
 
 
-def _describe_sft(recipe: Recipe, tokenizer, console: Console, config=None) -> tuple[list[str], list[int]]:
-    """The SFT plan from the examples as training builds them; returns the misfits and the kept completions' lengths."""
+def _describe_sft(recipe: Recipe, tokenizer, console: Console, config=None) -> tuple[list[str], list[int], int]:
+    """The SFT plan from the examples as training builds them; returns the misfits, the kept completions' lengths
+    and the longest sequence training will see (tokens, after truncation)."""
     from recipe_cli.chat import describe_template, think_prefilled
     from recipe_cli.training import prepare_stage_data
 
