@@ -128,13 +128,13 @@ def silence_library_warnings() -> None:
 def _guard(action: Callable[[], Any]) -> Any:
     """Run a command body; a user mistake becomes one message on stderr and exit code 2.
 
-    On several ranks the main process prints and reports the exit code to the ``recipe`` process
-    that launched them; an outcome every rank shares ends each rank quietly with 0 (the launcher
-    would otherwise report every rank as failed), anything else keeps its code so that the
-    launcher stops the other ranks.
+    On several ranks the main process prints, and the first rank of each machine reports the exit
+    code to the ``recipe`` process that launched that machine's ranks; an outcome every rank shares
+    ends each rank quietly with 0 (the launcher would otherwise report every rank as failed),
+    anything else keeps its code so that the launcher stops the other ranks.
     """
     from recipe_cli.launch import report_status, under_recipe_launch
-    from recipe_cli.ranks import OtherRankStopped, is_main, is_shared
+    from recipe_cli.ranks import OtherRankStopped, is_local_main, is_main, is_shared
 
     code = 0
     try:
@@ -161,7 +161,7 @@ def _guard(action: Callable[[], Any]) -> Any:
         raise typer.Exit(130) from None
     else:
         outcome = None
-    if is_main():
+    if is_local_main():  # each machine's `recipe` process waits for its own ranks' outcome
         report_status(code)
     if under_recipe_launch() and outcome is not None and is_shared(outcome):
         code = 0
@@ -174,14 +174,16 @@ def _run_lock(recipe: Recipe, command_line: str) -> Iterator:
     """The run folder's lock (``recipe_cli.lock``) for a command that writes it, held by one process.
 
     Under ``recipe``'s own launch the ``recipe`` process holds it for its ranks; under another
-    launcher the main rank does.
+    launcher the main rank does. Over several machines only machine 0's ``recipe`` process holds
+    it: every machine runs the same command on the same shared run folder, and the main rank,
+    the one writer, runs on machine 0.
     """
-    from recipe_cli.launch import under_recipe_launch
+    from recipe_cli.launch import on_main_machine, under_recipe_launch
     from recipe_cli.lock import RunLock
     from recipe_cli.ranks import is_main
 
-    if not is_main() or under_recipe_launch():
-        yield RunLock(recipe.run_dir, command_line)  # not entered: the parent holds the lock
+    if not is_main() or under_recipe_launch() or not on_main_machine(recipe):
+        yield RunLock(recipe.run_dir, command_line)  # not entered: a parent, or machine 0, holds the lock
         return
     with RunLock(recipe.run_dir, command_line) as lock:
         yield lock
@@ -312,18 +314,18 @@ def _training_command(
         _quiet_libraries()
         from recipe_cli.plan import describe_training_plan
 
-        describe_training_plan(loaded, stages, console)
+        describe_training_plan(loaded, stages, console, evaluates=command == "run")
         console.print("[green]dry run[/]: nothing was trained or written")
         return
-    from recipe_cli.launch import check_machine, needs_launch, relaunch
+    from recipe_cli.launch import check_machine, needs_launch, on_main_machine, relaunch
     from recipe_cli.ranks import on_main
 
     command_line = _command_line(command, path, overrides, launch, reading)
     with _run_lock(loaded, command_line) as lock:
-        on_main(lambda: check_machine(loaded))
+        on_main(lambda: check_machine(loaded, stages, evaluates=command == "run"))
         if needs_launch(loaded):
             pipeline.plan_starts(loaded, stages, resume=resume, overwrite=overwrite, force=force)  # refuse now
-            if command == "run" and loaded.push is not None:
+            if command == "run" and loaded.push is not None and on_main_machine(loaded):  # machine 0 pushes
                 from recipe_cli.hub import require_token
 
                 require_token()

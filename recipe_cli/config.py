@@ -997,7 +997,7 @@ def check_recipe(recipe: Recipe) -> list[str]:
     if recipe.push is not None and recipe.push.merge_lora and recipe.model.lora is None:
         problems.append("push.merge_lora: the recipe trains full weights (no model.lora), so there is nothing to merge")
     problems += _check_runs_dir(recipe.runs_dir)
-    problems += _check_vllm_server(recipe)
+    problems += _check_vllm_settings(recipe)
     problems += _check_dynamic_sampling(recipe)
     config = recipe.launch.accelerate_config
     if config is not None and accelerate_config_path(config) is None:
@@ -1020,14 +1020,47 @@ def _check_runs_dir(runs_dir: str) -> list[str]:
     return []
 
 
-def _check_vllm_server(recipe: Recipe) -> list[str]:
-    """GRPO's server mode talks to the server `recipe serve` starts: same port, and use_vllm on."""
+VLLM_MODES = ("colocate", "server")  # TRL's VLLMGeneration takes these and raises on anything else
+
+
+def _check_vllm_settings(recipe: Recipe) -> list[str]:
+    """GRPO's vLLM settings that TRL checks only once vLLM starts (on the GPU machine, after the model loaded).
+
+    The tensor-parallel size is checked against the processes per machine only when the launch settings give
+    them (``launch.num_processes`` or ``--num-processes``): a recipe validated on a laptop is often trained with
+    ``--num-processes`` on the cluster. The training command checks it again with the real count.
+    """
     trainer = recipe.grpo.trainer if recipe.grpo is not None else {}
+    problems = []
+    mode = trainer.get("vllm_mode", "colocate")
+    if mode not in VLLM_MODES:
+        problems.append(f"grpo.trainer.vllm_mode: {mode!r} is not a vLLM mode; use colocate or server")
+    memory = trainer.get("vllm_gpu_memory_utilization")
+    if memory is not None and not (isinstance(memory, int | float) and 0 < memory <= 1):
+        problems.append(
+            f"grpo.trainer.vllm_gpu_memory_utilization: {memory} is not a fraction of the GPU's memory; "
+            "give a number in (0, 1], e.g. 0.3 when vLLM shares the GPU with training"
+        )
+    parallel = trainer.get("vllm_tensor_parallel_size", 1)
+    if isinstance(parallel, int) and parallel < 1:
+        problems.append(f"grpo.trainer.vllm_tensor_parallel_size: {parallel}; give 1 or more GPUs per vLLM engine")
+    elif mode == "colocate" and isinstance(parallel, int) and "num_processes" in recipe.launch.model_fields_set:
+        per_machine = recipe.launch.processes_per_machine
+        if per_machine % parallel:
+            problems.append(
+                f"grpo.trainer.vllm_tensor_parallel_size {parallel} does not divide the {per_machine} processes per "
+                "machine (colocated vLLM groups ranks by it); use a divisor of the process count"
+            )
+    return problems + _check_vllm_server(trainer, recipe.launch)
+
+
+def _check_vllm_server(trainer: dict[str, Any], launch: LaunchSettings) -> list[str]:
+    """GRPO's server mode talks to the server `recipe serve` starts: same port, and use_vllm on."""
     if trainer.get("vllm_mode") == "server" and not trainer.get("use_vllm"):
         return ["grpo.trainer.vllm_mode: server does nothing without use_vllm: true; set use_vllm: true"]
     if not trainer.get("use_vllm") or trainer.get("vllm_mode", "colocate") != "server":
         return []
-    port, served = trainer.get("vllm_server_port", 8000), recipe.launch.vllm_server.port
+    port, served = trainer.get("vllm_server_port", 8000), launch.vllm_server.port
     if trainer.get("vllm_server_base_url") is None and port != served:
         return [
             f"grpo.trainer.vllm_server_port {port} is not launch.vllm_server.port {served}, where `recipe serve` "

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from recipe_cli.chat import think_prefilled
@@ -106,15 +108,16 @@ def build_grpo_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
         from recipe_cli.dynamic_sampling import with_dynamic_sampling
 
         trainer_class = with_dynamic_sampling(trainer_class, recipe.grpo.dynamic_sampling.max_rounds)
-    trainer = with_step_times(with_signal_metric(trainer_class))(
-        divergence=recipe.grpo.penalty,
-        model=model,
-        reward_funcs=rewards,
-        args=config,
-        train_dataset=Dataset.from_list(prompts),
-        processing_class=tokenizer,
-        peft_config=peft_config,
-    )
+    with without_log_message(TRL_GRPO_LOGGER, IGNORED_INIT_KWARGS):
+        trainer = with_step_times(with_signal_metric(trainer_class))(
+            divergence=recipe.grpo.penalty,
+            model=model,
+            reward_funcs=rewards,
+            args=config,
+            train_dataset=Dataset.from_list(prompts),
+            processing_class=tokenizer,
+            peft_config=peft_config,
+        )
     if start.checkpoint is not None:
         align_generation_cycle(trainer, start.checkpoint)
     trainer.add_callback(health_callback(recipe.grpo.health, output / "health.log"))
@@ -126,6 +129,42 @@ def build_grpo_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
         "precision": precision.record(),
     }
     return StageTrainer(trainer, output, record)
+
+
+# TRL warns that `model_init_kwargs` "will be ignored" whenever the policy is passed as a model object, but it
+# loads the reference model (beta > 0) with exactly those kwargs (grpo_trainer.py, ~line 993 in TRL 1.16):
+# reference_model_settings sets them for that, so the warning would tell the user the pinned revision is lost.
+TRL_GRPO_LOGGER = "trl.trainer.grpo_trainer"
+IGNORED_INIT_KWARGS = "The `model_init_kwargs` will be ignored."
+
+
+class _DropMessage(logging.Filter):
+    def __init__(self, text: str):
+        super().__init__()
+        self.text = text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return self.text not in record.getMessage()
+
+
+@contextmanager
+def without_log_message(logger_name: str, text: str) -> Iterator[None]:
+    """Drop the records of ``logger_name`` that contain ``text`` inside the block; every other record passes.
+
+    >>> import logging
+    >>> with without_log_message("recipe.example", "ignored"):
+    ...     logging.getLogger("recipe.example").filters[0].filter(logging.makeLogRecord({"msg": "x is ignored"}))
+    False
+    >>> logging.getLogger("recipe.example").filters
+    []
+    """
+    logger = logging.getLogger(logger_name)
+    drop = _DropMessage(text)
+    logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        logger.removeFilter(drop)
 
 
 def reference_model_settings(recipe: Recipe, origin: str, precision: PrecisionPlan) -> dict:

@@ -2,9 +2,10 @@
 
 The ``recipe`` process the user started stays as a small parent: it starts ``accelerate launch
 -m recipe_cli <the same command>`` (accelerate with DDP, DeepSpeed or FSDP from one of TRL's
-configs, or a config file), forwards SIGTERM and SIGINT to the ranks, and exits with the code the
-main rank reports. The ranks run the ordinary pipeline (``recipe_cli.pipeline``), rank-aware.
-A command already started by a launcher (``WORLD_SIZE`` > 1) is not launched again.
+configs, or a config file), forwards SIGTERM and SIGINT to the ranks, and exits with the code its
+first rank reports (every rank knows the command's outcome). The ranks run the ordinary pipeline
+(``recipe_cli.pipeline``), rank-aware. A command already started by a launcher (``WORLD_SIZE`` > 1)
+is not launched again.
 """
 
 from __future__ import annotations
@@ -35,6 +36,13 @@ def needs_launch(recipe: Recipe) -> bool:
     """Whether the command runs as several ranks and has not been launched yet."""
     launch = recipe.launch
     return (launch.num_processes > 1 or launch.num_machines > 1) and world_size() == 1
+
+
+def on_main_machine(recipe: Recipe) -> bool:
+    """Whether this machine runs the main process (``machine_rank`` 0). Over several machines each runs the same
+    command; the ``recipe`` process of machine 0 alone holds the run folder's lock and checks the Hub token
+    (its main rank writes the run folder and pushes), the others only start their ranks."""
+    return recipe.launch.machine_rank == 0
 
 
 def check_launch(recipe: Recipe, machine: Machine) -> None:
@@ -109,11 +117,22 @@ def check_vllm(recipe: Recipe, machine: Machine, visible_gpus: int | None = None
         )
 
 
-def check_machine(recipe: Recipe, machine: Machine | None = None) -> None:
-    """Everything about this machine a training command needs, checked before any process starts."""
+def check_machine(
+    recipe: Recipe, stages: list[str], *, evaluates: bool = False, machine: Machine | None = None
+) -> None:
+    """Everything about this machine a training command needs, checked before any process starts.
+
+    Only what the command uses: GRPO's vLLM settings when it trains GRPO (SFT never generates with vLLM),
+    ``eval.backend`` when it evaluates (``recipe run``).
+    """
     machine = machine or Machine.here()
     check_launch(recipe, machine)
-    check_vllm(recipe, machine)
+    if "grpo" in stages:
+        check_vllm(recipe, machine)
+    if evaluates and recipe.eval is not None:
+        from recipe_cli.generation import choose_backend, vllm_installed
+
+        choose_backend(recipe.eval.backend, vllm_available=vllm_installed(), cuda=machine.gpu)
 
 
 def _installed(package: str) -> bool:
@@ -142,13 +161,30 @@ def sharding(launch: LaunchSettings) -> tuple[str, set[str]]:
         return "one process", set()
     kind = _distributed_type(launch)
     if kind == "DEEPSPEED":
-        stage = _config(launch).get("deepspeed_config", {}).get("zero_stage", 0)
+        stage = (_config(launch).get("deepspeed_config") or {}).get("zero_stage", 0)
         parts = [set(), {"optimizer"}, {"optimizer", "gradients"}, {"optimizer", "gradients", "weights"}]
         held = parts[min(int(stage), 3)]
         return f"DeepSpeed ZeRO-{stage}", held | ({"reference model"} if "weights" in held else set())
     if kind == "FSDP":
         return "FSDP", {"optimizer", "gradients", "weights", "reference model"}
     return "DDP", set()
+
+
+def gathers_16bit_weights(launch: LaunchSettings) -> bool:
+    """Whether the launch saves each stage's final model gathered in 16-bit: DeepSpeed ZeRO-3 whose config sets
+    ``zero3_save_16bit_model`` (TRL's ``zero3`` does; without it transformers saves no model file at all).
+
+    >>> gathers_16bit_weights(LaunchSettings(num_processes=8, accelerate_config="zero3"))
+    True
+    >>> gathers_16bit_weights(LaunchSettings(num_processes=8, accelerate_config="zero2"))
+    False
+    >>> gathers_16bit_weights(LaunchSettings(num_processes=1, accelerate_config="zero3"))  # no launch, no DeepSpeed
+    False
+    """
+    if "weights" not in sharding(launch)[1] or _distributed_type(launch) != "DEEPSPEED":
+        return False
+    value = (_config(launch).get("deepspeed_config") or {}).get("zero3_save_16bit_model")
+    return value is True or str(value).lower() == "true"
 
 
 def _config(launch: LaunchSettings) -> dict:
@@ -201,7 +237,7 @@ def launch_arguments(launch: LaunchSettings, mixed_precision: str | None, machin
 
 
 def relaunch(recipe: Recipe, argv: list[str]) -> int:
-    """Run ``recipe <argv>`` as ``launch.num_processes`` ranks; return the exit code the main rank reported.
+    """Run ``recipe <argv>`` as this machine's ranks of ``launch.num_processes``; return the exit code they reported.
 
     SIGTERM and SIGINT sent to this process go to every rank of this machine (the launcher itself
     runs in its own session, so a Ctrl-C in the terminal reaches the ranks once, through here).
@@ -256,7 +292,8 @@ def _forwarder(launcher: subprocess.Popen):
 
 
 def report_status(exit_code: int) -> None:
-    """The main rank's exit code, for the ``recipe`` process that launched the ranks (nothing otherwise)."""
+    """This machine's first rank's exit code, for the ``recipe`` process that launched the machine's ranks
+    (nothing otherwise). Every rank knows the command's outcome (``recipe_cli.ranks.on_main`` shares it)."""
     path = os.environ.get(STATUS_ENV)
     if path:
         Path(path).write_text(json.dumps({"exit_code": exit_code}) + "\n")

@@ -5,7 +5,8 @@ Two ``recipe sft`` on the same run name would train into the same folder at once
 ``runs/<name>/.lock``, which holds the pid and command of its holder for the message the next
 writer gets. The operating system releases it when its process ends, however it ends, so a lock
 left by a dead process is simply taken over. Under ``recipe``'s own multi-process launch the
-``recipe`` process holds the lock for its ranks.
+``recipe`` process holds the lock for its ranks; over several machines, machine 0's alone (the
+main rank, the one writer, runs there, and the other machines share the folder).
 """
 
 from __future__ import annotations

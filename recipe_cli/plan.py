@@ -20,7 +20,7 @@ from recipe_cli.config import (
     is_local_path,
 )
 from recipe_cli.errors import RecipeError
-from recipe_cli.precision import DTYPE_BYTES, PrecisionPlan, describe_recipe_precision
+from recipe_cli.precision import DTYPE_BYTES, Machine, PrecisionPlan, describe_recipe_precision, plan_precision
 from recipe_cli.runs import RunFolder
 from recipe_cli.trainer_settings import non_default_settings
 from recipe_cli.training import recipe_settings
@@ -38,9 +38,16 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
     model = recipe.model.path or f"tiny model built in {run.stage_dir('base')} ({recipe.model.tiny.model_dump()})"
     lora = f", LoRA r={recipe.model.lora.r}" if recipe.model.lora else ""
     console.print(f"[bold]{recipe.name}[/]: {model}, dtype {recipe.model.dtype}{lora}, seed {recipe.seed}")
+    from recipe_cli.launch import gathers_16bit_weights
+
     push_dtype = recipe.push.dtype if recipe.push is not None else "auto"
-    precision = describe_recipe_precision(recipe.model.dtype, lora=recipe.model.lora is not None, push_dtype=push_dtype)
+    lora = recipe.model.lora is not None
+    gathers = gathers_16bit_weights(recipe.launch)
+    precision = describe_recipe_precision(recipe.model.dtype, lora=lora, push_dtype=push_dtype, gathers_16bit=gathers)
     console.print(f"precision: {precision}")
+    on_gpu = plan_precision(recipe.model.dtype, lora=lora, machine=Machine(gpu=True), gathers_16bit=gathers)
+    if gathers and on_gpu.note:
+        console.print(f"[yellow]note:[/] {on_gpu.note}")
     console.print(f"launch: {describe_launch(recipe.launch)}")
     console.print(f"run folder: {run.root}")
     downloads = not_cached(recipe)
@@ -49,6 +56,8 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
             f"[yellow]not on this machine:[/] {', '.join(downloads)}: not local and not in the Hugging Face cache, "
             "so downloaded when a command needs it (`validate` checked only the names)"
         )
+    for warning in missing_vllm(recipe):
+        console.print(f"[bold yellow]warning:[/] {warning}")
     stages = [s for s in ("eval base", "sft", "grpo", "push") if _configured(recipe, s)]
     console.print("stages: " + " -> ".join(_with_evals(recipe, stages)))
     for stage in ("sft", "grpo", "eval"):
@@ -92,6 +101,30 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
         _validate_length_budget(recipe, console)
 
 
+def missing_vllm(recipe: Recipe) -> list[str]:
+    """What the recipe asks vLLM for when this machine has none installed, one line each.
+
+    ``validate`` warns rather than fails: it often runs on a laptop before the GPU machine trains. The
+    command that generates with vLLM stops there (``recipe_cli.launch.check_machine``).
+    """
+    from recipe_cli import generation
+
+    if generation.vllm_installed():
+        return []
+    missing = []
+    if recipe.grpo is not None and recipe.grpo.trainer.get("use_vllm"):
+        missing.append(
+            "grpo.trainer.use_vllm: vLLM is not installed on this machine, so `recipe grpo` and `run` stop here; "
+            "`pip install vllm` where GRPO trains (an NVIDIA GPU), or remove use_vllm to generate with transformers"
+        )
+    if recipe.eval is not None and recipe.eval.backend == "vllm":
+        missing.append(
+            "eval.backend: vllm is not installed on this machine, so `recipe eval` and `run` stop here; "
+            "`pip install vllm` where the eval runs (an NVIDIA GPU), or set eval.backend: auto"
+        )
+    return missing
+
+
 def _validate_length_budget(recipe: Recipe, console: Console) -> None:
     """The length budget ``validate`` can state: measured where data and tokenizer are on disk, else the limits."""
     dataset = recipe.sft.dataset
@@ -104,11 +137,7 @@ def _validate_length_budget(recipe: Recipe, console: Console) -> None:
     limit = dataset.max_completion_tokens
     kept = f"at most {limit} tokens (sft.dataset.max_completion_tokens)" if limit else "not limited"
     console.print(f"SFT completions: {kept}; `--dry-run` measures them (it needs the data and the tokenizer)")
-    budgets = [("GRPO", "grpo.trainer.max_completion_length", grpo_max_completion_length(recipe.grpo.trainer))]
-    budgets = budgets if recipe.grpo is not None else []
-    if recipe.eval is not None:
-        budgets.append(("the eval", "eval.max_new_tokens", recipe.eval.max_new_tokens))
-    for who, key, budget in budgets:
+    for who, key, budget in completion_budgets(recipe):
         if limit is None or limit > budget:
             console.print(
                 f"[bold yellow]warning:[/] SFT may teach completions longer than {key}={budget}, which {who} cuts "
@@ -359,8 +388,9 @@ def _setting(class_name: str, trainer: dict, key: str):
     return field.default if field is not None and field.has_default else None
 
 
-def describe_training_plan(recipe: Recipe, stages: list[str], console: Console) -> None:
-    """What ``--dry-run`` prints for each stage: data after filtering, batches, steps, memory, misfits."""
+def describe_training_plan(recipe: Recipe, stages: list[str], console: Console, *, evaluates: bool = False) -> None:
+    """What ``--dry-run`` prints for each stage: data after filtering, batches, steps, memory, misfits; what this
+    machine lacks for the command (``evaluates``: it runs the evals too) is a warning, not a stop."""
     from recipe_cli.training import stage_precision
 
     tokenizer = plan_tokenizer(recipe)
@@ -374,7 +404,7 @@ def describe_training_plan(recipe: Recipe, stages: list[str], console: Console) 
     from recipe_cli.launch import check_machine
 
     try:
-        check_machine(recipe)
+        check_machine(recipe, stages, evaluates=evaluates)
     except RecipeError as problem:
         console.print(f"[bold yellow]on this machine:[/] {problem}")
     if precision.note:
@@ -453,8 +483,9 @@ def _kept(lengths: list[int], limit: int | None) -> int:
     return sum(1 for n in lengths if limit is None or n <= limit)
 
 
-def _describe_sft(recipe: Recipe, tokenizer, console: Console, config=None) -> tuple[list[str], list[int]]:
-    """The SFT plan from the examples as training builds them; returns the misfits and the kept completions' lengths."""
+def _describe_sft(recipe: Recipe, tokenizer, console: Console, config=None) -> tuple[list[str], list[int], int]:
+    """The SFT plan from the examples as training builds them; returns the misfits, the kept completions' lengths
+    and the longest sequence training will see (tokens, after truncation)."""
     from recipe_cli.chat import describe_template, think_prefilled
     from recipe_cli.training import prepare_stage_data
 
@@ -673,6 +704,19 @@ def _dropped(prepared, stage: str, positions: int | None = None) -> list[str]:
     return misfits
 
 
+def completion_budgets(recipe: Recipe) -> list[tuple[str, str, int]]:
+    """The completion budgets the recipe has, as (who cuts, recipe key, tokens): GRPO's and the eval's, each only
+    when that stage is in the recipe (an SFT-only recipe has none)."""
+    budgets = []
+    if recipe.grpo is not None:
+        grpo = grpo_max_completion_length(recipe.grpo.trainer)
+        if grpo is not None:
+            budgets.append(("GRPO", "grpo.trainer.max_completion_length", grpo))
+    if recipe.eval is not None:
+        budgets.append(("the eval", "eval.max_new_tokens", recipe.eval.max_new_tokens))
+    return budgets
+
+
 def length_budget(completion_lengths: list[int], recipe: Recipe) -> tuple[str, list[str]]:
     """The SFT completions' token lengths against GRPO's and the eval's budgets: one summary line and the warnings.
 
@@ -684,12 +728,7 @@ def length_budget(completion_lengths: list[int], recipe: Recipe) -> tuple[str, l
     median = lengths[len(lengths) // 2]
     p90 = lengths[min(len(lengths) - 1, int(0.9 * len(lengths)))]
     line = f"SFT completions: median {median}, 90th percentile {p90}, max {lengths[-1]} tokens ({len(lengths)} kept)"
-    budgets = []
-    if recipe.grpo is not None:
-        grpo = _setting("GRPOConfig", recipe.grpo.trainer, "max_completion_length")
-        budgets.append(("GRPO", "grpo.trainer.max_completion_length", grpo))
-    if recipe.eval is not None:
-        budgets.append(("the eval", "eval.max_new_tokens", recipe.eval.max_new_tokens))
+    budgets = completion_budgets(recipe)
     line += "; " + ", ".join(f"{key} {budget}" for _, key, budget in budgets) if budgets else ""
     warnings = []
     for who, key, budget in budgets:
@@ -711,8 +750,11 @@ def _print_length_budget(console: Console, recipe: Recipe, completion_lengths: l
     console.print(line)
     for warning in warnings:
         console.print(f"[bold yellow]warning:[/] {warning}")
-    if not warnings:
-        console.print("the SFT completions fit the GRPO and eval budgets")
+    budgets = [who.removeprefix("the ") for who, _, _ in completion_budgets(recipe)]
+    if budgets and not warnings:
+        console.print(f"the SFT completions fit the {' and '.join(budgets)} budgets")
+    if not budgets:
+        console.print("no GRPO or eval stage in the recipe, so no completion budget to check")
 
 
 def _batch(trainer: dict, class_name: str, world: int) -> int:

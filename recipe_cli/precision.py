@@ -41,7 +41,8 @@ class PrecisionPlan:
     ``master``: the weights the optimizer updates (full weights, or the LoRA adapter);
     ``base``: the frozen base under a LoRA adapter (``master`` without LoRA);
     ``compute``: what the forward and backward passes multiply in;
-    ``saved``: the stage's checkpoints, read by the next stage and by ``--resume``;
+    ``saved``: the stage's final model, read by the next stage, the eval and ``push``;
+    ``resume``: the state of its ``checkpoint-N`` folders that ``--resume`` continues from;
     ``generation``: evaluation and sampling; ``pushed``: the files ``recipe push`` publishes;
     ``mixed_precision``: the trainer flag that casts to ``compute`` (``bf16``, ``fp16`` or None).
     """
@@ -51,6 +52,7 @@ class PrecisionPlan:
     base: str
     compute: str
     saved: str
+    resume: str
     generation: str
     pushed: str
     mixed_precision: str | None
@@ -64,6 +66,7 @@ class PrecisionPlan:
             "base": self.base,
             "compute": self.compute,
             "saved": self.saved,
+            "resume": self.resume,
         }
 
     def describe(self, lora: bool) -> str:
@@ -74,10 +77,10 @@ class PrecisionPlan:
         """
         master = f"adapter {self.master}, base {self.base}" if lora else f"master {self.master}"
         mixed = f" ({self.mixed_precision} mixed precision)" if self.mixed_precision else ""
-        return (
-            f"{master}, compute {self.compute}{mixed}, checkpoints {self.saved}, "
-            f"eval {self.generation}, pushed {self.pushed}"
-        )
+        saved = f"checkpoints {self.saved}"
+        if self.resume != self.saved:
+            saved = f"saved model {self.saved}, resume checkpoints {self.resume}"
+        return f"{master}, compute {self.compute}{mixed}, {saved}, eval {self.generation}, pushed {self.pushed}"
 
 
 def requested_dtype(name: str, machine: Machine) -> str:
@@ -93,13 +96,18 @@ def requested_dtype(name: str, machine: Machine) -> str:
     return "bfloat16" if machine.gpu and machine.bf16 else "float32"
 
 
-def plan_precision(dtype: str, *, lora: bool, machine: Machine, push_dtype: str = "auto") -> PrecisionPlan:
+def plan_precision(
+    dtype: str, *, lora: bool, machine: Machine, push_dtype: str = "auto", gathers_16bit: bool = False
+) -> PrecisionPlan:
     """The precision plan for ``model.dtype`` (``dtype``) on ``machine``.
 
     Full weights: float32 master weights always; the requested dtype is the compute precision
     through the trainer's mixed precision on a GPU. Without a GPU the trainer has no mixed
     precision, so full-weight training computes in float32 (correct, only slower). LoRA: the frozen
-    base in the requested dtype, the adapter in float32.
+    base in the requested dtype, the adapter in float32. ``gathers_16bit``: DeepSpeed ZeRO-3 with
+    ``zero3_save_16bit_model`` (TRL's ``zero3`` config) saves the final model gathered from the
+    weights DeepSpeed computes with, the compute dtype; its resume checkpoints keep the float32
+    master weights (the DeepSpeed ``global_step*`` folders).
 
     >>> p = plan_precision("bfloat16", lora=False, machine=Machine(gpu=True))
     >>> p.master, p.compute, p.saved, p.pushed, p.mixed_precision
@@ -110,6 +118,9 @@ def plan_precision(dtype: str, *, lora: bool, machine: Machine, push_dtype: str 
     >>> p = plan_precision("bfloat16", lora=True, machine=Machine(gpu=True), push_dtype="float32")
     >>> p.master, p.base, p.compute, p.pushed
     ('float32', 'bfloat16', 'bfloat16', 'float32')
+    >>> p = plan_precision("bfloat16", lora=False, machine=Machine(gpu=True), gathers_16bit=True)
+    >>> p.master, p.saved, p.resume
+    ('float32', 'bfloat16', 'float32')
     """
     requested = requested_dtype(dtype, machine)
     mixed = MIXED_PRECISION.get(requested) if machine.gpu else None
@@ -122,12 +133,20 @@ def plan_precision(dtype: str, *, lora: bool, machine: Machine, push_dtype: str 
         if requested != "float32" and not machine.gpu:
             flag = MIXED_PRECISION[requested]
             note = f"no GPU here: {flag} mixed precision needs one, so training computes in float32"
+    saved = compute if gathers_16bit else "float32"
+    if saved != "float32":
+        zero3 = (
+            f"ZeRO-3 (zero3_save_16bit_model) saves each stage's final model gathered in {saved}, so the next "
+            f"stage, the eval and push start from {saved} weights; resume checkpoints keep float32 master weights"
+        )
+        note = f"{note}; {zero3}" if note else zero3
     return PrecisionPlan(
         requested=requested,
         master="float32",
         base=base,
         compute=compute,
-        saved="float32",
+        saved=saved,
+        resume="float32",
         generation=requested,
         pushed=requested if push_dtype == "auto" else push_dtype,
         mixed_precision=mixed,
@@ -135,7 +154,7 @@ def plan_precision(dtype: str, *, lora: bool, machine: Machine, push_dtype: str 
     )
 
 
-def describe_recipe_precision(dtype: str, *, lora: bool, push_dtype: str = "auto") -> str:
+def describe_recipe_precision(dtype: str, *, lora: bool, push_dtype: str = "auto", gathers_16bit: bool = False) -> str:
     """The plan on a GPU and, where it differs, without one: what ``recipe validate`` prints (no torch needed).
 
     >>> describe_recipe_precision("bfloat16", lora=False)  # doctest: +NORMALIZE_WHITESPACE
@@ -144,7 +163,9 @@ def describe_recipe_precision(dtype: str, *, lora: bool, push_dtype: str = "auto
     >>> describe_recipe_precision("float32", lora=False)
     'master float32, compute float32, checkpoints float32, eval float32, pushed float32'
     """
-    on_gpu = plan_precision(dtype, lora=lora, machine=Machine(gpu=True), push_dtype=push_dtype)
+    on_gpu = plan_precision(
+        dtype, lora=lora, machine=Machine(gpu=True), push_dtype=push_dtype, gathers_16bit=gathers_16bit
+    )
     on_cpu = plan_precision(dtype, lora=lora, machine=Machine(gpu=False), push_dtype=push_dtype)
     text = on_gpu.describe(lora)
     if (on_cpu.compute, on_cpu.pushed) == (on_gpu.compute, on_gpu.pushed):

@@ -62,6 +62,12 @@ def launched() -> bool:
     return world_size() > 1
 
 
+def is_local_main() -> bool:
+    """Whether this process is the first rank of its machine (``LOCAL_RANK`` 0), the one that reports the
+    command's outcome to the ``recipe`` process that started the machine's ranks."""
+    return int(os.environ.get("LOCAL_RANK", "0")) == 0
+
+
 def is_main() -> bool:
     """Whether this process writes the run folder, evaluates and pushes (global rank 0)."""
     return rank() == 0

@@ -210,3 +210,168 @@ def test_serve_starts_trls_server_with_grpos_starting_model(recipe_dict, write_r
     recipe_dict["grpo"]["trainer"]["vllm_server_port"] = 8000
     result = CliRunner().invoke(app, ["validate", str(write_recipe(recipe_dict))])
     assert result.exit_code == 2 and "is not launch.vllm_server.port 8123" in result.output
+
+
+@pytest.mark.parametrize("machine_rank", [0, 1])
+def test_only_machine_0_takes_the_run_lock_and_checks_the_token(
+    recipe_dict, write_recipe, tmp_path, monkeypatch, machine_rank
+):
+    """Every machine of a multi-node run starts the same command on one shared run folder: the others must not be
+    refused by machine 0's lock, write or delete nothing there, and need no Hub token (machine 0 pushes)."""
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+    from recipe_cli.lock import RunLock
+
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    launched = []
+    monkeypatch.setattr("recipe_cli.launch.relaunch", lambda recipe, argv: launched.append(argv) or 0)
+    recipe_dict["push"] = {"repo_id": "someone/two-machines"}
+    recipe_dict["launch"] = {"num_processes": 4, "num_machines": 2, "main_process_ip": "10.0.0.1"}
+    path = write_recipe(recipe_dict)
+    run_dir = tmp_path / "runs" / "tiny"
+    command = ["run", str(path), "--machine-rank", str(machine_rank), "--overwrite"]
+    result = CliRunner().invoke(app, command)  # machine 1 starts its ranks on a run folder nobody created yet
+    assert not run_dir.exists()
+    if machine_rank == 0:
+        assert result.exit_code == 2 and "not logged in" in result.output
+    else:
+        assert result.exit_code == 0, result.output
+        assert "--machine-rank" in launched[-1] and launched[-1][launched[-1].index("--machine-rank") + 1] == "1"
+    (run_dir / "sft").mkdir(parents=True)
+    (run_dir / "sft" / "kept.txt").write_text("machine 0 trains here")
+    with RunLock(run_dir, "recipe run r.yaml --machine-rank 0"):  # machine 0's recipe process, training
+        result = CliRunner().invoke(app, command)
+    if machine_rank == 0:  # a second machine-0 command on the same run is refused, as on one machine
+        assert result.exit_code == 2 and f"in use by pid {os.getpid()}" in result.stderr, result.output
+    else:
+        assert result.exit_code == 0, result.output
+        assert len(launched) == 2
+    assert (run_dir / "sft" / "kept.txt").is_file()
+
+
+def test_each_machine_hears_the_outcome_from_its_first_rank(tmp_path, monkeypatch):
+    """The `recipe` process of machine 1 waits for its own ranks (8-15 of 16): its first rank reports the exit
+    code, or the process would exit 1 after every successful run."""
+    from recipe_cli.cli import _guard
+    from recipe_cli.launch import STATUS_ENV
+    from recipe_cli.ranks import OtherRankStopped
+
+    status = tmp_path / "status.json"
+    monkeypatch.setenv(STATUS_ENV, str(status))
+    for rank, local_rank, reports in (("8", "0", True), ("9", "1", False), ("0", "0", True)):
+        monkeypatch.setenv("WORLD_SIZE", "16")
+        monkeypatch.setenv("RANK", rank)
+        monkeypatch.setenv("LOCAL_RANK", local_rank)
+        status.unlink(missing_ok=True)
+        _guard(lambda: None)
+        assert status.is_file() == reports
+        if reports:
+            assert json.loads(status.read_text()) == {"exit_code": 0}
+
+    def stopped_by_the_main_process():
+        raise OtherRankStopped(2)
+
+    monkeypatch.setenv("RANK", "8")
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    _guard(stopped_by_the_main_process)  # ends quietly: the parent exits with the shared code
+    assert json.loads(status.read_text()) == {"exit_code": 2}
+
+
+@pytest.mark.parametrize(
+    ("trainer", "launch", "expected"),
+    [
+        ({"vllm_mode": "foo"}, {}, "grpo.trainer.vllm_mode: 'foo' is not a vLLM mode; use colocate or server"),
+        ({"vllm_gpu_memory_utilization": 1.5}, {}, "vllm_gpu_memory_utilization: 1.5 is not a fraction"),
+        ({"vllm_gpu_memory_utilization": 0.0}, {}, "give a number in (0, 1]"),
+        ({"vllm_tensor_parallel_size": 3}, {"num_processes": 4}, "vllm_tensor_parallel_size 3 does not divide the 4"),
+        (
+            {"vllm_tensor_parallel_size": 4},
+            {"num_processes": 8, "num_machines": 4, "main_process_ip": "a"},
+            "does not divide the 2 processes per machine",
+        ),
+    ],
+)
+def test_vllm_settings_are_checked_at_validate_time(recipe_dict, write_recipe, trainer, launch, expected):
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+
+    recipe_dict["grpo"]["trainer"].update(use_vllm=True, **trainer)
+    recipe_dict["launch"] = launch
+    result = CliRunner().invoke(app, ["validate", str(write_recipe(recipe_dict))])
+    assert result.exit_code == 2 and expected in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_vllm_tensor_parallel_size_waits_for_the_process_count(recipe_dict, write_recipe):
+    """Validated on a laptop without launch settings, a recipe is trained with --num-processes on the cluster."""
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+
+    recipe_dict["grpo"]["trainer"].update(use_vllm=True, vllm_tensor_parallel_size=2, vllm_gpu_memory_utilization=1)
+    path = str(write_recipe(recipe_dict))
+    assert CliRunner().invoke(app, ["validate", path]).exit_code == 0
+    assert CliRunner().invoke(app, ["validate", path, "--num-processes", "4"]).exit_code == 0
+    result = CliRunner().invoke(app, ["validate", path, "--num-processes", "3"])
+    assert result.exit_code == 2 and "does not divide the 3 processes per machine" in result.output
+
+
+def test_missing_vllm_is_a_warning_at_validate_and_a_stop_only_for_what_generates_with_it(
+    recipe_dict, write_recipe, tmp_path, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.errors import RecipeError
+    from recipe_cli.launch import check_machine
+    from recipe_cli.precision import Machine
+
+    monkeypatch.setattr("recipe_cli.launch._installed", lambda package: False)
+    monkeypatch.setattr("recipe_cli.generation.vllm_installed", lambda: False)
+    runner = CliRunner()
+    recipe_dict["grpo"]["trainer"]["use_vllm"] = True
+    recipe_dict["eval"]["backend"] = "vllm"
+    path = str(write_recipe(recipe_dict))
+    result = runner.invoke(app, ["validate", path])
+    assert result.exit_code == 0, result.output
+    out = result.output.replace("\n", " ")
+    assert "warning: grpo.trainer.use_vllm: vLLM is not installed on this machine" in out
+    assert "warning: eval.backend: vllm is not installed on this machine, so `recipe eval` and `run` stop" in out
+    # SFT never generates with vLLM and `recipe sft` runs no eval: this machine is fine for it
+    recipe = validate_recipe(recipe_dict)
+    check_machine(recipe, ["sft"], machine=Machine(gpu=False))
+    with pytest.raises(RecipeError, match="grpo.trainer.use_vllm: vLLM is not installed here"):
+        check_machine(recipe, ["grpo"], machine=Machine(gpu=False))
+    with pytest.raises(RecipeError, match="eval.backend: vllm is requested but not installed"):
+        check_machine(recipe, ["sft"], evaluates=True, machine=Machine(gpu=False))
+    sft = runner.invoke(app, ["sft", path, "--dry-run"])
+    assert sft.exit_code == 0 and "on this machine" not in sft.output, sft.output
+    grpo = runner.invoke(app, ["grpo", path, "--dry-run"])
+    assert grpo.exit_code == 0 and "on this machine: grpo.trainer.use_vllm: vLLM is not installed" in grpo.output
+    result = runner.invoke(app, ["run", path])  # the training command stops before anything is written
+    assert result.exit_code == 2 and "vLLM is not installed here" in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
+
+
+def test_serve_after_sft_starts_from_the_sft_checkpoint(recipe_dict, write_recipe, tmp_path):
+    """GRPO's server mode: the server must hold the model GRPO starts from, the finished SFT checkpoint."""
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+
+    runner = CliRunner()
+    recipe_dict["sft"]["trainer"]["max_steps"] = 1
+    recipe_dict["grpo"]["trainer"].update(use_vllm=True, vllm_mode="server")
+    path = str(write_recipe(recipe_dict))
+    before = runner.invoke(app, ["serve", path, "--dry-run"])
+    assert before.exit_code == 2 and "run `recipe sft` first" in before.output, before.output
+    assert runner.invoke(app, ["sft", path]).exit_code == 0
+    result = runner.invoke(app, ["serve", path, "--dry-run"])
+    assert result.exit_code == 0, result.output
+    sft = tmp_path / "runs" / "tiny" / "sft"
+    assert f"trlvllm-serve--model{sft}--tensor_parallel_size1" in "".join(result.output.split())
+    assert "dry run: the server was not started" in result.output

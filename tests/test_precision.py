@@ -215,3 +215,53 @@ def test_the_reference_model_loads_the_pinned_revision(recipe_dict, write_recipe
             assert torch.equal(tensor, pinned[name].to(tensor.dtype)), name
     expected = torch.bfloat16 if torch.cuda.is_available() else torch.float32  # the compute dtype
     assert reference.dtype == expected
+
+
+def test_zero3_plans_the_16bit_model_it_saves(recipe_dict, write_recipe, tmp_path):
+    """TRL's zero3.yaml sets zero3_save_16bit_model: the final model is gathered in the compute dtype, while the
+    resume checkpoints keep float32 master weights. The plan, the printed line and run.json say so."""
+    import yaml
+
+    from recipe_cli.config import LaunchSettings, accelerate_config_path, validate_recipe
+    from recipe_cli.launch import gathers_16bit_weights
+    from recipe_cli.training import stage_precision
+
+    shipped = accelerate_config_path("zero3")
+    assert yaml.safe_load(shipped.read_text())["deepspeed_config"]["zero3_save_16bit_model"] is True
+    own = yaml.safe_load(shipped.read_text())
+    own["deepspeed_config"]["zero3_save_16bit_model"] = False
+    (tmp_path / "zero3-full.yaml").write_text(yaml.safe_dump(own))
+    for config, gathers in ((str(shipped), True), ("zero3", True), (str(tmp_path / "zero3-full.yaml"), False)):
+        assert gathers_16bit_weights(LaunchSettings(num_processes=8, accelerate_config=config)) == gathers
+
+    recipe_dict["model"]["dtype"] = "bfloat16"
+    recipe_dict["launch"] = {"num_processes": 8, "accelerate_config": str(shipped)}
+    plan = stage_precision(validate_recipe(recipe_dict), Machine(gpu=True))
+    assert (plan.master, plan.compute, plan.saved, plan.resume) == ("float32", "bfloat16", "bfloat16", "float32")
+    assert plan.record()["saved"] == "bfloat16" and plan.record()["resume"] == "float32"  # run.json's precision
+    assert "gathered in bfloat16" in plan.note and "resume checkpoints keep float32" in plan.note
+    out = run_ok("validate", write_recipe(recipe_dict)).replace("\n", " ")
+    assert "saved model bfloat16, resume checkpoints float32" in out
+    assert "note: ZeRO-3 (zero3_save_16bit_model) saves each stage's final model gathered in bfloat16" in out
+    recipe_dict["launch"]["accelerate_config"] = "zero2"  # the final model keeps float32 master weights
+    assert stage_precision(validate_recipe(recipe_dict), Machine(gpu=True)).saved == "float32"
+    assert "checkpoints float32, eval bfloat16" in run_ok("validate", write_recipe(recipe_dict))
+
+
+def test_grpo_does_not_claim_the_reference_models_settings_are_ignored(recipe_dict, caplog):
+    """TRL warns that `model_init_kwargs` "will be ignored" for a policy passed as an object, yet loads the
+    reference model (beta > 0) with them: the revision and dtype recipe pins there are used, so no warning."""
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.grpo import build_grpo_trainer
+    from recipe_cli.runs import RunFolder, StageStart
+    from recipe_cli.training import prepare_base_model
+
+    del recipe_dict["sft"]
+    recipe_dict["grpo"]["trainer"]["beta"] = 0.04
+    recipe = validate_recipe(recipe_dict)
+    prepare_base_model(recipe, RunFolder(recipe))
+    with caplog.at_level("WARNING"):
+        built = build_grpo_trainer(recipe, StageStart("grpo"))
+    assert set(built.trainer.args.model_init_kwargs) == {"dtype"}  # set for the reference model
+    assert built.trainer.ref_model is not None
+    assert "will be ignored" not in caplog.text
