@@ -76,13 +76,16 @@ def _stage_callbacks(recipe: Recipe) -> list:
 
 
 def _prepare_stage(recipe: Recipe, run: RunFolder, start: StageStart) -> None:
-    """What the main process writes before a stage trains: the base model, the recipe, the data report (and a
-    pass-rate cache), a clean stage folder."""
+    """What the main process writes before a stage trains: the base model, the data report (and a pass-rate
+    cache), the recipe, a clean stage folder.
+
+    The recipe is recorded once the data checks passed: a data mistake leaves the run's record as it was.
+    """
     from recipe_cli.training import clear_stage_dir, prepare_base_model, write_stage_report
 
     prepare_base_model(recipe, run)
-    run.save_recipe()
     write_stage_report(recipe, start.stage)
+    run.save_recipe()
     output = run.stage_dir(start.stage)
     if start.clear:
         clear_stage_dir(output)

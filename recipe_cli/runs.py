@@ -199,11 +199,14 @@ class RunFolder:
         """Keep the validated recipe (overrides applied) beside its results.
 
         Unset values are kept as null: ``prompt.system: null`` (no system message) must not read
-        back as the default system prompt.
+        back as the default system prompt. Written aside and renamed: a command reading the record
+        meanwhile (another rank, a later command) sees the old recipe or the new one, never half of one.
         """
         self.root.mkdir(parents=True, exist_ok=True)
-        data = self.recipe.model_dump(mode="json")
-        (self.root / "recipe.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+        text = yaml.safe_dump(self.recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+        partial = self.root / "recipe.yaml.tmp"
+        partial.write_text(text)
+        os.replace(partial, self.root / "recipe.yaml")
 
     def record_training(self, stage: str, resumed_from: Path | None) -> dict | None:
         """Note that a stage is training, with the settings it trains with (what ``--resume`` compares).

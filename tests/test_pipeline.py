@@ -145,3 +145,16 @@ def test_later_commands_use_the_runs_recorded_recipe(recipe_dict, write_recipe, 
     assert "differs from the run in model.lora" in output  # said, not silently used
     summary = json.loads((tmp_path / "runs" / "tiny" / "eval" / "sft.json").read_text())
     assert summary["lora"] is True
+
+
+@pytest.mark.slow
+def test_a_data_mistake_leaves_the_runs_recipe_as_it_was(recipe_dict, write_recipe, tmp_path):
+    del recipe_dict["eval"]
+    recipe_dict["sft"]["trainer"]["max_steps"] = 1
+    path = write_recipe(recipe_dict)
+    run_ok("sft", path)
+    saved = (tmp_path / "runs" / "tiny" / "recipe.yaml").read_bytes()
+    mistake = runner.invoke(app, ["grpo", str(path), "--set", "grpo.dataset.max_prompt_tokens=1"])
+    assert mistake.exit_code == 2 and "every prompt is longer than max_prompt_tokens=1" in mistake.stderr
+    assert (tmp_path / "runs" / "tiny" / "recipe.yaml").read_bytes() == saved
+    assert not (tmp_path / "runs" / "tiny" / "grpo").exists()
