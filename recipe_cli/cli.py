@@ -187,23 +187,40 @@ def _run_lock(recipe: Recipe, command_line: str) -> Iterator:
         yield lock
 
 
-def _load_for_run(path: Path, overrides: list[str] | None, options: dict | None = None) -> Recipe:
-    """The recipe for eval or push on a run that trained: its recorded training settings, this command's others."""
+def _load_for_run(
+    path: Path,
+    overrides: list[str] | None,
+    options: dict | None = None,
+    foreign=None,
+    *,
+    trains: tuple[str, ...] = (),
+    overwrite: bool = False,
+) -> Recipe:
+    """The recipe for a command on a run: its recorded settings where it already trained, this command's others.
+
+    ``trains``: the stages the command trains (their sections come from the command line);
+    ``overwrite``: it starts them again (``recipe_cli.pipeline.recipe_for_run`` says what that changes).
+    """
     from recipe_cli.config import recipe_data
+    from recipe_cli.launch import under_recipe_launch
     from recipe_cli.pipeline import recipe_for_run
 
-    _show_translation(path)
-    loaded, recorded, differences = recipe_for_run(recipe_data(path, overrides or [], options), str(path))
-    if recorded:
+    _show_translation(path, foreign)
+    data = recipe_data(path, overrides or [], options, foreign)
+    found = recipe_for_run(data, str(path), trains, overwrite)
+    if found.record is None or under_recipe_launch():  # the recipe process that started these ranks said it
+        return found.recipe
+    console.print(
+        f"[dim]using the run's recorded recipe {found.record} (its overrides included) for "
+        f"{', '.join(found.sections)}[/]"
+    )
+    for difference in found.differences:
         console.print(
-            f"[dim]using the run's recorded recipe {loaded.run_dir / 'recipe.yaml'} (its overrides included) "
-            "for model, prompt, seed, sft and grpo[/]"
+            f"[yellow]note:[/] the command line differs from the run in {difference}; the run's value is used "
+            "(to train with the command line's, start the run again with `recipe run --overwrite` or use another "
+            "run name)"
         )
-    for difference in differences:
-        console.print(
-            f"[yellow]note:[/] the command line differs from the run in {difference}; the run's value is used"
-        )
-    return loaded
+    return found.recipe
 
 
 def _load(path: Path, overrides: list[str] | None, launch: dict | None = None, foreign=None) -> Recipe:
@@ -303,7 +320,8 @@ def _training_command(
 
     foreign = ForeignOptions(stage=command if command in ("sft", "grpo") else None, old_defaults=old_defaults)
     reading = ("--old-defaults",) if old_defaults else ()  # the ranks and a resume read the file the same way
-    loaded = _load(path, overrides, launch, foreign)
+    trains = ("sft", "grpo") if command == "run" else (command,)
+    loaded = _load_for_run(path, overrides, {"launch": launch}, foreign, trains=trains, overwrite=overwrite)
     stages = loaded.training_stages if command == "run" else [command]
     for stage in stages:
         if getattr(loaded, stage) is None:
@@ -411,7 +429,7 @@ def data(
         from recipe_cli.console import print_data_report
         from recipe_cli.pipeline import prepare_data
 
-        loaded = _load(recipe, overrides)
+        loaded = _load_for_run(recipe, overrides)
         if stage is not None and stage not in ("sft", "grpo"):
             raise RecipeError(f"--stage {stage!r}: give sft or grpo")
         stages = [stage] if stage else loaded.training_stages
