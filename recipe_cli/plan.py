@@ -853,8 +853,8 @@ def _memory_table(
         f"({what}, compute {precision.compute}, {checkpointed}, micro-batch {micro_batch} x {tokens} tokens)"
     )
     table = Table(title=title, title_justify="left")
-    table.add_column("part")
-    table.add_column("size", justify="right")
+    table.add_column("part", overflow="fold")
+    table.add_column("size", justify="right", overflow="fold")
     for part, size in estimate.items():
         table.add_row(part, format_bytes(size))
     table.add_row("total", format_bytes(sum(estimate.values())))

@@ -232,6 +232,33 @@ def test_output_fits_80_columns_without_cropping(recipe_dict, write_recipe):
     assert "Think in <think> </think>, answer in <answer> </answer>." in result.output.replace("\n", " ")
 
 
+def test_reward_and_data_tables_fit_80_columns_without_cropping(recipe_dict, write_recipe):
+    """A reward named by its file's path, and every reason a data step removed rows, folded rather than cut."""
+    import io
+
+    from rich.console import Console
+
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.console import data_steps_table
+    from recipe_cli.pipeline import prepare_data
+
+    recipe_dict["sft"]["dataset"].update(max_prompt_tokens=60, drop_duplicates=True, near_duplicates=0.5)
+    path = write_recipe(recipe_dict)
+    rewards = invoke("rewards", path, "--no-model", "--golds", "8", "--groups", "2")
+    assert rewards.exit_code == 0, rewards.output
+    data = invoke("data", path, "--dry-run", "--stage", "sft")
+    assert data.exit_code == 0, data.output
+    for result in (rewards, data):
+        assert "…" not in result.output, result.output
+    header = "".join(line.split("┃")[4].strip() for line in rewards.output.splitlines() if line.startswith("┃"))
+    assert header.startswith(str(REPO / "tests" / "shaping_rewards.py:closeness_to_length"))
+    assert "31 prompt over max_prompt_tokens" in data.output
+    narrow = Console(file=io.StringIO(), width=48)  # a data step's name is never cut either
+    [(prepared, _)] = prepare_data(validate_recipe(recipe_dict), ["sft"], dry_run=True)
+    narrow.print(data_steps_table(prepared))
+    assert "…" not in narrow.file.getvalue()
+
+
 def test_prompts_longer_than_the_model_are_caught_with_fixes_that_fit(recipe_dict, write_recipe, tmp_path):
     """Prompts of ~2k tokens on a 256-position model: misfits suggest filtering, training stops in one line."""
     import json
