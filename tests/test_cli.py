@@ -310,3 +310,20 @@ def test_validate_says_what_is_not_on_this_machine(tmp_path, monkeypatch):
     (tmp_path / "hub" / "models--Qwen--Qwen2.5-0.5B-Instruct").mkdir(parents=True)
     out = invoke("validate", REPO / "recipes" / "gsm8k.yaml").output.replace("\n", " ")
     assert "model Qwen/Qwen2.5-0.5B-Instruct" not in out and "dataset openai/gsm8k" in out
+
+
+def test_validate_offline_says_what_cannot_be_downloaded(tmp_path, monkeypatch):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)  # as HF_HUB_OFFLINE=1 sets it
+    result = invoke("validate", REPO / "recipes" / "gsm8k.yaml")
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "downloaded when a command needs it" not in out
+    assert (
+        "warning: not on this machine: model Qwen/Qwen2.5-0.5B-Instruct: not local and not in the Hugging Face "
+        "cache, and HF_HUB_OFFLINE is set, so it cannot be downloaded; unset HF_HUB_OFFLINE, download it first "
+        "(`hf download Qwen/Qwen2.5-0.5B-Instruct`), or point model.path at a local model folder"
+    ) in out
+    assert (
+        "(`hf download openai/gsm8k --repo-type dataset`), or point grpo.dataset.path and eval.dataset.path at" in out
+    )
