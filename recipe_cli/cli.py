@@ -474,10 +474,10 @@ def eval_command(
         loaded = _load_for_run(recipe, overrides)
         if loaded.eval is None:
             raise RecipeError("the recipe has no `eval:` section; add one with the dataset to evaluate on")
-        targets = eval_targets(loaded, models, limit, overwrite)
         _quiet_libraries()
         reporter = ConsoleReporter()
         with _run_lock(loaded, _command_line("eval", recipe, overrides)):
+            targets = eval_targets(loaded, models, limit, overwrite)  # what it would replace, seen under the lock
             summaries = [
                 s for label, path in targets for s in evaluate_checkpoint(loaded, path, label, limit, reporter)
             ]

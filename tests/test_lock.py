@@ -113,3 +113,18 @@ def test_a_run_folder_that_is_not_writable_is_one_line(recipe_dict, write_recipe
     assert "cannot open the run's lock file" in result.stderr and "Permission denied" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
+
+def test_eval_decides_what_it_replaces_under_the_lock(recipe_dict, write_recipe, tmp_path):
+    """The check that refuses to replace another folder's results reads eval/ only once the run is its own."""
+    run_dir = tmp_path / "runs" / "tiny"
+    (run_dir / "base").mkdir(parents=True)
+    (run_dir / "base" / "config.json").write_text("{}")
+    (run_dir / "eval").mkdir()
+    (run_dir / "eval" / "base.json").write_text('{"model": "/another/model"}')
+    path = write_recipe(recipe_dict)
+    with RunLock(run_dir, "recipe eval other.yaml"):  # e.g. an eval that may still replace base.json
+        result = runner.invoke(app, ["eval", str(path)])
+    assert result.exit_code == 2, result.output
+    assert f"in use by pid {os.getpid()} (recipe eval other.yaml)" in result.stderr, result.stderr
+    result = runner.invoke(app, ["eval", str(path)])
+    assert result.exit_code == 2 and "holds the evaluation of /another/model" in result.stderr, result.stderr
