@@ -87,7 +87,13 @@ CASES = [
     ("seed-not-int", "sft", lambda d, t: d.update(seed="abc"), "seed:"),
     ("lr-not-number", "sft", lambda d, t: set_in(d, "sft.trainer.learning_rate", "fast"), "expected a number"),
     ("hidden-size-list", "sft", lambda d, t: set_in(d, "model.tiny.hidden_size", [1]), "model.tiny.hidden_size"),
-    ("bad-run-name", "sft", lambda d, t: d.update(name="a/b"), "name:"),
+    ("bad-run-name", "sft", lambda d, t: d.update(name="a/b"), "name: 'a/b' is not a run name; use letters"),
+    (
+        "bad-eval-set-name",
+        "run",
+        lambda d, t: d.update(eval={"datasets": [{"name": "test set", "adapter": "arithmetic", "split": "test"}]}),
+        "eval.datasets.0.name: 'test set' is not an eval set name; use letters, digits",
+    ),
     ("two-model-sources", "sft", lambda d, t: set_in(d, "model.path", "Qwen/Qwen2.5-0.5B"), "exactly one of"),
     ("model-folder-missing", "sft", lambda d, t: d.update(model={"path": "./no/such/model"}), "does not exist"),
     ("dataset-file-missing", "sft", lambda d, t: local_sft_data(d, "./no/such.jsonl"), "does not exist"),
@@ -275,6 +281,7 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
+    assert "[A-Za-z" not in lines[0] and "\\w" not in lines[0], lines[0]  # words, not a raw pattern
     assert "Traceback" not in result.output
     assert not (tmp_path / "runs").exists(), sorted(str(p) for p in (tmp_path / "runs").rglob("*"))
 
