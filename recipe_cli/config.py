@@ -1073,10 +1073,16 @@ def _check_model_folder(folder: Path, recipe: Recipe) -> list[str]:
     """
     where = f"model.path: '{folder}'"
     adapter = (folder / "adapter_config.json").is_file()
-    problems = []
-    if not any(any(folder.glob(pattern)) for pattern in WEIGHT_FILES):
-        problems.append(f"{where} holds no weights (*.safetensors, *.bin); copy the whole saved model folder")
+    has_weights = any(any(folder.glob(pattern)) for pattern in WEIGHT_FILES)
     has_tokenizer = any((folder / name).is_file() for name in TOKENIZER_FILES)
+    if not has_weights and not has_tokenizer and not adapter:  # one mistake (a config copied alone), one line
+        return [
+            f"{where} holds neither weights (*.safetensors, *.bin) nor a tokenizer (tokenizer.json...); copy the "
+            "whole folder the model and its tokenizer were saved to (save_pretrained)"
+        ]
+    problems = []
+    if not has_weights:
+        problems.append(f"{where} holds no weights (*.safetensors, *.bin); copy the whole saved model folder")
     if not has_tokenizer and not adapter:
         problems.append(
             f"{where} holds no tokenizer (tokenizer.json, tokenizer_config.json...); save the tokenizer with the "

@@ -236,6 +236,12 @@ CASES = [
     ("arithmetic-with-path", "sft", lambda d, t: set_in(d, "sft.dataset.path", "x.jsonl"), "remove `path`"),
     ("teacher-error-rate", "sft", lambda d, t: set_in(d, "sft.dataset.teacher_error_rate", 2.0), "teacher_error_rate"),
     (
+        "model-config-alone",  # one mistake, one line: not "2 problems"
+        "sft",
+        lambda d, t: model_folder(d, t, "config.json"),
+        "holds neither weights (*.safetensors, *.bin) nor a tokenizer",
+    ),
+    (
         "model-without-weights",
         "validate",
         lambda d, t: model_folder(d, t, "config.json", "tokenizer.json", "chat_template.jinja"),
