@@ -33,10 +33,18 @@ app = typer.Typer(
 )
 state = {"debug": False}
 
-RecipeArg = Annotated[Path, typer.Argument(help="The recipe YAML file, e.g. recipes/demo.yaml.", show_default=False)]
+RecipeArg = Annotated[
+    Path,
+    typer.Argument(help="The recipe YAML file, e.g. recipes/demo.yaml.", show_default=False, metavar="RECIPE"),
+]
 SetOption = Annotated[
     list[str],
-    typer.Option("--set", "-s", help="Override a recipe value: --set grpo.trainer.max_steps=10 (repeatable)."),
+    typer.Option(
+        "--set",
+        "-s",
+        help="Override a recipe value: --set grpo.trainer.max_steps=10 (repeatable).",
+        metavar="KEY=VALUE",
+    ),
 ]
 ResumeOption = Annotated[
     bool,
@@ -51,13 +59,19 @@ DryRunOption = Annotated[
 ]
 ProcessesOption = Annotated[
     int,
-    typer.Option("--num-processes", help="Train on N processes under accelerate launch (launch.num_processes).", min=1),
+    typer.Option(
+        "--num-processes",
+        help="Train on N processes under accelerate launch (launch.num_processes).",
+        min=1,
+        metavar="N",
+    ),
 ]
 AccelerateConfigOption = Annotated[
     str,
     typer.Option(
         "--accelerate-config",
         help="multi_gpu, zero1, zero2, zero3, fsdp1, fsdp2 (TRL's configs) or a path (launch.accelerate_config).",
+        metavar="CONFIG",
     ),
 ]
 OldDefaultsOption = Annotated[
@@ -68,10 +82,16 @@ OldDefaultsOption = Annotated[
         "4.52), e.g. beta 0.04, loss_type bnpo.",
     ),
 ]
-MachinesOption = Annotated[int, typer.Option("--num-machines", help="Machines in the launch.", min=1)]
-MachineRankOption = Annotated[int, typer.Option("--machine-rank", help="This machine's rank, 0 to N-1.", min=0)]
-MainIpOption = Annotated[str, typer.Option("--main-process-ip", help="Address of machine 0, for the others.")]
-MainPortOption = Annotated[int, typer.Option("--main-process-port", help="Rendezvous port on machine 0.")]
+MachinesOption = Annotated[int, typer.Option("--num-machines", help="Machines in the launch.", min=1, metavar="N")]
+MachineRankOption = Annotated[
+    int, typer.Option("--machine-rank", help="This machine's rank, 0 to N-1.", min=0, metavar="RANK")
+]
+MainIpOption = Annotated[
+    str, typer.Option("--main-process-ip", help="Address of machine 0, for the others.", metavar="ADDRESS")
+]
+MainPortOption = Annotated[
+    int, typer.Option("--main-process-port", help="Rendezvous port on machine 0.", metavar="PORT")
+]
 LAUNCH_FLAGS = {
     "num_processes": "--num-processes",
     "accelerate_config": "--accelerate-config",
@@ -417,7 +437,9 @@ _add_training_command("run", "Every configured stage in order: eval base, sft, e
 @app.command()
 def data(
     recipe: RecipeArg,
-    stage: Annotated[str, typer.Option(help="Only this stage: sft or grpo (default: every training stage).")] = None,
+    stage: Annotated[
+        str, typer.Option(help="Only this stage: sft or grpo (default: every training stage).", metavar="STAGE")
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the per-step counts; write nothing, sample nothing.")
     ] = False,
@@ -457,9 +479,13 @@ def eval_command(
     recipe: RecipeArg,
     models: Annotated[
         list[str],
-        typer.Option("--model", "-m", help="Evaluate this checkpoint instead of the run's stages (repeatable)."),
+        typer.Option(
+            "--model", "-m", help="Evaluate this checkpoint instead of the run's stages (repeatable).", metavar="PATH"
+        ),
     ] = None,
-    limit: Annotated[int, typer.Option(help="Evaluate only the first N problems, for a quick look.", min=1)] = None,
+    limit: Annotated[
+        int, typer.Option(help="Evaluate only the first N problems, for a quick look.", min=1, metavar="N")
+    ] = None,
     overrides: SetOption = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace results of another folder that had the same label.")
@@ -489,11 +515,18 @@ def eval_command(
 @app.command()
 def rewards(
     recipe: Annotated[
-        Path, typer.Argument(help="A recipe with a `grpo:` section; without one, list the rewards.", show_default=False)
+        Path,
+        typer.Argument(
+            help="A recipe with a `grpo:` section; without one, list the rewards.", show_default=False, metavar="RECIPE"
+        ),
     ] = None,
-    golds: Annotated[int, typer.Option(help="Gold answers checked as perfect completions.", min=1)] = 200,
-    groups: Annotated[int, typer.Option(help="Prompts whose completion groups every reward scores.", min=1)] = 8,
-    samples: Annotated[int, typer.Option(help="Completions sampled from the starting model per prompt.", min=0)] = 2,
+    golds: Annotated[int, typer.Option(help="Gold answers checked as perfect completions.", min=1, metavar="N")] = 200,
+    groups: Annotated[
+        int, typer.Option(help="Prompts whose completion groups every reward scores.", min=1, metavar="N")
+    ] = 8,
+    samples: Annotated[
+        int, typer.Option(help="Completions sampled from the starting model per prompt.", min=0, metavar="N")
+    ] = 2,
     no_model: Annotated[bool, typer.Option("--no-model", help="Do not load the starting model to sample.")] = False,
     overrides: SetOption = None,
 ):
@@ -521,16 +554,17 @@ def rewards(
 def push(
     recipe: RecipeArg,
     repo_id: Annotated[
-        str, typer.Option("--repo-id", help="Hub repo user-or-org/name (default: push.repo_id).")
+        str, typer.Option("--repo-id", help="Hub repo user-or-org/name (default: push.repo_id).", metavar="REPO_ID")
     ] = None,
     stage: Annotated[
-        str, typer.Option(help="Push the sft or grpo checkpoint (default: the last that finished).")
+        str, typer.Option(help="Push the sft or grpo checkpoint (default: the last that finished).", metavar="STAGE")
     ] = None,
     checkpoint: Annotated[
-        Path, typer.Option(help="Push this checkpoint folder instead, e.g. runs/demo/grpo/checkpoint-50.")
+        Path,
+        typer.Option(help="Push this checkpoint folder instead, e.g. runs/demo/grpo/checkpoint-50.", metavar="PATH"),
     ] = None,
     revision: Annotated[
-        str, typer.Option(help="Branch to push to (default: the stage's name, or grpo-step-N).")
+        str, typer.Option(help="Branch to push to (default: the stage's name, or grpo-step-N).", metavar="BRANCH")
     ] = None,
     private: Annotated[
         bool, typer.Option("--private/--public", help="Visibility of a repo this push creates.", show_default=False)
@@ -571,13 +605,18 @@ def report(
     runs: Annotated[
         list[Path],
         typer.Argument(
-            help="Run folders, e.g. runs/demo; with several, their curves are overlaid.", show_default=False
+            help="Run folders, e.g. runs/demo; with several, their curves are overlaid.",
+            show_default=False,
+            metavar="RUN",
         ),
     ],
     output: Annotated[
         Path,
         typer.Option(
-            "--output", "-o", help="Folder for report.md and the plots (default: RUN/report, or report-A-vs-B)."
+            "--output",
+            "-o",
+            help="Folder for report.md and the plots (default: RUN/report, or report-A-vs-B).",
+            metavar="PATH",
         ),
     ] = None,
 ):
@@ -629,17 +668,24 @@ def serve(
 @app.command()
 def convert(
     source: Annotated[
-        Path, typer.Argument(help="An open-r1 recipe or a `trl sft|grpo --config` file.", show_default=False)
+        Path,
+        typer.Argument(help="An open-r1 recipe or a `trl sft|grpo --config` file.", show_default=False, metavar="FILE"),
     ],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Where to write the recipe (default: SOURCE's name + .recipe.yaml).")
+        Path,
+        typer.Option(
+            "--output", "-o", help="Where to write the recipe (default: FILE's name + .recipe.yaml).", metavar="PATH"
+        ),
     ] = None,
     stage: Annotated[
-        str, typer.Option(help="sft or grpo, for a file whose keys do not say (default: sft, as `trl sft`).")
+        str,
+        typer.Option(
+            help="sft or grpo, for a file whose keys do not say (default: sft, as `trl sft`).", metavar="STAGE"
+        ),
     ] = None,
     old_defaults: OldDefaultsOption = False,
     overrides: SetOption = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTPUT if it exists.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the --output file if it exists.")] = False,
 ):
     """Write an open-r1 or TRL file as a recipe, every translation listed in its header; it validates as written."""
 

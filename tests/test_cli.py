@@ -30,6 +30,22 @@ def test_help_lists_every_command():
     assert version.exit_code == 0 and version.output.strip() == f"recipe {__version__}"
 
 
+@pytest.mark.parametrize(
+    "command", ["validate", "rewards", "data", "sft", "grpo", "run", "eval", "push", "serve", "report", "convert"]
+)
+def test_subcommand_help_names_values_in_words(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    usage = result.output.splitlines()[0]
+    assert "RECIPE" in usage or "RUN" in usage or "FILE" in usage, usage
+    options = result.output.split("Options:")[1]
+    assert "<" not in options and "{" not in options, options  # no <list[str]>, <int range>, <path>
+    if command not in ("report", "convert"):
+        assert "--set KEY=VALUE" in options
+    words = {"sft": "--num-processes N", "eval": "--limit N", "push": "--checkpoint PATH", "report": "--output PATH"}
+    assert words.get(command, "") in options
+
+
 def test_validate_prints_the_plan(recipe_dict, write_recipe):
     result = invoke("validate", write_recipe(recipe_dict))
     assert result.exit_code == 0, result.output
