@@ -650,7 +650,7 @@ def serve(
 
         from recipe_cli.serve import check_server_machine, serve_command
 
-        loaded = _load(recipe, overrides)
+        loaded = _load_for_run(recipe, overrides, trains=("grpo",))  # the model GRPO goes on with
         command = serve_command(loaded)
         words = ["trl", *command[3:]]  # `python -m trl.cli.main` is the `trl` command
         console.print(" ".join(shlex.quote(word) for word in words))
