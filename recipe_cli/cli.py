@@ -33,10 +33,18 @@ app = typer.Typer(
 )
 state = {"debug": False}
 
-RecipeArg = Annotated[Path, typer.Argument(help="The recipe YAML file, e.g. recipes/demo.yaml.", show_default=False)]
+RecipeArg = Annotated[
+    Path,
+    typer.Argument(help="The recipe YAML file, e.g. recipes/demo.yaml.", show_default=False, metavar="RECIPE"),
+]
 SetOption = Annotated[
     list[str],
-    typer.Option("--set", "-s", help="Override a recipe value: --set grpo.trainer.max_steps=10 (repeatable)."),
+    typer.Option(
+        "--set",
+        "-s",
+        help="Override a recipe value: --set grpo.trainer.max_steps=10 (repeatable).",
+        metavar="KEY=VALUE",
+    ),
 ]
 ResumeOption = Annotated[
     bool,
@@ -51,13 +59,19 @@ DryRunOption = Annotated[
 ]
 ProcessesOption = Annotated[
     int,
-    typer.Option("--num-processes", help="Train on N processes under accelerate launch (launch.num_processes).", min=1),
+    typer.Option(
+        "--num-processes",
+        help="Train on N processes under accelerate launch (launch.num_processes).",
+        min=1,
+        metavar="N",
+    ),
 ]
 AccelerateConfigOption = Annotated[
     str,
     typer.Option(
         "--accelerate-config",
         help="multi_gpu, zero1, zero2, zero3, fsdp1, fsdp2 (TRL's configs) or a path (launch.accelerate_config).",
+        metavar="CONFIG",
     ),
 ]
 OldDefaultsOption = Annotated[
@@ -68,10 +82,16 @@ OldDefaultsOption = Annotated[
         "4.52), e.g. beta 0.04, loss_type bnpo.",
     ),
 ]
-MachinesOption = Annotated[int, typer.Option("--num-machines", help="Machines in the launch.", min=1)]
-MachineRankOption = Annotated[int, typer.Option("--machine-rank", help="This machine's rank, 0 to N-1.", min=0)]
-MainIpOption = Annotated[str, typer.Option("--main-process-ip", help="Address of machine 0, for the others.")]
-MainPortOption = Annotated[int, typer.Option("--main-process-port", help="Rendezvous port on machine 0.")]
+MachinesOption = Annotated[int, typer.Option("--num-machines", help="Machines in the launch.", min=1, metavar="N")]
+MachineRankOption = Annotated[
+    int, typer.Option("--machine-rank", help="This machine's rank, 0 to N-1.", min=0, metavar="RANK")
+]
+MainIpOption = Annotated[
+    str, typer.Option("--main-process-ip", help="Address of machine 0, for the others.", metavar="ADDRESS")
+]
+MainPortOption = Annotated[
+    int, typer.Option("--main-process-port", help="Rendezvous port on machine 0.", metavar="PORT")
+]
 LAUNCH_FLAGS = {
     "num_processes": "--num-processes",
     "accelerate_config": "--accelerate-config",
@@ -189,23 +209,40 @@ def _run_lock(recipe: Recipe, command_line: str) -> Iterator:
         yield lock
 
 
-def _load_for_run(path: Path, overrides: list[str] | None, options: dict | None = None) -> Recipe:
-    """The recipe for eval or push on a run that trained: its recorded training settings, this command's others."""
+def _load_for_run(
+    path: Path,
+    overrides: list[str] | None,
+    options: dict | None = None,
+    foreign=None,
+    *,
+    trains: tuple[str, ...] = (),
+    overwrite: bool = False,
+) -> Recipe:
+    """The recipe for a command on a run: its recorded settings where it already trained, this command's others.
+
+    ``trains``: the stages the command trains (their sections come from the command line);
+    ``overwrite``: it starts them again (``recipe_cli.pipeline.recipe_for_run`` says what that changes).
+    """
     from recipe_cli.config import recipe_data
+    from recipe_cli.launch import under_recipe_launch
     from recipe_cli.pipeline import recipe_for_run
 
-    _show_translation(path)
-    loaded, recorded, differences = recipe_for_run(recipe_data(path, overrides or [], options), str(path))
-    if recorded:
+    _show_translation(path, foreign)
+    data = recipe_data(path, overrides or [], options, foreign)
+    found = recipe_for_run(data, str(path), trains, overwrite)
+    if found.record is None or under_recipe_launch():  # the recipe process that started these ranks said it
+        return found.recipe
+    console.print(
+        f"[dim]using the run's recorded recipe {found.record} (its overrides included) for "
+        f"{', '.join(found.sections)}[/]"
+    )
+    for difference in found.differences:
         console.print(
-            f"[dim]using the run's recorded recipe {loaded.run_dir / 'recipe.yaml'} (its overrides included) "
-            "for model, prompt, seed, sft and grpo[/]"
+            f"[yellow]note:[/] the command line differs from the run in {difference}; the run's value is used "
+            "(to train with the command line's, start the run again with `recipe run --overwrite` or use another "
+            "run name)"
         )
-    for difference in differences:
-        console.print(
-            f"[yellow]note:[/] the command line differs from the run in {difference}; the run's value is used"
-        )
-    return loaded
+    return found.recipe
 
 
 def _load(path: Path, overrides: list[str] | None, launch: dict | None = None, foreign=None) -> Recipe:
@@ -305,7 +342,8 @@ def _training_command(
 
     foreign = ForeignOptions(stage=command if command in ("sft", "grpo") else None, old_defaults=old_defaults)
     reading = ("--old-defaults",) if old_defaults else ()  # the ranks and a resume read the file the same way
-    loaded = _load(path, overrides, launch, foreign)
+    trains = ("sft", "grpo") if command == "run" else (command,)
+    loaded = _load_for_run(path, overrides, {"launch": launch}, foreign, trains=trains, overwrite=overwrite)
     stages = loaded.training_stages if command == "run" else [command]
     for stage in stages:
         if getattr(loaded, stage) is None:
@@ -401,7 +439,9 @@ _add_training_command("run", "Every configured stage in order: eval base, sft, e
 @app.command()
 def data(
     recipe: RecipeArg,
-    stage: Annotated[str, typer.Option(help="Only this stage: sft or grpo (default: every training stage).")] = None,
+    stage: Annotated[
+        str, typer.Option(help="Only this stage: sft or grpo (default: every training stage).", metavar="STAGE")
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the per-step counts; write nothing, sample nothing.")
     ] = False,
@@ -413,7 +453,7 @@ def data(
         from recipe_cli.console import print_data_report
         from recipe_cli.pipeline import prepare_data
 
-        loaded = _load(recipe, overrides)
+        loaded = _load_for_run(recipe, overrides)
         if stage is not None and stage not in ("sft", "grpo"):
             raise RecipeError(f"--stage {stage!r}: give sft or grpo")
         stages = [stage] if stage else loaded.training_stages
@@ -441,9 +481,13 @@ def eval_command(
     recipe: RecipeArg,
     models: Annotated[
         list[str],
-        typer.Option("--model", "-m", help="Evaluate this checkpoint instead of the run's stages (repeatable)."),
+        typer.Option(
+            "--model", "-m", help="Evaluate this checkpoint instead of the run's stages (repeatable).", metavar="PATH"
+        ),
     ] = None,
-    limit: Annotated[int, typer.Option(help="Evaluate only the first N problems, for a quick look.", min=1)] = None,
+    limit: Annotated[
+        int, typer.Option(help="Evaluate only the first N problems, for a quick look.", min=1, metavar="N")
+    ] = None,
     overrides: SetOption = None,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace results of another folder that had the same label.")
@@ -458,10 +502,10 @@ def eval_command(
         loaded = _load_for_run(recipe, overrides)
         if loaded.eval is None:
             raise RecipeError("the recipe has no `eval:` section; add one with the dataset to evaluate on")
-        targets = eval_targets(loaded, models, limit, overwrite)
         _quiet_libraries()
         reporter = ConsoleReporter()
         with _run_lock(loaded, _command_line("eval", recipe, overrides)):
+            targets = eval_targets(loaded, models, limit, overwrite)  # what it would replace, seen under the lock
             summaries = [
                 s for label, path in targets for s in evaluate_checkpoint(loaded, path, label, limit, reporter)
             ]
@@ -473,11 +517,18 @@ def eval_command(
 @app.command()
 def rewards(
     recipe: Annotated[
-        Path, typer.Argument(help="A recipe with a `grpo:` section; without one, list the rewards.", show_default=False)
+        Path,
+        typer.Argument(
+            help="A recipe with a `grpo:` section; without one, list the rewards.", show_default=False, metavar="RECIPE"
+        ),
     ] = None,
-    golds: Annotated[int, typer.Option(help="Gold answers checked as perfect completions.", min=1)] = 200,
-    groups: Annotated[int, typer.Option(help="Prompts whose completion groups every reward scores.", min=1)] = 8,
-    samples: Annotated[int, typer.Option(help="Completions sampled from the starting model per prompt.", min=0)] = 2,
+    golds: Annotated[int, typer.Option(help="Gold answers checked as perfect completions.", min=1, metavar="N")] = 200,
+    groups: Annotated[
+        int, typer.Option(help="Prompts whose completion groups every reward scores.", min=1, metavar="N")
+    ] = 8,
+    samples: Annotated[
+        int, typer.Option(help="Completions sampled from the starting model per prompt.", min=0, metavar="N")
+    ] = 2,
     no_model: Annotated[bool, typer.Option("--no-model", help="Do not load the starting model to sample.")] = False,
     overrides: SetOption = None,
 ):
@@ -505,16 +556,17 @@ def rewards(
 def push(
     recipe: RecipeArg,
     repo_id: Annotated[
-        str, typer.Option("--repo-id", help="Hub repo user-or-org/name (default: push.repo_id).")
+        str, typer.Option("--repo-id", help="Hub repo user-or-org/name (default: push.repo_id).", metavar="REPO_ID")
     ] = None,
     stage: Annotated[
-        str, typer.Option(help="Push the sft or grpo checkpoint (default: the last that finished).")
+        str, typer.Option(help="Push the sft or grpo checkpoint (default: the last that finished).", metavar="STAGE")
     ] = None,
     checkpoint: Annotated[
-        Path, typer.Option(help="Push this checkpoint folder instead, e.g. runs/demo/grpo/checkpoint-50.")
+        Path,
+        typer.Option(help="Push this checkpoint folder instead, e.g. runs/demo/grpo/checkpoint-50.", metavar="PATH"),
     ] = None,
     revision: Annotated[
-        str, typer.Option(help="Branch to push to (default: the stage's name, or grpo-step-N).")
+        str, typer.Option(help="Branch to push to (default: the stage's name, or grpo-step-N).", metavar="BRANCH")
     ] = None,
     private: Annotated[
         bool, typer.Option("--private/--public", help="Visibility of a repo this push creates.", show_default=False)
@@ -555,13 +607,18 @@ def report(
     runs: Annotated[
         list[Path],
         typer.Argument(
-            help="Run folders, e.g. runs/demo; with several, their curves are overlaid.", show_default=False
+            help="Run folders, e.g. runs/demo; with several, their curves are overlaid.",
+            show_default=False,
+            metavar="RUN",
         ),
     ],
     output: Annotated[
         Path,
         typer.Option(
-            "--output", "-o", help="Folder for report.md and the plots (default: RUN/report, or report-A-vs-B)."
+            "--output",
+            "-o",
+            help="Folder for report.md and the plots (default: RUN/report, or report-A-vs-B).",
+            metavar="PATH",
         ),
     ] = None,
 ):
@@ -595,7 +652,7 @@ def serve(
 
         from recipe_cli.serve import check_server_machine, serve_command
 
-        loaded = _load(recipe, overrides)
+        loaded = _load_for_run(recipe, overrides, trains=("grpo",))  # the model GRPO goes on with
         command = serve_command(loaded)
         words = ["trl", *command[3:]]  # `python -m trl.cli.main` is the `trl` command
         console.print(" ".join(shlex.quote(word) for word in words))
@@ -613,17 +670,24 @@ def serve(
 @app.command()
 def convert(
     source: Annotated[
-        Path, typer.Argument(help="An open-r1 recipe or a `trl sft|grpo --config` file.", show_default=False)
+        Path,
+        typer.Argument(help="An open-r1 recipe or a `trl sft|grpo --config` file.", show_default=False, metavar="FILE"),
     ],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="Where to write the recipe (default: SOURCE's name + .recipe.yaml).")
+        Path,
+        typer.Option(
+            "--output", "-o", help="Where to write the recipe (default: FILE's name + .recipe.yaml).", metavar="PATH"
+        ),
     ] = None,
     stage: Annotated[
-        str, typer.Option(help="sft or grpo, for a file whose keys do not say (default: sft, as `trl sft`).")
+        str,
+        typer.Option(
+            help="sft or grpo, for a file whose keys do not say (default: sft, as `trl sft`).", metavar="STAGE"
+        ),
     ] = None,
     old_defaults: OldDefaultsOption = False,
     overrides: SetOption = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace OUTPUT if it exists.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the --output file if it exists.")] = False,
 ):
     """Write an open-r1 or TRL file as a recipe, every translation listed in its header; it validates as written."""
 

@@ -503,7 +503,12 @@ class GRPOSettings(Strict):
 class EvalDatasetSettings(DatasetSettings):
     """One of several eval sets: a dataset section with a ``name`` for its results and its table."""
 
-    name: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*$")  # e.g. gsm8k, math500; names eval/<label>@<name>.json
+    name: str  # e.g. gsm8k, math500; names eval/<label>@<name>.json
+
+    @field_validator("name")
+    @classmethod
+    def _set_name(cls, value: str) -> str:
+        return _file_name(value, "an eval set name", "eval/<label>@<name>.json")
 
 
 class EvalSettings(Strict):
@@ -693,12 +698,7 @@ class Recipe(Strict):
     @field_validator("name")
     @classmethod
     def _run_name(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9][\w.-]*", value):
-            raise ValueError(
-                f"{value!r} is not a run name; use letters, digits, '_', '.' and '-', starting with a letter or "
-                "digit (it names the folder runs_dir/<name>)"
-            )
-        return value
+        return _file_name(value, "a run name", "the folder runs_dir/<name>")
 
     @property
     def run_dir(self) -> Path:
@@ -707,6 +707,20 @@ class Recipe(Strict):
     @property
     def training_stages(self) -> list[str]:
         return [stage for stage in ("sft", "grpo") if getattr(self, stage) is not None]
+
+
+def _file_name(value: str, what: str, names: str) -> str:
+    """A name that becomes part of a path: letters, digits, '_', '.' and '-', a letter or digit first.
+
+    >>> _file_name("math-500", "an eval set name", "eval/<label>@<name>.json")
+    'math-500'
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][\w.-]*", value):
+        raise ValueError(
+            f"{value!r} is not {what}; use letters, digits, '_', '.' and '-', starting with a letter or digit "
+            f"(it names {names})"
+        )
+    return value
 
 
 def _check_placeholders(template: str, allowed: set[str], required: set[str]) -> None:
@@ -1099,10 +1113,16 @@ def _check_model_folder(folder: Path, recipe: Recipe) -> list[str]:
     """
     where = f"model.path: '{folder}'"
     adapter = (folder / "adapter_config.json").is_file()
-    problems = []
-    if not any(any(folder.glob(pattern)) for pattern in WEIGHT_FILES):
-        problems.append(f"{where} holds no weights (*.safetensors, *.bin); copy the whole saved model folder")
+    has_weights = any(any(folder.glob(pattern)) for pattern in WEIGHT_FILES)
     has_tokenizer = any((folder / name).is_file() for name in TOKENIZER_FILES)
+    if not has_weights and not has_tokenizer and not adapter:  # one mistake (a config copied alone), one line
+        return [
+            f"{where} holds neither weights (*.safetensors, *.bin) nor a tokenizer (tokenizer.json...); copy the "
+            "whole folder the model and its tokenizer were saved to (save_pretrained)"
+        ]
+    problems = []
+    if not has_weights:
+        problems.append(f"{where} holds no weights (*.safetensors, *.bin); copy the whole saved model folder")
     if not has_tokenizer and not adapter:
         problems.append(
             f"{where} holds no tokenizer (tokenizer.json, tokenizer_config.json...); save the tokenizer with the "

@@ -295,9 +295,9 @@ def print_preflight(report) -> None:
     console.print(f"perfect completion, as written for the first problem:\n[dim]{report.example}[/]", markup=True)
     model = f"; model samples from {report.model_source}" if report.model_source else "; no model samples"
     table = Table(title=f"Mean reward per kind of completion ({report.groups} prompts{model})")
-    table.add_column("completion")
+    table.add_column("completion", overflow="fold")  # folded, never cut with an ellipsis at 80 columns
     for row in report.rows:
-        table.add_column(row.label, justify="right")
+        table.add_column(row.label, justify="right", overflow="fold")  # a reward file's path can be long
     for kind in report.kinds:
         cells = ["-" if row.skipped else _score_cell(row.means.get(kind)) for row in report.rows]
         table.add_row(kind, *cells)
@@ -315,8 +315,8 @@ def print_push_plan(plan) -> None:
     """What a push would upload: each file and its size, the target, where the card was written."""
     kind = "LoRA adapter" if plan.lora else "full weights"
     table = Table(title=f"dry run: {plan.repo_id} @ {plan.revision} ({plan.stage} checkpoint, {kind})")
-    table.add_column("file")
-    table.add_column("bytes", justify="right")
+    table.add_column("file", overflow="fold")  # folded, never cut with an ellipsis at 80 columns
+    table.add_column("bytes", justify="right", overflow="fold")
     for file in plan.files:
         table.add_row(file.path_in_repo, f"{file.size:,}")
     table.add_row(f"[bold]{len(plan.files)} files[/]", f"[bold]{plan.total_bytes:,}[/]")
@@ -345,10 +345,10 @@ def print_report(report) -> None:
 def data_steps_table(prepared) -> Table:
     """A stage's data chain, one row per step: rows in, what it removed and why, rows out."""
     table = Table(title=f"{prepared.stage} data, step by step (seed {prepared.seed})", title_justify="left")
-    table.add_column("step")
-    table.add_column("rows in", justify="right")
-    table.add_column("removed")
-    table.add_column("rows out", justify="right")
+    table.add_column("step", overflow="fold")  # folded, never cut with an ellipsis at 80 columns
+    table.add_column("rows in", justify="right", overflow="fold")
+    table.add_column("removed", overflow="fold")
+    table.add_column("rows out", justify="right", overflow="fold")
     for step in prepared.steps:
         removed = "; ".join(f"{count} {reason}" for reason, count in step.removed.items()) or "-"
         table.add_row(step.step, str(step.rows_in), removed, str(step.rows_out))
@@ -405,7 +405,7 @@ def print_translation(translation, path) -> None:
             " (kept: --old-defaults)" if kept else " (the new ones are used; --old-defaults keeps the old)"
         )
         changed = Table(title=title, title_justify="left", box=None, pad_edge=False)
-        changed.add_column("setting", style="cyan")
+        changed.add_column("setting", overflow="fold", style="cyan")
         changed.add_column("was", overflow="fold")
         changed.add_column("now", overflow="fold")
         changed.add_column("", overflow="fold", style="dim")

@@ -49,7 +49,15 @@ class RunLock:
                 f"cannot create the run folder {self.run_dir} ({error.strerror}); set runs_dir to a writable folder"
             ) from None
         path = self.run_dir / LOCK_NAME
-        handle = path.open("a+")
+        try:
+            handle = path.open("a+")
+        except OSError as error:  # a folder this user may not write, or something other than a file at .lock
+            if self.created is not None:
+                shutil.rmtree(self.created, ignore_errors=True)
+            raise RecipeError(
+                f"cannot open the run's lock file {path} ({error.strerror}); make {self.run_dir} writable (and "
+                f"remove {path} if it is not a file), or set runs_dir to a writable folder"
+            ) from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

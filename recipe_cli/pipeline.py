@@ -12,16 +12,17 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from recipe_cli.config import Recipe
 from recipe_cli.errors import RecipeError, TrainingStopped
 from recipe_cli.ranks import is_main, on_main, shared
-from recipe_cli.runs import RunFolder, StageStart
+from recipe_cli.runs import RunFolder, StageStart, changed_settings
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +77,16 @@ def _stage_callbacks(recipe: Recipe) -> list:
 
 
 def _prepare_stage(recipe: Recipe, run: RunFolder, start: StageStart) -> None:
-    """What the main process writes before a stage trains: the base model, the recipe, the data report (and a
-    pass-rate cache), a clean stage folder."""
+    """What the main process writes before a stage trains: the base model, the data report (and a pass-rate
+    cache), the recipe, a clean stage folder.
+
+    The recipe is recorded once the data checks passed: a data mistake leaves the run's record as it was.
+    """
     from recipe_cli.training import clear_stage_dir, prepare_base_model, write_stage_report
 
     prepare_base_model(recipe, run)
-    run.save_recipe()
     write_stage_report(recipe, start.stage)
+    run.save_recipe()
     output = run.stage_dir(start.stage)
     if start.clear:
         clear_stage_dir(output)
@@ -240,45 +244,86 @@ def evaluate_checkpoint(recipe: Recipe, path: str, label: str, limit: int | None
     return summaries
 
 
-TRAINED_SECTIONS = ("model", "prompt", "seed", "sft", "grpo")  # what the run's checkpoints were trained with
+SHARED_SECTIONS = ("model", "prompt", "seed")  # what every stage of a run trains with
+STAGES = ("sft", "grpo")
 
 
-def recipe_for_run(data: dict, source: str) -> tuple[Recipe, bool, list[str]]:
-    """The recipe for a command on a run that already trained (eval, push): its recorded training settings.
+@dataclass(frozen=True)
+class RunRecipe:
+    """The recipe a command works with, and what of it came from the run's record (``recipe_for_run``)."""
 
-    A run trained with ``--set model.lora=...`` must be evaluated and pushed as what it is, without
-    repeating every override: the model, prompt, seed and stages come from ``runs/<name>/recipe.yaml``,
-    the rest (eval, push, launch) from the command (``data``, the raw recipe with this command's
-    overrides). Returns the recipe, whether the record was used, and how the command line differs
-    from the record in those sections (the record wins), for the command to say.
+    recipe: Recipe
+    record: Path | None = None  # runs/<name>/recipe.yaml, when sections were taken from it
+    sections: tuple[str, ...] = ()  # the sections taken from the record
+    differences: tuple[str, ...] = ()  # how the command line differs from the record in them: "path: run -> given"
+
+
+def recipe_for_run(data: dict, source: str, trains: Collection[str] = (), overwrite: bool = False) -> RunRecipe:
+    """The recipe for a command on a run that already trained: the run's recorded settings where they apply.
+
+    A run trained with ``--set model.lora=...`` must go on (grpo after sft), be evaluated and be
+    pushed as what it is, without repeating every override. Once ``runs/<name>/recipe.yaml`` exists
+    and ``run.json`` records a stage, the model, prompt and seed and the section of every recorded
+    stage the command does not train (``trains``) come from the record; the rest (the stages it
+    trains, eval, push, launch) from ``data``, the raw recipe with this command's overrides. The
+    sections of the stages it trains are checked against the run by resuming (their settings hash).
+    The record does not apply when the command starts every recorded stage again (``overwrite``).
+    How the command line differs from the record in the sections taken is returned, for the
+    command to say (the record wins).
     """
-    import yaml
-
     from recipe_cli.config import validate_recipe
-    from recipe_cli.runs import changed_settings
+    from recipe_cli.runs import read_record, read_saved_recipe
 
-    given = validate_recipe(data, source) if "name" not in data or "model" not in data else None
     name, runs_dir = data.get("name"), data.get("runs_dir", "runs")
-    saved = Path(str(runs_dir)) / str(name) / "recipe.yaml" if isinstance(name, str) else None
-    if given is not None or saved is None or not saved.is_file():
-        return given or validate_recipe(data, source), False, []
-    try:
-        recorded = yaml.safe_load(saved.read_text())
-    except yaml.YAMLError as error:
-        raise RecipeError(f"{saved} cannot be read ({error}); delete it, or train again with --overwrite") from None
-    merged = {**data, **{key: recorded[key] for key in TRAINED_SECTIONS if key in recorded}}
-    recipe = validate_recipe(merged, f"{source} with the training settings of {saved}")
+    if "model" not in data or not isinstance(name, str) or not isinstance(runs_dir, str):
+        return RunRecipe(validate_recipe(data, source))  # the schema says what is wrong
+    run_dir = Path(runs_dir) / name
+    saved = read_saved_recipe(run_dir)
+    recorded = set(read_record(run_dir / "run.json")["stages"]) if saved is not None else set()
+    started_again = set(trains) if overwrite else set()
+    if not recorded - started_again:
+        return RunRecipe(validate_recipe(data, source))
+    sections = (*SHARED_SECTIONS, *(stage for stage in STAGES if stage in recorded and stage not in trains))
+    sections = tuple(key for key in sections if key in saved)
+    record = run_dir / "recipe.yaml"
+    recipe = validate_recipe({**data, **{key: saved[key] for key in sections}}, f"{source} with the run's {record}")
+    kept = recipe.model_dump(mode="json")
     differences = []
-    try:  # the command line's own training settings, only to say how they differ
-        own = Recipe.model_validate({**merged, **{key: data[key] for key in TRAINED_SECTIONS if key in data}})
-    except Exception:
-        own = None
-    if own is not None:
-        kept, given_dump = recipe.model_dump(mode="json"), own.model_dump(mode="json")
-        differences = changed_settings(
-            {k: kept[k] for k in TRAINED_SECTIONS}, {k: given_dump[k] for k in TRAINED_SECTIONS}
-        )
-    return recipe, True, differences
+    for key in sections:
+        given = _section_as_given(key, data)
+        if given is _INVALID:
+            differences.append(f"{key} (the command line's `{key}:` does not validate on its own)")
+        elif key in STAGES and (given is None) != (kept[key] is None):
+            differences.append(f"{key} (the command line has {'no' if given is None else 'a'} `{key}:` section)")
+        else:
+            differences += changed_settings({key: kept[key]}, {key: given})
+    return RunRecipe(recipe, record, sections, tuple(differences))
+
+
+_INVALID = object()
+
+
+def _section_as_given(key: str, data: dict) -> Any:
+    """One section of the raw recipe validated alone (its default when absent), as JSON; ``_INVALID`` if it fails."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from recipe_cli.trainer_settings import check_trainer_settings
+
+    field = Recipe.model_fields[key]
+    adapter = TypeAdapter(field.annotation)
+    if key not in data:
+        return adapter.dump_python(field.get_default(call_default_factory=True), mode="json")
+    raw = data[key]
+    if key in STAGES and isinstance(raw, dict) and isinstance(raw.get("trainer"), dict):  # YAML's '5e-3' etc.
+        class_name = {"sft": "SFTConfig", "grpo": "GRPOConfig"}[key]
+        coerced, problems = check_trainer_settings(class_name, raw["trainer"], f"{key}.trainer")
+        if problems:
+            return _INVALID
+        raw = {**raw, "trainer": {**raw["trainer"], **coerced}}
+    try:
+        return adapter.dump_python(adapter.validate_python(raw), mode="json")
+    except ValidationError:
+        return _INVALID
 
 
 def eval_targets(

@@ -51,10 +51,20 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
     console.print(f"launch: {describe_launch(recipe.launch)}")
     console.print(f"run folder: {run.root}")
     downloads = not_cached(recipe)
-    if downloads:
+    if downloads and hub_offline():
+        for kind, repo_id, keys in downloads:
+            local = "a local model folder" if kind == "model" else "local files"
+            option = "" if kind == "model" else " --repo-type dataset"
+            console.print(
+                f"[bold yellow]warning:[/] not on this machine: {kind} {repo_id}: not local and not in the Hugging "
+                "Face cache, and HF_HUB_OFFLINE is set, so it cannot be downloaded; unset HF_HUB_OFFLINE, download "
+                f"it first (`hf download {repo_id}{option}`), or point {' and '.join(keys)} at {local}"
+            )
+    elif downloads:
         console.print(
-            f"[yellow]not on this machine:[/] {', '.join(downloads)}: not local and not in the Hugging Face cache, "
-            "so downloaded when a command needs it (`validate` checked only the names)"
+            f"[yellow]not on this machine:[/] {', '.join(f'{kind} {repo_id}' for kind, repo_id, _ in downloads)}: "
+            "not local and not in the Hugging Face cache, so downloaded when a command needs it (`validate` "
+            "checked only the names)"
         )
     for warning in missing_vllm(recipe):
         console.print(f"[bold yellow]warning:[/] {warning}")
@@ -190,26 +200,34 @@ def _tokenizer_offline(recipe: Recipe) -> bool:
     return available_offline(recipe.model.path, recipe.model.revision)
 
 
-def not_cached(recipe: Recipe) -> list[str]:
-    """The Hub models and datasets of the recipe that are neither local nor in the Hugging Face cache."""
+def hub_offline() -> bool:
+    """Whether huggingface_hub may not download (HF_HUB_OFFLINE, or TRANSFORMERS_OFFLINE, is set)."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def not_cached(recipe: Recipe) -> list[tuple[str, str, list[str]]]:
+    """``(kind, Hub id, the recipe keys that name it)`` of the models and datasets of the recipe that are neither
+    local nor in the Hugging Face cache."""
     from huggingface_hub import constants
 
     from recipe_cli.config import HUB_ID
 
-    wanted = []
+    wanted: dict[tuple[str, str], list[str]] = {}
     if recipe.model.path is not None and not is_local_path(recipe.model.path):
-        wanted.append(("model", recipe.model.path))
+        wanted.setdefault(("model", recipe.model.path), []).append("model.path")
     for stage in ("sft", "grpo", "eval"):
         settings = getattr(recipe, stage)
         if settings is not None and settings.dataset.path and not is_local_path(settings.dataset.path):
-            wanted.append(("dataset", settings.dataset.path))
+            wanted.setdefault(("dataset", settings.dataset.path), []).append(f"{stage}.dataset.path")
     missing = []
-    for kind, repo_id in dict.fromkeys(wanted):
+    for (kind, repo_id), keys in wanted.items():
         if not HUB_ID.match(repo_id) or "/" not in repo_id:
             continue
         folder = Path(constants.HF_HUB_CACHE) / f"{kind}s--{repo_id.replace('/', '--')}"
         if not folder.is_dir():
-            missing.append(f"{kind} {repo_id}")
+            missing.append((kind, repo_id, keys))
     return missing
 
 
@@ -895,8 +913,8 @@ def _memory_table(
         f"({what}, compute {precision.compute}, {checkpointed}, micro-batch {micro_batch} x {tokens} tokens)"
     )
     table = Table(title=title, title_justify="left")
-    table.add_column("part")
-    table.add_column("size", justify="right")
+    table.add_column("part", overflow="fold")
+    table.add_column("size", justify="right", overflow="fold")
     for part, size in estimate.items():
         table.add_row(part, format_bytes(size))
     table.add_row("total", format_bytes(sum(estimate.values())))

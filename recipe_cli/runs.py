@@ -127,6 +127,37 @@ def is_shorter(old: dict[str, Any], new: dict[str, Any]) -> bool:
     return False
 
 
+def read_record(path: Path) -> dict:
+    """A run's ``run.json`` (``{"stages": {}}`` when there is none); one that cannot be read is a user error."""
+    if not path.is_file():
+        return {"stages": {}}
+    try:
+        record = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        problem = f"is not valid JSON ({error})"
+    else:
+        if isinstance(record, dict) and isinstance(record.get("stages"), dict):
+            return record
+        problem = "has no `stages` mapping"
+    raise RecipeError(
+        f"{path} {problem}, so the run's stages cannot be told apart; delete it and train again with --overwrite"
+    )
+
+
+def read_saved_recipe(run_dir: Path) -> dict | None:
+    """``runs/<name>/recipe.yaml`` as the raw mapping the run saved (overrides applied), None without one."""
+    saved = run_dir / "recipe.yaml"
+    if not saved.is_file():
+        return None
+    try:
+        data = yaml.safe_load(saved.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        raise RecipeError(f"{saved} cannot be read ({error}); delete it, or train again with --overwrite") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{saved} holds no recipe mapping; delete it, or train again with --overwrite")
+    return data
+
+
 @dataclass(frozen=True)
 class StageStart:
     """How a training stage starts: from scratch (clearing its folder first), from a checkpoint, or not at all."""
@@ -157,20 +188,7 @@ class RunFolder:
         return self.root / "run.json"
 
     def read(self) -> dict:
-        if not self.record_path.is_file():
-            return {"stages": {}}
-        try:
-            record = json.loads(self.record_path.read_text())
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            problem = f"is not valid JSON ({error})"
-        else:
-            if isinstance(record, dict) and isinstance(record.get("stages"), dict):
-                return record
-            problem = "has no `stages` mapping"
-        raise RecipeError(
-            f"{self.record_path} {problem}, so the run's stages cannot be told apart; delete it and train "
-            "again with --overwrite"
-        )
+        return read_record(self.record_path)
 
     def _write(self, record: dict) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -189,24 +207,21 @@ class RunFolder:
         """The recipe the run was trained with, as saved beside it (``--set`` overrides included); None without one."""
         from recipe_cli.config import validate_recipe
 
-        saved = self.root / "recipe.yaml"
-        if not saved.is_file():
-            return None
-        try:
-            data = yaml.safe_load(saved.read_text())
-        except yaml.YAMLError as error:
-            raise RecipeError(f"{saved} cannot be read ({error}); delete it, or train again with --overwrite") from None
-        return validate_recipe(data, source=str(saved))
+        data = read_saved_recipe(self.root)
+        return None if data is None else validate_recipe(data, source=str(self.root / "recipe.yaml"))
 
     def save_recipe(self) -> None:
         """Keep the validated recipe (overrides applied) beside its results.
 
         Unset values are kept as null: ``prompt.system: null`` (no system message) must not read
-        back as the default system prompt.
+        back as the default system prompt. Written aside and renamed: a command reading the record
+        meanwhile (another rank, a later command) sees the old recipe or the new one, never half of one.
         """
         self.root.mkdir(parents=True, exist_ok=True)
-        data = self.recipe.model_dump(mode="json")
-        (self.root / "recipe.yaml").write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+        text = yaml.safe_dump(self.recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+        partial = self.root / "recipe.yaml.tmp"
+        partial.write_text(text)
+        os.replace(partial, self.root / "recipe.yaml")
 
     def record_training(self, stage: str, resumed_from: Path | None) -> dict | None:
         """Note that a stage is training, with the settings it trains with (what ``--resume`` compares).

@@ -7,6 +7,7 @@ every prompt filtered out, an empty file) train nothing and leave no run folder 
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -44,6 +45,12 @@ def set_in(data: dict, dotted: str, value) -> None:
     node[keys[-1]] = value
 
 
+def long_prompts(data: dict, tmp: Path) -> None:
+    """SFT rows whose prompts (~1.5k tokens) fill the tiny model's 256 positions, so no completion token is left."""
+    rows = [{"question": "7 " * 1500 + f"? {i}", "answer": str(i), "reasoning": f"{i}"} for i in range(4)]
+    local_sft_data(data, jsonl(tmp, "long.jsonl", rows), adapter="columns")
+
+
 def model_folder(data: dict, tmp: Path, *files: str) -> None:
     """Point model.path at a folder holding only ``files`` (name -> placeholder contents)."""
     folder = tmp / "partial-model"
@@ -60,6 +67,12 @@ CASES = [
     ("yaml-list", "run", lambda d, t: "- name: tiny\n", "a list, not a mapping"),
     ("binary", "validate", lambda d, t: b"\xff\xfe\x00binary", "not a text file"),
     ("unknown-top-key", "sft", lambda d, t: d.update(modle={}), "modle: unknown key; did you mean 'model'?"),
+    (
+        "evaluation-section",
+        "run",
+        lambda d, t: d.update(evaluation={}),
+        "evaluation: unknown key; did you mean 'eval'?",
+    ),
     ("unknown-model-key", "sft", lambda d, t: set_in(d, "model.dtyp", "float32"), "model.dtyp: unknown key"),
     ("unknown-tiny-key", "sft", lambda d, t: set_in(d, "model.tiny.layers", 2), "model.tiny.layers: unknown key"),
     ("unknown-lora-key", "grpo", lambda d, t: set_in(d, "model.lora", {"rank": 4}), "model.lora.rank: unknown key"),
@@ -76,6 +89,18 @@ CASES = [
     ("unknown-push-key", "run", lambda d, t: d.update(push={"repo_id": "a/b", "repo": "c"}), "push.repo: unknown key"),
     ("unknown-health-key", "grpo", lambda d, t: set_in(d, "grpo.health", {"window": 3}), "grpo.health.window"),
     ("unknown-trainer-key", "sft", lambda d, t: set_in(d, "sft.trainer.lr", 1.0), "unknown SFTConfig setting"),
+    (
+        "grpo-key-under-sft",
+        "sft",
+        lambda d, t: set_in(d, "sft.trainer.num_generations", 4),
+        "sft.trainer.num_generations: unknown SFTConfig setting; it is a GRPOConfig setting: put it under grpo.trainer",
+    ),
+    (
+        "tracker-not-installed",  # tensorboard reads as missing here, installed or not (FAKES)
+        "sft",
+        lambda d, t: set_in(d, "sft.trainer.report_to", "tensorboard"),
+        "sft.trainer.report_to: the tracker 'tensorboard' is not installed; run `pip install tensorboard`",
+    ),
     ("removed-trainer-key", "sft", lambda d, t: set_in(d, "sft.trainer.warmup_ratio", 0.1), "warmup_steps: 0.1"),
     ("owned-trainer-key", "grpo", lambda d, t: set_in(d, "grpo.trainer.seed", 1), "set `seed` at the top level"),
     (
@@ -87,7 +112,13 @@ CASES = [
     ("seed-not-int", "sft", lambda d, t: d.update(seed="abc"), "seed:"),
     ("lr-not-number", "sft", lambda d, t: set_in(d, "sft.trainer.learning_rate", "fast"), "expected a number"),
     ("hidden-size-list", "sft", lambda d, t: set_in(d, "model.tiny.hidden_size", [1]), "model.tiny.hidden_size"),
-    ("bad-run-name", "sft", lambda d, t: d.update(name="a/b"), "name:"),
+    ("bad-run-name", "sft", lambda d, t: d.update(name="a/b"), "name: 'a/b' is not a run name; use letters"),
+    (
+        "bad-eval-set-name",
+        "run",
+        lambda d, t: d.update(eval={"datasets": [{"name": "test set", "adapter": "arithmetic", "split": "test"}]}),
+        "eval.datasets.0.name: 'test set' is not an eval set name; use letters, digits",
+    ),
     ("two-model-sources", "sft", lambda d, t: set_in(d, "model.path", "Qwen/Qwen2.5-0.5B"), "exactly one of"),
     ("model-folder-missing", "sft", lambda d, t: d.update(model={"path": "./no/such/model"}), "does not exist"),
     ("dataset-file-missing", "sft", lambda d, t: local_sft_data(d, "./no/such.jsonl"), "does not exist"),
@@ -136,7 +167,12 @@ CASES = [
         lambda d, t: d["grpo"]["trainer"].update(generation_batch_size=8, steps_per_generation=2),
         "not both",
     ),
-    ("bf16-in-trainer", "sft", lambda d, t: set_in(d, "sft.trainer.bf16", True), "set `model.dtype: bfloat16`"),
+    (
+        "bf16-in-trainer",
+        "sft",
+        lambda d, t: set_in(d, "sft.trainer.bf16", True),
+        ": sft.trainer.bf16: not allowed here; set `model.dtype: bfloat16`",
+    ),
     ("loss-type", "grpo", lambda d, t: set_in(d, "grpo.trainer.loss_type", "ppo"), "'ppo' is not one of"),
     ("unknown-reward", "grpo", lambda d, t: d["grpo"]["rewards"].append({"name": "acuracy"}), "unknown reward"),
     (
@@ -230,6 +266,12 @@ CASES = [
     ("arithmetic-with-path", "sft", lambda d, t: set_in(d, "sft.dataset.path", "x.jsonl"), "remove `path`"),
     ("teacher-error-rate", "sft", lambda d, t: set_in(d, "sft.dataset.teacher_error_rate", 2.0), "teacher_error_rate"),
     (
+        "model-config-alone",  # one mistake, one line: not "2 problems"
+        "sft",
+        lambda d, t: model_folder(d, t, "config.json"),
+        "holds neither weights (*.safetensors, *.bin) nor a tokenizer",
+    ),
+    (
         "model-without-weights",
         "validate",
         lambda d, t: model_folder(d, t, "config.json", "tokenizer.json", "chat_template.jinja"),
@@ -255,13 +297,32 @@ CASES = [
         "vLLM is not installed here",
     ),
     ("plain-prompt-without-question", "sft", lambda d, t: d.update(prompt={"template": "Q:"}), "prompt.template"),
+    ("prompts-fill-the-model", "sft", long_prompts, "every prompt fills sft.trainer.max_length"),
 ]
 
 
-@pytest.mark.parametrize(("command", "change", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def pretend_missing(monkeypatch, check: str, *names: str) -> None:
+    """Make the installed-check ``check`` (a dotted function name) say ``names`` are missing, the rest as they are."""
+    module, attribute = check.rsplit(".", 1)
+    real = getattr(importlib.import_module(module), attribute)
+    monkeypatch.setattr(check, lambda name: name not in names and real(name))
+
+
+# What a case needs of this machine, faked so that it holds wherever the tests run (vLLM or tensorboard installed).
+FAKES = {
+    "use-vllm-without-vllm": lambda mp: pretend_missing(mp, "recipe_cli.launch._installed", "vllm"),
+    "tracker-not-installed": lambda mp: pretend_missing(
+        mp, "recipe_cli.trackers.is_installed", "tensorboard", "tensorboardX"
+    ),
+}
+
+
+@pytest.mark.parametrize(("case", "command", "change", "expected"), CASES, ids=[c[0] for c in CASES])
 def test_bad_input_gives_one_line_exit_2_and_writes_nothing(
-    recipe_dict, write_recipe, tmp_path, command, change, expected
+    recipe_dict, write_recipe, tmp_path, monkeypatch, case, command, change, expected
 ):
+    if case in FAKES:
+        FAKES[case](monkeypatch)
     (tmp_path / "x.txt").write_text("not data\n")
     raw = change(recipe_dict, tmp_path)
     if isinstance(raw, bytes):
@@ -275,6 +336,7 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
+    assert "[A-Za-z" not in lines[0] and "\\w" not in lines[0], lines[0]  # words, not a raw pattern
     assert "Traceback" not in result.output
     assert not (tmp_path / "runs").exists(), sorted(str(p) for p in (tmp_path / "runs").rglob("*"))
 

@@ -30,6 +30,22 @@ def test_help_lists_every_command():
     assert version.exit_code == 0 and version.output.strip() == f"recipe {__version__}"
 
 
+@pytest.mark.parametrize(
+    "command", ["validate", "rewards", "data", "sft", "grpo", "run", "eval", "push", "serve", "report", "convert"]
+)
+def test_subcommand_help_names_values_in_words(command):
+    result = invoke(command, "--help")
+    assert result.exit_code == 0
+    usage = result.output.splitlines()[0]
+    assert "RECIPE" in usage or "RUN" in usage or "FILE" in usage, usage
+    options = result.output.split("Options:")[1]
+    assert "<" not in options and "{" not in options, options  # no <list[str]>, <int range>, <path>
+    if command not in ("report", "convert"):
+        assert "--set KEY=VALUE" in options
+    words = {"sft": "--num-processes N", "eval": "--limit N", "push": "--checkpoint PATH", "report": "--output PATH"}
+    assert words.get(command, "") in options
+
+
 def test_validate_prints_the_plan(recipe_dict, write_recipe):
     result = invoke("validate", write_recipe(recipe_dict))
     assert result.exit_code == 0, result.output
@@ -279,6 +295,33 @@ def test_output_fits_80_columns_without_cropping(recipe_dict, write_recipe):
     assert "Think in <think> </think>, answer in <answer> </answer>." in result.output.replace("\n", " ")
 
 
+def test_reward_and_data_tables_fit_80_columns_without_cropping(recipe_dict, write_recipe):
+    """A reward named by its file's path, and every reason a data step removed rows, folded rather than cut."""
+    import io
+
+    from rich.console import Console
+
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.console import data_steps_table
+    from recipe_cli.pipeline import prepare_data
+
+    recipe_dict["sft"]["dataset"].update(max_prompt_tokens=60, drop_duplicates=True, near_duplicates=0.5)
+    path = write_recipe(recipe_dict)
+    rewards = invoke("rewards", path, "--no-model", "--golds", "8", "--groups", "2")
+    assert rewards.exit_code == 0, rewards.output
+    data = invoke("data", path, "--dry-run", "--stage", "sft")
+    assert data.exit_code == 0, data.output
+    for result in (rewards, data):
+        assert "…" not in result.output, result.output
+    header = "".join(line.split("┃")[4].strip() for line in rewards.output.splitlines() if line.startswith("┃"))
+    assert header.startswith(str(REPO / "tests" / "shaping_rewards.py:closeness_to_length"))
+    assert "31 prompt over max_prompt_tokens" in data.output
+    narrow = Console(file=io.StringIO(), width=48)  # a data step's name is never cut either
+    [(prepared, _)] = prepare_data(validate_recipe(recipe_dict), ["sft"], dry_run=True)
+    narrow.print(data_steps_table(prepared))
+    assert "…" not in narrow.file.getvalue()
+
+
 def test_prompts_longer_than_the_model_are_caught_with_fixes_that_fit(recipe_dict, write_recipe, tmp_path):
     """Prompts of ~2k tokens on a 256-position model: misfits suggest filtering, training stops in one line."""
     import json
@@ -330,3 +373,20 @@ def test_validate_says_what_is_not_on_this_machine(tmp_path, monkeypatch):
     (tmp_path / "hub" / "models--Qwen--Qwen2.5-0.5B-Instruct").mkdir(parents=True)
     out = invoke("validate", REPO / "recipes" / "gsm8k.yaml").output.replace("\n", " ")
     assert "model Qwen/Qwen2.5-0.5B-Instruct" not in out and "dataset openai/gsm8k" in out
+
+
+def test_validate_offline_says_what_cannot_be_downloaded(tmp_path, monkeypatch):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)  # as HF_HUB_OFFLINE=1 sets it
+    result = invoke("validate", REPO / "recipes" / "gsm8k.yaml")
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "downloaded when a command needs it" not in out
+    assert (
+        "warning: not on this machine: model Qwen/Qwen2.5-0.5B-Instruct: not local and not in the Hugging Face "
+        "cache, and HF_HUB_OFFLINE is set, so it cannot be downloaded; unset HF_HUB_OFFLINE, download it first "
+        "(`hf download Qwen/Qwen2.5-0.5B-Instruct`), or point model.path at a local model folder"
+    ) in out
+    assert (
+        "(`hf download openai/gsm8k --repo-type dataset`), or point grpo.dataset.path and eval.dataset.path at" in out
+    )

@@ -233,6 +233,17 @@ def test_dry_run_lists_the_files_and_writes_the_card_without_network(recipe_dict
     assert card.is_file() and "user/demo" in card.read_text()
 
 
+def test_the_push_plan_fits_80_columns_without_cropping(recipe_dict, write_recipe):
+    _, grpo = make_run(recipe_dict)
+    long_name = "tokenizer/special_tokens_map_of_the_chat_template_this_model_was_trained_with.json"
+    (grpo / long_name).parent.mkdir()
+    (grpo / long_name).write_text("{}")
+    result = invoke("push", write_recipe(recipe_dict), "--dry-run")  # the runner's console is 80 columns wide
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output
+    assert long_name in "".join(line.strip("│ ").split(" │")[0] for line in result.output.splitlines())
+
+
 def test_push_without_a_repo_id_says_how_to_give_one(recipe_dict, write_recipe):
     result = invoke("push", write_recipe(recipe_dict), "--dry-run")
     assert result.exit_code == 2

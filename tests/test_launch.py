@@ -375,3 +375,29 @@ def test_serve_after_sft_starts_from_the_sft_checkpoint(recipe_dict, write_recip
     sft = tmp_path / "runs" / "tiny" / "sft"
     assert f"trlvllm-serve--model{sft}--tensor_parallel_size1" in "".join(result.output.split())
     assert "dry run: the server was not started" in result.output
+
+
+def test_serve_starts_the_model_of_the_run_as_recorded(recipe_dict, write_recipe):
+    """A run whose SFT trained with --set model.dtype=... serves that model as GRPO will train it."""
+    import copy
+
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.runs import RunFolder
+
+    recipe_dict["launch"] = {"vllm_server": {"port": 8123}}
+    recipe_dict["grpo"]["trainer"].update(use_vllm=True, vllm_mode="server", vllm_server_port=8123)
+    trained = copy.deepcopy(recipe_dict)
+    trained["model"]["dtype"] = "float16"
+    run = RunFolder(validate_recipe(trained))
+    run.save_recipe()
+    run.record_training("sft", None)
+    (run.stage_dir("sft") / "config.json").parent.mkdir(parents=True)
+    (run.stage_dir("sft") / "config.json").write_text("{}")
+    run.record_stage("sft", run.stage_dir("sft"), lora=False, base="base", started_from="base")
+    result = CliRunner().invoke(app, ["serve", str(write_recipe(recipe_dict)), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert f"--model {run.stage_dir('sft')}" in result.output and "--dtype float16" in result.output
+    assert "differs from the run in model.dtype" in result.output

@@ -88,3 +88,43 @@ def test_an_unwritable_runs_dir_is_one_line(recipe_dict, write_recipe, tmp_path)
     assert "runs_dir" in result.stderr and "is a file, not a folder" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert runner.invoke(app, ["validate", str(write_recipe(recipe_dict))]).exit_code == 2
+
+
+def test_a_lock_file_that_cannot_be_opened_is_one_line(recipe_dict, write_recipe, tmp_path):
+    (tmp_path / "runs" / "tiny" / ".lock").mkdir(parents=True)  # stops root too, unlike a folder's mode
+    result = runner.invoke(app, ["sft", str(write_recipe(recipe_dict))])
+    assert result.exit_code == 2, result.output + repr(result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot open the run's lock file" in lines[0], result.stderr
+    assert f"make {tmp_path / 'runs' / 'tiny'} writable" in lines[0] and "runs_dir" in lines[0]
+    assert sorted(p.name for p in (tmp_path / "runs" / "tiny").iterdir()) == [".lock"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="the folder's mode does not stop root")
+def test_a_run_folder_that_is_not_writable_is_one_line(recipe_dict, write_recipe, tmp_path):
+    run_dir = tmp_path / "runs" / "tiny"
+    run_dir.mkdir(parents=True)
+    run_dir.chmod(0o500)
+    try:
+        result = runner.invoke(app, ["sft", str(write_recipe(recipe_dict))])
+    finally:
+        run_dir.chmod(0o700)
+    assert result.exit_code == 2, result.output + repr(result.exception)
+    assert "cannot open the run's lock file" in result.stderr and "Permission denied" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_eval_decides_what_it_replaces_under_the_lock(recipe_dict, write_recipe, tmp_path):
+    """The check that refuses to replace another folder's results reads eval/ only once the run is its own."""
+    run_dir = tmp_path / "runs" / "tiny"
+    (run_dir / "base").mkdir(parents=True)
+    (run_dir / "base" / "config.json").write_text("{}")
+    (run_dir / "eval").mkdir()
+    (run_dir / "eval" / "base.json").write_text('{"model": "/another/model"}')
+    path = write_recipe(recipe_dict)
+    with RunLock(run_dir, "recipe eval other.yaml"):  # e.g. an eval that may still replace base.json
+        result = runner.invoke(app, ["eval", str(path)])
+    assert result.exit_code == 2, result.output
+    assert f"in use by pid {os.getpid()} (recipe eval other.yaml)" in result.stderr, result.stderr
+    result = runner.invoke(app, ["eval", str(path)])
+    assert result.exit_code == 2 and "holds the evaluation of /another/model" in result.stderr, result.stderr

@@ -145,3 +145,69 @@ def test_later_commands_use_the_runs_recorded_recipe(recipe_dict, write_recipe, 
     assert "differs from the run in model.lora" in output  # said, not silently used
     summary = json.loads((tmp_path / "runs" / "tiny" / "eval" / "sft.json").read_text())
     assert summary["lora"] is True
+
+
+def test_the_runs_record_applies_to_the_stages_a_command_does_not_start_again(recipe_dict):
+    """Shared sections and recorded stages the command does not train come from runs/<name>/recipe.yaml."""
+    import copy
+
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.pipeline import recipe_for_run
+    from recipe_cli.runs import RunFolder
+
+    trained = copy.deepcopy(recipe_dict)
+    trained["model"]["lora"] = {"r": 4, "alpha": 8}
+    trained["sft"]["trainer"]["learning_rate"] = 1.0e-2
+    run = RunFolder(validate_recipe(trained))
+    run.save_recipe()
+    run.record_training("sft", None)
+
+    def load(trains, overwrite=False):
+        return recipe_for_run(copy.deepcopy(recipe_dict), "r.yaml", trains, overwrite)
+
+    grpo = load(("grpo",))
+    assert grpo.recipe.model.lora is not None and grpo.recipe.sft.trainer["learning_rate"] == 1.0e-2
+    assert grpo.sections == ("model", "prompt", "seed", "sft") and grpo.record == run.root / "recipe.yaml"
+    assert any(d.startswith("model.lora: {") and d.endswith("-> None") for d in grpo.differences), grpo.differences
+    assert any(d.startswith("sft.trainer.learning_rate: 0.01 -> 0.001") for d in grpo.differences)
+    resumed = load(("sft",))  # sft's own section is the command line's: --resume compares it with the run
+    assert resumed.sections == ("model", "prompt", "seed") and resumed.recipe.model.lora is not None
+    assert resumed.recipe.sft.trainer["learning_rate"] == 1.0e-3
+    for trains in (("sft",), ("sft", "grpo")):  # every recorded stage starts again: the command line alone
+        fresh = load(trains, overwrite=True)
+        assert fresh.record is None and fresh.recipe.model.lora is None and not fresh.differences
+    assert load((), overwrite=True).sections == ("model", "prompt", "seed", "sft")  # eval, push, data train nothing
+    run.restore_stage("sft", None)  # nothing recorded as started: the record is not the run's yet
+    assert load(("grpo",)).record is None
+
+
+@pytest.mark.slow
+def test_a_data_mistake_leaves_the_runs_recipe_as_it_was(recipe_dict, write_recipe, tmp_path):
+    del recipe_dict["eval"]
+    recipe_dict["sft"]["trainer"]["max_steps"] = 1
+    path = write_recipe(recipe_dict)
+    run_ok("sft", path)
+    saved = (tmp_path / "runs" / "tiny" / "recipe.yaml").read_bytes()
+    mistake = runner.invoke(app, ["grpo", str(path), "--set", "grpo.dataset.max_prompt_tokens=1"])
+    assert mistake.exit_code == 2 and "every prompt is longer than max_prompt_tokens=1" in mistake.stderr
+    assert (tmp_path / "runs" / "tiny" / "recipe.yaml").read_bytes() == saved
+    assert not (tmp_path / "runs" / "tiny" / "grpo").exists()
+
+
+@pytest.mark.slow
+def test_grpo_goes_on_with_the_settings_sft_trained_with(recipe_dict, write_recipe, tmp_path):
+    """`recipe sft --set model.lora=...` then `recipe grpo` trains the adapter further, not full weights."""
+    del recipe_dict["eval"]
+    recipe_dict["sft"]["trainer"]["max_steps"] = 1
+    recipe_dict["grpo"]["trainer"]["max_steps"] = 1
+    path = write_recipe(recipe_dict)
+    run_dir = tmp_path / "runs" / "tiny"
+    run_ok("sft", path, "--set", "model.lora={r: 4, alpha: 8}")
+    output = run_ok("grpo", path)
+    assert f"using the run's recorded recipe {run_dir / 'recipe.yaml'}" in output.replace("\n", " ")
+    assert "for model, prompt, seed, sft" in output and "differs from the run in model.lora" in output
+    assert (run_dir / "grpo" / "adapter_config.json").is_file(), "grpo dropped the run's LoRA"
+    assert json.loads((run_dir / "run.json").read_text())["stages"]["grpo"]["lora"] is True
+    assert "lora" in (run_dir / "recipe.yaml").read_text().split("prompt:")[0]  # the record kept it
+    output = run_ok("push", path, "--repo-id", "someone/tiny", "--dry-run")
+    assert "grpo checkpoint, LoRA adapter" in output.replace("\n", " ")

@@ -247,9 +247,11 @@ def test_an_earlier_run_is_never_overwritten_silently(recipe_dict, write_recipe,
     assert {p: p.stat().st_mtime_ns for p in sft_dir.rglob("*")} == before  # nothing touched
 
     assert "sft already finished" in invoke("sft", path, "--resume", "--set", "sft.trainer.logging_steps=2")
-    forced = invoke("sft", path, "--resume", "--force", "--set", "seed=8")
+    forced = invoke("sft", path, "--resume", "--force", "--set", "sft.trainer.learning_rate=0.002")
     assert "sft already finished" in forced and "kept by --force" in forced
-    assert "with these settings" not in forced  # they are not: seed changed
+    assert "with these settings" not in forced  # they are not: the learning rate changed
+    kept = invoke("sft", path, "--resume", "--set", "seed=8")  # shared by the run's stages: the run's is used, said
+    assert "differs from the run in seed: 7 -> 8" in kept and "already finished with these settings" in kept
     output = invoke("run", path, "--resume")  # sft is done: run goes on with grpo
     assert "sft already finished" in output and "grpo done" in output
     assert "sft done" in invoke("sft", path, "--overwrite")
