@@ -401,3 +401,54 @@ def test_a_base_model_folder_left_unfinished_is_built_again(recipe_dict, tmp_pat
     (base / "tokenizer.json").write_text("cut off")  # a copy made without the rename, or by hand
     assert prepare_base_model(recipe, RunFolder(recipe)) == str(base)
     assert (base / "config.json").is_file() and not base.with_name("base.partial").exists()
+
+
+# One case of each kind, run as a user runs them: a `python -m recipe_cli` process of its own, so that nothing
+# the in-process runner hides (warnings printed at import, a traceback from a thread, the process's exit code)
+# reaches the user. Cases that need this machine faked (FAKES) stay in-process.
+IN_A_PROCESS = (
+    "not-yaml",
+    "unknown-top-key",
+    "lr-not-number",
+    "removed-trainer-key",
+    "batch-not-divisible",
+    "dataset-file-missing",
+    "malformed-jsonl-line",
+    "gsm8k-integer-answer",
+    "model-without-weights",
+    "runs-dir-is-a-file",
+    "prompts-fill-the-model",
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", IN_A_PROCESS)
+def test_bad_input_in_a_process_of_its_own(recipe_dict, write_recipe, tmp_path, case):
+    import os
+    import subprocess
+    import sys
+
+    (name, command, change, expected) = next(c for c in CASES if c[0] == case)
+    assert case not in FAKES
+    (tmp_path / "x.txt").write_text("not data\n")
+    raw = change(recipe_dict, tmp_path)
+    path = write_recipe(raw if isinstance(raw, str) else recipe_dict)
+    repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": str(repo), "COLUMNS": "80"}
+    result = subprocess.run(
+        [sys.executable, "-m", "recipe_cli", command, str(path)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    # Progress logged before the mistake showed (INFO records, their continuation lines indented) may precede it;
+    # the mistake itself is one line, the last.
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    said = [line for line in lines if not line.startswith(("INFO ", "WARNING ", "         "))]
+    assert len(said) == 1 and said[0] == lines[-1], result.stderr
+    assert said[0].startswith("error: ") and expected in said[0], result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (tmp_path / "runs").exists()
