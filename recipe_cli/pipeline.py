@@ -258,18 +258,39 @@ class RunRecipe:
     differences: tuple[str, ...] = ()  # how the command line differs from the record in them: "path: run -> given"
 
 
+def binding_stages(recorded: Collection[str], trains: Collection[str], overwrite: bool) -> tuple[str, ...]:
+    """The recorded stages whose settings a command must keep: those it does not start again (``trains`` with
+    ``overwrite``), up to the first stage it starts again; a later stage continues that one's model, so its
+    record no longer follows from the run.
+
+    >>> binding_stages({"sft", "grpo"}, ("grpo",), overwrite=True)
+    ('sft',)
+    >>> binding_stages({"sft", "grpo"}, ("sft",), overwrite=True)
+    ()
+    >>> binding_stages({"sft", "grpo"}, ("sft",), overwrite=False)
+    ('sft', 'grpo')
+    """
+    binding = []
+    for stage in STAGES:  # in training order
+        if overwrite and stage in trains:
+            break
+        if stage in recorded:
+            binding.append(stage)
+    return tuple(binding)
+
+
 def recipe_for_run(data: dict, source: str, trains: Collection[str] = (), overwrite: bool = False) -> RunRecipe:
     """The recipe for a command on a run that already trained: the run's recorded settings where they apply.
 
     A run trained with ``--set model.lora=...`` must go on (grpo after sft), be evaluated and be
     pushed as what it is, without repeating every override. Once ``runs/<name>/recipe.yaml`` exists
-    and ``run.json`` records a stage, the model, prompt and seed and the section of every recorded
-    stage the command does not train (``trains``) come from the record; the rest (the stages it
-    trains, eval, push, launch) from ``data``, the raw recipe with this command's overrides. The
-    sections of the stages it trains are checked against the run by resuming (their settings hash).
-    The record does not apply when the command starts every recorded stage again (``overwrite``).
-    How the command line differs from the record in the sections taken is returned, for the
-    command to say (the record wins).
+    and ``run.json`` records a stage that still binds the command (``binding_stages``: not started
+    again by it, nor downstream of a stage it starts again), the model, prompt and seed and the
+    section of every binding stage the command does not train (``trains``) come from the record;
+    the rest (the stages it trains, eval, push, launch) from ``data``, the raw recipe with this
+    command's overrides. The sections of the stages it trains are checked against the run by
+    resuming (their settings hash). How the command line differs from the record in the sections
+    taken is returned, for the command to say (the record wins).
     """
     from recipe_cli.config import validate_recipe
     from recipe_cli.runs import read_record, read_saved_recipe
@@ -278,12 +299,11 @@ def recipe_for_run(data: dict, source: str, trains: Collection[str] = (), overwr
     if "model" not in data or not isinstance(name, str) or not isinstance(runs_dir, str):
         return RunRecipe(validate_recipe(data, source))  # the schema says what is wrong
     run_dir = Path(runs_dir) / name
-    saved = read_saved_recipe(run_dir)
-    recorded = set(read_record(run_dir / "run.json")["stages"]) if saved is not None else set()
-    started_again = set(trains) if overwrite else set()
-    if not recorded - started_again:
+    binding = binding_stages(read_record(run_dir / "run.json")["stages"], trains, overwrite)
+    saved = read_saved_recipe(run_dir) if binding else None  # a record nothing keeps is not read
+    if saved is None:
         return RunRecipe(validate_recipe(data, source))
-    sections = (*SHARED_SECTIONS, *(stage for stage in STAGES if stage in recorded and stage not in trains))
+    sections = (*SHARED_SECTIONS, *(stage for stage in binding if stage not in trains))
     sections = tuple(key for key in sections if key in saved)
     record = run_dir / "recipe.yaml"
     recipe = validate_recipe({**data, **{key: saved[key] for key in sections}}, f"{source} with the run's {record}")

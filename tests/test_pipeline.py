@@ -181,6 +181,36 @@ def test_the_runs_record_applies_to_the_stages_a_command_does_not_start_again(re
     assert load(("grpo",)).record is None
 
 
+def test_stages_after_one_a_command_starts_again_do_not_bind_it(recipe_dict):
+    """`recipe sft --overwrite` retrains the model grpo continued: grpo's record no longer keeps the run's settings,
+    and a record nothing keeps is not even read."""
+    import copy
+
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.errors import RecipeError
+    from recipe_cli.pipeline import recipe_for_run
+    from recipe_cli.runs import RunFolder
+
+    run = RunFolder(validate_recipe(copy.deepcopy(recipe_dict)))
+    run.save_recipe()
+    run.record_training("sft", None)
+    run.record_training("grpo", None)
+    changed = {**copy.deepcopy(recipe_dict), "seed": 9}
+
+    def load(trains, overwrite=False):
+        return recipe_for_run(copy.deepcopy(changed), "r.yaml", trains, overwrite)
+
+    again = load(("sft",), overwrite=True)
+    assert again.record is None and again.recipe.seed == 9 and not again.differences
+    kept = load(("grpo",), overwrite=True)  # sft is not trained again: its record binds
+    assert kept.sections == ("model", "prompt", "seed", "sft") and kept.recipe.seed == 7
+    (run.root / "recipe.yaml").write_text("model: [unclosed\n")
+    for trains in (("sft",), ("sft", "grpo")):
+        assert load(trains, overwrite=True).recipe.seed == 9  # recipe.yaml is not read
+    with pytest.raises(RecipeError, match="cannot be read"):
+        load(("grpo",), overwrite=True)
+
+
 @pytest.mark.slow
 def test_a_data_mistake_leaves_the_runs_recipe_as_it_was(recipe_dict, write_recipe, tmp_path):
     del recipe_dict["eval"]
