@@ -217,11 +217,13 @@ def _load_for_run(
     *,
     trains: tuple[str, ...] = (),
     overwrite: bool = False,
+    force: bool = False,
 ) -> Recipe:
     """The recipe for a command on a run: its recorded settings where it already trained, this command's others.
 
     ``trains``: the stages the command trains (their sections come from the command line);
-    ``overwrite``: it starts them again (``recipe_cli.pipeline.recipe_for_run`` says what that changes).
+    ``overwrite``: it starts them again; ``force``: it resumes them although their settings changed
+    (``recipe_cli.pipeline.recipe_for_run`` says what each changes).
     """
     from recipe_cli.config import recipe_data
     from recipe_cli.launch import under_recipe_launch
@@ -229,7 +231,7 @@ def _load_for_run(
 
     _show_translation(path, foreign)
     data = recipe_data(path, overrides or [], options, foreign)
-    found = recipe_for_run(data, str(path), trains, overwrite)
+    found = recipe_for_run(data, str(path), trains, overwrite, force)
     if found.record is None or under_recipe_launch():  # the recipe process that started these ranks said it
         return found.recipe
     console.print(
@@ -343,7 +345,9 @@ def _training_command(
     foreign = ForeignOptions(stage=command if command in ("sft", "grpo") else None, old_defaults=old_defaults)
     reading = ("--old-defaults",) if old_defaults else ()  # the ranks and a resume read the file the same way
     trains = ("sft", "grpo") if command == "run" else (command,)
-    loaded = _load_for_run(path, overrides, {"launch": launch}, foreign, trains=trains, overwrite=overwrite)
+    loaded = _load_for_run(
+        path, overrides, {"launch": launch}, foreign, trains=trains, overwrite=overwrite, force=force
+    )
     stages = loaded.training_stages if command == "run" else [command]
     for stage in stages:
         if getattr(loaded, stage) is None:

@@ -279,7 +279,9 @@ def binding_stages(recorded: Collection[str], trains: Collection[str], overwrite
     return tuple(binding)
 
 
-def recipe_for_run(data: dict, source: str, trains: Collection[str] = (), overwrite: bool = False) -> RunRecipe:
+def recipe_for_run(
+    data: dict, source: str, trains: Collection[str] = (), overwrite: bool = False, force: bool = False
+) -> RunRecipe:
     """The recipe for a command on a run that already trained: the run's recorded settings where they apply.
 
     A run trained with ``--set model.lora=...`` must go on (grpo after sft), be evaluated and be
@@ -290,7 +292,10 @@ def recipe_for_run(data: dict, source: str, trains: Collection[str] = (), overwr
     the rest (the stages it trains, eval, push, launch) from ``data``, the raw recipe with this
     command's overrides. The sections of the stages it trains are checked against the run by
     resuming (their settings hash). How the command line differs from the record in the sections
-    taken is returned, for the command to say (the record wins).
+    taken is returned, for the command to say (the record wins). A command that asks to train as
+    its command line says (``overwrite``, ``force``) is refused a different model, prompt or seed,
+    which the stages it trains would start from; a recorded stage it does not train is a model that
+    exists, so a difference there is only said.
     """
     from recipe_cli.config import validate_recipe
     from recipe_cli.runs import read_record, read_saved_recipe
@@ -308,16 +313,26 @@ def recipe_for_run(data: dict, source: str, trains: Collection[str] = (), overwr
     record = run_dir / "recipe.yaml"
     recipe = validate_recipe({**data, **{key: saved[key] for key in sections}}, f"{source} with the run's {record}")
     kept = recipe.model_dump(mode="json")
-    differences = []
-    for key in sections:
-        given = _section_as_given(key, data)
-        if given is _INVALID:
-            differences.append(f"{key} (the command line's `{key}:` does not validate on its own)")
-        elif key in STAGES and (given is None) != (kept[key] is None):
-            differences.append(f"{key} (the command line has {'no' if given is None else 'a'} `{key}:` section)")
-        else:
-            differences += changed_settings({key: kept[key]}, {key: given})
-    return RunRecipe(recipe, record, sections, tuple(differences))
+    differences = {key: _section_differences(key, kept[key], data) for key in sections}
+    trained_with = [found for key in SHARED_SECTIONS for found in differences.get(key, [])]
+    if trained_with and trains and (overwrite or force):  # what the stages it trains start from
+        raise RecipeError(
+            f"{'--overwrite' if overwrite else '--force'}: the command line's model, prompt and seed differ from "
+            f"those the run's {' and '.join(binding)} trained with in {'; '.join(trained_with)} (the run's -> the "
+            "command line's); to train with the command line's, start the run again with `recipe run --overwrite`, "
+            "or use another run name"
+        )
+    return RunRecipe(recipe, record, sections, tuple(found for key in sections for found in differences[key]))
+
+
+def _section_differences(key: str, kept: Any, data: dict) -> list[str]:
+    """How the raw recipe's section ``key`` differs from the one kept from the run's record (``kept``, as JSON)."""
+    given = _section_as_given(key, data)
+    if given is _INVALID:
+        return [f"{key} (the command line's `{key}:` does not validate on its own)"]
+    if key in STAGES and (given is None) != (kept is None):
+        return [f"{key} (the command line has {'no' if given is None else 'a'} `{key}:` section)"]
+    return changed_settings({key: kept}, {key: given})
 
 
 _INVALID = object()

@@ -202,8 +202,16 @@ def test_stages_after_one_a_command_starts_again_do_not_bind_it(recipe_dict):
 
     again = load(("sft",), overwrite=True)
     assert again.record is None and again.recipe.seed == 9 and not again.differences
-    kept = load(("grpo",), overwrite=True)  # sft is not trained again: its record binds
+    kept = load(("grpo",))  # sft is not trained again: its record binds, and wins
     assert kept.sections == ("model", "prompt", "seed", "sft") and kept.recipe.seed == 7
+    assert kept.differences == ("seed: 7 -> 9",)
+    for flags in ({"overwrite": True}, {"force": True}):  # asked to train as the command line says: refused
+        with pytest.raises(RecipeError, match=r"--(overwrite|force): .* seed differ from .* in seed: 7 -> 9 "):
+            recipe_for_run(copy.deepcopy(changed), "r.yaml", ("grpo",), **flags)
+    changed = {**copy.deepcopy(recipe_dict), "sft": {**recipe_dict["sft"], "trainer": {"max_steps": 6}}}
+    sft = load(("grpo",), overwrite=True)  # the sft model exists as trained: a difference there is said
+    assert "sft.trainer.max_steps: 4 -> 6" in sft.differences and sft.recipe.sft.trainer["max_steps"] == 4
+    changed = {**copy.deepcopy(recipe_dict), "seed": 9}
     (run.root / "recipe.yaml").write_text("model: [unclosed\n")
     for trains in (("sft",), ("sft", "grpo")):
         assert load(trains, overwrite=True).recipe.seed == 9  # recipe.yaml is not read

@@ -252,6 +252,10 @@ def test_an_earlier_run_is_never_overwritten_silently(recipe_dict, write_recipe,
     assert "with these settings" not in forced  # they are not: the learning rate changed
     kept = invoke("sft", path, "--resume", "--set", "seed=8")  # shared by the run's stages: the run's is used, said
     assert "differs from the run in seed: 7 -> 8" in kept and "already finished with these settings" in kept
+    refused = runner.invoke(app, ["sft", str(path), "--resume", "--force", "--set", "seed=8"])  # not silently kept
+    assert refused.exit_code == 2 and "--force: the command line's model, prompt and seed" in refused.stderr
+    assert "seed: 7 -> 8" in refused.stderr and "`recipe run --overwrite`" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
     output = invoke("run", path, "--resume")  # sft is done: run goes on with grpo
     assert "sft already finished" in output and "grpo done" in output
     assert "sft done" in invoke("sft", path, "--overwrite")
