@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
@@ -78,15 +78,15 @@ def _stage_callbacks(recipe: Recipe) -> list:
 
 def _prepare_stage(recipe: Recipe, run: RunFolder, start: StageStart) -> None:
     """What the main process writes before a stage trains: the base model, the data report (and a pass-rate
-    cache), the recipe, a clean stage folder.
+    cache), a clean stage folder.
 
-    The recipe is recorded once the data checks passed: a data mistake leaves the run's record as it was.
+    The recipe is recorded with the stage once its trainer is built (``RunFolder.record_training``): a data
+    mistake, or a trainer that cannot be built, leaves the run's record as it was.
     """
     from recipe_cli.training import clear_stage_dir, prepare_base_model, write_stage_report
 
     prepare_base_model(recipe, run)
     write_stage_report(recipe, start.stage)
-    run.save_recipe()
     output = run.stage_dir(start.stage)
     if start.clear:
         clear_stage_dir(output)
@@ -125,7 +125,7 @@ def train_one(recipe: Recipe, start: StageStart, reporter: Reporter) -> Path:
     earlier: dict = {}
 
     def record_training():
-        earlier["entry"] = on_main(lambda: run.record_training(stage, start.checkpoint))
+        earlier["record"] = on_main(lambda: run.record_training(stage, start.checkpoint))
 
     with stop_on_signals(flag):
         on_main(lambda: _prepare_stage(recipe, run, start))
@@ -134,9 +134,10 @@ def train_one(recipe: Recipe, start: StageStart, reporter: Reporter) -> Path:
                 recipe, start, flag, callbacks, on_ready=record_training, progress=reporter.training_progress()
             )
         except BaseException:
-            if is_main() and "entry" in earlier and _no_new_checkpoint(run, start):
-                # no step trained: the stage is as it was, or gone if this attempt cleared its folder
-                run.restore_stage(stage, None if start.clear else earlier["entry"])
+            if is_main() and "record" in earlier and _no_new_checkpoint(run, start):
+                # no step trained: the stage and the recipe are as they were, the stage gone if this attempt
+                # cleared its folder
+                run.restore_stage(stage, replace(earlier["record"], entry=None) if start.clear else earlier["record"])
             raise
         if outcome.finished:
             on_main(lambda: run.record_stage(stage, outcome.output, **outcome.record))

@@ -360,8 +360,37 @@ def test_a_crash_before_the_first_step_leaves_no_stage_marked_training(
     assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)
     record = json.loads((tmp_path / "runs" / "tiny" / "run.json").read_text())["stages"]
     assert "sft" not in record  # the attempt trained nothing: no stage is marked training
+    assert not (tmp_path / "runs" / "tiny" / "recipe.yaml").exists()  # nor a recipe that trained nothing
     monkeypatch.undo()
     assert invoke("sft", path).exit_code == 0  # and a retry needs neither --resume nor --overwrite
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["build_stage_trainer", "Trainer.train"])
+def test_a_stage_that_trains_no_step_leaves_the_runs_recipe_as_it_was(
+    recipe_dict, write_recipe, tmp_path, monkeypatch, where
+):
+    """run.json and recipe.yaml tell the same run: an attempt that stops before its first step (the trainer
+    cannot be built, or fails or is stopped before step 1) puts both back."""
+    import json
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("out of memory before step 1")
+
+    del recipe_dict["eval"]
+    recipe_dict["sft"]["trainer"]["max_steps"] = 1
+    path = write_recipe(recipe_dict)
+    assert invoke("sft", path).exit_code == 0
+    run_dir = tmp_path / "runs" / "tiny"
+    saved, record = (run_dir / "recipe.yaml").read_bytes(), (run_dir / "run.json").read_text()
+    target = (
+        "recipe_cli.training.build_stage_trainer" if where == "build_stage_trainer" else "transformers.Trainer.train"
+    )
+    monkeypatch.setattr(target, crash)
+    result = invoke("grpo", path, "--set", "grpo.trainer.learning_rate=0.002")
+    assert result.exit_code == 1 and isinstance(result.exception, RuntimeError), result.output
+    assert (run_dir / "recipe.yaml").read_bytes() == saved
+    assert json.loads((run_dir / "run.json").read_text()) == json.loads(record)
 
 
 def test_validate_says_what_is_not_on_this_machine(tmp_path, monkeypatch):

@@ -159,8 +159,7 @@ def test_the_runs_record_applies_to_the_stages_a_command_does_not_start_again(re
     trained["model"]["lora"] = {"r": 4, "alpha": 8}
     trained["sft"]["trainer"]["learning_rate"] = 1.0e-2
     run = RunFolder(validate_recipe(trained))
-    run.save_recipe()
-    run.record_training("sft", None)
+    earlier = run.record_training("sft", None)
 
     def load(trains, overwrite=False):
         return recipe_for_run(copy.deepcopy(recipe_dict), "r.yaml", trains, overwrite)
@@ -177,7 +176,7 @@ def test_the_runs_record_applies_to_the_stages_a_command_does_not_start_again(re
         fresh = load(trains, overwrite=True)
         assert fresh.record is None and fresh.recipe.model.lora is None and not fresh.differences
     assert load((), overwrite=True).sections == ("model", "prompt", "seed", "sft")  # eval, push, data train nothing
-    run.restore_stage("sft", None)  # nothing recorded as started: the record is not the run's yet
+    run.restore_stage("sft", earlier)  # nothing recorded as started: the record is not the run's yet
     assert load(("grpo",)).record is None
 
 
