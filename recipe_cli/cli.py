@@ -457,9 +457,10 @@ def data(
         from recipe_cli.console import print_data_report
         from recipe_cli.pipeline import prepare_data
 
-        loaded = _load_for_run(recipe, overrides)
         if stage is not None and stage not in ("sft", "grpo"):
             raise RecipeError(f"--stage {stage!r}: give sft or grpo")
+        # the data the stages would train on: their sections from the command line, as `recipe <stage>` takes them
+        loaded = _load_for_run(recipe, overrides, trains=(stage,) if stage else ("sft", "grpo"))
         stages = [stage] if stage else loaded.training_stages
         for name in stages:
             if getattr(loaded, name) is None:

@@ -335,6 +335,24 @@ def test_recipe_data_filters_by_pass_rate_and_reads_the_cache_again(recipe_dict,
     assert ScriptedEngine.calls == 2 and len(list((data_dir / "pass_rates").glob("*.jsonl"))) == 2
 
 
+def test_recipe_data_shows_the_stage_as_the_command_line_gives_it(recipe_dict, write_recipe):
+    """On a run whose grpo trained, `recipe data --stage grpo --set grpo.dataset...` shows what `recipe grpo
+    --overwrite` would train on, not the recorded data."""
+    import copy
+    import re
+
+    from recipe_cli.runs import RunFolder
+
+    RunFolder(validate_recipe(copy.deepcopy(recipe_dict))).record_training("grpo", None)  # max_samples 32
+    path = write_recipe(recipe_dict)
+    result = runner.invoke(
+        app, ["data", str(path), "--stage", "grpo", "--dry-run", "--set", "grpo.dataset.max_samples=8"]
+    )
+    assert result.exit_code == 0, result.output
+    assert re.search(r"read\s+│\s+8\s+│", result.output), result.output
+    assert "for model, prompt, seed\n" in result.output  # the shared sections still come from the run
+
+
 @pytest.mark.slow
 def test_recipe_data_writes_the_rows_and_samples_pass_rates_once(recipe_dict, write_recipe, tmp_path):
     recipe_dict["sft"]["dataset"].update(max_samples=8)
