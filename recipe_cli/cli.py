@@ -649,6 +649,10 @@ def serve(
     recipe: RecipeArg,
     overrides: SetOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the server command; start nothing.")] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Serve the model `recipe grpo --overwrite` would start from."),
+    ] = False,
 ):
     """Start TRL's vLLM server for GRPO's server mode, with the model GRPO starts from (launch.vllm_server)."""
 
@@ -657,7 +661,8 @@ def serve(
 
         from recipe_cli.serve import check_server_machine, serve_command
 
-        loaded = _load_for_run(recipe, overrides, trains=("grpo",))  # the model GRPO goes on with
+        # the model GRPO goes on with, or starts again from
+        loaded = _load_for_run(recipe, overrides, trains=("grpo",), overwrite=overwrite)
         command = serve_command(loaded)
         words = ["trl", *command[3:]]  # `python -m trl.cli.main` is the `trl` command
         console.print(" ".join(shlex.quote(word) for word in words))

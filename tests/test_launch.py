@@ -401,3 +401,26 @@ def test_serve_starts_the_model_of_the_run_as_recorded(recipe_dict, write_recipe
     assert result.exit_code == 0, result.output
     assert f"--model {run.stage_dir('sft')}" in result.output and "--dtype float16" in result.output
     assert "differs from the run in model.dtype" in result.output
+
+
+def test_serve_overwrite_starts_the_model_grpo_overwrite_would(recipe_dict, write_recipe):
+    """On a GRPO-only run, `recipe grpo --overwrite --set model.path=B` starts again from B: so does the server."""
+    import copy
+
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.runs import RunFolder
+
+    del recipe_dict["sft"]
+    recipe_dict["model"] = {"path": "Qwen/Qwen2.5-0.5B-Instruct"}
+    recipe_dict["launch"] = {"vllm_server": {"port": 8123}}
+    recipe_dict["grpo"]["trainer"].update(use_vllm=True, vllm_mode="server", vllm_server_port=8123)
+    RunFolder(validate_recipe(copy.deepcopy(recipe_dict))).record_training("grpo", None)
+    path = write_recipe(recipe_dict)
+    other = ["--set", "model.path=Qwen/Qwen2.5-1.5B-Instruct", "--dry-run"]
+    kept = CliRunner().invoke(app, ["serve", str(path), *other])
+    assert kept.exit_code == 0 and "--model Qwen/Qwen2.5-0.5B-Instruct" in kept.output, kept.output
+    again = CliRunner().invoke(app, ["serve", str(path), *other, "--overwrite"])
+    assert again.exit_code == 0 and "--model Qwen/Qwen2.5-1.5B-Instruct" in again.output, again.output
