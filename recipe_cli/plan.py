@@ -15,6 +15,7 @@ from recipe_cli.config import (
     DIVERGENCES,
     GRPOSettings,
     Recipe,
+    SourceSettings,
     generation_batch,
     grpo_max_completion_length,
     is_local_path,
@@ -217,10 +218,9 @@ def not_cached(recipe: Recipe) -> list[tuple[str, str, list[str]]]:
     wanted: dict[tuple[str, str], list[str]] = {}
     if recipe.model.path is not None and not is_local_path(recipe.model.path):
         wanted.setdefault(("model", recipe.model.path), []).append("model.path")
-    for stage in ("sft", "grpo", "eval"):
-        settings = getattr(recipe, stage)
-        if settings is not None and settings.dataset.path and not is_local_path(settings.dataset.path):
-            wanted.setdefault(("dataset", settings.dataset.path), []).append(f"{stage}.dataset.path")
+    for key, source in dataset_sources(recipe):
+        if source.path and not is_local_path(source.path):
+            wanted.setdefault(("dataset", source.path), []).append(key)
     missing = []
     for (kind, repo_id), keys in wanted.items():
         if not HUB_ID.match(repo_id) or "/" not in repo_id:
@@ -229,6 +229,33 @@ def not_cached(recipe: Recipe) -> list[tuple[str, str, list[str]]]:
         if not folder.is_dir():
             missing.append((kind, repo_id, keys))
     return missing
+
+
+def dataset_sources(recipe: Recipe) -> list[tuple[str, SourceSettings]]:
+    """``(recipe key of its path, source)`` of every dataset a command may read: each stage's sources (a mixture's
+    each), and every eval set (evaluated, and the sets decontamination removes questions of).
+
+    >>> from recipe_cli.config import validate_recipe
+    >>> recipe = validate_recipe({"name": "r", "model": {"path": "Qwen/Qwen2.5-0.5B-Instruct"},
+    ...     "sft": {"dataset": {"mixture": [{"path": "a/one", "adapter": "gsm8k"}, {"path": "b/two"}]}},
+    ...     "eval": {"datasets": [{"name": "gsm8k", "path": "openai/gsm8k", "split": "test"},
+    ...                           {"name": "more", "path": "c/three", "adapter": "gsm8k"}]}})
+    >>> [key for key, _ in dataset_sources(recipe)]
+    ['sft.dataset.mixture.0.path', 'sft.dataset.mixture.1.path', 'eval.datasets.0.path', 'eval.datasets.1.path']
+    """
+    stages = [stage for stage in TRAINER_CLASSES if getattr(recipe, stage) is not None]
+    sections = [(f"{stage}.dataset", getattr(recipe, stage).dataset) for stage in stages]
+    if recipe.eval is not None and recipe.eval.datasets:
+        sections += [(f"eval.datasets.{index}", dataset) for index, dataset in enumerate(recipe.eval.datasets)]
+    elif recipe.eval is not None:
+        sections.append(("eval.dataset", recipe.eval.dataset))
+    found = []
+    for prefix, dataset in sections:
+        if dataset.mixture is None:
+            found.append((f"{prefix}.path", dataset))
+        else:
+            found += [(f"{prefix}.mixture.{index}.path", source) for index, source in enumerate(dataset.mixture)]
+    return found
 
 
 def describe_launch(launch) -> str:

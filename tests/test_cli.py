@@ -404,6 +404,24 @@ def test_validate_says_what_is_not_on_this_machine(tmp_path, monkeypatch):
     assert "model Qwen/Qwen2.5-0.5B-Instruct" not in out and "dataset openai/gsm8k" in out
 
 
+def test_validate_names_every_dataset_a_command_reads(recipe_dict, write_recipe, tmp_path, monkeypatch):
+    """A mixture's sources and every eval set (evaluated, and decontaminated against) are downloaded too."""
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    recipe_dict["grpo"]["dataset"] = {"mixture": [{"path": "someone/one", "adapter": "gsm8k"}, {"path": "someone/two"}]}
+    recipe_dict["eval"]["datasets"] = [
+        {"name": "arithmetic", **recipe_dict["eval"].pop("dataset")},
+        {"name": "more", "path": "someone/three", "adapter": "gsm8k", "split": "test"},
+    ]
+    result = invoke("validate", write_recipe(recipe_dict))
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "not on this machine: dataset someone/one, dataset someone/two, dataset someone/three:" in out
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    out = " ".join(invoke("validate", write_recipe(recipe_dict)).output.split())
+    assert "or point grpo.dataset.mixture.1.path at local files" in out
+    assert "or point eval.datasets.1.path at local files" in out
+
+
 def test_validate_offline_says_what_cannot_be_downloaded(tmp_path, monkeypatch):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)  # as HF_HUB_OFFLINE=1 sets it
