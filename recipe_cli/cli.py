@@ -190,19 +190,20 @@ def _guard(action: Callable[[], Any]) -> Any:
 
 
 @contextmanager
-def _run_lock(recipe: Recipe, command_line: str) -> Iterator:
+def _run_lock(recipe: Recipe, command_line: str, launches: bool = False) -> Iterator:
     """The run folder's lock (``recipe_cli.lock``) for a command that writes it, held by one process.
 
     Under ``recipe``'s own launch the ``recipe`` process holds it for its ranks; under another
-    launcher the main rank does. Over several machines only machine 0's ``recipe`` process holds
-    it: every machine runs the same command on the same shared run folder, and the main rank,
-    the one writer, runs on machine 0.
+    launcher the main rank does. A command that launches ranks over several machines (``launches``)
+    takes it on machine 0 only: every machine runs the same command on the same shared run folder,
+    and the main rank, the one writer, runs on machine 0. A command that launches nothing (``eval``,
+    ``data``, ``push``) writes from this machine, whatever ``launch.machine_rank`` says.
     """
     from recipe_cli.launch import on_main_machine, under_recipe_launch
     from recipe_cli.lock import RunLock
     from recipe_cli.ranks import is_main
 
-    if not is_main() or under_recipe_launch() or not on_main_machine(recipe):
+    if not is_main() or under_recipe_launch() or (launches and not on_main_machine(recipe)):
         yield RunLock(recipe.run_dir, command_line)  # not entered: a parent, or machine 0, holds the lock
         return
     with RunLock(recipe.run_dir, command_line) as lock:
@@ -363,9 +364,11 @@ def _training_command(
     from recipe_cli.ranks import on_main
 
     command_line = _command_line(command, path, overrides, launch, reading)
-    with _run_lock(loaded, command_line) as lock:
-        on_main(lambda: check_machine(loaded, stages, evaluates=command == "run"))
-        if needs_launch(loaded):
+    launches = needs_launch(loaded)
+    with _run_lock(loaded, command_line, launches) as lock:
+        evaluates = command == "run" and (not launches or on_main_machine(loaded))  # machine 0's main rank does
+        on_main(lambda: check_machine(loaded, stages, evaluates=evaluates))
+        if launches:
             pipeline.plan_starts(loaded, stages, resume=resume, overwrite=overwrite, force=force)  # refuse now
             if command == "run" and loaded.push is not None and on_main_machine(loaded):  # machine 0 pushes
                 from recipe_cli.hub import require_token
