@@ -74,7 +74,8 @@ def training_settings(recipe: Recipe, stage: str) -> dict[str, Any]:
     options = getattr(recipe, stage).dataset.decontaminate
     if options.enabled and options.against_eval and recipe.eval is not None:  # the eval set decides what is removed
         settings["decontaminated_against"] = recipe.eval.dataset.model_dump(mode="json")
-        others = [dataset.model_dump(mode="json") for _, _, dataset in recipe.eval.sets[1:]]
+        # the questions removed, not the name their results are filed under
+        others = [dataset.model_dump(mode="json", exclude={"name"}) for _, _, dataset in recipe.eval.sets[1:]]
         if others:  # one eval set hashes as before the others were indexed
             settings["decontaminated_against_others"] = others
     if stage == "grpo" and recipe.sft is not None:  # GRPO continues SFT's model: a changed SFT changes GRPO's start

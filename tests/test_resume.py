@@ -303,6 +303,14 @@ def test_settings_that_change_learning_change_the_hash(recipe_dict):
     assert grpo_hash(lambda d: d["sft"]["trainer"].update(learning_rate=0.5)) != same  # GRPO starts from SFT's model
     assert grpo_hash(lambda d: d.update(seed=8)) != same
 
+    def two_sets(name, max_samples=8):  # decontamination removes the questions of every eval set
+        headline = {"name": "arithmetic", **recipe_dict["eval"]["dataset"]}
+        other = {"name": name, "adapter": "arithmetic", "split": "test", "max_samples": max_samples}
+        return lambda d: d["eval"].update(dataset=None, datasets=[headline, other])
+
+    assert grpo_hash(two_sets("more")) == grpo_hash(two_sets("renamed"))  # the same questions removed
+    assert grpo_hash(two_sets("more")) != grpo_hash(two_sets("more", max_samples=16))
+
 
 def test_a_finished_run_can_be_extended_from_its_last_checkpoint(recipe_dict, write_recipe, tmp_path):
     del recipe_dict["grpo"], recipe_dict["eval"]
