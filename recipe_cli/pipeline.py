@@ -343,19 +343,17 @@ def _section_as_given(key: str, data: dict) -> Any:
     """One section of the raw recipe validated alone (its default when absent), as JSON; ``_INVALID`` if it fails."""
     from pydantic import TypeAdapter, ValidationError
 
-    from recipe_cli.trainer_settings import check_trainer_settings
+    from recipe_cli.config import coerce_trainer_section
 
     field = Recipe.model_fields[key]
     adapter = TypeAdapter(field.annotation)
     if key not in data:
         return adapter.dump_python(field.get_default(call_default_factory=True), mode="json")
     raw = data[key]
-    if key in STAGES and isinstance(raw, dict) and isinstance(raw.get("trainer"), dict):  # YAML's '5e-3' etc.
-        class_name = {"sft": "SFTConfig", "grpo": "GRPOConfig"}[key]
-        coerced, problems = check_trainer_settings(class_name, raw["trainer"], f"{key}.trainer")
+    if key in STAGES:  # its trainer values read as validate_recipe reads them (YAML's '5e-3' etc.)
+        raw, problems = coerce_trainer_section(key, raw)
         if problems:
             return _INVALID
-        raw = {**raw, "trainer": {**raw["trainer"], **coerced}}
     try:
         return adapter.dump_python(adapter.validate_python(raw), mode="json")
     except ValidationError:

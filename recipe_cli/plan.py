@@ -13,6 +13,7 @@ from rich.text import Text
 
 from recipe_cli.config import (
     DIVERGENCES,
+    TRAINER_CLASSES,
     GRPOSettings,
     Recipe,
     SourceSettings,
@@ -26,7 +27,6 @@ from recipe_cli.runs import RunFolder
 from recipe_cli.trainer_settings import non_default_settings
 from recipe_cli.training import recipe_settings
 
-TRAINER_CLASSES = {"sft": "SFTConfig", "grpo": "GRPOConfig"}
 EXAMPLE_QUESTION = (  # the first GSM8K test problem
     "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her "
     "friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh duck egg. "
