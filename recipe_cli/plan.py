@@ -22,7 +22,7 @@ from recipe_cli.config import (
     is_local_path,
 )
 from recipe_cli.errors import RecipeError
-from recipe_cli.precision import DTYPE_BYTES, Machine, PrecisionPlan, describe_recipe_precision, plan_precision
+from recipe_cli.precision import DTYPE_BYTES, PrecisionPlan, describe_recipe_precision
 from recipe_cli.runs import RunFolder
 from recipe_cli.trainer_settings import non_default_settings
 from recipe_cli.training import recipe_settings
@@ -37,18 +37,20 @@ EXAMPLE_QUESTION = (  # the first GSM8K test problem
 def describe_plan(recipe: Recipe, console: Console) -> None:
     run = RunFolder(recipe)
     model = recipe.model.path or f"tiny model built in {run.stage_dir('base')} ({recipe.model.tiny.model_dump()})"
-    lora = f", LoRA r={recipe.model.lora.r}" if recipe.model.lora else ""
-    console.print(f"[bold]{recipe.name}[/]: {model}, dtype {recipe.model.dtype}{lora}, seed {recipe.seed}")
+    adapter = f", LoRA r={recipe.model.lora.r}" if recipe.model.lora else ""
+    console.print(f"[bold]{recipe.name}[/]: {model}, dtype {recipe.model.dtype}{adapter}, seed {recipe.seed}")
     from recipe_cli.launch import gathers_16bit_weights
 
     push_dtype = recipe.push.dtype if recipe.push is not None else "auto"
-    lora = recipe.model.lora is not None
-    gathers = gathers_16bit_weights(recipe.launch)
-    precision = describe_recipe_precision(recipe.model.dtype, lora=lora, push_dtype=push_dtype, gathers_16bit=gathers)
+    precision, note = describe_recipe_precision(
+        recipe.model.dtype,
+        lora=recipe.model.lora is not None,
+        push_dtype=push_dtype,
+        gathers_16bit=gathers_16bit_weights(recipe.launch),
+    )
     console.print(f"precision: {precision}")
-    on_gpu = plan_precision(recipe.model.dtype, lora=lora, machine=Machine(gpu=True), gathers_16bit=gathers)
-    if gathers and on_gpu.note:
-        console.print(f"[yellow]note:[/] {on_gpu.note}")
+    if note:  # on a GPU, only ZeRO-3's 16-bit gathering has one
+        console.print(f"[yellow]note:[/] {note}")
     console.print(f"launch: {describe_launch(recipe.launch)}")
     console.print(f"run folder: {run.root}")
     downloads = not_cached(recipe)
