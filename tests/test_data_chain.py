@@ -300,6 +300,22 @@ def test_pass_rates_are_scored_by_the_recipes_accuracy_reward(recipe_dict, tmp_p
     assert rates.sample(prompts[:1], ["3"], ["d"]) == [0]
 
 
+@pytest.mark.parametrize("mode", ["flexible", "strict"])
+def test_the_pass_rate_cache_follows_grpos_budget_only_where_it_decides_a_pass(recipe_dict, tmp_path, mode):
+    """GRPO's max_completion_length fails a cut-off sample under strict only; flexible counts stay valid."""
+    from recipe_cli.config import DifficultySettings
+    from recipe_cli.data.difficulty import PassRates
+
+    recipe_dict["grpo"]["rewards"] = [{"name": "accuracy", "params": {"mode": mode}}]
+    settings = DifficultySettings(samples=2, max_new_tokens=32)  # the same sampling budget
+
+    def cache(budget):
+        recipe_dict["grpo"]["trainer"]["max_completion_length"] = budget
+        return PassRates(validate_recipe(recipe_dict), settings, "model", tmp_path, writes=False).path
+
+    assert (cache(16) == cache(24)) == (mode == "flexible")
+
+
 def test_recipe_data_filters_by_pass_rate_and_reads_the_cache_again(recipe_dict, write_recipe, tmp_path, monkeypatch):
     """Rows solved never or always leave, the ones in between stay; a second run samples nothing, a changed
     accuracy reward samples anew (the cache is keyed by its parameters)."""
