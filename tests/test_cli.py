@@ -30,9 +30,30 @@ def test_help_lists_every_command():
     assert version.exit_code == 0 and version.output.strip() == f"recipe {__version__}"
 
 
-@pytest.mark.parametrize(
-    "command", ["validate", "rewards", "data", "sft", "grpo", "run", "eval", "push", "serve", "report", "convert"]
+LAUNCH_METAVARS = (
+    "--num-processes N",
+    "--accelerate-config CONFIG",
+    "--num-machines N",
+    "--machine-rank RANK",
+    "--main-process-ip ADDRESS",
+    "--main-process-port PORT",
 )
+METAVARS = {  # every option that takes a value, with the word its help shows for it
+    "validate": ("--num-processes N", "--accelerate-config CONFIG"),
+    "rewards": ("--golds N", "--groups N", "--samples N"),
+    "data": ("--stage STAGE",),
+    "sft": LAUNCH_METAVARS,
+    "grpo": LAUNCH_METAVARS,
+    "run": LAUNCH_METAVARS,
+    "eval": ("--model PATH", "--limit N"),
+    "push": ("--repo-id REPO_ID", "--stage STAGE", "--checkpoint PATH", "--revision BRANCH"),
+    "serve": (),
+    "report": ("--output PATH",),
+    "convert": ("--output PATH", "--stage STAGE"),
+}
+
+
+@pytest.mark.parametrize("command", list(METAVARS))
 def test_subcommand_help_names_values_in_words(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0
@@ -42,8 +63,8 @@ def test_subcommand_help_names_values_in_words(command):
     assert "<" not in options and "{" not in options, options  # no <list[str]>, <int range>, <path>
     if command not in ("report", "convert"):
         assert "--set KEY=VALUE" in options
-    words = {"sft": "--num-processes N", "eval": "--limit N", "push": "--checkpoint PATH", "report": "--output PATH"}
-    assert words.get(command, "") in options
+    for words in METAVARS[command]:
+        assert words in options, options
 
 
 def test_validate_prints_the_plan(recipe_dict, write_recipe):
