@@ -190,19 +190,20 @@ def _guard(action: Callable[[], Any]) -> Any:
 
 
 @contextmanager
-def _run_lock(recipe: Recipe, command_line: str) -> Iterator:
+def _run_lock(recipe: Recipe, command_line: str, launches: bool = False) -> Iterator:
     """The run folder's lock (``recipe_cli.lock``) for a command that writes it, held by one process.
 
     Under ``recipe``'s own launch the ``recipe`` process holds it for its ranks; under another
-    launcher the main rank does. Over several machines only machine 0's ``recipe`` process holds
-    it: every machine runs the same command on the same shared run folder, and the main rank,
-    the one writer, runs on machine 0.
+    launcher the main rank does. A command that launches ranks over several machines (``launches``)
+    takes it on machine 0 only: every machine runs the same command on the same shared run folder,
+    and the main rank, the one writer, runs on machine 0. A command that launches nothing (``eval``,
+    ``data``, ``push``) writes from this machine, whatever ``launch.machine_rank`` says.
     """
     from recipe_cli.launch import on_main_machine, under_recipe_launch
     from recipe_cli.lock import RunLock
     from recipe_cli.ranks import is_main
 
-    if not is_main() or under_recipe_launch() or not on_main_machine(recipe):
+    if not is_main() or under_recipe_launch() or (launches and not on_main_machine(recipe)):
         yield RunLock(recipe.run_dir, command_line)  # not entered: a parent, or machine 0, holds the lock
         return
     with RunLock(recipe.run_dir, command_line) as lock:
@@ -217,11 +218,13 @@ def _load_for_run(
     *,
     trains: tuple[str, ...] = (),
     overwrite: bool = False,
+    force: bool = False,
 ) -> Recipe:
     """The recipe for a command on a run: its recorded settings where it already trained, this command's others.
 
     ``trains``: the stages the command trains (their sections come from the command line);
-    ``overwrite``: it starts them again (``recipe_cli.pipeline.recipe_for_run`` says what that changes).
+    ``overwrite``: it starts them again; ``force``: it resumes them although their settings changed
+    (``recipe_cli.pipeline.recipe_for_run`` says what each changes).
     """
     from recipe_cli.config import recipe_data
     from recipe_cli.launch import under_recipe_launch
@@ -229,7 +232,7 @@ def _load_for_run(
 
     _show_translation(path, foreign)
     data = recipe_data(path, overrides or [], options, foreign)
-    found = recipe_for_run(data, str(path), trains, overwrite)
+    found = recipe_for_run(data, str(path), trains, overwrite, force)
     if found.record is None or under_recipe_launch():  # the recipe process that started these ranks said it
         return found.recipe
     console.print(
@@ -343,7 +346,9 @@ def _training_command(
     foreign = ForeignOptions(stage=command if command in ("sft", "grpo") else None, old_defaults=old_defaults)
     reading = ("--old-defaults",) if old_defaults else ()  # the ranks and a resume read the file the same way
     trains = ("sft", "grpo") if command == "run" else (command,)
-    loaded = _load_for_run(path, overrides, {"launch": launch}, foreign, trains=trains, overwrite=overwrite)
+    loaded = _load_for_run(
+        path, overrides, {"launch": launch}, foreign, trains=trains, overwrite=overwrite, force=force
+    )
     stages = loaded.training_stages if command == "run" else [command]
     for stage in stages:
         if getattr(loaded, stage) is None:
@@ -359,9 +364,11 @@ def _training_command(
     from recipe_cli.ranks import on_main
 
     command_line = _command_line(command, path, overrides, launch, reading)
-    with _run_lock(loaded, command_line) as lock:
-        on_main(lambda: check_machine(loaded, stages, evaluates=command == "run"))
-        if needs_launch(loaded):
+    launches = needs_launch(loaded)
+    with _run_lock(loaded, command_line, launches) as lock:
+        evaluates = command == "run" and (not launches or on_main_machine(loaded))  # machine 0's main rank does
+        on_main(lambda: check_machine(loaded, stages, evaluates=evaluates))
+        if launches:
             pipeline.plan_starts(loaded, stages, resume=resume, overwrite=overwrite, force=force)  # refuse now
             if command == "run" and loaded.push is not None and on_main_machine(loaded):  # machine 0 pushes
                 from recipe_cli.hub import require_token
@@ -453,9 +460,10 @@ def data(
         from recipe_cli.console import print_data_report
         from recipe_cli.pipeline import prepare_data
 
-        loaded = _load_for_run(recipe, overrides)
         if stage is not None and stage not in ("sft", "grpo"):
             raise RecipeError(f"--stage {stage!r}: give sft or grpo")
+        # the data the stages would train on: their sections from the command line, as `recipe <stage>` takes them
+        loaded = _load_for_run(recipe, overrides, trains=(stage,) if stage else ("sft", "grpo"))
         stages = [stage] if stage else loaded.training_stages
         for name in stages:
             if getattr(loaded, name) is None:
@@ -644,6 +652,10 @@ def serve(
     recipe: RecipeArg,
     overrides: SetOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the server command; start nothing.")] = False,
+    overwrite: Annotated[
+        bool,
+        typer.Option("--overwrite", help="Serve the model `recipe grpo --overwrite` would start from."),
+    ] = False,
 ):
     """Start TRL's vLLM server for GRPO's server mode, with the model GRPO starts from (launch.vllm_server)."""
 
@@ -652,7 +664,8 @@ def serve(
 
         from recipe_cli.serve import check_server_machine, serve_command
 
-        loaded = _load_for_run(recipe, overrides, trains=("grpo",))  # the model GRPO goes on with
+        # the model GRPO goes on with, or starts again from
+        loaded = _load_for_run(recipe, overrides, trains=("grpo",), overwrite=overwrite)
         command = serve_command(loaded)
         words = ["trl", *command[3:]]  # `python -m trl.cli.main` is the `trl` command
         console.print(" ".join(shlex.quote(word) for word in words))

@@ -911,19 +911,35 @@ def recipe_data(
     return data
 
 
+TRAINER_CLASSES = {"sft": "SFTConfig", "grpo": "GRPOConfig"}  # the TRL config each stage's `trainer:` fills
+
+
+def coerce_trainer_section(stage: str, section: Any) -> tuple[Any, list[str]]:
+    """A raw stage section with its ``trainer:`` values read as the TRL config's types (YAML reads ``5e-3`` as a
+    string), and the problems found there; a section without a ``trainer:`` mapping comes back as given.
+
+    >>> coerce_trainer_section("sft", {"trainer": {"learning_rate": "5e-3"}})
+    ({'trainer': {'learning_rate': 0.005}}, [])
+    """
+    trainer = section.get("trainer") if isinstance(section, dict) else None
+    if not isinstance(trainer, dict):
+        return section, []
+    coerced, problems = check_trainer_settings(TRAINER_CLASSES[stage], trainer, f"{stage}.trainer")
+    return {**section, "trainer": {**trainer, **coerced}}, problems
+
+
 def validate_recipe(data: dict, source: str = "recipe") -> Recipe:
-    """Validate a raw recipe mapping; every problem found is listed in one ``RecipeError``."""
+    """Validate a raw recipe mapping (left as given); every problem found is listed in one ``RecipeError``."""
     problems = []
-    trainer_classes = {"sft": "SFTConfig", "grpo": "GRPOConfig"}
-    for stage, class_name in trainer_classes.items():
-        section = data.get(stage)
-        trainer = section.get("trainer") if isinstance(section, dict) else None
-        if isinstance(trainer, dict):
-            coerced, found = check_trainer_settings(class_name, trainer, f"{stage}.trainer")
-            problems += found
-            section["trainer"] = {**trainer, **coerced}
-            if stage == "grpo" and not found:
-                problems += _check_generation_batch(section["trainer"], _raw_world_size(data))
+    data = dict(data)
+    for stage in TRAINER_CLASSES:
+        if stage not in data:
+            continue
+        data[stage], found = coerce_trainer_section(stage, data[stage])
+        problems += found
+        trainer = data[stage].get("trainer") if isinstance(data[stage], dict) else None
+        if stage == "grpo" and isinstance(trainer, dict) and not found:
+            problems += _check_generation_batch(trainer, _raw_world_size(data))
     problems += _check_rewards(data.get("grpo"))
     try:
         recipe = Recipe.model_validate(data)

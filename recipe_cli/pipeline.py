@@ -14,7 +14,7 @@ import logging
 import time
 from collections.abc import Collection, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
@@ -78,15 +78,15 @@ def _stage_callbacks(recipe: Recipe) -> list:
 
 def _prepare_stage(recipe: Recipe, run: RunFolder, start: StageStart) -> None:
     """What the main process writes before a stage trains: the base model, the data report (and a pass-rate
-    cache), the recipe, a clean stage folder.
+    cache), a clean stage folder.
 
-    The recipe is recorded once the data checks passed: a data mistake leaves the run's record as it was.
+    The recipe is recorded with the stage once its trainer is built (``RunFolder.record_training``): a data
+    mistake, or a trainer that cannot be built, leaves the run's record as it was.
     """
     from recipe_cli.training import clear_stage_dir, prepare_base_model, write_stage_report
 
     prepare_base_model(recipe, run)
     write_stage_report(recipe, start.stage)
-    run.save_recipe()
     output = run.stage_dir(start.stage)
     if start.clear:
         clear_stage_dir(output)
@@ -125,7 +125,7 @@ def train_one(recipe: Recipe, start: StageStart, reporter: Reporter) -> Path:
     earlier: dict = {}
 
     def record_training():
-        earlier["entry"] = on_main(lambda: run.record_training(stage, start.checkpoint))
+        earlier["record"] = on_main(lambda: run.record_training(stage, start.checkpoint))
 
     with stop_on_signals(flag):
         on_main(lambda: _prepare_stage(recipe, run, start))
@@ -134,9 +134,10 @@ def train_one(recipe: Recipe, start: StageStart, reporter: Reporter) -> Path:
                 recipe, start, flag, callbacks, on_ready=record_training, progress=reporter.training_progress()
             )
         except BaseException:
-            if is_main() and "entry" in earlier and _no_new_checkpoint(run, start):
-                # no step trained: the stage is as it was, or gone if this attempt cleared its folder
-                run.restore_stage(stage, None if start.clear else earlier["entry"])
+            if is_main() and "record" in earlier and _no_new_checkpoint(run, start):
+                # no step trained: the stage and the recipe are as they were, the stage gone if this attempt
+                # cleared its folder
+                run.restore_stage(stage, replace(earlier["record"], entry=None) if start.clear else earlier["record"])
             raise
         if outcome.finished:
             on_main(lambda: run.record_stage(stage, outcome.output, **outcome.record))
@@ -258,18 +259,44 @@ class RunRecipe:
     differences: tuple[str, ...] = ()  # how the command line differs from the record in them: "path: run -> given"
 
 
-def recipe_for_run(data: dict, source: str, trains: Collection[str] = (), overwrite: bool = False) -> RunRecipe:
+def binding_stages(recorded: Collection[str], trains: Collection[str], overwrite: bool) -> tuple[str, ...]:
+    """The recorded stages whose settings a command must keep: those it does not start again (``trains`` with
+    ``overwrite``), up to the first stage it starts again; a later stage continues that one's model, so its
+    record no longer follows from the run.
+
+    >>> binding_stages({"sft", "grpo"}, ("grpo",), overwrite=True)
+    ('sft',)
+    >>> binding_stages({"sft", "grpo"}, ("sft",), overwrite=True)
+    ()
+    >>> binding_stages({"sft", "grpo"}, ("sft",), overwrite=False)
+    ('sft', 'grpo')
+    """
+    binding = []
+    for stage in STAGES:  # in training order
+        if overwrite and stage in trains:
+            break
+        if stage in recorded:
+            binding.append(stage)
+    return tuple(binding)
+
+
+def recipe_for_run(
+    data: dict, source: str, trains: Collection[str] = (), overwrite: bool = False, force: bool = False
+) -> RunRecipe:
     """The recipe for a command on a run that already trained: the run's recorded settings where they apply.
 
     A run trained with ``--set model.lora=...`` must go on (grpo after sft), be evaluated and be
     pushed as what it is, without repeating every override. Once ``runs/<name>/recipe.yaml`` exists
-    and ``run.json`` records a stage, the model, prompt and seed and the section of every recorded
-    stage the command does not train (``trains``) come from the record; the rest (the stages it
-    trains, eval, push, launch) from ``data``, the raw recipe with this command's overrides. The
-    sections of the stages it trains are checked against the run by resuming (their settings hash).
-    The record does not apply when the command starts every recorded stage again (``overwrite``).
-    How the command line differs from the record in the sections taken is returned, for the
-    command to say (the record wins).
+    and ``run.json`` records a stage that still binds the command (``binding_stages``: not started
+    again by it, nor downstream of a stage it starts again), the model, prompt and seed and the
+    section of every binding stage the command does not train (``trains``) come from the record;
+    the rest (the stages it trains, eval, push, launch) from ``data``, the raw recipe with this
+    command's overrides. The sections of the stages it trains are checked against the run by
+    resuming (their settings hash). How the command line differs from the record in the sections
+    taken is returned, for the command to say (the record wins). A command that asks to train as
+    its command line says (``overwrite``, ``force``) is refused a different model, prompt or seed,
+    which the stages it trains would start from; a recorded stage it does not train is a model that
+    exists, so a difference there is only said.
     """
     from recipe_cli.config import validate_recipe
     from recipe_cli.runs import read_record, read_saved_recipe
@@ -278,26 +305,35 @@ def recipe_for_run(data: dict, source: str, trains: Collection[str] = (), overwr
     if "model" not in data or not isinstance(name, str) or not isinstance(runs_dir, str):
         return RunRecipe(validate_recipe(data, source))  # the schema says what is wrong
     run_dir = Path(runs_dir) / name
-    saved = read_saved_recipe(run_dir)
-    recorded = set(read_record(run_dir / "run.json")["stages"]) if saved is not None else set()
-    started_again = set(trains) if overwrite else set()
-    if not recorded - started_again:
+    binding = binding_stages(read_record(run_dir / "run.json")["stages"], trains, overwrite)
+    saved = read_saved_recipe(run_dir) if binding else None  # a record nothing keeps is not read
+    if saved is None:
         return RunRecipe(validate_recipe(data, source))
-    sections = (*SHARED_SECTIONS, *(stage for stage in STAGES if stage in recorded and stage not in trains))
+    sections = (*SHARED_SECTIONS, *(stage for stage in binding if stage not in trains))
     sections = tuple(key for key in sections if key in saved)
     record = run_dir / "recipe.yaml"
     recipe = validate_recipe({**data, **{key: saved[key] for key in sections}}, f"{source} with the run's {record}")
     kept = recipe.model_dump(mode="json")
-    differences = []
-    for key in sections:
-        given = _section_as_given(key, data)
-        if given is _INVALID:
-            differences.append(f"{key} (the command line's `{key}:` does not validate on its own)")
-        elif key in STAGES and (given is None) != (kept[key] is None):
-            differences.append(f"{key} (the command line has {'no' if given is None else 'a'} `{key}:` section)")
-        else:
-            differences += changed_settings({key: kept[key]}, {key: given})
-    return RunRecipe(recipe, record, sections, tuple(differences))
+    differences = {key: _section_differences(key, kept[key], data) for key in sections}
+    trained_with = [found for key in SHARED_SECTIONS for found in differences.get(key, [])]
+    if trained_with and trains and (overwrite or force):  # what the stages it trains start from
+        raise RecipeError(
+            f"{'--overwrite' if overwrite else '--force'}: the command line's model, prompt and seed differ from "
+            f"those the run's {' and '.join(binding)} trained with in {'; '.join(trained_with)} (the run's -> the "
+            "command line's); to train with the command line's, start the run again with `recipe run --overwrite`, "
+            "or use another run name"
+        )
+    return RunRecipe(recipe, record, sections, tuple(found for key in sections for found in differences[key]))
+
+
+def _section_differences(key: str, kept: Any, data: dict) -> list[str]:
+    """How the raw recipe's section ``key`` differs from the one kept from the run's record (``kept``, as JSON)."""
+    given = _section_as_given(key, data)
+    if given is _INVALID:
+        return [f"{key} (the command line's `{key}:` does not validate on its own)"]
+    if key in STAGES and (given is None) != (kept is None):
+        return [f"{key} (the command line has {'no' if given is None else 'a'} `{key}:` section)"]
+    return changed_settings({key: kept}, {key: given})
 
 
 _INVALID = object()
@@ -307,19 +343,17 @@ def _section_as_given(key: str, data: dict) -> Any:
     """One section of the raw recipe validated alone (its default when absent), as JSON; ``_INVALID`` if it fails."""
     from pydantic import TypeAdapter, ValidationError
 
-    from recipe_cli.trainer_settings import check_trainer_settings
+    from recipe_cli.config import coerce_trainer_section
 
     field = Recipe.model_fields[key]
     adapter = TypeAdapter(field.annotation)
     if key not in data:
         return adapter.dump_python(field.get_default(call_default_factory=True), mode="json")
     raw = data[key]
-    if key in STAGES and isinstance(raw, dict) and isinstance(raw.get("trainer"), dict):  # YAML's '5e-3' etc.
-        class_name = {"sft": "SFTConfig", "grpo": "GRPOConfig"}[key]
-        coerced, problems = check_trainer_settings(class_name, raw["trainer"], f"{key}.trainer")
+    if key in STAGES:  # its trainer values read as validate_recipe reads them (YAML's '5e-3' etc.)
+        raw, problems = coerce_trainer_section(key, raw)
         if problems:
             return _INVALID
-        raw = {**raw, "trainer": {**raw["trainer"], **coerced}}
     try:
         return adapter.dump_python(adapter.validate_python(raw), mode="json")
     except ValidationError:

@@ -13,19 +13,20 @@ from rich.text import Text
 
 from recipe_cli.config import (
     DIVERGENCES,
+    TRAINER_CLASSES,
     GRPOSettings,
     Recipe,
+    SourceSettings,
     generation_batch,
     grpo_max_completion_length,
     is_local_path,
 )
 from recipe_cli.errors import RecipeError
-from recipe_cli.precision import DTYPE_BYTES, Machine, PrecisionPlan, describe_recipe_precision, plan_precision
+from recipe_cli.precision import DTYPE_BYTES, PrecisionPlan, describe_recipe_precision
 from recipe_cli.runs import RunFolder
 from recipe_cli.trainer_settings import non_default_settings
 from recipe_cli.training import recipe_settings
 
-TRAINER_CLASSES = {"sft": "SFTConfig", "grpo": "GRPOConfig"}
 EXAMPLE_QUESTION = (  # the first GSM8K test problem
     "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her "
     "friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh duck egg. "
@@ -36,18 +37,20 @@ EXAMPLE_QUESTION = (  # the first GSM8K test problem
 def describe_plan(recipe: Recipe, console: Console) -> None:
     run = RunFolder(recipe)
     model = recipe.model.path or f"tiny model built in {run.stage_dir('base')} ({recipe.model.tiny.model_dump()})"
-    lora = f", LoRA r={recipe.model.lora.r}" if recipe.model.lora else ""
-    console.print(f"[bold]{recipe.name}[/]: {model}, dtype {recipe.model.dtype}{lora}, seed {recipe.seed}")
+    adapter = f", LoRA r={recipe.model.lora.r}" if recipe.model.lora else ""
+    console.print(f"[bold]{recipe.name}[/]: {model}, dtype {recipe.model.dtype}{adapter}, seed {recipe.seed}")
     from recipe_cli.launch import gathers_16bit_weights
 
     push_dtype = recipe.push.dtype if recipe.push is not None else "auto"
-    lora = recipe.model.lora is not None
-    gathers = gathers_16bit_weights(recipe.launch)
-    precision = describe_recipe_precision(recipe.model.dtype, lora=lora, push_dtype=push_dtype, gathers_16bit=gathers)
+    precision, note = describe_recipe_precision(
+        recipe.model.dtype,
+        lora=recipe.model.lora is not None,
+        push_dtype=push_dtype,
+        gathers_16bit=gathers_16bit_weights(recipe.launch),
+    )
     console.print(f"precision: {precision}")
-    on_gpu = plan_precision(recipe.model.dtype, lora=lora, machine=Machine(gpu=True), gathers_16bit=gathers)
-    if gathers and on_gpu.note:
-        console.print(f"[yellow]note:[/] {on_gpu.note}")
+    if note:  # on a GPU, only ZeRO-3's 16-bit gathering has one
+        console.print(f"[yellow]note:[/] {note}")
     console.print(f"launch: {describe_launch(recipe.launch)}")
     console.print(f"run folder: {run.root}")
     downloads = not_cached(recipe)
@@ -217,10 +220,9 @@ def not_cached(recipe: Recipe) -> list[tuple[str, str, list[str]]]:
     wanted: dict[tuple[str, str], list[str]] = {}
     if recipe.model.path is not None and not is_local_path(recipe.model.path):
         wanted.setdefault(("model", recipe.model.path), []).append("model.path")
-    for stage in ("sft", "grpo", "eval"):
-        settings = getattr(recipe, stage)
-        if settings is not None and settings.dataset.path and not is_local_path(settings.dataset.path):
-            wanted.setdefault(("dataset", settings.dataset.path), []).append(f"{stage}.dataset.path")
+    for key, source in dataset_sources(recipe):
+        if source.path and not is_local_path(source.path):
+            wanted.setdefault(("dataset", source.path), []).append(key)
     missing = []
     for (kind, repo_id), keys in wanted.items():
         if not HUB_ID.match(repo_id) or "/" not in repo_id:
@@ -229,6 +231,33 @@ def not_cached(recipe: Recipe) -> list[tuple[str, str, list[str]]]:
         if not folder.is_dir():
             missing.append((kind, repo_id, keys))
     return missing
+
+
+def dataset_sources(recipe: Recipe) -> list[tuple[str, SourceSettings]]:
+    """``(recipe key of its path, source)`` of every dataset a command may read: each stage's sources (a mixture's
+    each), and every eval set (evaluated, and the sets decontamination removes questions of).
+
+    >>> from recipe_cli.config import validate_recipe
+    >>> recipe = validate_recipe({"name": "r", "model": {"path": "Qwen/Qwen2.5-0.5B-Instruct"},
+    ...     "sft": {"dataset": {"mixture": [{"path": "a/one", "adapter": "gsm8k"}, {"path": "b/two"}]}},
+    ...     "eval": {"datasets": [{"name": "gsm8k", "path": "openai/gsm8k", "split": "test"},
+    ...                           {"name": "more", "path": "c/three", "adapter": "gsm8k"}]}})
+    >>> [key for key, _ in dataset_sources(recipe)]
+    ['sft.dataset.mixture.0.path', 'sft.dataset.mixture.1.path', 'eval.datasets.0.path', 'eval.datasets.1.path']
+    """
+    stages = [stage for stage in TRAINER_CLASSES if getattr(recipe, stage) is not None]
+    sections = [(f"{stage}.dataset", getattr(recipe, stage).dataset) for stage in stages]
+    if recipe.eval is not None and recipe.eval.datasets:
+        sections += [(f"eval.datasets.{index}", dataset) for index, dataset in enumerate(recipe.eval.datasets)]
+    elif recipe.eval is not None:
+        sections.append(("eval.dataset", recipe.eval.dataset))
+    found = []
+    for prefix, dataset in sections:
+        if dataset.mixture is None:
+            found.append((f"{prefix}.path", dataset))
+        else:
+            found += [(f"{prefix}.mixture.{index}.path", source) for index, source in enumerate(dataset.mixture)]
+    return found
 
 
 def describe_launch(launch) -> str:

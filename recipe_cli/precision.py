@@ -154,14 +154,17 @@ def plan_precision(
     )
 
 
-def describe_recipe_precision(dtype: str, *, lora: bool, push_dtype: str = "auto", gathers_16bit: bool = False) -> str:
-    """The plan on a GPU and, where it differs, without one: what ``recipe validate`` prints (no torch needed).
+def describe_recipe_precision(
+    dtype: str, *, lora: bool, push_dtype: str = "auto", gathers_16bit: bool = False
+) -> tuple[str, str | None]:
+    """The plan on a GPU and, where it differs, without one, and the GPU plan's note: what ``recipe validate``
+    prints (no torch needed).
 
     >>> describe_recipe_precision("bfloat16", lora=False)  # doctest: +NORMALIZE_WHITESPACE
-    'master float32, compute bfloat16 (bf16 mixed precision), checkpoints float32, eval bfloat16, pushed bfloat16
-     on a GPU; compute float32 without one'
+    ('master float32, compute bfloat16 (bf16 mixed precision), checkpoints float32, eval bfloat16, pushed bfloat16
+     on a GPU; compute float32 without one', None)
     >>> describe_recipe_precision("float32", lora=False)
-    'master float32, compute float32, checkpoints float32, eval float32, pushed float32'
+    ('master float32, compute float32, checkpoints float32, eval float32, pushed float32', None)
     """
     on_gpu = plan_precision(
         dtype, lora=lora, machine=Machine(gpu=True), push_dtype=push_dtype, gathers_16bit=gathers_16bit
@@ -169,7 +172,7 @@ def describe_recipe_precision(dtype: str, *, lora: bool, push_dtype: str = "auto
     on_cpu = plan_precision(dtype, lora=lora, machine=Machine(gpu=False), push_dtype=push_dtype)
     text = on_gpu.describe(lora)
     if (on_cpu.compute, on_cpu.pushed) == (on_gpu.compute, on_gpu.pushed):
-        return text
+        return text, on_gpu.note
     differs = [f"compute {on_cpu.compute}"] if on_cpu.compute != on_gpu.compute else []
     differs += [f"pushed {on_cpu.pushed}"] if on_cpu.pushed != on_gpu.pushed else []
-    return f"{text} on a GPU; {', '.join(differs)} without one"
+    return f"{text} on a GPU; {', '.join(differs)} without one", on_gpu.note

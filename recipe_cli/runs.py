@@ -74,7 +74,8 @@ def training_settings(recipe: Recipe, stage: str) -> dict[str, Any]:
     options = getattr(recipe, stage).dataset.decontaminate
     if options.enabled and options.against_eval and recipe.eval is not None:  # the eval set decides what is removed
         settings["decontaminated_against"] = recipe.eval.dataset.model_dump(mode="json")
-        others = [dataset.model_dump(mode="json") for _, _, dataset in recipe.eval.sets[1:]]
+        # the questions removed, not the name their results are filed under
+        others = [dataset.model_dump(mode="json", exclude={"name"}) for _, _, dataset in recipe.eval.sets[1:]]
         if others:  # one eval set hashes as before the others were indexed
             settings["decontaminated_against_others"] = others
     if stage == "grpo" and recipe.sft is not None:  # GRPO continues SFT's model: a changed SFT changes GRPO's start
@@ -169,6 +170,14 @@ class StageStart:
     checkpoint: Path | None = None  # resume from this complete checkpoint
 
 
+@dataclass(frozen=True)
+class EarlierRecord:
+    """What ``RunFolder.record_training`` replaced, for ``RunFolder.restore_stage``."""
+
+    entry: dict | None  # the stage's entry in run.json; None: it had none
+    recipe: bytes | None  # recipe.yaml as it was; None: there was none
+
+
 class RunFolder:
     """Paths and records of one recipe's run folder."""
 
@@ -208,25 +217,34 @@ class RunFolder:
         from recipe_cli.config import validate_recipe
 
         data = read_saved_recipe(self.root)
-        return None if data is None else validate_recipe(data, source=str(self.root / "recipe.yaml"))
+        return None if data is None else validate_recipe(data, source=str(self.recipe_path))
+
+    @property
+    def recipe_path(self) -> Path:
+        return self.root / "recipe.yaml"
 
     def save_recipe(self) -> None:
         """Keep the validated recipe (overrides applied) beside its results.
 
         Unset values are kept as null: ``prompt.system: null`` (no system message) must not read
-        back as the default system prompt. Written aside and renamed: a command reading the record
-        meanwhile (another rank, a later command) sees the old recipe or the new one, never half of one.
+        back as the default system prompt.
         """
-        self.root.mkdir(parents=True, exist_ok=True)
         text = yaml.safe_dump(self.recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
-        partial = self.root / "recipe.yaml.tmp"
-        partial.write_text(text)
-        os.replace(partial, self.root / "recipe.yaml")
+        self._write_recipe(text.encode())
 
-    def record_training(self, stage: str, resumed_from: Path | None) -> dict | None:
-        """Note that a stage is training, with the settings it trains with (what ``--resume`` compares).
+    def _write_recipe(self, content: bytes) -> None:
+        """Written aside and renamed: a command reading the record meanwhile (another rank, a later command) sees
+        the old recipe or the new one, never half of one."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        partial = self.recipe_path.with_suffix(".yaml.tmp")
+        partial.write_bytes(content)
+        os.replace(partial, self.recipe_path)
 
-        Returns the stage's earlier entry (None if it had none), for ``restore_stage``.
+    def record_training(self, stage: str, resumed_from: Path | None) -> EarlierRecord:
+        """Note that a stage is training, with the settings it trains with (what ``--resume`` compares), and save
+        the recipe it trains with (``save_recipe``).
+
+        Returns what both held before, for ``restore_stage``.
         """
         record = self.read()
         earlier = record["stages"].get(stage)
@@ -246,17 +264,24 @@ class RunFolder:
         if stage == "grpo":  # readable: the divergence to the reference model actually trained with
             entry["divergence"] = self.recipe.grpo.describe_divergence()
         record["stages"][stage] = entry
+        saved = self.recipe_path.read_bytes() if self.recipe_path.is_file() else None
+        self.save_recipe()
         self._write(record)
-        return earlier
+        return EarlierRecord(earlier, saved)
 
-    def restore_stage(self, stage: str, earlier: dict | None) -> None:
-        """Put back a stage's entry as it was before ``record_training``: the attempt trained no step."""
+    def restore_stage(self, stage: str, earlier: EarlierRecord) -> None:
+        """Put back the stage's entry and the saved recipe as they were before ``record_training``: the attempt
+        trained no step, so the run is what it was."""
         record = self.read()
-        if earlier is None:
+        if earlier.entry is None:
             record["stages"].pop(stage, None)
         else:
-            record["stages"][stage] = earlier
+            record["stages"][stage] = earlier.entry
         self._write(record)
+        if earlier.recipe is None:
+            self.recipe_path.unlink(missing_ok=True)
+        else:
+            self._write_recipe(earlier.recipe)
 
     def _length(self, stage: str) -> dict[str, Any]:
         trainer = getattr(self.recipe, stage).trainer

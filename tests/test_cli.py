@@ -30,9 +30,30 @@ def test_help_lists_every_command():
     assert version.exit_code == 0 and version.output.strip() == f"recipe {__version__}"
 
 
-@pytest.mark.parametrize(
-    "command", ["validate", "rewards", "data", "sft", "grpo", "run", "eval", "push", "serve", "report", "convert"]
+LAUNCH_METAVARS = (
+    "--num-processes N",
+    "--accelerate-config CONFIG",
+    "--num-machines N",
+    "--machine-rank RANK",
+    "--main-process-ip ADDRESS",
+    "--main-process-port PORT",
 )
+METAVARS = {  # every option that takes a value, with the word its help shows for it
+    "validate": ("--num-processes N", "--accelerate-config CONFIG"),
+    "rewards": ("--golds N", "--groups N", "--samples N"),
+    "data": ("--stage STAGE",),
+    "sft": LAUNCH_METAVARS,
+    "grpo": LAUNCH_METAVARS,
+    "run": LAUNCH_METAVARS,
+    "eval": ("--model PATH", "--limit N"),
+    "push": ("--repo-id REPO_ID", "--stage STAGE", "--checkpoint PATH", "--revision BRANCH"),
+    "serve": (),
+    "report": ("--output PATH",),
+    "convert": ("--output PATH", "--stage STAGE"),
+}
+
+
+@pytest.mark.parametrize("command", list(METAVARS))
 def test_subcommand_help_names_values_in_words(command):
     result = invoke(command, "--help")
     assert result.exit_code == 0
@@ -42,8 +63,8 @@ def test_subcommand_help_names_values_in_words(command):
     assert "<" not in options and "{" not in options, options  # no <list[str]>, <int range>, <path>
     if command not in ("report", "convert"):
         assert "--set KEY=VALUE" in options
-    words = {"sft": "--num-processes N", "eval": "--limit N", "push": "--checkpoint PATH", "report": "--output PATH"}
-    assert words.get(command, "") in options
+    for words in METAVARS[command]:
+        assert words in options, options
 
 
 def test_validate_prints_the_plan(recipe_dict, write_recipe):
@@ -360,8 +381,37 @@ def test_a_crash_before_the_first_step_leaves_no_stage_marked_training(
     assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)
     record = json.loads((tmp_path / "runs" / "tiny" / "run.json").read_text())["stages"]
     assert "sft" not in record  # the attempt trained nothing: no stage is marked training
+    assert not (tmp_path / "runs" / "tiny" / "recipe.yaml").exists()  # nor a recipe that trained nothing
     monkeypatch.undo()
     assert invoke("sft", path).exit_code == 0  # and a retry needs neither --resume nor --overwrite
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["build_stage_trainer", "Trainer.train"])
+def test_a_stage_that_trains_no_step_leaves_the_runs_recipe_as_it_was(
+    recipe_dict, write_recipe, tmp_path, monkeypatch, where
+):
+    """run.json and recipe.yaml tell the same run: an attempt that stops before its first step (the trainer
+    cannot be built, or fails or is stopped before step 1) puts both back."""
+    import json
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("out of memory before step 1")
+
+    del recipe_dict["eval"]
+    recipe_dict["sft"]["trainer"]["max_steps"] = 1
+    path = write_recipe(recipe_dict)
+    assert invoke("sft", path).exit_code == 0
+    run_dir = tmp_path / "runs" / "tiny"
+    saved, record = (run_dir / "recipe.yaml").read_bytes(), (run_dir / "run.json").read_text()
+    target = (
+        "recipe_cli.training.build_stage_trainer" if where == "build_stage_trainer" else "transformers.Trainer.train"
+    )
+    monkeypatch.setattr(target, crash)
+    result = invoke("grpo", path, "--set", "grpo.trainer.learning_rate=0.002")
+    assert result.exit_code == 1 and isinstance(result.exception, RuntimeError), result.output
+    assert (run_dir / "recipe.yaml").read_bytes() == saved
+    assert json.loads((run_dir / "run.json").read_text()) == json.loads(record)
 
 
 def test_validate_says_what_is_not_on_this_machine(tmp_path, monkeypatch):
@@ -373,6 +423,24 @@ def test_validate_says_what_is_not_on_this_machine(tmp_path, monkeypatch):
     (tmp_path / "hub" / "models--Qwen--Qwen2.5-0.5B-Instruct").mkdir(parents=True)
     out = invoke("validate", REPO / "recipes" / "gsm8k.yaml").output.replace("\n", " ")
     assert "model Qwen/Qwen2.5-0.5B-Instruct" not in out and "dataset openai/gsm8k" in out
+
+
+def test_validate_names_every_dataset_a_command_reads(recipe_dict, write_recipe, tmp_path, monkeypatch):
+    """A mixture's sources and every eval set (evaluated, and decontaminated against) are downloaded too."""
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
+    recipe_dict["grpo"]["dataset"] = {"mixture": [{"path": "someone/one", "adapter": "gsm8k"}, {"path": "someone/two"}]}
+    recipe_dict["eval"]["datasets"] = [
+        {"name": "arithmetic", **recipe_dict["eval"].pop("dataset")},
+        {"name": "more", "path": "someone/three", "adapter": "gsm8k", "split": "test"},
+    ]
+    result = invoke("validate", write_recipe(recipe_dict))
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "not on this machine: dataset someone/one, dataset someone/two, dataset someone/three:" in out
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    out = " ".join(invoke("validate", write_recipe(recipe_dict)).output.split())
+    assert "or point grpo.dataset.mixture.1.path at local files" in out
+    assert "or point eval.datasets.1.path at local files" in out
 
 
 def test_validate_offline_says_what_cannot_be_downloaded(tmp_path, monkeypatch):

@@ -300,6 +300,22 @@ def test_pass_rates_are_scored_by_the_recipes_accuracy_reward(recipe_dict, tmp_p
     assert rates.sample(prompts[:1], ["3"], ["d"]) == [0]
 
 
+@pytest.mark.parametrize("mode", ["flexible", "strict"])
+def test_the_pass_rate_cache_follows_grpos_budget_only_where_it_decides_a_pass(recipe_dict, tmp_path, mode):
+    """GRPO's max_completion_length fails a cut-off sample under strict only; flexible counts stay valid."""
+    from recipe_cli.config import DifficultySettings
+    from recipe_cli.data.difficulty import PassRates
+
+    recipe_dict["grpo"]["rewards"] = [{"name": "accuracy", "params": {"mode": mode}}]
+    settings = DifficultySettings(samples=2, max_new_tokens=32)  # the same sampling budget
+
+    def cache(budget):
+        recipe_dict["grpo"]["trainer"]["max_completion_length"] = budget
+        return PassRates(validate_recipe(recipe_dict), settings, "model", tmp_path, writes=False).path
+
+    assert (cache(16) == cache(24)) == (mode == "flexible")
+
+
 def test_recipe_data_filters_by_pass_rate_and_reads_the_cache_again(recipe_dict, write_recipe, tmp_path, monkeypatch):
     """Rows solved never or always leave, the ones in between stay; a second run samples nothing, a changed
     accuracy reward samples anew (the cache is keyed by its parameters)."""
@@ -333,6 +349,24 @@ def test_recipe_data_filters_by_pass_rate_and_reads_the_cache_again(recipe_dict,
     changed = runner.invoke(app, ["data", str(write_recipe(recipe_dict)), "--stage", "sft"])
     assert changed.exit_code != 0 and "no row is left" in changed.output
     assert ScriptedEngine.calls == 2 and len(list((data_dir / "pass_rates").glob("*.jsonl"))) == 2
+
+
+def test_recipe_data_shows_the_stage_as_the_command_line_gives_it(recipe_dict, write_recipe):
+    """On a run whose grpo trained, `recipe data --stage grpo --set grpo.dataset...` shows what `recipe grpo
+    --overwrite` would train on, not the recorded data."""
+    import copy
+    import re
+
+    from recipe_cli.runs import RunFolder
+
+    RunFolder(validate_recipe(copy.deepcopy(recipe_dict))).record_training("grpo", None)  # max_samples 32
+    path = write_recipe(recipe_dict)
+    result = runner.invoke(
+        app, ["data", str(path), "--stage", "grpo", "--dry-run", "--set", "grpo.dataset.max_samples=8"]
+    )
+    assert result.exit_code == 0, result.output
+    assert re.search(r"read\s+│\s+8\s+│", result.output), result.output
+    assert "for model, prompt, seed\n" in result.output  # the shared sections still come from the run
 
 
 @pytest.mark.slow

@@ -251,6 +251,30 @@ def test_only_machine_0_takes_the_run_lock_and_checks_the_token(
     assert (run_dir / "sft" / "kept.txt").is_file()
 
 
+def test_the_machine_rank_matters_only_to_commands_that_launch_ranks(recipe_dict, write_recipe, tmp_path, monkeypatch):
+    """`launch.machine_rank: 1` says where `recipe run` starts its ranks; `eval` and `push` launch none and write
+    the run folder from this machine, so they take its lock; machine 1 never evaluates, so it needs no eval backend."""
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+    from recipe_cli.lock import RunLock
+
+    monkeypatch.setattr("recipe_cli.launch.relaunch", lambda recipe, argv: 0)
+    recipe_dict["launch"] = {"num_processes": 4, "num_machines": 2, "main_process_ip": "10.0.0.1", "machine_rank": 1}
+    recipe_dict["eval"]["backend"] = "vllm"  # not installed here
+    recipe_dict["push"] = {"repo_id": "someone/two-machines"}
+    path = str(write_recipe(recipe_dict))
+    run_dir = tmp_path / "runs" / "tiny"
+    with RunLock(run_dir, "recipe run r.yaml --machine-rank 0"):
+        for command in (["eval", path], ["push", path, "--dry-run"]):
+            result = CliRunner().invoke(app, command)
+            assert result.exit_code == 2 and f"in use by pid {os.getpid()}" in result.stderr, result.output
+    for machine_rank, code in (("1", 0), ("0", 2)):
+        result = CliRunner().invoke(app, ["run", path, "--machine-rank", machine_rank, "--overwrite"])
+        assert result.exit_code == code, result.output
+        assert ("eval.backend: vllm is requested" in result.output) == (code == 2), result.output
+
+
 def test_each_machine_hears_the_outcome_from_its_first_rank(tmp_path, monkeypatch):
     """The `recipe` process of machine 1 waits for its own ranks (8-15 of 16): its first rank reports the exit
     code, or the process would exit 1 after every successful run."""
@@ -401,3 +425,26 @@ def test_serve_starts_the_model_of_the_run_as_recorded(recipe_dict, write_recipe
     assert result.exit_code == 0, result.output
     assert f"--model {run.stage_dir('sft')}" in result.output and "--dtype float16" in result.output
     assert "differs from the run in model.dtype" in result.output
+
+
+def test_serve_overwrite_starts_the_model_grpo_overwrite_would(recipe_dict, write_recipe):
+    """On a GRPO-only run, `recipe grpo --overwrite --set model.path=B` starts again from B: so does the server."""
+    import copy
+
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.runs import RunFolder
+
+    del recipe_dict["sft"]
+    recipe_dict["model"] = {"path": "Qwen/Qwen2.5-0.5B-Instruct"}
+    recipe_dict["launch"] = {"vllm_server": {"port": 8123}}
+    recipe_dict["grpo"]["trainer"].update(use_vllm=True, vllm_mode="server", vllm_server_port=8123)
+    RunFolder(validate_recipe(copy.deepcopy(recipe_dict))).record_training("grpo", None)
+    path = write_recipe(recipe_dict)
+    other = ["--set", "model.path=Qwen/Qwen2.5-1.5B-Instruct", "--dry-run"]
+    kept = CliRunner().invoke(app, ["serve", str(path), *other])
+    assert kept.exit_code == 0 and "--model Qwen/Qwen2.5-0.5B-Instruct" in kept.output, kept.output
+    again = CliRunner().invoke(app, ["serve", str(path), *other, "--overwrite"])
+    assert again.exit_code == 0 and "--model Qwen/Qwen2.5-1.5B-Instruct" in again.output, again.output

@@ -159,8 +159,7 @@ def test_the_runs_record_applies_to_the_stages_a_command_does_not_start_again(re
     trained["model"]["lora"] = {"r": 4, "alpha": 8}
     trained["sft"]["trainer"]["learning_rate"] = 1.0e-2
     run = RunFolder(validate_recipe(trained))
-    run.save_recipe()
-    run.record_training("sft", None)
+    earlier = run.record_training("sft", None)
 
     def load(trains, overwrite=False):
         return recipe_for_run(copy.deepcopy(recipe_dict), "r.yaml", trains, overwrite)
@@ -177,8 +176,46 @@ def test_the_runs_record_applies_to_the_stages_a_command_does_not_start_again(re
         fresh = load(trains, overwrite=True)
         assert fresh.record is None and fresh.recipe.model.lora is None and not fresh.differences
     assert load((), overwrite=True).sections == ("model", "prompt", "seed", "sft")  # eval, push, data train nothing
-    run.restore_stage("sft", None)  # nothing recorded as started: the record is not the run's yet
+    run.restore_stage("sft", earlier)  # nothing recorded as started: the record is not the run's yet
     assert load(("grpo",)).record is None
+
+
+def test_stages_after_one_a_command_starts_again_do_not_bind_it(recipe_dict):
+    """`recipe sft --overwrite` retrains the model grpo continued: grpo's record no longer keeps the run's settings,
+    and a record nothing keeps is not even read."""
+    import copy
+
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.errors import RecipeError
+    from recipe_cli.pipeline import recipe_for_run
+    from recipe_cli.runs import RunFolder
+
+    run = RunFolder(validate_recipe(copy.deepcopy(recipe_dict)))
+    run.save_recipe()
+    run.record_training("sft", None)
+    run.record_training("grpo", None)
+    changed = {**copy.deepcopy(recipe_dict), "seed": 9}
+
+    def load(trains, overwrite=False):
+        return recipe_for_run(copy.deepcopy(changed), "r.yaml", trains, overwrite)
+
+    again = load(("sft",), overwrite=True)
+    assert again.record is None and again.recipe.seed == 9 and not again.differences
+    kept = load(("grpo",))  # sft is not trained again: its record binds, and wins
+    assert kept.sections == ("model", "prompt", "seed", "sft") and kept.recipe.seed == 7
+    assert kept.differences == ("seed: 7 -> 9",)
+    for flags in ({"overwrite": True}, {"force": True}):  # asked to train as the command line says: refused
+        with pytest.raises(RecipeError, match=r"--(overwrite|force): .* seed differ from .* in seed: 7 -> 9 "):
+            recipe_for_run(copy.deepcopy(changed), "r.yaml", ("grpo",), **flags)
+    changed = {**copy.deepcopy(recipe_dict), "sft": {**recipe_dict["sft"], "trainer": {"max_steps": 6}}}
+    sft = load(("grpo",), overwrite=True)  # the sft model exists as trained: a difference there is said
+    assert "sft.trainer.max_steps: 4 -> 6" in sft.differences and sft.recipe.sft.trainer["max_steps"] == 4
+    changed = {**copy.deepcopy(recipe_dict), "seed": 9}
+    (run.root / "recipe.yaml").write_text("model: [unclosed\n")
+    for trains in (("sft",), ("sft", "grpo")):
+        assert load(trains, overwrite=True).recipe.seed == 9  # recipe.yaml is not read
+    with pytest.raises(RecipeError, match="cannot be read"):
+        load(("grpo",), overwrite=True)
 
 
 @pytest.mark.slow

@@ -252,6 +252,10 @@ def test_an_earlier_run_is_never_overwritten_silently(recipe_dict, write_recipe,
     assert "with these settings" not in forced  # they are not: the learning rate changed
     kept = invoke("sft", path, "--resume", "--set", "seed=8")  # shared by the run's stages: the run's is used, said
     assert "differs from the run in seed: 7 -> 8" in kept and "already finished with these settings" in kept
+    refused = runner.invoke(app, ["sft", str(path), "--resume", "--force", "--set", "seed=8"])  # not silently kept
+    assert refused.exit_code == 2 and "--force: the command line's model, prompt and seed" in refused.stderr
+    assert "seed: 7 -> 8" in refused.stderr and "`recipe run --overwrite`" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
     output = invoke("run", path, "--resume")  # sft is done: run goes on with grpo
     assert "sft already finished" in output and "grpo done" in output
     assert "sft done" in invoke("sft", path, "--overwrite")
@@ -298,6 +302,14 @@ def test_settings_that_change_learning_change_the_hash(recipe_dict):
     assert grpo_hash(lambda d: d["grpo"]["rewards"][1].update(weight=0.7)) != same
     assert grpo_hash(lambda d: d["sft"]["trainer"].update(learning_rate=0.5)) != same  # GRPO starts from SFT's model
     assert grpo_hash(lambda d: d.update(seed=8)) != same
+
+    def two_sets(name, max_samples=8):  # decontamination removes the questions of every eval set
+        headline = {"name": "arithmetic", **recipe_dict["eval"]["dataset"]}
+        other = {"name": name, "adapter": "arithmetic", "split": "test", "max_samples": max_samples}
+        return lambda d: d["eval"].update(dataset=None, datasets=[headline, other])
+
+    assert grpo_hash(two_sets("more")) == grpo_hash(two_sets("renamed"))  # the same questions removed
+    assert grpo_hash(two_sets("more")) != grpo_hash(two_sets("more", max_samples=16))
 
 
 def test_a_finished_run_can_be_extended_from_its_last_checkpoint(recipe_dict, write_recipe, tmp_path):

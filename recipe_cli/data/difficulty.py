@@ -10,7 +10,8 @@ hard ones.
 
 Pass counts are cached in ``runs/<name>/data/pass_rates/<key>.jsonl``, one line per prompt, the
 key a hash of everything that decides a count (the model and its weight files, ``samples``,
-temperature, top_p, max_new_tokens, seed, the accuracy reward's parameters); a line is keyed by
+temperature, top_p, max_new_tokens, seed, the accuracy reward's parameters, ``max_completion_len``
+under ``mode: strict`` only); a line is keyed by
 the rendered prompt and the gold. A rerun, a resume or ``recipe data`` followed by training samples nothing again, and
 an interrupted filter keeps the chunks it finished.
 """
@@ -73,6 +74,20 @@ def pass_rate_reward_params(recipe: Recipe, max_new_tokens: int) -> dict:
     return params
 
 
+def scoring_key(params: dict) -> dict:
+    """The accuracy parameters that decide a pass: ``max_completion_len`` only under ``mode: strict``, the one
+    mode that fails a cut-off sample, so changing GRPO's budget keeps a flexible cache.
+
+    >>> scoring_key({"max_completion_len": 256, "answer_after": "</think>"})
+    {'answer_after': '</think>'}
+    >>> scoring_key({"max_completion_len": 256, "mode": "strict"})
+    {'max_completion_len': 256, 'mode': 'strict'}
+    """
+    if params.get("mode", "flexible") == "strict":
+        return params
+    return {key: value for key, value in params.items() if key != "max_completion_len"}
+
+
 def prompt_key(prompt: str, gold: str) -> str:
     """A cache line's key: the rendered prompt and the gold.
 
@@ -99,7 +114,7 @@ class PassRates:
             "top_p": settings.top_p,
             "max_new_tokens": self.max_new_tokens,
             "seed": recipe.seed,
-            "accuracy": self.reward_params,
+            "accuracy": scoring_key(self.reward_params),
         }
         key = hashlib.sha256(json.dumps(self.setup, sort_keys=True).encode()).hexdigest()[:16]
         self.path = folder / f"{key}.jsonl"
