@@ -134,10 +134,15 @@ def train_one(recipe: Recipe, start: StageStart, reporter: Reporter) -> Path:
                 recipe, start, flag, callbacks, on_ready=record_training, progress=reporter.training_progress()
             )
         except BaseException:
-            if is_main() and "record" in earlier and _no_new_checkpoint(run, start):
+            if is_main() and _no_new_checkpoint(run, start):
                 # no step trained: the stage and the recipe are as they were, the stage gone if this attempt
-                # cleared its folder
-                run.restore_stage(stage, replace(earlier["record"], entry=None) if start.clear else earlier["record"])
+                # cleared its folder (also when its trainer could not be built: the record would point at nothing)
+                if "record" in earlier:
+                    run.restore_stage(
+                        stage, replace(earlier["record"], entry=None) if start.clear else earlier["record"]
+                    )
+                elif start.clear:
+                    run.forget_stage(stage)
             raise
         if outcome.finished:
             on_main(lambda: run.record_stage(stage, outcome.output, **outcome.record))

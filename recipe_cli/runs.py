@@ -283,6 +283,12 @@ class RunFolder:
         else:
             self._write_recipe(earlier.recipe)
 
+    def forget_stage(self, stage: str) -> None:
+        """Drop a stage from ``run.json``: its folder was cleared for an attempt that trained nothing."""
+        record = self.read()
+        if record["stages"].pop(stage, None) is not None:
+            self._write(record)
+
     def _length(self, stage: str) -> dict[str, Any]:
         trainer = getattr(self.recipe, stage).trainer
         return {key: trainer[key] for key in LENGTH_KEYS if key in trainer}

@@ -414,6 +414,30 @@ def test_a_stage_that_trains_no_step_leaves_the_runs_recipe_as_it_was(
     assert json.loads((run_dir / "run.json").read_text()) == json.loads(record)
 
 
+def test_an_overwrite_whose_trainer_cannot_be_built_forgets_the_stage_it_cleared(
+    recipe_dict, write_recipe, tmp_path, monkeypatch
+):
+    """--overwrite clears the stage's folder before its trainer is built; if that fails, run.json must not go on
+    calling the stage finished in a folder that no longer holds it."""
+    import json
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("out of memory while building the trainer")
+
+    del recipe_dict["eval"]
+    recipe_dict["sft"]["trainer"]["max_steps"] = 1
+    path = write_recipe(recipe_dict)
+    assert invoke("sft", path).exit_code == 0
+    run_dir = tmp_path / "runs" / "tiny"
+    monkeypatch.setattr("recipe_cli.training.build_stage_trainer", crash)
+    result = invoke("sft", path, "--overwrite")
+    assert result.exit_code == 1 and isinstance(result.exception, RuntimeError), result.output
+    assert not any((run_dir / "sft").glob("*.safetensors"))
+    assert "sft" not in json.loads((run_dir / "run.json").read_text())["stages"]
+    monkeypatch.undo()
+    assert invoke("sft", path).exit_code == 0  # nothing to resume or overwrite: it trains
+
+
 def test_validate_says_what_is_not_on_this_machine(tmp_path, monkeypatch):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hub"))
     result = invoke("validate", REPO / "recipes" / "gsm8k.yaml")
