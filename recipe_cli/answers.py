@@ -440,13 +440,14 @@ def _looks_like_latex(text: str) -> bool:
     return "\\" in text or "^" in text or "{" in text
 
 
-def needs_latex(completion: str, gold) -> bool:
-    """Whether scoring a completion may reach a math-verify worker: LaTeX in it or in the gold (numbers never do).
+def needs_latex(answer: str, gold) -> bool:
+    """Whether judging an extracted answer may reach a math-verify worker: LaTeX in it or in the gold (numbers
+    never do).
 
-    >>> needs_latex("<answer>18</answer>", "18"), needs_latex("\\boxed{\\frac{1}{2}}", "1/2")
-    (False, True)
+    >>> needs_latex("18", "18"), needs_latex("\\frac{1}{2}", "1/2"), needs_latex("18", "\\boxed{18}")
+    (False, True, True)
     """
-    return _looks_like_latex(completion) or _looks_like_latex(str(gold))
+    return _looks_like_latex(answer) or _looks_like_latex(str(gold))
 
 
 def score_completion(
@@ -467,9 +468,24 @@ def score_completion(
     ('18', False)
     """
     extracted = extract_answer(completion, mode)
+    return extracted, judge_answer(extracted, gold, timeout, mode, truncated)
+
+
+def judge_answer(
+    extracted: str | None,
+    gold: str,
+    timeout: float = LATEX_TIMEOUT_SECONDS,
+    mode: Mode = "flexible",
+    truncated: bool = False,
+) -> bool | None:
+    """``score_completion``'s verdict on an answer already extracted with ``extract_answer(completion, mode)``.
+
+    >>> judge_answer("18", "18"), judge_answer("18", "18", mode="strict", truncated=True), judge_answer("18", "")
+    (True, False, None)
+    """
     if mode == "strict" and truncated:
-        return extracted, None if not str(gold).strip() else False
-    return extracted, check_answer(extracted, gold, timeout)
+        return None if not str(gold).strip() else False
+    return check_answer(extracted, gold, timeout)
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--serve"]:

@@ -32,7 +32,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field, TypeAdapter, ValidationError
 
-from recipe_cli.answers import LATEX_TIMEOUT_SECONDS, LATEX_WORKERS, extract_answer, needs_latex, score_completion
+from recipe_cli.answers import (
+    LATEX_TIMEOUT_SECONDS,
+    LATEX_WORKERS,
+    extract_answer,
+    judge_answer,
+    needs_latex,
+    score_completion,
+)
 from recipe_cli.errors import RecipeError
 from recipe_cli.trainer_settings import suggest
 
@@ -124,20 +131,26 @@ def score_all(texts: list[str], golds: list, timeout: float, mode: str, cut_off:
 
     A comparison math-verify has to make waits on a worker process (``recipe_cli.answers``); with
     several workers, the batch's comparisons run at the same time instead of one after another.
-    Plain numbers never reach a worker, and a batch without LaTeX is scored in this thread.
+    Answers that are plain numbers never reach a worker: they are judged in this thread, while the
+    workers compare the rest (a thread per comparison would cost more than judging a number).
     """
     global _scorers
 
-    def one(item):
-        text, gold, cut = item
-        return score_completion(text, gold, timeout, mode=mode, truncated=cut)[1]
+    answers = [extract_answer(text, mode) for text in texts]
 
-    items = list(zip(texts, golds, cut_off, strict=True))
-    if LATEX_WORKERS < 2 or len(items) < 2 or not any(needs_latex(text, gold) for text, gold, _ in items):
-        return [one(item) for item in items]
+    def verdict(i: int) -> bool | None:
+        return judge_answer(answers[i], golds[i], timeout, mode=mode, truncated=cut_off[i])
+
+    latex = [i for i, answer in enumerate(answers) if answer is not None and needs_latex(answer, golds[i])]
+    if LATEX_WORKERS < 2 or len(latex) < 2:
+        return [verdict(i) for i in range(len(texts))]
     if _scorers is None:
         _scorers = ThreadPoolExecutor(max_workers=LATEX_WORKERS, thread_name_prefix="recipe-answers")
-    return list(_scorers.map(one, items))
+    pending = {i: _scorers.submit(verdict, i) for i in latex}
+    verdicts = [None if i in pending else verdict(i) for i in range(len(texts))]
+    for i, future in pending.items():
+        verdicts[i] = future.result()
+    return verdicts
 
 
 def _lengths(completions, completion_ids, unit: str) -> list[int]:

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import time
 from collections import Counter
 from pathlib import Path
@@ -42,6 +43,7 @@ from recipe_cli.synthetic import generate_problems
 REPO = Path(__file__).resolve().parent.parent
 GSM8K_TEST = REPO.parent / "shared" / "data" / "gsm8k" / "test.jsonl"
 PAIRS = REPO / "tests" / "data" / "answer_pairs.jsonl"
+ROUNDS = 3  # timed rounds of part 1, each side
 STYLES = {
     "boxed": "Adding the parts gives the total.\nSo the answer is $\\boxed{{{}}}$.",
     "answer is": "Adding the parts gives the total. The answer is {}.",
@@ -95,20 +97,23 @@ def bench_numbers(n: int) -> None:
     reward(completions=texts[:10], answer=answers[:10])  # warm up (regex compilation, imports)
     parse("$1$")
 
-    started = time.perf_counter()
-    ours = reward(completions=texts, answer=answers)
-    ours_seconds = time.perf_counter() - started
+    ours_times, theirs_times = [], []
+    for _ in range(ROUNDS):  # alternating, so that a machine that slows down slows both
+        started = time.perf_counter()
+        ours = reward(completions=texts, answer=answers)
+        ours_times.append(time.perf_counter() - started)
 
-    started = time.perf_counter()
-    theirs = []
-    for text, gold in zip(texts, answers, strict=True):
-        theirs.append(float(verify(parse(gold), parse(text))))
-    theirs_seconds = time.perf_counter() - started
+        started = time.perf_counter()
+        theirs = []
+        for text, gold in zip(texts, answers, strict=True):
+            theirs.append(float(verify(parse(gold), parse(text))))
+        theirs_times.append(time.perf_counter() - started)
+    ours_seconds, theirs_seconds = statistics.median(ours_times), statistics.median(theirs_times)
 
     agree = sum(a == b for a, b in zip(ours, theirs, strict=True))
     disagreements = Counter(s for s, a, b in zip(styles, ours, theirs, strict=True) if a != b)
     ours_rate, theirs_rate = len(texts) / ours_seconds, len(texts) / theirs_seconds
-    print("== speed on numbers ==")
+    print(f"== speed on numbers (median of {ROUNDS} alternating rounds) ==")
     print(f"completions: {len(texts)} ({', '.join(STYLES)}; half right, half wrong) from {source}")
     print(f"accuracy reward:        {ours_rate:12,.0f} completions/s  ({ours_seconds:.3f} s)")
     print(f"math-verify parse+verify: {theirs_rate:10,.0f} completions/s  ({theirs_seconds:.3f} s)")
