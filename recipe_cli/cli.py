@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import shlex
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +19,13 @@ import typer
 from rich.logging import RichHandler
 
 from recipe_cli.config import Recipe, load_recipe
-from recipe_cli.console import ConsoleReporter, console, err_console
+from recipe_cli.console import (
+    ConsoleReporter,
+    console,
+    err_console,
+    quiet_libraries,
+    silence_library_warnings,
+)
 from recipe_cli.errors import RecipeError, TrainingStopped
 
 app = typer.Typer(
@@ -133,16 +138,6 @@ def main(
         from recipe_cli.console import quiet
 
         quiet()
-
-
-# Libraries whose deprecation notices name their own internals (e.g. transformers' `is_gradient_checkpointing`
-# on every generate and save): the user can act on none of them, so they are silenced once, at start-up.
-LIBRARIES = r"(transformers|trl|peft|accelerate|datasets|torch|huggingface_hub)(\.|$)"
-
-
-def silence_library_warnings() -> None:
-    for category in (FutureWarning, DeprecationWarning):
-        warnings.filterwarnings("ignore", category=category, module=LIBRARIES)
 
 
 def _guard(action: Callable[[], Any]) -> Any:
@@ -272,16 +267,6 @@ def _launch_options(**values) -> dict:
     return {key: value for key, value in values.items() if value is not None}
 
 
-def _quiet_libraries() -> None:
-    """Keep the console for what matters: no per-file loading bars or library chatter below warnings."""
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-
-
 @app.command()
 def validate(
     recipe: RecipeArg,
@@ -354,7 +339,7 @@ def _training_command(
         if getattr(loaded, stage) is None:
             raise RecipeError(f"the recipe has no `{stage}:` section; add one to run this stage")
     if dry_run:
-        _quiet_libraries()
+        quiet_libraries()
         from recipe_cli.plan import describe_training_plan
 
         describe_training_plan(loaded, stages, console, evaluates=command == "run")
@@ -387,7 +372,7 @@ def _training_command(
             from recipe_cli.hub import require_token
 
             on_main(require_token)  # before hours of training, not after
-        _quiet_libraries()
+        quiet_libraries()
         if command == "run":
             pipeline.run_recipe(loaded, starts, command_line, ConsoleReporter())
         else:
@@ -470,7 +455,7 @@ def data(
                 raise RecipeError(f"the recipe has no `{name}:` section; add one to prepare its data")
         if not stages:
             raise RecipeError("the recipe has no sft or grpo stage, so there is no training data to prepare")
-        _quiet_libraries()
+        quiet_libraries()
         if dry_run:
             results = prepare_data(loaded, stages, dry_run=True)
         else:
@@ -510,7 +495,7 @@ def eval_command(
         loaded = _load_for_run(recipe, overrides)
         if loaded.eval is None:
             raise RecipeError("the recipe has no `eval:` section; add one with the dataset to evaluate on")
-        _quiet_libraries()
+        quiet_libraries()
         reporter = ConsoleReporter()
         with _run_lock(loaded, _command_line("eval", recipe, overrides)):
             targets = eval_targets(loaded, models, limit, overwrite)  # what it would replace, seen under the lock
@@ -549,7 +534,7 @@ def rewards(
             print_reward_catalogue()
             return
         loaded = _load(recipe, overrides)
-        _quiet_libraries()
+        quiet_libraries()
         from recipe_cli.preflight import run_preflight
 
         report = run_preflight(loaded, golds=golds, groups=groups, samples=samples, use_model=not no_model)

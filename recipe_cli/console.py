@@ -8,6 +8,7 @@ multi-process run prints each line once.
 from __future__ import annotations
 
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,6 +17,27 @@ from rich.table import Table
 
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+# Libraries whose deprecation notices name their own internals (e.g. transformers' `is_gradient_checkpointing`
+# on every generate and save): the user can act on none of them, so they are silenced once, at start-up.
+LIBRARIES = r"(transformers|trl|peft|accelerate|datasets|torch|huggingface_hub)(\.|$)"
+
+
+def silence_library_warnings() -> None:
+    """Once, at start-up: no deprecation notices the user cannot act on."""
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category, module=LIBRARIES)
+
+
+def quiet_libraries() -> None:
+    """Keep the console for what matters: no per-file loading bars or library chatter below warnings."""
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
 
 
 def quiet() -> None:

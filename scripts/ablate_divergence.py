@@ -48,6 +48,7 @@ from recipe_cli.config import (  # noqa: E402
     read_recipe_file,
     validate_recipe,
 )
+from recipe_cli.console import quiet_libraries, silence_library_warnings  # noqa: E402
 from recipe_cli.errors import RecipeError, TrainingStopped  # noqa: E402
 
 DEFAULT_VARIANTS = "none,k3,k1:reward,js"
@@ -276,16 +277,6 @@ def render_markdown(rows: list[dict], sft: dict, notes: list[str]) -> str:
     return "\n".join([*lines, "", *notes]) + "\n"
 
 
-def quiet_libraries() -> None:
-    """No per-file loading bars or library chatter below warnings, as the recipe command line does."""
-    import datasets
-    import transformers
-
-    datasets.disable_progress_bars()
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("recipe", nargs="?", default="recipes/demo.yaml")
@@ -302,6 +293,7 @@ def main(argv: list[str] | None = None) -> int:
 
         torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    silence_library_warnings()
     quiet_libraries()
     try:
         rows, sft_summary, markdown = run_ablation(args)

@@ -482,3 +482,18 @@ def test_validate_offline_says_what_cannot_be_downloaded(tmp_path, monkeypatch):
     assert (
         "(`hf download openai/gsm8k --repo-type dataset`), or point grpo.dataset.path and eval.dataset.path at" in out
     )
+
+
+def test_library_deprecation_notices_are_silenced_and_others_are_not():
+    """transformers warns on every generate and save about its own internals; a user's own warnings still show."""
+    import warnings
+
+    from recipe_cli.console import silence_library_warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        silence_library_warnings()
+        for module in ("transformers.modeling_utils", "trl.trainer.grpo_trainer", "my_rewards"):
+            warnings.warn_explicit("`x` is deprecated", FutureWarning, "f.py", 1, module=module)
+    assert [str(w.message) for w in caught] == ["`x` is deprecated"]
+    assert caught[0].filename == "f.py"
