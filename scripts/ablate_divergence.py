@@ -22,9 +22,9 @@ The table is also written to runs/<name>-ablation/ablation.{md,json}.
 
 One torch thread by default (--threads): on a machine whose cores other processes share, the demo
 model trained about 3x faster on one thread than on two in our runs (the threads wait on each other).
-`make ablation` (the demo, with 8 samples per eval problem) took about 45 minutes on a 2-core
-machine that other work was sharing: SFT 3.5 minutes, each GRPO variant 5 to 14 (a reference model
-adds a forward pass per step, `in: reward` one more).
+`make ablation` (the demo, with 8 samples per eval problem) took 23 minutes on an otherwise idle
+2-core machine: SFT 2.8 minutes, each GRPO variant 4 to 5.5 (a reference model adds a forward pass
+per step, `in: reward` one more).
 """
 
 from __future__ import annotations
