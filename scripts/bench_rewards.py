@@ -19,7 +19,7 @@ point, boxes labelled "(1)", "(2)") were then fixed.
 
 Part 3, a LaTeX batch: a GRPO batch of MATH-style completions equal to their golds only after algebra
 scored one after another and through `score_all`, which sends the batch's math-verify comparisons
-to the worker processes side by side; the script prints both rates and their ratio (2.00x with
+to the worker processes side by side; the script prints both rates and their ratio (2.18x with
 2 workers on an idle 2-core machine).
 
     python scripts/bench_rewards.py            # about a minute on 2 CPU cores
