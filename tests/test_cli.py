@@ -366,17 +366,19 @@ def test_prompts_longer_than_the_model_are_caught_with_fixes_that_fit(recipe_dic
     assert not (tmp_path / "runs").exists()  # nothing recorded as training, nothing left behind
 
 
+def out_of_memory(*args, **kwargs):
+    """A trainer that fails before its first step (building it, or the first step itself)."""
+    raise RuntimeError("out of memory before step 1")
+
+
 def test_a_crash_before_the_first_step_leaves_no_stage_marked_training(
     recipe_dict, write_recipe, tmp_path, monkeypatch
 ):
     import json
 
-    def crash(*args, **kwargs):
-        raise RuntimeError("out of memory before step 1")
-
     recipe_dict["sft"]["trainer"]["max_steps"] = 1
     path = write_recipe(recipe_dict)
-    monkeypatch.setattr("transformers.Trainer.train", crash)
+    monkeypatch.setattr("transformers.Trainer.train", out_of_memory)
     result = invoke("sft", path)
     assert result.exit_code == 1 and isinstance(result.exception, RuntimeError)
     record = json.loads((tmp_path / "runs" / "tiny" / "run.json").read_text())["stages"]
@@ -395,9 +397,6 @@ def test_a_stage_that_trains_no_step_leaves_the_runs_recipe_as_it_was(
     cannot be built, or fails or is stopped before step 1) puts both back."""
     import json
 
-    def crash(*args, **kwargs):
-        raise RuntimeError("out of memory before step 1")
-
     del recipe_dict["eval"]
     recipe_dict["sft"]["trainer"]["max_steps"] = 1
     path = write_recipe(recipe_dict)
@@ -407,13 +406,14 @@ def test_a_stage_that_trains_no_step_leaves_the_runs_recipe_as_it_was(
     target = (
         "recipe_cli.training.build_stage_trainer" if where == "build_stage_trainer" else "transformers.Trainer.train"
     )
-    monkeypatch.setattr(target, crash)
+    monkeypatch.setattr(target, out_of_memory)
     result = invoke("grpo", path, "--set", "grpo.trainer.learning_rate=0.002")
     assert result.exit_code == 1 and isinstance(result.exception, RuntimeError), result.output
     assert (run_dir / "recipe.yaml").read_bytes() == saved
     assert json.loads((run_dir / "run.json").read_text()) == json.loads(record)
 
 
+@pytest.mark.slow
 def test_an_overwrite_whose_trainer_cannot_be_built_forgets_the_stage_it_cleared(
     recipe_dict, write_recipe, tmp_path, monkeypatch
 ):
@@ -421,15 +421,12 @@ def test_an_overwrite_whose_trainer_cannot_be_built_forgets_the_stage_it_cleared
     calling the stage finished in a folder that no longer holds it."""
     import json
 
-    def crash(*args, **kwargs):
-        raise RuntimeError("out of memory while building the trainer")
-
     del recipe_dict["eval"]
     recipe_dict["sft"]["trainer"]["max_steps"] = 1
     path = write_recipe(recipe_dict)
     assert invoke("sft", path).exit_code == 0
     run_dir = tmp_path / "runs" / "tiny"
-    monkeypatch.setattr("recipe_cli.training.build_stage_trainer", crash)
+    monkeypatch.setattr("recipe_cli.training.build_stage_trainer", out_of_memory)
     result = invoke("sft", path, "--overwrite")
     assert result.exit_code == 1 and isinstance(result.exception, RuntimeError), result.output
     assert not any((run_dir / "sft").glob("*.safetensors"))
