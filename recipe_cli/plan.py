@@ -162,7 +162,7 @@ def _data_offline(recipe: Recipe, dataset) -> bool:
     """Whether a stage's data chain reads only local files (or generated problems): validate needs no network."""
     sources = dataset.sources
     if dataset.decontaminate.enabled and dataset.decontaminate.against_eval and recipe.eval is not None:
-        sources = [*sources, *(dataset for _, _, dataset in recipe.eval.sets)]
+        sources = [*sources, *(eval_set for _, _, eval_set in recipe.eval.sets)]
     return all(s.adapter == "arithmetic" or is_local_path(s.path) for s in sources) and dataset.difficulty is None
 
 
