@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 
 NAMES = ["Ava", "Ben", "Cleo", "Dan", "Eva", "Finn", "Gus", "Hana", "Ivy", "Jack", "Kai", "Lena", "Max", "Nora"]
 ITEMS = ["apples", "books", "coins", "eggs", "marbles", "pens", "shells", "stickers", "cards", "cookies"]
@@ -59,6 +60,35 @@ def write_steps(steps: list[tuple[int, str, int, int]]) -> str:
     '5 + 3 = 8\n8 - 2 = 6'
     """
     return "\n".join(f"{left} {op} {right} = {result}" for left, op, right, result in steps)
+
+
+STEP_LINE = re.compile(r"(-?\d+) ([+-]) (\d+) = (-?\d+)")  # one line of write_steps
+
+
+def mistake_kind(completion: str, extracted: str | None, gold: str) -> str:
+    r"""How an answer to one of these problems went: right, the teacher's slip, arithmetic, or other.
+
+    ``slip`` is the imperfect teacher's mistake that GRPO should train away: every written step
+    computed right, but the answer is the first step's result. ``arithmetic``: a written step is
+    computed wrong. ``other``: anything else (a wrong operand, a missing step, no answer).
+
+    >>> mistake_kind("5 + 3 = 8\n8 - 2 = 6", "6", "6")
+    'right'
+    >>> mistake_kind("5 + 3 = 8\n8 - 2 = 6", "8", "6")
+    'slip'
+    >>> mistake_kind("5 + 3 = 9\n9 - 2 = 7", "7", "6")
+    'arithmetic'
+    >>> mistake_kind("5 + 3 = 8", "8", "6")
+    'other'
+    """
+    if extracted == gold:
+        return "right"
+    steps = [(int(left), op, int(right), int(result)) for left, op, right, result in STEP_LINE.findall(completion)]
+    if any((left + right if op == "+" else left - right) != result for left, op, right, result in steps):
+        return "arithmetic"
+    if len(steps) > 1 and extracted == str(steps[0][3]) and str(steps[-1][3]) == gold:
+        return "slip"
+    return "other"
 
 
 def _draw(rng: random.Random, max_value: int) -> dict:

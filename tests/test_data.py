@@ -9,7 +9,7 @@ import pytest
 from recipe_cli.config import DatasetSettings, validate_recipe
 from recipe_cli.data import build_prompt, load_examples, split_gsm8k_answer
 from recipe_cli.errors import RecipeError
-from recipe_cli.synthetic import generate_problems
+from recipe_cli.synthetic import generate_problems, mistake_kind
 
 from .conftest import GSM8K_DIR
 
@@ -135,6 +135,19 @@ def test_teacher_error_rate_slips_only_the_final_answer_of_two_step_problems():
     assert all(r["final"] == r["answer"] for r in rows if "\n" not in r["reasoning"])
     clean = generate_problems("train", 1000, seed=3)
     assert [r["question"] for r in clean] == [r["question"] for r in rows]  # same problems, noise aside
+
+
+def test_mistake_kind_names_the_teachers_slip_and_arithmetic_errors():
+    """The teacher's own solutions read as right or as its slip; a miscomputed step reads as arithmetic."""
+    rows = generate_problems("train", 500, seed=3, teacher_error_rate=0.5)
+    kinds = {(r["final"] == r["answer"], mistake_kind(r["reasoning"], r["final"], r["answer"])) for r in rows}
+    assert kinds == {(True, "right"), (False, "slip")}
+    row = next(r for r in rows if "\n" in r["reasoning"])
+    first, second = row["reasoning"].splitlines()
+    wrong_first = first.rsplit("= ", 1)[0] + f"= {int(first.rsplit('= ', 1)[1]) + 1}"
+    assert mistake_kind(f"{wrong_first}\n{second}", row["answer"] + "1", row["answer"]) == "arithmetic"
+    assert mistake_kind(first, first.rsplit("= ", 1)[1], row["answer"]) == "other"  # one step where two are needed
+    assert mistake_kind("no steps", None, row["answer"]) == "other"
 
 
 def test_teacher_error_rate_belongs_to_the_arithmetic_adapter():

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from recipe_cli import plots
 from recipe_cli.cli import app
+from recipe_cli.errors import RecipeError
 from recipe_cli.report import RunLogs, read_run, render_report, write_card_plots, write_report
 from recipe_cli.samples import keep_samples_until, read_samples
 from tests.conftest import REPO
@@ -235,6 +236,26 @@ def test_check_demo_checks_the_report_and_its_plots(tmp_path, capsys):
     assert failures() == [
         f"FAIL the report and its plots exist (missing: {report.path.parent / 'grpo_optimization.png'})"
     ]
+
+
+def test_demo_seeds_counts_each_stages_mistakes_by_kind(tmp_path):
+    """One row per seed: accuracies, the gain against check_demo's bar, wrong answers as slip / arithmetic / other."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("demo_seeds", REPO / "scripts" / "demo_seeds.py")
+    demo_seeds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo_seeds)
+    right = {"completion": "5 + 3 = 8\n8 - 2 = 6", "extracted": "6", "gold": "6", "correct": True}
+    slip = {**right, "extracted": "8", "correct": False}
+    miscomputed = {**right, "completion": "5 + 3 = 9\n9 - 2 = 7", "extracted": "7", "correct": False}
+    (tmp_path / "eval").mkdir()
+    for label, rows in (("sft", [right, slip, slip, miscomputed]), ("grpo", [right, right, right, miscomputed])):
+        (tmp_path / "eval" / f"{label}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    row, gain = demo_seeds.table_row(44, tmp_path, minutes=5.04)
+    assert row == "| 44 | 25.0% | 75.0% | +50.0 | ok | 2 / 1 / 0 | 0 / 1 / 0 | 5.0 |"
+    assert gain == 0.5
+    with pytest.raises(RecipeError, match="write a range"):
+        demo_seeds.parse_seeds("42..46")
 
 
 def test_validate_and_help_do_not_import_matplotlib(recipe_dict, write_recipe):
