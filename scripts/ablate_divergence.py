@@ -22,8 +22,8 @@ The table is also written to runs/<name>-ablation/ablation.{md,json}.
 
 One torch thread by default (--threads): on a machine whose cores other processes share, the demo
 model trained about 3x faster on one thread than on two in our runs (the threads wait on each other).
-`make ablation` (the demo, with 8 samples per eval problem) took 23 minutes on an otherwise idle
-2-core machine: SFT 2.8 minutes, each GRPO variant 4 to 5.5 (a reference model adds a forward pass
+`make ablation` (the demo, with 8 samples per eval problem) took 26 minutes on an otherwise idle
+2-core machine: SFT 4.6 minutes, each GRPO variant 4 to 6 (a reference model adds a forward pass
 per step, `in: reward` one more).
 """
 
