@@ -10,7 +10,7 @@ whether it clears scripts/check_demo.py's bar, and each stage's wrong answers by
 (`recipe_cli.synthetic.mistake_kind`): `slip`, the imperfect teacher's first-step answer that GRPO
 should train away; `arith`, a step computed wrong, which GRPO can hardly teach; `other`.
 
-The demo as shipped takes about 5.5 minutes a seed on 2 CPU cores: 7 seeds, 40 minutes.
+The demo as shipped takes 5.5 to 6 minutes a seed on 2 CPU cores: 7 seeds, about 40 minutes.
 """
 
 from __future__ import annotations
