@@ -5,10 +5,10 @@ Usage: python scripts/demo_seeds.py [RECIPE] [--seeds 42-46] [--overwrite] [--se
 For each seed, one after another: `recipe run RECIPE --set seed=N --set name=<name>-seedN --resume`
 (a finished run with the same settings is reused, a stopped one continues, changed settings stop
 the script with recipe's own message; --overwrite trains every seed again). Then it reads each
-run's eval/{sft,grpo}.jsonl and prints one markdown row per seed: SFT and GRPO accuracy, the gain,
-whether it clears scripts/check_demo.py's bar, and each stage's wrong answers by kind
-(`recipe_cli.synthetic.mistake_kind`): `slip`, the imperfect teacher's first-step answer that GRPO
-should train away; `arith`, a step computed wrong, which GRPO can hardly teach; `other`.
+run's eval results and prints one markdown row per seed: SFT and GRPO accuracy, the gain, whether
+it clears scripts/check_demo.py's bar, and each stage's wrong answers by kind, as check_demo counts
+them (`recipe_cli.synthetic.mistake_kind`): `slip`, the imperfect teacher's first-step answer that
+GRPO should train away; `arithmetic`, a step computed wrong, which GRPO can hardly teach; `other`.
 
 The demo as shipped takes 5.5 to 6 minutes a seed on 2 CPU cores: 7 seeds, about 40 minutes.
 """
@@ -22,20 +22,16 @@ import statistics
 import subprocess
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # this checkout's recipe_cli, wherever run from
 sys.path.insert(0, str(REPO / "scripts"))
 
-from check_demo import MIN_GRPO_GAIN  # noqa: E402
+from check_demo import KINDS, MIN_GRPO_GAIN, mistakes  # noqa: E402
 
 from recipe_cli.config import apply_override, parse_override, read_recipe_file, validate_recipe  # noqa: E402
 from recipe_cli.errors import RecipeError  # noqa: E402
-from recipe_cli.synthetic import mistake_kind  # noqa: E402
-
-KINDS = ("slip", "arithmetic", "other")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -57,13 +53,6 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def stage_outcome(eval_file: Path) -> tuple[float, Counter]:
-    """The stage's accuracy on the eval set and its answers counted by kind (right, slip, ...)."""
-    rows = [json.loads(line) for line in eval_file.read_text().splitlines() if line.strip()]
-    kinds = Counter(mistake_kind(row["completion"], row["extracted"], row["gold"]) for row in rows)
-    return sum(row["correct"] for row in rows) / len(rows), kinds
-
-
 def run_seed(recipe: str, name: str, seed: int, sets: list[str], overwrite: bool) -> tuple[int, float]:
     """`recipe run` for one seed, its output on this terminal; returns its exit code and minutes."""
     command = [sys.executable, "-m", "recipe_cli", "run", recipe, "--set", f"seed={seed}", "--set", f"name={name}"]
@@ -78,8 +67,8 @@ def run_seed(recipe: str, name: str, seed: int, sets: list[str], overwrite: bool
 
 def table_row(seed: int, run_dir: Path, minutes: float) -> tuple[str, float]:
     """One markdown row for a finished run, and its gain (GRPO - SFT)."""
-    sft, sft_kinds = stage_outcome(run_dir / "eval" / "sft.jsonl")
-    grpo, grpo_kinds = stage_outcome(run_dir / "eval" / "grpo.jsonl")
+    sft, grpo = (json.loads((run_dir / "eval" / f"{label}.json").read_text())["accuracy"] for label in ("sft", "grpo"))
+    sft_kinds, grpo_kinds = (mistakes(run_dir / "eval" / f"{label}.jsonl") for label in ("sft", "grpo"))
     gain = grpo - sft
     cells = [
         str(seed),

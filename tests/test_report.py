@@ -211,17 +211,37 @@ def test_step_time_phases_are_stacked_and_shared_when_logged(tmp_path):
     assert png_size(report.path.parent / "grpo_step_time.png")[0] >= 1000
 
 
-def test_check_demo_checks_the_report_and_its_plots(tmp_path, capsys):
-    """The demo's check fails, in one line naming the file, while the report or a plot it links is missing."""
+def load_script(name: str):
+    """A script of scripts/ as a module."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("check_demo", REPO / "scripts" / "check_demo.py")
-    check_demo = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(check_demo)
+    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# Eval answers of the demo's kind: right, the teacher's slip (the first step's result), a step computed wrong.
+RIGHT = {"completion": "5 + 3 = 8\n8 - 2 = 6", "extracted": "6", "gold": "6", "correct": True}
+SLIP = {**RIGHT, "extracted": "8", "correct": False}
+MISCOMPUTED = {**RIGHT, "completion": "5 + 3 = 9\n9 - 2 = 7", "extracted": "7", "correct": False}
+
+
+def write_eval(folder: Path, label: str, rows: list[dict], n: int | None = None) -> None:
+    """eval/<label>.json and .jsonl as `recipe eval` writes them (the fields the demo scripts read)."""
+    accuracy = sum(row["correct"] for row in rows) / len(rows)
+    summary = {"label": label, "n": n or len(rows), "accuracy": accuracy, "format_rate": 1.0}
+    (folder / "eval" / f"{label}.json").write_text(json.dumps(summary))
+    (folder / "eval" / f"{label}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+
+
+def test_check_demo_checks_the_report_the_plots_and_the_slips(tmp_path, capsys):
+    """The demo's check fails, in one line each, while the report or a plot it links is missing, or GRPO kept the slips."""
+    check_demo = load_script("check_demo")
     folder = fake_run(tmp_path, "demo")
-    for label, accuracy in (("base", 0.1), ("sft", 0.5), ("grpo", 0.7)):
-        summary = {"label": label, "n": 300, "accuracy": accuracy, "format_rate": 1.0, "truncation_rate": 0.0}
-        (folder / "eval" / f"{label}.json").write_text(json.dumps(summary))
+    write_eval(folder, "base", [MISCOMPUTED] * 10, n=300)
+    write_eval(folder, "sft", [RIGHT] * 4 + [SLIP] * 4 + [MISCOMPUTED] * 2, n=300)
+    write_eval(folder, "grpo", [RIGHT] * 7 + [SLIP] * 1 + [MISCOMPUTED] * 2, n=300)
 
     def failures() -> list[str]:
         code = check_demo.main(str(folder))
@@ -236,21 +256,17 @@ def test_check_demo_checks_the_report_and_its_plots(tmp_path, capsys):
     assert failures() == [
         f"FAIL the report and its plots exist (missing: {report.path.parent / 'grpo_optimization.png'})"
     ]
+    write_report([folder])
+    write_eval(folder, "grpo", [RIGHT] * 6 + [SLIP] * 3 + [MISCOMPUTED], n=300)  # +20 points, 3 of 4 slips kept
+    assert failures() == ["FAIL GRPO trains away at least half of the teacher's slips SFT learned (4 -> 3)"]
 
 
 def test_demo_seeds_counts_each_stages_mistakes_by_kind(tmp_path):
     """One row per seed: accuracies, the gain against check_demo's bar, wrong answers as slip / arithmetic / other."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("demo_seeds", REPO / "scripts" / "demo_seeds.py")
-    demo_seeds = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(demo_seeds)
-    right = {"completion": "5 + 3 = 8\n8 - 2 = 6", "extracted": "6", "gold": "6", "correct": True}
-    slip = {**right, "extracted": "8", "correct": False}
-    miscomputed = {**right, "completion": "5 + 3 = 9\n9 - 2 = 7", "extracted": "7", "correct": False}
+    demo_seeds = load_script("demo_seeds")
     (tmp_path / "eval").mkdir()
-    for label, rows in (("sft", [right, slip, slip, miscomputed]), ("grpo", [right, right, right, miscomputed])):
-        (tmp_path / "eval" / f"{label}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    write_eval(tmp_path, "sft", [RIGHT, SLIP, SLIP, MISCOMPUTED])
+    write_eval(tmp_path, "grpo", [RIGHT, RIGHT, RIGHT, MISCOMPUTED])
     row, gain = demo_seeds.table_row(44, tmp_path, minutes=5.04)
     assert row == "| 44 | 25.0% | 75.0% | +50.0 | ok | 2 / 1 / 0 | 0 / 1 / 0 | 5.0 |"
     assert gain == 0.5
