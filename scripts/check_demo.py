@@ -54,10 +54,10 @@ def main(run_dir: str) -> int:
         return 1
     print(f"{'stage':<6} {'n':>5} {'accuracy':>9} {'format':>7}   wrong: slip / arithmetic / other")
     for label, summary in runs.items():
-        wrong = (
-            " / ".join(str(kinds[label][kind]) for kind in ("slip", "arithmetic", "other")) if label in kinds else ""
-        )
-        print(f"{label:<6} {summary['n']:>5} {summary['accuracy']:>9.1%} {summary['format_rate']:>7.1%}   {wrong}")
+        line = f"{label:<6} {summary['n']:>5} {summary['accuracy']:>9.1%} {summary['format_rate']:>7.1%}"
+        if label in kinds:
+            line += "   " + " / ".join(str(kinds[label][kind]) for kind in KINDS)
+        print(line)
     base, sft, grpo = (runs[label]["accuracy"] for label in ("base", "sft", "grpo"))
     checks = [
         (all(s["n"] >= MIN_PROBLEMS for s in runs.values()), f"every eval covers at least {MIN_PROBLEMS} problems"),
