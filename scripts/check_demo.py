@@ -44,6 +44,21 @@ def mistakes(eval_file: Path) -> Counter:
     return Counter(mistake_kind(row["completion"], row["extracted"], row["gold"]) for row in rows)
 
 
+def grpo_checks(sft: float, grpo: float, sft_kinds: Counter, grpo_kinds: Counter) -> list[tuple[bool, str]]:
+    """What GRPO must have done on top of SFT: a higher accuracy, and the teacher's slips trained away."""
+    slips = sft_kinds["slip"], grpo_kinds["slip"]
+    return [
+        (
+            grpo >= sft + MIN_GRPO_GAIN,
+            f"GRPO beats SFT by at least {MIN_GRPO_GAIN * 100:.0f} points ({grpo - sft:+.1%})",
+        ),
+        (
+            slips[1] <= MAX_SLIPS_LEFT * slips[0],
+            f"GRPO trains away at least half of the teacher's slips SFT learned ({slips[0]} -> {slips[1]})",
+        ),
+    ]
+
+
 def main(run_dir: str) -> int:
     folder = Path(run_dir) / "eval"
     try:
@@ -62,18 +77,8 @@ def main(run_dir: str) -> int:
     checks = [
         (all(s["n"] >= MIN_PROBLEMS for s in runs.values()), f"every eval covers at least {MIN_PROBLEMS} problems"),
         (sft > base, "SFT beats the base model"),
-        (
-            grpo >= sft + MIN_GRPO_GAIN,
-            f"GRPO beats SFT by at least {MIN_GRPO_GAIN * 100:.0f} points ({grpo - sft:+.1%})",
-        ),
+        *grpo_checks(sft, grpo, kinds["sft"], kinds["grpo"]),
     ]
-    slips = kinds["sft"]["slip"], kinds["grpo"]["slip"]
-    checks.append(
-        (
-            slips[1] <= MAX_SLIPS_LEFT * slips[0],
-            f"GRPO trains away at least half of the teacher's slips SFT learned ({slips[0]} -> {slips[1]})",
-        )
-    )
     missing = missing_report_files(Path(run_dir))
     report_claim = "the report and its plots exist" + (f" (missing: {', '.join(missing)})" if missing else "")
     checks.append((not missing, report_claim))

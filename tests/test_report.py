@@ -262,14 +262,18 @@ def test_check_demo_checks_the_report_the_plots_and_the_slips(tmp_path, capsys):
 
 
 def test_demo_seeds_counts_each_stages_mistakes_by_kind(tmp_path):
-    """One row per seed: accuracies, the gain against check_demo's bar, wrong answers as slip / arithmetic / other."""
+    """One row per seed: accuracies, the gain, check_demo's GRPO checks, wrong answers as slip / arithmetic / other."""
     demo_seeds = load_script("demo_seeds")
     (tmp_path / "eval").mkdir()
     write_eval(tmp_path, "sft", [RIGHT, SLIP, SLIP, MISCOMPUTED])
     write_eval(tmp_path, "grpo", [RIGHT, RIGHT, RIGHT, MISCOMPUTED])
-    row, gain = demo_seeds.table_row(44, tmp_path, minutes=5.04)
+    row, gain, passed = demo_seeds.table_row(44, tmp_path, minutes=5.04)
     assert row == "| 44 | 25.0% | 75.0% | +50.0 | ok | 2 / 1 / 0 | 0 / 1 / 0 | 5.0 |"
-    assert gain == 0.5
+    assert (gain, passed) == (0.5, True)
+    write_eval(tmp_path, "grpo", [RIGHT, RIGHT, SLIP, SLIP])  # +25 points, but every slip kept
+    row, gain, passed = demo_seeds.table_row(44, tmp_path, minutes=5.04)
+    assert row == "| 44 | 25.0% | 50.0% | +25.0 | FAIL | 2 / 1 / 0 | 2 / 0 / 0 | 5.0 |"
+    assert (gain, passed) == (0.25, False)
     with pytest.raises(RecipeError, match="write a range"):
         demo_seeds.parse_seeds("42..46")
 
