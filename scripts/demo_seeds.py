@@ -56,8 +56,8 @@ def parse_seeds(text: str) -> list[int]:
 
 def run_seed(recipe: str, name: str, seed: int, sets: list[str], overwrite: bool) -> tuple[int, float]:
     """`recipe run` for one seed, its output on this terminal; returns its exit code and minutes."""
-    command = [sys.executable, "-m", "recipe_cli", "run", recipe, "--set", f"seed={seed}", "--set", f"name={name}"]
-    command += [arg for value in sets for arg in ("--set", value)]
+    command = [sys.executable, "-m", "recipe_cli", "run", recipe]
+    command += [arg for value in [*sets, f"seed={seed}", f"name={name}"] for arg in ("--set", value)]  # the last wins
     command.append("--overwrite" if overwrite else "--resume")
     print(f"\n$ {' '.join(command[1:])}", flush=True)
     started = time.perf_counter()
