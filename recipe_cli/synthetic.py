@@ -39,6 +39,15 @@ def _in_test_split(question: str) -> bool:
     return digest[0] % TEST_SHARE == 0
 
 
+def apply_step(value: int, op: str, operand: int) -> int:
+    """One step's result.
+
+    >>> apply_step(8, "-", 2)
+    6
+    """
+    return value + operand if op == "+" else value - operand
+
+
 def solve_steps(a: int, steps: list[tuple[str, int]]) -> list[tuple[int, str, int, int]]:
     """Return each step as ``(left, op, right, result)``.
 
@@ -47,7 +56,7 @@ def solve_steps(a: int, steps: list[tuple[str, int]]) -> list[tuple[int, str, in
     """
     out, value = [], a
     for op, operand in steps:
-        result = value + operand if op == "+" else value - operand
+        result = apply_step(value, op, operand)
         out.append((value, op, operand, result))
         value = result
     return out
@@ -84,7 +93,7 @@ def mistake_kind(completion: str, extracted: str | None, gold: str) -> str:
     if extracted == gold:
         return "right"
     steps = [(int(left), op, int(right), int(result)) for left, op, right, result in STEP_LINE.findall(completion)]
-    if any((left + right if op == "+" else left - right) != result for left, op, right, result in steps):
+    if any(apply_step(left, op, right) != result for left, op, right, result in steps):
         return "arithmetic"
     if len(steps) > 1 and extracted == str(steps[0][3]) and str(steps[-1][3]) == gold:
         return "slip"
