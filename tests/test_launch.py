@@ -416,7 +416,6 @@ def test_serve_starts_the_model_of_the_run_as_recorded(recipe_dict, write_recipe
     trained = copy.deepcopy(recipe_dict)
     trained["model"]["dtype"] = "float16"
     run = RunFolder(validate_recipe(trained))
-    run.save_recipe()
     run.record_training("sft", None)
     (run.stage_dir("sft") / "config.json").parent.mkdir(parents=True)
     (run.stage_dir("sft") / "config.json").write_text("{}")

@@ -191,7 +191,6 @@ def test_stages_after_one_a_command_starts_again_do_not_bind_it(recipe_dict):
     from recipe_cli.runs import RunFolder
 
     run = RunFolder(validate_recipe(copy.deepcopy(recipe_dict)))
-    run.save_recipe()
     run.record_training("sft", None)
     run.record_training("grpo", None)
     changed = {**copy.deepcopy(recipe_dict), "seed": 9}
