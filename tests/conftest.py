@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import copy
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,3 +93,17 @@ def fake_hub(monkeypatch):
     monkeypatch.setattr(hub, "RETRY_DELAYS", (0.01, 0.02, 0.04))
     yield server
     server.stop()
+
+
+@pytest.fixture
+def load_script(monkeypatch):
+    """Load a script of scripts/ as a module, registered in sys.modules for the test (dataclasses look it up)."""
+
+    def load(name: str):
+        spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        monkeypatch.setitem(sys.modules, name, module)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

@@ -9,7 +9,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import sys
 
 import pytest
 import torch
@@ -406,16 +405,9 @@ def test_readme_lists_every_divergence():
 
 @pytest.mark.slow
 def test_the_ablation_script_compares_variants_and_reuses_finished_ones(
-    recipe_dict, write_recipe, tmp_path, capsys, monkeypatch
+    recipe_dict, write_recipe, tmp_path, capsys, load_script
 ):
-    import importlib.util
-
-    from tests.conftest import REPO
-
-    spec = importlib.util.spec_from_file_location("ablate_divergence", REPO / "scripts" / "ablate_divergence.py")
-    script = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, script)  # its dataclasses look their module up there
-    spec.loader.exec_module(script)
+    script = load_script("ablate_divergence")
     recipe_dict["grpo"]["trainer"]["logging_steps"] = 1
     arguments = [
         str(write_recipe(recipe_dict)),

@@ -211,16 +211,6 @@ def test_step_time_phases_are_stacked_and_shared_when_logged(tmp_path):
     assert png_size(report.path.parent / "grpo_step_time.png")[0] >= 1000
 
 
-def load_script(name: str):
-    """A script of scripts/ as a module."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, REPO / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 # Eval answers of the demo's kind: right, the teacher's slip (the first step's result), a step computed wrong.
 RIGHT = {"completion": "5 + 3 = 8\n8 - 2 = 6", "extracted": "6", "gold": "6", "correct": True}
 SLIP = {**RIGHT, "extracted": "8", "correct": False}
@@ -235,7 +225,7 @@ def write_eval(folder: Path, label: str, rows: list[dict], n: int | None = None)
     (folder / "eval" / f"{label}.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
 
 
-def test_check_demo_checks_the_report_the_plots_and_the_slips(tmp_path, capsys):
+def test_check_demo_checks_the_report_the_plots_and_the_slips(tmp_path, capsys, load_script):
     """The demo's check fails, in one line each, while the report or a plot it links is missing, or GRPO kept the slips."""
     check_demo = load_script("check_demo")
     folder = fake_run(tmp_path, "demo")
@@ -261,7 +251,7 @@ def test_check_demo_checks_the_report_the_plots_and_the_slips(tmp_path, capsys):
     assert failures() == ["FAIL GRPO trains away at least half of the teacher's slips SFT learned (4 -> 3)"]
 
 
-def test_demo_seeds_counts_each_stages_mistakes_by_kind(tmp_path):
+def test_demo_seeds_counts_each_stages_mistakes_by_kind(tmp_path, load_script):
     """One row per seed: accuracies, the gain, check_demo's GRPO checks, wrong answers as slip / arithmetic / other."""
     demo_seeds = load_script("demo_seeds")
     (tmp_path / "eval").mkdir()
