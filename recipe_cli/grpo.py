@@ -13,6 +13,7 @@ from recipe_cli.config import Recipe, grpo_max_completion_length
 from recipe_cli.data import grpo_prompts
 from recipe_cli.health import health_callback
 from recipe_cli.models import adapter_base, is_adapter, load_causal_lm, load_tokenizer, lora_config, model_revision
+from recipe_cli.peak_memory import with_peak_memory
 from recipe_cli.precision import PrecisionPlan
 from recipe_cli.rewards import get_reward, with_run_values
 from recipe_cli.runs import RunFolder, StageStart
@@ -109,7 +110,7 @@ def build_grpo_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
 
         trainer_class = with_dynamic_sampling(trainer_class, recipe.grpo.dynamic_sampling.max_rounds)
     with without_log_message(TRL_GRPO_LOGGER, IGNORED_INIT_KWARGS):
-        trainer = with_step_times(with_signal_metric(trainer_class))(
+        trainer = with_step_times(with_peak_memory(with_signal_metric(trainer_class)))(
             divergence=recipe.grpo.penalty,
             model=model,
             reward_funcs=rewards,

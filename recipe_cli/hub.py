@@ -25,6 +25,7 @@ from recipe_cli.config import DIVERGENCES, HUB_ID, GRPOSettings, Recipe, is_loca
 from recipe_cli.errors import RecipeError
 from recipe_cli.evaluate import read_summaries
 from recipe_cli.models import adapter_base, is_adapter
+from recipe_cli.peak_memory import describe_peaks
 from recipe_cli.report import PLOT_ALT, embed_plots
 from recipe_cli.runs import RunFolder
 from recipe_cli.samples import SAMPLES_FILE
@@ -588,6 +589,9 @@ def _curves(recipe: Recipe, run: RunFolder, stage: str, checkpoint: Path | None)
             lines.append("")
         if name == "grpo":
             lines += _step_time_shares(history)
+        memory = describe_peaks(history)
+        if memory:
+            lines += [f"{name.upper()} memory of the main process: {memory}.", ""]
     if not lines:
         return ["No training log was saved with the checkpoints (trainer_state.json), so no curves are shown."]
     return lines[:-1]

@@ -26,6 +26,7 @@ import yaml
 
 from recipe_cli.checkpoints import checkpoint_folders
 from recipe_cli.errors import RecipeError
+from recipe_cli.peak_memory import describe_peaks
 from recipe_cli.samples import SAMPLES_FILE, read_samples
 
 log = logging.getLogger(__name__)
@@ -374,7 +375,8 @@ def describe_log(run: RunLogs, stage: str) -> str:
     last = max((row.get("step", 0) for row in history), default=0)
     logged = f"logged {logging_every(steps)}" if steps else "no step logged (raise logging_steps' frequency)"
     prefix = f"`{run.label}`: " if run.label else ""
-    return f"{prefix}{last} steps{where}, {logged}"
+    memory = describe_peaks(history)
+    return f"{prefix}{last} steps{where}, {logged}" + (f", {memory}" if memory else "")
 
 
 def _percent(value: Any) -> str:

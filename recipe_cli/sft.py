@@ -10,6 +10,7 @@ from recipe_cli.chat import describe_template, think_prefilled
 from recipe_cli.config import Recipe
 from recipe_cli.data import sft_examples
 from recipe_cli.models import load_causal_lm, load_tokenizer, lora_config
+from recipe_cli.peak_memory import with_peak_memory
 from recipe_cli.runs import RunFolder, StageStart
 from recipe_cli.training import StageTrainer, log_precision, stage_precision, trainer_config
 
@@ -38,7 +39,7 @@ def build_sft_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
     precision = stage_precision(recipe)
     log_precision("sft", precision, lora=peft_config is not None)
     log.info("sft: %d examples from %s, starting from %s", len(examples), recipe.sft.dataset.describe_source(), base)
-    trainer = SFTTrainer(
+    trainer = with_peak_memory(SFTTrainer)(
         model=load_causal_lm(base, recipe.model, dtype=precision.base),
         args=config,
         train_dataset=Dataset.from_list(examples),

@@ -381,6 +381,11 @@ def test_two_seeds_of_a_run_train_and_their_report_overlays_them(recipe_dict, wr
     assert result.exit_code == 0, result.output
     text = (tmp_path / "compare" / "report.md").read_text()
     assert "`tiny-seed1`: 4 steps, logged every step" in text and "`tiny-seed2`: 4 steps, logged every step" in text
+    for stage in ("sft", "grpo"):  # both trainers log their process's peak memory at every logging step
+        history = read_run(folders[0]).histories[stage]
+        peaks = [row["memory/peak_rss_gib"] for row in history if "loss" in row]
+        assert len(peaks) == max(row["step"] for row in history) and peaks == sorted(peaks) and peaks[0] > 0.1
+        assert f"peak resident memory {max(peaks):.2f} GiB" in text
     for seed in (1, 2):
         for label in ("base", "sft", "grpo"):
             assert f"| tiny-seed{seed} | {label} | 8 |" in text
@@ -436,3 +441,5 @@ def test_grpo_logs_where_each_step_goes(recipe_dict, write_recipe, tmp_path, div
     step_time = next(line for line in card.splitlines() if line.startswith("GRPO step time: "))
     for phase, share in shares.items():
         assert f"{phase} {share:.0%}" in step_time
+    peak = max(row["memory/peak_rss_gib"] for row in logs)
+    assert f"GRPO memory of the main process: peak resident memory {peak:.2f} GiB." in card

@@ -80,10 +80,10 @@ def step_logs(stage_dir: Path) -> list[dict]:
     newest = max(stage_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     history = json.loads((newest / "trainer_state.json").read_text())["log_history"]
 
-    def timing(key: str) -> bool:  # wall-clock, not training state
-        return key.startswith("step_time") or key.endswith("tokens_per_second")
+    def measured(key: str) -> bool:  # wall-clock and memory of the process, not training state
+        return key.startswith(("step_time", "memory/")) or key.endswith("tokens_per_second")
 
-    return [{k: v for k, v in entry.items() if not timing(k)} for entry in history if "loss" in entry]
+    return [{k: v for k, v in entry.items() if not measured(k)} for entry in history if "loss" in entry]
 
 
 def kill_during_save(recipe_path: Path, stage: str, stage_dir: Path, complete: str, unmarked: str) -> None:
