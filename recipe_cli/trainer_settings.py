@@ -176,7 +176,32 @@ def check_trainer_settings(class_name: str, settings: dict[str, Any], where: str
                 problems.append(f"{path}: {coerced[key]!r} is not one of {', '.join(choices)}")
             if key == "report_to":  # transformers would find a missing tracker only once the model has loaded
                 problems += check_report_to(coerced[key], path)
+    if class_name == "SFTConfig":
+        problems += _check_padding_free(coerced, fields, where)
     return coerced, problems
+
+
+def _check_padding_free(settings: dict[str, Any], fields: dict[str, TrainerField], where: str) -> list[str]:
+    """SFTTrainer refuses ``padding_free`` with a ``max_length`` and no packing once the model has loaded (TRL
+    1.16): a padding-free batch is one row, which it does not cut to max_length.
+
+    >>> fields = trainer_fields("SFTConfig")
+    >>> _check_padding_free({"padding_free": True}, fields, "sft.trainer")  # doctest: +ELLIPSIS
+    ['sft.trainer.padding_free: ... max_length (1024, by default) ... set max_length: null ...']
+    >>> _check_padding_free({"padding_free": True, "max_length": None}, fields, "sft.trainer")
+    []
+    """
+    if not settings.get("padding_free") or settings.get("packing"):
+        return []
+    given = "max_length" in settings
+    max_length = settings["max_length"] if given else fields["max_length"].default
+    if max_length is None:
+        return []
+    return [
+        f"{where}.padding_free: TRL does not cut padding-free batches to max_length ({max_length}"
+        f"{'' if given else ', by default'}) and refuses the pair; set max_length: null (sft.dataset.max_prompt_tokens "
+        "and max_completion_tokens bound each example) or packing: true"
+    ]
 
 
 def non_default_settings(class_name: str, settings: dict[str, Any]) -> dict[str, tuple[Any, Any]]:

@@ -102,6 +102,12 @@ CASES = [
         "sft.trainer.report_to: the tracker 'tensorboard' is not installed; run `pip install tensorboard`",
     ),
     ("removed-trainer-key", "sft", lambda d, t: set_in(d, "sft.trainer.warmup_ratio", 0.1), "warmup_steps: 0.1"),
+    (
+        "padding-free-with-max-length",  # TRL would raise only once the model has loaded
+        "sft",
+        lambda d, t: set_in(d, "sft.trainer.padding_free", True),
+        "sft.trainer.padding_free: TRL does not cut padding-free batches to max_length",
+    ),
     ("owned-trainer-key", "grpo", lambda d, t: set_in(d, "grpo.trainer.seed", 1), "set `seed` at the top level"),
     (
         "resume-in-trainer",
