@@ -133,13 +133,14 @@ def build_tokenizer(folder: Path, texts: list[str]):
     return reloaded
 
 
-def build_model(folder: Path, tokenizer) -> int:
-    """Qwen2.5-0.5B's architecture, randomly initialised in float32; returns the parameter count."""
+def build_model(folder: Path, tokenizer, shape: dict = QWEN25_05B) -> int:
+    """A Qwen2 model of ``shape`` (Qwen2.5-0.5B's architecture unless told), randomly initialised in float32;
+    returns the parameter count."""
     import torch
     from transformers import GenerationConfig, Qwen2Config, Qwen2ForCausalLM
 
     config = Qwen2Config(
-        **QWEN25_05B,
+        **shape,
         bos_token_id=None,
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
         pad_token_id=tokenizer.pad_token_id,
