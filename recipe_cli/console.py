@@ -15,6 +15,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from recipe_cli.peak_memory import GPU_KEY, RSS_KEY
+
 console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -201,6 +203,8 @@ def step_line(stage: str, step: int, max_steps: int, logs: dict, seconds_per_ste
     'grpo 10/180  loss 0.01  reward 0.8 (accuracy 0.6, format 1)  len 31.5 (5% cut)  lr 1.00e-04  2.61 s/step'
     >>> step_line("sft", 100, 800, {"loss": 1.2345, "learning_rate": 0.00098, "mean_token_accuracy": 0.61}, 0.15)
     'sft 100/800  loss 1.23  token acc 0.61  lr 9.80e-04  0.15 s/step'
+    >>> step_line("sft", 5, 9, {"loss": 1.0, "memory/peak_rss_gib": 2.5, "memory/peak_gpu_gib": 31.25}, 0.5)
+    'sft 5/9  loss 1  0.50 s/step  peak 31.2 GiB GPU'
     """
     parts = [f"{stage} {step}/{max_steps}", f"loss {_short(logs['loss'])}"]
     rewards = {
@@ -222,6 +226,8 @@ def step_line(stage: str, step: int, max_steps: int, logs: dict, seconds_per_ste
     if "learning_rate" in logs:
         parts.append(f"lr {logs['learning_rate']:.2e}")
     parts.append(f"{seconds_per_step:.2f} s/step")
+    if GPU_KEY in logs or RSS_KEY in logs:  # the device's memory where training runs on one, else the process's
+        parts.append(f"peak {logs[GPU_KEY]:.1f} GiB GPU" if GPU_KEY in logs else f"peak {logs[RSS_KEY]:.1f} GiB")
     return "  ".join(parts)
 
 

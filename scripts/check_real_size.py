@@ -36,6 +36,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from recipe_cli.peak_memory import RSS_KEY, stage_peaks
+
 REPO = Path(__file__).resolve().parent.parent
 GSM8K = REPO.parent / "shared" / "data" / "gsm8k"
 QWEN25_05B = {  # Qwen/Qwen2.5-0.5B-Instruct's config.json, the architecture only
@@ -321,6 +323,10 @@ def main() -> None:
                 f"  {stage:5s} estimate {estimated / 2**30:5.2f} GiB, measured {measured / 2**30:5.2f} GiB: "
                 f"estimate / measured {estimated / measured:.2f}"
             )
+        history = json.loads((run_dir / stage / "trainer_state.json").read_text())["log_history"]
+        logged = stage_peaks(history).get(RSS_KEY)
+        if logged and measured:  # the run's own log: the main process alone, its peak since it started
+            print(f"        the run logged {logged:5.2f} GiB (memory/peak_rss_gib of its main process)")
     if args.keep is None:
         shutil.rmtree(work, ignore_errors=True)
 
