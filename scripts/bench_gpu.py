@@ -7,15 +7,17 @@ traces written from GSM8K's solutions, with overrides that only shrink the run (
 shorter completions, no checkpoints). A random model never ends a completion early, so every
 completion is `--completion-tokens` long: the generation batch is full to the last token.
 
-    grpo               transformers generation, as recipes/gsm8k.yaml ships (the baseline)
-    grpo-liger         use_liger_kernel: Liger's RMSNorm, SwiGLU and RoPE kernels (needs liger-kernel)
-    grpo-compile       torch_compile: true (compile time counts in the first step)
-    grpo-vllm          use_vllm: true, vllm_mode colocate, 30% of the GPU for vLLM (needs vllm)
-    sft-padded         SFT batches padded to their longest trace
-    sft-padding-free   padding_free: true: the batch's traces in one row, no padding tokens
+    grpo                transformers generation, as recipes/gsm8k.yaml ships (the baseline)
+    grpo-liger          use_liger_kernel: Liger's RMSNorm, SwiGLU and RoPE kernels (needs liger-kernel)
+    grpo-generation-x2  steps_per_generation: one generation of 128 completions serves two steps
+    grpo-vllm           use_vllm: true, vllm_mode colocate, 30% of the GPU for vLLM (needs vllm)
+    sft-padded          SFT batches padded to their longest trace
+    sft-padding-free    padding_free: true: the batch's traces in one row, no padding tokens
+    grpo-compile        torch_compile: true (compile time counts in the first step)
 
 Printed per variant: seconds per step (the median of the steps after the first, which carries
-compilation and warm-up; SFT: the whole run over its steps), completion tokens per second
+compilation and warm-up; over whole generation cycles for grpo-generation-x2; SFT: the whole run
+over its steps), completion tokens per second
 during generation against the memory-bandwidth bound (each decoding step reads every weight in
 its stored dtype and the KV cache once for the whole batch; the bandwidth is measured here with a
 device-to-device copy), the generation share of the step, the peak GPU memory the run logged
@@ -23,7 +25,7 @@ device-to-device copy), the generation share of the step, the peak GPU memory th
 variant whose package is missing is listed as skipped, with the reason. Results go to `--output`
 as JSON after every variant, so a run stopped early keeps what it measured.
 
-    python scripts/bench_gpu.py                          # all variants, ~6-8 minutes on one H100 (estimated)
+    python scripts/bench_gpu.py                          # all variants, ~7-9 minutes on one H100 (estimated)
     python scripts/bench_gpu.py --variants grpo,grpo-compile --steps 5
     python scripts/bench_gpu.py --tiny                   # a 2-layer model on CPU: checks the script (~1 minute)
 """
@@ -40,6 +42,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from check_real_size import (  # noqa: E402  (the model, tokenizer and data the real-size check builds)
@@ -62,11 +65,21 @@ TINY_SHAPE = {  # --tiny: Qwen2's architecture at a size that trains in seconds 
     "num_key_value_heads": 2,
     "vocab_size": 8192,
 }
-VARIANTS: dict[str, tuple[str, dict[str, str], str | None]] = {  # name: (stage, overrides, package it needs)
-    "grpo": ("grpo", {}, None),
-    "grpo-liger": ("grpo", {"grpo.trainer.use_liger_kernel": "true"}, "liger_kernel"),
-    "grpo-compile": ("grpo", {"grpo.trainer.torch_compile": "true"}, None),
-    "grpo-vllm": (
+
+
+class Variant(NamedTuple):
+    stage: str
+    overrides: dict[str, str]
+    package: str | None = None  # the module it needs
+    cycle: int = 1  # optimizer steps served by one generation
+
+
+VARIANTS = {
+    "grpo": Variant("grpo", {}),
+    "grpo-liger": Variant("grpo", {"grpo.trainer.use_liger_kernel": "true"}, "liger_kernel"),
+    # one generation of twice the batch serves two optimizer steps (steps_per_generation = 2 x accumulation)
+    "grpo-generation-x2": Variant("grpo", {}, cycle=2),
+    "grpo-vllm": Variant(
         "grpo",
         {
             "grpo.trainer.use_vllm": "true",
@@ -75,9 +88,10 @@ VARIANTS: dict[str, tuple[str, dict[str, str], str | None]] = {  # name: (stage,
         },
         "vllm",
     ),
-    "sft-padded": ("sft", {"sft.trainer.padding_free": "false"}, None),
+    "sft-padded": Variant("sft", {"sft.trainer.padding_free": "false"}),
     # TRL does not cut a padding-free batch to max_length: the traces are already bounded by max_completion_tokens
-    "sft-padding-free": ("sft", {"sft.trainer.padding_free": "true", "sft.trainer.max_length": "null"}, None),
+    "sft-padding-free": Variant("sft", {"sft.trainer.padding_free": "true", "sft.trainer.max_length": "null"}),
+    "grpo-compile": Variant("grpo", {"grpo.trainer.torch_compile": "true"}),  # last: the longest, the least sure
 }
 GPU_ONLY = {"grpo-liger", "grpo-vllm"}  # Triton and vLLM kernels: nothing to measure on CPU
 TINY_VARIANTS = ["grpo", "sft-padded", "sft-padding-free"]
@@ -123,7 +137,7 @@ def shrink(args: argparse.Namespace, work: Path, model: Path, sft_file: Path) ->
 
 
 def why_skipped(name: str, cuda: bool) -> str | None:
-    package = VARIANTS[name][2]
+    package = VARIANTS[name].package
     if name in GPU_ONLY and not cuda:
         return "needs a GPU"
     if package is not None and importlib.util.find_spec(package) is None:
@@ -164,24 +178,41 @@ def decoding_bound(bandwidth: float, params: int, weight_bytes: int, shape: dict
     return batch * bandwidth / step_bytes
 
 
-def after_first(values: list[float]) -> float | None:
-    """The median of the values after the first (which carries warm-up and compilation), else the only one."""
-    kept = values[1:] or values
-    return statistics.median(kept) if kept else None
+def after_first(values: list[float], cycle: int = 1) -> float | None:
+    """The values after the first generation cycle (which carries warm-up and compilation): their median, or with
+    a cycle of several steps (one generating, the others not) the mean over whole cycles; else all of them.
+
+    >>> after_first([30.0, 2.0, 4.0]), after_first([5.0]), after_first([30.0, 20.0, 9.0, 1.0], cycle=2)
+    (3.0, 5.0, 5.0)
+    """
+    kept = values[cycle:] or values
+    if not kept:
+        return None
+    return statistics.median(kept) if cycle == 1 else statistics.mean(kept)
+
+
+def numbers(steps: list[dict], key: str) -> list[float]:
+    """The values logged under ``key``, skipping steps where it was not measured (TRL logs None then)."""
+    return [row[key] for row in steps if isinstance(row.get(key), (int, float))]
 
 
 def variant_settings(name: str, overrides: dict) -> dict:
     """The overrides of one variant's run, named ``bench-<variant>``; GRPO starts from the built model."""
-    stage, extra, _ = VARIANTS[name]
-    settings = {**overrides, "name": f"bench-{name}", **extra}
-    if stage == "grpo":
+    variant = VARIANTS[name]
+    settings = {**overrides, "name": f"bench-{name}", **variant.overrides}
+    if variant.stage == "grpo":
         settings = {key: value for key, value in settings.items() if not key.startswith("sft.")} | {"sft": "null"}
+    if variant.cycle > 1:  # whole cycles: the first (warm-up) and at least one measured
+        steps = int(settings["grpo.trainer.max_steps"])
+        settings["grpo.trainer.max_steps"] = variant.cycle * (1 + -(-(steps - 1) // variant.cycle))
+        accumulation = int(settings["grpo.trainer.gradient_accumulation_steps"])
+        settings["grpo.trainer.steps_per_generation"] = variant.cycle * accumulation
     return settings
 
 
 def run_variant(name: str, overrides: dict, timeout: float) -> tuple[float, str | None]:
     """Train one variant in a process of its own; its wall time and, if it failed, the end of its output."""
-    command = recipe_command([VARIANTS[name][0], "--overwrite"], variant_settings(name, overrides))
+    command = recipe_command([VARIANTS[name].stage, "--overwrite"], variant_settings(name, overrides))
     started = time.perf_counter()
     try:
         done = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout)
@@ -196,32 +227,33 @@ def run_variant(name: str, overrides: dict, timeout: float) -> tuple[float, str 
 
 def measure(name: str, run_dir: Path, bound_of) -> dict:
     """What a finished variant logged: step time, generation throughput and share, peak memory."""
-    stage = VARIANTS[name][0]
-    history = json.loads((run_dir / stage / "trainer_state.json").read_text())["log_history"]
+    variant = VARIANTS[name]
+    history = json.loads((run_dir / variant.stage / "trainer_state.json").read_text())["log_history"]
     steps = [row for row in history if "loss" in row]
     final = next(row for row in reversed(history) if "train_runtime" in row)
-    record = json.loads((run_dir / "run.json").read_text())["stages"][stage]
-    peaks = [row["memory/peak_gpu_gib"] for row in steps if "memory/peak_gpu_gib" in row]
+    record = json.loads((run_dir / "run.json").read_text())["stages"][variant.stage]
+    peaks = numbers(steps, "memory/peak_gpu_gib")
     result = {
         "steps": len(steps),
         "precision": record.get("precision"),
         "peak_gpu_gib": max(peaks) if peaks else None,
-        "peak_rss_gib": max((row.get("memory/peak_rss_gib", 0) for row in steps), default=None),
+        "peak_rss_gib": max(numbers(steps, "memory/peak_rss_gib"), default=None),
     }
-    if stage == "sft":
+    if variant.stage == "sft":
         result["seconds_per_step"] = final["train_runtime"] / max(len(steps), 1)
         result["tokens_per_second"] = steps[-1].get("num_tokens", 0) / final["train_runtime"]
         return result
-    result["seconds_per_step"] = after_first([row["step_time"] for row in steps if "step_time" in row])
-    generation = after_first([row["step_time/generation"] for row in steps if "step_time/generation" in row])
+    cycle = variant.cycle
+    result["seconds_per_step"] = after_first(numbers(steps, "step_time"), cycle)
+    generation = after_first(numbers(steps, "step_time/generation"), cycle)
     if generation and result["seconds_per_step"]:
         result["generation_share"] = generation / result["seconds_per_step"]
-    result["tokens_per_second"] = after_first(
-        [row["completions/tokens_per_second"] for row in steps if "completions/tokens_per_second" in row]
-    )
-    first = steps[0]  # num_tokens counts the prompt and completion tokens seen so far
+    result["tokens_per_second"] = after_first(numbers(steps, "completions/tokens_per_second"))  # generating steps
+    first = steps[0]  # num_tokens: the prompt and completion tokens generated so far (one cycle's batch)
     completion = first.get("completions/mean_length", 0.0)
-    result["bound_tokens_per_second"] = bound_of(record.get("precision") or {}, first.get("num_tokens", 0), completion)
+    result["bound_tokens_per_second"] = bound_of(
+        record.get("precision") or {}, first.get("num_tokens", 0), completion, cycle
+    )
     return result
 
 
@@ -282,21 +314,21 @@ def main() -> None:
         f"SFT: {args.steps} steps of {overrides['sft.trainer.per_device_train_batch_size']} traces"
     )
 
-    def bound_of(precision: dict, first_step_tokens: float, completion: float) -> float:
+    def bound_of(precision: dict, first_step_tokens: float, completion: float, cycle: int) -> float:
         weight_bytes = DTYPE_BYTES.get(precision.get("master"), 4)  # the weights as stored while generating
-        prompt = first_step_tokens / generation_batch - completion
-        context = prompt + completion / 2  # the mean length in the cache while decoding
-        return decoding_bound(bandwidth, params, weight_bytes, shape, generation_batch, context)
+        batch = generation_batch * cycle
+        context = first_step_tokens / batch - completion / 2  # prompt + half the completion: the mean in the cache
+        return decoding_bound(bandwidth, params, weight_bytes, shape, batch, context)
 
     results = {"machine": machine, "bandwidth_bytes_per_second": bandwidth, "parameters": params, "variants": {}}
     for name in names:
-        stage = VARIANTS[name][0]
+        stage = VARIANTS[name].stage
         skipped = why_skipped(name, cuda)
         if skipped is None:
             wall, skipped = run_variant(name, overrides, args.variant_timeout)
         if skipped is not None:
             results["variants"][name] = {"skipped": skipped}
-            print(f"{name:17s} skipped: {skipped}")
+            print(f"{name:18s} skipped: {skipped}")
         else:
             result = measure(name, work / "runs" / f"bench-{name}", bound_of)
             result["wall_seconds"] = wall
@@ -312,7 +344,7 @@ def main() -> None:
 
 def describe(name: str, result: dict) -> str:
     """One variant's line: step time, throughput against the bound, memory against the estimate."""
-    parts = [f"{name:17s} {result['seconds_per_step']:.2f} s/step"]
+    parts = [f"{name:18s} {result['seconds_per_step']:.2f} s/step"]
     if result.get("generation_share") is not None:
         parts.append(f"generation {result['generation_share']:.0%} of the step")
     if result.get("tokens_per_second") is not None:
@@ -336,11 +368,11 @@ def print_comparison(variants: dict) -> None:
     baselines = BASELINES
     lines = []
     for name, result in variants.items():
-        base = variants.get(baselines[VARIANTS[name][0]], {})
+        base = variants.get(baselines[VARIANTS[name].stage], {})
         if name in baselines.values() or "seconds_per_step" not in result or "seconds_per_step" not in base:
             continue
         ratio = base["seconds_per_step"] / result["seconds_per_step"]
-        lines.append(f"  {name:17s} {ratio:.2f}x the speed of {baselines[VARIANTS[name][0]]}")
+        lines.append(f"  {name:18s} {ratio:.2f}x the speed of {baselines[VARIANTS[name].stage]}")
     if lines:
         print("against the baseline of each stage (step time, this run):")
         print("\n".join(lines))

@@ -12,11 +12,16 @@ import pytest
 from .conftest import GSM8K_DIR, REPO
 
 
-def test_the_bounds_and_medians_are_what_the_docstrings_say(load_script):
+def test_the_bounds_medians_and_variant_settings(load_script):
     bench = load_script("bench_gpu")
     assert doctest.testmod(bench).failed == 0
     assert bench.after_first([30.0, 2.0, 4.0]) == 3.0  # the first step carries warm-up and compilation
     assert bench.after_first([5.0]) == 5.0
+    shipped = {"grpo.trainer.max_steps": 3, "grpo.trainer.gradient_accumulation_steps": 8, "sft.trainer.max_steps": 3}
+    doubled = bench.variant_settings("grpo-generation-x2", shipped)  # a warm-up cycle and a measured one, whole
+    assert doubled["grpo.trainer.max_steps"] == 4 and doubled["grpo.trainer.steps_per_generation"] == 16
+    assert doubled["sft"] == "null" and "sft.trainer.max_steps" not in doubled  # GRPO from the model itself
+    assert bench.variant_settings("sft-padding-free", shipped)["sft.trainer.max_length"] == "null"
 
 
 @pytest.mark.slow
