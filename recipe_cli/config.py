@@ -1024,6 +1024,11 @@ def check_recipe(recipe: Recipe) -> list[str]:
                 "push.push_checkpoints: no stage saves checkpoints (save_strategy: no); "
                 "set save_strategy: steps and save_steps in a stage's trainer, or remove push_checkpoints"
             )
+    if recipe.grpo is not None and recipe.model.lora is not None and recipe.grpo.trainer.get("sync_ref_model"):
+        problems.append(
+            "grpo.trainer.sync_ref_model: with model.lora the reference is the model with its adapter switched off, "
+            "so there is no reference copy to sync (TRL refuses it); remove sync_ref_model"
+        )
     if recipe.push is not None and recipe.push.merge_lora and recipe.model.lora is None:
         problems.append("push.merge_lora: the recipe trains full weights (no model.lora), so there is nothing to merge")
     problems += _check_runs_dir(recipe.runs_dir)

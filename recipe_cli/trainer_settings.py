@@ -52,6 +52,13 @@ CHOICES = {
     ("GRPOConfig", "scale_rewards"): ("group", "batch", "none"),
     ("GRPOConfig", "importance_sampling_level"): ("token", "sequence", "sequence_token"),
     ("SFTConfig", "loss_type"): ("nll", "dft"),
+    ("SFTConfig", "truncation_mode"): ("keep_start", "keep_end"),
+    ("GRPOConfig", "vllm_importance_sampling_mode"): (
+        "token_truncate",
+        "token_mask",
+        "sequence_truncate",
+        "sequence_mask",
+    ),
 }
 
 _TYPE_WORDS = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "a string"}
@@ -176,32 +183,65 @@ def check_trainer_settings(class_name: str, settings: dict[str, Any], where: str
                 problems.append(f"{path}: {coerced[key]!r} is not one of {', '.join(choices)}")
             if key == "report_to":  # transformers would find a missing tracker only once the model has loaded
                 problems += check_report_to(coerced[key], path)
-    if class_name == "SFTConfig":
-        problems += _check_padding_free(coerced, fields, where)
+    problems += refused_pairs(class_name, coerced, where)
     return coerced, problems
 
 
-def _check_padding_free(settings: dict[str, Any], fields: dict[str, TrainerField], where: str) -> list[str]:
-    """SFTTrainer refuses ``padding_free`` with a ``max_length`` and no packing once the model has loaded (TRL
-    1.16): a padding-free batch is one row, which it does not cut to max_length.
+def refused_pairs(class_name: str, settings: dict[str, Any], where: str) -> list[str]:
+    """Settings that each pass alone but that the trainer refuses together, once the model has loaded (TRL 1.16).
 
-    >>> fields = trainer_fields("SFTConfig")
-    >>> _check_padding_free({"padding_free": True}, fields, "sft.trainer")  # doctest: +ELLIPSIS
+    >>> refused_pairs("SFTConfig", {"padding_free": True}, "sft.trainer")  # doctest: +ELLIPSIS
     ['sft.trainer.padding_free: ... max_length (1024, by default) ... set max_length: null ...']
-    >>> _check_padding_free({"padding_free": True, "max_length": None}, fields, "sft.trainer")
+    >>> refused_pairs("SFTConfig", {"padding_free": True, "max_length": None}, "sft.trainer")
     []
+    >>> refused_pairs("GRPOConfig", {"sync_ref_model": True}, "grpo.trainer")  # doctest: +ELLIPSIS
+    ['grpo.trainer.sync_ref_model: beta is 0, by default, so no reference model is loaded to sync; ...']
+    >>> refused_pairs("GRPOConfig", {"loss_type": "vespo", "use_vllm": True}, "grpo.trainer")  # doctest: +ELLIPSIS
+    ['grpo.trainer.loss_type: vespo with vLLM needs ... token_mask (it is sequence_mask, by default)']
     """
-    if not settings.get("padding_free") or settings.get("packing"):
-        return []
-    given = "max_length" in settings
-    max_length = settings["max_length"] if given else fields["max_length"].default
-    if max_length is None:
-        return []
-    return [
-        f"{where}.padding_free: TRL does not cut padding-free batches to max_length ({max_length}"
-        f"{'' if given else ', by default'}) and refuses the pair; set max_length: null (sft.dataset.max_prompt_tokens "
-        "and max_completion_tokens bound each example) or packing: true"
-    ]
+    fields = trainer_fields(class_name)
+
+    def value(key: str) -> tuple[Any, str]:  # the effective value, and ", by default" when the recipe left it
+        if key in settings:
+            return settings[key], ""
+        field = fields.get(key)
+        return (field.default if field is not None and field.has_default else None), ", by default"
+
+    problems = []
+    if class_name == "SFTConfig":
+        (max_length, default), packing = value("max_length"), value("packing")[0]
+        if settings.get("padding_free") and not packing and max_length is not None:
+            problems.append(
+                f"{where}.padding_free: TRL does not cut padding-free batches to max_length ({max_length}{default}) "
+                "and refuses the pair; set max_length: null (sft.dataset.max_prompt_tokens and max_completion_tokens "
+                "bound each example) or packing: true"
+            )
+        if packing and max_length is None:
+            problems.append(f"{where}.packing: packing fills rows of max_length tokens, and max_length is null; set it")
+        if settings.get("assistant_only_loss"):
+            problems.append(
+                f"{where}.assistant_only_loss: recipe builds each SFT example with its prompt masked, so the loss "
+                "already covers the completion only, and TRL refuses the option on built examples; remove it"
+            )
+    if class_name == "GRPOConfig":
+        beta, default = value("beta")
+        if settings.get("sync_ref_model") and not beta:
+            problems.append(
+                f"{where}.sync_ref_model: beta is {beta:g}{default}, so no reference model is loaded to sync; set "
+                "beta above 0 or remove sync_ref_model"
+            )
+        mode, default = value("vllm_importance_sampling_mode")
+        vespo_with_vllm = value("loss_type")[0] == "vespo" and value("use_vllm")[0]
+        if (
+            vespo_with_vllm
+            and value("vllm_importance_sampling_correction")[0]
+            and mode not in ("token_truncate", "token_mask")
+        ):
+            problems.append(
+                f"{where}.loss_type: vespo with vLLM needs vllm_importance_sampling_mode: token_truncate or "
+                f"token_mask (it is {mode}{default})"
+            )
+    return problems
 
 
 def non_default_settings(class_name: str, settings: dict[str, Any]) -> dict[str, tuple[Any, Any]]:

@@ -108,6 +108,39 @@ CASES = [
         lambda d, t: set_in(d, "sft.trainer.padding_free", True),
         "sft.trainer.padding_free: TRL does not cut padding-free batches to max_length",
     ),
+    (
+        "packing-without-max-length",
+        "sft",
+        lambda d, t: d["sft"]["trainer"].update(packing=True, max_length=None),
+        "sft.trainer.packing: packing fills rows of max_length tokens, and max_length is null; set it",
+    ),
+    (
+        "assistant-only-loss",  # the examples recipe builds are token ids with the prompt masked, not conversations
+        "sft",
+        lambda d, t: set_in(d, "sft.trainer.assistant_only_loss", True),
+        "sft.trainer.assistant_only_loss: recipe builds each SFT example with its prompt masked",
+    ),
+    (
+        "bad-truncation-mode",
+        "sft",
+        lambda d, t: set_in(d, "sft.trainer.truncation_mode", "left"),
+        "sft.trainer.truncation_mode: 'left' is not one of keep_start, keep_end",
+    ),
+    (
+        "sync-reference-without-one",
+        "grpo",
+        lambda d, t: set_in(d, "grpo.trainer.sync_ref_model", True),
+        "grpo.trainer.sync_ref_model: beta is 0, by default, so no reference model is loaded to sync",
+    ),
+    (
+        "sync-reference-with-lora",
+        "grpo",
+        lambda d, t: (
+            d["grpo"]["trainer"].update(sync_ref_model=True, beta=0.04),
+            d["model"].update(lora={"r": 4, "alpha": 8}),
+        ),
+        "grpo.trainer.sync_ref_model: with model.lora the reference is the model with its adapter switched off",
+    ),
     ("owned-trainer-key", "grpo", lambda d, t: set_in(d, "grpo.trainer.seed", 1), "set `seed` at the top level"),
     (
         "resume-in-trainer",
