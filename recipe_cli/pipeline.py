@@ -162,6 +162,9 @@ def _no_new_checkpoint(run: RunFolder, start: StageStart) -> bool:
 
 def train_stages(recipe: Recipe, starts: dict[str, StageStart], command: str, reporter: Reporter) -> None:
     """``recipe sft`` / ``recipe grpo``: the planned stages, in order, with the command that resumes them."""
+    from recipe_cli.training import check_trainer_configs
+
+    on_main(lambda: check_trainer_configs(recipe, list(starts)))
     for start in starts.values():
         with resume_hint(command):
             train_one(recipe, start, reporter)
@@ -169,11 +172,12 @@ def train_stages(recipe: Recipe, starts: dict[str, StageStart], command: str, re
 
 def run_recipe(recipe: Recipe, starts: dict[str, StageStart], command: str, reporter: Reporter) -> list[dict]:
     """``recipe run``: every stage's data checked first, then eval base, train, eval, push; returns the evals."""
-    from recipe_cli.training import check_training_data, prepare_base_model
+    from recipe_cli.training import check_trainer_configs, check_training_data, prepare_base_model
 
     started = time.perf_counter()
     run = RunFolder(recipe)
     summaries = []
+    on_main(lambda: check_trainer_configs(recipe, recipe.training_stages))  # a later stage's settings too
     base = on_main(lambda: prepare_base_model(recipe, run))
     on_main(lambda: check_training_data(recipe, base))  # a data mistake in a later stage stops before any work
     if recipe.eval is not None:

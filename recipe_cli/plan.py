@@ -438,8 +438,9 @@ def _setting(class_name: str, trainer: dict, key: str):
 def describe_training_plan(recipe: Recipe, stages: list[str], console: Console, *, evaluates: bool = False) -> None:
     """What ``--dry-run`` prints for each stage: data after filtering, batches, steps, memory, misfits; what this
     machine lacks for the command (``evaluates``: it runs the evals too) is a warning, not a stop."""
-    from recipe_cli.training import stage_precision
+    from recipe_cli.training import check_trainer_configs, stage_precision
 
+    check_trainer_configs(recipe, stages)  # TRL's and transformers' own checks of the settings, as training runs them
     tokenizer = plan_tokenizer(recipe)
     config = _model_config(recipe)
     precision = stage_precision(recipe)

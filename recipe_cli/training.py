@@ -55,6 +55,17 @@ def check_training_data(recipe: Recipe, base: str) -> None:
         grpo_prompts(recipe, tokenizer)
 
 
+def check_trainer_configs(recipe: Recipe, stages: list[str]) -> None:
+    """Build each stage's TRL config as its trainer will, so that TRL's and transformers' own checks of the
+    settings (a scheduler or optimizer name, logging and saving intervals, batch sizes) stop a run before it
+    loads data or weights, not when the stage starts after the ones before it. ``validate`` does not import
+    TRL (seconds on a small machine); every command that trains does."""
+    from trl import GRPOConfig, SFTConfig
+
+    for stage in stages:
+        trainer_config(SFTConfig if stage == "sft" else GRPOConfig, recipe, stage)
+
+
 def prepare_stage_data(recipe: Recipe, stage: str, *, sample: bool = True, tokenizer=None, training: bool = False):
     """A stage's data as its trainer will receive it, with the stage's tokenizer and starting model.
 

@@ -141,6 +141,18 @@ CASES = [
         ),
         "grpo.trainer.sync_ref_model: with model.lora the reference is the model with its adapter switched off",
     ),
+    (
+        "grpo-setting-only-trl-checks",  # found by GRPOConfig itself: `recipe run` stops before the base eval and SFT
+        "run",
+        lambda d, t: set_in(d, "grpo.trainer.lr_scheduler_type", "cosine_decay"),
+        "grpo.trainer: cosine_decay is not a valid SchedulerType",
+    ),
+    (
+        "sft-setting-only-transformers-checks",
+        "sft",
+        lambda d, t: set_in(d, "sft.trainer.logging_steps", 0),
+        "sft.trainer: logging strategy IntervalStrategy.STEPS requires non-zero",
+    ),
     ("owned-trainer-key", "grpo", lambda d, t: set_in(d, "grpo.trainer.seed", 1), "set `seed` at the top level"),
     (
         "resume-in-trainer",
