@@ -71,7 +71,7 @@ class RenamedReward:
         return self.function(*args, **kwargs)
 
 
-def build_grpo_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
+def build_grpo_trainer(recipe: Recipe, start: StageStart, prepared=None) -> StageTrainer:
     """TRL's GRPOTrainer for the recipe's GRPO stage, ready to train; writes nothing (every rank builds one).
 
     The model comes from disk (the SFT output recorded in the run folder, or the base model), so
@@ -90,7 +90,10 @@ def build_grpo_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
     origin = run.start_of("grpo")
     base = run.base_model_path()
     tokenizer = load_tokenizer(origin, recipe.model)
-    prompts = grpo_prompts(recipe, tokenizer, model=origin)  # a pass-rate filter samples from the start
+    if prepared is not None:  # the chain's rows as the data report has them (recipe_cli.training.write_stage_report)
+        prompts = prepared.rows
+    else:
+        prompts = grpo_prompts(recipe, tokenizer, model=origin)  # a pass-rate filter samples from the start
     rewards = reward_functions(recipe, tokenizer)
     weights = [reward.weight for reward in recipe.grpo.rewards]
     continues_adapter = is_adapter(origin)

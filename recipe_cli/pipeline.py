@@ -76,9 +76,9 @@ def _stage_callbacks(recipe: Recipe) -> list:
     return [checkpoint_pusher(recipe)]
 
 
-def _prepare_stage(recipe: Recipe, run: RunFolder, start: StageStart) -> None:
+def _prepare_stage(recipe: Recipe, run: RunFolder, start: StageStart):
     """What the main process writes before a stage trains: the base model, the data report (and a pass-rate
-    cache), a clean stage folder.
+    cache), a clean stage folder. Returns the stage's prepared data, for the main process's trainer.
 
     The recipe is recorded with the stage once its trainer is built (``RunFolder.record_training``): a data
     mistake, or a trainer that cannot be built, leaves the run's record as it was.
@@ -86,11 +86,12 @@ def _prepare_stage(recipe: Recipe, run: RunFolder, start: StageStart) -> None:
     from recipe_cli.training import clear_stage_dir, prepare_base_model, write_stage_report
 
     prepare_base_model(recipe, run)
-    write_stage_report(recipe, start.stage)
+    prepared = write_stage_report(recipe, start.stage)
     output = run.stage_dir(start.stage)
     if start.clear:
         clear_stage_dir(output)
     output.mkdir(parents=True, exist_ok=True)  # health.log is written before the first checkpoint
+    return prepared
 
 
 def _free_memory() -> None:
@@ -128,10 +129,17 @@ def train_one(recipe: Recipe, start: StageStart, reporter: Reporter) -> Path:
         earlier["record"] = on_main(lambda: run.record_training(stage, start.checkpoint))
 
     with stop_on_signals(flag):
-        on_main(lambda: _prepare_stage(recipe, run, start))
+        data: dict = {}  # the main process's prepared data, kept here rather than sent to every rank
+        on_main(lambda: data.update(prepared=_prepare_stage(recipe, run, start)))
         try:
             outcome = train_stage(
-                recipe, start, flag, callbacks, on_ready=record_training, progress=reporter.training_progress()
+                recipe,
+                start,
+                flag,
+                callbacks,
+                on_ready=record_training,
+                progress=reporter.training_progress(),
+                prepared=data.pop("prepared", None),
             )
         except BaseException:
             if is_main() and _no_new_checkpoint(run, start):

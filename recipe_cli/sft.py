@@ -17,7 +17,7 @@ from recipe_cli.training import StageTrainer, log_precision, stage_precision, tr
 log = logging.getLogger(__name__)
 
 
-def build_sft_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
+def build_sft_trainer(recipe: Recipe, start: StageStart, prepared=None) -> StageTrainer:
     """TRL's SFTTrainer for the recipe's SFT stage, ready to train; writes nothing (every rank builds one).
 
     The loss covers the completion only: each example is pre-tokenised as the prompt the model
@@ -31,7 +31,10 @@ def build_sft_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
     run = RunFolder(recipe)
     base = run.base_model_path()
     tokenizer = load_tokenizer(base, recipe.model)
-    examples = sft_examples(recipe, tokenizer, model=base)  # a pass-rate filter samples from the base model
+    if prepared is not None:  # the chain's rows as the data report has them (recipe_cli.training.write_stage_report)
+        examples = prepared.rows
+    else:
+        examples = sft_examples(recipe, tokenizer, model=base)  # a pass-rate filter samples from the base model
     for line in describe_template(tokenizer, think_prefilled(recipe, tokenizer)):
         log.info("sft: %s", line)
     config = trainer_config(SFTConfig, recipe, "sft")

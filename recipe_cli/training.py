@@ -96,12 +96,16 @@ def prepare_stage_data(recipe: Recipe, stage: str, *, sample: bool = True, token
     return prepare_stage(recipe, stage, tokenizer, model=model, sample=sample, check=sample)
 
 
-def write_stage_report(recipe: Recipe, stage: str) -> None:
-    """``runs/<name>/data/<stage>.jsonl`` and ``.json`` of the data a stage is about to train on (main process)."""
+def write_stage_report(recipe: Recipe, stage: str):
+    """``runs/<name>/data/<stage>.jsonl`` and ``.json`` of the data a stage is about to train on (main process).
+
+    Returns the prepared data, which the main process's trainer then trains on rather than running the chain
+    again (``build_stage_trainer``)."""
     from recipe_cli.data import write_stage_data
 
     prepared = prepare_stage_data(recipe, stage, training=True)
     write_stage_data(prepared, RunFolder(recipe).root / "data")
+    return prepared
 
 
 def build_recipe_tiny_model(recipe: Recipe, output_dir: Path) -> Path:
@@ -324,14 +328,16 @@ def progress_callback(stage: str, progress):
     return ReportProgress()
 
 
-def build_stage_trainer(recipe: Recipe, start: StageStart) -> StageTrainer:
+def build_stage_trainer(recipe: Recipe, start: StageStart, prepared=None) -> StageTrainer:
+    """The stage's trainer; ``prepared``: the stage's data as ``write_stage_report`` prepared it in this process
+    (the same chain, tokenizer and starting model), else the trainer's builder prepares it."""
     if start.stage == "sft":
         from recipe_cli.sft import build_sft_trainer
 
-        return build_sft_trainer(recipe, start)
+        return build_sft_trainer(recipe, start, prepared)
     from recipe_cli.grpo import build_grpo_trainer
 
-    return build_grpo_trainer(recipe, start)
+    return build_grpo_trainer(recipe, start, prepared)
 
 
 def train_stage(
@@ -341,6 +347,7 @@ def train_stage(
     callbacks: list | None = None,
     on_ready: Callable[[], None] | None = None,
     progress=None,
+    prepared=None,
 ) -> StageOutcome:
     """Train a stage from step 0 or from the start's checkpoint and save it; runs on every rank, writes no record.
 
@@ -348,7 +355,8 @@ def train_stage(
     ``recipe_cli.preemption.stop_on_signals``) the current step finishes and a checkpoint is
     saved; on a NaN/inf gradient norm, loss or weight nothing more is saved, so the last checkpoint
     is the last good one. ``on_ready`` runs once the trainer is built, just before the first step
-    (the main process records the stage as training then). ``callbacks`` run after the marker.
+    (the main process records the stage as training then). ``callbacks`` run after the marker. ``prepared``:
+    see ``build_stage_trainer``.
     """
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -356,7 +364,8 @@ def train_stage(
     from recipe_cli.health import nonfinite_callback
     from recipe_cli.preemption import preemption_callback
 
-    staged = build_stage_trainer(recipe, start)
+    staged = build_stage_trainer(recipe, start, prepared)
+    prepared = None  # the trainer holds its own copy of the rows; these need not live through training
     trainer = staged.trainer
     if progress is not None:  # one compact line per log instead of transformers' raw dicts
         trainer.remove_callback(PrinterCallback)

@@ -37,9 +37,20 @@ def run_ok(*args) -> str:
 
 
 @pytest.mark.slow
-def test_full_run_trains_and_evaluates(recipe_dict, write_recipe, tmp_path):
+def test_full_run_trains_and_evaluates(recipe_dict, write_recipe, tmp_path, monkeypatch):
+    import recipe_cli.data
+
+    chained = []  # every pass of a stage's data through the chain
+    real_prepare = recipe_cli.data.prepare_stage
+    monkeypatch.setattr(
+        recipe_cli.data,
+        "prepare_stage",
+        lambda recipe, stage, *a, **k: chained.append(stage) or real_prepare(recipe, stage, *a, **k),
+    )
     path = write_recipe(recipe_dict)
     output = run_ok("run", path)
+    # each stage's data once up front (a mistake stops before any work), once for its report and its trainer
+    assert sorted(chained) == ["grpo", "grpo", "sft", "sft"]
     run_dir = tmp_path / "runs" / "tiny"
 
     base, sft, grpo = (weights(run_dir / stage) for stage in ("base", "sft", "grpo"))
