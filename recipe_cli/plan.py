@@ -24,7 +24,7 @@ from recipe_cli.config import (
 from recipe_cli.errors import RecipeError
 from recipe_cli.precision import DTYPE_BYTES, PrecisionPlan, describe_recipe_precision
 from recipe_cli.runs import RunFolder
-from recipe_cli.trainer_settings import non_default_settings
+from recipe_cli.trainer_settings import effective_setting, non_default_settings
 from recipe_cli.training import recipe_settings
 
 EXAMPLE_QUESTION = (  # the first GSM8K test problem
@@ -425,16 +425,6 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} GiB"
 
 
-def _setting(class_name: str, trainer: dict, key: str):
-    """The stage's value for a TRL setting: the recipe's, else TRL's literal default."""
-    from recipe_cli.trainer_fields import trainer_fields
-
-    if key in trainer:
-        return trainer[key]
-    field = trainer_fields(class_name).get(key)
-    return field.default if field is not None and field.has_default else None
-
-
 def describe_training_plan(recipe: Recipe, stages: list[str], console: Console, *, evaluates: bool = False) -> None:
     """What ``--dry-run`` prints for each stage: data after filtering, batches, steps, memory, misfits; what this
     machine lacks for the command (``evaluates``: it runs the evals too) is a warning, not a stop."""
@@ -551,7 +541,7 @@ def _describe_sft(recipe: Recipe, tokenizer, console: Console, config=None) -> t
     console.print(_loss_mask(tokenizer, example["input_ids"], prompt_length), soft_wrap=False)
     per_step = _batch(trainer, "SFTConfig", recipe.launch.num_processes)
     misfits = []
-    max_length = _setting("SFTConfig", trainer, "max_length")
+    max_length = effective_setting("SFTConfig", trainer, "max_length")
     totals = [len(row["input_ids"]) for row in prepared.rows]
     too_long = sum(1 for n in totals if max_length and n > max_length)
     positions = getattr(config, "max_position_embeddings", None)
@@ -603,22 +593,22 @@ def _describe_grpo(recipe: Recipe, tokenizer, config, console: Console) -> tuple
     first = prepared.rows[0] if prepared.rows else None
     if first is not None:
         _print_prompt(console, _render(tokenizer, prompt_token_ids(tokenizer, first["prompt"])))
-    generations = _setting("GRPOConfig", trainer, "num_generations")
+    generations = effective_setting("GRPOConfig", trainer, "num_generations")
     completions = _batch(trainer, "GRPOConfig", recipe.launch.num_processes)
     batch, _, how = generation_batch(trainer, recipe.launch.num_processes)
     console.print(
         f"per optimizer step: {completions // generations} unique prompts x {generations} completions "
         f"= {completions} completions; generation batch {batch} ({how})"
     )
-    beta = _setting("GRPOConfig", trainer, "beta") or 0.0
+    beta = effective_setting("GRPOConfig", trainer, "beta") or 0.0
     console.print(
         f"reference model: {'loaded (beta ' + format(beta, 'g') + ')' if beta else 'not loaded (beta 0: no KL term)'}"
     )
     console.print(f"divergence: {explain_divergence(recipe.grpo)}")
-    iterations = _setting("GRPOConfig", trainer, "num_iterations")
+    iterations = effective_setting("GRPOConfig", trainer, "num_iterations")
     _describe_steps(console, len(prepared.rows) * iterations, completions // generations, trainer, "GRPOConfig")
     misfits = _dropped(prepared, "grpo") if prepared.dropped else []
-    completion_tokens = _setting("GRPOConfig", trainer, "max_completion_length") or 0
+    completion_tokens = effective_setting("GRPOConfig", trainer, "max_completion_length") or 0
     kept = prepared.kept_lengths("prompt_tokens")
     longest = max(kept) if kept else max(prepared.prompt_tokens)
     positions = getattr(config, "max_position_embeddings", None)
@@ -646,7 +636,7 @@ def checkpoint_risks(trainer: dict, stage: str, world: int = 1) -> list[str]:
             "run restarts them and is not the run it continues"
         )
     cycle = generation_cycle(trainer, world) if stage == "grpo" else 1
-    save_steps = _setting("GRPOConfig" if stage == "grpo" else "SFTConfig", trainer, "save_steps")
+    save_steps = effective_setting("GRPOConfig" if stage == "grpo" else "SFTConfig", trainer, "save_steps")
     if cycle > 1 and isinstance(save_steps, int) and save_steps % cycle:
         risks.append(
             f"grpo.trainer.save_steps: {save_steps} is not a multiple of the {cycle} optimizer steps one generation "
@@ -655,8 +645,8 @@ def checkpoint_risks(trainer: dict, stage: str, world: int = 1) -> list[str]:
         )
     class_name = "GRPOConfig" if stage == "grpo" else "SFTConfig"
     logging_steps, max_steps = (
-        _setting(class_name, trainer, "logging_steps"),
-        _setting(class_name, trainer, "max_steps"),
+        effective_setting(class_name, trainer, "logging_steps"),
+        effective_setting(class_name, trainer, "max_steps"),
     )
     if isinstance(max_steps, int) and 0 < max_steps < (logging_steps or 0):
         risks.append(
@@ -682,13 +672,15 @@ def generation_cycle(trainer: dict, world: int = 1) -> int:
     >>> generation_cycle({"generation_batch_size": 32, "per_device_train_batch_size": 8})
     4
     """
-    accumulation = _setting("GRPOConfig", trainer, "gradient_accumulation_steps")
-    per_generation = _setting("GRPOConfig", trainer, "steps_per_generation")
-    generation_batch = _setting("GRPOConfig", trainer, "generation_batch_size")
+    accumulation = effective_setting("GRPOConfig", trainer, "gradient_accumulation_steps")
+    per_generation = effective_setting("GRPOConfig", trainer, "steps_per_generation")
+    generation_batch = effective_setting("GRPOConfig", trainer, "generation_batch_size")
     if per_generation is None and generation_batch is not None:
-        per_generation = generation_batch // (_setting("GRPOConfig", trainer, "per_device_train_batch_size") * world)
+        per_generation = generation_batch // (
+            effective_setting("GRPOConfig", trainer, "per_device_train_batch_size") * world
+        )
     per_generation = per_generation or accumulation
-    return max(per_generation * _setting("GRPOConfig", trainer, "num_iterations") // accumulation, 1)
+    return max(per_generation * effective_setting("GRPOConfig", trainer, "num_iterations") // accumulation, 1)
 
 
 def _print_data_steps(console: Console, prepared) -> None:
@@ -807,16 +799,16 @@ def _print_length_budget(console: Console, recipe: Recipe, completion_lengths: l
 
 def _batch(trainer: dict, class_name: str, world: int) -> int:
     """Examples (SFT) or completions (GRPO) per optimizer step over ``world`` processes."""
-    per_device = _setting(class_name, trainer, "per_device_train_batch_size")
-    accumulation = _setting(class_name, trainer, "gradient_accumulation_steps")
+    per_device = effective_setting(class_name, trainer, "per_device_train_batch_size")
+    accumulation = effective_setting(class_name, trainer, "gradient_accumulation_steps")
     return per_device * accumulation * world
 
 
 def _describe_steps(console: Console, items: int, per_step: int, trainer: dict, cls: str) -> None:
     """Steps per epoch (whole batches only) and the total the run will take."""
     per_epoch = items // per_step if per_step else 0
-    max_steps = _setting(cls, trainer, "max_steps")
-    epochs = _setting(cls, trainer, "num_train_epochs")
+    max_steps = effective_setting(cls, trainer, "max_steps")
+    epochs = effective_setting(cls, trainer, "num_train_epochs")
     total = max_steps if max_steps > 0 else int(per_epoch * epochs)
     how = "max_steps" if max_steps > 0 else f"{epochs:g} epochs"
     console.print(
@@ -910,7 +902,7 @@ def _memory_table(
     machine = Machine.here()
     settings = recipe_settings(recipe, stage)
     checkpointing = {**device_defaults(settings, precision, machine), **settings}.get("activation_checkpointing")
-    micro_batch = _setting(class_name, trainer, "per_device_train_batch_size")
+    micro_batch = effective_setting(class_name, trainer, "per_device_train_batch_size")
     kv, reference = 0, False
     tokens, logit_tokens = longest, longest
     if stage == "grpo":
@@ -920,10 +912,10 @@ def _memory_table(
         head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
         world = recipe.launch.num_processes
         batch = generation_batch(trainer, world)[0] // world  # each rank generates its share
-        completion = _setting("GRPOConfig", trainer, "max_completion_length") or 0
+        completion = effective_setting("GRPOConfig", trainer, "max_completion_length") or 0
         tokens, logit_tokens = longest + completion, completion  # TRL keeps the completion's logits only
         kv = kv_cache_bytes(layers, kv_heads, head_dim, tokens, batch, dtype_bytes)
-        reference = bool(_setting("GRPOConfig", trainer, "beta")) and recipe.model.lora is None
+        reference = bool(effective_setting("GRPOConfig", trainer, "beta")) and recipe.model.lora is None
     lora = recipe.model.lora is not None
     from recipe_cli.launch import sharding
 

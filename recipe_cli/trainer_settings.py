@@ -187,6 +187,18 @@ def check_trainer_settings(class_name: str, settings: dict[str, Any], where: str
     return coerced, problems
 
 
+def effective_setting(class_name: str, trainer: dict, key: str):
+    """The stage's value for a TRL setting: the recipe's, else TRL's literal default.
+
+    >>> effective_setting("SFTConfig", {}, "max_length"), effective_setting("SFTConfig", {"packing": 1}, "packing")
+    (1024, 1)
+    """
+    if key in trainer:
+        return trainer[key]
+    field = trainer_fields(class_name).get(key)
+    return field.default if field is not None and field.has_default else None
+
+
 def refused_pairs(class_name: str, settings: dict[str, Any], where: str) -> list[str]:
     """Settings that each pass alone but that the trainer refuses together, once the model has loaded (TRL 1.16).
 
@@ -199,13 +211,9 @@ def refused_pairs(class_name: str, settings: dict[str, Any], where: str) -> list
     >>> refused_pairs("GRPOConfig", {"loss_type": "vespo", "use_vllm": True}, "grpo.trainer")  # doctest: +ELLIPSIS
     ['grpo.trainer.loss_type: vespo with vLLM needs ... token_mask (it is sequence_mask, by default)']
     """
-    fields = trainer_fields(class_name)
 
     def value(key: str) -> tuple[Any, str]:  # the effective value, and ", by default" when the recipe left it
-        if key in settings:
-            return settings[key], ""
-        field = fields.get(key)
-        return (field.default if field is not None and field.has_default else None), ", by default"
+        return effective_setting(class_name, settings, key), "" if key in settings else ", by default"
 
     problems = []
     if class_name == "SFTConfig":

@@ -266,7 +266,7 @@ def test_the_completion_filter_is_for_sft_only(recipe_dict, write_recipe):
 @pytest.mark.parametrize("path", sorted((REPO / "recipes").glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_recipes_tell_one_length_story_and_justify_their_numbers(path):
     from recipe_cli.config import grpo_max_completion_length, load_recipe
-    from recipe_cli.plan import _setting
+    from recipe_cli.trainer_settings import effective_setting
 
     recipe = load_recipe(path)
     header = "".join(line for line in path.read_text().splitlines(keepends=True) if line.startswith("#"))
@@ -283,7 +283,7 @@ def test_shipped_recipes_tell_one_length_story_and_justify_their_numbers(path):
             assert f"at most {longest} tokens" in header
         assert longest <= budget  # SFT teaches what GRPO samples
         prompt = recipe.sft.dataset.max_prompt_tokens or 0
-        assert _setting("SFTConfig", recipe.sft.trainer, "max_length") >= prompt + longest
+        assert effective_setting("SFTConfig", recipe.sft.trainer, "max_length") >= prompt + longest
     assert "open-r1" in header and "lr 1.0e-6" in header and "generations" in header
     assert "bf16" not in "".join(recipe.grpo.trainer)  # precision comes from model.dtype
 
