@@ -72,11 +72,12 @@ class Variant(NamedTuple):
     overrides: dict[str, str]
     package: str | None = None  # the module it needs
     cycle: int = 1  # optimizer steps served by one generation
+    gpu_only: bool = False  # Triton or vLLM kernels: nothing to measure on CPU
 
 
 VARIANTS = {
     "grpo": Variant("grpo", {}),
-    "grpo-liger": Variant("grpo", {"grpo.trainer.use_liger_kernel": "true"}, "liger_kernel"),
+    "grpo-liger": Variant("grpo", {"grpo.trainer.use_liger_kernel": "true"}, "liger_kernel", gpu_only=True),
     # one generation of twice the batch serves two optimizer steps (steps_per_generation = 2 x accumulation)
     "grpo-generation-x2": Variant("grpo", {}, cycle=2),
     "grpo-vllm": Variant(
@@ -87,13 +88,13 @@ VARIANTS = {
             "grpo.trainer.vllm_gpu_memory_utilization": "0.3",
         },
         "vllm",
+        gpu_only=True,
     ),
     "sft-padded": Variant("sft", {"sft.trainer.padding_free": "false"}),
     # TRL does not cut a padding-free batch to max_length: the traces are already bounded by max_completion_tokens
     "sft-padding-free": Variant("sft", {"sft.trainer.padding_free": "true", "sft.trainer.max_length": "null"}),
     "grpo-compile": Variant("grpo", {"grpo.trainer.torch_compile": "true"}),  # last: the longest, the least sure
 }
-GPU_ONLY = {"grpo-liger", "grpo-vllm"}  # Triton and vLLM kernels: nothing to measure on CPU
 TINY_VARIANTS = ["grpo", "sft-padded", "sft-padding-free"]
 BASELINES = {"grpo": "grpo", "sft": "sft-padded"}  # each stage's variant as recipes/gsm8k.yaml ships it
 DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
@@ -138,7 +139,7 @@ def shrink(args: argparse.Namespace, work: Path, model: Path, sft_file: Path) ->
 
 def why_skipped(name: str, cuda: bool) -> str | None:
     package = VARIANTS[name].package
-    if name in GPU_ONLY and not cuda:
+    if VARIANTS[name].gpu_only and not cuda:
         return "needs a GPU"
     if package is not None and importlib.util.find_spec(package) is None:
         return f"{package} is not installed"
@@ -365,14 +366,13 @@ def describe(name: str, result: dict) -> str:
 
 def print_comparison(variants: dict) -> None:
     """Each variant's step time against its stage's baseline, measured in this run."""
-    baselines = BASELINES
     lines = []
     for name, result in variants.items():
-        base = variants.get(baselines[VARIANTS[name].stage], {})
-        if name in baselines.values() or "seconds_per_step" not in result or "seconds_per_step" not in base:
+        base = variants.get(BASELINES[VARIANTS[name].stage], {})
+        if name in BASELINES.values() or "seconds_per_step" not in result or "seconds_per_step" not in base:
             continue
         ratio = base["seconds_per_step"] / result["seconds_per_step"]
-        lines.append(f"  {name:18s} {ratio:.2f}x the speed of {baselines[VARIANTS[name].stage]}")
+        lines.append(f"  {name:18s} {ratio:.2f}x the speed of {BASELINES[VARIANTS[name].stage]}")
     if lines:
         print("against the baseline of each stage (step time, this run):")
         print("\n".join(lines))
