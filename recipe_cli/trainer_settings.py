@@ -44,6 +44,13 @@ OWNED_KEYS = {
     "reward_weights": "give each reward its `weight` in `grpo.rewards`",
     # the Trainer itself never reads it (only example scripts do): it would be silently ignored
     "resume_from_checkpoint": "pass --resume to `recipe sft|grpo|run`; it continues from the last complete checkpoint",
+    # SFT's rows reach TRL tokenised (recipe_cli.chat): TRL would only change the tokenizer saved with the checkpoint,
+    # so GRPO and eval would prompt in a template, or stop at a token, that SFT never trained on
+    "chat_template_path": (
+        "set `model.chat_template` (a .jinja file or the template text): SFT, GRPO and eval then share one template"
+    ),
+    "eos_token": "recipe ends each SFT target with the chat template's end-of-turn token, where GRPO and eval stop",
+    "dataset_text_field": "recipe tokenises SFT's rows itself; name the text column with `sft.dataset.columns.text`",
 }
 
 # Values TRL only checks at the first loss computation, after the model has loaded.

@@ -160,6 +160,12 @@ CASES = [
         lambda d, t: set_in(d, "sft.trainer.resume_from_checkpoint", "x"),
         "pass --resume",
     ),
+    (
+        "sft-chat-template-path",  # TRL would save it with the SFT checkpoint, a template SFT never trained on
+        "sft",
+        lambda d, t: set_in(d, "sft.trainer.chat_template_path", "template.jinja"),
+        "sft.trainer.chat_template_path: not allowed here; set `model.chat_template`",
+    ),
     ("seed-not-int", "sft", lambda d, t: d.update(seed="abc"), "seed:"),
     ("lr-not-number", "sft", lambda d, t: set_in(d, "sft.trainer.learning_rate", "fast"), "expected a number"),
     ("hidden-size-list", "sft", lambda d, t: set_in(d, "model.tiny.hidden_size", [1]), "model.tiny.hidden_size"),
