@@ -51,6 +51,11 @@ OWNED_KEYS = {
     ),
     "eos_token": "recipe ends each SFT target with the chat template's end-of-turn token, where GRPO and eval stop",
     "dataset_text_field": "recipe tokenises SFT's rows itself; name the text column with `sft.dataset.columns.text`",
+    # TRL renders GRPO's prompts with them, while SFT's examples and the eval's prompts are rendered without
+    "chat_template_kwargs": (
+        "SFT, GRPO and eval render prompts with `model.chat_template` alone, so GRPO never prompts otherwise than "
+        "SFT trained and eval measures; write the choice into model.chat_template (e.g. a template with thinking off)"
+    ),
 }
 
 # Values TRL only checks at the first loss computation, after the model has loaded.

@@ -166,6 +166,12 @@ CASES = [
         lambda d, t: set_in(d, "sft.trainer.chat_template_path", "template.jinja"),
         "sft.trainer.chat_template_path: not allowed here; set `model.chat_template`",
     ),
+    (
+        "grpo-chat-template-kwargs",  # TRL would render GRPO's prompts with them, SFT's and the eval's without
+        "grpo",
+        lambda d, t: set_in(d, "grpo.trainer.chat_template_kwargs", {"enable_thinking": False}),
+        "grpo.trainer.chat_template_kwargs: not allowed here; SFT, GRPO and eval render prompts with",
+    ),
     ("seed-not-int", "sft", lambda d, t: d.update(seed="abc"), "seed:"),
     ("lr-not-number", "sft", lambda d, t: set_in(d, "sft.trainer.learning_rate", "fast"), "expected a number"),
     ("hidden-size-list", "sft", lambda d, t: set_in(d, "model.tiny.hidden_size", [1]), "model.tiny.hidden_size"),
