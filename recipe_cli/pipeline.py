@@ -76,9 +76,10 @@ def _stage_callbacks(recipe: Recipe) -> list:
     return [checkpoint_pusher(recipe)]
 
 
-def _prepare_stage(recipe: Recipe, run: RunFolder, start: StageStart):
+def _prepare_stage(recipe: Recipe, run: RunFolder, start: StageStart, prepared=None):
     """What the main process writes before a stage trains: the base model, the data report (and a pass-rate
-    cache), a clean stage folder. Returns the stage's prepared data, for the main process's trainer.
+    cache), a clean stage folder. Returns the stage's prepared data (``prepared`` when given), for the main
+    process's trainer.
 
     The recipe is recorded with the stage once its trainer is built (``RunFolder.record_training``): a data
     mistake, or a trainer that cannot be built, leaves the run's record as it was.
@@ -86,7 +87,7 @@ def _prepare_stage(recipe: Recipe, run: RunFolder, start: StageStart):
     from recipe_cli.training import clear_stage_dir, prepare_base_model, write_stage_report
 
     prepare_base_model(recipe, run)
-    prepared = write_stage_report(recipe, start.stage)
+    prepared = write_stage_report(recipe, start.stage, prepared)
     output = run.stage_dir(start.stage)
     if start.clear:
         clear_stage_dir(output)
@@ -103,8 +104,10 @@ def _free_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def train_one(recipe: Recipe, start: StageStart, reporter: Reporter) -> Path:
+def train_one(recipe: Recipe, start: StageStart, reporter: Reporter, prepared=None) -> Path:
     """Train one stage as planned (or skip it) on every rank; return its checkpoint folder.
+
+    ``prepared`` is the stage's data as the main process already prepared it (``recipe run``), else None.
 
     The main process records the stage as training once its trainer is built, and as finished
     once the final model is saved. A stop (signal, non-finite values) raises ``TrainingStopped``
@@ -130,7 +133,7 @@ def train_one(recipe: Recipe, start: StageStart, reporter: Reporter) -> Path:
 
     with stop_on_signals(flag):
         data: dict = {}  # the main process's prepared data, kept here rather than sent to every rank
-        on_main(lambda: data.update(prepared=_prepare_stage(recipe, run, start)))
+        on_main(lambda: data.update(prepared=_prepare_stage(recipe, run, start, prepared)))
         try:
             outcome = train_stage(
                 recipe,
@@ -187,12 +190,14 @@ def run_recipe(recipe: Recipe, starts: dict[str, StageStart], command: str, repo
     summaries = []
     on_main(lambda: check_trainer_configs(recipe, recipe.training_stages))  # a later stage's settings too
     base = on_main(lambda: prepare_base_model(recipe, run))
-    on_main(lambda: check_training_data(recipe, base))  # a data mistake in a later stage stops before any work
+    checked: dict = {}  # the main process's prepared data, kept here rather than sent to every rank
+    # a data mistake in a later stage stops before any work; the data checked is the data trained on
+    on_main(lambda: checked.update(check_training_data(recipe, base)))
     if recipe.eval is not None:
         summaries += on_main(lambda: evaluate_checkpoint(recipe, base, "base", None, reporter))
     for stage in recipe.training_stages:
         with resume_hint(command):
-            output = train_one(recipe, starts[stage], reporter)
+            output = train_one(recipe, starts[stage], reporter, checked.pop(stage, None))
         if recipe.eval is not None:
             summaries += on_main(partial(evaluate_checkpoint, recipe, str(output), stage, None, reporter))
     if summaries and is_main():

@@ -38,21 +38,24 @@ def prepare_base_model(recipe: Recipe, run: RunFolder) -> str:
     return str(target)
 
 
-def check_training_data(recipe: Recipe, base: str) -> None:
+def check_training_data(recipe: Recipe, base: str) -> dict:
     """Load and filter every training stage's data as the stage will, so a data mistake stops before any work.
 
     Reads the datasets and the tokenizer only (to drop prompts over ``max_prompt_tokens``), no
     weights: a pass-rate filter uses what its cache holds and runs when its stage starts. GRPO's
-    tokenizer is SFT's, which SFT saves unchanged from ``base``.
+    tokenizer is SFT's, which SFT saves unchanged from ``base``. Returns each stage's prepared data
+    that is final (every stage without a pass-rate filter), for the stage to train on as it is.
     """
-    from recipe_cli.data import grpo_prompts, sft_examples
+    from recipe_cli.data import prepare_stage
     from recipe_cli.models import load_tokenizer
 
     tokenizer = load_tokenizer(base, recipe.model)
-    if recipe.sft is not None:
-        sft_examples(recipe, tokenizer)
-    if recipe.grpo is not None:
-        grpo_prompts(recipe, tokenizer)
+    final = {}
+    for stage in recipe.training_stages:
+        prepared = prepare_stage(recipe, stage, tokenizer)
+        if getattr(recipe, stage).dataset.difficulty is None:
+            final[stage] = prepared
+    return final
 
 
 def check_trainer_configs(recipe: Recipe, stages: list[str]) -> None:
@@ -96,14 +99,16 @@ def prepare_stage_data(recipe: Recipe, stage: str, *, sample: bool = True, token
     return prepare_stage(recipe, stage, tokenizer, model=model, sample=sample, check=sample)
 
 
-def write_stage_report(recipe: Recipe, stage: str):
+def write_stage_report(recipe: Recipe, stage: str, prepared=None):
     """``runs/<name>/data/<stage>.jsonl`` and ``.json`` of the data a stage is about to train on (main process).
 
+    ``prepared`` is the stage's data when the caller already has it (``recipe run`` checked it up front).
     Returns the prepared data, which the main process's trainer then trains on rather than running the chain
     again (``build_stage_trainer``)."""
     from recipe_cli.data import write_stage_data
 
-    prepared = prepare_stage_data(recipe, stage, training=True)
+    if prepared is None:
+        prepared = prepare_stage_data(recipe, stage, training=True)
     write_stage_data(prepared, RunFolder(recipe).root / "data")
     return prepared
 

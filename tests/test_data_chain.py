@@ -404,6 +404,19 @@ def test_recipe_data_writes_the_rows_and_samples_pass_rates_once(recipe_dict, wr
     assert step["sampled"] == 0 and step["cached"] == 8  # read back, not sampled again
 
 
+def test_the_up_front_check_hands_on_only_data_that_is_final(recipe_dict):
+    """`recipe run` trains on the data it checked, except where a pass-rate filter must sample the stage's start."""
+    from recipe_cli.runs import RunFolder
+    from recipe_cli.training import check_training_data, prepare_base_model, prepare_stage_data
+
+    recipe_dict["grpo"]["dataset"]["difficulty"] = {"samples": 2, "max_new_tokens": 4}
+    recipe = validate_recipe(recipe_dict)
+    final = check_training_data(recipe, prepare_base_model(recipe, RunFolder(recipe)))
+    assert list(final) == ["sft"]  # GRPO's filter samples from SFT's checkpoint, which is not trained yet
+    again = prepare_stage_data(recipe, "sft", training=True)
+    assert final["sft"].rows == again.rows and final["sft"].records == again.records
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_GSM8K, reason="GSM8K is not next to the checkout")
 def test_recipe_data_on_the_gsm8k_recipe_offline(tmp_path):
