@@ -31,7 +31,8 @@ class Machine:
         import torch
 
         gpu = torch.cuda.is_available()
-        return cls(gpu=gpu, bf16=gpu and torch.cuda.is_bf16_supported())
+        # by default torch counts emulated bf16 (Volta, Turing: V100, T4) as supported; auto then picks float32
+        return cls(gpu=gpu, bf16=gpu and torch.cuda.is_bf16_supported(including_emulation=False))
 
 
 @dataclass(frozen=True)
@@ -125,6 +126,11 @@ def plan_precision(
     requested = requested_dtype(dtype, machine)
     mixed = MIXED_PRECISION.get(requested) if machine.gpu else None
     note = None
+    if requested == "bfloat16" and machine.gpu and not machine.bf16:
+        note = (
+            "this GPU has no bfloat16 units (compute capability below 8.0: T4, V100): torch emulates bfloat16, "
+            "without float16's tensor-core speed or flash attention; set model.dtype: float16 or float32"
+        )
     if lora:
         base, compute = requested, requested
     else:

@@ -93,8 +93,18 @@ def test_precision_plan_on_a_gpu_and_without_one():
     assert cpu.mixed_precision is None and cpu.compute == "float32" and "no GPU" in cpu.note
     auto_old_gpu = plan_precision("auto", lora=False, machine=Machine(gpu=True, bf16=False))
     assert auto_old_gpu.requested == "float32" and auto_old_gpu.mixed_precision is None
+    assert auto_old_gpu.note is None
+    bf16_old_gpu = plan_precision("bfloat16", lora=False, machine=Machine(gpu=True, bf16=False))
+    assert "no bfloat16 units" in bf16_old_gpu.note and "model.dtype: float16" in bf16_old_gpu.note
     lora = plan_precision("bfloat16", lora=True, machine=Machine(gpu=True), push_dtype="float32")
     assert (lora.master, lora.base, lora.pushed) == ("float32", "bfloat16", "float32")
+
+
+def test_a_gpu_that_only_emulates_bf16_has_none(monkeypatch):
+    """torch counts emulated bf16 (V100, T4) as supported unless asked not to; auto must not pick it there."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert Machine.here() == Machine(gpu=True, bf16=False)
 
 
 def test_the_trainer_gets_mixed_precision_flags_from_model_dtype(recipe_dict):
