@@ -68,6 +68,13 @@ def check_launch(recipe: Recipe, machine: Machine) -> None:
         import torch
 
         visible = torch.cuda.device_count()
+        if visible > 1 and launch.num_processes == 1 and world_size() == 1:
+            # transformers' Trainer takes every visible GPU through nn.DataParallel when not launched
+            raise RecipeError(
+                f"{visible} GPUs are visible to one process: SFT would train on all of them through DataParallel "
+                f"(each batch {visible}x the recipe's) and GRPO refuses DataParallel; pass --num-processes {visible} "
+                "to train on every GPU, or set CUDA_VISIBLE_DEVICES=0 to train on one"
+            )
         if launch.processes_per_machine > visible:
             raise RecipeError(
                 f"{launch.processes_per_machine} processes per machine but {visible} GPU(s) visible; "

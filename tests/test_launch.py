@@ -178,7 +178,15 @@ def test_machine_checks_name_the_fix(recipe_dict, monkeypatch):
     recipe_dict["launch"] = {"num_processes": 8, "accelerate_config": "zero2"}
     with pytest.raises(RecipeError, match="uses DeepSpeed, which needs GPUs"):
         check_launch(validate_recipe(recipe_dict), Machine(gpu=False))
+    recipe_dict["launch"] = {"num_processes": 1}
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 4)
+    with pytest.raises(RecipeError, match="4 GPUs are visible to one process.*CUDA_VISIBLE_DEVICES=0"):
+        check_launch(validate_recipe(recipe_dict), Machine(gpu=True))
+    recipe_dict["launch"] = {"num_processes": 4}
+    check_launch(validate_recipe(recipe_dict), Machine(gpu=True))  # one process a GPU
     recipe_dict["launch"] = {"num_processes": 8}
+    with pytest.raises(RecipeError, match="8 processes per machine but 4 GPU"):
+        check_launch(validate_recipe(recipe_dict), Machine(gpu=True))
     recipe_dict["grpo"]["trainer"]["use_vllm"] = True
     monkeypatch.setattr("recipe_cli.launch._installed", lambda package: False)
     with pytest.raises(RecipeError, match="vLLM is not installed here"):
