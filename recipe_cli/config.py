@@ -1040,6 +1040,11 @@ def check_recipe(recipe: Recipe) -> list[str]:
             f"launch.accelerate_config: {config!r} is neither a file nor one of TRL's configs "
             f"({', '.join(shipped_accelerate_configs())}); give a name from that list or a path to a config file"
         )
+    else:
+        try:
+            problems += _check_lora_sharding(recipe, read_accelerate_config(recipe.launch))
+        except RecipeError as error:
+            problems.append(str(error))
     return problems
 
 
@@ -1120,6 +1125,44 @@ def accelerate_config_path(config: str) -> Path | None:
         return given
     shipped = package_dir("trl") / "accelerate_configs" / f"{config}.yaml"
     return shipped if shipped.is_file() else None
+
+
+def read_accelerate_config(launch: LaunchSettings) -> dict:
+    """The accelerate config that ``launch.accelerate_config`` names, as a mapping ({} without one)."""
+    path = accelerate_config_path(launch.accelerate_config) if launch.accelerate_config else None
+    if path is None:
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        problem = str(error).splitlines()[0]
+        raise RecipeError(
+            f"launch.accelerate_config: cannot read {path} ({problem}); give an accelerate config file"
+        ) from None
+    return data if isinstance(data, dict) else {}
+
+
+def _check_lora_sharding(recipe: Recipe, settings: dict) -> list[str]:
+    """LoRA under the two shardings that need one dtype across the weights they shard together (``settings``: the
+    accelerate config): a 16-bit base and a float32 adapter (peft's default, what recipe_cli.precision plans)
+    break both."""
+    launch = recipe.launch
+    if recipe.model.lora is None or recipe.model.dtype == "float32" or launch.num_processes == 1:
+        return []
+    name = f"launch.accelerate_config {launch.accelerate_config!r}"
+    kind = settings.get("distributed_type")
+    if kind == "FSDP" and str((settings.get("fsdp_config") or {}).get("fsdp_version", 1)) == "1":
+        return [
+            f"{name} (FSDP1) with model.lora: FSDP1 flattens each layer's weights into one tensor of one dtype, and "
+            "a layer holds the 16-bit base and the float32 adapter; use fsdp2 (it shards each weight on its own) or DDP"
+        ]
+    if kind == "DEEPSPEED" and str((settings.get("deepspeed_config") or {}).get("zero_stage")) == "3":
+        return [
+            f"{name} (ZeRO-3) with model.lora: ZeRO-3 needs one dtype across the weights, so TRL trains a 16-bit "
+            "adapter (small updates round away) and DeepSpeed refuses the float32 adapter SFT hands to GRPO; use "
+            "zero2 or DDP (the frozen 16-bit base is small enough to keep whole on each GPU)"
+        ]
+    return []
 
 
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json", "*.pt")

@@ -20,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from recipe_cli.config import LaunchSettings, Recipe, accelerate_config_path
+from recipe_cli.config import LaunchSettings, Recipe, accelerate_config_path, read_accelerate_config
 from recipe_cli.errors import RecipeError
 from recipe_cli.precision import Machine
 from recipe_cli.ranks import world_size
@@ -150,7 +150,7 @@ def _installed(package: str) -> bool:
 
 def _distributed_type(launch: LaunchSettings) -> str | None:
     """The ``distributed_type`` of the accelerate config (MULTI_GPU, DEEPSPEED, FSDP...), None without one."""
-    return _config(launch).get("distributed_type")
+    return read_accelerate_config(launch).get("distributed_type")
 
 
 def sharding(launch: LaunchSettings) -> tuple[str, set[str]]:
@@ -168,7 +168,7 @@ def sharding(launch: LaunchSettings) -> tuple[str, set[str]]:
         return "one process", set()
     kind = _distributed_type(launch)
     if kind == "DEEPSPEED":
-        stage = (_config(launch).get("deepspeed_config") or {}).get("zero_stage", 0)
+        stage = (read_accelerate_config(launch).get("deepspeed_config") or {}).get("zero_stage", 0)
         parts = [set(), {"optimizer"}, {"optimizer", "gradients"}, {"optimizer", "gradients", "weights"}]
         held = parts[min(int(stage), 3)]
         return f"DeepSpeed ZeRO-{stage}", held | ({"reference model"} if "weights" in held else set())
@@ -190,16 +190,8 @@ def gathers_16bit_weights(launch: LaunchSettings) -> bool:
     """
     if "weights" not in sharding(launch)[1] or _distributed_type(launch) != "DEEPSPEED":
         return False
-    value = (_config(launch).get("deepspeed_config") or {}).get("zero3_save_16bit_model")
+    value = (read_accelerate_config(launch).get("deepspeed_config") or {}).get("zero3_save_16bit_model")
     return value is True or str(value).lower() == "true"
-
-
-def _config(launch: LaunchSettings) -> dict:
-    import yaml
-
-    path = accelerate_config_path(launch.accelerate_config) if launch.accelerate_config else None
-    data = yaml.safe_load(path.read_text()) if path is not None else None
-    return data if isinstance(data, dict) else {}
 
 
 def _free_port() -> int:

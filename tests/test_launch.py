@@ -151,6 +151,29 @@ def test_launch_settings_are_checked_with_the_world_size(recipe_dict, write_reci
         assert result.exit_code == 2 and expected in result.output, result.output
 
 
+def test_lora_is_refused_under_shardings_that_need_one_dtype(recipe_dict, write_recipe, tmp_path):
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+
+    runner = CliRunner()
+    recipe_dict["model"].update(lora={"r": 4, "alpha": 8}, dtype="bfloat16")
+    (tmp_path / "broken.yaml").write_text("distributed_type: [FSDP\n")
+    for config, expected in (
+        ("fsdp1", "(FSDP1) with model.lora: FSDP1 flattens each layer's weights into one tensor of one dtype"),
+        ("zero3", "(ZeRO-3) with model.lora: ZeRO-3 needs one dtype across the weights"),
+        (str(tmp_path / "broken.yaml"), "launch.accelerate_config: cannot read"),
+    ):
+        recipe_dict["launch"] = {"num_processes": 8, "accelerate_config": config}
+        result = runner.invoke(app, ["validate", str(write_recipe(recipe_dict))])
+        assert result.exit_code == 2 and expected in result.output, result.output
+        assert "Traceback" not in result.output
+    for config in ("fsdp2", "zero2"):  # each weight sharded on its own, or the weights kept whole
+        recipe_dict["launch"] = {"num_processes": 8, "accelerate_config": config}
+        result = runner.invoke(app, ["validate", str(write_recipe(recipe_dict))])
+        assert result.exit_code == 0, result.output
+
+
 def test_the_launch_command_reuses_trls_configs_and_the_precision_plan():
     from recipe_cli.config import LaunchSettings, accelerate_config_path
     from recipe_cli.launch import launch_arguments, sharding
