@@ -200,11 +200,44 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def launch_arguments(launch: LaunchSettings, mixed_precision: str | None, machine: Machine) -> list[str]:
+# DeepSpeed values each stage's trainer settings decide: transformers fills DeepSpeed's "auto" from them, and
+# refuses a config whose value disagrees (TRL's zero1 sets gradient_accumulation_steps: 1)
+STAGE_DEEPSPEED_KEYS = ("gradient_accumulation_steps", "gradient_clipping")
+
+
+def launch_config_file(launch: LaunchSettings, folder: Path) -> Path | None:
+    """The accelerate config to launch with: the recipe's, or a copy written to ``folder`` without the DeepSpeed
+    values that each stage's ``gradient_accumulation_steps`` and ``max_grad_norm`` decide (SFT's and GRPO's may
+    differ, and one launch runs both)."""
+    import yaml
+
+    if launch.accelerate_config is None:
+        return None
+    path = accelerate_config_path(launch.accelerate_config)
+    settings = read_accelerate_config(launch)
+    deepspeed = settings.get("deepspeed_config") or {}
+    given = {key: deepspeed[key] for key in STAGE_DEEPSPEED_KEYS if key in deepspeed}
+    if not given:
+        return path
+    log.info(
+        "launch: %s left to each stage's trainer settings (DeepSpeed's auto), not %s's",
+        ", ".join(f"{key} {value}" for key, value in given.items()),
+        path.name,
+    )
+    kept = {key: value for key, value in deepspeed.items() if key not in given}
+    copy = folder / f"accelerate-{path.name}"
+    copy.write_text(yaml.safe_dump({**settings, "deepspeed_config": kept}, sort_keys=False))
+    return copy
+
+
+def launch_arguments(
+    launch: LaunchSettings, mixed_precision: str | None, machine: Machine, config_file: Path | None = None
+) -> list[str]:
     """The ``accelerate launch`` options for the recipe's launch settings and precision plan.
 
     Mixed precision follows ``model.dtype`` (``recipe_cli.precision``), whatever the accelerate
-    config says, so the launcher and the trainer never disagree.
+    config says, so the launcher and the trainer never disagree. ``config_file`` replaces the
+    recipe's accelerate config file (``launch_config_file``).
 
     >>> launch_arguments(LaunchSettings(num_processes=2), None, Machine(gpu=False))[:8]
     ['--num_processes', '2', '--num_machines', '1', '--machine_rank', '0', '--mixed_precision', 'no']
@@ -222,7 +255,7 @@ def launch_arguments(launch: LaunchSettings, mixed_precision: str | None, machin
         "no",
     ]
     if launch.accelerate_config is not None:
-        arguments += ["--config_file", str(accelerate_config_path(launch.accelerate_config))]
+        arguments += ["--config_file", str(config_file or accelerate_config_path(launch.accelerate_config))]
     else:
         # plain DDP; without a GPU `--cpu` would start one process, `--multi_gpu` with ACCELERATE_USE_CPU
         # starts the ranks on the gloo backend (see the environment in `relaunch`)
@@ -246,10 +279,11 @@ def relaunch(recipe: Recipe, argv: list[str]) -> int:
     machine = Machine.here()
     check_launch(recipe, machine)
     precision = stage_precision(recipe, machine)
-    command = [sys.executable, "-m", "accelerate.commands.launch"]
-    command += launch_arguments(recipe.launch, precision.mixed_precision, machine)
-    command += ["-m", "recipe_cli", *argv]
     with tempfile.TemporaryDirectory(prefix="recipe-launch-") as scratch:
+        config_file = launch_config_file(recipe.launch, Path(scratch))
+        command = [sys.executable, "-m", "accelerate.commands.launch"]
+        command += launch_arguments(recipe.launch, precision.mixed_precision, machine, config_file)
+        command += ["-m", "recipe_cli", *argv]
         status = Path(scratch) / "status.json"
         env = {**os.environ, STATUS_ENV: str(status)}
         if not machine.gpu:

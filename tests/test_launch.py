@@ -192,6 +192,36 @@ def test_the_launch_command_reuses_trls_configs_and_the_precision_plan():
     assert sharding(LaunchSettings(num_processes=8, accelerate_config="fsdp2"))[0] == "FSDP"
 
 
+def test_deepspeed_takes_gradient_accumulation_from_each_stage(tmp_path):
+    """TRL's zero1 fixes gradient_accumulation_steps at 1, which transformers refuses beside a stage's 8."""
+    import yaml
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_deepspeed_cmd_env
+
+    from recipe_cli.config import LaunchSettings, accelerate_config_path
+    from recipe_cli.launch import launch_arguments, launch_config_file
+    from recipe_cli.precision import Machine
+
+    zero2 = LaunchSettings(num_processes=8, accelerate_config="zero2")
+    assert launch_config_file(zero2, tmp_path) == accelerate_config_path("zero2")  # nothing to leave out
+    zero1 = LaunchSettings(num_processes=8, accelerate_config="zero1")
+    copy = launch_config_file(zero1, tmp_path)
+    assert copy.parent == tmp_path
+    shipped = yaml.safe_load(accelerate_config_path("zero1").read_text())
+    assert shipped["deepspeed_config"]["gradient_accumulation_steps"] == 1
+    written = yaml.safe_load(copy.read_text())
+    assert written["deepspeed_config"] == {
+        key: value for key, value in shipped["deepspeed_config"].items() if key != "gradient_accumulation_steps"
+    }
+    # what accelerate launch hands the ranks: no fixed value, so DeepSpeed's "auto" takes the stage's
+    for config, expected in ((accelerate_config_path("zero1"), "1"), (copy, None)):
+        options = launch_arguments(zero1, "bf16", Machine(gpu=True), config)
+        args, defaults, _ = _validate_launch_command(launch_command_parser().parse_args([*options, "-m", "x"]))
+        args.deepspeed_fields_from_accelerate_config = ",".join(defaults.deepspeed_config)
+        _, env = prepare_deepspeed_cmd_env(args)
+        assert env.get("ACCELERATE_GRADIENT_ACCUMULATION_STEPS") == expected
+
+
 def test_machine_checks_name_the_fix(recipe_dict, monkeypatch):
     from recipe_cli.config import validate_recipe
     from recipe_cli.errors import RecipeError
