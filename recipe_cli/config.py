@@ -1042,7 +1042,7 @@ def check_recipe(recipe: Recipe) -> list[str]:
         )
     else:
         try:
-            problems += _check_lora_sharding(recipe, read_accelerate_config(recipe.launch))
+            problems += _check_sharding(recipe, read_accelerate_config(recipe.launch))
         except RecipeError as error:
             problems.append(str(error))
     return problems
@@ -1142,27 +1142,46 @@ def read_accelerate_config(launch: LaunchSettings) -> dict:
     return data if isinstance(data, dict) else {}
 
 
-def _check_lora_sharding(recipe: Recipe, settings: dict) -> list[str]:
-    """LoRA under the two shardings that need one dtype across the weights they shard together (``settings``: the
-    accelerate config): a 16-bit base and a float32 adapter (peft's default, what recipe_cli.precision plans)
-    break both."""
+def _check_sharding(recipe: Recipe, settings: dict) -> list[str]:
+    """A sharded launch (``settings``: its accelerate config) must save a model the next stage can load, and
+    LoRA must not meet a sharding that needs one dtype across the weights it shards together: a 16-bit base
+    beside a float32 adapter (peft's default, what recipe_cli.precision plans) breaks FSDP1 and ZeRO-3."""
     launch = recipe.launch
-    if recipe.model.lora is None or recipe.model.dtype == "float32" or launch.num_processes == 1:
+    if launch.num_processes == 1:
         return []
     name = f"launch.accelerate_config {launch.accelerate_config!r}"
-    kind = settings.get("distributed_type")
-    if kind == "FSDP" and str((settings.get("fsdp_config") or {}).get("fsdp_version", 1)) == "1":
-        return [
+    kind, problems = settings.get("distributed_type"), []
+    fsdp, deepspeed = settings.get("fsdp_config") or {}, settings.get("deepspeed_config") or {}
+    version = str(fsdp.get("fsdp_version", 1))
+    zero3 = str(deepspeed.get("zero_stage")) == "3"
+    if kind == "FSDP":  # accelerate's default: full for FSDP1, sharded for FSDP2
+        state = str(fsdp.get("fsdp_state_dict_type", "FULL_STATE_DICT" if version == "1" else "SHARDED_STATE_DICT"))
+        if state.upper() != "FULL_STATE_DICT":
+            problems.append(
+                f"{name}: fsdp_state_dict_type {state} saves no model file (transformers writes one only from a full "
+                "state dict), so the next stage, the eval and push would find none; set fsdp_state_dict_type: "
+                "FULL_STATE_DICT in its fsdp_config (TRL's fsdp1 and fsdp2 do)"
+            )
+    if kind == "DEEPSPEED" and zero3 and str(deepspeed.get("zero3_save_16bit_model")).lower() != "true":
+        problems.append(
+            f"{name}: ZeRO-3 without zero3_save_16bit_model saves no model file, only DeepSpeed's own checkpoint, "
+            "so the next stage, the eval and push would find none; set zero3_save_16bit_model: true in its "
+            "deepspeed_config (TRL's zero3 does)"
+        )
+    if recipe.model.lora is None or recipe.model.dtype == "float32":
+        return problems
+    if kind == "FSDP" and version == "1":
+        problems.append(
             f"{name} (FSDP1) with model.lora: FSDP1 flattens each layer's weights into one tensor of one dtype, and "
             "a layer holds the 16-bit base and the float32 adapter; use fsdp2 (it shards each weight on its own) or DDP"
-        ]
-    if kind == "DEEPSPEED" and str((settings.get("deepspeed_config") or {}).get("zero_stage")) == "3":
-        return [
+        )
+    if kind == "DEEPSPEED" and zero3:
+        problems.append(
             f"{name} (ZeRO-3) with model.lora: ZeRO-3 needs one dtype across the weights, so TRL trains a 16-bit "
             "adapter (small updates round away) and DeepSpeed refuses the float32 adapter SFT hands to GRPO; use "
             "zero2 or DDP (the frozen 16-bit base is small enough to keep whole on each GPU)"
-        ]
-    return []
+        )
+    return problems
 
 
 WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.index.json", "*.pt")

@@ -177,21 +177,19 @@ def sharding(launch: LaunchSettings) -> tuple[str, set[str]]:
     return "DDP", set()
 
 
-def gathers_16bit_weights(launch: LaunchSettings) -> bool:
-    """Whether the launch saves each stage's final model gathered in 16-bit: DeepSpeed ZeRO-3 whose config sets
-    ``zero3_save_16bit_model`` (TRL's ``zero3`` does; without it transformers saves no model file at all).
+def saves_16bit_weights(launch: LaunchSettings) -> bool:
+    """Whether the launch saves each stage's model in the dtype it computes with: DeepSpeed (any ZeRO stage) casts
+    the model's weights to bf16/fp16 under mixed precision and keeps the float32 masters in its optimizer state,
+    which only its resume checkpoints hold (ZeRO-3 gathers the 16-bit weights: ``zero3_save_16bit_model``).
 
-    >>> gathers_16bit_weights(LaunchSettings(num_processes=8, accelerate_config="zero3"))
+    >>> saves_16bit_weights(LaunchSettings(num_processes=8, accelerate_config="zero2"))
     True
-    >>> gathers_16bit_weights(LaunchSettings(num_processes=8, accelerate_config="zero2"))
+    >>> saves_16bit_weights(LaunchSettings(num_processes=8, accelerate_config="fsdp2"))
     False
-    >>> gathers_16bit_weights(LaunchSettings(num_processes=1, accelerate_config="zero3"))  # no launch, no DeepSpeed
+    >>> saves_16bit_weights(LaunchSettings(num_processes=1, accelerate_config="zero3"))  # no launch, no DeepSpeed
     False
     """
-    if "weights" not in sharding(launch)[1] or _distributed_type(launch) != "DEEPSPEED":
-        return False
-    value = (read_accelerate_config(launch).get("deepspeed_config") or {}).get("zero3_save_16bit_model")
-    return value is True or str(value).lower() == "true"
+    return launch.num_processes > 1 and _distributed_type(launch) == "DEEPSPEED"
 
 
 def _free_port() -> int:

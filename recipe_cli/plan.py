@@ -39,17 +39,17 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
     model = recipe.model.path or f"tiny model built in {run.stage_dir('base')} ({recipe.model.tiny.model_dump()})"
     adapter = f", LoRA r={recipe.model.lora.r}" if recipe.model.lora else ""
     console.print(f"[bold]{recipe.name}[/]: {model}, dtype {recipe.model.dtype}{adapter}, seed {recipe.seed}")
-    from recipe_cli.launch import gathers_16bit_weights
+    from recipe_cli.launch import saves_16bit_weights
 
     push_dtype = recipe.push.dtype if recipe.push is not None else "auto"
     precision, note = describe_recipe_precision(
         recipe.model.dtype,
         lora=recipe.model.lora is not None,
         push_dtype=push_dtype,
-        gathers_16bit=gathers_16bit_weights(recipe.launch),
+        saves_16bit=saves_16bit_weights(recipe.launch),
     )
     console.print(f"precision: {precision}")
-    if note:  # on a GPU, only ZeRO-3's 16-bit gathering has one
+    if note:  # on a GPU, only DeepSpeed's 16-bit saves have one
         console.print(f"[yellow]note:[/] {note}")
     console.print(f"launch: {describe_launch(recipe.launch)}")
     console.print(f"run folder: {run.root}")

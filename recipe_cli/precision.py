@@ -98,17 +98,17 @@ def requested_dtype(name: str, machine: Machine) -> str:
 
 
 def plan_precision(
-    dtype: str, *, lora: bool, machine: Machine, push_dtype: str = "auto", gathers_16bit: bool = False
+    dtype: str, *, lora: bool, machine: Machine, push_dtype: str = "auto", saves_16bit: bool = False
 ) -> PrecisionPlan:
     """The precision plan for ``model.dtype`` (``dtype``) on ``machine``.
 
     Full weights: float32 master weights always; the requested dtype is the compute precision
     through the trainer's mixed precision on a GPU. Without a GPU the trainer has no mixed
     precision, so full-weight training computes in float32 (correct, only slower). LoRA: the frozen
-    base in the requested dtype, the adapter in float32. ``gathers_16bit``: DeepSpeed ZeRO-3 with
-    ``zero3_save_16bit_model`` (TRL's ``zero3`` config) saves the final model gathered from the
-    weights DeepSpeed computes with, the compute dtype; its resume checkpoints keep the float32
-    master weights (the DeepSpeed ``global_step*`` folders).
+    base in the requested dtype, the adapter in float32. ``saves_16bit``: DeepSpeed computes with
+    16-bit copies of the weights and keeps the float32 masters in its optimizer state, so it saves
+    each stage's model in the compute dtype; its resume checkpoints keep the float32 master weights
+    (the DeepSpeed ``global_step*`` folders).
 
     >>> p = plan_precision("bfloat16", lora=False, machine=Machine(gpu=True))
     >>> p.master, p.compute, p.saved, p.pushed, p.mixed_precision
@@ -119,7 +119,7 @@ def plan_precision(
     >>> p = plan_precision("bfloat16", lora=True, machine=Machine(gpu=True), push_dtype="float32")
     >>> p.master, p.base, p.compute, p.pushed
     ('float32', 'bfloat16', 'bfloat16', 'float32')
-    >>> p = plan_precision("bfloat16", lora=False, machine=Machine(gpu=True), gathers_16bit=True)
+    >>> p = plan_precision("bfloat16", lora=False, machine=Machine(gpu=True), saves_16bit=True)
     >>> p.master, p.saved, p.resume
     ('float32', 'bfloat16', 'float32')
     """
@@ -139,13 +139,13 @@ def plan_precision(
         if requested != "float32" and not machine.gpu:
             flag = MIXED_PRECISION[requested]
             note = f"no GPU here: {flag} mixed precision needs one, so training computes in float32"
-    saved = compute if gathers_16bit else "float32"
+    saved = compute if saves_16bit else "float32"
     if saved != "float32":
-        zero3 = (
-            f"ZeRO-3 (zero3_save_16bit_model) saves each stage's final model gathered in {saved}, so the next "
-            f"stage, the eval and push start from {saved} weights; resume checkpoints keep float32 master weights"
+        deepspeed = (
+            f"DeepSpeed saves each stage's model in {saved}, the copy it computes with, so the next stage, the eval "
+            f"and push start from {saved} weights; resume checkpoints keep the float32 master weights"
         )
-        note = f"{note}; {zero3}" if note else zero3
+        note = f"{note}; {deepspeed}" if note else deepspeed
     return PrecisionPlan(
         requested=requested,
         master="float32",
@@ -161,7 +161,7 @@ def plan_precision(
 
 
 def describe_recipe_precision(
-    dtype: str, *, lora: bool, push_dtype: str = "auto", gathers_16bit: bool = False
+    dtype: str, *, lora: bool, push_dtype: str = "auto", saves_16bit: bool = False
 ) -> tuple[str, str | None]:
     """The plan on a GPU and, where it differs, without one, and the GPU plan's note: what ``recipe validate``
     prints (no torch needed).
@@ -172,9 +172,7 @@ def describe_recipe_precision(
     >>> describe_recipe_precision("float32", lora=False)
     ('master float32, compute float32, checkpoints float32, eval float32, pushed float32', None)
     """
-    on_gpu = plan_precision(
-        dtype, lora=lora, machine=Machine(gpu=True), push_dtype=push_dtype, gathers_16bit=gathers_16bit
-    )
+    on_gpu = plan_precision(dtype, lora=lora, machine=Machine(gpu=True), push_dtype=push_dtype, saves_16bit=saves_16bit)
     on_cpu = plan_precision(dtype, lora=lora, machine=Machine(gpu=False), push_dtype=push_dtype)
     text = on_gpu.describe(lora)
     if (on_cpu.compute, on_cpu.pushed) == (on_gpu.compute, on_gpu.pushed):

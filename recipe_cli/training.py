@@ -137,7 +137,7 @@ def tiny_tokenizer_text(recipe: Recipe) -> list[str]:
 
 def stage_precision(recipe: Recipe, machine: Machine | None = None) -> PrecisionPlan:
     """The recipe's precision plan on this machine and launch (see ``recipe_cli.precision``)."""
-    from recipe_cli.launch import gathers_16bit_weights
+    from recipe_cli.launch import saves_16bit_weights
 
     push_dtype = recipe.push.dtype if recipe.push is not None else "auto"
     lora = recipe.model.lora is not None
@@ -146,7 +146,7 @@ def stage_precision(recipe: Recipe, machine: Machine | None = None) -> Precision
         lora=lora,
         machine=machine or Machine.here(),
         push_dtype=push_dtype,
-        gathers_16bit=gathers_16bit_weights(recipe.launch),
+        saves_16bit=saves_16bit_weights(recipe.launch),
     )
 
 

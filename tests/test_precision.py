@@ -227,35 +227,45 @@ def test_the_reference_model_loads_the_pinned_revision(recipe_dict, write_recipe
     assert reference.dtype == expected
 
 
-def test_zero3_plans_the_16bit_model_it_saves(recipe_dict, write_recipe, tmp_path):
-    """TRL's zero3.yaml sets zero3_save_16bit_model: the final model is gathered in the compute dtype, while the
-    resume checkpoints keep float32 master weights. The plan, the printed line and run.json say so."""
+def test_deepspeed_plans_the_16bit_model_it_saves(recipe_dict, write_recipe, tmp_path):
+    """DeepSpeed casts the weights it computes with to 16 bits under mixed precision and keeps the float32 masters in
+    its optimizer state: every ZeRO stage saves the model in the compute dtype, while the resume checkpoints keep
+    float32. The plan, the printed line and run.json say so; a config that would save no model is refused."""
     import yaml
 
     from recipe_cli.config import LaunchSettings, accelerate_config_path, validate_recipe
-    from recipe_cli.launch import gathers_16bit_weights
+    from recipe_cli.launch import saves_16bit_weights
     from recipe_cli.training import stage_precision
 
     shipped = accelerate_config_path("zero3")
-    assert yaml.safe_load(shipped.read_text())["deepspeed_config"]["zero3_save_16bit_model"] is True
-    own = yaml.safe_load(shipped.read_text())
-    own["deepspeed_config"]["zero3_save_16bit_model"] = False
-    (tmp_path / "zero3-full.yaml").write_text(yaml.safe_dump(own))
-    for config, gathers in ((str(shipped), True), ("zero3", True), (str(tmp_path / "zero3-full.yaml"), False)):
-        assert gathers_16bit_weights(LaunchSettings(num_processes=8, accelerate_config=config)) == gathers
+    for config, saves in (("zero1", True), ("zero2", True), (str(shipped), True), ("fsdp2", False), (None, False)):
+        assert saves_16bit_weights(LaunchSettings(num_processes=8, accelerate_config=config)) == saves, config
 
     recipe_dict["model"]["dtype"] = "bfloat16"
-    recipe_dict["launch"] = {"num_processes": 8, "accelerate_config": str(shipped)}
-    plan = stage_precision(validate_recipe(recipe_dict), Machine(gpu=True))
-    assert (plan.master, plan.compute, plan.saved, plan.resume) == ("float32", "bfloat16", "bfloat16", "float32")
-    assert plan.record()["saved"] == "bfloat16" and plan.record()["resume"] == "float32"  # run.json's precision
-    assert "gathered in bfloat16" in plan.note and "resume checkpoints keep float32" in plan.note
-    out = run_ok("validate", write_recipe(recipe_dict)).replace("\n", " ")
-    assert "saved model bfloat16, resume checkpoints float32" in out
-    assert "note: ZeRO-3 (zero3_save_16bit_model) saves each stage's final model gathered in bfloat16" in out
-    recipe_dict["launch"]["accelerate_config"] = "zero2"  # the final model keeps float32 master weights
+    for config in ("zero2", str(shipped)):
+        recipe_dict["launch"] = {"num_processes": 8, "accelerate_config": config}
+        plan = stage_precision(validate_recipe(recipe_dict), Machine(gpu=True))
+        assert (plan.master, plan.compute, plan.saved, plan.resume) == ("float32", "bfloat16", "bfloat16", "float32")
+        assert plan.record()["saved"] == "bfloat16" and plan.record()["resume"] == "float32"  # run.json's precision
+        assert "DeepSpeed saves each stage's model in bfloat16" in plan.note
+        out = run_ok("validate", write_recipe(recipe_dict)).replace("\n", " ")
+        assert "saved model bfloat16, resume checkpoints float32" in out
+    recipe_dict["launch"]["accelerate_config"] = "multi_gpu"  # DDP saves the float32 master weights
     assert stage_precision(validate_recipe(recipe_dict), Machine(gpu=True)).saved == "float32"
     assert "checkpoints float32, eval bfloat16" in run_ok("validate", write_recipe(recipe_dict))
+
+    own = yaml.safe_load(shipped.read_text())
+    own["deepspeed_config"]["zero3_save_16bit_model"] = False
+    fsdp2 = yaml.safe_load(accelerate_config_path("fsdp2").read_text())
+    del fsdp2["fsdp_config"]["fsdp_state_dict_type"]  # accelerate's default for FSDP2: sharded
+    for name, config, expected in (
+        ("zero3-full.yaml", own, "ZeRO-3 without zero3_save_16bit_model saves no model file"),
+        ("fsdp2-sharded.yaml", fsdp2, "fsdp_state_dict_type SHARDED_STATE_DICT saves no model file"),
+    ):
+        (tmp_path / name).write_text(yaml.safe_dump(config))
+        recipe_dict["launch"]["accelerate_config"] = str(tmp_path / name)
+        result = runner.invoke(app, ["validate", str(write_recipe(recipe_dict))])
+        assert result.exit_code == 2 and expected in result.output, result.output
 
 
 def test_grpo_does_not_claim_the_reference_models_settings_are_ignored(recipe_dict, caplog, monkeypatch):
