@@ -239,7 +239,7 @@ class StageOutcome:
 LOG_STATE = "log-state-{rank}.json"  # in each checkpoint: what the trainer's next log averages over, per rank
 
 
-def log_state_callback(trainer, resumed_from: Path | None):
+def log_state_callback(trainer, resumed_from: Path | None, healthy):
     """A TrainerCallback that keeps, in every checkpoint, what the next logged values are averaged over.
 
     transformers averages the loss over the steps since the last log (``_tr_loss``,
@@ -248,6 +248,8 @@ def log_state_callback(trainer, resumed_from: Path | None):
     step that was not logged would log other numbers than the uninterrupted run. Each rank saves
     its own part (like its RNG state) before the completion marker, and a resumed run puts it back
     when training begins, so the next log averages over the same steps in the same order.
+    ``healthy()`` is False once the weights were found non-finite: the main process then deletes
+    the checkpoint (``recipe_cli.health``), and no rank writes into it, before or during that.
     """
     import torch
     from transformers import TrainerCallback
@@ -257,7 +259,7 @@ def log_state_callback(trainer, resumed_from: Path | None):
             from recipe_cli.ranks import rank
 
             folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            if not folder.is_dir():  # deleted: saved from non-finite weights (recipe_cli.health)
+            if not healthy():  # saved from non-finite weights: the main process deletes it (recipe_cli.health)
                 return control
             saved = {
                 "tr_loss": trainer._tr_loss.item(),
@@ -380,7 +382,7 @@ def train_stage(
     # in this order: a preemption asks for a save first, so the weights are checked before any save and
     # before the marker; later callbacks (e.g. pushing checkpoints) run once the marker is written
     marker = completion_marker_callback(lambda: nonfinite.healthy)
-    log_state = log_state_callback(trainer, start.checkpoint)
+    log_state = log_state_callback(trainer, start.checkpoint, lambda: nonfinite.healthy)
     for callback in [preemption_callback(flag), nonfinite, log_state, marker, *(callbacks or [])]:
         trainer.add_callback(callback)
     from recipe_cli.step_time import time_callbacks

@@ -98,3 +98,25 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(recipe_dict, write_
     assert_no_diverged_checkpoint_is_complete(stage_dir, kept_one="good" in kept)
     assert not (stage_dir / "model.safetensors").exists()  # no final model from diverged weights
     assert json.loads((tmp_path / "runs" / "tiny" / "run.json").read_text())["stages"]["sft"]["status"] == "training"
+
+
+def test_no_rank_writes_into_a_checkpoint_saved_from_non_finite_weights(tmp_path):
+    """The main process deletes such a checkpoint while the other ranks run their own save callbacks: a rank that
+    got there first must not write into it (a FileNotFoundError mid-deletion, or a leftover folder)."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from recipe_cli.training import LOG_STATE, log_state_callback
+
+    trainer = SimpleNamespace(_tr_loss=torch.tensor(0.5), _globalstep_last_logged=2)
+    args, state = SimpleNamespace(output_dir=str(tmp_path)), SimpleNamespace(global_step=3)
+    folder = tmp_path / "checkpoint-3"
+    folder.mkdir()  # not deleted yet
+    healthy = {"now": False}
+    callback = log_state_callback(trainer, None, lambda: healthy["now"])
+    callback.on_save(args, state, SimpleNamespace())
+    assert list(folder.iterdir()) == []
+    healthy["now"] = True
+    callback.on_save(args, state, SimpleNamespace())
+    assert json.loads((folder / LOG_STATE.format(rank=0)).read_text())["last_logged"] == 2
