@@ -274,6 +274,11 @@ class VLLMEngine:
         from vllm import LLM
         from vllm.lora.request import LoRARequest
 
+        from recipe_cli.precision import Machine, requested_dtype
+
+        # checkpoints keep float32 master weights, and vLLM's own "auto" reads the dtype off their config:
+        # generate in the compute dtype, as the transformers backend does (``model.dtype: auto`` resolved here)
+        dtype = requested_dtype(recipe.model.dtype, Machine.here())
         self.tokenizer = load_tokenizer(path, recipe.model)
         adapter = is_adapter(path)
         base = adapter_base(path) if adapter else str(path)
@@ -283,13 +288,13 @@ class VLLMEngine:
             revision=model_revision(base, recipe.model),
             tokenizer=str(path),
             tokenizer_revision=model_revision(path, recipe.model),
-            dtype=recipe.model.dtype,
+            dtype=dtype,
             seed=recipe.seed,
             trust_remote_code=recipe.model.trust_remote_code,
             **options,
         )
         self.lora = LoRARequest("checkpoint", 1, str(path)) if adapter else None
-        self.device, self.dtype = "cuda", recipe.model.dtype
+        self.device, self.dtype = "cuda", dtype
 
     def generate(self, prompts: list[str], decoding: Decoding, batch_size: int, progress=None) -> Generation:
         from vllm import SamplingParams

@@ -463,3 +463,26 @@ def test_several_eval_sets_each_get_their_results_and_table(recipe_dict, write_r
     recipe_dict["eval"]["datasets"].append({"name": "small", "adapter": "arithmetic", "split": "test"})
     result = invoke("validate", write_recipe(recipe_dict))
     assert result.exit_code == 2 and "two sets share a name" in result.output
+
+
+def test_the_vllm_backend_generates_in_the_resolved_compute_dtype(recipe_dict, monkeypatch):
+    """Checkpoints keep float32 master weights; vLLM's own "auto" would read that off their config."""
+    import sys
+    from types import ModuleType, SimpleNamespace
+
+    from recipe_cli.generation import VLLMEngine
+    from recipe_cli.precision import Machine
+    from recipe_cli.runs import RunFolder
+    from recipe_cli.training import prepare_base_model
+
+    built = {}
+    vllm, lora = ModuleType("vllm"), ModuleType("vllm.lora.request")
+    vllm.LLM = lambda **options: built.update(options) or SimpleNamespace()
+    lora.LoRARequest = object
+    monkeypatch.setitem(sys.modules, "vllm", vllm)
+    monkeypatch.setitem(sys.modules, "vllm.lora.request", lora)
+    monkeypatch.setattr(Machine, "here", classmethod(lambda cls: Machine(gpu=True)))
+    recipe = validate_recipe(recipe_dict)
+    assert recipe.model.dtype == "auto"
+    engine = VLLMEngine(str(prepare_base_model(recipe, RunFolder(recipe))), recipe)
+    assert built["dtype"] == engine.dtype == "bfloat16"
