@@ -20,7 +20,7 @@ from recipe_cli.answers import parse_number, score_completion
 from recipe_cli.chat import prompt_token_ids, render_prompt, think_prefilled
 from recipe_cli.config import DatasetSettings, Recipe
 from recipe_cli.data import load_examples, prompt_rows
-from recipe_cli.generation import Decoding, Generation, choose_backend, load_engine, vllm_installed
+from recipe_cli.generation import Decoding, Generation, open_engine
 from recipe_cli.metrics import majority_answer, majority_correct, pass_at_k
 from recipe_cli.models import is_adapter
 from recipe_cli.rewards import format as format_reward
@@ -39,19 +39,20 @@ def evaluate_model(
     limit: int | None = None,
     progress=None,
     eval_set: tuple[str, str, DatasetSettings] | None = None,
+    engine=None,
 ) -> dict:
     """Evaluate one checkpoint on one of the recipe's eval sets (default: the headline one); write and return
-    its summary, labelled ``label`` plus the set's suffix (``sft@math500``)."""
+    its summary, labelled ``label`` plus the set's suffix (``sft@math500``). ``engine``: the checkpoint as
+    ``open_engine`` loaded it, shared by its eval sets; loaded here (and let go) when not given."""
+    if engine is None:
+        with open_engine(recipe, model_path) as engine:
+            return evaluate_model(recipe, model_path, label, limit, progress, eval_set, engine)
     settings = recipe.eval
     suffix, title, dataset = eval_set or settings.sets[0]
     label = f"{label}{suffix}"
     rows = load_examples(dataset, recipe.seed)
     if limit is not None:
         rows = rows[:limit]
-    import torch
-
-    backend = choose_backend(settings.backend, vllm_available=vllm_installed(), cuda=torch.cuda.is_available())
-    engine = load_engine(backend, model_path, recipe)
     prefilled = think_prefilled(recipe, engine.tokenizer)  # the format rate follows the training rewards
     shown = [row["prompt"] for row in prompt_rows(rows, recipe.prompt)]
     prompts = [render_prompt(engine.tokenizer, prompt) for prompt in shown]
@@ -86,7 +87,7 @@ def evaluate_model(
         "accuracy_mode": mode,  # which of accuracy_strict / accuracy_flexible `accuracy` is
         "think_prefilled": prefilled,
         **_rates(samples),
-        "backend": backend,
+        "backend": engine.name,
         "device": engine.device,
         "dtype": engine.dtype,
         "decoding": {

@@ -14,6 +14,7 @@ import inspect
 import logging
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -264,6 +265,9 @@ class TransformersEngine:
     def generate(self, prompts: list[str], decoding: Decoding, batch_size: int, progress=None) -> Generation:
         return generate_completions(self.model, self.tokenizer, prompts, decoding, batch_size, progress)
 
+    def close(self) -> None:
+        self.model = None
+
 
 class VLLMEngine:
     """A checkpoint served by vLLM on the GPU; a LoRA adapter is applied to its base per request."""
@@ -325,6 +329,9 @@ class VLLMEngine:
             stop_token_ids=stop,
         )
 
+    def close(self) -> None:
+        self.llm = None  # vLLM shuts its engine down, and gives its share of the GPU back, once unreferenced
+
 
 def _lora_rank(path: str) -> int:
     """The adapter's rank, rounded up to a ``max_lora_rank`` vLLM accepts."""
@@ -335,6 +342,24 @@ def _lora_rank(path: str) -> int:
 
 
 def load_engine(backend: str, path: str, recipe: Recipe):
-    """The checkpoint at ``path`` loaded for generation with the chosen backend."""
+    """The checkpoint at ``path`` loaded for generation with the chosen backend (``close()`` lets it go)."""
     engine = VLLMEngine if backend == "vllm" else TransformersEngine
     return engine(path, recipe)
+
+
+@contextmanager
+def open_engine(recipe: Recipe, path: str):
+    """The checkpoint at ``path`` loaded with the eval's backend, for every eval set; its memory is given back
+    on leaving, before the next checkpoint's engine or the next stage loads (vLLM takes most of the GPU)."""
+    import torch
+
+    from recipe_cli.models import free_model_memory
+
+    backend = choose_backend(recipe.eval.backend, vllm_available=vllm_installed(), cuda=torch.cuda.is_available())
+    engine = load_engine(backend, path, recipe)
+    try:
+        yield engine
+    finally:
+        engine.close()
+        del engine
+        free_model_memory()

@@ -118,3 +118,14 @@ def lora_config(settings: LoraSettings):
         target_modules=settings.target_modules,
         task_type="CAUSAL_LM",
     )
+
+
+def free_model_memory() -> None:
+    """Give back what a dropped model held (a finished trainer, an eval's engine), before the next one loads."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()

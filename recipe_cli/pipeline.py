@@ -9,7 +9,6 @@ it), so nothing here prints.
 
 from __future__ import annotations
 
-import gc
 import logging
 import time
 from collections.abc import Collection, Iterator
@@ -21,6 +20,7 @@ from typing import Any, Protocol
 
 from recipe_cli.config import Recipe
 from recipe_cli.errors import RecipeError, TrainingStopped
+from recipe_cli.models import free_model_memory
 from recipe_cli.ranks import is_main, on_main, shared
 from recipe_cli.runs import RunFolder, StageStart, changed_settings
 
@@ -95,15 +95,6 @@ def _prepare_stage(recipe: Recipe, run: RunFolder, start: StageStart, prepared=N
     return prepared
 
 
-def _free_memory() -> None:
-    """Give back what a finished trainer held, before an evaluation or the next stage loads a model."""
-    import torch
-
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
 def train_one(recipe: Recipe, start: StageStart, reporter: Reporter, prepared=None) -> Path:
     """Train one stage as planned (or skip it) on every rank; return its checkpoint folder.
 
@@ -157,7 +148,7 @@ def train_one(recipe: Recipe, start: StageStart, reporter: Reporter, prepared=No
             raise
         if outcome.finished:
             on_main(lambda: run.record_stage(stage, outcome.output, **outcome.record))
-    _free_memory()
+    free_model_memory()  # before an evaluation or the next stage loads a model
     error = stopped_error(outcome)
     if error is not None:
         raise shared(error)  # every rank agreed on the outcome
@@ -257,13 +248,15 @@ def prepare_data(recipe: Recipe, stages: list[str], *, dry_run: bool) -> list[tu
 def evaluate_checkpoint(recipe: Recipe, path: str, label: str, limit: int | None, reporter: Reporter) -> list[dict]:
     """Evaluate one checkpoint on every eval set of the recipe, with progress; write and return the summaries."""
     from recipe_cli.evaluate import evaluate_model
+    from recipe_cli.generation import open_engine
 
     summaries = []
-    for eval_set in recipe.eval.sets:
-        with reporter.eval_progress() as progress:
-            summary = evaluate_model(recipe, path, label, limit=limit, progress=progress, eval_set=eval_set)
-        reporter.evaluated(summary)
-        summaries.append(summary)
+    with open_engine(recipe, path) as engine:  # loaded once for every eval set, let go before training goes on
+        for eval_set in recipe.eval.sets:
+            with reporter.eval_progress() as progress:
+                summary = evaluate_model(recipe, path, label, limit, progress, eval_set, engine)
+            reporter.evaluated(summary)
+            summaries.append(summary)
     return summaries
 
 

@@ -254,6 +254,7 @@ class ScriptedEngine:
     """Generation without a model: the prompt asking "Say N (k right)" gets k of its samples right."""
 
     calls = 0
+    closed = 0
 
     def __init__(self, lengths=None):
         self.lengths = lengths or {}  # completion -> its length in tokens (default 8)
@@ -272,6 +273,9 @@ class ScriptedEngine:
             completions.append(samples[: decoding.num_samples])
         tokens = [[self.lengths.get(c, 8) for c in samples] for samples in completions]
         return Generation(completions, [[False] * len(t) for t in tokens], tokens)
+
+    def close(self):
+        ScriptedEngine.closed += 1
 
 
 def scripted_questions(tmp_path, rights):
@@ -320,7 +324,7 @@ def test_recipe_data_filters_by_pass_rate_and_reads_the_cache_again(recipe_dict,
     """Rows solved never or always leave, the ones in between stay; a second run samples nothing, a changed
     accuracy reward samples anew (the cache is keyed by its parameters)."""
     monkeypatch.setattr("recipe_cli.generation.load_engine", lambda backend, path, recipe: ScriptedEngine())
-    ScriptedEngine.calls = 0
+    ScriptedEngine.calls = ScriptedEngine.closed = 0
     rights = [0, 1, 2, 1, 0, 2]
     recipe_dict["sft"]["dataset"] = {
         "path": scripted_questions(tmp_path, rights),
@@ -337,7 +341,7 @@ def test_recipe_data_filters_by_pass_rate_and_reads_the_cache_again(recipe_dict,
     assert step["sampled"] == 6 and step["histogram"] == {"0/2": 2, "1/2": 2, "2/2": 2}
     rows = [json.loads(line) for line in (data_dir / "sft.jsonl").read_text().splitlines()]
     assert [row["question"] for row in rows] == ["Say 1 (1 right)", "Say 3 (1 right)"]
-    assert ScriptedEngine.calls == 1
+    assert ScriptedEngine.calls == 1 and ScriptedEngine.closed == 1  # the sampling model let go before training
 
     again = runner.invoke(app, ["data", str(path), "--stage", "sft"])
     assert again.exit_code == 0, again.output + repr(again.exception)

@@ -404,7 +404,7 @@ def test_dataset_without_the_needed_columns(recipe_dict, write_recipe, tmp_path,
 
 
 def test_vllm_requested_but_missing_exits_2(recipe_dict, write_recipe, tmp_path, tiny_checkpoint, monkeypatch):
-    monkeypatch.setattr("recipe_cli.evaluate.vllm_installed", lambda: False)
+    monkeypatch.setattr("recipe_cli.generation.vllm_installed", lambda: False)
     result = invoke("eval", write_recipe(recipe_dict), "--model", tiny_checkpoint, "--set", "eval.backend=vllm")
     assert result.exit_code == 2
     assert "vllm is requested but not installed" in result.output
@@ -442,8 +442,16 @@ def test_eval_on_the_gsm8k_test_split(recipe_dict, write_recipe, tmp_path, tiny_
     assert [json.loads(line)["gold"] for line in lines] == ["18", "3", "70000"]  # the first three GSM8K test golds
 
 
-def test_several_eval_sets_each_get_their_results_and_table(recipe_dict, write_recipe, tmp_path, tiny_checkpoint):
+def test_several_eval_sets_each_get_their_results_and_table(
+    recipe_dict, write_recipe, tmp_path, tiny_checkpoint, monkeypatch
+):
     import shutil
+
+    from recipe_cli import generation
+
+    engines = []  # each checkpoint is loaded once for every set, and let go after them
+    real_load = generation.load_engine
+    monkeypatch.setattr(generation, "load_engine", lambda *a: engines.append(real_load(*a)) or engines[-1])
 
     recipe_dict["eval"] = {
         "datasets": [
@@ -460,6 +468,7 @@ def test_several_eval_sets_each_get_their_results_and_table(recipe_dict, write_r
     headline = json.loads((run / "eval" / "base.json").read_text())
     other = json.loads((run / "eval" / "base@small.json").read_text())
     assert (headline["n"], headline["eval_set"]) == (3, "arith") and (other["n"], other["eval_set"]) == (2, "small")
+    assert len(engines) == 1 and engines[0].model is None
     recipe_dict["eval"]["datasets"].append({"name": "small", "adapter": "arithmetic", "split": "test"})
     result = invoke("validate", write_recipe(recipe_dict))
     assert result.exit_code == 2 and "two sets share a name" in result.output

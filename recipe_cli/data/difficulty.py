@@ -182,17 +182,12 @@ class PassRates:
 
     def close(self) -> None:
         """Let the sampling model go before training loads its own."""
+        from recipe_cli.models import free_model_memory
+
+        if self._engine is not None:
+            self._engine.close()
         self._engine = None
-        import gc
-
-        gc.collect()
-        try:
-            import torch
-
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:  # pragma: no cover - torch is a dependency
-            pass
+        free_model_memory()
 
 
 def pass_rate_histogram(counts: list[int], samples: int) -> dict[str, int]:
