@@ -83,9 +83,15 @@ def nonfinite_callback():
 
 
 def _weights_finite(model) -> bool:
+    """Whether this rank's trainable weights are finite (the caller agrees over ranks). Under DeepSpeed ZeRO-3 a
+    parameter outside its forward is an empty placeholder; this rank's part of it is ``ds_tensor``."""
     import torch
 
-    return all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.requires_grad)
+    def held(p):
+        part = getattr(p, "ds_tensor", None)
+        return part if part is not None and p.numel() == 0 else p
+
+    return all(bool(torch.isfinite(held(p)).all()) for p in model.parameters() if p.requires_grad)
 
 
 class HealthWatch:

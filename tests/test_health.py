@@ -120,3 +120,17 @@ def test_no_rank_writes_into_a_checkpoint_saved_from_non_finite_weights(tmp_path
     healthy["now"] = True
     callback.on_save(args, state, SimpleNamespace())
     assert json.loads((folder / LOG_STATE.format(rank=0)).read_text())["last_logged"] == 2
+
+
+def test_sharded_weights_are_checked_in_the_part_this_rank_holds():
+    """Under ZeRO-3 a parameter is an empty placeholder outside its forward; its shard is ``ds_tensor``."""
+    import torch
+
+    from recipe_cli.health import _weights_finite
+
+    model = torch.nn.Linear(2, 2)
+    assert _weights_finite(model)
+    for parameter in model.parameters():
+        parameter.ds_tensor = torch.tensor([1.0, float("nan")])  # this rank's shard
+        parameter.data = torch.empty(0)
+    assert not _weights_finite(model)
