@@ -685,7 +685,8 @@ class Recipe(Strict):
     """A whole run: the starting model, the prompt, and the stages to run in order."""
 
     name: str  # names the run folder runs_dir/name
-    seed: int = 42  # TRL's seed for both stages, the tiny model's init, generated data
+    # TRL's seed for both stages, the tiny model's init, generated data; numpy takes 0 to 2**32 - 1
+    seed: int = Field(42, ge=0, le=2**32 - 1)
     runs_dir: str = "runs"
     model: ModelSettings
     prompt: PromptSettings = Field(default_factory=PromptSettings)

@@ -73,6 +73,78 @@ CHOICES = {
     ),
 }
 
+# Values TRL and transformers take without a word, or refuse only once training has started (a batch of 0, a
+# negative learning rate, a temperature of 0): (lowest, whether it is allowed, highest, whether it is allowed)
+RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
+    **dict.fromkeys(
+        (
+            "per_device_train_batch_size",
+            "gradient_accumulation_steps",
+            "steps_per_generation",
+            "generation_batch_size",
+            "num_iterations",
+            "max_completion_length",
+            "max_length",
+        ),
+        (1, True, None, False),
+    ),
+    **dict.fromkeys(
+        (
+            "learning_rate",
+            "weight_decay",
+            "max_grad_norm",  # 0: no clipping
+            "warmup_steps",
+            "dataloader_num_workers",
+            "neftune_noise_alpha",
+            "adam_epsilon",
+            "beta",
+            "epsilon",
+            "epsilon_high",
+        ),
+        (0, True, None, False),
+    ),
+    **dict.fromkeys(("adam_beta1", "adam_beta2"), (0, True, 1, False)),
+    **dict.fromkeys(
+        ("temperature", "repetition_penalty", "num_train_epochs", "logging_steps", "save_steps", "eval_steps"),
+        (0, False, None, False),
+    ),
+    "top_p": (0, False, 1, True),
+    "min_p": (0, True, 1, True),
+}
+RANGE_HINTS = {
+    "temperature": "GRPO learns from the differences between a prompt's samples (e.g. 0.7-1.0)",
+    "logging_steps": "a count of steps, or below 1 a share of the run",
+    "save_steps": "a count of steps, or below 1 a share of the run",
+    "eval_steps": "a count of steps, or below 1 a share of the run",
+}
+
+
+def out_of_range(key: str, value: Any) -> str | None:
+    """Why ``value`` is outside what ``key`` can take, or None (also for keys without a range, and for null).
+
+    >>> out_of_range("per_device_train_batch_size", 0)
+    '0 is not a value it can take: it must be at least 1'
+    >>> out_of_range("adam_beta1", 1.5), out_of_range("top_p", 1.0), out_of_range("max_steps", -1)
+    ('1.5 is not a value it can take: it must be at least 0 and below 1', None, None)
+    """
+    if key == "max_steps" and isinstance(value, int) and value < 1 and value != -1:
+        return f"{value} trains nothing: give a number of steps, or -1 to train for num_train_epochs"
+    if key not in RANGES or isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    low, low_allowed, high, high_allowed = RANGES[key]
+    below = low is not None and (value < low or (value == low and not low_allowed))
+    above = high is not None and (value > high or (value == high and not high_allowed))
+    if not (below or above):
+        return None
+    bounds = []
+    if low is not None:
+        bounds.append(f"at least {low}" if low_allowed else f"above {low}")
+    if high is not None:
+        bounds.append(f"at most {high}" if high_allowed else f"below {high}")
+    hint = f" ({RANGE_HINTS[key]})" if key in RANGE_HINTS else ""
+    return f"{value} is not a value it can take: it must be {' and '.join(bounds)}{hint}"
+
+
 _TYPE_WORDS = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "a string"}
 
 
@@ -190,6 +262,9 @@ def check_trainer_settings(class_name: str, settings: dict[str, Any], where: str
             except ValueError as error:
                 problems.append(f"{path}: {error}")
                 continue
+            problem = out_of_range(key, coerced[key])
+            if problem:
+                problems.append(f"{path}: {problem}")
             choices = CHOICES.get((class_name, key))
             if choices and coerced[key] not in choices:
                 problems.append(f"{path}: {coerced[key]!r} is not one of {', '.join(choices)}")

@@ -150,8 +150,8 @@ CASES = [
     (
         "sft-setting-only-transformers-checks",
         "sft",
-        lambda d, t: set_in(d, "sft.trainer.logging_steps", 0),
-        "sft.trainer: logging strategy IntervalStrategy.STEPS requires non-zero",
+        lambda d, t: set_in(d, "sft.trainer.optim", "adamw_nonsense"),
+        "sft.trainer: adamw_nonsense is not a valid OptimizerNames",
     ),
     ("owned-trainer-key", "grpo", lambda d, t: set_in(d, "grpo.trainer.seed", 1), "set `seed` at the top level"),
     (
@@ -173,6 +173,31 @@ CASES = [
         "grpo.trainer.chat_template_kwargs: not allowed here; SFT, GRPO and eval render prompts with",
     ),
     ("seed-not-int", "sft", lambda d, t: d.update(seed="abc"), "seed:"),
+    ("seed-negative", "sft", lambda d, t: d.update(seed=-1), "seed: input should be greater than or equal to 0, got -1"),
+    (
+        "grpo-temperature-zero",  # TRL refused it only when GRPO started: after SFT and two evals under run
+        "run",
+        lambda d, t: set_in(d, "grpo.trainer.temperature", 0),
+        "grpo.trainer.temperature: 0 is not a value it can take: it must be above 0 (GRPO learns from",
+    ),
+    (
+        "batch-size-zero",
+        "sft",
+        lambda d, t: set_in(d, "sft.trainer.per_device_train_batch_size", 0),
+        "sft.trainer.per_device_train_batch_size: 0 is not a value it can take: it must be at least 1",
+    ),
+    (
+        "adam-beta-above-one",
+        "sft",
+        lambda d, t: set_in(d, "sft.trainer.adam_beta1", 1.5),
+        "sft.trainer.adam_beta1: 1.5 is not a value it can take: it must be at least 0 and below 1",
+    ),
+    (
+        "max-steps-zero",  # trained one step and was recorded finished
+        "sft",
+        lambda d, t: set_in(d, "sft.trainer.max_steps", 0),
+        "sft.trainer.max_steps: 0 trains nothing: give a number of steps, or -1",
+    ),
     ("lr-not-number", "sft", lambda d, t: set_in(d, "sft.trainer.learning_rate", "fast"), "expected a number"),
     ("hidden-size-list", "sft", lambda d, t: set_in(d, "model.tiny.hidden_size", [1]), "model.tiny.hidden_size"),
     ("bad-run-name", "sft", lambda d, t: d.update(name="a/b"), "name: 'a/b' is not a run name; use letters"),
