@@ -173,7 +173,12 @@ CASES = [
         "grpo.trainer.chat_template_kwargs: not allowed here; SFT, GRPO and eval render prompts with",
     ),
     ("seed-not-int", "sft", lambda d, t: d.update(seed="abc"), "seed:"),
-    ("seed-negative", "sft", lambda d, t: d.update(seed=-1), "seed: input should be greater than or equal to 0, got -1"),
+    (
+        "seed-negative",
+        "sft",
+        lambda d, t: d.update(seed=-1),
+        "seed: input should be greater than or equal to 0, got -1",
+    ),
     (
         "grpo-temperature-zero",  # TRL refused it only when GRPO started: after SFT and two evals under run
         "run",
