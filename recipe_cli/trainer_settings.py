@@ -11,7 +11,7 @@ import difflib
 import re
 from typing import Any
 
-from recipe_cli.trackers import check_report_to
+from recipe_cli.trackers import check_report_to, is_installed
 from recipe_cli.trainer_fields import TrainerField, trainer_fields
 
 # Keys current TRL/transformers no longer accept, and what to write instead.
@@ -51,6 +51,10 @@ OWNED_KEYS = {
     ),
     "eos_token": "recipe ends each SFT target with the chat template's end-of-turn token, where GRPO and eval stop",
     "dataset_text_field": "recipe tokenises SFT's rows itself; name the text column with `sft.dataset.columns.text`",
+    # set by the launcher recipe starts (recipe_cli.launch), which a trainer-level setting would contradict
+    "deepspeed": "set `launch.accelerate_config` (zero1, zero2, zero3 or a config file) and `launch.num_processes`",
+    "fsdp": "set `launch.accelerate_config` (fsdp1, fsdp2 or a config file) and `launch.num_processes`",
+    "fsdp_config": "set `launch.accelerate_config` (fsdp1, fsdp2 or a config file) and `launch.num_processes`",
     # TRL renders GRPO's prompts with them, while SFT's examples and the eval's prompts are rendered without
     "chat_template_kwargs": (
         "SFT, GRPO and eval render prompts with `model.chat_template` alone, so GRPO never prompts otherwise than "
@@ -143,6 +147,34 @@ def out_of_range(key: str, value: Any) -> str | None:
         bounds.append(f"at most {high}" if high_allowed else f"below {high}")
     hint = f" ({RANGE_HINTS[key]})" if key in RANGE_HINTS else ""
     return f"{value} is not a value it can take: it must be {' and '.join(bounds)}{hint}"
+
+
+# Optimizers transformers builds from another package, which it imports only when training starts
+_BITSANDBYTES = ("bnb", "8bit", "32bit", "paged_", "ademamix", "lion")
+OPTIMIZER_PACKAGES = [  # (name starts with, or contains for bitsandbytes), module, pip package
+    (("galore_",), "galore_torch", "galore-torch"),
+    (("apollo_",), "apollo_torch", "apollo-torch"),
+    (("adamw_torch_4bit", "adamw_torch_8bit"), "torchao", "torchao"),
+    (("schedule_free_",), "schedulefree", "schedulefree"),
+    (("lomo", "adalomo"), "lomo_optim", "lomo-optim"),
+    (("grokadamw",), "grokadamw", "grokadamw"),
+    (("stable_adamw",), "optimi", "torch-optimi"),
+    (("adamw_anyprecision",), "torchdistx", "torchdistx"),
+]
+
+
+def optimizer_package(name: str) -> tuple[str, str] | None:
+    """The module and pip package the optimizer ``name`` (an ``optim`` value) needs beyond torch, or None.
+
+    >>> optimizer_package("adamw_8bit"), optimizer_package("galore_adamw"), optimizer_package("adamw_torch_fused")
+    (('bitsandbytes', 'bitsandbytes'), ('galore_torch', 'galore-torch'), None)
+    """
+    for starts, module, package in OPTIMIZER_PACKAGES:  # torchao's adamw_torch_8bit before bitsandbytes' 8bit
+        if name.startswith(starts):
+            return module, package
+    if any(part in name for part in _BITSANDBYTES) or name.startswith("rmsprop_bnb"):
+        return "bitsandbytes", "bitsandbytes"
+    return None
 
 
 _TYPE_WORDS = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "a string"}
@@ -270,6 +302,12 @@ def check_trainer_settings(class_name: str, settings: dict[str, Any], where: str
                 problems.append(f"{path}: {coerced[key]!r} is not one of {', '.join(choices)}")
             if key == "report_to":  # transformers would find a missing tracker only once the model has loaded
                 problems += check_report_to(coerced[key], path)
+            needed = optimizer_package(str(coerced[key])) if key == "optim" else None
+            if needed and not is_installed(needed[0]):  # transformers imports it only when training starts
+                problems.append(
+                    f"{path}: the optimizer {coerced[key]!r} needs {needed[1]}, which is not installed; "
+                    f"run `pip install {needed[1]}`, or use adamw_torch"
+                )
     problems += refused_pairs(class_name, coerced, where)
     return coerced, problems
 
@@ -303,6 +341,12 @@ def refused_pairs(class_name: str, settings: dict[str, Any], where: str) -> list
         return effective_setting(class_name, settings, key), "" if key in settings else ", by default"
 
     problems = []
+    if settings.get("eval_strategy", "no") != "no" or settings.get("do_eval"):
+        key = "eval_strategy" if "eval_strategy" in settings else "do_eval"
+        problems.append(
+            f"{where}.{key}: recipe passes the trainer no eval_dataset, so TRL's eval loop has nothing to run (the "
+            "recipe's eval: section measures accuracy after each stage); remove it"
+        )
     if class_name == "SFTConfig":
         (max_length, default), packing = value("max_length"), value("packing")[0]
         if settings.get("padding_free") and not packing and max_length is not None:

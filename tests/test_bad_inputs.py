@@ -198,6 +198,24 @@ CASES = [
         "sft.trainer.adam_beta1: 1.5 is not a value it can take: it must be at least 0 and below 1",
     ),
     (
+        "optimizer-package-missing",  # transformers imports bitsandbytes only when training starts
+        "sft",
+        lambda d, t: set_in(d, "sft.trainer.optim", "adamw_8bit"),
+        "sft.trainer.optim: the optimizer 'adamw_8bit' needs bitsandbytes, which is not installed; run `pip install",
+    ),
+    (
+        "trainer-eval-loop",  # a leftover of HF scripts: TRL raises for the missing eval_dataset once training starts
+        "sft",
+        lambda d, t: set_in(d, "sft.trainer.eval_strategy", "steps"),
+        "sft.trainer.eval_strategy: recipe passes the trainer no eval_dataset",
+    ),
+    (
+        "trainer-deepspeed",
+        "grpo",
+        lambda d, t: set_in(d, "grpo.trainer.deepspeed", "ds.json"),
+        "grpo.trainer.deepspeed: not allowed here; set `launch.accelerate_config` (zero1, zero2, zero3",
+    ),
+    (
         "max-steps-zero",  # trained one step and was recorded finished
         "sft",
         lambda d, t: set_in(d, "sft.trainer.max_steps", 0),
@@ -406,6 +424,9 @@ FAKES = {
     "use-vllm-without-vllm": lambda mp: pretend_missing(mp, "recipe_cli.launch._installed", "vllm"),
     "tracker-not-installed": lambda mp: pretend_missing(
         mp, "recipe_cli.trackers.is_installed", "tensorboard", "tensorboardX"
+    ),
+    "optimizer-package-missing": lambda mp: pretend_missing(
+        mp, "recipe_cli.trainer_settings.is_installed", "bitsandbytes"
     ),
 }
 
