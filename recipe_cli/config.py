@@ -860,13 +860,47 @@ def read_recipe_file(path: str | Path, foreign: ForeignOptions | None = None) ->
     return data
 
 
+class DuplicateKey(yaml.YAMLError):
+    """A key given twice in one mapping: PyYAML keeps the last without a word (a second ``sft:`` block would
+    replace the whole first one)."""
+
+    def __init__(self, key: Any, line: int, first: int):
+        super().__init__(f"`{key}` is given twice")
+        self.key, self.line, self.first = key, line, first
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader, refusing duplicate keys."""
+
+
+def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+    first: dict = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        try:
+            line = first.setdefault(key, key_node.start_mark.line)
+        except TypeError:  # an unhashable key: the mapping constructor says so itself
+            continue
+        if line != key_node.start_mark.line:
+            raise DuplicateKey(key, key_node.start_mark.line + 1, line + 1)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+
+
 def read_yaml_mapping(path: str | Path) -> dict:
     """A YAML file's top-level mapping, with one-line errors for missing or malformed files."""
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe file '{path}' not found; pass the path of a YAML recipe, e.g. recipes/demo.yaml")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.load(path.read_text(), Loader=_StrictLoader)  # a SafeLoader that refuses duplicate keys
+    except DuplicateKey as error:
+        raise RecipeError(
+            f"{path}: line {error.line} gives `{error.key}` again (first at line {error.first}), and YAML would keep "
+            "only the last; merge the two into one"
+        ) from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""

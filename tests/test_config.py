@@ -143,6 +143,9 @@ def test_bad_overrides(recipe_dict, write_recipe, override, expected):
         ("", "the recipe is empty"),
         ("- a\n- b\n", "a list, not a mapping"),
         ("name: [unclosed\n", "not valid YAML at line"),
+        # PyYAML keeps the last of two keys without a word: a second sft: block replaced the whole first one
+        ("name: a\nsft:\n  trainer: {max_steps: 9}\nsft:\n  dataset: {}\n", r"line 4 gives `sft` again \(first at"),
+        ("name: a\nsft:\n  trainer:\n    max_steps: 9\n    max_steps: 8\n", "line 5 gives `max_steps` again"),
     ],
 )
 def test_malformed_files(write_recipe, text, expected):
