@@ -107,6 +107,46 @@ def load_causal_lm(
     return model
 
 
+def check_lora_targets(path: str | Path, settings: ModelSettings) -> None:
+    """``model.lora.target_modules`` against the modules of the model at ``path`` (built on the meta device, no
+    weights): peft refuses targets that match nothing only when the trainer is built, after the data is prepared,
+    and passes over a listed name that matches nothing when another one matches."""
+    import re
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    lora = settings.lora
+    if lora is None or lora.target_modules == "all-linear" or is_adapter(path):
+        return
+    trust = settings.trust_remote_code
+    try:
+        config = AutoConfig.from_pretrained(str(path), revision=model_revision(path, settings), trust_remote_code=trust)
+    except OSError:
+        return  # loading the model says what is wrong with it
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust)
+    modules = dict(model.named_modules())
+    targets = lora.target_modules
+    if isinstance(targets, str):  # peft: a regular expression matched against whole module names
+        missing = [] if any(re.fullmatch(targets, name) for name in modules) else [targets]
+    else:  # peft: a module name or the end of one
+        missing = [t for t in targets if not any(name == t or name.endswith(f".{t}") for name in modules)]
+    if missing:
+        linear = sorted(
+            {
+                name.rsplit(".", 1)[-1]
+                for name, module in modules.items()
+                if isinstance(module, torch.nn.Linear) and not name.endswith("lm_head")
+            }
+        )
+        raise RecipeError(
+            f"model.lora.target_modules: {', '.join(missing)} {'matches' if len(missing) == 1 else 'match'} no "
+            f"module of {path}; its linear layers are "
+            f"{', '.join(linear)} (or give all-linear)"
+        )
+
+
 def lora_config(settings: LoraSettings):
     """peft's LoraConfig for a causal LM from the recipe's ``model.lora``."""
     from peft import LoraConfig

@@ -84,9 +84,10 @@ def _prepare_stage(recipe: Recipe, run: RunFolder, start: StageStart, prepared=N
     The recipe is recorded with the stage once its trainer is built (``RunFolder.record_training``): a data
     mistake, or a trainer that cannot be built, leaves the run's record as it was.
     """
+    from recipe_cli.models import check_lora_targets
     from recipe_cli.training import clear_stage_dir, prepare_base_model, write_stage_report
 
-    prepare_base_model(recipe, run)
+    check_lora_targets(prepare_base_model(recipe, run), recipe.model)  # before the data: the stage's adapter
     prepared = write_stage_report(recipe, start.stage, prepared)
     output = run.stage_dir(start.stage)
     if start.clear:
@@ -174,6 +175,7 @@ def train_stages(recipe: Recipe, starts: dict[str, StageStart], command: str, re
 
 def run_recipe(recipe: Recipe, starts: dict[str, StageStart], command: str, reporter: Reporter) -> list[dict]:
     """``recipe run``: every stage's data checked first, then eval base, train, eval, push; returns the evals."""
+    from recipe_cli.models import check_lora_targets
     from recipe_cli.training import check_trainer_configs, check_training_data, prepare_base_model
 
     started = time.perf_counter()
@@ -181,6 +183,7 @@ def run_recipe(recipe: Recipe, starts: dict[str, StageStart], command: str, repo
     summaries = []
     on_main(lambda: check_trainer_configs(recipe, recipe.training_stages))  # a later stage's settings too
     base = on_main(lambda: prepare_base_model(recipe, run))
+    on_main(lambda: check_lora_targets(base, recipe.model))
     checked: dict = {}  # the main process's prepared data, kept here rather than sent to every rank
     # a data mistake in a later stage stops before any work; the data checked is the data trained on
     on_main(lambda: checked.update(check_training_data(recipe, base)))

@@ -216,6 +216,12 @@ CASES = [
         "grpo.trainer.deepspeed: not allowed here; set `launch.accelerate_config` (zero1, zero2, zero3",
     ),
     (
+        "lora-target-typo",  # peft ignored a listed name matching nothing when another one matched
+        "sft",
+        lambda d, t: set_in(d, "model.lora", {"r": 4, "alpha": 8, "target_modules": ["q_proj", "v_prj"]}),
+        "model.lora.target_modules: v_prj matches no module of",
+    ),
+    (
         "max-steps-zero",  # trained one step and was recorded finished
         "sft",
         lambda d, t: set_in(d, "sft.trainer.max_steps", 0),
