@@ -165,9 +165,12 @@ def _no_new_checkpoint(run: RunFolder, start: StageStart) -> bool:
 
 def train_stages(recipe: Recipe, starts: dict[str, StageStart], command: str, reporter: Reporter) -> None:
     """``recipe sft`` / ``recipe grpo``: the planned stages, in order, with the command that resumes them."""
-    from recipe_cli.training import check_trainer_configs
+    from recipe_cli.preflight import check_rewards_run
+    from recipe_cli.training import check_trainer_configs, prepare_base_model
 
     on_main(lambda: check_trainer_configs(recipe, list(starts)))
+    if "grpo" in starts and not starts["grpo"].skip:  # before SFT, or GRPO's data and model
+        on_main(lambda: check_rewards_run(recipe, prepare_base_model(recipe, RunFolder(recipe))))
     for start in starts.values():
         with resume_hint(command):
             train_one(recipe, start, reporter)
@@ -176,6 +179,7 @@ def train_stages(recipe: Recipe, starts: dict[str, StageStart], command: str, re
 def run_recipe(recipe: Recipe, starts: dict[str, StageStart], command: str, reporter: Reporter) -> list[dict]:
     """``recipe run``: every stage's data checked first, then eval base, train, eval, push; returns the evals."""
     from recipe_cli.models import check_lora_targets
+    from recipe_cli.preflight import check_rewards_run
     from recipe_cli.training import check_trainer_configs, check_training_data, prepare_base_model
 
     started = time.perf_counter()
@@ -184,6 +188,8 @@ def run_recipe(recipe: Recipe, starts: dict[str, StageStart], command: str, repo
     on_main(lambda: check_trainer_configs(recipe, recipe.training_stages))  # a later stage's settings too
     base = on_main(lambda: prepare_base_model(recipe, run))
     on_main(lambda: check_lora_targets(base, recipe.model))
+    if recipe.grpo is not None:
+        on_main(lambda: check_rewards_run(recipe, base))  # a reward that cannot run stops before the evals and SFT
     checked: dict = {}  # the main process's prepared data, kept here rather than sent to every rank
     # a data mistake in a later stage stops before any work; the data checked is the data trained on
     on_main(lambda: checked.update(check_training_data(recipe, base)))

@@ -114,6 +114,29 @@ def run_preflight(recipe: Recipe, *, golds: int = 200, groups: int = 8, samples:
     return report
 
 
+def check_rewards_run(recipe: Recipe, base: str, problems: int = 4) -> None:
+    """Call every GRPO reward once, as TRL will, on the preflight's completions to a few of the stage's problems;
+    raise naming the first reward that cannot run (it raises, returns another number of scores than completions,
+    or returns what is not a number), so that a broken reward stops a command before any training, not when
+    GRPO starts. ``base``: the starting model, whose tokenizer gives the completions' token ids."""
+    from recipe_cli.chat import think_prefilled
+    from recipe_cli.models import load_tokenizer
+
+    rows = load_examples(recipe.grpo.dataset, recipe.seed)[:problems]
+    tokenizer = load_tokenizer(base, recipe.model)
+    prefilled = think_prefilled(recipe, tokenizer)
+    budget = grpo_max_completion_length(recipe.grpo.trainer) or 512
+    template = recipe.sft.completion if recipe.sft is not None else DEFAULT_COMPLETION
+    completions = {kind: [_variant(kind, row, template, prefilled, budget) for row in rows] for kind in KINDS}
+    run_values = {"max_completion_len": budget, "think_prefilled": prefilled}
+    for row in _score(recipe, rows, completions, KINDS, tokenizer, run_values):
+        if row.skipped is not None and row.skip_is_fatal:
+            raise RecipeError(
+                f"grpo.rewards: reward {row.label} {row.skipped} when called on test completions; fix it "
+                "(`recipe rewards RECIPE --no-model` shows every reward on them)"
+            )
+
+
 def _perfect(row: dict, template: str, prefilled: bool) -> str:
     """The gold answer as a completion in the SFT template, as SFT teaches it (no ``<think>`` a prompt prefilled)."""
     from recipe_cli.chat import strip_prefilled_think

@@ -222,6 +222,15 @@ CASES = [
         "model.lora.target_modules: v_prj matches no module of",
     ),
     (
+        "reward-that-raises",  # under run, TRL called it first when GRPO started: after the base eval, SFT and its eval
+        "run",
+        lambda d, t: (
+            (t / "broken.py").write_text("def crash(completions, **kwargs):\n    raise KeyError('text')\n")
+            and d["grpo"]["rewards"].append({"name": f"{t / 'broken.py'}:crash"})
+        ),
+        "broken.py:crash ×1 raised KeyError: 'text' when called on test completions; fix it",
+    ),
+    (
         "max-steps-zero",  # trained one step and was recorded finished
         "sft",
         lambda d, t: set_in(d, "sft.trainer.max_steps", 0),
