@@ -85,3 +85,31 @@ def trainer_fields(class_name: str) -> dict[str, TrainerField]:
     fields = dict(trainer_fields(base)) if base else {}
     fields.update(_class_fields(class_name))
     return fields
+
+
+# Settings whose value names a member of a transformers enum, which TrainingArguments checks only when it is built
+ENUMS = {
+    "lr_scheduler_type": ("transformers", "trainer_utils.py", "SchedulerType", "a scheduler"),
+    "optim": ("transformers", "training_args.py", "OptimizerNames", "an optimizer"),
+}
+
+
+@cache
+def enum_values(key: str) -> tuple[str, ...]:
+    """The values the enum behind setting ``key`` accepts (``ENUMS``), read from the installed source; () for others.
+
+    >>> "cosine" in enum_values("lr_scheduler_type"), "adamw_torch" in enum_values("optim"), enum_values("seed")
+    (True, True, ())
+    """
+    if key not in ENUMS:
+        return ()
+    package, relative, class_name, _ = ENUMS[key]
+    tree = ast.parse((package_dir(package) / relative).read_text())
+    node = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == class_name)
+    return tuple(
+        statement.value.value
+        for statement in node.body
+        if isinstance(statement, ast.Assign)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, str)
+    )

@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from recipe_cli.trackers import check_report_to, is_installed
-from recipe_cli.trainer_fields import TrainerField, trainer_fields
+from recipe_cli.trainer_fields import ENUMS, TrainerField, enum_values, trainer_fields
 
 # Keys current TRL/transformers no longer accept, and what to write instead.
 REMOVED_KEYS = {
@@ -300,6 +300,10 @@ def check_trainer_settings(class_name: str, settings: dict[str, Any], where: str
             choices = CHOICES.get((class_name, key))
             if choices and coerced[key] not in choices:
                 problems.append(f"{path}: {coerced[key]!r} is not one of {', '.join(choices)}")
+            named = enum_values(key)
+            if named and isinstance(coerced[key], str) and coerced[key] not in named:
+                hint = suggest(coerced[key], named) or f"; one of {', '.join(named)}"
+                problems.append(f"{path}: {coerced[key]!r} is not {ENUMS[key][3]} transformers knows{hint}")
             if key == "report_to":  # transformers would find a missing tracker only once the model has loaded
                 problems += check_report_to(coerced[key], path)
             needed = optimizer_package(str(coerced[key])) if key == "optim" else None

@@ -208,8 +208,8 @@ def trainer_config(
         settings.pop("gradient_checkpointing", None)
     try:
         return config_class(**{**defaults, **settings, **(extra or {})})
-    except ValueError as error:  # TRL's own cross-field checks, e.g. batch sizes
-        raise RecipeError(f"{stage}.trainer: {error}") from error
+    except ValueError as error:  # TRL's own cross-field checks, e.g. batch sizes; some span several lines
+        raise RecipeError(f"{stage}.trainer: {' '.join(str(error).split())}") from error
 
 
 @dataclass

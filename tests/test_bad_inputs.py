@@ -144,14 +144,20 @@ CASES = [
     (
         "grpo-setting-only-trl-checks",  # found by GRPOConfig itself: `recipe run` stops before the base eval and SFT
         "run",
-        lambda d, t: set_in(d, "grpo.trainer.lr_scheduler_type", "cosine_decay"),
-        "grpo.trainer: cosine_decay is not a valid SchedulerType",
+        lambda d, t: d["grpo"]["trainer"].update(save_strategy="steps", load_best_model_at_end=True),
+        "grpo.trainer: --load_best_model_at_end requires the save and eval strategy to match",
     ),
     (
         "sft-setting-only-transformers-checks",
         "sft",
-        lambda d, t: set_in(d, "sft.trainer.optim", "adamw_nonsense"),
-        "sft.trainer: adamw_nonsense is not a valid OptimizerNames",
+        lambda d, t: d["sft"]["trainer"].update(save_strategy="steps", load_best_model_at_end=True),
+        "sft.trainer: --load_best_model_at_end requires the save and eval strategy to match",
+    ),
+    (
+        "scheduler-typo",  # transformers checks it only when the config is built, after validate
+        "sft",
+        lambda d, t: set_in(d, "sft.trainer.lr_scheduler_type", "cosine_decay"),
+        "sft.trainer.lr_scheduler_type: 'cosine_decay' is not a scheduler transformers knows; did you mean 'cosine'?",
     ),
     ("owned-trainer-key", "grpo", lambda d, t: set_in(d, "grpo.trainer.seed", 1), "set `seed` at the top level"),
     (
