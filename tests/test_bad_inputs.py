@@ -33,6 +33,18 @@ def broken_jsonl(tmp: Path) -> str:
     return str(path)
 
 
+def raw_file(tmp: Path, name: str, content: bytes) -> str:
+    path = tmp / name
+    path.write_bytes(content)
+    return str(path)
+
+
+def latin1_jsonl(tmp: Path) -> str:
+    """Two GSM8K rows, the second saved as Latin-1 (an 'é' as the single byte 0xe9)."""
+    good = json.dumps({"question": "2+2?", "answer": "2 + 2 = 4\n#### 4"}).encode()
+    return raw_file(tmp, "latin1.jsonl", good + b'\n{"question": "caf\xe9?", "answer": "1\\n#### 1"}\n')
+
+
 def local_sft_data(data: dict, path: str, **extra) -> None:
     data["sft"]["dataset"] = {"path": path, **extra}
 
@@ -430,6 +442,38 @@ CASES = [
     ),
     ("plain-prompt-without-question", "sft", lambda d, t: d.update(prompt={"template": "Q:"}), "prompt.template"),
     ("prompts-fill-the-model", "sft", long_prompts, "every prompt fills sft.trainer.max_length"),
+    (
+        "dataset-not-utf8",
+        "sft",
+        lambda d, t: local_sft_data(d, latin1_jsonl(t)),
+        "latin1.jsonl' is not UTF-8 text: line 2 (byte 69) holds b'\\xe9'",
+    ),
+    (
+        "dataset-not-utf8-csv-validate",
+        "validate",
+        lambda d, t: local_sft_data(d, raw_file(t, "l.csv", b'question,answer\n"caf\xe9?","1\n#### 1"\n')),
+        "l.csv' is not UTF-8 text: line 2 (byte 20)",
+    ),
+    (
+        "eval-dataset-not-utf8-json",
+        "eval",
+        lambda d, t: set_in(
+            d, "eval.dataset", {"path": raw_file(t, "l.json", b'[{"question": "\xff", "answer": "1"}]')}
+        ),
+        "re-save the file as UTF-8",
+    ),
+    (
+        "dataset-not-parquet",
+        "sft",
+        lambda d, t: local_sft_data(d, raw_file(t, "d.parquet", b"question,answer\n")),
+        "d.parquet' is not a parquet file, or it is cut off (Parquet magic bytes not found in footer)",
+    ),
+    (
+        "eval-dataset-not-parquet-validate",
+        "validate",
+        lambda d, t: set_in(d, "eval.dataset", {"path": raw_file(t, "e.parquet", b"PAR1")}),
+        "e.parquet' is not a parquet file",
+    ),
 ]
 
 

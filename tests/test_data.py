@@ -170,3 +170,19 @@ def test_prompt_filter_counts_tokens_not_keys(recipe_dict):
     kept = sum(1 for n in lengths if n <= lengths[15])
     assert prepared.read == 32 and len(prepared.rows) == kept
     assert prepared.dropped == {"prompt over max_prompt_tokens": 32 - kept}
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("d.csv", b'question,answer\n"caf\xe9?","4"\n', r"d.csv' is not UTF-8 text: line 2 \(byte 20\)"),
+        ("d.json", b'[{"question": "caf\xe9?", "answer": "4"}]', r"d.json' is not UTF-8 text: line 1 \(byte 18\)"),
+        ("d.parquet", b"question,answer\n", r"d.parquet' is not a parquet file, or it is cut off"),
+    ],
+)
+def test_a_file_datasets_cannot_read_is_one_line_naming_the_file(tmp_path, name, content, expected):
+    """Training reads the file through ``datasets`` (validate reads up to 64 MiB of it): the same one line."""
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(RecipeError, match=expected) as caught:
+        load_examples(DatasetSettings(path=str(tmp_path / name), adapter="columns"), seed=0)
+    assert "\n" not in str(caught.value)

@@ -2,9 +2,10 @@
 malformed file breaks at.
 
 ``recipe validate`` reads local files here, without ``datasets`` (slow to import, and its JSON
-errors run to a hundred lines), so a wrong column, a gold of the wrong type or a broken JSONL line
-stops the run before any weights load. Training still reads the file through ``datasets``;
-``locate_bad_line`` turns its parse error into the same one-line message.
+errors run to a hundred lines), so a wrong column, a gold of the wrong type, a broken JSONL line, a
+file that is not UTF-8 or a ``.parquet`` file that is not Parquet stops the run before any weights
+load. Training still reads the file through ``datasets``; ``locate_problem`` turns its error into
+the same one-line message.
 """
 
 from __future__ import annotations
@@ -25,8 +26,18 @@ def read_rows(path: Path, limit: int | None = None) -> list[tuple[int, dict]]:
     """``(line or row number, row)`` of a local .jsonl/.json/.csv/.parquet file, the first ``limit`` rows.
 
     JSONL and CSV rows are numbered by their line in the file (1 = the first line), JSON and
-    Parquet rows from 0. A line that is not a JSON object raises a one-line ``RecipeError``.
+    Parquet rows from 0. A line that is not a JSON object, text that is not UTF-8 and a Parquet file
+    that does not parse raise a one-line ``RecipeError``.
     """
+    if path.suffix == ".parquet":
+        return _parquet_rows(path, limit)
+    try:
+        return _text_rows(path, limit)
+    except UnicodeDecodeError:
+        raise (_not_utf8(path) or RecipeError(f"'{path}' is not UTF-8 text; re-save it as UTF-8")) from None
+
+
+def _text_rows(path: Path, limit: int | None) -> list[tuple[int, dict]]:
     suffix = path.suffix
     if suffix == ".jsonl" or (suffix == ".json" and _looks_like_json_lines(path)):
         return _jsonl_rows(path, limit)
@@ -51,17 +62,52 @@ def read_rows(path: Path, limit: int | None = None) -> list[tuple[int, dict]]:
                 if limit and len(rows) >= limit:
                     break
             return rows
-    if suffix == ".parquet":
-        import pyarrow.parquet as pq
+    raise RecipeError(f"'{path}': use a .jsonl, .json, .parquet or .csv file")
 
+
+def _parquet_rows(path: Path, limit: int | None) -> list[tuple[int, dict]]:
+    import pyarrow
+    import pyarrow.parquet as pq
+
+    rows = []
+    try:
         table = pq.ParquetFile(path)
-        rows = []
         for batch in table.iter_batches(batch_size=limit or 65536):
             rows += batch.to_pylist()
             if limit and len(rows) >= limit:
                 break
-        return list(enumerate(rows[:limit] if limit else rows))
-    raise RecipeError(f"'{path}': use a .jsonl, .json, .parquet or .csv file")
+    except (pyarrow.ArrowException, OSError) as error:  # ArrowInvalid: not Parquet; OSError: cut off, unreadable
+        raise _not_parquet(path, error) from None
+    return list(enumerate(rows[:limit] if limit else rows))
+
+
+def _not_parquet(path: Path, error: Exception) -> RecipeError:
+    reason = str(error).splitlines()[0].split(". ")[0].rstrip(".") if str(error) else type(error).__name__
+    return RecipeError(
+        f"'{path}' is not a parquet file, or it is cut off ({reason}); re-save it as Parquet (pandas' `to_parquet`), "
+        "or save the rows as .jsonl and point `path` at that"
+    )
+
+
+def _not_utf8(path: Path) -> RecipeError | None:
+    """The one-line error for the first bytes of ``path`` that are not UTF-8 (line and byte offset), or None.
+
+    Reads the file line by line in binary: a newline byte never occurs inside a UTF-8 sequence, so
+    each line decodes on its own.
+    """
+    offset = 0
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as error:
+                return RecipeError(
+                    f"'{path}' is not UTF-8 text: line {number} (byte {offset + error.start}) holds "
+                    f"{line[error.start : error.start + 1]!r}, {error.reason}; re-save the file as UTF-8 "
+                    "(e.g. `iconv -f latin1 -t utf-8`)"
+                )
+            offset += len(line)
+    return None
 
 
 def _looks_like_json_lines(path: Path) -> bool:
@@ -98,10 +144,18 @@ def _bad_line(path: Path, number: int, problem: str) -> str:
     )
 
 
-def locate_bad_line(path: Path) -> RecipeError | None:
-    """The one-line error for the first malformed line of a JSON-lines file, or None when every line parses."""
-    if path.suffix not in (".jsonl", ".json") or not _looks_like_json_lines(path):
+def locate_problem(path: Path) -> RecipeError | None:
+    """The one-line error for a local data file ``datasets`` could not read: text that is not UTF-8, a Parquet
+    file that does not parse, the first malformed line of a JSON-lines file; None when none of these is found."""
+    if path.suffix == ".parquet":
+        try:
+            _parquet_rows(path, None)
+        except RecipeError as error:
+            return error
         return None
+    problem = _not_utf8(path)
+    if problem is not None or path.suffix not in (".jsonl", ".json") or not _looks_like_json_lines(path):
+        return problem
     try:
         _jsonl_rows(path, None)
     except RecipeError as error:

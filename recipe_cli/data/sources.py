@@ -15,7 +15,7 @@ from pathlib import Path
 from recipe_cli.config import LOCAL_DATA_SUFFIXES, DatasetSettings, SourceSettings, is_local_path
 from recipe_cli.data import columns, gsm8k, openthoughts, trl_formats  # noqa: F401  (each registers its adapter)
 from recipe_cli.data.adapters import ADAPTERS, RawRows
-from recipe_cli.data.files import CHECK_ROWS, FULL_CHECK_BYTES, locate_bad_line, read_rows
+from recipe_cli.data.files import CHECK_ROWS, FULL_CHECK_BYTES, locate_problem, read_rows
 from recipe_cli.errors import RecipeError
 from recipe_cli.synthetic import generate_problems
 
@@ -27,8 +27,9 @@ def load_raw(settings: SourceSettings):
     import datasets
 
     path = settings.path
+    local_file = is_local_path(path) and Path(path).is_file()
     try:
-        if is_local_path(path) and Path(path).is_file():
+        if local_file:
             builder = _BUILDERS.get(Path(path).suffix)
             if builder is None:
                 raise RecipeError(f"dataset '{path}': use a {'/'.join(LOCAL_DATA_SUFFIXES)} file")
@@ -38,25 +39,35 @@ def load_raw(settings: SourceSettings):
         return datasets.load_dataset(path, settings.config, split=settings.split)
     except RecipeError:
         raise
-    except ValueError as error:
-        if "split" in str(error).lower():
-            raise RecipeError(f"dataset '{path}' has no split '{settings.split}': {error}") from error
-        raise RecipeError(f"dataset '{path}' could not be read: {error}") from error
-    except (FileNotFoundError, ConnectionError, OSError) as error:
-        raise RecipeError(
-            f"dataset '{path}' could not be loaded ({type(error).__name__}: {str(error).splitlines()[0]}); "
-            "check the id and your network, or point `path` at a local file"
-        ) from error
     except Exception as error:
-        if type(error).__name__ == "DatasetGenerationError" and is_local_path(path):
-            bad_line = locate_bad_line(Path(path))  # datasets' own message runs to a hundred lines
-            if bad_line is not None:
-                raise bad_line from None
-            cause = error.__cause__ or error
-            raise RecipeError(f"dataset '{path}' could not be parsed: {str(cause).splitlines()[0]}") from None
-        if type(error).__name__ in ("DatasetNotFoundError", "DataFilesNotFoundError", "HfHubHTTPError"):
-            raise RecipeError(f"dataset '{path}' could not be loaded: {str(error).splitlines()[0]}") from error
-        raise
+        # datasets' own message for a broken file runs to a hundred lines, or names a pyarrow internal
+        problem = locate_problem(Path(path)) if local_file else None
+        if problem is not None:
+            raise problem from None
+        mistake = _load_error(path, settings.split, error)
+        if mistake is error:
+            raise
+        raise mistake from error
+
+
+def _load_error(path: str, split: str, error: Exception) -> Exception:
+    """The one-line error for a dataset ``datasets`` could not load, or ``error`` itself when it is a bug."""
+    first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if type(error).__name__ == "DatasetGenerationError" and is_local_path(path):
+        cause = error.__cause__ or error
+        return RecipeError(f"dataset '{path}' could not be parsed: {str(cause).splitlines()[0]}")
+    if isinstance(error, ValueError) and "split" in str(error).lower():
+        return RecipeError(f"dataset '{path}' has no split '{split}': {first_line}")
+    if isinstance(error, ValueError):
+        return RecipeError(f"dataset '{path}' could not be read: {first_line}")
+    if isinstance(error, (FileNotFoundError, ConnectionError, OSError)):
+        return RecipeError(
+            f"dataset '{path}' could not be loaded ({type(error).__name__}: {first_line}); "
+            "check the id and your network, or point `path` at a local file"
+        )
+    if type(error).__name__ in ("DatasetNotFoundError", "DataFilesNotFoundError", "HfHubHTTPError"):
+        return RecipeError(f"dataset '{path}' could not be loaded: {first_line}")
+    return error
 
 
 class Counted:
