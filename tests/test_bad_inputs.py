@@ -474,6 +474,12 @@ CASES = [
         lambda d, t: set_in(d, "eval.dataset", {"path": raw_file(t, "e.parquet", b"PAR1")}),
         "e.parquet' is not a parquet file",
     ),
+    (
+        "dataset-empty-folder",  # a local folder: the network has nothing to do with it
+        "sft",
+        lambda d, t: (t / "data").mkdir() or local_sft_data(d, str(t / "data"), adapter="gsm8k"),
+        "data' is a folder that could not be loaded",
+    ),
 ]
 
 

@@ -186,3 +186,10 @@ def test_a_file_datasets_cannot_read_is_one_line_naming_the_file(tmp_path, name,
     with pytest.raises(RecipeError, match=expected) as caught:
         load_examples(DatasetSettings(path=str(tmp_path / name), adapter="columns"), seed=0)
     assert "\n" not in str(caught.value)
+
+
+def test_a_local_folder_that_does_not_load_is_named_a_folder(tmp_path):
+    (tmp_path / "data").mkdir()
+    with pytest.raises(RecipeError, match=r"data' is a folder that could not be loaded .*point `path` at a") as caught:
+        load_examples(DatasetSettings(path=str(tmp_path / "data"), adapter="gsm8k"), seed=0)
+    assert "network" not in str(caught.value)

@@ -58,6 +58,12 @@ def _load_error(path: str, split: str, error: Exception) -> Exception:
         return RecipeError(f"dataset '{path}' could not be parsed: {str(cause).splitlines()[0]}")
     if isinstance(error, ValueError) and "split" in str(error).lower():
         return RecipeError(f"dataset '{path}' has no split '{split}': {first_line}")
+    library = isinstance(error, (ValueError, OSError)) or type(error).__module__.startswith("datasets")
+    if library and is_local_path(path) and Path(path).expanduser().is_dir():  # no Hub id, no network involved
+        return RecipeError(
+            f"dataset '{path}' is a folder that could not be loaded ({type(error).__name__}: {first_line}); point "
+            f"`path` at a {'/'.join(LOCAL_DATA_SUFFIXES)} file, or a folder holding such files"
+        )
     if isinstance(error, ValueError):
         return RecipeError(f"dataset '{path}' could not be read: {first_line}")
     if isinstance(error, (FileNotFoundError, ConnectionError, OSError)):
