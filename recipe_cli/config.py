@@ -1032,12 +1032,10 @@ def check_recipe(recipe: Recipe) -> list[str]:
         problems.append(f"model.path: '{recipe.model.path}' is neither a local folder nor a Hub id")
     elif recipe.model.path is not None and is_local_path(recipe.model.path):
         folder = Path(recipe.model.path).expanduser()
-        if not folder.is_dir():
+        if not folder.exists():
             problems.append(f"model.path: '{recipe.model.path}' does not exist; give a model folder or a Hub id")
-        elif not (folder / "config.json").is_file() and not (folder / "adapter_config.json").is_file():
-            problems.append(f"model.path: '{recipe.model.path}' has no config.json; is it a saved model folder?")
         else:
-            problems += _check_model_folder(folder, recipe)
+            problems += check_model_folder(folder, recipe, f"model.path: '{recipe.model.path}'")
     template = recipe.model.chat_template
     if template is not None and template.endswith((".jinja", ".j2")) and "{" not in template:
         if not Path(template).expanduser().is_file():
@@ -1223,14 +1221,18 @@ WEIGHT_FILES = ("*.safetensors", "*.bin", "*.safetensors.index.json", "*.bin.ind
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "tokenizer_config.json")
 
 
-def _check_model_folder(folder: Path, recipe: Recipe) -> list[str]:
-    """A local model folder holds weights, a tokenizer and, for conversational prompts, a chat template.
+def check_model_folder(folder: Path, recipe: Recipe, where: str) -> list[str]:
+    """A local model folder holds a config, readable weights, a tokenizer and, for conversational prompts, a chat
+    template; ``where`` names it in the messages (``model.path: 'DIR'``, ``--model 'DIR'``).
 
     Read from the files alone (no weights load), so a folder copied without its weights or its
-    tokenizer fails at validate time instead of minutes into a run.
+    tokenizer, or with a weights file cut off, fails at validate time instead of minutes into a run.
     """
-    where = f"model.path: '{folder}'"
+    if not folder.is_dir():
+        return [f"{where} is not a folder; give a saved checkpoint folder (save_pretrained), e.g. runs/<name>/sft"]
     adapter = (folder / "adapter_config.json").is_file()
+    if not (folder / "config.json").is_file() and not adapter:
+        return [f"{where} has no config.json or adapter_config.json; is it a saved model folder?"]
     has_weights = any(any(folder.glob(pattern)) for pattern in WEIGHT_FILES)
     has_tokenizer = any((folder / name).is_file() for name in TOKENIZER_FILES)
     if not has_weights and not has_tokenizer and not adapter:  # one mistake (a config copied alone), one line
@@ -1241,6 +1243,9 @@ def _check_model_folder(folder: Path, recipe: Recipe) -> list[str]:
     problems = []
     if not has_weights:
         problems.append(f"{where} holds no weights (*.safetensors, *.bin); copy the whole saved model folder")
+    broken = unreadable_weights(folder)
+    if broken is not None:
+        problems.append(f"{where}: {broken}")
     if not has_tokenizer and not adapter:
         problems.append(
             f"{where} holds no tokenizer (tokenizer.json, tokenizer_config.json...); save the tokenizer with the "
@@ -1253,6 +1258,39 @@ def _check_model_folder(folder: Path, recipe: Recipe) -> list[str]:
             "(a Jinja template or a .jinja file), or prompt.template for a plain-text prompt (R1-Zero style)"
         )
     return problems
+
+
+def unreadable_weights(folder: Path) -> str | None:
+    """What is wrong with the first ``*.safetensors`` file of ``folder`` that is cut off or not safetensors, or None.
+
+    Reads the headers only: a safetensors file is an 8-byte little-endian header length, a JSON
+    header giving each tensor's byte range, then the tensors (huggingface/safetensors, "Format").
+    """
+    import json
+    import struct
+
+    for path in sorted(folder.glob("*.safetensors")):
+        size = path.stat().st_size
+        problem = None
+        with path.open("rb") as handle:
+            length = struct.unpack("<Q", handle.read(8))[0] if size >= 8 else None
+            if length is None or length > size - 8:
+                problem = f"is {size} bytes, too short for its header"
+            else:
+                try:
+                    header = json.loads(handle.read(length))
+                    end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
+                except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+                    problem = "has no readable safetensors header"
+                else:
+                    if size < 8 + length + end:
+                        problem = f"is {size} bytes where its header says {8 + length + end}"
+        if problem is not None:
+            return (
+                f"the weights file {path.name} {problem}: it is cut off or not a safetensors file; copy it again "
+                "from where the model was saved (or save the model again with save_pretrained)"
+            )
+    return None
 
 
 def _has_chat_template(folder: Path) -> bool:

@@ -6,7 +6,14 @@ import json
 import logging
 from pathlib import Path
 
-from recipe_cli.config import HUB_ID, LoraSettings, ModelSettings, is_local_path
+from recipe_cli.config import (
+    HUB_ID,
+    TOKENIZER_FILES,
+    LoraSettings,
+    ModelSettings,
+    is_local_path,
+    unreadable_weights,
+)
 from recipe_cli.errors import RecipeError
 
 log = logging.getLogger(__name__)
@@ -45,6 +52,13 @@ def load_tokenizer(path: str | Path, settings: ModelSettings):
     pad falls back to eos (decoder-only batches)."""
     from transformers import AutoTokenizer
 
+    folder = Path(path).expanduser()
+    if folder.is_dir() and not is_adapter(folder) and not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        # transformers would try to build one from the config and fail with a conversion traceback
+        raise RecipeError(
+            f"'{path}' holds no tokenizer (tokenizer.json, tokenizer_config.json...); save the tokenizer with the "
+            "model (tokenizer.save_pretrained) into that folder"
+        )
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             str(path), revision=model_revision(path, settings), trust_remote_code=settings.trust_remote_code
@@ -86,6 +100,7 @@ def load_causal_lm(
     compute precision, as generation uses it; training full weights passes float32.
     """
     import torch
+    from safetensors import SafetensorError
     from transformers import AutoModelForCausalLM
 
     torch_dtype = getattr(torch, dtype) if dtype else resolve_dtype(settings.dtype)
@@ -98,6 +113,13 @@ def load_causal_lm(
         model = AutoModelForCausalLM.from_pretrained(base, revision=model_revision(base, settings), **kwargs)
     except OSError as error:
         raise RecipeError(f"cannot load the model '{base}': {str(error).splitlines()[0]}") from error
+    except SafetensorError as error:  # a weights file cut off (a copy interrupted, a full disk)
+        folder = Path(base).expanduser()
+        problem = unreadable_weights(folder) if folder.is_dir() else None
+        raise RecipeError(
+            f"cannot load the model '{base}': "
+            + (problem or f"a weights file is unreadable ({str(error).splitlines()[0]}); copy the model folder again")
+        ) from error
     if adapter:
         from peft import PeftModel
 

@@ -18,7 +18,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
-from recipe_cli.config import Recipe
+from recipe_cli.config import Recipe, check_model_folder
 from recipe_cli.errors import RecipeError, TrainingStopped
 from recipe_cli.models import free_model_memory
 from recipe_cli.ranks import is_main, on_main, shared
@@ -397,14 +397,10 @@ def eval_targets(
     run = RunFolder(recipe)
     own = run_stage_folders(recipe)
     if models:
-        for path in models:
-            folder = Path(path)
-            if not folder.is_dir():
-                raise RecipeError(f"--model '{path}' is not a folder; give a saved checkpoint folder")
-            if not (folder / "config.json").is_file() and not (folder / "adapter_config.json").is_file():
-                raise RecipeError(
-                    f"--model '{path}' has no config.json or adapter_config.json; give a folder a stage saved"
-                )
+        for path in models:  # what validate checks of model.path: weights, tokenizer, chat template
+            problems = check_model_folder(Path(path).expanduser(), recipe, f"--model '{path}'")
+            if problems:
+                raise RecipeError("; ".join(problems))
         by_folder = {folder: label for label, folder in own.items()}
         others = [p for p in models if _resolved(p) not in by_folder]
         other_labels = dict(zip(others, model_labels(others, reserved=set(own)), strict=True))

@@ -63,13 +63,24 @@ def long_prompts(data: dict, tmp: Path) -> None:
     local_sft_data(data, jsonl(tmp, "long.jsonl", rows), adapter="columns")
 
 
+EMPTY_SAFETENSORS = (2).to_bytes(8, "little") + b"{}"  # a header length, then a header naming no tensors
+
+
 def model_folder(data: dict, tmp: Path, *files: str) -> None:
-    """Point model.path at a folder holding only ``files`` (name -> placeholder contents)."""
+    """Point model.path at a folder holding only ``files`` (placeholder contents: ``{}``, or no tensors)."""
     folder = tmp / "partial-model"
     folder.mkdir()
     for name in files:
-        (folder / name).write_text("{}")
+        (folder / name).write_bytes(EMPTY_SAFETENSORS if name.endswith(".safetensors") else b"{}")
     data["model"] = {"path": str(folder)}
+
+
+def cut_off_weights(data: dict, tmp: Path) -> None:
+    """A model folder whose weights file was copied half-way (its header names 4096 bytes of tensors)."""
+    model_folder(data, tmp, "config.json", "tokenizer.json", "chat_template.jinja")
+    header = json.dumps({"w": {"dtype": "F32", "shape": [1024], "data_offsets": [0, 4096]}}).encode()
+    content = len(header).to_bytes(8, "little") + header + bytes(4096)
+    (Path(data["model"]["path"]) / "model.safetensors").write_bytes(content[: len(content) // 2])
 
 
 # (id, command, change, expected text); change(data, tmp) edits the recipe in place or returns the raw file
@@ -479,6 +490,21 @@ CASES = [
         "sft",
         lambda d, t: (t / "data").mkdir() or local_sft_data(d, str(t / "data"), adapter="gsm8k"),
         "data' is a folder that could not be loaded",
+    ),
+    (
+        "model-weights-cut-off",
+        "sft",
+        cut_off_weights,
+        "the weights file model.safetensors is 2085 bytes where its header says 4171: it is cut off",
+    ),
+    (
+        "model-weights-not-safetensors-validate",
+        "validate",
+        lambda d, t: (
+            model_folder(d, t, "config.json", "tokenizer.json", "chat_template.jinja")
+            or (Path(d["model"]["path"]) / "model.safetensors").write_text("version https://git-lfs.github.com/spec/v1")
+        ),
+        "model.safetensors is 42 bytes, too short for its header: it is cut off or not a safetensors file",
     ),
 ]
 

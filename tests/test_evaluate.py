@@ -377,6 +377,52 @@ def test_folder_that_is_not_a_checkpoint(recipe_dict, write_recipe, tmp_path):
     assert "has no config.json or adapter_config.json" in result.output
 
 
+def _broken_copy(checkpoint: str, target, keep: tuple[str, ...] | None = None, cut: bool = False):
+    """A copy of ``checkpoint`` with only the files in ``keep``, or with its weights cut off half-way."""
+    import shutil
+
+    shutil.copytree(checkpoint, target)
+    for path in target.iterdir():
+        if keep is not None and path.name not in keep:
+            path.unlink()
+    if cut:
+        weights = target / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    return target
+
+
+@pytest.mark.parametrize(
+    ("keep", "cut", "expected"),
+    [
+        (None, True, "the weights file model.safetensors is "),
+        (("config.json", "model.safetensors"), False, "holds no tokenizer (tokenizer.json"),
+        (("config.json",), False, "holds neither weights (*.safetensors, *.bin) nor a tokenizer"),
+    ],
+    ids=["weights-cut-off", "no-tokenizer", "config-alone"],
+)
+def test_a_broken_model_folder_is_one_line(recipe_dict, write_recipe, tmp_path, tiny_checkpoint, keep, cut, expected):
+    """--model gets the checks validate gives model.path, before any weights load."""
+    folder = _broken_copy(tiny_checkpoint, tmp_path / "copied", keep, cut)
+    result = invoke("eval", write_recipe(recipe_dict), "--model", folder)
+    assert result.exit_code == 2, result.output + repr(result.exception)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: --model '{folder}'") and expected in lines[0], lines
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_checkpoint_cut_off_after_validation_is_one_line(tmp_path, tiny_checkpoint):
+    """Loading itself names the cut-off file (a run's own checkpoint is not checked before it loads)."""
+    from recipe_cli.models import load_causal_lm, load_tokenizer
+
+    settings = validate_recipe(copy.deepcopy(TINY_RECIPE)).model
+    cut = _broken_copy(tiny_checkpoint, tmp_path / "cut", cut=True)
+    with pytest.raises(RecipeError, match=r"cannot load the model '.*cut': the weights file model.safetensors is "):
+        load_causal_lm(cut, settings)
+    bare = _broken_copy(tiny_checkpoint, tmp_path / "bare", keep=("config.json", "model.safetensors"))
+    with pytest.raises(RecipeError, match=r"bare' holds no tokenizer"):
+        load_tokenizer(bare, settings)
+
+
 def test_k_larger_than_num_samples_exits_2(recipe_dict, write_recipe, tmp_path, tiny_checkpoint):
     result = invoke(
         "eval",
