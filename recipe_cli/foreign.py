@@ -24,6 +24,7 @@ function from the file's mapping to a recipe mapping.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -974,14 +975,37 @@ def convert_file(
         raise RecipeError(f"{source} is a recipe already (it has a model: section); nothing to convert")
     for text in overrides:
         apply_override(translation.recipe, *parse_override(text))
-    target = Path(output) if output is not None else source.with_name(f"{source.stem}.recipe.yaml")
+    target = Path(output) if output is not None else source.with_name(target_name(source))
     if target.resolve() == source.resolve():
         raise RecipeError(f"--output {target} is the file being converted; write the recipe elsewhere")
+    if target.is_dir():  # --overwrite replaces a file, never a folder
+        raise RecipeError(
+            f"--output {target} is a folder; give the recipe file's path, e.g. --output {target / target_name(source)}"
+        )
     if target.exists() and not overwrite:
         raise RecipeError(f"{target} exists; pass --overwrite to replace it, or --output another path")
     import copy
 
     validate_recipe(copy.deepcopy(translation.recipe), source=f"{source} as a recipe")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(converted_text(translation, str(source), str(target), list(overrides)))
+    text = converted_text(translation, str(source), str(target), list(overrides))
+    partial = target.with_name(f".{target.name}.partial")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_text(text)
+        partial.replace(target)  # a failed write leaves no half recipe behind
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        file = next((folder for folder in target.parents if folder.is_file()), None)
+        reason = f"{file} is a file, not a folder" if file else error.strerror or str(error)
+        raise RecipeError(f"cannot write {target} ({reason}); give --output a path in a writable folder") from None
     return translation, target
+
+
+def target_name(source: Path) -> str:
+    """The file ``recipe convert`` writes by default, next to ``source``.
+
+    >>> target_name(Path("config_demo.yaml"))
+    'config_demo.recipe.yaml'
+    """
+    return f"{source.stem}.recipe.yaml"

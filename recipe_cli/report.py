@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -317,12 +318,24 @@ def write_report(folders: list[Path], output: Path | None = None) -> Report:
     output = Path(output) if output is not None else default_output(folders)
     from recipe_cli.plots import write_plots
 
-    output.mkdir(parents=True, exist_ok=True)
-    plots = write_plots(runs, output)
-    path = output / "report.md"
-    partial = path.with_suffix(".md.tmp")
-    partial.write_text(render_report(runs, {name: p.name for name, p in plots.items()}))
-    partial.replace(path)
+    if output.exists() and not output.is_dir():
+        raise RecipeError(f"the report folder {output} is a file; give --output a folder (or remove the file)")
+    missing = [folder for folder in (output, *output.parents) if not folder.exists()]
+    try:
+        output.mkdir(parents=True, exist_ok=True)
+        plots = write_plots(runs, output)
+        path = output / "report.md"
+        partial = path.with_suffix(".md.tmp")
+        partial.write_text(render_report(runs, {name: p.name for name, p in plots.items()}))
+        partial.replace(path)
+    except OSError as error:
+        if missing:
+            shutil.rmtree(missing[-1], ignore_errors=True)  # nothing half-written: the folders this report made
+        file = next((folder for folder in output.parents if folder.is_file()), None)
+        reason = f"{file} is a file, not a folder" if file else error.strerror or str(error)
+        raise RecipeError(
+            f"cannot write the report into {output} ({reason}); give --output a folder you can write"
+        ) from None
     return Report(path, list(plots.values()))
 
 

@@ -384,6 +384,25 @@ def test_convert_command(here):
     assert native.exit_code == 2 and "is a recipe already" in native.output
 
 
+def test_convert_to_a_folder_or_an_unwritable_path_is_one_line(here):
+    Path("out").mkdir()
+    Path("a-file").write_text("")
+    for args, expected in (
+        (
+            ["-o", "out"],
+            "--output out is a folder; give the recipe file's path, e.g. --output out/trl-grpo.recipe.yaml",
+        ),
+        (["-o", "out", "--overwrite"], "--output out is a folder"),  # --overwrite replaces a file, never a folder
+        (["-o", "a-file/grpo.yaml"], "cannot write a-file/grpo.yaml (a-file is a file, not a folder); give --output"),
+        (["-o", "/proc/no-such/grpo.yaml"], "cannot write /proc/no-such/grpo.yaml (No such file or directory)"),
+    ):
+        result = runner.invoke(app, ["convert", "trl-grpo.yaml", *args])
+        assert result.exit_code == 2, result.output + repr(result.exception)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
+    assert sorted(p.name for p in Path("out").iterdir()) == []
+
+
 def test_convert_writes_nothing_when_the_recipe_is_invalid(here):
     data = read("trl-sft.yaml") | {"report_to": "no-such-tracker"}
     Path("bad.yaml").write_text(yaml.safe_dump(data))

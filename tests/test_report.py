@@ -158,6 +158,21 @@ def test_report_of_what_is_not_a_run_is_a_user_error(tmp_path):
     assert result.exit_code == 2 and "given twice" in result.output
 
 
+def test_an_output_that_cannot_be_a_folder_is_one_line(tmp_path):
+    folder = fake_run(tmp_path, "a")
+    (tmp_path / "a-file").write_text("")
+    for output, expected in (
+        (tmp_path / "a-file", "a-file is a file; give --output a folder (or remove the file)"),
+        (tmp_path / "a-file" / "report", "a-file is a file, not a folder); give --output a folder you can write"),
+        (Path("/proc/no-such/report"), "cannot write the report into /proc/no-such/report (No such file"),
+    ):
+        result = invoke("report", folder, "-o", output)
+        assert result.exit_code == 2, result.output + repr(result.exception)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
+    assert (tmp_path / "a-file").read_text() == "" and not (folder / "report").exists()
+
+
 def test_without_matplotlib_the_report_names_the_fix_and_the_card_has_no_plots(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # as if matplotlib were not installed
     folder = fake_run(tmp_path, "a")
