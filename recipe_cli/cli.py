@@ -618,16 +618,12 @@ def report(
     """Plot what runs logged (curves, evals, samples) into PNGs and a Markdown report; several runs are compared."""
 
     def body():
-        from contextlib import ExitStack
-
         from recipe_cli.console import print_report
-        from recipe_cli.lock import RunLock
         from recipe_cli.report import write_report
 
-        with ExitStack() as locks:
-            if output is None and len(runs) == 1 and runs[0].is_dir():  # it writes into the run folder
-                locks.enter_context(RunLock(runs[0], f"recipe report {shlex.quote(str(runs[0]))}"))
-            print_report(write_report(runs, output))
+        # the runs are only read (a report works during a run); write_report locks the folder it writes
+        words = ["recipe", "report", *map(str, runs)] + (["--output", str(output)] if output is not None else [])
+        print_report(write_report(runs, output, " ".join(map(shlex.quote, words))))
 
     _guard(body)
 

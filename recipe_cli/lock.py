@@ -19,6 +19,7 @@ from pathlib import Path
 from recipe_cli.errors import RecipeError
 
 LOCK_NAME = ".lock"
+RUN_IN_USE = "wait for it to finish, stop it, or use another run name"  # what to do when another process holds it
 
 
 class RunLock:
@@ -31,9 +32,10 @@ class RunLock:
     process as an exit code (from ranks it launched) rather than as an exception.
     """
 
-    def __init__(self, run_dir: Path, command: str):
+    def __init__(self, run_dir: Path, command: str, busy: str = RUN_IN_USE):
         self.run_dir = run_dir
         self.command = command
+        self.busy = busy
         self.handle = None
         self.created: Path | None = None
         self.failed = False
@@ -64,9 +66,7 @@ class RunLock:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
             handle.close()
-            raise RecipeError(
-                f"{self.run_dir} is in use by {holder}; wait for it to finish, stop it, or use another run name"
-            ) from None
+            raise RecipeError(f"{self.run_dir} is in use by {holder}; {self.busy}") from None
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} ({self.command})\n")

@@ -307,8 +307,14 @@ class Report:
     plots: list[Path]
 
 
-def write_report(folders: list[Path], output: Path | None = None) -> Report:
-    """Read the run folders, draw the plots and write ``report.md`` into ``output``."""
+def write_report(folders: list[Path], output: Path | None = None, command: str = "recipe report") -> Report:
+    """Read the run folders, draw the plots and write ``report.md`` into ``output``.
+
+    The run folders are only read, so a report works during a run; the folder written is locked
+    (``recipe_cli.lock``, ``command`` names the holder), so two reports, or a report and the one
+    ``recipe run`` writes at its end, never write it at once. Nothing is created for a folder that
+    holds no run, and a report that fails removes the folders it created.
+    """
     if not folders:
         raise RecipeError("give at least one run folder, e.g. `recipe report runs/demo`")
     folders = [Path(folder) for folder in folders]
@@ -316,6 +322,7 @@ def write_report(folders: list[Path], output: Path | None = None) -> Report:
         raise RecipeError("a run folder is given twice; give each run once")
     runs = [read_run(folder, label) for folder, label in zip(folders, run_labels(folders), strict=True)]
     output = Path(output) if output is not None else default_output(folders)
+    from recipe_cli.lock import RunLock
     from recipe_cli.plots import write_plots
 
     if output.exists() and not output.is_dir():
@@ -323,20 +330,28 @@ def write_report(folders: list[Path], output: Path | None = None) -> Report:
     missing = [folder for folder in (output, *output.parents) if not folder.exists()]
     try:
         output.mkdir(parents=True, exist_ok=True)
-        plots = write_plots(runs, output)
-        path = output / "report.md"
-        partial = path.with_suffix(".md.tmp")
-        partial.write_text(render_report(runs, {name: p.name for name, p in plots.items()}))
-        partial.replace(path)
     except OSError as error:
-        if missing:
-            shutil.rmtree(missing[-1], ignore_errors=True)  # nothing half-written: the folders this report made
-        file = next((folder for folder in output.parents if folder.is_file()), None)
-        reason = f"{file} is a file, not a folder" if file else error.strerror or str(error)
-        raise RecipeError(
-            f"cannot write the report into {output} ({reason}); give --output a folder you can write"
-        ) from None
+        raise _unwritable(output, error) from None
+    with RunLock(output, command, busy="wait for that report to finish, or give --output another folder"):
+        try:
+            plots = write_plots(runs, output)
+            path = output / "report.md"
+            partial = path.with_suffix(".md.tmp")
+            partial.write_text(render_report(runs, {name: p.name for name, p in plots.items()}))
+            partial.replace(path)
+        except (OSError, RecipeError) as error:
+            if missing:
+                shutil.rmtree(missing[-1], ignore_errors=True)  # nothing half-written: the folders this report made
+            if isinstance(error, RecipeError):
+                raise
+            raise _unwritable(output, error) from None
     return Report(path, list(plots.values()))
+
+
+def _unwritable(output: Path, error: OSError) -> RecipeError:
+    file = next((folder for folder in output.parents if folder.is_file()), None)
+    reason = f"{file} is a file, not a folder" if file else error.strerror or str(error)
+    return RecipeError(f"cannot write the report into {output} ({reason}); give --output a folder you can write")
 
 
 def render_report(runs: list[RunLogs], plots: dict[str, str]) -> str:

@@ -173,6 +173,33 @@ def test_an_output_that_cannot_be_a_folder_is_one_line(tmp_path):
     assert (tmp_path / "a-file").read_text() == "" and not (folder / "report").exists()
 
 
+def test_a_folder_that_is_not_a_run_is_left_as_it_was(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.jsonl").write_text("{}\n")
+    for folder in (tmp_path / "data", tmp_path / "empty"):
+        folder.mkdir(exist_ok=True)
+        before = sorted(p.name for p in folder.iterdir())
+        result = invoke("report", folder)
+        assert result.exit_code == 2 and "holds no training log" in result.stderr
+        assert sorted(p.name for p in folder.iterdir()) == before  # no .lock, no report/
+
+
+def test_a_report_works_while_a_run_trains_and_two_reports_do_not_write_one_folder(tmp_path):
+    from recipe_cli.lock import RunLock
+
+    folder = fake_run(tmp_path, "a")
+    with RunLock(folder, "recipe grpo r.yaml"):  # a stage training: the run folder is locked
+        result = invoke("report", folder)
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        assert (folder / "report" / "report.md").is_file()
+    with RunLock(folder / "report", "recipe report runs/a"):  # another report writing the same folder
+        result = invoke("report", folder)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "in use by pid" in lines[0] and "give --output another folder" in lines[0], lines
+    assert invoke("report", folder, "-o", tmp_path / "elsewhere").exit_code == 0
+
+
 def test_without_matplotlib_the_report_names_the_fix_and_the_card_has_no_plots(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # as if matplotlib were not installed
     folder = fake_run(tmp_path, "a")
