@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.logging import RichHandler
+from typer.core import TyperGroup
 
 from recipe_cli.config import Recipe, load_recipe
 from recipe_cli.console import (
@@ -28,7 +29,46 @@ from recipe_cli.console import (
 )
 from recipe_cli.errors import RecipeError, TrainingStopped
 
+# click's UsageError as typer raises it: click's own, or the copy typer vendors since 0.2x (typer._click)
+UsageError = typer.BadParameter.__base__
+
+
+class OneLineUsageError(UsageError):
+    """click's mistake in the command line (an unknown option, a value out of range, a missing argument), shown
+    as one line like every other user mistake instead of click's usage, hint and error lines."""
+
+    def __init__(self, error: UsageError, command: str = "recipe"):
+        super().__init__(error.format_message(), error.ctx)
+        self.command = error.ctx.command_path if error.ctx is not None else command  # for its --help
+
+    def show(self, file=None) -> None:
+        from rich.markup import escape
+
+        from recipe_cli.console import error as print_error
+
+        message = " ".join(self.format_message().split()).rstrip(".")
+        print_error(escape(f"{message[:1].lower()}{message[1:]}; see `{self.command} --help`"))
+
+
+class OneLineUsageGroup(TyperGroup):
+    """The ``recipe`` command group: its own and its commands' command-line mistakes as ``OneLineUsageError``."""
+
+    def make_context(self, *args, **kwargs) -> Any:
+        try:
+            return super().make_context(*args, **kwargs)
+        except UsageError as error:
+            raise OneLineUsageError(error) from None
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UsageError as error:  # a command's arguments are parsed here
+            command = " ".join(filter(None, [ctx.command_path, ctx.invoked_subcommand]))
+            raise OneLineUsageError(error, command) from None
+
+
 app = typer.Typer(
+    cls=OneLineUsageGroup,
     help="Run the DeepSeek-R1 recipe (cold-start SFT -> GRPO -> eval -> push) from one YAML file.",
     no_args_is_help=True,
     add_completion=False,

@@ -30,6 +30,33 @@ def test_help_lists_every_command():
     assert version.exit_code == 0 and version.output.strip() == f"recipe {__version__}"
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ["sft", "r.yaml", "--num-processes", "0"],
+            "invalid value for '--num-processes': Input should be greater than",
+        ),
+        (["sft", "r.yaml", "--bogus"], "no such option: --bogus; see `recipe sft --help`"),
+        (["sft", "r.yaml", "--resum"], "no such option: --resum (Possible options: --resume); see `recipe sft --help`"),
+        (["eval", "r.yaml", "--limit", "0"], "invalid value for '--limit'"),
+        (["eval", "r.yaml", "--limit"], "option '--limit' requires an argument; see `recipe eval --help`"),
+        (["report"], "missing argument 'RUN'; see `recipe report --help`"),
+        (["sft", "r.yaml", "extra"], "got unexpected extra argument(s) (extra); see `recipe sft --help`"),
+        (["bogus"], "no such command 'bogus'; see `recipe --help`"),
+        (["--bogus", "sft"], "no such option: --bogus; see `recipe --help`"),
+    ],
+)
+def test_command_line_mistakes_are_one_line_naming_the_help(args, expected, tmp_path, monkeypatch):
+    """click's three lines (usage, hint, error) become the one line every other mistake gets."""
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, args, prog_name="recipe")
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(f"error: {expected}"), lines
+    assert result.stdout == "" and not list(tmp_path.iterdir())
+
+
 LAUNCH_METAVARS = (
     "--num-processes N",
     "--accelerate-config CONFIG",
