@@ -889,6 +889,21 @@ def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, d
 _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
 
 
+def describe_yaml_error(error: yaml.YAMLError) -> str:
+    """PyYAML's error (several lines, with the text quoted and a caret) as one phrase: where and what.
+
+    >>> try:
+    ...     yaml.safe_load("name: [unclosed\\nmodel: {")
+    ... except yaml.YAMLError as error:
+    ...     describe_yaml_error(error)
+    "not valid YAML at line 2, column 6: expected ',' or ']', but got ':'"
+    """
+    mark = getattr(error, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+    problem = " ".join(str(getattr(error, "problem", None) or "cannot be parsed").split())
+    return f"not valid YAML{where}: {problem}"
+
+
 def read_yaml_mapping(path: str | Path) -> dict:
     """A YAML file's top-level mapping, with one-line errors for missing or malformed files."""
     path = Path(path)
@@ -902,10 +917,7 @@ def read_yaml_mapping(path: str | Path) -> dict:
             "only the last; merge the two into one"
         ) from None
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(error, "problem", None) or "cannot be parsed"
-        raise RecipeError(f"{path}: not valid YAML{where}: {problem}; fix the syntax there") from None
+        raise RecipeError(f"{path}: {describe_yaml_error(error)}; fix the syntax there") from None
     except UnicodeDecodeError:
         raise RecipeError(f"{path}: not a text file; a recipe is a YAML file") from None
     if not isinstance(data, dict):
@@ -1168,7 +1180,7 @@ def read_accelerate_config(launch: LaunchSettings) -> dict:
     try:
         data = yaml.safe_load(path.read_text())
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
-        problem = str(error).splitlines()[0]
+        problem = describe_yaml_error(error) if isinstance(error, yaml.YAMLError) else str(error).splitlines()[0]
         raise RecipeError(
             f"launch.accelerate_config: cannot read {path} ({problem}); give an accelerate config file"
         ) from None

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from recipe_cli.checkpoints import fsync_path, last_complete_checkpoint
-from recipe_cli.config import Recipe
+from recipe_cli.config import Recipe, describe_yaml_error
 from recipe_cli.errors import RecipeError
 
 log = logging.getLogger(__name__)
@@ -153,7 +153,8 @@ def read_saved_recipe(run_dir: Path) -> dict | None:
     try:
         data = yaml.safe_load(saved.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as error:
-        raise RecipeError(f"{saved} cannot be read ({error}); delete it, or train again with --overwrite") from None
+        problem = describe_yaml_error(error) if isinstance(error, yaml.YAMLError) else "not UTF-8 text"
+        raise RecipeError(f"{saved} cannot be read ({problem}); delete it, or train again with --overwrite") from None
     if not isinstance(data, dict):
         raise RecipeError(f"{saved} holds no recipe mapping; delete it, or train again with --overwrite")
     return data

@@ -601,6 +601,26 @@ def test_an_unreadable_run_record_is_one_line_exit_2(recipe_dict, write_recipe, 
     assert sorted(p.name for p in run_dir.iterdir() if p.name != ".lock") == ["run.json"]  # the lock stays
 
 
+@pytest.mark.parametrize(
+    ("saved", "expected"),
+    [
+        ("name: [unclosed\nmodel: {\n", "not valid YAML at line 2, column 6: expected ',' or ']', but got ':'"),
+        (b"name: caf\xe9\n", "not UTF-8 text"),
+    ],
+    ids=["not-yaml", "not-utf8"],
+)
+def test_an_unreadable_recorded_recipe_is_one_line_exit_2(recipe_dict, write_recipe, tmp_path, saved, expected):
+    path = write_recipe(recipe_dict)
+    assert runner.invoke(app, ["sft", str(path)]).exit_code == 0  # a run whose record later commands read
+    record = tmp_path / "runs" / "tiny" / "recipe.yaml"
+    record.write_bytes(saved if isinstance(saved, bytes) else saved.encode())
+    for command in (["grpo", path], ["eval", path]):
+        result = runner.invoke(app, [str(a) for a in command])
+        assert result.exit_code == 2, result.output + repr(result.exception)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and f"{record} cannot be read ({expected}); delete it" in lines[0], result.stderr
+
+
 def test_a_base_model_folder_left_unfinished_is_built_again(recipe_dict, tmp_path):
     from recipe_cli.config import validate_recipe
     from recipe_cli.runs import RunFolder
