@@ -24,6 +24,7 @@ from recipe_cli.console import (
     ConsoleReporter,
     console,
     err_console,
+    quiet_dataset_progress,
     quiet_libraries,
     silence_library_warnings,
 )
@@ -321,6 +322,7 @@ def validate(
         from recipe_cli.foreign import ForeignOptions
         from recipe_cli.plan import describe_plan
 
+        quiet_dataset_progress()  # what validate prints is the plan and its verdict, not a library's loading bars
         launch = _launch_options(num_processes=num_processes, accelerate_config=accelerate_config)
         loaded = _load(recipe, overrides, launch, ForeignOptions(old_defaults=old_defaults))
         describe_plan(loaded, console)

@@ -42,6 +42,18 @@ def quiet_libraries() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
+def quiet_dataset_progress() -> None:
+    """No "Generating train split" bars from ``datasets`` (``recipe validate`` measures local files through it),
+    without importing it where nothing else does: ``datasets`` reads the variable when it is first imported."""
+    import os
+    import sys
+
+    if "datasets" in sys.modules:
+        sys.modules["datasets"].disable_progress_bars()
+    else:
+        os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+
+
 def quiet() -> None:
     """Print nothing from this process (a rank other than the main process)."""
     console.quiet = err_console.quiet = True

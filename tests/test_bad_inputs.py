@@ -506,6 +506,12 @@ CASES = [
         ),
         "model.safetensors is 42 bytes, too short for its header: it is cut off or not a safetensors file",
     ),
+    (
+        "messages-without-assistant-validate",  # read through datasets to measure it: no loading bar before the line
+        "validate",
+        lambda d, t: local_sft_data(d, jsonl(t, "m.jsonl", [{"messages": [{"role": "user", "content": "2+2?"}]}])),
+        "sft: the row asking '2+2?' has no completion to train on",
+    ),
 ]
 
 
@@ -649,6 +655,7 @@ IN_A_PROCESS = (
     "model-without-weights",
     "runs-dir-is-a-file",
     "prompts-fill-the-model",
+    "messages-without-assistant-validate",
 )
 
 
