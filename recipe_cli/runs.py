@@ -160,6 +160,14 @@ def read_saved_recipe(run_dir: Path) -> dict | None:
     return data
 
 
+def check_start_flags(*, resume: bool, overwrite: bool, force: bool) -> None:
+    """Refuse --resume with --overwrite, and --force without --resume, whatever the run folder holds."""
+    if resume and overwrite:
+        raise RecipeError("--resume and --overwrite contradict each other; pass one of them")
+    if force and not resume:
+        raise RecipeError("--force only applies with --resume (it resumes a run whose settings changed)")
+
+
 @dataclass(frozen=True)
 class StageStart:
     """How a training stage starts: from scratch (clearing its folder first), from a checkpoint, or not at all."""
@@ -341,10 +349,7 @@ class RunFolder:
         from its last checkpoint, but a decaying learning-rate schedule is recomputed for the new
         length, so the result differs from a run planned that long from the start.
         """
-        if resume and overwrite:
-            raise RecipeError("--resume and --overwrite contradict each other; pass one of them")
-        if force and not resume:
-            raise RecipeError("--force only applies with --resume (it resumes a run whose settings changed)")
+        check_start_flags(resume=resume, overwrite=overwrite, force=force)
         folder = self.stage_dir(stage)
         if not self.holds_run(stage):
             return StageStart(stage)

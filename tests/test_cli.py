@@ -57,6 +57,24 @@ def test_command_line_mistakes_are_one_line_naming_the_help(args, expected, tmp_
     assert result.stdout == "" and not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--resume", "--overwrite"], "--resume and --overwrite contradict each other; pass one of them"),
+        (["--force"], "--force only applies with --resume"),
+    ],
+)
+@pytest.mark.parametrize("command", ["sft", "grpo", "run"])
+def test_a_dry_run_refuses_the_flags_a_real_run_refuses(recipe_dict, write_recipe, tmp_path, command, flags, expected):
+    path = write_recipe(recipe_dict)
+    for dry_run in ([], ["--dry-run"]):
+        result = invoke(command, path, *flags, *dry_run)
+        assert result.exit_code == 2, result.output
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert lines == [f"error: {expected}"] or (len(lines) == 1 and expected in lines[0]), lines
+    assert not (tmp_path / "runs").exists()
+
+
 LAUNCH_METAVARS = (
     "--num-processes N",
     "--accelerate-config CONFIG",
