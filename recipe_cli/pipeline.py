@@ -202,7 +202,7 @@ def run_recipe(recipe: Recipe, starts: dict[str, StageStart], command: str, repo
             summaries += on_main(partial(evaluate_checkpoint, recipe, str(output), stage, None, reporter))
     if summaries and is_main():
         reporter.eval_table(summaries)
-    on_main(lambda: report_run(recipe, reporter, command))
+    on_main(lambda: report_run(recipe, reporter))
     if recipe.push is not None:
         from recipe_cli.hub import push_checkpoint
 
@@ -213,7 +213,7 @@ def run_recipe(recipe: Recipe, starts: dict[str, StageStart], command: str, repo
     return summaries
 
 
-def report_run(recipe: Recipe, reporter: Reporter, command: str = "recipe run") -> None:
+def report_run(recipe: Recipe, reporter: Reporter) -> None:
     """Write the run's report (plots and report.md in ``runs/<name>/report``); one that cannot be drawn is told.
 
     Training and evaluation are done by then, so a report that cannot be written (no matplotlib)
@@ -222,7 +222,7 @@ def report_run(recipe: Recipe, reporter: Reporter, command: str = "recipe run") 
     from recipe_cli.report import write_report
 
     try:
-        report = write_report([recipe.run_dir], command=command)
+        report = write_report([recipe.run_dir], holds_lock=True)  # the run's lock is this command's
     except RecipeError as error:
         log.warning("no run report: %s", error)
         return

@@ -15,6 +15,7 @@ callbacks) are drawn stacked and summarised as shares of the step, and a key end
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -307,13 +308,15 @@ class Report:
     plots: list[Path]
 
 
-def write_report(folders: list[Path], output: Path | None = None, command: str = "recipe report") -> Report:
+def write_report(
+    folders: list[Path], output: Path | None = None, command: str = "recipe report", holds_lock: bool = False
+) -> Report:
     """Read the run folders, draw the plots and write ``report.md`` into ``output``.
 
-    The run folders are only read, so a report works during a run; the folder written is locked
-    (``recipe_cli.lock``, ``command`` names the holder), so two reports, or a report and the one
-    ``recipe run`` writes at its end, never write it at once. Nothing is created for a folder that
-    holds no run, and a report that fails removes the folders it created.
+    A report written into a run folder (``RUN/report``) holds that run's lock, as every writer of a run
+    folder does (``holds_lock``: the caller holds it, ``recipe run``); while a run trains, one is written
+    elsewhere with ``--output``, which is locked instead (``command`` names the holder). Nothing is
+    created for a folder that holds no run, and a report that fails removes the folders it created.
     """
     if not folders:
         raise RecipeError("give at least one run folder, e.g. `recipe report runs/demo`")
@@ -327,12 +330,20 @@ def write_report(folders: list[Path], output: Path | None = None, command: str =
 
     if output.exists() and not output.is_dir():
         raise RecipeError(f"the report folder {output} is a file; give --output a folder (or remove the file)")
-    missing = [folder for folder in (output, *output.parents) if not folder.exists()]
-    try:
-        output.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise _unwritable(output, error) from None
-    with RunLock(output, command, busy="wait for that report to finish, or give --output another folder"):
+    resolved = output.resolve()
+    run = next((f for f in folders if f.resolve() == resolved or f.resolve() in resolved.parents), None)
+    with contextlib.ExitStack() as locks:
+        if run is not None and not holds_lock:  # before anything is written into the run folder
+            busy = f"while it works, write the report elsewhere: {command} --output DIR"
+            locks.enter_context(RunLock(run, command, busy=busy))
+        missing = [folder for folder in (output, *output.parents) if not folder.exists()]
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise _unwritable(output, error) from None
+        if run is None:
+            busy = "wait for that report to finish, or give --output another folder"
+            locks.enter_context(RunLock(output, command, busy=busy))
         try:
             plots = write_plots(runs, output)
             path = output / "report.md"

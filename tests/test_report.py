@@ -184,20 +184,25 @@ def test_a_folder_that_is_not_a_run_is_left_as_it_was(tmp_path):
         assert sorted(p.name for p in folder.iterdir()) == before  # no .lock, no report/
 
 
-def test_a_report_works_while_a_run_trains_and_two_reports_do_not_write_one_folder(tmp_path):
+def test_a_report_into_a_run_holds_its_lock_and_one_elsewhere_works_while_it_trains(tmp_path):
+    """Every writer of a run folder holds the run's lock: during a run, the report goes elsewhere with --output."""
     from recipe_cli.lock import RunLock
 
     folder = fake_run(tmp_path, "a")
     with RunLock(folder, "recipe grpo r.yaml"):  # a stage training: the run folder is locked
         result = invoke("report", folder)
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1, result.output
+        assert "in use by pid" in lines[0] and "write the report elsewhere: recipe report" in lines[0], lines
+        assert "--output DIR" in lines[0] and not (folder / "report").exists()
+        result = invoke("report", folder, "-o", tmp_path / "elsewhere")
         assert result.exit_code == 0, result.output + repr(result.exception)
-        assert (folder / "report" / "report.md").is_file()
-    with RunLock(folder / "report", "recipe report runs/a"):  # another report writing the same folder
-        result = invoke("report", folder)
-    assert result.exit_code == 2
+        assert (tmp_path / "elsewhere" / "report.md").is_file()
+    with RunLock(tmp_path / "elsewhere", "recipe report runs/a -o elsewhere"):  # another report writing there
+        result = invoke("report", folder, "-o", tmp_path / "elsewhere")
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "in use by pid" in lines[0] and "give --output another folder" in lines[0], lines
-    assert invoke("report", folder, "-o", tmp_path / "elsewhere").exit_code == 0
+    assert result.exit_code == 2 and len(lines) == 1 and "give --output another folder" in lines[0], lines
+    assert invoke("report", folder).exit_code == 0 and (folder / "report" / "report.md").is_file()
 
 
 def test_without_matplotlib_the_report_names_the_fix_and_the_card_has_no_plots(tmp_path, monkeypatch):
