@@ -1347,7 +1347,7 @@ def _check_source(source: SourceSettings, where: str) -> list[str]:
         return [f"{where}.path: '{source.path}' is not a {'/'.join(LOCAL_DATA_SUFFIXES)} file"]
     from recipe_cli.data.sources import check_local_source
 
-    problem = check_local_source(source)
+    problem = check_local_source(source, where)
     return [f"{where}: {problem}"] if problem else []
 
 

@@ -20,6 +20,7 @@ from recipe_cli.answers import parse_number, score_completion
 from recipe_cli.chat import prompt_token_ids, render_prompt, think_prefilled
 from recipe_cli.config import DatasetSettings, Recipe
 from recipe_cli.data import load_examples, prompt_rows
+from recipe_cli.data.adapters import missing_gold
 from recipe_cli.generation import Decoding, Generation, open_engine
 from recipe_cli.metrics import majority_answer, majority_correct, pass_at_k
 from recipe_cli.models import is_adapter
@@ -53,6 +54,9 @@ def evaluate_model(
     rows = load_examples(dataset, recipe.seed)
     if limit is not None:
         rows = rows[:limit]
+    no_gold = missing_gold(f"eval set {title!r}", rows)  # every answer would score 0
+    if no_gold is not None:
+        raise no_gold
     prefilled = think_prefilled(recipe, engine.tokenizer)  # the format rate follows the training rewards
     shown = [row["prompt"] for row in prompt_rows(rows, recipe.prompt)]
     prompts = [render_prompt(engine.tokenizer, prompt) for prompt in shown]

@@ -260,6 +260,12 @@ CASES = [
         "broken.py:crash ×1 raised KeyError: 'text' when called on test completions; fix it",
     ),
     (
+        "eval-set-without-gold",  # every answer scored 0: the eval reported 0.0% without a word
+        "eval",
+        lambda d, t: set_in(d, "eval.dataset", {"path": jsonl(t, "pc.jsonl", [{"prompt": "1+1?", "completion": "2"}])}),
+        "eval.dataset: the row asking '1+1?' has no gold answer, which every answer is scored against; map its",
+    ),
+    (
         "max-steps-zero",  # trained one step and was recorded finished
         "sft",
         lambda d, t: set_in(d, "sft.trainer.max_steps", 0),

@@ -541,3 +541,13 @@ def test_the_vllm_backend_generates_in_the_resolved_compute_dtype(recipe_dict, m
     assert recipe.model.dtype == "auto"
     engine = VLLMEngine(str(prepare_base_model(recipe, RunFolder(recipe))), recipe)
     assert built["dtype"] == engine.dtype == "bfloat16"
+
+
+def test_an_eval_set_without_gold_answers_is_refused_where_it_loads(recipe_dict, tiny_checkpoint, monkeypatch):
+    """A Hub dataset in TRL's formats is read only when the eval runs (validate reads local files)."""
+    from recipe_cli.evaluate import evaluate_model
+
+    rows = [{"question": "1+1?", "prompt": [{"role": "user", "content": "1+1?"}], "answer": "", "reasoning": None}]
+    monkeypatch.setattr("recipe_cli.evaluate.load_examples", lambda dataset, seed: rows)
+    with pytest.raises(RecipeError, match="eval set .* has no gold answer, which every answer is scored against"):
+        evaluate_model(validate_recipe(recipe_dict), tiny_checkpoint, "base")

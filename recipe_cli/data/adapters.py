@@ -21,6 +21,25 @@ def register_adapter(name: str) -> Callable[[Adapter], Adapter]:
     return register
 
 
+def missing_gold(where: str, rows) -> RecipeError | None:
+    """The error for the first row of TRL's formats (``prompt``, ``messages``: the gold column is optional there)
+    that has no gold answer, or None; the other adapters require their gold column.
+
+    GRPO's rewards and the eval score against the gold: without one every answer scores 0, without
+    a word. SFT trains on the completion and needs none.
+
+    >>> missing_gold("eval.dataset", [{"question": "2+2?", "prompt": "2+2?", "answer": ""}])  # doctest: +ELLIPSIS
+    RecipeError("eval.dataset: the row asking '2+2?' has no gold answer, which ... (TRL's is `solution`)")
+    """
+    for row in rows:
+        if "prompt" in row and not row["answer"]:
+            return RecipeError(
+                f"{where}: the row asking {row['question'][:60]!r} has no gold answer, which every answer is scored "
+                "against; map its column with `columns: {answer: ...}` (TRL's is `solution`)"
+            )
+    return None
+
+
 @dataclass
 class RawRows:
     """A source's rows before the adapter: a ``datasets.Dataset`` or rows read from a file, with their names.

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recipe_cli.config import DatasetSettings, Recipe
+from recipe_cli.data.adapters import missing_gold
 from recipe_cli.data.prompts import count_prompt_tokens, render_completion, row_prompt
 from recipe_cli.data.sources import Counted, iter_examples, no_rows
 from recipe_cli.errors import RecipeError
@@ -211,11 +212,9 @@ def measure_lengths(items: Iterable[dict], step: StepReport, prepared: PreparedD
             prompt_tokens = len(ids) - completion_tokens
             item.update(example={"input_ids": ids, "completion_mask": mask}, completion=completion)
         else:
-            if "prompt" in row and not row["answer"]:  # TRL's formats: the gold is an optional column
-                raise RecipeError(
-                    f"{prepared.stage}.dataset: the row asking {row['question'][:60]!r} has no gold answer, which "
-                    "the rewards score against; map its column with `columns: {answer: ...}` (TRL's is `solution`)"
-                )
+            no_gold = missing_gold(f"{prepared.stage}.dataset", [row])  # TRL's formats: the gold is optional
+            if no_gold is not None:
+                raise no_gold
             prompt_tokens, completion_tokens = count_prompt_tokens(tokenizer, prompt), 0
             item["example"] = {"prompt": prompt, "answer": row["answer"]}
         item["measured"] = len(prepared.prompt_tokens)

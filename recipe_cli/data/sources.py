@@ -14,7 +14,7 @@ from pathlib import Path
 
 from recipe_cli.config import LOCAL_DATA_SUFFIXES, DatasetSettings, SourceSettings, is_local_path
 from recipe_cli.data import columns, gsm8k, openthoughts, trl_formats  # noqa: F401  (each registers its adapter)
-from recipe_cli.data.adapters import ADAPTERS, RawRows
+from recipe_cli.data.adapters import ADAPTERS, RawRows, missing_gold
 from recipe_cli.data.files import CHECK_ROWS, FULL_CHECK_BYTES, locate_problem, read_rows
 from recipe_cli.errors import RecipeError
 from recipe_cli.synthetic import generate_problems
@@ -169,11 +169,12 @@ def no_rows(settings: SourceSettings) -> RecipeError:
     return RecipeError(f"dataset '{name}' (split {settings.split}) has no usable rows")
 
 
-def check_local_source(source: SourceSettings) -> str | None:
+def check_local_source(source: SourceSettings, where: str = "") -> str | None:
     """What is wrong with a local file's rows for its adapter (columns, the gold's type, a broken line), or None.
 
     Reads every row of files up to 64 MiB and the first 1000 beyond (training reads the rest), with the
     standard library, and runs the adapter over them: ``recipe validate`` finds what training would.
+    ``where`` (``grpo.dataset``, ``eval.datasets.1``...) says whether the rows need a gold answer.
     """
     path = Path(source.path).expanduser()
     if not path.is_file() or source.adapter not in ADAPTERS:
@@ -189,8 +190,12 @@ def check_local_source(source: SourceSettings) -> str | None:
         names = list(dict.fromkeys(key for row in rows for key in row))
         lines = [line for line, _ in numbered] if path.suffix in (".jsonl", ".json", ".csv") else []
         raw = RawRows([{name: row.get(name) for name in names} for row in rows], names, source.path, lines)
-        if not sum(1 for _ in ADAPTERS[source.adapter](raw, source)):  # every row, not just the first
+        adapted = list(ADAPTERS[source.adapter](raw, source))  # every row, not just the first
+        if not adapted:
             return f"dataset '{source.path}' has no row the {source.adapter} adapter can use"
+        no_gold = missing_gold(where, adapted) if where.startswith(("grpo.", "eval.")) else None
+        if no_gold is not None:
+            return str(no_gold).removeprefix(f"{where}: ")
     except RecipeError as error:
         return str(error)
     return None
