@@ -58,6 +58,8 @@ class OneLineUsageGroup(TyperGroup):
         try:
             return super().make_context(*args, **kwargs)
         except UsageError as error:
+            if type(error).__name__ == "NoArgsIsHelpError":  # `recipe` alone: the help, as click shows it
+                raise
             raise OneLineUsageError(error) from None
 
     def invoke(self, ctx: typer.Context) -> Any:

@@ -28,6 +28,8 @@ def test_help_lists_every_command():
 
     version = invoke("--version")
     assert version.exit_code == 0 and version.output.strip() == f"recipe {__version__}"
+    bare = runner.invoke(app, [], prog_name="recipe")  # no command: the help, not a one-line error
+    assert "Usage: recipe" in bare.output and "Commands" in bare.output and "error:" not in bare.output
 
 
 @pytest.mark.parametrize(
