@@ -876,13 +876,16 @@ class _StrictLoader(yaml.SafeLoader):
 def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     first: dict = {}
     for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden, as YAML means
+            continue
         key = loader.construct_object(key_node, deep=True)
         try:
-            line = first.setdefault(key, key_node.start_mark.line)
+            seen = key in first
         except TypeError:  # an unhashable key: the mapping constructor says so itself
             continue
-        if line != key_node.start_mark.line:
-            raise DuplicateKey(key, key_node.start_mark.line + 1, line + 1)
+        if seen:
+            raise DuplicateKey(key, key_node.start_mark.line + 1, first[key] + 1)
+        first[key] = key_node.start_mark.line
     return loader.construct_mapping(node, deep=deep)
 
 
@@ -1278,30 +1281,36 @@ def unreadable_weights(folder: Path) -> str | None:
     Reads the headers only: a safetensors file is an 8-byte little-endian header length, a JSON
     header giving each tensor's byte range, then the tensors (huggingface/safetensors, "Format").
     """
-    import json
-    import struct
-
     for path in sorted(folder.glob("*.safetensors")):
-        size = path.stat().st_size
-        problem = None
-        with path.open("rb") as handle:
-            length = struct.unpack("<Q", handle.read(8))[0] if size >= 8 else None
-            if length is None or length > size - 8:
-                problem = f"is {size} bytes, too short for its header"
-            else:
-                try:
-                    header = json.loads(handle.read(length))
-                    end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
-                except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-                    problem = "has no readable safetensors header"
-                else:
-                    if size < 8 + length + end:
-                        problem = f"is {size} bytes where its header says {8 + length + end}"
+        try:
+            problem = _safetensors_problem(path)
+        except OSError as error:  # a link to a blob that is gone (a copied cache snapshot), a file it cannot read
+            problem = f"cannot be read ({error.strerror or error})"
         if problem is not None:
             return (
                 f"the weights file {path.name} {problem}: it is cut off or not a safetensors file; copy it again "
                 "from where the model was saved (or save the model again with save_pretrained)"
             )
+    return None
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    """What is wrong with one safetensors file's header against its size, or None."""
+    import json
+    import struct
+
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        length = struct.unpack("<Q", handle.read(8))[0] if size >= 8 else None
+        if length is None or length > size - 8:
+            return f"is {size} bytes, too short for its header"
+        try:
+            header = json.loads(handle.read(length))
+            end = max((int(t["data_offsets"][1]) for k, t in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            return "has no readable safetensors header"
+    if size < 8 + length + end:
+        return f"is {size} bytes where its header says {8 + length + end}"
     return None
 
 

@@ -45,8 +45,9 @@ def on_main_machine(recipe: Recipe) -> bool:
     return recipe.launch.machine_rank == 0
 
 
-def check_launch(recipe: Recipe, machine: Machine) -> None:
-    """What can only be checked on the machine that trains: GPUs, DeepSpeed, a launch already under way."""
+def check_launch(recipe: Recipe, machine: Machine, trains: bool = True) -> None:
+    """What can only be checked on the machine that trains: GPUs, DeepSpeed, a launch already under way.
+    ``trains``: the command trains a stage (``recipe run`` of a recipe without one only evaluates)."""
     launch = recipe.launch
     if world_size() > 1 and world_size() != launch.num_processes:
         raise RecipeError(
@@ -68,7 +69,7 @@ def check_launch(recipe: Recipe, machine: Machine) -> None:
         import torch
 
         visible = torch.cuda.device_count()
-        if visible > 1 and launch.num_processes == 1 and world_size() == 1:
+        if trains and visible > 1 and launch.num_processes == 1 and world_size() == 1:
             # transformers' Trainer takes every visible GPU through nn.DataParallel when not launched
             raise RecipeError(
                 f"{visible} GPUs are visible to one process: SFT would train on all of them through DataParallel "
@@ -133,7 +134,7 @@ def check_machine(
     ``eval.backend`` when it evaluates (``recipe run``).
     """
     machine = machine or Machine.here()
-    check_launch(recipe, machine)
+    check_launch(recipe, machine, trains=bool(stages))
     if "grpo" in stages:
         check_vllm(recipe, machine)
     if evaluates and recipe.eval is not None:

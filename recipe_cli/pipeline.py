@@ -188,8 +188,8 @@ def run_recipe(recipe: Recipe, starts: dict[str, StageStart], command: str, repo
     on_main(lambda: check_trainer_configs(recipe, recipe.training_stages))  # a later stage's settings too
     base = on_main(lambda: prepare_base_model(recipe, run))
     on_main(lambda: check_lora_targets(base, recipe.model))
-    if recipe.grpo is not None:
-        on_main(lambda: check_rewards_run(recipe, base))  # a reward that cannot run stops before the evals and SFT
+    if recipe.grpo is not None and not starts["grpo"].skip:  # a reward that cannot run stops before evals and SFT
+        on_main(lambda: check_rewards_run(recipe, base))
     checked: dict = {}  # the main process's prepared data, kept here rather than sent to every rank
     # a data mistake in a later stage stops before any work; the data checked is the data trained on
     on_main(lambda: checked.update(check_training_data(recipe, base)))

@@ -12,6 +12,9 @@ chat templates that prefill ``<think>``.
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import itertools
 import logging
 import math
 import statistics
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from recipe_cli.answers import parse_number, score_completion
 from recipe_cli.config import DEFAULT_COMPLETION, Recipe, grpo_max_completion_length
-from recipe_cli.data import load_examples, row_prompt
+from recipe_cli.data import iter_examples, load_examples, row_prompt
 from recipe_cli.errors import RecipeError
 from recipe_cli.rewards import get_reward, with_run_values
 from recipe_cli.runs import RunFolder
@@ -122,7 +125,7 @@ def check_rewards_run(recipe: Recipe, base: str, problems: int = 4) -> None:
     from recipe_cli.chat import think_prefilled
     from recipe_cli.models import load_tokenizer
 
-    rows = load_examples(recipe.grpo.dataset, recipe.seed)[:problems]
+    rows = list(itertools.islice(iter_examples(recipe.grpo.dataset, recipe.seed), problems))
     tokenizer = load_tokenizer(base, recipe.model)
     prefilled = think_prefilled(recipe, tokenizer)
     budget = grpo_max_completion_length(recipe.grpo.trainer) or 512
@@ -237,12 +240,18 @@ def _score(recipe: Recipe, rows: list[dict], completions: dict, kinds: list[str]
     # as TRL passes them: chat messages after a conversation, plain text after a plain-text prompt
     plain = recipe.prompt.template is not None
     chat = batch if plain else [[{"role": "assistant", "content": text}] for text in batch]
+    from transformers import TrainerState
+
+    # what else TRL 1.16 passes every reward (GRPOTrainer._calculate_rewards): the training state, and loggers
+    trainer_kwargs = {"trainer_state": TrainerState(), "log_extra": _ignore, "log_metric": _ignore}
     per_reward = []
     for reward in recipe.grpo.rewards:
         label = f"{reward.name} ×{reward.weight:g}"
         function = get_reward(reward.name, **with_run_values(reward.name, reward.params, run_values))
         try:
-            scores = function(completions=chat, prompts=prompts, answer=answers, completion_ids=ids)
+            scores = function(completions=chat, prompts=prompts, answer=answers, completion_ids=ids, **trainer_kwargs)
+            if inspect.isawaitable(scores):  # TRL awaits an async reward
+                scores = asyncio.run(_awaited(scores))
         except ValueError as error:
             # token lengths without a tokenizer are the preflight's limit, not the reward's fault
             problem = f"{error} (the tokenizer did not load)" if ids is None else str(error)
@@ -263,6 +272,14 @@ def _score(recipe: Recipe, rows: list[dict], completions: dict, kinds: list[str]
         row.samples_only = getattr(function, "signal_from_samples_only", False)
         per_reward.append(row)
     return per_reward
+
+
+def _ignore(*args, **kwargs) -> None:
+    """``log_extra`` and ``log_metric`` as a reward sees them here: what it logs goes nowhere."""
+
+
+async def _awaited(scores):
+    return await scores
 
 
 def _not_scores(scores: list) -> str | None:

@@ -313,10 +313,11 @@ def write_report(
 ) -> Report:
     """Read the run folders, draw the plots and write ``report.md`` into ``output``.
 
-    A report written into a run folder (``RUN/report``) holds that run's lock, as every writer of a run
-    folder does (``holds_lock``: the caller holds it, ``recipe run``); while a run trains, one is written
-    elsewhere with ``--output``, which is locked instead (``command`` names the holder). Nothing is
-    created for a folder that holds no run, and a report that fails removes the folders it created.
+    A report written into a run folder (``RUN/report``, or an ``--output`` inside a run) holds that run's
+    lock, as every writer of a run folder does (``holds_lock``: the caller holds it, ``recipe run``;
+    ``command`` names the holder); while a run trains, one is written elsewhere with ``--output``.
+    Nothing is created for a folder that holds no run, and a report that fails removes the folders it
+    created.
     """
     if not folders:
         raise RecipeError("give at least one run folder, e.g. `recipe report runs/demo`")
@@ -330,20 +331,16 @@ def write_report(
 
     if output.exists() and not output.is_dir():
         raise RecipeError(f"the report folder {output} is a file; give --output a folder (or remove the file)")
-    resolved = output.resolve()
-    run = next((f for f in folders if f.resolve() == resolved or f.resolve() in resolved.parents), None)
+    run = _enclosing_run(output, folders)
     with contextlib.ExitStack() as locks:
         if run is not None and not holds_lock:  # before anything is written into the run folder
-            busy = f"while it works, write the report elsewhere: {command} --output DIR"
-            locks.enter_context(RunLock(run, command, busy=busy))
+            elsewhere = "give --output a folder outside it" if "--output" in command else f"{command} --output DIR"
+            locks.enter_context(RunLock(run, command, busy=f"while it works, write the report elsewhere: {elsewhere}"))
         missing = [folder for folder in (output, *output.parents) if not folder.exists()]
         try:
             output.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise _unwritable(output, error) from None
-        if run is None:
-            busy = "wait for that report to finish, or give --output another folder"
-            locks.enter_context(RunLock(output, command, busy=busy))
         try:
             plots = write_plots(runs, output)
             path = output / "report.md"
@@ -357,6 +354,15 @@ def write_report(
                 raise
             raise _unwritable(output, error) from None
     return Report(path, list(plots.values()))
+
+
+def _enclosing_run(output: Path, folders: list[Path]) -> Path | None:
+    """The run folder ``output`` lies in: one of the reported runs, or a folder above it with a ``run.json``."""
+    resolved = output.resolve()
+    for folder in folders:
+        if folder.resolve() == resolved or folder.resolve() in resolved.parents:
+            return folder
+    return next((folder for folder in resolved.parents if (folder / "run.json").is_file()), None)
 
 
 def _unwritable(output: Path, error: OSError) -> RecipeError:

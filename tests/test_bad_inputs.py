@@ -83,6 +83,12 @@ def cut_off_weights(data: dict, tmp: Path) -> None:
     (Path(data["model"]["path"]) / "model.safetensors").write_bytes(content[: len(content) // 2])
 
 
+def dangling_weights(data: dict, tmp: Path) -> None:
+    """A copied Hugging Face cache snapshot whose weights link points at a blob that is gone."""
+    model_folder(data, tmp, "config.json", "tokenizer.json", "chat_template.jinja")
+    (Path(data["model"]["path"]) / "model.safetensors").symlink_to(tmp / "blobs" / "gone")
+
+
 # (id, command, change, expected text); change(data, tmp) edits the recipe in place or returns the raw file
 CASES = [
     ("empty-file", "sft", lambda d, t: "", "the recipe is empty"),
@@ -502,6 +508,12 @@ CASES = [
         "sft",
         cut_off_weights,
         "the weights file model.safetensors is 2085 bytes where its header says 4171: it is cut off",
+    ),
+    (
+        "model-weights-dangling-link",
+        "validate",
+        dangling_weights,
+        "the weights file model.safetensors cannot be read (No such file or directory): it is cut off",
     ),
     (
         "model-weights-not-safetensors-validate",

@@ -146,6 +146,10 @@ def test_bad_overrides(recipe_dict, write_recipe, override, expected):
         # PyYAML keeps the last of two keys without a word: a second sft: block replaced the whole first one
         ("name: a\nsft:\n  trainer: {max_steps: 9}\nsft:\n  dataset: {}\n", r"line 4 gives `sft` again \(first at"),
         ("name: a\nsft:\n  trainer:\n    max_steps: 9\n    max_steps: 8\n", "line 5 gives `max_steps` again"),
+        (
+            "name: a\nsft: {trainer: {max_steps: 9, max_steps: 8}}\n",
+            r"line 2 gives `max_steps` again \(first at line 2",
+        ),
     ],
 )
 def test_malformed_files(write_recipe, text, expected):
@@ -174,3 +178,25 @@ def test_a_recipe_reads_back_as_the_run_saved_it(path, tmp_path):
     recipe = load_recipe(path, [f"runs_dir={tmp_path}"])
     RunFolder(recipe).save_recipe()
     assert RunFolder(recipe).recorded_recipe() == recipe
+
+
+def test_yaml_anchors_and_merge_keys_share_settings_between_stages(recipe_dict, write_recipe):
+    """`<<: *common` brings a mapping's keys in, to be overridden: not a key given twice."""
+    recipe_dict["sft"]["trainer"]["warmup_steps"] = 0.1
+    recipe_dict["grpo"]["trainer"]["learning_rate"] = 5.0e-4
+    text = yaml.safe_dump(recipe_dict, sort_keys=False)
+    sft, grpo = text.index("\nsft:"), text.index("\ngrpo:")
+    sft_trainer, grpo_trainer = text.index("\n  trainer:\n", sft), text.index("\n  trainer:\n", grpo)
+    assert sft_trainer < grpo < grpo_trainer
+    end = len("\n  trainer:")
+    text = (
+        text[: sft_trainer + end]
+        + " &common"
+        + text[sft_trainer + end : grpo_trainer + end]
+        + "\n    <<: *common"
+        + text[grpo_trainer + end :]
+    )
+    recipe = load_recipe(write_recipe(text))
+    assert recipe.grpo.trainer["learning_rate"] == recipe_dict["grpo"]["trainer"]["learning_rate"]  # overridden
+    only_sft = set(recipe_dict["sft"]["trainer"]) - set(recipe_dict["grpo"]["trainer"])
+    assert only_sft and all(recipe.grpo.trainer[key] == recipe_dict["sft"]["trainer"][key] for key in only_sft)

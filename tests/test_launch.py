@@ -235,6 +235,7 @@ def test_machine_checks_name_the_fix(recipe_dict, monkeypatch):
     monkeypatch.setattr("torch.cuda.device_count", lambda: 4)
     with pytest.raises(RecipeError, match="4 GPUs are visible to one process.*CUDA_VISIBLE_DEVICES=0"):
         check_launch(validate_recipe(recipe_dict), Machine(gpu=True))
+    check_launch(validate_recipe(recipe_dict), Machine(gpu=True), trains=False)  # `recipe run` that only evaluates
     recipe_dict["launch"] = {"num_processes": 4}
     check_launch(validate_recipe(recipe_dict), Machine(gpu=True))  # one process a GPU
     recipe_dict["launch"] = {"num_processes": 8}

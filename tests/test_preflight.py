@@ -158,3 +158,25 @@ def test_rewards_returning_nan_or_text_are_fatal(recipe_dict, write_recipe, tmp_
     assert "returned NaN for" in result.output
     assert "returned '1.0' (a str) where a number or None belongs" in result.output
     assert "Traceback" not in result.output
+
+
+def test_rewards_get_what_trl_passes_them_and_async_ones_are_awaited(recipe_dict, tmp_path):
+    """TRL passes trainer_state, log_extra and log_metric, and awaits async rewards: the check before training
+    (and the preflight) must call rewards the same way, or it refuses rewards that train fine."""
+    from recipe_cli.preflight import check_rewards_run
+    from recipe_cli.runs import RunFolder
+    from recipe_cli.training import prepare_base_model
+
+    (tmp_path / "trl_style.py").write_text(
+        "def by_step(completions, trainer_state, **kwargs):\n"
+        "    kwargs['log_metric']('seen', float(trainer_state.global_step))\n"
+        "    return [1.0 if 'answer' in str(c) else 0.0 for c in completions]\n\n"
+        "async def later(completions, **kwargs):\n"
+        "    return [0.5 for _ in completions]\n"
+    )
+    recipe_dict["grpo"]["rewards"] += [{"name": f"{tmp_path / 'trl_style.py'}:{n}"} for n in ("by_step", "later")]
+    recipe = validate_recipe(recipe_dict)
+    check_rewards_run(recipe, prepare_base_model(recipe, RunFolder(recipe)))  # raises if either cannot run
+    rows = {row.label.split(":")[-1]: row for row in run_preflight(recipe, use_model=False).rows}
+    assert rows["later ×1"].skipped is None and rows["later ×1"].means["perfect"] == 0.5
+    assert rows["by_step ×1"].skipped is None

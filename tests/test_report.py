@@ -198,10 +198,14 @@ def test_a_report_into_a_run_holds_its_lock_and_one_elsewhere_works_while_it_tra
         result = invoke("report", folder, "-o", tmp_path / "elsewhere")
         assert result.exit_code == 0, result.output + repr(result.exception)
         assert (tmp_path / "elsewhere" / "report.md").is_file()
-    with RunLock(tmp_path / "elsewhere", "recipe report runs/a -o elsewhere"):  # another report writing there
-        result = invoke("report", folder, "-o", tmp_path / "elsewhere")
+    assert not (tmp_path / "elsewhere" / ".lock").exists()  # a folder outside any run is not a run's
+    other = fake_run(tmp_path, "b")
+    (other / "run.json").write_text("{}")
+    with RunLock(other, "recipe sft b.yaml"):  # an --output inside another run holds that run's lock
+        result = invoke("report", folder, "-o", other / "report-of-a")
     lines = result.stderr.strip().splitlines()
-    assert result.exit_code == 2 and len(lines) == 1 and "give --output another folder" in lines[0], lines
+    assert result.exit_code == 2 and len(lines) == 1 and "give --output a folder outside it" in lines[0], lines
+    assert not (other / "report-of-a").exists()
     assert invoke("report", folder).exit_code == 0 and (folder / "report" / "report.md").is_file()
 
 
