@@ -115,6 +115,7 @@ RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
     "top_p": (0, False, 1, True),
     "min_p": (0, True, 1, True),
 }
+STEP_STRATEGIES = {"logging_steps": "logging_strategy", "save_steps": "save_strategy", "eval_steps": "eval_strategy"}
 RANGE_HINTS = {
     "temperature": "GRPO learns from the differences between a prompt's samples (e.g. 0.7-1.0)",
     "logging_steps": "a count of steps, or below 1 a share of the run",
@@ -214,6 +215,8 @@ def coerce_value(field: TrainerField, value: Any) -> Any:
     Traceback (most recent call last):
     ...
     ValueError: expected a whole number, got 10.0
+    >>> coerce_value(TrainerField("save_strategy", "SaveStrategy | str", "steps"), False)  # `save_strategy: no`
+    'no'
     """
     types = _types(field.annotation)
     if value is None:
@@ -222,6 +225,8 @@ def coerce_value(field: TrainerField, value: Any) -> Any:
     elif isinstance(value, bool):
         if "bool" in types:
             return value
+        if field.name.endswith("_strategy") and value is False:  # YAML 1.1 reads `save_strategy: no` as false
+            return "no"
     elif isinstance(value, int):
         if "int" in types or "float" in types:  # an int is a valid float; keep 50 as 50, not 50.0
             return value
@@ -294,7 +299,9 @@ def check_trainer_settings(class_name: str, settings: dict[str, Any], where: str
             except ValueError as error:
                 problems.append(f"{path}: {error}")
                 continue
-            problem = out_of_range(key, coerced[key])
+            strategy = STEP_STRATEGIES.get(key)  # an interval is read only when its strategy counts steps
+            applies = strategy is None or str(effective_setting(class_name, settings, strategy)) == "steps"
+            problem = out_of_range(key, coerced[key]) if applies else None
             if problem:
                 problems.append(f"{path}: {problem}")
             choices = CHOICES.get((class_name, key))
