@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recipe_cli.errors import RecipeError
+from recipe_cli.errors import RecipeError, unwritable_reason
 
 OLD_RELEASE = "TRL 0.18 / transformers 4.52"  # open-r1's setup.py pins trl==0.18.0, transformers==4.52.3
 # Keys that current TRL or transformers removed: a TRL config that uses one was written for the old release.
@@ -989,6 +990,7 @@ def convert_file(
     validate_recipe(copy.deepcopy(translation.recipe), source=f"{source} as a recipe")
     text = converted_text(translation, str(source), str(target), list(overrides))
     partial = target.with_name(f".{target.name}.partial")
+    missing = [folder for folder in target.parents if not folder.exists()]
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         partial.write_text(text)
@@ -996,8 +998,9 @@ def convert_file(
     except OSError as error:
         with contextlib.suppress(OSError):
             partial.unlink(missing_ok=True)
-        file = next((folder for folder in target.parents if folder.is_file()), None)
-        reason = f"{file} is a file, not a folder" if file else error.strerror or str(error)
+        if missing:
+            shutil.rmtree(missing[-1], ignore_errors=True)  # nor the folders it made
+        reason = unwritable_reason(target, error)
         raise RecipeError(f"cannot write {target} ({reason}); give --output a path in a writable folder") from None
     return translation, target
 

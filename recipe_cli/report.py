@@ -27,7 +27,7 @@ from typing import Any
 import yaml
 
 from recipe_cli.checkpoints import checkpoint_folders
-from recipe_cli.errors import RecipeError
+from recipe_cli.errors import RecipeError, unwritable_reason
 from recipe_cli.peak_memory import describe_peaks
 from recipe_cli.samples import SAMPLES_FILE, read_samples
 
@@ -366,8 +366,7 @@ def _enclosing_run(output: Path, folders: list[Path]) -> Path | None:
 
 
 def _unwritable(output: Path, error: OSError) -> RecipeError:
-    file = next((folder for folder in output.parents if folder.is_file()), None)
-    reason = f"{file} is a file, not a folder" if file else error.strerror or str(error)
+    reason = unwritable_reason(output, error)
     return RecipeError(f"cannot write the report into {output} ({reason}); give --output a folder you can write")
 
 

@@ -395,12 +395,14 @@ def test_convert_to_a_folder_or_an_unwritable_path_is_one_line(here):
         (["-o", "out", "--overwrite"], "--output out is a folder"),  # --overwrite replaces a file, never a folder
         (["-o", "a-file/grpo.yaml"], "cannot write a-file/grpo.yaml (a-file is a file, not a folder); give --output"),
         (["-o", "/proc/no-such/grpo.yaml"], "cannot write /proc/no-such/grpo.yaml (No such file or directory)"),
+        (["-o", f"new/sub/{'x' * 300}.yaml"], "(File name too long); give --output a path in a writable folder"),
     ):
         result = runner.invoke(app, ["convert", "trl-grpo.yaml", *args])
         assert result.exit_code == 2, result.output + repr(result.exception)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], result.stderr
     assert sorted(p.name for p in Path("out").iterdir()) == []
+    assert not Path("new").exists()  # nor the folders made for a file that could not be written
 
 
 def test_convert_writes_nothing_when_the_recipe_is_invalid(here):
