@@ -1262,10 +1262,7 @@ def check_model_folder(folder: Path, recipe: Recipe, where: str) -> list[str]:
     if broken is not None:
         problems.append(f"{where}: {broken}")
     if not has_tokenizer and not adapter:
-        problems.append(
-            f"{where} holds no tokenizer (tokenizer.json, tokenizer_config.json...); save the tokenizer with the "
-            "model (tokenizer.save_pretrained) into that folder"
-        )
+        problems.append(no_tokenizer(where))
     needs_template = recipe.prompt.template is None and recipe.model.chat_template is None
     if has_tokenizer and needs_template and not _has_chat_template(folder):
         problems.append(
@@ -1273,6 +1270,14 @@ def check_model_folder(folder: Path, recipe: Recipe, where: str) -> list[str]:
             "(a Jinja template or a .jinja file), or prompt.template for a plain-text prompt (R1-Zero style)"
         )
     return problems
+
+
+def no_tokenizer(where: str) -> str:
+    """The message for a model folder saved without its tokenizer (``where`` names the folder)."""
+    return (
+        f"{where} holds no tokenizer (tokenizer.json, tokenizer_config.json...); save the tokenizer with the "
+        "model (tokenizer.save_pretrained) into that folder"
+    )
 
 
 def unreadable_weights(folder: Path) -> str | None:

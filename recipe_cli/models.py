@@ -12,6 +12,7 @@ from recipe_cli.config import (
     LoraSettings,
     ModelSettings,
     is_local_path,
+    no_tokenizer,
     unreadable_weights,
 )
 from recipe_cli.errors import RecipeError
@@ -55,10 +56,7 @@ def load_tokenizer(path: str | Path, settings: ModelSettings):
     folder = Path(path).expanduser()
     if folder.is_dir() and not is_adapter(folder) and not any((folder / name).is_file() for name in TOKENIZER_FILES):
         # transformers would try to build one from the config and fail with a conversion traceback
-        raise RecipeError(
-            f"'{path}' holds no tokenizer (tokenizer.json, tokenizer_config.json...); save the tokenizer with the "
-            "model (tokenizer.save_pretrained) into that folder"
-        )
+        raise RecipeError(no_tokenizer(f"'{path}'"))
     try:
         tokenizer = AutoTokenizer.from_pretrained(
             str(path), revision=model_revision(path, settings), trust_remote_code=settings.trust_remote_code
@@ -144,7 +142,7 @@ def check_lora_targets(path: str | Path, settings: ModelSettings) -> None:
     trust = settings.trust_remote_code
     try:
         config = AutoConfig.from_pretrained(str(path), revision=model_revision(path, settings), trust_remote_code=trust)
-    except OSError:
+    except (OSError, ValueError):
         return  # loading the model says what is wrong with it
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust)
