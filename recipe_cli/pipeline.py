@@ -84,10 +84,9 @@ def _prepare_stage(recipe: Recipe, run: RunFolder, start: StageStart, prepared=N
     The recipe is recorded with the stage once its trainer is built (``RunFolder.record_training``): a data
     mistake, or a trainer that cannot be built, leaves the run's record as it was.
     """
-    from recipe_cli.models import check_lora_targets
     from recipe_cli.training import clear_stage_dir, prepare_base_model, write_stage_report
 
-    check_lora_targets(prepare_base_model(recipe, run), recipe.model)  # before the data: the stage's adapter
+    prepare_base_model(recipe, run)
     prepared = write_stage_report(recipe, start.stage, prepared)
     output = run.stage_dir(start.stage)
     if start.clear:
@@ -163,14 +162,23 @@ def _no_new_checkpoint(run: RunFolder, start: StageStart) -> bool:
     return last_complete_checkpoint(run.stage_dir(start.stage)) == start.checkpoint
 
 
+def _check_models_and_rewards(recipe: Recipe, starts: dict[str, StageStart], base: str) -> None:
+    """What only the starting model and the rewards can tell, before any stage's data or weights load (main
+    process): LoRA targets that match no module, a GRPO reward that cannot run."""
+    from recipe_cli.models import check_lora_targets
+    from recipe_cli.preflight import check_rewards_run
+
+    check_lora_targets(base, recipe.model)
+    if "grpo" in starts and not starts["grpo"].skip:
+        check_rewards_run(recipe, base)
+
+
 def train_stages(recipe: Recipe, starts: dict[str, StageStart], command: str, reporter: Reporter) -> None:
     """``recipe sft`` / ``recipe grpo``: the planned stages, in order, with the command that resumes them."""
-    from recipe_cli.preflight import check_rewards_run
     from recipe_cli.training import check_trainer_configs, prepare_base_model
 
     on_main(lambda: check_trainer_configs(recipe, list(starts)))
-    if "grpo" in starts and not starts["grpo"].skip:  # before SFT, or GRPO's data and model
-        on_main(lambda: check_rewards_run(recipe, prepare_base_model(recipe, RunFolder(recipe))))
+    on_main(lambda: _check_models_and_rewards(recipe, starts, prepare_base_model(recipe, RunFolder(recipe))))
     for start in starts.values():
         with resume_hint(command):
             train_one(recipe, start, reporter)
@@ -178,8 +186,6 @@ def train_stages(recipe: Recipe, starts: dict[str, StageStart], command: str, re
 
 def run_recipe(recipe: Recipe, starts: dict[str, StageStart], command: str, reporter: Reporter) -> list[dict]:
     """``recipe run``: every stage's data checked first, then eval base, train, eval, push; returns the evals."""
-    from recipe_cli.models import check_lora_targets
-    from recipe_cli.preflight import check_rewards_run
     from recipe_cli.training import check_trainer_configs, check_training_data, prepare_base_model
 
     started = time.perf_counter()
@@ -187,9 +193,7 @@ def run_recipe(recipe: Recipe, starts: dict[str, StageStart], command: str, repo
     summaries = []
     on_main(lambda: check_trainer_configs(recipe, recipe.training_stages))  # a later stage's settings too
     base = on_main(lambda: prepare_base_model(recipe, run))
-    on_main(lambda: check_lora_targets(base, recipe.model))
-    if recipe.grpo is not None and not starts["grpo"].skip:  # a reward that cannot run stops before evals and SFT
-        on_main(lambda: check_rewards_run(recipe, base))
+    on_main(lambda: _check_models_and_rewards(recipe, starts, base))  # before the evals and SFT
     checked: dict = {}  # the main process's prepared data, kept here rather than sent to every rank
     # a data mistake in a later stage stops before any work; the data checked is the data trained on
     on_main(lambda: checked.update(check_training_data(recipe, base)))

@@ -229,6 +229,8 @@ def _sample(model, tokenizer, recipe: Recipe, rows: list[dict], samples: int, bu
 
 def _score(recipe: Recipe, rows: list[dict], completions: dict, kinds: list[str], tokenizer, run_values: dict):
     """Each reward on all groups at once, as TRL calls it: one batch, completions of a prompt together."""
+    from transformers import TrainerState
+
     batch, prompts, answers = [], [], []
     for index, row in enumerate(rows):
         prompt = row_prompt(row, recipe.prompt)
@@ -240,8 +242,6 @@ def _score(recipe: Recipe, rows: list[dict], completions: dict, kinds: list[str]
     # as TRL passes them: chat messages after a conversation, plain text after a plain-text prompt
     plain = recipe.prompt.template is not None
     chat = batch if plain else [[{"role": "assistant", "content": text}] for text in batch]
-    from transformers import TrainerState
-
     # what else TRL 1.16 passes every reward (GRPOTrainer._calculate_rewards): the training state, and loggers
     trainer_kwargs = {"trainer_state": TrainerState(), "log_extra": _ignore, "log_metric": _ignore}
     per_reward = []
