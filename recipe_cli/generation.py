@@ -341,8 +341,12 @@ def _lora_rank(path: str) -> int:
     return next((size for size in (8, 16, 32, 64, 128, 256, 320, 512) if size >= rank), rank)
 
 
-def load_engine(backend: str, path: str, recipe: Recipe):
-    """The checkpoint at ``path`` loaded for generation with the chosen backend (``close()`` lets it go)."""
+def load_engine(requested: str, path: str, recipe: Recipe):
+    """The checkpoint at ``path`` loaded for generation with the ``requested`` backend (``auto``, ``vllm``,
+    ``transformers``: see ``choose_backend``); ``close()`` lets it go."""
+    import torch
+
+    backend = choose_backend(requested, vllm_available=vllm_installed(), cuda=torch.cuda.is_available())
     engine = VLLMEngine if backend == "vllm" else TransformersEngine
     return engine(path, recipe)
 
@@ -351,12 +355,9 @@ def load_engine(backend: str, path: str, recipe: Recipe):
 def open_engine(recipe: Recipe, path: str):
     """The checkpoint at ``path`` loaded with the eval's backend, for every eval set; its memory is given back
     on leaving, before the next checkpoint's engine or the next stage loads (vLLM takes most of the GPU)."""
-    import torch
-
     from recipe_cli.models import free_model_memory
 
-    backend = choose_backend(recipe.eval.backend, vllm_available=vllm_installed(), cuda=torch.cuda.is_available())
-    engine = load_engine(backend, path, recipe)
+    engine = load_engine(recipe.eval.backend, path, recipe)
     try:
         yield engine
     finally:

@@ -253,6 +253,7 @@ def test_pass_rate_filter_keeps_the_range_and_counts_the_rest(recipe_dict):
 class ScriptedEngine:
     """Generation without a model: the prompt asking "Say N (k right)" gets k of its samples right."""
 
+    name = "scripted"
     calls = 0
     closed = 0
 

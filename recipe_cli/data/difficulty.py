@@ -164,20 +164,15 @@ class PassRates:
 
     def _load_engine(self):
         if self._engine is None:
-            import torch
+            from recipe_cli.generation import load_engine
 
-            from recipe_cli.generation import choose_backend, load_engine, vllm_installed
-
-            backend = choose_backend(
-                self.settings.backend, vllm_available=vllm_installed(), cuda=torch.cuda.is_available()
-            )
+            self._engine = load_engine(self.settings.backend, self.model, self.recipe)
             log.info(
                 "difficulty: sampling %d completions per prompt from %s (%s)",
                 self.settings.samples,
                 self.model,
-                backend,
+                self._engine.name,
             )
-            self._engine = load_engine(backend, self.model, self.recipe)
         return self._engine
 
     def close(self) -> None:
