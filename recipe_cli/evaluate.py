@@ -41,22 +41,21 @@ def evaluate_model(
     progress=None,
     eval_set: tuple[str, str, DatasetSettings] | None = None,
     engine=None,
+    rows: list[dict] | None = None,
 ) -> dict:
     """Evaluate one checkpoint on one of the recipe's eval sets (default: the headline one); write and return
     its summary, labelled ``label`` plus the set's suffix (``sft@math500``). ``engine``: the checkpoint as
-    ``open_engine`` loaded it, shared by its eval sets; loaded here (and let go) when not given."""
+    ``open_engine`` loaded it, shared by its eval sets; loaded here (and let go) when not given. ``rows``:
+    the set's ``eval_rows`` when the caller has them."""
+    settings = recipe.eval
+    eval_set = eval_set or settings.sets[0]
+    if rows is None:
+        rows = eval_rows(recipe, eval_set, limit)  # a data mistake stops before the model loads
     if engine is None:
         with open_engine(recipe, model_path) as engine:
-            return evaluate_model(recipe, model_path, label, limit, progress, eval_set, engine)
-    settings = recipe.eval
-    suffix, title, dataset = eval_set or settings.sets[0]
+            return evaluate_model(recipe, model_path, label, limit, progress, eval_set, engine, rows)
+    suffix, title, dataset = eval_set
     label = f"{label}{suffix}"
-    rows = load_examples(dataset, recipe.seed)
-    if limit is not None:
-        rows = rows[:limit]
-    no_gold = missing_gold(f"eval set {title!r}", rows)  # every answer would score 0
-    if no_gold is not None:
-        raise no_gold
     prefilled = think_prefilled(recipe, engine.tokenizer)  # the format rate follows the training rewards
     shown = [row["prompt"] for row in prompt_rows(rows, recipe.prompt)]
     prompts = [render_prompt(engine.tokenizer, prompt) for prompt in shown]
@@ -145,6 +144,19 @@ def accuracy_params(recipe: Recipe) -> dict:
 def accuracy_mode(recipe: Recipe) -> str:
     """``strict`` when the recipe's ``accuracy`` reward trains with ``mode: strict``, else ``flexible``."""
     return accuracy_params(recipe).get("mode", "flexible")
+
+
+def eval_rows(recipe: Recipe, eval_set: tuple[str, str, DatasetSettings], limit: int | None) -> list[dict]:
+    """The rows an eval set is scored on: its first ``limit``, each with a gold answer (without one every answer
+    would score 0)."""
+    _, title, dataset = eval_set
+    rows = load_examples(dataset, recipe.seed)
+    if limit is not None:
+        rows = rows[:limit]
+    no_gold = missing_gold(f"eval set {title!r}", rows)
+    if no_gold is not None:
+        raise no_gold
+    return rows
 
 
 def _scores(completion: str, gold: str, truncated: bool, mode: str) -> dict:

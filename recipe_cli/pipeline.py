@@ -260,14 +260,15 @@ def prepare_data(recipe: Recipe, stages: list[str], *, dry_run: bool) -> list[tu
 
 def evaluate_checkpoint(recipe: Recipe, path: str, label: str, limit: int | None, reporter: Reporter) -> list[dict]:
     """Evaluate one checkpoint on every eval set of the recipe, with progress; write and return the summaries."""
-    from recipe_cli.evaluate import evaluate_model
+    from recipe_cli.evaluate import eval_rows, evaluate_model
     from recipe_cli.generation import open_engine
 
     summaries = []
+    rows = [eval_rows(recipe, eval_set, limit) for eval_set in recipe.eval.sets]  # before the model loads
     with open_engine(recipe, path) as engine:  # loaded once for every eval set, let go before training goes on
-        for eval_set in recipe.eval.sets:
+        for eval_set, set_rows in zip(recipe.eval.sets, rows, strict=True):
             with reporter.eval_progress() as progress:
-                summary = evaluate_model(recipe, path, label, limit, progress, eval_set, engine)
+                summary = evaluate_model(recipe, path, label, limit, progress, eval_set, engine, set_rows)
             reporter.evaluated(summary)
             summaries.append(summary)
     return summaries

@@ -549,5 +549,8 @@ def test_an_eval_set_without_gold_answers_is_refused_where_it_loads(recipe_dict,
 
     rows = [{"question": "1+1?", "prompt": [{"role": "user", "content": "1+1?"}], "answer": "", "reasoning": None}]
     monkeypatch.setattr("recipe_cli.evaluate.load_examples", lambda dataset, seed: rows)
+    loaded = []
+    monkeypatch.setattr("recipe_cli.generation.load_engine", lambda *args: loaded.append(args))
     with pytest.raises(RecipeError, match="eval set .* has no gold answer, which every answer is scored against"):
         evaluate_model(validate_recipe(recipe_dict), tiny_checkpoint, "base")
+    assert loaded == []  # refused before the model loads
