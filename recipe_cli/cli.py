@@ -630,11 +630,11 @@ def push(
             raise RecipeError("the recipe has no `push:` section; add `push: {repo_id: user/model-name}` or --repo-id")
         with _run_lock(loaded, _command_line("push", recipe, overrides)):
             if dry_run:
-                from recipe_cli.hub import plan_push
+                from recipe_cli.push import plan_push
 
                 print_push_plan(plan_push(loaded, checkpoint))
                 return
-            from recipe_cli.hub import push_checkpoint
+            from recipe_cli.push import push_checkpoint
 
             print_pushed(push_checkpoint(loaded, checkpoint))
 

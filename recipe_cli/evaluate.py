@@ -255,10 +255,10 @@ def _ballot(sample: dict, mode: str) -> str | None:
     return None if mode == "strict" and sample["truncated"] else sample["extracted"]
 
 
-def package_versions() -> dict[str, str | None]:
-    """Installed versions of the packages that decide what an eval measures (None: not installed)."""
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
+    """Installed versions of packages, by default those that decide what an eval measures (None: not installed)."""
     versions = {}
-    for name in PACKAGES:
+    for name in names:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:

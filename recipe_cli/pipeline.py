@@ -70,7 +70,8 @@ def _stage_callbacks(recipe: Recipe) -> list:
     """Callbacks that run after a checkpoint is marked complete: pushing it, when the recipe asks."""
     if recipe.push is None or not recipe.push.push_checkpoints:
         return []
-    from recipe_cli.hub import checkpoint_pusher, require_token
+    from recipe_cli.hub import require_token
+    from recipe_cli.push import checkpoint_pusher
 
     on_main(require_token)  # before training, not at the first checkpoint
     return [checkpoint_pusher(recipe)]
@@ -208,7 +209,7 @@ def run_recipe(recipe: Recipe, starts: dict[str, StageStart], command: str, repo
         reporter.eval_table(summaries)
     on_main(lambda: report_run(recipe, reporter))
     if recipe.push is not None:
-        from recipe_cli.hub import push_checkpoint
+        from recipe_cli.push import push_checkpoint
 
         result = on_main(lambda: push_checkpoint(recipe))
         if is_main():

@@ -185,7 +185,7 @@ def task_reward(row: dict, weights: dict[str, float]) -> float | None:
 
 def reward_curve(history: list[dict], weights: dict[str, float]) -> list[tuple[int, float]]:
     """(step, task reward) at CURVE_POINTS logged steps spread over training, the last included."""
-    from recipe_cli.hub import curve_rows
+    from recipe_cli.card import curve_rows
 
     keys = [f"rewards/{name}/mean" for name in weights]
     return [(row["step"], task_reward(row, weights)) for row in curve_rows(history, keys, max_rows=CURVE_POINTS)]

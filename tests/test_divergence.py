@@ -358,9 +358,9 @@ def test_the_policy_pass_of_a_divergence_in_the_reward_is_timed_as_a_forward_pas
     ids=["js-in-loss-full-weights", "js-in-loss-lora", "k1-in-reward-lora"],
 )
 def test_grpo_trains_with_a_divergence_and_records_it(recipe_dict, divergence, lora, tmp_path):
+    from recipe_cli.card import render_model_card
     from recipe_cli.console import ConsoleReporter
     from recipe_cli.evaluate import evaluate_model
-    from recipe_cli.hub import render_model_card
     from recipe_cli.pipeline import train_one
     from recipe_cli.runs import RunFolder
     from tests.test_pipeline import changed, weights

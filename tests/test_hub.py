@@ -15,13 +15,14 @@ import yaml
 from huggingface_hub import ModelCard
 from typer.testing import CliRunner
 
-from recipe_cli import hub
+from recipe_cli import hub, push
+from recipe_cli.card import render_model_card
 from recipe_cli.checkpoints import mark_complete
 from recipe_cli.cli import app
 from recipe_cli.config import validate_recipe
 from recipe_cli.errors import RecipeError
 from recipe_cli.generation import Generation
-from recipe_cli.hub import list_upload_files, plan_push, push_checkpoint, render_model_card
+from recipe_cli.push import list_upload_files, plan_push, push_checkpoint
 from recipe_cli.runs import RunFolder
 from tests.conftest import REPO
 
@@ -113,7 +114,7 @@ def make_run(recipe_dict, **push) -> tuple:
 def card_without_plots(request, monkeypatch):
     """Cards without their PNGs (about 2 s of matplotlib each), except in the tests marked ``card_plots``."""
     if request.node.get_closest_marker("card_plots") is None:
-        monkeypatch.setattr(hub, "card_plots", lambda *args: {})
+        monkeypatch.setattr(push, "card_plots", lambda *args: {})
 
 
 @pytest.fixture
@@ -340,7 +341,7 @@ def test_an_intermediate_checkpoint_is_labelled_with_the_stage_folder_it_lives_i
     recipe, grpo = make_run(recipe_dict, stage="sft")  # push.stage picks the finished stage pushed by default
     assert plan_push(recipe, grpo / "checkpoint-2").stage == "grpo"
     state = SimpleNamespace(is_world_process_zero=True, global_step=2)
-    hub.checkpoint_pusher(recipe).on_save(SimpleNamespace(output_dir=str(grpo)), state, control=None)
+    push.checkpoint_pusher(recipe).on_save(SimpleNamespace(output_dir=str(grpo)), state, control=None)
     card = fake_hub.files(REPO_ID, "grpo-step-2")["README.md"].decode()
     assert "**grpo** (step 2) checkpoint" in card and "sft**" not in card
 

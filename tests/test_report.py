@@ -463,9 +463,9 @@ def test_grpo_logs_where_each_step_goes(recipe_dict, write_recipe, tmp_path, div
     """The phases add up to TRL's step time; recipe's callbacks are counted beside it; the card gives shares."""
     from typer.testing import CliRunner
 
+    from recipe_cli.card import render_model_card
     from recipe_cli.cli import app
     from recipe_cli.config import validate_recipe
-    from recipe_cli.hub import render_model_card
     from recipe_cli.report import step_time_shares
 
     del recipe_dict["sft"], recipe_dict["eval"]
