@@ -14,6 +14,8 @@ import re
 import time
 from pathlib import Path
 
+from recipe_cli.atomic import fsync_path, write_atomic
+
 log = logging.getLogger(__name__)
 
 MARKER = "checkpoint-complete"
@@ -46,15 +48,6 @@ def last_complete_checkpoint(output_dir: Path) -> Path | None:
     return None
 
 
-def fsync_path(path: Path) -> None:
-    """Flush a file's or a folder's entries to disk (a folder's fsync makes its renames durable)."""
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def mark_complete(checkpoint: Path) -> None:
     """Write the marker last and atomically, once the checkpoint's files are on disk.
 
@@ -67,13 +60,7 @@ def mark_complete(checkpoint: Path) -> None:
             fsync_path(path)
     for folder in sorted({p.parent for p in checkpoint.rglob("*")} | {checkpoint}, reverse=True):
         fsync_path(folder)
-    partial = checkpoint / f"{MARKER}.tmp"
-    with partial.open("w") as handle:
-        handle.write(time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(partial, checkpoint / MARKER)
-    fsync_path(checkpoint)
+    write_atomic(checkpoint / MARKER, time.strftime("%Y-%m-%dT%H:%M:%S%z") + "\n", durable=True)
 
 
 def completion_marker_callback(healthy=lambda: True):

@@ -17,6 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 from recipe_cli.answers import parse_number, score_completion
+from recipe_cli.atomic import write_atomic
 from recipe_cli.chat import prompt_token_ids, render_prompt, think_prefilled
 from recipe_cli.config import DatasetSettings, Recipe
 from recipe_cli.data import load_examples, prompt_rows
@@ -273,9 +274,7 @@ def write_results(folder: Path, label: str, summary: dict, samples: list[dict]) 
         (f"{label}.jsonl", "".join(json.dumps(s, ensure_ascii=False) + "\n" for s in samples)),
         (f"{label}.json", json.dumps(summary, indent=2) + "\n"),
     ):
-        partial = folder / (name + ".tmp")
-        partial.write_text(text)
-        partial.replace(folder / name)
+        write_atomic(folder / name, text)
 
 
 def read_summaries(recipe: Recipe) -> dict[str, dict]:

@@ -24,13 +24,13 @@ function from the file's mapping to a recipe mapping.
 
 from __future__ import annotations
 
-import contextlib
 import re
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from recipe_cli.atomic import write_atomic
 from recipe_cli.errors import RecipeError, unwritable_reason
 
 OLD_RELEASE = "TRL 0.18 / transformers 4.52"  # open-r1's setup.py pins trl==0.18.0, transformers==4.52.3
@@ -989,15 +989,11 @@ def convert_file(
 
     validate_recipe(copy.deepcopy(translation.recipe), source=f"{source} as a recipe")
     text = converted_text(translation, str(source), str(target), list(overrides))
-    partial = target.with_name(f".{target.name}.partial")
     missing = [folder for folder in target.parents if not folder.exists()]
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_text(text)
-        partial.replace(target)  # a failed write leaves no half recipe behind
+        write_atomic(target, text)  # a failed write leaves no half recipe behind
     except OSError as error:
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
         if missing:
             shutil.rmtree(missing[-1], ignore_errors=True)  # nor the folders it made
         reason = unwritable_reason(target, error)

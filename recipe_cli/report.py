@@ -26,6 +26,7 @@ from typing import Any
 
 import yaml
 
+from recipe_cli.atomic import write_atomic
 from recipe_cli.checkpoints import checkpoint_folders
 from recipe_cli.errors import RecipeError, unwritable_reason
 from recipe_cli.peak_memory import describe_peaks
@@ -344,9 +345,7 @@ def write_report(
         try:
             plots = write_plots(runs, output)
             path = output / "report.md"
-            partial = path.with_suffix(".md.tmp")
-            partial.write_text(render_report(runs, {name: p.name for name, p in plots.items()}))
-            partial.replace(path)
+            write_atomic(path, render_report(runs, {name: p.name for name, p in plots.items()}))
         except (OSError, RecipeError) as error:
             if missing:
                 shutil.rmtree(missing[-1], ignore_errors=True)  # nothing half-written: the folders this report made

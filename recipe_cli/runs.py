@@ -19,7 +19,8 @@ from typing import Any
 
 import yaml
 
-from recipe_cli.checkpoints import fsync_path, last_complete_checkpoint
+from recipe_cli.atomic import write_atomic
+from recipe_cli.checkpoints import last_complete_checkpoint
 from recipe_cli.config import Recipe, describe_yaml_error
 from recipe_cli.errors import RecipeError
 
@@ -210,13 +211,7 @@ class RunFolder:
 
     def _write(self, record: dict) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        partial = self.record_path.with_suffix(".json.tmp")
-        with partial.open("w") as handle:
-            handle.write(json.dumps(record, indent=2) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())  # on disk before the rename, so a power loss leaves the old or the new record
-        os.replace(partial, self.record_path)  # atomic: a crash never leaves half a record
-        fsync_path(self.root)  # the rename itself
+        write_atomic(self.record_path, json.dumps(record, indent=2) + "\n", durable=True)
         if os.environ.get(RECORD_WRITERS_ENV):
             with open(os.environ[RECORD_WRITERS_ENV], "a") as writers:
                 writers.write(f"{os.getpid()} {os.environ.get('RANK', '0')}\n")
@@ -245,9 +240,7 @@ class RunFolder:
         """Written aside and renamed: a command reading the record meanwhile (another rank, a later command) sees
         the old recipe or the new one, never half of one."""
         self.root.mkdir(parents=True, exist_ok=True)
-        partial = self.recipe_path.with_suffix(".yaml.tmp")
-        partial.write_bytes(content)
-        os.replace(partial, self.recipe_path)
+        write_atomic(self.recipe_path, content)
 
     def record_training(self, stage: str, resumed_from: Path | None) -> EarlierRecord:
         """Note that a stage is training, with the settings it trains with (what ``--resume`` compares), and save

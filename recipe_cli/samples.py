@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from recipe_cli.atomic import write_atomic
+
 log = logging.getLogger(__name__)
 
 SAMPLE_GROUPS = 2  # prompts per logging step (the first ones of the batch: the sampler shuffled them)
@@ -132,9 +134,7 @@ def keep_samples_until(path: Path, step: int) -> None:
     if not path.is_file():
         return
     kept = [record for record in read_samples(path) if record.get("step", 0) <= step]
-    partial = path.with_suffix(".jsonl.tmp")
-    partial.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in kept))
-    partial.replace(path)
+    write_atomic(path, "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in kept))
 
 
 def samples_callback(trainer, path: Path):

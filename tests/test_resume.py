@@ -366,3 +366,19 @@ def test_the_newest_marked_checkpoint_is_resumed_by_step_number(tmp_path, caplog
     assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-9"  # 10 > 9 > 2, numerically
     assert "skipping" in caplog.text and "checkpoint-10" in caplog.text
     assert last_complete_checkpoint(tmp_path / "absent") is None
+
+
+def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_nothing_beside_it(tmp_path, monkeypatch):
+    from recipe_cli import atomic
+
+    record = tmp_path / "run.json"
+    atomic.write_atomic(record, '{"old": true}\n', durable=True)
+
+    def full_disk(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "replace", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        atomic.write_atomic(record, '{"new": true}\n', durable=True)
+    assert record.read_text() == '{"old": true}\n'
+    assert [path.name for path in tmp_path.iterdir()] == ["run.json"]

@@ -32,6 +32,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recipe_cli.atomic import write_atomic
 from recipe_cli.config import DatasetSettings, Recipe
 from recipe_cli.data.adapters import missing_gold
 from recipe_cli.data.prompts import count_prompt_tokens, render_completion, row_prompt
@@ -470,7 +471,5 @@ def write_stage_data(prepared: PreparedData, folder: Path) -> tuple[Path, Path]:
         (rows, "".join(_json_line(r) for r in prepared.records)),
         (report, json.dumps(prepared.report(), indent=2, ensure_ascii=False) + "\n"),
     ):
-        partial = path.with_name(path.name + ".tmp")
-        partial.write_text(text)
-        partial.replace(path)
+        write_atomic(path, text)
     return rows, report
