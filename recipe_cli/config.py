@@ -1246,21 +1246,17 @@ def check_model_folder(folder: Path, recipe: Recipe, where: str) -> list[str]:
     if not folder.is_dir():
         return [f"{where} is not a folder; give a saved checkpoint folder (save_pretrained), e.g. runs/<name>/sft"]
     adapter = (folder / "adapter_config.json").is_file()
-    if not (folder / "config.json").is_file() and not adapter:
-        return [f"{where} has no config.json or adapter_config.json; is it a saved model folder?"]
     has_weights = any(any(folder.glob(pattern)) for pattern in WEIGHT_FILES)
     has_tokenizer = any((folder / name).is_file() for name in TOKENIZER_FILES)
-    if not has_weights and not has_tokenizer and not adapter:  # one mistake (a config copied alone), one line
+    is_model = (folder / "config.json").is_file() or adapter
+    if is_model and not has_weights and not has_tokenizer and not adapter:  # a config copied alone: one line
         return [
             f"{where} holds neither weights (*.safetensors, *.bin) nor a tokenizer (tokenizer.json...); copy the "
             "whole folder the model and its tokenizer were saved to (save_pretrained)"
         ]
-    problems = []
-    if not has_weights:
-        problems.append(f"{where} holds no weights (*.safetensors, *.bin); copy the whole saved model folder")
-    broken = unreadable_weights(folder)
-    if broken is not None:
-        problems.append(f"{where}: {broken}")
+    problems = check_saved_weights(folder, where)
+    if not is_model:
+        return problems
     if not has_tokenizer and not adapter:
         problems.append(no_tokenizer(where))
     needs_template = recipe.prompt.template is None and recipe.model.chat_template is None
@@ -1269,6 +1265,22 @@ def check_model_folder(folder: Path, recipe: Recipe, where: str) -> list[str]:
             f"{where} has no chat template and the recipe's prompt is a conversation; set model.chat_template "
             "(a Jinja template or a .jinja file), or prompt.template for a plain-text prompt (R1-Zero style)"
         )
+    return problems
+
+
+def check_saved_weights(folder: Path, where: str) -> list[str]:
+    """A folder holds a saved model: its config (or an adapter's) and weights files that are whole.
+
+    What a push needs before it publishes a folder, and the first half of ``check_model_folder``.
+    """
+    if not (folder / "config.json").is_file() and not (folder / "adapter_config.json").is_file():
+        return [f"{where} has no config.json or adapter_config.json; is it a saved model folder?"]
+    problems = []
+    if not any(any(folder.glob(pattern)) for pattern in WEIGHT_FILES):
+        problems.append(f"{where} holds no weights (*.safetensors, *.bin); copy the whole saved model folder")
+    broken = unreadable_weights(folder)
+    if broken is not None:
+        problems.append(f"{where}: {broken}")
     return problems
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from recipe_cli.card import PLOTS_DIR, card_plots, render_model_card
 from recipe_cli.checkpoints import MARKER, is_complete
-from recipe_cli.config import Recipe
+from recipe_cli.config import Recipe, check_saved_weights
 from recipe_cli.errors import RecipeError
 from recipe_cli.hub import UploadFile, commit_files
 from recipe_cli.models import adapter_base, is_adapter
@@ -128,8 +128,9 @@ def plan_push(
         raise RecipeError("the recipe has no `push:` section; add `push: {repo_id: user/model-name}` or pass --repo-id")
     run = RunFolder(recipe)
     stage, folder = _checkpoint_to_push(recipe, run, checkpoint, stage)
-    if not (folder / "config.json").is_file() and not is_adapter(folder):
-        raise RecipeError(f"'{folder}' holds no saved model (no config.json or adapter_config.json); give a checkpoint")
+    problems = check_saved_weights(folder, f"the checkpoint '{folder}'")  # never publish a cut-off weights file
+    if problems:
+        raise RecipeError("; ".join(problems))
     revision = revision or settings.revision or default_revision(stage, folder.name)
     trained = folder
     base = _base_model_of(run, stage, folder)

@@ -437,6 +437,15 @@ def test_plan_push_without_a_trained_stage_says_what_to_run(recipe_dict):
         plan_push(validate_recipe(recipe_dict))
 
 
+def test_a_checkpoint_with_a_cut_off_weights_file_is_not_pushed(recipe_dict, fake_hub):
+    recipe, grpo = make_run(recipe_dict)
+    weights = grpo / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10])  # a copy or a save cut short
+    with pytest.raises(RecipeError, match=r"model.safetensors is .* bytes where its header says .*copy it again"):
+        push_checkpoint(recipe)
+    assert fake_hub.calls("commit") == 0 and not fake_hub.repos
+
+
 def test_push_to_main_when_asked(trained_run, fake_hub):
     recipe = trained_run.model_copy(update={"push": trained_run.push.model_copy(update={"revision": "main"})})
     push_checkpoint(recipe)
