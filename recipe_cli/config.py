@@ -1190,6 +1190,126 @@ def read_accelerate_config(launch: LaunchSettings) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+# Where accelerate reads its DeepSpeed settings in a DeepSpeed JSON (DeepSpeedPlugin, accelerate 1.15); DeepSpeed
+# also takes gather_16bit_weights_on_model_save for the last.
+DEEPSPEED_JSON_KEYS = {
+    "zero_stage": "zero_optimization.stage",
+    "offload_optimizer_device": "zero_optimization.offload_optimizer.device",
+    "offload_param_device": "zero_optimization.offload_param.device",
+    "zero3_save_16bit_model": "zero_optimization.stage3_gather_16bit_weights_on_model_save",
+}
+# accelerate config keys that accelerate refuses beside deepspeed_config_file (they belong in the JSON); the
+# launch leaves out gradient_accumulation_steps and gradient_clipping itself (recipe_cli.launch)
+DEEPSPEED_FILE_CONFLICTS = (
+    "zero_stage",
+    "offload_optimizer_device",
+    "offload_param_device",
+    "offload_param_nvme_path",
+    "offload_optimizer_nvme_path",
+    "zero3_save_16bit_model",
+)
+# DeepSpeed JSON values transformers checks against each stage's trainer settings once the model has loaded
+# (HfTrainerDeepSpeedConfig.trainer_config_process, transformers 5.23): a number there must be every stage's.
+DEEPSPEED_TRAINER_VALUES = {
+    "optimizer.params.lr": ("learning_rate",),
+    "optimizer.params.betas": ("adam_beta1", "adam_beta2"),
+    "optimizer.params.eps": ("adam_epsilon",),
+    "optimizer.params.weight_decay": ("weight_decay",),
+    "scheduler.params.warmup_max_lr": ("learning_rate",),
+}
+
+
+def read_deepspeed_file(settings: dict, name: str) -> dict | None:
+    """The DeepSpeed JSON an accelerate config names (``deepspeed_config.deepspeed_config_file``); None without one.
+
+    accelerate opens it from the folder the command runs in, as here.
+    """
+    import json
+
+    file = (settings.get("deepspeed_config") or {}).get("deepspeed_config_file")
+    if not file or str(file).lower() == "none":
+        return None
+    path = Path(str(file)).expanduser()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecipeError(
+            f"{name}: its deepspeed_config_file {str(file)!r} does not exist (read from {Path.cwd()}); give the path "
+            "of a DeepSpeed JSON config"
+        ) from None
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise RecipeError(
+            f"{name}: cannot read its deepspeed_config_file {file} ({str(error).splitlines()[0]}); give a DeepSpeed "
+            "JSON config"
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("zero_optimization"), dict):
+        raise RecipeError(
+            f"{name}: its deepspeed_config_file {file} has no zero_optimization section, which accelerate requires; "
+            'add one, e.g. "zero_optimization": {"stage": 2}'
+        )
+    return data
+
+
+def json_value(data: dict, dotted: str) -> Any:
+    """The value at a dotted path of nested mappings, None where a level is missing.
+
+    >>> json_value({"zero_optimization": {"stage": 3}}, "zero_optimization.stage"), json_value({}, "a.b")
+    (3, None)
+    """
+    for key in dotted.split("."):
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
+
+
+def deepspeed_settings(settings: dict, name: str) -> dict:
+    """An accelerate config's DeepSpeed settings under accelerate's names (``zero_stage``,
+    ``zero3_save_16bit_model``...), read from its DeepSpeed JSON when it names one."""
+    inline = settings.get("deepspeed_config") or {}
+    data = read_deepspeed_file(settings, name)
+    if data is None:
+        return inline
+    found = {key: json_value(data, dotted) for key, dotted in DEEPSPEED_JSON_KEYS.items()}
+    if found["zero3_save_16bit_model"] is None:
+        found["zero3_save_16bit_model"] = json_value(data, "zero_optimization.gather_16bit_weights_on_model_save")
+    return {**{key: value for key, value in found.items() if value is not None}, "zero_stage": found["zero_stage"] or 0}
+
+
+def _check_deepspeed_file(recipe: Recipe, settings: dict, name: str) -> list[str]:
+    """A DeepSpeed JSON config must work beside the accelerate config and agree with every stage's trainer settings
+    where transformers compares them; the launch itself leaves batch sizes, clipping and precision to the stages
+    (``recipe_cli.launch.launch_config_file``)."""
+    from recipe_cli.trainer_settings import effective_setting
+
+    data = read_deepspeed_file(settings, name)
+    if data is None:
+        return []
+    file = settings["deepspeed_config"]["deepspeed_config_file"]
+    problems = []
+    beside = [key for key in DEEPSPEED_FILE_CONFLICTS if key in settings["deepspeed_config"]]
+    if beside:
+        problems.append(
+            f"{name}: deepspeed_config sets {', '.join(beside)} beside deepspeed_config_file, which accelerate "
+            f"refuses; set them in {file} (under zero_optimization) and remove them from the accelerate config"
+        )
+    for dotted, keys in DEEPSPEED_TRAINER_VALUES.items():
+        value = json_value(data, dotted)
+        if value is None or value == "auto":
+            continue
+        for stage in recipe.training_stages:
+            trainer = getattr(recipe, stage).trainer
+            class_name = "SFTConfig" if stage == "sft" else "GRPOConfig"
+            wanted = [effective_setting(class_name, trainer, key) for key in keys]
+            wanted = wanted if len(wanted) > 1 else wanted[0]
+            if value != wanted:
+                problems.append(
+                    f"{name}: {file} sets {dotted} {value} but {stage} trains with {wanted} "
+                    f"({', '.join(f'{stage}.trainer.{key}' for key in keys)}), which transformers refuses once the "
+                    f'model has loaded; set it to "auto" in {file}, and the value in each stage\'s trainer settings'
+                )
+                break
+    return problems
+
+
 def _check_sharding(recipe: Recipe, settings: dict) -> list[str]:
     """A sharded launch (``settings``: its accelerate config) must save a model the next stage can load, and
     LoRA must not meet a sharding that needs one dtype across the weights it shards together: a 16-bit base
@@ -1199,7 +1319,10 @@ def _check_sharding(recipe: Recipe, settings: dict) -> list[str]:
         return []
     name = f"launch.accelerate_config {launch.accelerate_config!r}"
     kind, problems = settings.get("distributed_type"), []
-    fsdp, deepspeed = settings.get("fsdp_config") or {}, settings.get("deepspeed_config") or {}
+    fsdp = settings.get("fsdp_config") or {}
+    deepspeed = deepspeed_settings(settings, name) if kind == "DEEPSPEED" else {}
+    if kind == "DEEPSPEED":
+        problems += _check_deepspeed_file(recipe, settings, name)
     version = str(fsdp.get("fsdp_version", 1))
     zero3 = str(deepspeed.get("zero_stage")) == "3"
     if kind == "FSDP":  # accelerate's default: full for FSDP1, sharded for FSDP2
@@ -1211,10 +1334,15 @@ def _check_sharding(recipe: Recipe, settings: dict) -> list[str]:
                 "FULL_STATE_DICT in its fsdp_config (TRL's fsdp1 and fsdp2 do)"
             )
     if kind == "DEEPSPEED" and zero3 and str(deepspeed.get("zero3_save_16bit_model")).lower() != "true":
+        file = (settings.get("deepspeed_config") or {}).get("deepspeed_config_file")
+        fix = (
+            f"set stage3_gather_16bit_weights_on_model_save: true under zero_optimization in {file}"
+            if read_deepspeed_file(settings, name) is not None
+            else "set zero3_save_16bit_model: true in its deepspeed_config (TRL's zero3 does)"
+        )
         problems.append(
             f"{name}: ZeRO-3 without zero3_save_16bit_model saves no model file, only DeepSpeed's own checkpoint, "
-            "so the next stage, the eval and push would find none; set zero3_save_16bit_model: true in its "
-            "deepspeed_config (TRL's zero3 does)"
+            f"so the next stage, the eval and push would find none; {fix}"
         )
     if recipe.model.lora is None or recipe.model.dtype == "float32":
         return problems

@@ -20,7 +20,15 @@ import sys
 import tempfile
 from pathlib import Path
 
-from recipe_cli.config import LaunchSettings, Recipe, accelerate_config_path, read_accelerate_config
+from recipe_cli.config import (
+    LaunchSettings,
+    Recipe,
+    accelerate_config_path,
+    deepspeed_settings,
+    json_value,
+    read_accelerate_config,
+    read_deepspeed_file,
+)
 from recipe_cli.errors import RecipeError
 from recipe_cli.precision import Machine
 from recipe_cli.ranks import world_size
@@ -169,7 +177,8 @@ def sharding(launch: LaunchSettings) -> tuple[str, set[str]]:
         return "one process", set()
     kind = _distributed_type(launch)
     if kind == "DEEPSPEED":
-        stage = (read_accelerate_config(launch).get("deepspeed_config") or {}).get("zero_stage", 0)
+        name = f"launch.accelerate_config {launch.accelerate_config!r}"
+        stage = deepspeed_settings(read_accelerate_config(launch), name).get("zero_stage", 0)
         parts = [set(), {"optimizer"}, {"optimizer", "gradients"}, {"optimizer", "gradients", "weights"}]
         held = parts[min(int(stage), 3)]
         return f"DeepSpeed ZeRO-{stage}", held | ({"reference model"} if "weights" in held else set())
@@ -202,12 +211,22 @@ def _free_port() -> int:
 # DeepSpeed values each stage's trainer settings decide: transformers fills DeepSpeed's "auto" from them, and
 # refuses a config whose value disagrees (TRL's zero1 sets gradient_accumulation_steps: 1)
 STAGE_DEEPSPEED_KEYS = ("gradient_accumulation_steps", "gradient_clipping")
+# The same in a DeepSpeed JSON, with the batch sizes and the precision (model.dtype decides it, as the launch's
+# --mixed_precision): accelerate writes 1 for a missing gradient_accumulation_steps, so it is always set "auto".
+STAGE_DEEPSPEED_JSON_KEYS = (
+    "train_micro_batch_size_per_gpu",
+    "train_batch_size",
+    "gradient_accumulation_steps",
+    "gradient_clipping",
+    "fp16.enabled",
+    "bf16.enabled",
+)
 
 
 def launch_config_file(launch: LaunchSettings, folder: Path) -> Path | None:
     """The accelerate config to launch with: the recipe's, or a copy written to ``folder`` without the DeepSpeed
-    values that each stage's ``gradient_accumulation_steps`` and ``max_grad_norm`` decide (SFT's and GRPO's may
-    differ, and one launch runs both)."""
+    values that each stage's ``gradient_accumulation_steps``, ``max_grad_norm`` (and, in a DeepSpeed JSON, batch
+    size and precision) decide: SFT's and GRPO's may differ, and one launch runs both."""
     import yaml
 
     if launch.accelerate_config is None:
@@ -216,17 +235,48 @@ def launch_config_file(launch: LaunchSettings, folder: Path) -> Path | None:
     settings = read_accelerate_config(launch)
     deepspeed = settings.get("deepspeed_config") or {}
     given = {key: deepspeed[key] for key in STAGE_DEEPSPEED_KEYS if key in deepspeed}
-    if not given:
+    data = read_deepspeed_file(settings, f"launch.accelerate_config {launch.accelerate_config!r}")
+    if data is not None:
+        json_file = _stage_deepspeed_json(data, Path(deepspeed["deepspeed_config_file"]), folder)
+        deepspeed = {**deepspeed, "deepspeed_config_file": str(json_file)}
+    elif not given:
         return path
-    log.info(
-        "launch: %s left to each stage's trainer settings (DeepSpeed's auto), not %s's",
-        ", ".join(f"{key} {value}" for key, value in given.items()),
-        path.name,
-    )
+    if given:
+        log.info(
+            "launch: %s left to each stage's trainer settings (DeepSpeed's auto), not %s's",
+            ", ".join(f"{key} {value}" for key, value in given.items()),
+            path.name,
+        )
     kept = {key: value for key, value in deepspeed.items() if key not in given}
     copy = folder / f"accelerate-{path.name}"
     copy.write_text(yaml.safe_dump({**settings, "deepspeed_config": kept}, sort_keys=False))
     return copy
+
+
+def _stage_deepspeed_json(data: dict, source: Path, folder: Path) -> Path:
+    """A copy of a DeepSpeed JSON in ``folder`` whose stage-decided values (``STAGE_DEEPSPEED_JSON_KEYS``) are
+    "auto", where the file gave a number or nothing; its other settings are kept as they are."""
+    import copy
+    import json
+
+    written, given = copy.deepcopy(data), {}
+    for dotted in STAGE_DEEPSPEED_JSON_KEYS:
+        *parents, key = dotted.split(".")
+        node = json_value(written, ".".join(parents)) if parents else written
+        if not isinstance(node, dict):
+            continue  # no fp16/bf16 section: accelerate adds one from --mixed_precision
+        if node.get(key, "auto") != "auto":
+            given[dotted] = node[key]
+        node[key] = "auto"
+    if given:
+        log.info(
+            "launch: %s left to each stage's trainer settings (DeepSpeed's auto), not %s's",
+            ", ".join(f"{key} {value}" for key, value in given.items()),
+            source.name,
+        )
+    target = folder / f"deepspeed-{source.name}"
+    target.write_text(json.dumps(written, indent=2) + "\n")
+    return target
 
 
 def launch_arguments(

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -220,6 +221,107 @@ def test_deepspeed_takes_gradient_accumulation_from_each_stage(tmp_path):
         args.deepspeed_fields_from_accelerate_config = ",".join(defaults.deepspeed_config)
         _, env = prepare_deepspeed_cmd_env(args)
         assert env.get("ACCELERATE_GRADIENT_ACCUMULATION_STEPS") == expected
+
+
+def deepspeed_json_launch(tmp_path, recipe_dict, deepspeed: dict, **inline) -> dict:
+    """recipe_dict launched on 8 ranks through an accelerate config naming a DeepSpeed JSON written from ``deepspeed``."""
+    (tmp_path / "ds.json").write_text(json.dumps(deepspeed))
+    accelerate = {
+        "distributed_type": "DEEPSPEED",
+        "deepspeed_config": {"deepspeed_config_file": str(tmp_path / "ds.json"), **inline},
+        "num_processes": 8,
+    }
+    (tmp_path / "accelerate.yaml").write_text(yaml.safe_dump(accelerate))
+    recipe_dict["launch"] = {"num_processes": 8, "accelerate_config": str(tmp_path / "accelerate.yaml")}
+    return recipe_dict
+
+
+def validation_problems(recipe_dict) -> str:
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.errors import RecipeError
+
+    try:
+        validate_recipe(recipe_dict)
+    except RecipeError as error:
+        return str(error)
+    return ""
+
+
+def test_a_deepspeed_json_is_checked_like_an_accelerate_config(tmp_path, recipe_dict):
+    """Its ZeRO stage, its 16-bit save and the values transformers compares with each stage come from the JSON."""
+    from recipe_cli.config import LaunchSettings
+    from recipe_cli.launch import sharding
+
+    zero3 = {"zero_optimization": {"stage": 3}, "optimizer": {"type": "AdamW", "params": {"lr": 3.0e-5}}}
+    problems = validation_problems(deepspeed_json_launch(tmp_path, recipe_dict, zero3, zero_stage=3))
+    assert "set stage3_gather_16bit_weights_on_model_save: true under zero_optimization in" in problems
+    assert "sets optimizer.params.lr 3e-05 but sft trains with 0.001 (sft.trainer.learning_rate)" in problems
+    assert 'set it to "auto" in' in problems
+    assert "deepspeed_config sets zero_stage beside deepspeed_config_file" in problems
+    launch = LaunchSettings(**recipe_dict["launch"])
+    assert sharding(launch) == ("DeepSpeed ZeRO-3", {"optimizer", "gradients", "weights", "reference model"})
+
+    fixed = {"zero_optimization": {"stage": 3, "stage3_gather_16bit_weights_on_model_save": True}}
+    fixed["optimizer"] = {"type": "AdamW", "params": {"lr": "auto", "weight_decay": 0.0}}
+    assert validation_problems(deepspeed_json_launch(tmp_path, recipe_dict, fixed)) == ""
+    (tmp_path / "ds.json").unlink()
+    assert "its deepspeed_config_file" in validation_problems(recipe_dict) and "does not exist" in validation_problems(
+        recipe_dict
+    )
+    (tmp_path / "ds.json").write_text('{"train_batch_size": 64}')
+    assert "has no zero_optimization section" in validation_problems(recipe_dict)
+
+
+def test_a_deepspeed_json_leaves_batch_sizes_and_precision_to_each_stage(tmp_path, recipe_dict, monkeypatch):
+    """transformers compares a number in the JSON with each stage's trainer settings and refuses the launch; the
+    launch's copy says "auto" there, and for a missing gradient_accumulation_steps (accelerate would write 1)."""
+    import accelerate.utils.deepspeed
+    import transformers.integrations.deepspeed as hf_deepspeed
+    from accelerate.utils import DeepSpeedPlugin
+
+    from recipe_cli.config import LaunchSettings
+    from recipe_cli.launch import launch_config_file
+
+    given = {
+        "zero_optimization": {"stage": 2},
+        "train_micro_batch_size_per_gpu": 4,
+        "gradient_clipping": 1.0,
+        "bf16": {"enabled": True},
+        "optimizer": {"type": "AdamW", "params": {"lr": "auto"}},
+    }
+    deepspeed_json_launch(tmp_path, recipe_dict, given)
+    (tmp_path / "launch").mkdir()
+    written = yaml.safe_load(
+        launch_config_file(LaunchSettings(**recipe_dict["launch"]), tmp_path / "launch").read_text()
+    )
+    copy = Path(written["deepspeed_config"]["deepspeed_config_file"])
+    assert copy.parent == tmp_path / "launch"
+
+    class TrainerChecks(accelerate.utils.deepspeed.HfDeepSpeedConfig):  # transformers' checks, without deepspeed
+        fill_match = hf_deepspeed.HfTrainerDeepSpeedConfig.fill_match
+        fill_only = hf_deepspeed.HfTrainerDeepSpeedConfig.fill_only
+        trainer_config_process = hf_deepspeed.HfTrainerDeepSpeedConfig.trainer_config_process
+
+    def mismatches(path: Path) -> list[str]:
+        monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "no")  # model.dtype float32, as the tiny recipe
+        plugin = DeepSpeedPlugin(hf_ds_config=str(path))
+        plugin.set_mixed_precision("no")
+        checks = TrainerChecks(plugin.deepspeed_config)
+        checks.mismatches = []
+        args = {"world_size": 8, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 8}
+        args |= {"max_grad_norm": 0.5, "learning_rate": 1e-5, "adam_beta1": 0.9, "adam_beta2": 0.999}
+        args |= {"adam_epsilon": 1e-8, "weight_decay": 0.0, "save_on_each_node": False, "fp16": False}
+        checks.trainer_config_process(
+            types.SimpleNamespace(**args, fp16_full_eval=False, bf16=False, bf16_full_eval=False)
+        )
+        return checks.mismatches
+
+    refused = " ".join(mismatches(tmp_path / "ds.json"))
+    for key in ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps=1", "gradient_clipping", "bf16"):
+        assert key in refused
+    assert mismatches(copy) == []
+    kept = json.loads(copy.read_text())
+    assert kept["zero_optimization"] == {"stage": 2} and kept["optimizer"] == given["optimizer"]
 
 
 def test_machine_checks_name_the_fix(recipe_dict, monkeypatch):
