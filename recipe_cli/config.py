@@ -32,7 +32,7 @@ from recipe_cli.trainer_fields import trainer_fields
 
 if typing.TYPE_CHECKING:
     from recipe_cli.foreign import ForeignOptions
-from recipe_cli.trainer_settings import REMOVED_KEYS, check_trainer_settings, suggest
+from recipe_cli.trainer_settings import REMOVED_KEYS, TRAINER_CLASSES, check_trainer_settings, suggest
 
 DEFAULT_SYSTEM_PROMPT = (
     "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. "
@@ -961,9 +961,6 @@ def recipe_data(
     return data
 
 
-TRAINER_CLASSES = {"sft": "SFTConfig", "grpo": "GRPOConfig"}  # the TRL config each stage's `trainer:` fills
-
-
 def coerce_trainer_section(stage: str, section: Any) -> tuple[Any, list[str]]:
     """A raw stage section with its ``trainer:`` values read as the TRL config's types (YAML reads ``5e-3`` as a
     string), and the problems found there; a section without a ``trainer:`` mapping comes back as given.
@@ -1297,8 +1294,7 @@ def _check_deepspeed_file(recipe: Recipe, settings: dict, name: str) -> list[str
             continue
         for stage in recipe.training_stages:
             trainer = getattr(recipe, stage).trainer
-            class_name = "SFTConfig" if stage == "sft" else "GRPOConfig"
-            wanted = [effective_setting(class_name, trainer, key) for key in keys]
+            wanted = [effective_setting(TRAINER_CLASSES[stage], trainer, key) for key in keys]
             wanted = wanted if len(wanted) > 1 else wanted[0]
             if value != wanted:
                 problems.append(

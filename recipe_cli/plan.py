@@ -636,14 +636,14 @@ def checkpoint_risks(trainer: dict, stage: str, world: int = 1) -> list[str]:
             "run restarts them and is not the run it continues"
         )
     cycle = generation_cycle(trainer, world) if stage == "grpo" else 1
-    save_steps = effective_setting("GRPOConfig" if stage == "grpo" else "SFTConfig", trainer, "save_steps")
+    class_name = TRAINER_CLASSES[stage]
+    save_steps = effective_setting(class_name, trainer, "save_steps")
     if cycle > 1 and isinstance(save_steps, int) and save_steps % cycle:
         risks.append(
             f"grpo.trainer.save_steps: {save_steps} is not a multiple of the {cycle} optimizer steps one generation "
             f"serves; a run resumed in mid-generation samples those completions again (set save_steps: "
             f"{max(cycle, save_steps // cycle * cycle)} for exact resumes)"
         )
-    class_name = "GRPOConfig" if stage == "grpo" else "SFTConfig"
     logging_steps, max_steps = (
         effective_setting(class_name, trainer, "logging_steps"),
         effective_setting(class_name, trainer, "max_steps"),
@@ -898,7 +898,7 @@ def _memory_table(
 
     dtype_bytes = DTYPE_BYTES[precision.compute]
     trainer = getattr(recipe, stage).trainer
-    class_name = "GRPOConfig" if stage == "grpo" else "SFTConfig"
+    class_name = TRAINER_CLASSES[stage]
     machine = Machine.here()
     settings = recipe_settings(recipe, stage)
     checkpointing = {**device_defaults(settings, precision, machine), **settings}.get("activation_checkpointing")

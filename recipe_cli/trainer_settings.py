@@ -267,7 +267,8 @@ def suggest(name: str, candidates) -> str:
     return f"; did you mean '{close[0]}'?" if close else ""
 
 
-STAGE_OF = {"SFTConfig": "sft", "GRPOConfig": "grpo"}
+TRAINER_CLASSES = {"sft": "SFTConfig", "grpo": "GRPOConfig"}  # the TRL config each stage's `trainer:` fills
+STAGE_OF = {class_name: stage for stage, class_name in TRAINER_CLASSES.items()}
 
 
 def _elsewhere(class_name: str, key: str, fields) -> str:
