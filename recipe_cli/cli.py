@@ -43,12 +43,10 @@ class OneLineUsageError(UsageError):
         self.command = error.ctx.command_path if error.ctx is not None else command  # for its --help
 
     def show(self, file=None) -> None:
-        from rich.markup import escape
-
         from recipe_cli.console import error as print_error
 
         message = " ".join(self.format_message().split()).rstrip(".")
-        print_error(escape(f"{message[:1].lower()}{message[1:]}; see `{self.command} --help`"))
+        print_error(f"{message[:1].lower()}{message[1:]}; see `{self.command} --help`")
 
 
 class OneLineUsageGroup(TyperGroup):

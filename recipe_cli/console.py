@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from recipe_cli.peak_memory import GPU_KEY, RSS_KEY
@@ -60,11 +61,12 @@ def quiet() -> None:
 
 
 def error(message: str) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    """A user mistake, one line; the message is plain text (``[accuracy_reward]`` stays as written)."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, soft_wrap=True)
 
 
 def stopped(message: str) -> None:
-    err_console.print(f"[bold yellow]stopped:[/] {message}", markup=True, soft_wrap=True)
+    err_console.print(f"[bold yellow]stopped:[/] {escape(message)}", markup=True, soft_wrap=True)
 
 
 class ConsoleReporter:
@@ -430,13 +432,13 @@ def print_data_report(prepared, written: tuple[Path, Path] | None) -> None:
 def print_translation(translation, path) -> None:
     """What ``recipe_cli.foreign`` did with an open-r1 or TRL file: each key's translation, the defaults that
     changed since the release it was written for, and what was not carried over."""
-    console.print(f"[bold]{path}[/] is {translation.describe()}; read as this recipe:")
+    console.print(f"[bold]{escape(str(path))}[/] is {escape(translation.describe())}; read as this recipe:")
     table = Table(show_header=True, box=None, pad_edge=False)
     table.add_column("key", overflow="fold", style="cyan")
     table.add_column("in the recipe", overflow="fold")
     for note in translation.notes:
         if note.kind in ("translated", "meaning"):
-            table.add_row(note.key, note.becomes)
+            table.add_row(escape(note.key), escape(note.becomes))  # keys such as grpo.rewards[cosine]
     console.print(table)
     defaults = translation.of_kind("default")
     if defaults:
@@ -450,7 +452,7 @@ def print_translation(translation, path) -> None:
         changed.add_column("now", overflow="fold")
         changed.add_column("", overflow="fold", style="dim")
         for note in defaults:
-            changed.add_row(note.key, repr(note.old), repr(note.new), note.becomes)
+            changed.add_row(escape(note.key), escape(repr(note.old)), escape(repr(note.new)), escape(note.becomes))
         console.print(changed)
     for note in translation.of_kind("dropped"):
-        console.print(f"[yellow]not carried over:[/] {note.key}: {note.becomes}")
+        console.print(f"[yellow]not carried over:[/] {escape(note.key)}: {escape(note.becomes)}")

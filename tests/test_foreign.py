@@ -518,3 +518,18 @@ def test_precision_keys_of_either_release():
     assert translate({**base, "fp16": True}).recipe["model"]["dtype"] == "float16"
     assert translate({**base, "bf16": False}).recipe["model"]["dtype"] == "float32"
     assert "dtype" not in translate(base).recipe["model"]  # model.dtype's own default (auto)
+
+
+def test_bracketed_text_is_shown_as_written(tmp_path, monkeypatch):
+    """Errors and translation tables are plain text: rich markup would swallow `[accuracy_reward]`, `[cosine]`."""
+    monkeypatch.chdir(tmp_path)
+    flat = {"model_name_or_path": "Qwen/Qwen2.5-0.5B", "dataset_name": "trl-lib/DeepMath-103K", "report_to": "none"}
+    Path("no-rewards.yaml").write_text(yaml.safe_dump({**flat, "num_generations": 4}))
+    result = runner.invoke(app, ["validate", "no-rewards.yaml"])
+    assert result.exit_code == 2 and "name the rewards (e.g. [accuracy_reward])" in result.stderr, result.stderr
+    Path("cosine.yaml").write_text(
+        yaml.safe_dump({**flat, "reward_funcs": ["accuracy", "cosine"], "cosine_max_len": 500})
+    )
+    result = runner.invoke(app, ["validate", "cosine.yaml"])
+    assert result.exit_code == 0, result.output
+    assert "grpo.rewards[cosine].params.max_len" in result.output
