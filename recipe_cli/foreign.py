@@ -351,6 +351,15 @@ class _Translator:
         self._lora()
         template = self.take("chat_template")
         template_path = self.take("chat_template_path")
+        if template is None and template_path is not None and not str(template_path).endswith((".jinja", ".j2")):
+            # TRL reads a .jinja/.j2 file; anything else is a tokenizer whose template, special tokens and eos
+            # clone_chat_template copies into the model (resizing its embeddings): not a template recipe can use.
+            self.problems.append(
+                f"chat_template_path: '{template_path}' names a tokenizer, whose chat template and special tokens TRL "
+                "copies into the model; recipe takes a template: give the path of that tokenizer's chat_template.jinja "
+                f"(from the Hub: `hf download {template_path} chat_template.jinja`)"
+            )
+            return
         if template is not None or template_path is not None:
             model["chat_template"] = template if template is not None else template_path
             key = "chat_template" if template is not None else "chat_template_path"

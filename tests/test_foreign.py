@@ -303,6 +303,8 @@ def test_trl_grpo_reward_names_and_datasets_list():
         ({"max_length": 64, "num_generations": 4}, "holds GRPO keys (num_generations) and SFT keys (max_length)"),
         ({"model_init_kwargs": {"device_map": "auto"}, "max_length": 64}, "model_init_kwargs.device_map"),
         ({"torch_dtype": "int8", "max_length": 64}, "torch_dtype: 'int8' is not one of"),
+        # TRL's instruction-tuning example (docs/source/sft_trainer.md): the template of another model's tokenizer
+        ({"chat_template_path": "HuggingFaceTB/SmolLM3-3B"}, "chat_template_path: 'HuggingFaceTB/SmolLM3-3B' names a"),
     ],
 )
 def test_what_cannot_be_carried_over_is_refused_by_name(data, message):
@@ -313,6 +315,12 @@ def test_what_cannot_be_carried_over_is_refused_by_name(data, message):
         return
     with pytest.raises(RecipeError, match=message.replace("(", r"\(").replace(")", r"\)")):
         translate(data)
+
+
+def test_a_chat_template_file_is_the_template():
+    data = {"model_name_or_path": "Qwen/Qwen3-0.6B-Base", "dataset_name": "trl-lib/Capybara"}
+    recipe = translate({**data, "chat_template_path": "templates/chatml.jinja"}).recipe
+    assert recipe["model"]["chat_template"] == "templates/chatml.jinja"  # read as a file, as TRL reads it
 
 
 def test_code_rewards_are_refused_one_line_each(here):
