@@ -133,16 +133,44 @@ def check_vllm(recipe: Recipe, machine: Machine, visible_gpus: int | None = None
         )
 
 
+# Packages that transformers imports only once the model is loading or training starts, where a missing one is a
+# traceback: (setting, value) -> (module, pip package). Without flash-attn, transformers would take the kernel from
+# the Hub through the `kernels` package, when that is installed.
+ATTENTION_PACKAGES = {"flash_attention_2": ("flash_attn", "flash-attn")}
+
+
+def missing_packages(recipe: Recipe, stages: list[str]) -> list[tuple[str, str, str]]:
+    """What the model and the ``stages``' trainers ask of packages this machine lacks: (problem, the commands it
+    stops, fix) each, for a GPU attention implementation (every stage loads the model) and the Liger kernels."""
+    missing = []
+    attention = recipe.model.attn_implementation
+    needed = ATTENTION_PACKAGES.get(attention or "")
+    if needed and not _installed(needed[0]) and not _installed("kernels"):
+        problem = f"model.attn_implementation: {attention} needs {needed[1]}, which is not installed here"
+        fix = f"`pip install {needed[1]}` where the model trains (a CUDA GPU), or set model.attn_implementation: sdpa"
+        missing.append((problem, "`recipe sft`, `grpo` and `run`", fix))
+    for stage in stages:
+        settings = getattr(recipe, stage, None)
+        if settings is not None and settings.trainer.get("use_liger_kernel") and not _installed("liger_kernel"):
+            problem = f"{stage}.trainer.use_liger_kernel: the Liger kernels need liger-kernel, not installed here"
+            fix = "`pip install liger-kernel` where the model trains (a CUDA GPU), or set use_liger_kernel: false"
+            missing.append((problem, f"`recipe {stage}` and `run`", fix))
+    return missing
+
+
 def check_machine(
     recipe: Recipe, stages: list[str], *, evaluates: bool = False, machine: Machine | None = None
 ) -> None:
     """Everything about this machine a training command needs, checked before any process starts.
 
-    Only what the command uses: GRPO's vLLM settings when it trains GRPO (SFT never generates with vLLM),
-    ``eval.backend`` when it evaluates (``recipe run``).
+    Only what the command uses: the packages its model and trainers need, GRPO's vLLM settings when it trains
+    GRPO (SFT never generates with vLLM), ``eval.backend`` when it evaluates (``recipe run``).
     """
     machine = machine or Machine.here()
     check_launch(recipe, machine, trains=bool(stages))
+    missing = missing_packages(recipe, stages)
+    if missing:  # transformers would raise once the model is loading, or after it loaded
+        raise RecipeError("; ".join(f"{problem}; {fix}" for problem, _, fix in missing))
     if "grpo" in stages:
         check_vllm(recipe, machine)
     if evaluates and recipe.eval is not None:

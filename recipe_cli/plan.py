@@ -69,8 +69,12 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
             "not local and not in the Hugging Face cache, so downloaded when a command needs it (`validate` "
             "checked only the names)"
         )
+    from recipe_cli.launch import missing_packages
+
     for warning in missing_vllm(recipe):
         console.print(f"[bold yellow]warning:[/] {warning}")
+    for problem, commands, fix in missing_packages(recipe, recipe.training_stages):  # a laptop checks for a GPU
+        console.print(f"[bold yellow]warning:[/] {problem}, so {commands} stop here; {fix}")
     stages = [s for s in ("eval base", "sft", "grpo", "push") if _configured(recipe, s)]
     console.print("stages: " + " -> ".join(_with_evals(recipe, stages)))
     for stage in ("sft", "grpo", "eval"):

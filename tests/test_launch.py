@@ -611,3 +611,42 @@ def test_serve_overwrite_starts_the_model_grpo_overwrite_would(recipe_dict, writ
     assert kept.exit_code == 0 and "--model Qwen/Qwen2.5-0.5B-Instruct" in kept.output, kept.output
     again = CliRunner().invoke(app, ["serve", str(path), *other, "--overwrite"])
     assert again.exit_code == 0 and "--model Qwen/Qwen2.5-1.5B-Instruct" in again.output, again.output
+
+
+def test_missing_gpu_kernels_are_a_warning_at_validate_and_a_stop_before_training(
+    recipe_dict, write_recipe, tmp_path, monkeypatch
+):
+    """open-r1's recipes set attn_implementation: flash_attention_2 and use_liger_kernel; without the packages
+    transformers raised once the model was loading, or once training began, with a traceback."""
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.errors import RecipeError
+    from recipe_cli.launch import check_machine
+    from recipe_cli.precision import Machine
+
+    monkeypatch.setattr("recipe_cli.launch._installed", lambda package: False)
+    recipe_dict["model"]["attn_implementation"] = "flash_attention_2"
+    recipe_dict["grpo"]["trainer"]["use_liger_kernel"] = True
+    path = str(write_recipe(recipe_dict))
+    runner = CliRunner()
+    result = runner.invoke(app, ["validate", path])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert (
+        "warning: model.attn_implementation: flash_attention_2 needs flash-attn, which is not installed here, so "
+        "`recipe sft`, `grpo` and `run` stop here; `pip install flash-attn` where the model trains" in out
+    )
+    assert "warning: grpo.trainer.use_liger_kernel: the Liger kernels need liger-kernel" in out
+    assert "so `recipe grpo` and `run` stop here" in out
+    recipe = validate_recipe(recipe_dict)
+    with pytest.raises(RecipeError, match=r"flash-attn.*attn_implementation: sdpa$"):  # SFT's trainer has no Liger
+        check_machine(recipe, ["sft"], machine=Machine(gpu=False))
+    with pytest.raises(RecipeError, match=r"flash-attn.*; grpo.trainer.use_liger_kernel: .*use_liger_kernel: false$"):
+        check_machine(recipe, ["grpo"], machine=Machine(gpu=False))
+    result = runner.invoke(app, ["sft", path])  # stops before anything is loaded or written
+    assert result.exit_code == 2 and "needs flash-attn" in result.stderr, result.output
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
+    monkeypatch.setattr("recipe_cli.launch._installed", lambda package: package == "kernels")
+    check_machine(recipe, ["sft"], machine=Machine(gpu=False))  # transformers takes the kernel from the Hub
