@@ -524,7 +524,12 @@ class _Translator:
         if any(isinstance(e, dict) and e.get("columns") for e in entries):
             self.note("dropped", "dataset_mixture.datasets.*.columns", "the adapter reads only the columns it uses")
         if mixture.get("test_split_size") is not None:
-            self.note("dropped", "dataset_mixture.test_split_size", "an eval-loss split; recipe's eval: is accuracy")
+            self.note(
+                "dropped",
+                "dataset_mixture.test_split_size",
+                "open-r1 held that share of the mixture out of training for an eval loss; recipe trains on all of it "
+                "(its eval: measures accuracy on a split of its own)",
+            )
         if name is not None:
             self.note("dropped", "dataset_name", "dataset_mixture wins, as in open-r1")
 
@@ -745,7 +750,15 @@ class _Translator:
         config = self.take("accelerate_config", self.take("config_file"))
         if config is not None:
             launch["accelerate_config"] = config
-            self.note("translated", "accelerate_config", "launch.accelerate_config")
+            if "num_processes" in self.data:
+                self.note("translated", "accelerate_config", "launch.accelerate_config")
+            else:  # `trl` hands the file to `accelerate launch`, which starts the processes the file names
+                self.note(
+                    "meaning",
+                    "accelerate_config (no num_processes)",
+                    "launch.accelerate_config, used from 2 processes on: recipe trains in one process, where TRL "
+                    "launched as many as the config names (8 in TRL's multi-GPU ones); add --num-processes N",
+                )
         for key in LAUNCH_KEYS:
             if key in self.data:
                 launch[key] = self.take(key)

@@ -262,6 +262,19 @@ def test_open_r1_sft_mixture_lora_and_renamed_keys():
     assert trainer["max_length"] == 256 and "max_seq_length" not in trainer  # renamed in TRL
     assert "eos_token" not in trainer and "dataset_mixture" not in trainer
     assert {"dataset_mixture.test_split_size", "eos_token"} <= keys_of(translation, "dropped")
+    held_out = next(n for n in translation.notes if n.key == "dataset_mixture.test_split_size")
+    assert "held that share of the mixture out of training" in held_out.becomes  # open-r1 trained on the rest
+
+
+def test_an_accelerate_config_without_a_process_count_says_recipe_trains_in_one_process():
+    """TRL's docs (clis.md): `accelerate_config: zero2` alone; `trl` launched the 8 processes TRL's zero2.yaml names."""
+    data = {"model_name_or_path": "Qwen/Qwen2.5-0.5B", "dataset_name": "stanfordnlp/imdb", "accelerate_config": "zero2"}
+    translation = translate(data)
+    assert translation.recipe["launch"] == {"accelerate_config": "zero2"}
+    note = next(n for n in translation.notes if n.key.startswith("accelerate_config"))
+    assert (
+        note.kind == "meaning" and "recipe trains in one process" in note.becomes and "--num-processes" in note.becomes
+    )
 
 
 def test_trl_sft_text_field_launch_and_env():
