@@ -539,6 +539,9 @@ def eval_command(
         loaded = _load_for_run(recipe, overrides)
         if loaded.eval is None:
             raise RecipeError("the recipe has no `eval:` section; add one with the dataset to evaluate on")
+        from recipe_cli.launch import check_packages
+
+        check_packages(loaded, [])
         quiet_libraries()
         reporter = ConsoleReporter()
         with _run_lock(loaded, _command_line("eval", recipe, overrides)):
@@ -578,6 +581,10 @@ def rewards(
             print_reward_catalogue()
             return
         loaded = _load(recipe, overrides)
+        if not no_model:  # the starting model loads
+            from recipe_cli.launch import check_packages
+
+            check_packages(loaded, [])
         quiet_libraries()
         from recipe_cli.preflight import run_preflight
 

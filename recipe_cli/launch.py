@@ -148,7 +148,7 @@ def missing_packages(recipe: Recipe, stages: list[str]) -> list[tuple[str, str, 
     if needed and not _installed(needed[0]) and not _installed("kernels"):
         problem = f"model.attn_implementation: {attention} needs {needed[1]}, which is not installed here"
         fix = f"`pip install {needed[1]}` where the model trains (a CUDA GPU), or set model.attn_implementation: sdpa"
-        missing.append((problem, "`recipe sft`, `grpo` and `run`", fix))
+        missing.append((problem, "`recipe sft`, `grpo`, `run`, `eval` and `rewards`", fix))
     for stage in stages:
         settings = getattr(recipe, stage, None)
         if settings is not None and settings.trainer.get("use_liger_kernel") and not _installed("liger_kernel"):
@@ -156,6 +156,14 @@ def missing_packages(recipe: Recipe, stages: list[str]) -> list[tuple[str, str, 
             fix = "`pip install liger-kernel` where the model trains (a CUDA GPU), or set use_liger_kernel: false"
             missing.append((problem, f"`recipe {stage}` and `run`", fix))
     return missing
+
+
+def check_packages(recipe: Recipe, stages: list[str]) -> None:
+    """Stop before any model loads when the model (every command that loads it) or the ``stages``' trainers need a
+    package this machine lacks: transformers would raise once the model is loading, or after it loaded."""
+    missing = missing_packages(recipe, stages)
+    if missing:
+        raise RecipeError("; ".join(f"{problem}; {fix}" for problem, _, fix in missing))
 
 
 def check_machine(
@@ -168,9 +176,7 @@ def check_machine(
     """
     machine = machine or Machine.here()
     check_launch(recipe, machine, trains=bool(stages))
-    missing = missing_packages(recipe, stages)
-    if missing:  # transformers would raise once the model is loading, or after it loaded
-        raise RecipeError("; ".join(f"{problem}; {fix}" for problem, _, fix in missing))
+    check_packages(recipe, stages)
     if "grpo" in stages:
         check_vllm(recipe, machine)
     if evaluates and recipe.eval is not None:

@@ -636,8 +636,12 @@ def test_missing_gpu_kernels_are_a_warning_at_validate_and_a_stop_before_trainin
     out = " ".join(result.output.split())
     assert (
         "warning: model.attn_implementation: flash_attention_2 needs flash-attn, which is not installed here, so "
-        "`recipe sft`, `grpo` and `run` stop here; `pip install flash-attn` where the model trains" in out
+        "`recipe sft`, `grpo`, `run`, `eval` and `rewards` stop here; `pip install flash-attn` where the model "
+        "trains" in out
     )
+    for command in (["eval", path], ["rewards", path]):  # they load the model too
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2 and "flash_attention_2 needs flash-attn" in result.output, result.output
     assert "warning: grpo.trainer.use_liger_kernel: the Liger kernels need liger-kernel" in out
     assert "so `recipe grpo` and `run` stop here" in out
     recipe = validate_recipe(recipe_dict)
