@@ -7,6 +7,7 @@ here imports torch or TRL: ``recipe validate`` runs in a fraction of a second.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import string
@@ -1542,8 +1543,15 @@ def _check_generation_batch(trainer: dict[str, Any], world: int) -> list[str]:
         divisors = [g for g in range(2, batch + 1) if batch % g == 0]
         fits = f"num_generations in {divisors}" if divisors else "a larger batch"
         multiples = [num_generations * k for k in range(1, 4)]
+        processes = num_generations // math.gcd(batch, num_generations)  # the fewest that make the batch fit
+        launch = (
+            f", or train on {processes} processes (--num-processes {processes}: a recipe written for several GPUs "
+            "counts the batch over all of them)"
+            if world == 1 and not trainer.get("generation_batch_size") and processes <= 16
+            else ""
+        )
         return [
             f"grpo.trainer.num_generations: {num_generations} does not divide the generation batch of {batch} "
-            f"({how}); use {fits}, or make the batch a multiple of {num_generations} (e.g. {multiples})"
+            f"({how}); use {fits}, or make the batch a multiple of {num_generations} (e.g. {multiples}){launch}"
         ]
     return []

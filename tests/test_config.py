@@ -66,6 +66,10 @@ def test_tiny_recipe_is_valid(recipe_dict):
             lambda d: d["grpo"]["trainer"].update(num_generations=3),
             "num_generations: 3 does not divide the generation batch of 8",
         ),
+        (
+            lambda d: d["grpo"]["trainer"].update(num_generations=7),  # open-r1's, written for 7 GPUs
+            "e.g. [7, 14, 21]), or train on 7 processes (--num-processes 7: a recipe written for several GPUs",
+        ),
         (lambda d: d["grpo"]["trainer"].update(num_generations=1), "at least 2 completions per prompt"),
         (
             lambda d: d["eval"]["dataset"].update(adapter="columns", path="missing.jsonl"),
