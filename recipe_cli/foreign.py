@@ -707,7 +707,8 @@ class _Translator:
     def _push(self) -> None:
         on = self.take("push_to_hub", False)
         repo = self.take("hub_model_id")
-        revision = self.take("hub_model_revision")
+        revision = self.take("hub_revision")  # TRL/transformers: the branch of the final push
+        checkpoint_branches = self.take("hub_model_revision")  # open-r1: the prefix of its checkpoint branches
         private = self.take("hub_private_repo")
         strategy = self.take("hub_strategy")
         callbacks = self.take("callbacks") or []
@@ -732,7 +733,16 @@ class _Translator:
             return
         push: dict[str, Any] = {"repo_id": str(repo), "revision": revision or "main"}
         self.note("translated", "push_to_hub + hub_model_id", "push.repo_id (recipe pushes once the stage finished)")
-        self.note("translated", "hub_model_revision" if revision else "(hub_model_revision unset)", "push.revision")
+        self.note("translated", "hub_revision" if revision else "(hub_revision unset)", "push.revision")
+        if checkpoint_branches is not None:
+            # open-r1's push_to_hub_revision callback pushes checkpoint N to f"{hub_model_revision}-step-{N:09d}";
+            # its final trainer.push_to_hub goes to hub_revision (main unless set)
+            self.note(
+                "meaning",
+                "hub_model_revision",
+                f"open-r1 named its checkpoint branches {checkpoint_branches}-step-N with it and pushed the final "
+                f"model to {revision or 'main'}, as recipe does; recipe's checkpoint branches are <stage>-step-N",
+            )
         if private is not None:
             push["private"] = bool(private)
             self.note("translated", "hub_private_repo", "push.private")

@@ -110,11 +110,19 @@ def test_open_r1_grpo_every_key():
     assert trainer["use_vllm"] is True and trainer["temperature"] == 0.7
     assert recipe["push"] == {
         "repo_id": "my-org/Qwen2.5-1.5B-Open-R1-GRPO",
-        "revision": "v00.01",
+        "revision": "main",  # open-r1 pushed the final model to main; v00.01 named its checkpoint branches
         "push_checkpoints": True,  # open-r1's push_to_hub_revision callback
     }
+    assert "hub_model_revision" in keys_of(translation, "meaning")
     assert {"vllm_device", "benchmarks", "wandb_entity", "wandb_project"} <= keys_of(translation, "dropped")
     assert "evaluation_strategy" in keys_of(translation, "translated")
+
+
+def test_trls_hub_revision_is_where_the_final_model_goes():
+    hub = {"push_to_hub": True, "hub_model_id": "me/model", "hub_revision": "v2"}
+    translation = translate({**read("trl-grpo.yaml"), **hub})
+    assert translation.recipe["push"]["revision"] == "v2"
+    assert "hub_revision" not in translation.recipe["grpo"]["trainer"]
 
 
 def test_open_r1_defaults_that_changed_are_named_and_can_be_kept():
