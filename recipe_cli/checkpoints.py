@@ -39,12 +39,87 @@ def is_complete(checkpoint: Path) -> bool:
     return (checkpoint / MARKER).is_file()
 
 
-def last_complete_checkpoint(output_dir: Path) -> Path | None:
-    """The newest checkpoint whose save finished; newer unfinished ones are reported and skipped."""
-    for checkpoint in reversed(checkpoint_folders(output_dir)):
+def last_complete_checkpoint(output_dir: Path, before: Path | None = None) -> Path | None:
+    """The newest checkpoint whose save finished (older than ``before`` when given); newer unfinished ones are
+    reported and skipped."""
+    folders = checkpoint_folders(output_dir)
+    if before is not None:
+        folders = folders[: folders.index(before)]
+    for checkpoint in reversed(folders):
         if is_complete(checkpoint):
             return checkpoint
         log.warning("skipping %s: its save did not finish (no %s marker)", checkpoint, MARKER)
+    return None
+
+
+TRAINER_STATE = "trainer_state.json"
+# what transformers' Trainer._load_from_checkpoint accepts as a checkpoint's weights (transformers 5.23)
+MODEL_FILES = (
+    "model.safetensors",
+    "model.safetensors.index.json",
+    "pytorch_model.bin",
+    "pytorch_model.bin.index.json",
+    "adapter_model.safetensors",
+    "adapter_model.bin",
+    "pytorch_model_fsdp.bin",  # FSDP with FULL_STATE_DICT (TRL's fsdp1 and fsdp2 configs)
+)
+# written by Trainer._save_optimizer_and_scheduler unless save_only_model; without either, Trainer.train resumes
+# with a fresh optimizer and learning-rate schedule and says nothing
+OPTIMIZER_FILES = ("optimizer.pt", "optimizer.bin")
+SCHEDULER_FILE = "scheduler.pt"
+
+
+def resume_problem(checkpoint: Path, *, saves_optimizer: bool = True) -> str | None:
+    """What makes a complete checkpoint unfit to resume from, or None: a file damaged or deleted since it was marked.
+
+    transformers would stop on such a file with a traceback as the run starts (weights, trainer
+    state, a torch file or a log state that does not read) or, for a missing optimizer or
+    scheduler state, resume with fresh ones and say nothing. ``saves_optimizer`` False
+    (``save_only_model``): the checkpoint holds no optimizer state by design. Reads the JSON files,
+    the safetensors headers and the torch files' zip directories, no tensors. Sharded layouts
+    (DeepSpeed's ``global_step*``, FSDP's folders) keep their states in subfolders, which are left to
+    their loaders.
+    """
+    import zipfile
+
+    from recipe_cli.config import damaged_weights
+
+    state = _json_problem(checkpoint / TRAINER_STATE, lambda data: isinstance(data.get("global_step"), int))
+    if state is not None:
+        return state
+    sharded = any(path.is_dir() for path in checkpoint.iterdir())
+    if not sharded and not any((checkpoint / name).is_file() for name in MODEL_FILES):
+        return "it holds no model weights (model.safetensors, pytorch_model.bin or adapter_model.safetensors)"
+    broken = damaged_weights(checkpoint)
+    if broken is not None:
+        return broken
+    if saves_optimizer and not sharded:
+        if not any((checkpoint / name).is_file() for name in OPTIMIZER_FILES):
+            return "it holds no optimizer.pt (the optimizer's state), so the run would go on with a fresh optimizer"
+        if not (checkpoint / SCHEDULER_FILE).is_file():
+            return f"it holds no {SCHEDULER_FILE}, so the learning-rate schedule would start again"
+    for path in sorted(p for suffix in ("*.pt", "*.pth", "*.bin") for p in checkpoint.glob(suffix)):
+        if not zipfile.is_zipfile(path):  # torch.save writes a zip archive, its directory at the end
+            return f"{path.name} is cut off or not a file torch saved"
+    for path in sorted(checkpoint.glob("log-state-*.json")):
+        problem = _json_problem(path, lambda data: {"tr_loss", "last_logged", "metrics"} <= data.keys())
+        if problem is not None:
+            return problem
+    return _json_problem(checkpoint / "config.json", lambda data: True, required=False)
+
+
+def _json_problem(path: Path, fits, required: bool = True) -> str | None:
+    """What is wrong with a JSON mapping file that ``fits`` checks, or None (also when absent and not required)."""
+    import json
+
+    if not path.is_file():
+        return f"it holds no {path.name}" if required else None
+    try:
+        data = json.loads(path.read_bytes())
+    except (ValueError, OSError) as error:  # JSON, UTF-8 and read errors
+        return f"{path.name} cannot be read ({error.__class__.__name__}: {error})"
+    if not isinstance(data, dict) or not fits(data):
+        return f"{path.name} is not what transformers wrote there"
     return None
 
 

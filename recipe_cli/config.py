@@ -1418,6 +1418,15 @@ def no_tokenizer(where: str) -> str:
 
 
 def unreadable_weights(folder: Path) -> str | None:
+    """What is wrong with the first ``*.safetensors`` file of ``folder`` that is cut off or not safetensors, and how
+    to mend it, or None."""
+    broken = damaged_weights(folder)
+    if broken is None:
+        return None
+    return f"{broken}; copy it again from where the model was saved (or save the model again with save_pretrained)"
+
+
+def damaged_weights(folder: Path) -> str | None:
     """What is wrong with the first ``*.safetensors`` file of ``folder`` that is cut off or not safetensors, or None.
 
     Reads the headers only: a safetensors file is an 8-byte little-endian header length, a JSON
@@ -1429,10 +1438,7 @@ def unreadable_weights(folder: Path) -> str | None:
         except OSError as error:  # a link to a blob that is gone (a copied cache snapshot), a file it cannot read
             problem = f"cannot be read ({error.strerror or error})"
         if problem is not None:
-            return (
-                f"the weights file {path.name} {problem}: it is cut off or not a safetensors file; copy it again "
-                "from where the model was saved (or save the model again with save_pretrained)"
-            )
+            return f"the weights file {path.name} {problem}: it is cut off or not a safetensors file"
     return None
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from recipe_cli.atomic import write_atomic
-from recipe_cli.checkpoints import last_complete_checkpoint
+from recipe_cli.checkpoints import last_complete_checkpoint, resume_problem
 from recipe_cli.config import Recipe, describe_yaml_error
 from recipe_cli.errors import RecipeError
 
@@ -371,6 +371,7 @@ class RunFolder:
         if checkpoint is None:
             log.warning("%s holds no complete checkpoint to resume; %s starts again from step 0", folder, stage)
             return StageStart(stage, clear=True)
+        self._check_checkpoint(stage, checkpoint)
         if extended:
             self._refuse_shorter(stage, entry.get("length", {}), checkpoint, finished)
         if extended:
@@ -383,6 +384,25 @@ class RunFolder:
                 checkpoint.name,
             )
         return StageStart(stage, checkpoint=checkpoint, forced=forced)
+
+    def _check_checkpoint(self, stage: str, checkpoint: Path) -> None:
+        """Refuse a checkpoint a file of which was damaged or deleted since it was marked complete, naming the one
+        before it; warn when it holds no RNG state (the run goes on, not exactly as it would have)."""
+        saves_optimizer = not getattr(self.recipe, stage).trainer.get("save_only_model", False)
+        problem = resume_problem(checkpoint, saves_optimizer=saves_optimizer)
+        if problem is not None:
+            earlier = last_complete_checkpoint(checkpoint.parent, before=checkpoint)
+            instead = f"to resume from {earlier.name}" if earlier else "to start again from step 0"
+            raise RecipeError(
+                f"cannot resume {stage} from {checkpoint}: {problem}; delete that folder {instead}, "
+                "or pass --overwrite to start the stage again"
+            )
+        if saves_optimizer and not any(checkpoint.glob("rng_state*.pth")):
+            log.warning(
+                "%s holds no rng_state.pth: %s resumes with other random draws than the run it continues",
+                checkpoint,
+                stage,
+            )
 
     def _refuse_shorter(self, stage: str, old: dict[str, Any], checkpoint: Path, finished: bool) -> None:
         """Refuse a length the run already went past: resuming would train nothing and record the shorter one."""

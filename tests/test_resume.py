@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -382,3 +383,48 @@ def test_a_failed_atomic_write_keeps_the_old_file_and_leaves_nothing_beside_it(t
         atomic.write_atomic(record, '{"new": true}\n', durable=True)
     assert record.read_text() == '{"old": true}\n'
     assert [path.name for path in tmp_path.iterdir()] == ["run.json"]
+
+
+DAMAGES = {  # what goes wrong with a file of a marked checkpoint -> what the refusal names
+    "model.safetensors cut off": (lambda c: os.truncate(c / "model.safetensors", 1000), "model.safetensors is 1000"),
+    "no weights": (lambda c: (c / "model.safetensors").unlink(), "holds no model weights"),
+    "trainer state garbage": (lambda c: (c / "trainer_state.json").write_text("{"), "trainer_state.json cannot"),
+    "trainer state without a step": (lambda c: (c / "trainer_state.json").write_text("{}"), "trainer_state.json is"),
+    "optimizer cut off": (lambda c: os.truncate(c / "optimizer.pt", 100), "optimizer.pt is cut off"),
+    "no optimizer": (lambda c: (c / "optimizer.pt").unlink(), "fresh optimizer"),
+    "no scheduler": (lambda c: (c / "scheduler.pt").unlink(), "learning-rate schedule would start again"),
+    "rng garbage": (lambda c: (c / "rng_state.pth").write_text("x"), "rng_state.pth is cut off"),
+    "log state garbage": (lambda c: (c / "log-state-0.json").write_text("x"), "log-state-0.json cannot"),
+}
+
+
+def test_a_damaged_checkpoint_is_refused_naming_the_one_before_it(recipe_dict, write_recipe, tmp_path, caplog):
+    from recipe_cli.checkpoints import resume_problem
+
+    del recipe_dict["grpo"], recipe_dict["eval"]
+    recipe_dict["sft"]["trainer"].update(save_strategy="steps", save_steps=2)
+    path = write_recipe(recipe_dict)
+    invoke("sft", path)
+    sft_dir = tmp_path / "runs" / "tiny" / "sft"
+    sound = sft_dir / "checkpoint-4"
+    assert resume_problem(sound) is None
+    for what, (damage, named) in DAMAGES.items():
+        copy_of = tmp_path / what / "checkpoint-4"
+        shutil.copytree(sound, copy_of)
+        damage(copy_of)
+        assert named in (resume_problem(copy_of) or ""), what
+    only_model = tmp_path / "no optimizer" / "checkpoint-4"
+    assert resume_problem(only_model, saves_optimizer=False) is None  # save_only_model saves none
+
+    os.truncate(sound / "optimizer.pt", 100)  # e.g. a disk that filled up after the marker
+    record = (tmp_path / "runs" / "tiny" / "run.json").read_bytes()
+    refused = runner.invoke(app, ["sft", str(path), "--resume", "--set", "sft.trainer.max_steps=6"])
+    assert refused.exit_code == 2 and len(refused.stderr.strip().splitlines()) == 1, refused.output
+    assert f"cannot resume sft from {sound}: optimizer.pt is cut off" in refused.stderr
+    assert "delete that folder to resume from checkpoint-2" in refused.stderr and "--overwrite" in refused.stderr
+    assert (tmp_path / "runs" / "tiny" / "run.json").read_bytes() == record  # nothing started
+
+    shutil.rmtree(sound)
+    (sft_dir / "checkpoint-2" / "rng_state.pth").unlink()
+    assert "resuming checkpoint-2" in invoke("sft", path, "--resume", "--set", "sft.trainer.max_steps=6")
+    assert "holds no rng_state.pth" in caplog.text  # resumed, not exactly as the run it continues
