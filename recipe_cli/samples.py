@@ -117,11 +117,11 @@ def sample_records(logs: dict, step: int, group_size: int, weights: dict[str, fl
 
 
 def read_samples(path: Path) -> list[dict]:
-    """The records of a samples file; a line cut off by a crash is skipped."""
+    """The records of a samples file; a line cut off by a crash is skipped, also when cut inside a character."""
     if not path.is_file():
         return []
     records = []
-    for line in path.read_text().splitlines():
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
         try:
             records.append(json.loads(line))
         except json.JSONDecodeError:

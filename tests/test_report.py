@@ -249,6 +249,10 @@ def test_a_resumed_run_keeps_the_samples_up_to_its_checkpoint(tmp_path):
     path.write_text("".join(json.dumps({"step": s}) + "\n" for s in (5, 10, 15)) + '{"step": 20, "cut')
     keep_samples_until(path, 10)
     assert [record["step"] for record in read_samples(path)] == [5, 10]
+    text = json.dumps({"step": 15, "prompt": "सवाल"}, ensure_ascii=False)  # a Hindi prompt, cut inside a letter
+    path.write_bytes(path.read_bytes() + text.encode()[:-4])
+    keep_samples_until(path, 15)
+    assert [record["step"] for record in read_samples(path)] == [5, 10]
 
 
 def test_step_time_phases_are_stacked_and_shared_when_logged(tmp_path):
