@@ -142,7 +142,9 @@ def read_record(path: Path) -> dict:
             return record
         problem = "has no `stages` mapping"
     raise RecipeError(
-        f"{path} {problem}, so the run's stages cannot be told apart; delete it and train again with --overwrite"
+        f"{path} {problem}, so the run's stages cannot be told apart; delete it, then train with --resume --force to "
+        "go on from the run's checkpoints (the settings they trained with can no longer be checked) or with "
+        "--overwrite to start again"
     )
 
 

@@ -622,6 +622,7 @@ def test_an_unreadable_run_record_is_one_line_exit_2(recipe_dict, write_recipe, 
         assert result.exit_code == 2, result.output + repr(result.exception)
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and "run.json" in lines[0] and "--overwrite" in lines[0], result.stderr
+        assert "delete it, then train with --resume --force" in lines[0]  # the checkpoints need not be lost
     assert sorted(p.name for p in run_dir.iterdir() if p.name != ".lock") == ["run.json"]  # the lock stays
 
 
