@@ -406,7 +406,7 @@ def _training_command(
             flags = [flag for flag, on in (("--resume", resume), ("--overwrite", overwrite), ("--force", force)) if on]
             flags += reading
             argv = (["--debug"] if state["debug"] else []) + _argv(command, path, overrides, launch, *flags)
-            code = relaunch(loaded, argv)
+            code = relaunch(loaded, argv, lock)
             if code:
                 lock.failed = code == 2  # a user mistake the ranks reported: nothing of this command is kept
                 raise typer.Exit(code)

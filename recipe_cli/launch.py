@@ -30,6 +30,7 @@ from recipe_cli.config import (
     read_deepspeed_file,
 )
 from recipe_cli.errors import RecipeError
+from recipe_cli.lock import RunLock
 from recipe_cli.precision import Machine
 from recipe_cli.ranks import world_size
 
@@ -351,11 +352,13 @@ def launch_arguments(
     return arguments
 
 
-def relaunch(recipe: Recipe, argv: list[str]) -> int:
+def relaunch(recipe: Recipe, argv: list[str], lock: RunLock | None = None) -> int:
     """Run ``recipe <argv>`` as this machine's ranks of ``launch.num_processes``; return the exit code they reported.
 
     SIGTERM and SIGINT sent to this process go to every rank of this machine (the launcher itself
     runs in its own session, so a Ctrl-C in the terminal reaches the ranks once, through here).
+    The launcher shares the run folder's ``lock`` (held by this process), so the folder stays locked
+    while the ranks train even if this process is killed (SIGKILL leaves them running, in their session).
     """
     from recipe_cli.training import stage_precision
 
@@ -374,7 +377,10 @@ def relaunch(recipe: Recipe, argv: list[str]) -> int:
         if "OMP_NUM_THREADS" not in env:  # torchrun would set 1 and warn; share the cores instead
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // recipe.launch.processes_per_machine))
         log.info("launching %d processes: %s", recipe.launch.processes_per_machine, " ".join(command[1:]))
-        launcher = subprocess.Popen(command, env=env, start_new_session=True)
+        held = lock.file_descriptor() if lock is not None else None
+        launcher = subprocess.Popen(command, env=env, start_new_session=True, pass_fds=() if held is None else (held,))
+        if held is not None:
+            lock.name_holder(f"and the launcher of its ranks, pid {launcher.pid}")
         previous = {signum: signal.signal(signum, _forwarder(launcher)) for signum in (signal.SIGTERM, signal.SIGINT)}
         try:
             code = launcher.wait()

@@ -67,12 +67,24 @@ class RunLock:
             holder = handle.read().strip() or "another process"
             handle.close()
             raise RecipeError(f"{self.run_dir} is in use by {holder}; {self.busy}") from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()} ({self.command})\n")
-        handle.flush()
         self.handle = handle
+        self.name_holder()
         return self
+
+    def file_descriptor(self) -> int | None:
+        """The held lock's descriptor, for a child process that must hold it too (None when not held here).
+
+        ``flock`` belongs to the open file: a child given the descriptor keeps the folder locked after this
+        process ends, until the child ends too.
+        """
+        return self.handle.fileno() if self.handle is not None else None
+
+    def name_holder(self, also: str = "") -> None:
+        """Write who holds the lock, for the message the next writer gets (``also``: a child sharing it)."""
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write(f"pid {os.getpid()} ({self.command}){' ' + also if also else ''}\n")
+        self.handle.flush()
 
     def __exit__(self, kind, error, traceback) -> None:
         mistake = self.failed or (kind is not None and issubclass(kind, RecipeError))

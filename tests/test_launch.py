@@ -390,7 +390,7 @@ def test_only_machine_0_takes_the_run_lock_and_checks_the_token(
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.delenv("HF_TOKEN", raising=False)
     launched = []
-    monkeypatch.setattr("recipe_cli.launch.relaunch", lambda recipe, argv: launched.append(argv) or 0)
+    monkeypatch.setattr("recipe_cli.launch.relaunch", lambda recipe, argv, lock=None: launched.append(argv) or 0)
     recipe_dict["push"] = {"repo_id": "someone/two-machines"}
     recipe_dict["launch"] = {"num_processes": 4, "num_machines": 2, "main_process_ip": "10.0.0.1"}
     path = write_recipe(recipe_dict)
@@ -423,7 +423,7 @@ def test_the_machine_rank_matters_only_to_commands_that_launch_ranks(recipe_dict
     from recipe_cli.cli import app
     from recipe_cli.lock import RunLock
 
-    monkeypatch.setattr("recipe_cli.launch.relaunch", lambda recipe, argv: 0)
+    monkeypatch.setattr("recipe_cli.launch.relaunch", lambda recipe, argv, lock=None: 0)
     recipe_dict["launch"] = {"num_processes": 4, "num_machines": 2, "main_process_ip": "10.0.0.1", "machine_rank": 1}
     recipe_dict["eval"]["backend"] = "vllm"  # not installed here
     recipe_dict["push"] = {"repo_id": "someone/two-machines"}

@@ -14,6 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from recipe_cli.cli import app
+from recipe_cli.errors import RecipeError
 from recipe_cli.lock import RunLock
 from recipe_cli.preemption import STEP_PAUSE_ENV
 
@@ -128,3 +129,53 @@ def test_eval_decides_what_it_replaces_under_the_lock(recipe_dict, write_recipe,
     assert f"in use by pid {os.getpid()} (recipe eval other.yaml)" in result.stderr, result.stderr
     result = runner.invoke(app, ["eval", str(path)])
     assert result.exit_code == 2 and "holds the evaluation of /another/model" in result.stderr, result.stderr
+
+
+LAUNCH_THEN_DIE = """
+import subprocess, sys
+from pathlib import Path
+
+import yaml
+
+from recipe_cli import launch
+from recipe_cli.config import validate_recipe
+from recipe_cli.lock import RunLock
+
+recipe = validate_recipe(yaml.safe_load(Path(sys.argv[1]).read_text()))
+real = subprocess.Popen
+# the launcher, which lives as long as the ranks it started
+launch.subprocess.Popen = lambda command, **kw: real([sys.executable, "-c", "import time; time.sleep(60)"], **kw)
+with RunLock(recipe.run_dir, "recipe sft") as lock:
+    launch.relaunch(recipe, ["sft"], lock)
+"""
+
+
+def test_ranks_keep_the_run_locked_when_their_parent_is_killed(recipe_dict, tmp_path):
+    """SIGKILL of the ``recipe`` process leaves the launcher and its ranks training in their own session: the lock
+    must stay until they end, or ``--overwrite`` deletes the folder they write."""
+    recipe_dict["launch"] = {"num_processes": 2}
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe_dict))
+    lock_file = tmp_path / "runs" / "tiny" / ".lock"
+    parent = subprocess.Popen([sys.executable, "-c", LAUNCH_THEN_DIE, str(path)], cwd=REPO, env={**os.environ})
+    deadline = time.monotonic() + 60
+    while "launcher" not in (lock_file.read_text() if lock_file.is_file() else ""):
+        assert parent.poll() is None and time.monotonic() < deadline, "the launcher never started"
+        time.sleep(0.1)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    launcher = int(lock_file.read_text().split()[-1])
+    try:
+        with pytest.raises(
+            RecipeError, match=f"in use by pid {parent.pid} .* the launcher of its ranks, pid {launcher}"
+        ):
+            with RunLock(lock_file.parent, "recipe sft --overwrite"):
+                pass
+    finally:
+        os.kill(launcher, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{launcher}").exists() and "zombie" not in Path(f"/proc/{launcher}/status").read_text():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with RunLock(lock_file.parent, "recipe sft --overwrite"):  # the ranks ended: the lock went with them
+        pass
