@@ -79,21 +79,25 @@ def _stage_callbacks(recipe: Recipe) -> list:
 
 def _prepare_stage(recipe: Recipe, run: RunFolder, start: StageStart, prepared=None):
     """What the main process writes before a stage trains: the base model, the data report (and a pass-rate
-    cache), a clean stage folder. Returns the stage's prepared data (``prepared`` when given), for the main
-    process's trainer.
+    cache), a clean stage folder; a resumed stage must train on the rows it trained on (``RunFolder.check_data``).
+    Returns the stage's prepared data (``prepared`` when given), for the main process's trainer, and its fingerprint.
 
     The recipe is recorded with the stage once its trainer is built (``RunFolder.record_training``): a data
     mistake, or a trainer that cannot be built, leaves the run's record as it was.
     """
-    from recipe_cli.training import clear_stage_dir, prepare_base_model, write_stage_report
+    from recipe_cli.training import clear_stage_dir, prepare_base_model, prepare_stage_data, write_stage_report
 
     prepare_base_model(recipe, run)
+    if prepared is None:
+        prepared = prepare_stage_data(recipe, start.stage, training=True)
+    fingerprint = prepared.fingerprint()
+    run.check_data(start, fingerprint)  # before data/<stage>.jsonl, the rows trained on, is replaced
     prepared = write_stage_report(recipe, start.stage, prepared)
     output = run.stage_dir(start.stage)
     if start.clear:
         clear_stage_dir(output)
     output.mkdir(parents=True, exist_ok=True)  # health.log is written before the first checkpoint
-    return prepared
+    return prepared, fingerprint
 
 
 def train_one(recipe: Recipe, start: StageStart, reporter: Reporter, prepared=None) -> Path:
@@ -120,12 +124,16 @@ def train_one(recipe: Recipe, start: StageStart, reporter: Reporter, prepared=No
     flag = PreemptionFlag()
     earlier: dict = {}
 
+    data: dict = {}  # the main process's prepared data, kept here rather than sent to every rank, and its fingerprint
+
     def record_training():
-        earlier["record"] = on_main(lambda: run.record_training(stage, start.checkpoint))
+        earlier["record"] = on_main(lambda: run.record_training(stage, start.checkpoint, data.get("fingerprint")))
+
+    def prepare():
+        data["prepared"], data["fingerprint"] = _prepare_stage(recipe, run, start, prepared)
 
     with stop_on_signals(flag):
-        data: dict = {}  # the main process's prepared data, kept here rather than sent to every rank
-        on_main(lambda: data.update(prepared=_prepare_stage(recipe, run, start, prepared)))
+        on_main(prepare)
         try:
             outcome = train_stage(
                 recipe,

@@ -180,6 +180,7 @@ class StageStart:
     forced: bool = False  # skipped or resumed although its settings changed (--force)
     clear: bool = False  # the folder holds an earlier attempt to remove first
     checkpoint: Path | None = None  # resume from this complete checkpoint
+    force: bool = False  # --force: resume also on other data than the stage trained on (``RunFolder.check_data``)
 
 
 @dataclass(frozen=True)
@@ -244,9 +245,9 @@ class RunFolder:
         self.root.mkdir(parents=True, exist_ok=True)
         write_atomic(self.recipe_path, content)
 
-    def record_training(self, stage: str, resumed_from: Path | None) -> EarlierRecord:
-        """Note that a stage is training, with the settings it trains with (what ``--resume`` compares), and save
-        the recipe it trains with (``save_recipe``).
+    def record_training(self, stage: str, resumed_from: Path | None, data: str | None = None) -> EarlierRecord:
+        """Note that a stage is training, with the settings it trains with and the fingerprint of its rows
+        (``data``; what ``--resume`` compares), and save the recipe it trains with (``save_recipe``).
 
         Returns what both held before, for ``restore_stage``.
         """
@@ -261,6 +262,8 @@ class RunFolder:
             "length": self._length(stage),
             "started_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
+        if data is not None:
+            entry["data"] = data
         if resumed_from is not None:
             entry["resumed_from"] = str(resumed_from)
         if stage == "grpo" and self.recipe.sft is not None:  # which SFT model GRPO starts from
@@ -385,7 +388,23 @@ class RunFolder:
                 self._length(stage),
                 checkpoint.name,
             )
-        return StageStart(stage, checkpoint=checkpoint, forced=forced)
+        return StageStart(stage, checkpoint=checkpoint, forced=forced, force=force)
+
+    def check_data(self, start: StageStart, fingerprint: str) -> None:
+        """Refuse to resume a stage on other rows than it trained on (a data file edited, a Hub dataset updated,
+        another pass-rate cache): the settings are the same, but the steps to come would not continue the run.
+        ``fingerprint``: ``PreparedData.fingerprint`` of the rows it is about to train on."""
+        recorded = self.read()["stages"].get(start.stage, {}).get("data")
+        if start.checkpoint is None or recorded is None or recorded == fingerprint:  # None: recorded before it was
+            return
+        rows = self.root / "data" / f"{start.stage}.jsonl"
+        if start.force:
+            log.warning("resuming %s on other data than it trained on (--force); %s is replaced", start.stage, rows)
+            return
+        raise RecipeError(
+            f"cannot resume {start.stage}: its data changed since it started (the rows it trained on are in {rows}); "
+            "restore the data, pass --force to resume on the new rows, or --overwrite to start again"
+        )
 
     def _check_checkpoint(self, stage: str, checkpoint: Path) -> None:
         """Refuse a checkpoint a file of which was damaged or deleted since it was marked complete, naming the one

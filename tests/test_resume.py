@@ -25,6 +25,7 @@ from typer.testing import CliRunner
 from recipe_cli.checkpoints import MARKER, SAVE_PAUSE_ENV, SAVE_PAUSE_STEP_ENV
 from recipe_cli.cli import app
 from recipe_cli.preemption import STEP_PAUSE_ENV
+from tests.conftest import GSM8K_DIR
 from tests.test_pipeline import weights
 
 REPO = Path(__file__).resolve().parent.parent
@@ -428,3 +429,31 @@ def test_a_damaged_checkpoint_is_refused_naming_the_one_before_it(recipe_dict, w
     (sft_dir / "checkpoint-2" / "rng_state.pth").unlink()
     assert "resuming checkpoint-2" in invoke("sft", path, "--resume", "--set", "sft.trainer.max_steps=6")
     assert "holds no rng_state.pth" in caplog.text  # resumed, not exactly as the run it continues
+
+
+def test_resuming_on_other_rows_than_the_stage_trained_on_is_refused(recipe_dict, write_recipe, tmp_path, caplog):
+    """The settings hash names the data file, not what it holds: an edited file (or an updated Hub dataset) would
+    otherwise go on training the run on other rows, and replace the record of the rows it trained on."""
+    problems = (GSM8K_DIR / "train.jsonl").read_text().splitlines()
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(problems[:24]) + "\n")
+    del recipe_dict["grpo"], recipe_dict["eval"]
+    recipe_dict["sft"]["dataset"] = {"path": str(data), "adapter": "gsm8k", "split": "train"}
+    recipe_dict["sft"]["trainer"].update(save_strategy="steps", save_steps=2, max_length=1024)
+    path = write_recipe(recipe_dict)
+    invoke("sft", path)
+    longer = ["--resume", "--set", "sft.trainer.max_steps=6"]
+    assert "resuming checkpoint-4" in invoke("sft", path, *longer)  # the same rows
+
+    data.write_text("\n".join(problems[:23] + problems[30:31]) + "\n")  # one row edited
+    rows = tmp_path / "runs" / "tiny" / "data" / "sft.jsonl"
+    trained_on = rows.read_bytes()
+    refused = runner.invoke(app, ["sft", str(path), "--resume", "--set", "sft.trainer.max_steps=8"])
+    assert refused.exit_code == 2, refused.output
+    assert f"cannot resume sft: its data changed since it started (the rows it trained on are in {rows})" in (
+        refused.stderr
+    )
+    assert "--force" in refused.stderr and "--overwrite" in refused.stderr
+    assert rows.read_bytes() == trained_on and not (tmp_path / "runs" / "tiny" / "sft" / "checkpoint-8").exists()
+    assert "resuming checkpoint-6" in invoke("sft", path, "--resume", "--force", "--set", "sft.trainer.max_steps=8")
+    assert "on other data than it trained on (--force)" in caplog.text

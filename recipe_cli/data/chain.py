@@ -87,6 +87,16 @@ class PreparedData:
     seed: int = 0
     dataset: dict = field(default_factory=dict)  # the dataset section, as validated
 
+    def rows_text(self) -> str:
+        """``data/<stage>.jsonl``: each kept row as the trainer receives it, with its question and gold, a line each."""
+        return "".join(_json_line(r) for r in self.records)
+
+    def fingerprint(self) -> str:
+        """A short hash of ``rows_text``: other rows, or the same rows in another order, hash differently."""
+        import hashlib
+
+        return hashlib.sha256(self.rows_text().encode()).hexdigest()[:16]
+
     def kept_lengths(self, kind: str) -> list[int]:
         """``prompt_tokens`` or ``completion_tokens`` of the kept rows."""
         return [n for n, kept in zip(getattr(self, kind), self.kept, strict=True) if kept]
@@ -468,7 +478,7 @@ def write_stage_data(prepared: PreparedData, folder: Path) -> tuple[Path, Path]:
     rows = folder / f"{prepared.stage}.jsonl"
     report = folder / f"{prepared.stage}.json"
     for path, text in (
-        (rows, "".join(_json_line(r) for r in prepared.records)),
+        (rows, prepared.rows_text()),
         (report, json.dumps(prepared.report(), indent=2, ensure_ascii=False) + "\n"),
     ):
         write_atomic(path, text)
