@@ -421,6 +421,10 @@ def eval_targets(
         targets = [(by_folder.get(_resolved(p)) or other_labels[p], p) for p in models]
     else:
         targets = [(label, folder) for label, folder in own.items() if label != "base" or _has_base(recipe, run)]
+        for label, _ in targets:
+            outdated = run.outdated(label)
+            if outdated is not None:  # measured, but not the model that follows from today's sft
+                log.warning("%s: %s; train it again with `recipe %s RECIPE --overwrite`", label, outdated, label)
         if not targets:
             raise RecipeError(f"nothing to evaluate in {run.root}; train first or pass --model PATH")
     if limit is not None:

@@ -206,6 +206,12 @@ def _checkpoint_to_push(
             f"no finished {stage or 'training'} checkpoint in {run.root}; run the training stages first "
             "(or pass --checkpoint PATH)"
         )
+    outdated = run.outdated(stage)
+    if outdated is not None:  # its card would describe the new sft run, not the one it was trained from
+        raise RecipeError(
+            f"{run.stage_dir(stage)}: {outdated}; train {stage} again (`recipe {stage} RECIPE --overwrite`), push "
+            f"the new sft model with --stage sft, or this one as it is with --checkpoint {entry['path']}"
+        )
     return stage, Path(entry["path"])
 
 

@@ -489,6 +489,17 @@ class RunFolder:
             f"sft model with `recipe grpo ... --overwrite`, or pass --force to keep it"
         )
 
+    def outdated(self, stage: str) -> str | None:
+        """Why a finished stage's model no longer follows from the run's earlier stage, or None: GRPO started from
+        an SFT model that was trained again (``--overwrite``) or further (``--resume``) since."""
+        if stage != "grpo" or self.recipe.sft is None:
+            return None
+        record = self.read()
+        started_from = (record["stages"].get("grpo") or {}).get("sft")
+        if started_from is None or started_from == self._sft_identity(record):  # None: recorded before it was kept
+            return None
+        return "it was trained from an sft model that has been trained again or further since"
+
     def base_model_path(self) -> str:
         """Where the starting model is: its Hub id or folder, or the tiny model built in the run folder."""
         if self.recipe.model.tiny is not None:

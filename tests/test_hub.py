@@ -446,6 +446,26 @@ def test_a_checkpoint_with_a_cut_off_weights_file_is_not_pushed(recipe_dict, fak
     assert fake_hub.calls("commit") == 0 and not fake_hub.repos
 
 
+def test_grpo_trained_from_an_sft_model_trained_again_since_is_not_pushed_by_default(recipe_dict, caplog):
+    from recipe_cli.pipeline import eval_targets
+
+    recipe, grpo = make_run(recipe_dict)
+    run = RunFolder(recipe)
+    record = run.read()
+    record["stages"]["grpo"]["sft"] = run._sft_identity(record)  # as record_training keeps it
+    run._write(record)
+    assert plan_push(recipe).stage == "grpo"
+    record["stages"]["sft"]["finished_at"] = "later"  # `recipe sft --overwrite` finished again since
+    run._write(record)
+    with pytest.raises(
+        RecipeError, match=r"trained again or further since; train grpo again .*--stage sft.*--checkpoint"
+    ):
+        plan_push(recipe)
+    assert plan_push(recipe, grpo).stage == "grpo"  # named explicitly: pushed as it is
+    assert "grpo" in dict(eval_targets(recipe, None, None, False))  # evaluated, with a warning
+    assert "grpo: it was trained from an sft model that has been trained again" in caplog.text
+
+
 def test_push_to_main_when_asked(trained_run, fake_hub):
     recipe = trained_run.model_copy(update={"push": trained_run.push.model_copy(update={"revision": "main"})})
     push_checkpoint(recipe)
