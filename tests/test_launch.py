@@ -316,6 +316,19 @@ def test_a_deepspeed_json_leaves_batch_sizes_and_precision_to_each_stage(tmp_pat
         )
         return checks.mismatches
 
+    from accelerate.commands.launch import _validate_launch_command, launch_command_parser
+    from accelerate.utils.launch import prepare_deepspeed_cmd_env
+
+    from recipe_cli.launch import launch_arguments
+    from recipe_cli.precision import Machine
+
+    launch = LaunchSettings(**recipe_dict["launch"])
+    options = launch_arguments(launch, None, Machine(gpu=True), tmp_path / "launch" / "accelerate-accelerate.yaml")
+    args, defaults, _ = _validate_launch_command(launch_command_parser().parse_args([*options, "-m", "x"]))
+    args.deepspeed_fields_from_accelerate_config = ",".join(defaults.deepspeed_config)
+    _, env = prepare_deepspeed_cmd_env(args)  # what accelerate launch hands the ranks
+    assert env["ACCELERATE_DEEPSPEED_CONFIG_FILE"] == str(copy)
+    monkeypatch.setenv("ACCELERATE_CONFIG_DS_FIELDS", env["ACCELERATE_CONFIG_DS_FIELDS"])  # accelerate's own check
     refused = " ".join(mismatches(tmp_path / "ds.json"))
     for key in ("train_micro_batch_size_per_gpu", "gradient_accumulation_steps=1", "gradient_clipping", "bf16"):
         assert key in refused
