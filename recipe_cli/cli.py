@@ -369,7 +369,7 @@ def _training_command(
     """The body of ``recipe sft``, ``grpo`` and ``run``: validate, then dry-run, launch ranks, or train here."""
     from recipe_cli import pipeline
     from recipe_cli.foreign import ForeignOptions
-    from recipe_cli.runs import check_start_flags
+    from recipe_cli.resume import check_start_flags
 
     check_start_flags(resume=resume, overwrite=overwrite, force=force)  # a dry run too
     foreign = ForeignOptions(stage=command if command in ("sft", "grpo") else None, old_defaults=old_defaults)

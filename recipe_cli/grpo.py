@@ -15,8 +15,9 @@ from recipe_cli.health import health_callback
 from recipe_cli.models import adapter_base, is_adapter, load_causal_lm, load_tokenizer, lora_config, model_revision
 from recipe_cli.peak_memory import with_peak_memory
 from recipe_cli.precision import PrecisionPlan
+from recipe_cli.resume import StageStart
 from recipe_cli.rewards import get_reward, with_run_values
-from recipe_cli.runs import RunFolder, StageStart
+from recipe_cli.runs import RunFolder
 from recipe_cli.samples import SAMPLES_FILE, samples_callback
 from recipe_cli.step_time import with_step_times
 from recipe_cli.training import StageTrainer, log_precision, stage_precision, trainer_config

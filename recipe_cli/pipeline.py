@@ -22,7 +22,9 @@ from recipe_cli.config import Recipe, check_model_folder
 from recipe_cli.errors import RecipeError, TrainingStopped
 from recipe_cli.models import free_model_memory
 from recipe_cli.ranks import is_main, on_main, shared
-from recipe_cli.runs import RunFolder, StageStart, changed_settings
+from recipe_cli.resume import StageStart, changed_settings, check_data, plan_start
+from recipe_cli.resume import outdated as stage_outdated
+from recipe_cli.runs import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +51,8 @@ def plan_starts(
     run = RunFolder(recipe)
     starts = {}
     for stage in stages:  # sft first: whether it trains again decides whether grpo's start is still current
-        starts[stage] = run.plan_start(
-            stage, resume=resume, overwrite=overwrite, force=force, sft_start=starts.get("sft")
+        starts[stage] = plan_start(
+            run, stage, resume=resume, overwrite=overwrite, force=force, sft_start=starts.get("sft")
         )
     return starts
 
@@ -79,7 +81,7 @@ def _stage_callbacks(recipe: Recipe) -> list:
 
 def _prepare_stage(recipe: Recipe, run: RunFolder, start: StageStart, prepared=None):
     """What the main process writes before a stage trains: the base model, the data report (and a pass-rate
-    cache), a clean stage folder; a resumed stage must train on the rows it trained on (``RunFolder.check_data``).
+    cache), a clean stage folder; a resumed stage must train on the rows it trained on (``check_data``).
     Returns the stage's prepared data (``prepared`` when given), for the main process's trainer, and its fingerprint.
 
     The recipe is recorded with the stage once its trainer is built (``RunFolder.record_training``): a data
@@ -91,7 +93,7 @@ def _prepare_stage(recipe: Recipe, run: RunFolder, start: StageStart, prepared=N
     if prepared is None:
         prepared = prepare_stage_data(recipe, start.stage, training=True)
     fingerprint = prepared.fingerprint()
-    run.check_data(start, fingerprint)  # before data/<stage>.jsonl, the rows trained on, is replaced
+    check_data(run, start, fingerprint)  # before data/<stage>.jsonl, the rows trained on, is replaced
     prepared = write_stage_report(recipe, start.stage, prepared)
     output = run.stage_dir(start.stage)
     if start.clear:
@@ -422,7 +424,7 @@ def eval_targets(
     else:
         targets = [(label, folder) for label, folder in own.items() if label != "base" or _has_base(recipe, run)]
         for label, _ in targets:
-            outdated = run.outdated(label)
+            outdated = stage_outdated(run, label)
             if outdated is not None:  # measured, but not the model that follows from today's sft
                 log.warning("%s: %s; train it again with `recipe %s RECIPE --overwrite`", label, outdated, label)
         if not targets:

@@ -20,6 +20,7 @@ from recipe_cli.config import Recipe, check_saved_weights
 from recipe_cli.errors import RecipeError
 from recipe_cli.hub import UploadFile, commit_files
 from recipe_cli.models import adapter_base, is_adapter
+from recipe_cli.resume import outdated as stage_outdated
 from recipe_cli.runs import RunFolder
 from recipe_cli.samples import SAMPLES_FILE
 from recipe_cli.weights import convert_checkpoint, stored_dtypes
@@ -206,7 +207,7 @@ def _checkpoint_to_push(
             f"no finished {stage or 'training'} checkpoint in {run.root}; run the training stages first "
             "(or pass --checkpoint PATH)"
         )
-    outdated = run.outdated(stage)
+    outdated = stage_outdated(run, stage)
     if outdated is not None:  # its card would describe the new sft run, not the one it was trained from
         raise RecipeError(
             f"{run.stage_dir(stage)}: {outdated}; train {stage} again (`recipe {stage} RECIPE --overwrite`), push "

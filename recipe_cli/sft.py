@@ -11,7 +11,8 @@ from recipe_cli.config import Recipe
 from recipe_cli.data import sft_examples
 from recipe_cli.models import load_causal_lm, load_tokenizer, lora_config
 from recipe_cli.peak_memory import with_peak_memory
-from recipe_cli.runs import RunFolder, StageStart
+from recipe_cli.resume import StageStart
+from recipe_cli.runs import RunFolder
 from recipe_cli.training import StageTrainer, log_precision, stage_precision, trainer_config
 
 log = logging.getLogger(__name__)

@@ -19,7 +19,8 @@ from recipe_cli.config import Recipe
 from recipe_cli.errors import RecipeError, TrainingStopped
 from recipe_cli.precision import Machine, PrecisionPlan, plan_precision
 from recipe_cli.preemption import PreemptionFlag
-from recipe_cli.runs import RunFolder, StageStart
+from recipe_cli.resume import StageStart
+from recipe_cli.runs import RunFolder
 
 log = logging.getLogger(__name__)
 

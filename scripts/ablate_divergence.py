@@ -50,6 +50,7 @@ from recipe_cli.config import (  # noqa: E402
 )
 from recipe_cli.console import quiet_libraries, silence_library_warnings  # noqa: E402
 from recipe_cli.errors import RecipeError, TrainingStopped  # noqa: E402
+from recipe_cli.resume import plan_start  # noqa: E402
 
 DEFAULT_VARIANTS = "none,k3,k1:reward,js"
 DEFAULT_BETA = 0.04  # the KL coefficient of the original GRPO/R1-era recipes (TRL's default before 0.20)
@@ -131,10 +132,10 @@ def plan_stage(run, stage: str, overwrite: bool):
     """Reuse (or resume) a stage that ran with the same settings; train it again when they changed or when asked."""
     if not overwrite:
         try:
-            return run.plan_start(stage, resume=True, overwrite=False, force=False)
+            return plan_start(run, stage, resume=True, overwrite=False, force=False)
         except RecipeError as error:  # changed settings or length: this folder is the ablation's own, train again
             log.info("%s: %s; training it again", run.stage_dir(stage), str(error).split(";")[0])
-    return run.plan_start(stage, resume=False, overwrite=True, force=False)
+    return plan_start(run, stage, resume=False, overwrite=True, force=False)
 
 
 def train_start(recipe: Recipe, overwrite: bool) -> tuple[Path, bool]:

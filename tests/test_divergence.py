@@ -362,6 +362,7 @@ def test_grpo_trains_with_a_divergence_and_records_it(recipe_dict, divergence, l
     from recipe_cli.console import ConsoleReporter
     from recipe_cli.evaluate import evaluate_model
     from recipe_cli.pipeline import train_one
+    from recipe_cli.resume import plan_start
     from recipe_cli.runs import RunFolder
     from tests.test_pipeline import changed, weights
 
@@ -372,7 +373,7 @@ def test_grpo_trains_with_a_divergence_and_records_it(recipe_dict, divergence, l
         recipe_dict["model"]["lora"] = {"r": 4, "alpha": 8, "dropout": 0.0}
         recipe_dict["grpo"]["trainer"]["learning_rate"] = 1.0e-2
     recipe = validate_recipe(recipe_dict)
-    start = RunFolder(recipe).plan_start("grpo", resume=False, overwrite=False, force=False)
+    start = plan_start(RunFolder(recipe), "grpo", resume=False, overwrite=False, force=False)
     output = train_one(recipe, start, ConsoleReporter())
     run_dir = tmp_path / "runs" / "tiny"
     if lora:

@@ -23,7 +23,7 @@ from recipe_cli.config import validate_recipe
 from recipe_cli.errors import RecipeError
 from recipe_cli.generation import Generation
 from recipe_cli.push import list_upload_files, plan_push, push_checkpoint
-from recipe_cli.runs import RunFolder
+from recipe_cli.runs import RunFolder, sft_identity
 from tests.conftest import REPO
 
 runner = CliRunner()
@@ -452,7 +452,7 @@ def test_grpo_trained_from_an_sft_model_trained_again_since_is_not_pushed_by_def
     recipe, grpo = make_run(recipe_dict)
     run = RunFolder(recipe)
     record = run.read()
-    record["stages"]["grpo"]["sft"] = run._sft_identity(record)  # as record_training keeps it
+    record["stages"]["grpo"]["sft"] = sft_identity(record)  # as record_training keeps it
     run._write(record)
     assert plan_push(recipe).stage == "grpo"
     record["stages"]["sft"]["finished_at"] = "later"  # `recipe sft --overwrite` finished again since

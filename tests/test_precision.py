@@ -275,7 +275,8 @@ def test_grpo_does_not_claim_the_reference_models_settings_are_ignored(recipe_di
 
     from recipe_cli import grpo
     from recipe_cli.config import validate_recipe
-    from recipe_cli.runs import RunFolder, StageStart
+    from recipe_cli.resume import StageStart
+    from recipe_cli.runs import RunFolder
     from recipe_cli.training import prepare_base_model
 
     del recipe_dict["sft"]
