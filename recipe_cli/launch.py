@@ -256,12 +256,16 @@ STAGE_DEEPSPEED_JSON_KEYS = (
     "fp16.enabled",
     "bf16.enabled",
 )
+# A DeepSpeed scheduler's length and warmup: transformers fills their "auto" from each stage's step count and
+# warmup_steps once the model has loaded, and refuses another number (SFT and GRPO train for different lengths).
+# Set "auto" only where the file has them: not every scheduler takes them (WarmupLR has no total_num_steps).
+STAGE_DEEPSPEED_SCHEDULER_KEYS = ("scheduler.params.total_num_steps", "scheduler.params.warmup_num_steps")
 
 
 def launch_config_file(launch: LaunchSettings, folder: Path) -> Path | None:
     """The accelerate config to launch with: the recipe's, or a copy written to ``folder`` without the DeepSpeed
     values that each stage's ``gradient_accumulation_steps``, ``max_grad_norm`` (and, in a DeepSpeed JSON, batch
-    size and precision) decide: SFT's and GRPO's may differ, and one launch runs both."""
+    size, precision and the scheduler's length) decide: SFT's and GRPO's may differ, and one launch runs both."""
     import yaml
 
     if launch.accelerate_config is None:
@@ -289,17 +293,20 @@ def launch_config_file(launch: LaunchSettings, folder: Path) -> Path | None:
 
 
 def _stage_deepspeed_json(data: dict, source: Path, folder: Path) -> Path:
-    """A copy of a DeepSpeed JSON in ``folder`` whose stage-decided values (``STAGE_DEEPSPEED_JSON_KEYS``) are
-    "auto", where the file gave a number or nothing; its other settings are kept as they are."""
+    """A copy of a DeepSpeed JSON in ``folder`` whose stage-decided values (``STAGE_DEEPSPEED_JSON_KEYS``, and the
+    ``STAGE_DEEPSPEED_SCHEDULER_KEYS`` it sets) are "auto", where the file gave a number or nothing; its other
+    settings are kept as they are."""
     import copy
     import json
 
     written, given = copy.deepcopy(data), {}
-    for dotted in STAGE_DEEPSPEED_JSON_KEYS:
+    for dotted in STAGE_DEEPSPEED_JSON_KEYS + STAGE_DEEPSPEED_SCHEDULER_KEYS:
         *parents, key = dotted.split(".")
         node = json_value(written, ".".join(parents)) if parents else written
         if not isinstance(node, dict):
-            continue  # no fp16/bf16 section: accelerate adds one from --mixed_precision
+            continue  # no fp16/bf16 section (accelerate adds one from --mixed_precision), no scheduler
+        if dotted in STAGE_DEEPSPEED_SCHEDULER_KEYS and key not in node:
+            continue
         if node.get(key, "auto") != "auto":
             given[dotted] = node[key]
         node[key] = "auto"

@@ -337,6 +337,51 @@ def test_a_deepspeed_json_leaves_batch_sizes_and_precision_to_each_stage(tmp_pat
     assert kept["zero_optimization"] == {"stage": 2} and kept["optimizer"] == given["optimizer"]
 
 
+def test_a_deepspeed_schedulers_length_and_warmup_are_left_to_each_stage(tmp_path, recipe_dict):
+    """transformers fills a DeepSpeed scheduler's total_num_steps and warmup_num_steps once the model has loaded, and
+    refuses another number: SFT and GRPO train for different lengths, so the launch's copy says "auto" there."""
+    import accelerate.utils.deepspeed
+    import transformers.integrations.deepspeed as hf_deepspeed
+
+    from recipe_cli.config import LaunchSettings
+    from recipe_cli.launch import launch_config_file
+
+    class TrainerChecks(accelerate.utils.deepspeed.HfDeepSpeedConfig):  # transformers' checks, without deepspeed
+        fill_match = hf_deepspeed.HfTrainerDeepSpeedConfig.fill_match
+        fill_only = hf_deepspeed.HfTrainerDeepSpeedConfig.fill_only
+        is_auto = hf_deepspeed.HfTrainerDeepSpeedConfig.is_auto
+        trainer_config_finalize = hf_deepspeed.HfTrainerDeepSpeedConfig.trainer_config_finalize
+
+    def finalize(config: dict) -> str:
+        """transformers' refusal once the model has loaded (a stage of 500 steps, 25 of warmup), else ''."""
+        checks = TrainerChecks(config)
+        checks.mismatches = []
+        args = types.SimpleNamespace(get_warmup_steps=lambda steps: 25)
+        model = types.SimpleNamespace(config=types.SimpleNamespace(hidden_size=8))
+        try:
+            checks.trainer_config_finalize(args, model, 500)
+        except ValueError as error:
+            return str(error)
+        return ""
+
+    def launch_copy(scheduler: dict) -> dict:
+        deepspeed_json_launch(tmp_path, recipe_dict, {"zero_optimization": {"stage": 2}, "scheduler": scheduler})
+        assert validation_problems(recipe_dict) == ""
+        folder = tmp_path / scheduler["type"]
+        folder.mkdir()
+        written = yaml.safe_load(launch_config_file(LaunchSettings(**recipe_dict["launch"]), folder).read_text())
+        return json.loads(Path(written["deepspeed_config"]["deepspeed_config_file"]).read_text())
+
+    decay = {"type": "WarmupDecayLR", "params": {"warmup_min_lr": 0, "warmup_num_steps": 10, "total_num_steps": 1000}}
+    refused = finalize({"zero_optimization": {"stage": 2}, "scheduler": json.loads(json.dumps(decay))})
+    assert "total_num_steps=1000" in refused and "warmup_num_steps=10" in refused  # the file as given
+    copy = launch_copy(decay)
+    assert copy["scheduler"]["params"] == {"warmup_min_lr": 0, "warmup_num_steps": "auto", "total_num_steps": "auto"}
+    assert finalize(copy) == ""
+    warmup_only = launch_copy({"type": "WarmupLR", "params": {"warmup_num_steps": 10}})
+    assert warmup_only["scheduler"]["params"] == {"warmup_num_steps": "auto"}  # WarmupLR takes no total_num_steps
+
+
 def test_machine_checks_name_the_fix(recipe_dict, monkeypatch):
     from recipe_cli.config import validate_recipe
     from recipe_cli.errors import RecipeError
