@@ -499,6 +499,10 @@ def data(
                 raise RecipeError(f"the recipe has no `{name}:` section; add one to prepare its data")
         if not stages:
             raise RecipeError("the recipe has no sft or grpo stage, so there is no training data to prepare")
+        if not dry_run and any(getattr(loaded, name).dataset.difficulty is not None for name in stages):
+            from recipe_cli.launch import check_packages
+
+            check_packages(loaded, [])  # the pass-rate step samples from the stage's starting model
         quiet_libraries()
         if dry_run:
             results = prepare_data(loaded, stages, dry_run=True)
@@ -633,6 +637,10 @@ def push(
         loaded = _load_for_run(recipe, overrides, {"push": options})
         if loaded.push is None:
             raise RecipeError("the recipe has no `push:` section; add `push: {repo_id: user/model-name}` or --repo-id")
+        if loaded.push.merge_lora:  # the base model loads to take the adapter in
+            from recipe_cli.launch import check_packages
+
+            check_packages(loaded, [])
         with _run_lock(loaded, _command_line("push", recipe, overrides)):
             if dry_run:
                 from recipe_cli.push import plan_push

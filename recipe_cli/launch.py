@@ -149,7 +149,7 @@ def missing_packages(recipe: Recipe, stages: list[str]) -> list[tuple[str, str, 
     if needed and not _installed(needed[0]) and not _installed("kernels"):
         problem = f"model.attn_implementation: {attention} needs {needed[1]}, which is not installed here"
         fix = f"`pip install {needed[1]}` where the model trains (a CUDA GPU), or set model.attn_implementation: sdpa"
-        missing.append((problem, "`recipe sft`, `grpo`, `run`, `eval` and `rewards`", fix))
+        missing.append((problem, _commands_loading_the_model(recipe), fix))
     for stage in stages:
         settings = getattr(recipe, stage, None)
         if settings is not None and settings.trainer.get("use_liger_kernel") and not _installed("liger_kernel"):
@@ -157,6 +157,18 @@ def missing_packages(recipe: Recipe, stages: list[str]) -> list[tuple[str, str, 
             fix = "`pip install liger-kernel` where the model trains (a CUDA GPU), or set use_liger_kernel: false"
             missing.append((problem, f"`recipe {stage}` and `run`", fix))
     return missing
+
+
+def _commands_loading_the_model(recipe: Recipe) -> str:
+    """The commands that load the recipe's model: the training ones, eval and rewards, ``data`` when a stage samples
+    pass rates (``difficulty``), ``push`` when it merges the LoRA adapter (``push.merge_lora``)."""
+    commands = ["`recipe sft`", "`grpo`", "`run`", "`eval`", "`rewards`"]
+    stages = [getattr(recipe, stage) for stage in recipe.training_stages]
+    if any(settings.dataset.difficulty is not None for settings in stages):
+        commands.append("`data` (difficulty samples the model)")
+    if recipe.push is not None and recipe.push.merge_lora:
+        commands.append("`push` (merge_lora)")
+    return ", ".join(commands[:-1]) + " and " + commands[-1]
 
 
 def check_packages(recipe: Recipe, stages: list[str]) -> None:

@@ -712,3 +712,30 @@ def test_missing_gpu_kernels_are_a_warning_at_validate_and_a_stop_before_trainin
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
     monkeypatch.setattr("recipe_cli.launch._installed", lambda package: package == "kernels")
     check_machine(recipe, ["sft"], machine=Machine(gpu=False))  # transformers takes the kernel from the Hub
+
+
+def test_data_and_a_merging_push_stop_too_when_the_attention_package_is_missing(
+    recipe_dict, write_recipe, tmp_path, monkeypatch
+):
+    """`recipe data` samples the starting model for a difficulty step, and `push` with merge_lora loads the base
+    model: both ended in transformers' ImportError traceback on a machine without flash-attn."""
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+
+    monkeypatch.setattr("recipe_cli.launch._installed", lambda package: False)
+    recipe_dict["model"]["attn_implementation"] = "flash_attention_2"
+    recipe_dict["model"]["lora"] = {"r": 4, "alpha": 8}
+    recipe_dict["sft"]["dataset"]["difficulty"] = {"samples": 2}
+    recipe_dict["push"] = {"repo_id": "someone/tiny", "merge_lora": True}
+    path = str(write_recipe(recipe_dict))
+    runner = CliRunner()
+    result = runner.invoke(app, ["validate", path])
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "`eval`, `rewards`, `data` (difficulty samples the model) and `push` (merge_lora) stop here" in out, out
+    for command in (["data", path, "--stage", "sft"], ["push", path, "--dry-run"]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2 and "flash_attention_2 needs flash-attn" in result.stderr, result.output
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()  # stopped before the base model was built
