@@ -8,6 +8,7 @@ therefore the last file of a checkpoint: one without it was cut off mid-save and
 
 from __future__ import annotations
 
+import fnmatch
 import logging
 import os
 import re
@@ -25,6 +26,25 @@ CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 # Unset in normal runs.
 SAVE_PAUSE_ENV = "RECIPE_TEST_SAVE_PAUSE_SECONDS"
 SAVE_PAUSE_STEP_ENV = "RECIPE_TEST_SAVE_PAUSE_STEP"
+# Files that resume training rather than describe a model: not weights, and pushed only with
+# push.include_training_state.
+TRAINING_STATE = (
+    "optimizer.pt",
+    "scheduler.pt",
+    "scaler.pt",
+    "rng_state*.pth",
+    "training_args.bin",
+    "log-state-*.json",
+)
+
+
+def is_training_state(name: str) -> bool:
+    """Whether a file only serves to resume training (optimizer, scheduler, RNG states, pickled arguments).
+
+    >>> is_training_state("optimizer.pt"), is_training_state("rng_state_3.pth"), is_training_state("model.safetensors")
+    (True, True, False)
+    """
+    return any(fnmatch.fnmatch(name, pattern) for pattern in TRAINING_STATE)
 
 
 def checkpoint_folders(output_dir: Path) -> list[Path]:

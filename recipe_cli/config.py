@@ -28,6 +28,7 @@ from pydantic import (
     model_validator,
 )
 
+from recipe_cli.checkpoints import is_training_state
 from recipe_cli.errors import RecipeError
 from recipe_cli.trainer_fields import trainer_fields
 
@@ -1371,7 +1372,7 @@ def check_model_folder(folder: Path, recipe: Recipe, where: str) -> list[str]:
     if not folder.is_dir():
         return [f"{where} is not a folder; give a saved checkpoint folder (save_pretrained), e.g. runs/<name>/sft"]
     adapter = (folder / "adapter_config.json").is_file()
-    has_weights = any(any(folder.glob(pattern)) for pattern in WEIGHT_FILES)
+    has_weights = holds_weights(folder)
     has_tokenizer = any((folder / name).is_file() for name in TOKENIZER_FILES)
     is_model = (folder / "config.json").is_file() or adapter
     if is_model and not has_weights and not has_tokenizer and not adapter:  # a config copied alone: one line
@@ -1401,12 +1402,18 @@ def check_saved_weights(folder: Path, where: str) -> list[str]:
     if not (folder / "config.json").is_file() and not (folder / "adapter_config.json").is_file():
         return [f"{where} has no config.json or adapter_config.json; is it a saved model folder?"]
     problems = []
-    if not any(any(folder.glob(pattern)) for pattern in WEIGHT_FILES):
+    if not holds_weights(folder):
         problems.append(f"{where} holds no weights (*.safetensors, *.bin); copy the whole saved model folder")
     broken = unreadable_weights(folder)
     if broken is not None:
         problems.append(f"{where}: {broken}")
     return problems
+
+
+def holds_weights(folder: Path) -> bool:
+    """Whether a folder holds a weights file (``WEIGHT_FILES``), not counting the training state a trainer saves
+    beside the model (``training_args.bin``, ``optimizer.pt``: they match the same patterns)."""
+    return any(not is_training_state(path.name) for pattern in WEIGHT_FILES for path in folder.glob(pattern))
 
 
 def no_tokenizer(where: str) -> str:

@@ -9,13 +9,12 @@ that commit and holds every file.
 
 from __future__ import annotations
 
-import fnmatch
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from recipe_cli.card import PLOTS_DIR, card_plots, render_model_card
-from recipe_cli.checkpoints import MARKER, is_complete
+from recipe_cli.checkpoints import MARKER, is_complete, is_training_state
 from recipe_cli.config import Recipe, check_saved_weights
 from recipe_cli.errors import RecipeError
 from recipe_cli.hub import UploadFile, commit_files
@@ -26,16 +25,6 @@ from recipe_cli.samples import SAMPLES_FILE
 from recipe_cli.weights import convert_checkpoint, stored_dtypes
 
 log = logging.getLogger(__name__)
-
-# Files that resume training rather than describe a model: pushed only with push.include_training_state.
-TRAINING_STATE = (
-    "optimizer.pt",
-    "scheduler.pt",
-    "scaler.pt",
-    "rng_state*.pth",
-    "training_args.bin",
-    "log-state-*.json",
-)
 
 
 @dataclass(frozen=True)
@@ -81,22 +70,13 @@ def default_revision(stage: str, folder_name: str) -> str:
     return f"{stage}-step-{step}" if folder_name.startswith("checkpoint-") and step.isdigit() else stage
 
 
-def is_training_state(path_in_repo: str) -> bool:
-    """Whether a file only serves to resume training (optimizer, scheduler, RNG states, pickled arguments).
-
-    >>> is_training_state("optimizer.pt"), is_training_state("rng_state_3.pth"), is_training_state("model.safetensors")
-    (True, True, False)
-    """
-    return any(fnmatch.fnmatch(path_in_repo, pattern) for pattern in TRAINING_STATE)
-
-
 def list_upload_files(folder: Path, include_training_state: bool = False) -> list[UploadFile]:
     """The files of a checkpoint folder that a push uploads, sorted by path.
 
     Left out: intermediate ``checkpoint-*`` folders (push one with ``--checkpoint``), hidden files,
     a README.md (the card replaces it), the checkpoint's completion marker, the completions GRPO kept
     for the report (training prompts: the report is not the model's to publish) and, unless asked, the
-    training state.
+    training state (``push.include_training_state``).
     """
     files = []
     for path in sorted(folder.rglob("*")):

@@ -446,6 +446,19 @@ def test_a_checkpoint_with_a_cut_off_weights_file_is_not_pushed(recipe_dict, fak
     assert fake_hub.calls("commit") == 0 and not fake_hub.repos
 
 
+def test_a_stage_folder_without_its_weights_is_not_pushed(recipe_dict, fake_hub):
+    """A trainer's folder keeps training_args.bin and, in a checkpoint, optimizer.pt: they match the weights'
+    patterns (*.bin, *.pt) but are no model, so a folder left with them alone is refused, not published."""
+    recipe, grpo = make_run(recipe_dict)
+    (grpo / "model.safetensors").unlink()
+    with pytest.raises(RecipeError, match=r"the checkpoint '.*grpo' holds no weights"):
+        push_checkpoint(recipe)
+    (grpo / "checkpoint-2" / "model.safetensors").unlink()
+    with pytest.raises(RecipeError, match=r"checkpoint-2' holds no weights"):
+        push_checkpoint(recipe, grpo / "checkpoint-2")
+    assert fake_hub.calls("commit") == 0 and not fake_hub.repos
+
+
 def test_grpo_trained_from_an_sft_model_trained_again_since_is_not_pushed_by_default(recipe_dict, caplog):
     from recipe_cli.pipeline import eval_targets
 
