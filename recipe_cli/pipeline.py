@@ -221,11 +221,23 @@ def run_recipe(recipe: Recipe, starts: dict[str, StageStart], command: str, repo
     if recipe.push is not None:
         from recipe_cli.push import push_checkpoint
 
-        result = on_main(lambda: push_checkpoint(recipe))
+        result = on_main(lambda: push_checkpoint(recipe, _kept_by_force(run, starts)))
         if is_main():
             reporter.pushed(result)
     reporter.finished(recipe.name, time.perf_counter() - started)
     return summaries
+
+
+def _kept_by_force(run: RunFolder, starts: dict[str, StageStart]) -> str | None:
+    """The checkpoint ``recipe run`` pushes as it is, when ``--force`` kept the stage it pushes although the sft
+    model that stage started from changed (a plain push refuses it, ``recipe push --checkpoint`` takes it); else
+    None, the push's own choice."""
+    stage = run.recipe.push.stage or run.final_stage()
+    outdated = stage_outdated(run, stage) if stage else None
+    if outdated is None or not starts.get(stage, StageStart(stage)).forced:
+        return None
+    log.warning("pushing %s as --force kept it: %s", stage, outdated)
+    return run.finished(stage)["path"]
 
 
 def report_run(recipe: Recipe, reporter: Reporter) -> None:

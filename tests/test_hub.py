@@ -479,6 +479,26 @@ def test_grpo_trained_from_an_sft_model_trained_again_since_is_not_pushed_by_def
     assert "grpo: it was trained from an sft model that has been trained again" in caplog.text
 
 
+def test_run_pushes_the_grpo_model_force_kept_over_a_changed_sft(recipe_dict, write_recipe, fake_hub, caplog):
+    """`recipe run --resume` refuses a GRPO model trained from an SFT model trained further since, and says --force
+    keeps it; the run's push then took it as it is rather than refusing it after the evals with exit code 2."""
+    del recipe_dict["eval"]
+    recipe_dict["sft"]["trainer"].update(save_strategy="steps", save_steps=2)
+    recipe_dict["push"] = {"repo_id": REPO_ID, "overwrite": True}  # each run pushes to the grpo branch
+    path = write_recipe(recipe_dict)
+    assert invoke("run", path).exit_code == 0
+    first = fake_hub.files(REPO_ID, "grpo")["model.safetensors"]
+    longer = ["--resume", "--set", "sft.trainer.max_steps=6"]
+    assert invoke("sft", path, *longer).exit_code == 0  # grpo's sft model is trained further
+    kept = invoke("run", path, *longer, "--force")
+    assert kept.exit_code == 0, kept.output
+    assert "grpo already finished" in kept.output and "pushed" in kept.output
+    assert "pushing grpo as --force kept it: it was trained from an sft model" in caplog.text
+    assert fake_hub.files(REPO_ID, "grpo")["model.safetensors"] == first  # the kept model, as it is
+    refused = invoke("push", path)  # without --force, the push alone still refuses it
+    assert refused.exit_code == 2 and "--checkpoint" in refused.stderr, refused.output
+
+
 def test_push_to_main_when_asked(trained_run, fake_hub):
     recipe = trained_run.model_copy(update={"push": trained_run.push.model_copy(update={"revision": "main"})})
     push_checkpoint(recipe)
