@@ -1335,7 +1335,7 @@ def _check_sharding(recipe: Recipe, settings: dict) -> list[str]:
         file = (settings.get("deepspeed_config") or {}).get("deepspeed_config_file")
         fix = (
             f"set stage3_gather_16bit_weights_on_model_save: true under zero_optimization in {file}"
-            if read_deepspeed_file(settings, name) is not None
+            if file and str(file).lower() != "none"  # read above (deepspeed_settings)
             else "set zero3_save_16bit_model: true in its deepspeed_config (TRL's zero3 does)"
         )
         problems.append(

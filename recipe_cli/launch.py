@@ -292,16 +292,21 @@ def launch_config_file(launch: LaunchSettings, folder: Path) -> Path | None:
         deepspeed = {**deepspeed, "deepspeed_config_file": str(json_file)}
     elif not given:
         return path
-    if given:
-        log.info(
-            "launch: %s left to each stage's trainer settings (DeepSpeed's auto), not %s's",
-            ", ".join(f"{key} {value}" for key, value in given.items()),
-            path.name,
-        )
+    _say_left_to_stages(given, path)
     kept = {key: value for key, value in deepspeed.items() if key not in given}
     copy = folder / f"accelerate-{path.name}"
     copy.write_text(yaml.safe_dump({**settings, "deepspeed_config": kept}, sort_keys=False))
     return copy
+
+
+def _say_left_to_stages(given: dict, source: Path) -> None:
+    """Log the DeepSpeed values a launch copy leaves to each stage (``given``: what ``source`` said)."""
+    if given:
+        log.info(
+            "launch: %s left to each stage's trainer settings (DeepSpeed's auto), not %s's",
+            ", ".join(f"{key} {value}" for key, value in given.items()),
+            source.name,
+        )
 
 
 def _stage_deepspeed_json(data: dict, source: Path, folder: Path) -> Path:
@@ -322,12 +327,7 @@ def _stage_deepspeed_json(data: dict, source: Path, folder: Path) -> Path:
         if node.get(key, "auto") != "auto":
             given[dotted] = node[key]
         node[key] = "auto"
-    if given:
-        log.info(
-            "launch: %s left to each stage's trainer settings (DeepSpeed's auto), not %s's",
-            ", ".join(f"{key} {value}" for key, value in given.items()),
-            source.name,
-        )
+    _say_left_to_stages(given, source)
     target = folder / f"deepspeed-{source.name}"
     target.write_text(json.dumps(written, indent=2) + "\n")
     return target

@@ -196,12 +196,11 @@ def _check_sft_start(run: RunFolder, entry: dict, force: bool, sft_start: StageS
     The settings hash cannot tell: SFT's length is not part of it (so SFT can be extended), and
     SFT may have been trained again with the same settings. Return whether --force let it through.
     """
-    started_from = entry.get("sft")
-    if run.recipe.sft is None or started_from is None:  # no SFT stage, or a record from before it was kept
+    if run.recipe.sft is None or entry.get("sft") is None:  # no SFT stage, or a record from before it was kept
         return False
     if sft_start is not None and not sft_start.skip:
         why = "sft trains again first in this command"
-    elif started_from != sft_identity(run.read()):
+    elif outdated(run, "grpo") is not None:
         why = "the sft run it started from changed since (trained further or again)"
     else:
         return False

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 # trainer settings that change how a run is logged, saved or shown, not what it learns: a resumed
 # run may change them freely. max_steps and num_train_epochs are absent from the hash too, so a
-# finished or interrupted run can be extended; see ``StageStart``.
+# finished or interrupted run can be extended; see ``recipe_cli.resume.plan_start``.
 UNHASHED_TRAINER_KEYS = {
     "logging_steps",
     "logging_strategy",
