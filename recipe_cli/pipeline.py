@@ -364,7 +364,13 @@ def recipe_for_run(
     sections = (*SHARED_SECTIONS, *(stage for stage in binding if stage not in trains))
     sections = tuple(key for key in sections if key in saved)
     record = run_dir / "recipe.yaml"
-    recipe = validate_recipe({**data, **{key: saved[key] for key in sections}}, f"{source} with the run's {record}")
+    taken = {key: saved[key] for key in sections}
+    attention = (data.get("model") or {}).get("attn_implementation") if isinstance(data.get("model"), dict) else None
+    if not trains and attention is not None and isinstance(taken.get("model"), dict):
+        # how attention is computed, not what was learned: a command that only loads the model (eval, push) may
+        # use another kernel than the one it trained with, e.g. sdpa where flash-attn is not installed
+        taken["model"] = {**taken["model"], "attn_implementation": attention}
+    recipe = validate_recipe({**data, **taken}, f"{source} with the run's {record}")
     kept = recipe.model_dump(mode="json")
     differences = {key: _section_differences(key, kept[key], data) for key in sections}
     trained_with = [found for key in SHARED_SECTIONS for found in differences.get(key, [])]

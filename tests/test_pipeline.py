@@ -187,6 +187,12 @@ def test_the_runs_record_applies_to_the_stages_a_command_does_not_start_again(re
         fresh = load(trains, overwrite=True)
         assert fresh.record is None and fresh.recipe.model.lora is None and not fresh.differences
     assert load((), overwrite=True).sections == ("model", "prompt", "seed", "sft")  # eval, push, data train nothing
+    recipe_dict["model"]["attn_implementation"] = "eager"  # e.g. where the run's flash-attn is not installed
+    evaluated = load(())  # a command that only loads the model computes attention as it is told
+    assert evaluated.recipe.model.attn_implementation == "eager" and evaluated.recipe.model.lora is not None
+    assert not any(d.startswith("model.attn_implementation") for d in evaluated.differences)
+    assert load(("grpo",)).recipe.model.attn_implementation != "eager"  # training goes on as the run trained
+    del recipe_dict["model"]["attn_implementation"]
     run.restore_stage("sft", earlier)  # nothing recorded as started: the record is not the run's yet
     assert load(("grpo",)).record is None
 
