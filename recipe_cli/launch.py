@@ -32,6 +32,7 @@ from recipe_cli.config import (
 from recipe_cli.errors import RecipeError
 from recipe_cli.lock import RunLock
 from recipe_cli.precision import Machine
+from recipe_cli.preemption import SIGNALS
 from recipe_cli.ranks import world_size
 
 log = logging.getLogger(__name__)
@@ -400,25 +401,40 @@ def relaunch(recipe: Recipe, argv: list[str], lock: RunLock | None = None) -> in
         launcher = subprocess.Popen(command, env=env, start_new_session=True, pass_fds=() if held is None else (held,))
         if held is not None:
             lock.name_holder(f"and the launcher of its ranks, pid {launcher.pid}")
-        previous = {signum: signal.signal(signum, _forwarder(launcher)) for signum in (signal.SIGTERM, signal.SIGINT)}
-        try:
-            code = launcher.wait()
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-        if status.is_file():
-            return int(json.loads(status.read_text())["exit_code"])
-        return code or 1
+        return wait_for_ranks(launcher, status)
 
 
-def _forwarder(launcher: subprocess.Popen):
-    """A signal handler that passes the signal on to the launcher's ranks (not to the launcher).
+def wait_for_ranks(launcher: subprocess.Popen, status: Path) -> int:
+    """Wait for the launcher's ranks, passing SIGTERM and SIGINT on to them; return the command's exit code.
+
+    The code is the one the first rank reports in ``status``; without a report, 128 + the signal when one
+    was passed on (the ranks ended by it outside a training step, which a scheduler's requeue reads as one
+    process ended by that signal), else the launcher's.
+    """
+    received: list[int] = []
+    previous = {signum: signal.signal(signum, _forwarder(launcher, received)) for signum in SIGNALS}
+    try:
+        code = launcher.wait()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    if status.is_file():
+        return int(json.loads(status.read_text())["exit_code"])
+    if received:
+        return 128 + received[0]
+    return code or 1
+
+
+def _forwarder(launcher: subprocess.Popen, received: list[int]):
+    """A signal handler that passes the signal on to the launcher's ranks (not to the launcher), noting it in
+    ``received``.
 
     The ranks finish their step and save; the launcher would instead stop them after a grace period.
     """
     import psutil
 
     def forward(signum, frame):
+        received.append(signum)
         try:
             ranks = psutil.Process(launcher.pid).children()
         except psutil.Error:

@@ -497,6 +497,54 @@ def test_the_machine_rank_matters_only_to_commands_that_launch_ranks(recipe_dict
         assert ("eval.backend: vllm is requested" in result.output) == (code == 2), result.output
 
 
+# A stand-in for `accelerate launch`: one rank that sleeps with the default signal dispositions (as a rank does
+# outside a training step); the launcher exits 1 when its rank failed, as torchrun does.
+FAKE_LAUNCHER = """
+import subprocess, sys
+rank = subprocess.Popen([sys.executable, "-c", "import time; print(flush=True); time.sleep(60)"], stdout=subprocess.PIPE)
+rank.stdout.readline()
+print(rank.pid, flush=True)
+sys.exit(1 if rank.wait() else 0)
+"""
+
+
+def start_fake_launcher() -> tuple[subprocess.Popen, int]:
+    """The fake launcher, started as `recipe` starts accelerate's, and its rank's pid once the rank runs."""
+    launcher = subprocess.Popen(
+        [sys.executable, "-c", FAKE_LAUNCHER], start_new_session=True, stdout=subprocess.PIPE, text=True
+    )
+    return launcher, int(launcher.stdout.readline())
+
+
+def signal_once_waiting(*signums: int) -> None:
+    """Send this process each signal, in turn, once `wait_for_ranks` handles it (from another thread)."""
+    import threading
+
+    def send():
+        for signum in signums:
+            original = signal.getsignal(signum)
+            deadline = time.monotonic() + 10
+            while signal.getsignal(signum) is original and time.monotonic() < deadline:
+                time.sleep(0.01)
+            os.kill(os.getpid(), signum)
+            time.sleep(0.2)
+
+    threading.Thread(target=send, daemon=True).start()
+
+
+@pytest.mark.parametrize(("signum", "code"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_ranks_ended_by_a_signal_outside_a_step_exit_as_one_process_would(tmp_path, signum, code):
+    """A signal while the main rank evaluates (no step to finish) ends the ranks before they report an outcome:
+    `recipe` exits 128 + the signal, as one process ended by it does, which scripts/slurm/recipe.slurm requeues
+    on, rather than with the launcher's 1."""
+    from recipe_cli.launch import wait_for_ranks
+
+    launcher, _ = start_fake_launcher()
+    signal_once_waiting(signum)
+    assert wait_for_ranks(launcher, tmp_path / "status.json") == code
+    assert launcher.returncode == 1
+
+
 def test_each_machine_hears_the_outcome_from_its_first_rank(tmp_path, monkeypatch):
     """The `recipe` process of machine 1 waits for its own ranks (8-15 of 16): its first rank reports the exit
     code, or the process would exit 1 after every successful run."""
