@@ -407,6 +407,10 @@ def relaunch(recipe: Recipe, argv: list[str], lock: RunLock | None = None) -> in
 def wait_for_ranks(launcher: subprocess.Popen, status: Path) -> int:
     """Wait for the launcher's ranks, passing SIGTERM and SIGINT on to them; return the command's exit code.
 
+    A first signal asks the ranks to save at the end of the step; a second one ends them, and the launcher,
+    at once. This process counts the signals: the ranks also get them from the launcher and from whoever
+    signals every process of the job, so they take every signal after the first as the same request.
+
     The code is the one the first rank reports in ``status``; without a report, 128 + the signal when one
     was passed on (the ranks ended by it outside a training step, which a scheduler's requeue reads as one
     process ended by that signal), else the launcher's.
@@ -421,13 +425,13 @@ def wait_for_ranks(launcher: subprocess.Popen, status: Path) -> int:
     if status.is_file():
         return int(json.loads(status.read_text())["exit_code"])
     if received:
-        return 128 + received[0]
+        return 128 + received[-1]
     return code or 1
 
 
 def _forwarder(launcher: subprocess.Popen, received: list[int]):
     """A signal handler that passes the signal on to the launcher's ranks (not to the launcher), noting it in
-    ``received``.
+    ``received``; the second one kills the ranks, their own processes and the launcher.
 
     The ranks finish their step and save; the launcher would instead stop them after a grace period.
     """
@@ -439,6 +443,15 @@ def _forwarder(launcher: subprocess.Popen, received: list[int]):
             ranks = psutil.Process(launcher.pid).children()
         except psutil.Error:
             return
+        if len(received) > 1:  # no logging in a handler (see recipe_cli.preemption)
+            sys.stderr.write(f"\n{signal.Signals(signum).name} again: exiting now, without saving\n")
+            sys.stderr.flush()
+            for process in [child for rank in ranks for child in _with_descendants(rank)] + [launcher]:
+                try:
+                    process.kill()
+                except (psutil.Error, ProcessLookupError):
+                    continue
+            return
         for process in ranks:
             try:
                 process.send_signal(signum)
@@ -446,6 +459,16 @@ def _forwarder(launcher: subprocess.Popen, received: list[int]):
                 continue
 
     return forward
+
+
+def _with_descendants(process) -> list:
+    """A ``psutil.Process`` and every process it started (a rank's data loader workers, a vLLM engine)."""
+    import psutil
+
+    try:
+        return [process, *process.children(recursive=True)]
+    except psutil.Error:
+        return [process]
 
 
 def report_status(exit_code: int) -> None:

@@ -41,17 +41,26 @@ class PreemptionFlag:
 
 @contextmanager
 def stop_on_signals(flag: PreemptionFlag):
-    """Within the block, a first SIGTERM/SIGINT sets ``flag``; a second one ends the process at once."""
+    """Within the block, a first SIGTERM/SIGINT sets ``flag``; a second one ends the process at once.
+
+    A rank of ``recipe``'s own launch leaves the second signal to the ``recipe`` process that started it
+    (``recipe_cli.launch.wait_for_ranks``), which counts the signals sent to the command: one stop request
+    often reaches a rank several times, from that process, from accelerate's launcher and directly (systemd
+    and Slurm signal every process of a job), and must still save.
+    """
     import threading
+
+    from recipe_cli.launch import under_recipe_launch
 
     if threading.current_thread() is not threading.main_thread():  # handlers can only be set there
         yield flag
         return
+    repeats_exit = not under_recipe_launch()
 
     def handle(signum, frame):
         # no logging here: a handler may run while the logging lock is held (the step's callbacks say
         # that the signal was seen); os._exit skips flushing, hence the direct write
-        if flag.signum is not None:
+        if flag.signum is not None and repeats_exit:
             sys.stderr.write(f"\n{signal.Signals(signum).name} again: exiting now, without saving\n")
             sys.stderr.flush()
             os._exit(128 + signum)

@@ -497,35 +497,39 @@ def test_the_machine_rank_matters_only_to_commands_that_launch_ranks(recipe_dict
         assert ("eval.backend: vllm is requested" in result.output) == (code == 2), result.output
 
 
-# A stand-in for `accelerate launch`: one rank that sleeps with the default signal dispositions (as a rank does
-# outside a training step); the launcher exits 1 when its rank failed, as torchrun does.
+# A stand-in for `accelerate launch`: one rank that runs its first argument, then sleeps; the launcher exits 1
+# when its rank failed, as torchrun does.
 FAKE_LAUNCHER = """
 import subprocess, sys
-rank = subprocess.Popen([sys.executable, "-c", "import time; print(flush=True); time.sleep(60)"], stdout=subprocess.PIPE)
+rank_code = sys.argv[1] + "; import time; print(flush=True); time.sleep(30)"
+rank = subprocess.Popen([sys.executable, "-c", rank_code], stdout=subprocess.PIPE)
 rank.stdout.readline()
 print(rank.pid, flush=True)
 sys.exit(1 if rank.wait() else 0)
 """
+IN_A_STEP = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)"  # a rank takes a signal at the step's end
 
 
-def start_fake_launcher() -> tuple[subprocess.Popen, int]:
-    """The fake launcher, started as `recipe` starts accelerate's, and its rank's pid once the rank runs."""
+def start_fake_launcher(rank_code: str = "pass") -> tuple[subprocess.Popen, int]:
+    """The fake launcher, started as `recipe` starts accelerate's, and its rank's pid once the rank runs
+    (``rank_code`` first: the signal dispositions of a rank outside a step by default)."""
     launcher = subprocess.Popen(
-        [sys.executable, "-c", FAKE_LAUNCHER], start_new_session=True, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", FAKE_LAUNCHER, rank_code], start_new_session=True, stdout=subprocess.PIPE, text=True
     )
     return launcher, int(launcher.stdout.readline())
 
 
 def signal_once_waiting(*signums: int) -> None:
-    """Send this process each signal, in turn, once `wait_for_ranks` handles it (from another thread)."""
+    """Send this process the signals, in turn, once `wait_for_ranks` handles them (from another thread)."""
     import threading
 
+    original = {signum: signal.getsignal(signum) for signum in signums}
+
     def send():
+        deadline = time.monotonic() + 10
+        while any(signal.getsignal(n) is handler for n, handler in original.items()) and time.monotonic() < deadline:
+            time.sleep(0.01)
         for signum in signums:
-            original = signal.getsignal(signum)
-            deadline = time.monotonic() + 10
-            while signal.getsignal(signum) is original and time.monotonic() < deadline:
-                time.sleep(0.01)
             os.kill(os.getpid(), signum)
             time.sleep(0.2)
 
@@ -543,6 +547,27 @@ def test_ranks_ended_by_a_signal_outside_a_step_exit_as_one_process_would(tmp_pa
     signal_once_waiting(signum)
     assert wait_for_ranks(launcher, tmp_path / "status.json") == code
     assert launcher.returncode == 1
+
+
+def test_recipe_counts_the_signals_and_ends_its_ranks_on_the_second(tmp_path, capfd):
+    """The ranks take every signal after the first as the same stop request (it reaches them several times); the
+    `recipe` process, signalled once per request, ends them and their launcher on the second, as one process
+    ends itself."""
+    import psutil
+
+    from recipe_cli.launch import wait_for_ranks
+
+    launcher, rank = start_fake_launcher(IN_A_STEP)
+    signal_once_waiting(signal.SIGTERM, signal.SIGTERM)
+    assert wait_for_ranks(launcher, tmp_path / "status.json") == 143
+    assert (
+        launcher.returncode == -signal.SIGKILL
+        and "SIGTERM again: exiting now, without saving" in capfd.readouterr().err
+    )
+    deadline = time.monotonic() + 10
+    while psutil.pid_exists(rank) and psutil.Process(rank).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the rank outlived its launcher"
+        time.sleep(0.05)
 
 
 def test_each_machine_hears_the_outcome_from_its_first_rank(tmp_path, monkeypatch):

@@ -220,6 +220,23 @@ def test_a_second_signal_exits_at_once(monkeypatch):
     assert signal.getsignal(signal.SIGTERM) == before  # the handlers of the caller are back
 
 
+def test_a_rank_of_recipes_launch_saves_however_often_the_stop_reaches_it(monkeypatch, tmp_path):
+    """One stop request reaches a rank several times (from `recipe`, from accelerate's launcher, and directly when
+    systemd or Slurm signal every process of the job): the rank saves all the same, and the `recipe` process,
+    which counts the signals sent to the command, ends the ranks on a second one."""
+    from recipe_cli import preemption
+    from recipe_cli.launch import STATUS_ENV
+
+    monkeypatch.setenv(STATUS_ENV, str(tmp_path / "status.json"))
+    exits = []
+    monkeypatch.setattr(preemption.os, "_exit", lambda code: exits.append(code))
+    flag = preemption.PreemptionFlag()
+    with preemption.stop_on_signals(flag):
+        for _ in range(3):
+            os.kill(os.getpid(), signal.SIGTERM)
+        assert flag.name == "SIGTERM" and exits == []
+
+
 def test_a_malformed_test_hook_fails_before_training(monkeypatch):
     from recipe_cli.checkpoints import completion_marker_callback
     from recipe_cli.errors import RecipeError
