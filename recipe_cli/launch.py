@@ -377,8 +377,7 @@ def relaunch(recipe: Recipe, argv: list[str], lock: RunLock | None = None) -> in
 
     SIGTERM and SIGINT sent to this process go to every rank of this machine (the launcher itself
     runs in its own session, so a Ctrl-C in the terminal reaches the ranks once, through here).
-    The launcher shares the run folder's ``lock`` (held by this process), so the folder stays locked
-    while the ranks train even if this process is killed (SIGKILL leaves them running, in their session).
+    ``lock``: the run folder's lock this process holds, which the launcher holds too until it ends.
     """
     from recipe_cli.training import stage_precision
 
@@ -398,10 +397,37 @@ def relaunch(recipe: Recipe, argv: list[str], lock: RunLock | None = None) -> in
             env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // recipe.launch.processes_per_machine))
         log.info("launching %d processes: %s", recipe.launch.processes_per_machine, " ".join(command[1:]))
         held = lock.file_descriptor() if lock is not None else None
-        launcher = subprocess.Popen(command, env=env, start_new_session=True, pass_fds=() if held is None else (held,))
+        launcher = start_launcher(command, env, () if held is None else (held,))
         if held is not None:
             lock.name_holder(f"and the launcher of its ranks, pid {launcher.pid}")
         return wait_for_ranks(launcher, status)
+
+
+def start_launcher(command: list[str], env: dict[str, str], inherit: tuple[int, ...] = ()) -> subprocess.Popen:
+    """Start ``command`` (accelerate's launcher) in its own session, to end with this process.
+
+    Its own session: a Ctrl-C in the terminal reaches the ranks once, through this process
+    (``wait_for_ranks``). Ending with this process: should it be killed outright (SIGKILL, the OOM
+    killer), the launcher gets SIGTERM and passes it on to the ranks, which save at the end of the step
+    and stop, instead of training on unseen. ``inherit``: descriptors it keeps open, the run folder's
+    lock among them, so that no other command takes the run folder while the ranks still write it.
+    """
+    ending_with_this = [sys.executable, "-m", "recipe_cli.launch", str(os.getpid()), *command]
+    return subprocess.Popen(ending_with_this, env=env, start_new_session=True, pass_fds=inherit)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h: the signal a process gets when its parent ends
+
+
+def _exec_ending_with(parent: int, command: list[str]) -> None:
+    """Become ``command``, which gets SIGTERM when ``parent`` ends (on Linux; elsewhere it just runs)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # it ended before the request took effect
+            sys.exit(128 + signal.SIGTERM)
+    os.execv(command[0], command)
 
 
 def wait_for_ranks(launcher: subprocess.Popen, status: Path) -> int:
@@ -482,3 +508,7 @@ def report_status(exit_code: int) -> None:
 def under_recipe_launch() -> bool:
     """Whether a ``recipe`` parent started this rank and reads its status."""
     return bool(os.environ.get(STATUS_ENV))
+
+
+if __name__ == "__main__":  # `python -m recipe_cli.launch PARENT_PID COMMAND...`, see start_launcher
+    _exec_ending_with(int(sys.argv[1]), sys.argv[2:])

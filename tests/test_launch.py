@@ -570,6 +570,66 @@ def test_recipe_counts_the_signals_and_ends_its_ranks_on_the_second(tmp_path, ca
         time.sleep(0.05)
 
 
+# A stand-in for `recipe`: it takes the run folder's lock and starts a launcher that says it runs, and on SIGTERM
+# says so, takes a second to save as ranks do and exits
+KILLED_RECIPE = """
+import os, sys, time
+from pathlib import Path
+from recipe_cli.launch import start_launcher
+from recipe_cli.lock import RunLock
+
+launcher_code = (
+    "import signal, sys, time\\n"
+    "def stop(signum, frame):\\n"
+    "    open(sys.argv[1], 'w').write('SIGTERM')\\n"
+    "    time.sleep(1)\\n"
+    "    sys.exit(143)\\n"
+    "signal.signal(signal.SIGTERM, stop)\\n"
+    "open(sys.argv[1], 'w').write('running')\\n"
+    "time.sleep(30)\\n"
+)
+with RunLock(Path(sys.argv[1]), "recipe run r.yaml") as lock:
+    command = [sys.executable, "-c", launcher_code, sys.argv[2]]
+    print(start_launcher(command, dict(os.environ), (lock.handle.fileno(),)).pid, flush=True)
+    time.sleep(30)
+"""
+
+
+def test_a_killed_recipe_process_stops_its_ranks_and_the_run_stays_locked_until_they_end(tmp_path):
+    """`recipe` killed outright (SIGKILL, the OOM killer) used to leave accelerate's launcher and the ranks training
+    on, unseen, in a run folder whose lock had gone with it: the launcher now gets SIGTERM, which it passes to the
+    ranks (they save and stop), and it holds the run's lock until it ends."""
+    import psutil
+
+    from recipe_cli.errors import RecipeError
+    from recipe_cli.lock import RunLock
+
+    run_dir, told = tmp_path / "runs" / "r", tmp_path / "launcher-told.txt"
+    recipe = subprocess.Popen(
+        [sys.executable, "-c", KILLED_RECIPE, str(run_dir), str(told)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    launcher = psutil.Process(int(recipe.stdout.readline()))
+    deadline = time.monotonic() + 10
+    while not (told.is_file() and told.read_text() == "running"):
+        assert time.monotonic() < deadline, "the launcher never ran"
+        time.sleep(0.05)
+    recipe.kill()
+    recipe.wait()
+    with pytest.raises(RecipeError, match="in use by"):
+        RunLock(run_dir, "recipe run r.yaml --overwrite").__enter__()
+    deadline = time.monotonic() + 10
+    while launcher.is_running() and launcher.status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, "the launcher outlived recipe"
+        time.sleep(0.05)
+    assert told.read_text() == "SIGTERM"
+    with RunLock(run_dir, "recipe run r.yaml --overwrite"):
+        pass
+
+
 def test_each_machine_hears_the_outcome_from_its_first_rank(tmp_path, monkeypatch):
     """The `recipe` process of machine 1 waits for its own ranks (8-15 of 16): its first rank reports the exit
     code, or the process would exit 1 after every successful run."""
