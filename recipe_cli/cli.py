@@ -398,7 +398,8 @@ def _training_command(
         evaluates = command == "run" and (not launches or on_main_machine(loaded))  # machine 0's main rank does
         on_main(lambda: check_machine(loaded, stages, evaluates=evaluates))
         if launches:
-            pipeline.plan_starts(loaded, stages, resume=resume, overwrite=overwrite, force=force)  # refuse now
+            with _silent("recipe_cli.runs"):  # refuse now; what the plan warns of, the main rank says once
+                pipeline.plan_starts(loaded, stages, resume=resume, overwrite=overwrite, force=force)
             if command == "run" and loaded.push is not None and on_main_machine(loaded):  # machine 0 pushes
                 from recipe_cli.hub import require_token
 
@@ -421,6 +422,17 @@ def _training_command(
             pipeline.run_recipe(loaded, starts, command_line, ConsoleReporter())
         else:
             pipeline.train_stages(loaded, starts, command_line, ConsoleReporter())
+
+
+@contextmanager
+def _silent(logger_name: str) -> Iterator[None]:
+    """No log records from ``logger_name`` within the block."""
+    logger = logging.getLogger(logger_name)
+    before, logger.disabled = logger.disabled, True
+    try:
+        yield
+    finally:
+        logger.disabled = before
 
 
 def _add_training_command(name: str, summary: str) -> None:

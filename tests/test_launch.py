@@ -473,6 +473,27 @@ def test_only_machine_0_takes_the_run_lock_and_checks_the_token(
     assert (run_dir / "sft" / "kept.txt").is_file()
 
 
+def test_the_plan_warns_once_from_the_main_rank_not_also_from_the_recipe_process(
+    recipe_dict, write_recipe, tmp_path, monkeypatch, caplog
+):
+    """`recipe` plans the stages to refuse a wrong start before launching; the main rank plans them again and says
+    what it decided (resuming with changed settings, starting again for want of a checkpoint), so each warning
+    was printed twice."""
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+
+    monkeypatch.setattr("recipe_cli.launch.relaunch", lambda recipe, argv, lock: 0)
+    (tmp_path / "runs" / "tiny" / "sft").mkdir(parents=True)
+    (tmp_path / "runs" / "tiny" / "sft" / "left.txt").write_text("an attempt that saved no checkpoint")
+    path = str(write_recipe(recipe_dict))
+    result = CliRunner().invoke(app, ["sft", path, "--num-processes", "2", "--resume", "--force"])
+    assert result.exit_code == 0, result.output
+    assert "holds no complete checkpoint" not in caplog.text + result.output
+    result = CliRunner().invoke(app, ["sft", path, "--num-processes", "2", "--resume"])  # a refusal still stops
+    assert result.exit_code == 2 and "has no record of the settings" in result.output
+
+
 def test_the_machine_rank_matters_only_to_commands_that_launch_ranks(recipe_dict, write_recipe, tmp_path, monkeypatch):
     """`launch.machine_rank: 1` says where `recipe run` starts its ranks; `eval` and `push` launch none and write
     the run folder from this machine, so they take its lock; machine 1 never evaluates, so it needs no eval backend."""
