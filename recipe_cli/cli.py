@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import shlex
+import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -190,7 +191,7 @@ def _guard(action: Callable[[], Any]) -> Any:
     anything else keeps its code so that the launcher stops the other ranks.
     """
     from recipe_cli.launch import report_status, under_recipe_launch
-    from recipe_cli.ranks import OtherRankStopped, is_local_main, is_main, is_shared
+    from recipe_cli.ranks import OtherRankStopped, is_local_main, is_main, is_shared, rank
 
     code = 0
     try:
@@ -199,10 +200,12 @@ def _guard(action: Callable[[], Any]) -> Any:
         if state["debug"]:
             raise
         code = 2
-        if is_main() or not is_shared(error):
+        if is_main():
             from recipe_cli.console import error as print_error
 
             print_error(str(error))
+        elif not is_shared(error):  # this rank's own: its console is quiet, the main process cannot say it
+            sys.stderr.write(f"error: rank {rank()}: {error}\n")
         outcome = error
     except TrainingStopped as stopped:
         code = stopped.exit_code

@@ -86,15 +86,19 @@ def build_grpo_trainer(recipe: Recipe, start: StageStart, prepared=None) -> Stag
 
     from recipe_cli.divergence import DivergenceGRPOTrainer
     from recipe_cli.dynamic_sampling import with_signal_metric
+    from recipe_cli.ranks import on_every
 
     run = RunFolder(recipe)
     origin = run.start_of("grpo")
     base = run.base_model_path()
-    tokenizer = load_tokenizer(origin, recipe.model)
-    if prepared is not None:  # the chain's rows as the data report has them (recipe_cli.training.write_stage_report)
-        prompts = prepared.rows
-    else:
-        prompts = grpo_prompts(recipe, tokenizer, model=origin)  # a pass-rate filter samples from the start
+
+    def load_rows():  # what each rank reads from its own machine
+        tokenizer = load_tokenizer(origin, recipe.model)
+        if prepared is not None:  # the chain's rows as the data report has them (training.write_stage_report)
+            return tokenizer, prepared.rows
+        return tokenizer, grpo_prompts(recipe, tokenizer, model=origin)  # a pass-rate filter samples from the start
+
+    tokenizer, prompts = on_every(load_rows)  # before the trainer's collectives: one rank's mistake stops them all
     rewards = reward_functions(recipe, tokenizer)
     weights = [reward.weight for reward in recipe.grpo.rewards]
     continues_adapter = is_adapter(origin)

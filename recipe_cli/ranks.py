@@ -122,6 +122,40 @@ def on_main(action: Callable[[], T]) -> T:
     return value
 
 
+def on_every(action: Callable[[], T]) -> T:
+    """Run ``action`` on every rank; when it fails on any, every rank stops as the first rank that failed did.
+
+    For what each rank does on its own (reading its data and tokenizer, on its own machine): a user
+    mistake found there by one rank (a model missing from one machine's cache) would otherwise end that
+    rank alone, its message unprinted (only the main process prints), while the others waited for it at
+    their next collective until the launcher stopped them with tracebacks. A user mistake stops every
+    rank with its message, which the main process prints naming the rank; any other error keeps its
+    traceback on the rank that raised it, and the other ranks stop with its exit code. ``action`` must
+    hold no collective (TRL's trainers wait for each other as they prepare their data; DeepSpeed ZeRO-3
+    loads a model with them): a rank that failed would be waiting here for the others there.
+    """
+    if not launched():
+        return action()
+    dist = _process_group()
+    failure, outcome = None, None
+    try:
+        value = action()
+    except BaseException as error:  # told to every rank, then raised as agreed
+        failure = error
+        outcome = (rank(), _exit_code(error), str(error) if isinstance(error, RecipeError) else None)
+    outcomes: list = [None] * world_size()
+    dist.all_gather_object(outcomes, outcome)
+    first = next((found for found in outcomes if found is not None), None)
+    if first is None:
+        return value
+    failed_rank, exit_code, message = first
+    if failed_rank == rank():
+        raise shared(failure) if message is not None else failure
+    if message is not None:
+        raise shared(RecipeError(message if failed_rank == 0 else f"rank {failed_rank}: {message}"))
+    raise OtherRankStopped(exit_code)
+
+
 def agree_max(value: int) -> int:
     """The largest of every rank's ``value`` (a preemption signal's number, a non-finite flag), on every rank.
 

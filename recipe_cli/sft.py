@@ -29,13 +29,18 @@ def build_sft_trainer(recipe: Recipe, start: StageStart, prepared=None) -> Stage
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
+    from recipe_cli.ranks import on_every
+
     run = RunFolder(recipe)
     base = run.base_model_path()
-    tokenizer = load_tokenizer(base, recipe.model)
-    if prepared is not None:  # the chain's rows as the data report has them (recipe_cli.training.write_stage_report)
-        examples = prepared.rows
-    else:
-        examples = sft_examples(recipe, tokenizer, model=base)  # a pass-rate filter samples from the base model
+
+    def load_rows():  # what each rank reads from its own machine
+        tokenizer = load_tokenizer(base, recipe.model)
+        if prepared is not None:  # the chain's rows as the data report has them (training.write_stage_report)
+            return tokenizer, prepared.rows
+        return tokenizer, sft_examples(recipe, tokenizer, model=base)  # a pass-rate filter samples from the base
+
+    tokenizer, examples = on_every(load_rows)  # before the trainer's collectives: one rank's mistake stops them all
     for line in describe_template(tokenizer, think_prefilled(recipe, tokenizer)):
         log.info("sft: %s", line)
     config = trainer_config(SFTConfig, recipe, "sft")

@@ -125,6 +125,49 @@ def test_sigterm_stops_every_rank_after_one_step_and_resume_continues(recipe_dic
     assert code == 2 and "world_size: 2 -> 1" in err
 
 
+# Two gloo ranks, started as a launcher starts them, running `on_every` on an action that fails on one rank
+AGREEING_RANK = """
+import os, sys
+import torch.distributed as dist
+from recipe_cli.errors import RecipeError
+from recipe_cli.ranks import OtherRankStopped, is_shared, on_every
+
+def load():
+    if os.environ["RANK"] == sys.argv[1]:
+        raise RecipeError("cannot load the tokenizer of 'org/model': not in this machine's cache")
+    return "rows"
+
+try:
+    print("loaded", on_every(load))
+except (RecipeError, OtherRankStopped) as error:
+    print(type(error).__name__, is_shared(error), error)
+dist.destroy_process_group()
+"""
+
+
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_mistake_one_rank_finds_stops_every_rank_with_its_message(failing):
+    """A rank reads its data and tokenizer on its own machine before its trainer's collectives: a mistake only
+    one rank finds (the model missing from one machine's cache) ended that rank alone, its message printed
+    nowhere, while the others failed at their next collective with tracebacks. Every rank now stops with the
+    mistake, shared (the main process prints it, naming the rank)."""
+    from recipe_cli.launch import _free_port
+
+    port = str(_free_port())
+    ranks = []
+    for rank in ("0", "1"):
+        env = {**os.environ, "PYTHONPATH": str(REPO), "ACCELERATE_USE_CPU": "1", "WORLD_SIZE": "2", "RANK": rank}
+        env.update(LOCAL_RANK=rank, MASTER_ADDR="127.0.0.1", MASTER_PORT=port)
+        command = [sys.executable, "-c", AGREEING_RANK, str(failing)]
+        ranks.append(subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [finish(process, timeout=120) for process in ranks]
+    message = "cannot load the tokenizer of 'org/model': not in this machine's cache"
+    told = message if failing == 0 else f"rank 1: {message}"  # as the main process prints it
+    for rank, (code, out, err) in enumerate(outputs):
+        assert code == 0, err
+        assert out.strip() == f"RecipeError True {message if rank == failing else told}"
+
+
 def test_launch_settings_are_checked_with_the_world_size(recipe_dict, write_recipe):
     from typer.testing import CliRunner
 
@@ -649,6 +692,29 @@ def test_a_killed_recipe_process_stops_its_ranks_and_the_run_stays_locked_until_
     assert told.read_text() == "SIGTERM"
     with RunLock(run_dir, "recipe run r.yaml --overwrite"):
         pass
+
+
+def test_a_ranks_own_mistake_is_printed_though_its_console_is_quiet(monkeypatch, capsys):
+    """Only the main process prints; a user mistake another rank found alone (not shared with the others) would
+    end that rank with its reason printed nowhere."""
+    import typer
+
+    from recipe_cli.cli import _guard
+    from recipe_cli.console import err_console
+    from recipe_cli.errors import RecipeError
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(err_console, "quiet", True)  # as on every rank but the main one
+
+    def fails():
+        raise RecipeError("data.jsonl does not exist on this machine")
+
+    with pytest.raises(typer.Exit) as ended:
+        _guard(fails)
+    assert ended.value.exit_code == 2
+    assert capsys.readouterr().err == "error: rank 1: data.jsonl does not exist on this machine\n"
 
 
 def test_each_machine_hears_the_outcome_from_its_first_rank(tmp_path, monkeypatch):
