@@ -401,7 +401,7 @@ def _training_command(
         evaluates = command == "run" and (not launches or on_main_machine(loaded))  # machine 0's main rank does
         on_main(lambda: check_machine(loaded, stages, evaluates=evaluates))
         if launches:
-            with _silent("recipe_cli.runs"):  # refuse now; what the plan warns of, the main rank says once
+            with _silent("recipe_cli.resume", "recipe_cli.checkpoints"):  # refuse now; the main rank warns, once
                 pipeline.plan_starts(loaded, stages, resume=resume, overwrite=overwrite, force=force)
             if command == "run" and loaded.push is not None and on_main_machine(loaded):  # machine 0 pushes
                 from recipe_cli.hub import require_token
@@ -428,14 +428,17 @@ def _training_command(
 
 
 @contextmanager
-def _silent(logger_name: str) -> Iterator[None]:
-    """No log records from ``logger_name`` within the block."""
-    logger = logging.getLogger(logger_name)
-    before, logger.disabled = logger.disabled, True
+def _silent(*logger_names: str) -> Iterator[None]:
+    """No log records from the loggers ``logger_names`` within the block."""
+    loggers = [logging.getLogger(name) for name in logger_names]
+    before = [logger.disabled for logger in loggers]
+    for logger in loggers:
+        logger.disabled = True
     try:
         yield
     finally:
-        logger.disabled = before
+        for logger, disabled in zip(loggers, before, strict=True):
+            logger.disabled = disabled
 
 
 def _add_training_command(name: str, summary: str) -> None:
