@@ -12,7 +12,7 @@ from recipe_cli.chat import think_prefilled
 from recipe_cli.config import Recipe, grpo_max_completion_length
 from recipe_cli.data import grpo_prompts
 from recipe_cli.health import health_callback
-from recipe_cli.models import adapter_base, is_adapter, load_causal_lm, load_tokenizer, lora_config, model_revision
+from recipe_cli.models import adapter_base, is_adapter, load_causal_lm, lora_config, model_revision
 from recipe_cli.peak_memory import with_peak_memory
 from recipe_cli.precision import PrecisionPlan
 from recipe_cli.resume import StageStart
@@ -20,7 +20,7 @@ from recipe_cli.rewards import get_reward, with_run_values
 from recipe_cli.runs import RunFolder
 from recipe_cli.samples import SAMPLES_FILE, samples_callback
 from recipe_cli.step_time import with_step_times
-from recipe_cli.training import StageTrainer, log_precision, stage_precision, trainer_config
+from recipe_cli.training import StageTrainer, log_precision, stage_precision, tokenizer_and_rows, trainer_config
 
 log = logging.getLogger(__name__)
 
@@ -86,19 +86,11 @@ def build_grpo_trainer(recipe: Recipe, start: StageStart, prepared=None) -> Stag
 
     from recipe_cli.divergence import DivergenceGRPOTrainer
     from recipe_cli.dynamic_sampling import with_signal_metric
-    from recipe_cli.ranks import on_every
 
     run = RunFolder(recipe)
     origin = run.start_of("grpo")
     base = run.base_model_path()
-
-    def load_rows():  # what each rank reads from its own machine
-        tokenizer = load_tokenizer(origin, recipe.model)
-        if prepared is not None:  # the chain's rows as the data report has them (training.write_stage_report)
-            return tokenizer, prepared.rows
-        return tokenizer, grpo_prompts(recipe, tokenizer, model=origin)  # a pass-rate filter samples from the start
-
-    tokenizer, prompts = on_every(load_rows)  # before the trainer's collectives: one rank's mistake stops them all
+    tokenizer, prompts = tokenizer_and_rows(recipe, origin, prepared, grpo_prompts)
     rewards = reward_functions(recipe, tokenizer)
     weights = [reward.weight for reward in recipe.grpo.rewards]
     continues_adapter = is_adapter(origin)

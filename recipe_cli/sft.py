@@ -9,11 +9,11 @@ from pathlib import Path
 from recipe_cli.chat import describe_template, think_prefilled
 from recipe_cli.config import Recipe
 from recipe_cli.data import sft_examples
-from recipe_cli.models import load_causal_lm, load_tokenizer, lora_config
+from recipe_cli.models import load_causal_lm, lora_config
 from recipe_cli.peak_memory import with_peak_memory
 from recipe_cli.resume import StageStart
 from recipe_cli.runs import RunFolder
-from recipe_cli.training import StageTrainer, log_precision, stage_precision, trainer_config
+from recipe_cli.training import StageTrainer, log_precision, stage_precision, tokenizer_and_rows, trainer_config
 
 log = logging.getLogger(__name__)
 
@@ -29,18 +29,9 @@ def build_sft_trainer(recipe: Recipe, start: StageStart, prepared=None) -> Stage
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from recipe_cli.ranks import on_every
-
     run = RunFolder(recipe)
     base = run.base_model_path()
-
-    def load_rows():  # what each rank reads from its own machine
-        tokenizer = load_tokenizer(base, recipe.model)
-        if prepared is not None:  # the chain's rows as the data report has them (training.write_stage_report)
-            return tokenizer, prepared.rows
-        return tokenizer, sft_examples(recipe, tokenizer, model=base)  # a pass-rate filter samples from the base
-
-    tokenizer, examples = on_every(load_rows)  # before the trainer's collectives: one rank's mistake stops them all
+    tokenizer, examples = tokenizer_and_rows(recipe, base, prepared, sft_examples)
     for line in describe_template(tokenizer, think_prefilled(recipe, tokenizer)):
         log.info("sft: %s", line)
     config = trainer_config(SFTConfig, recipe, "sft")

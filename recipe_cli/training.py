@@ -114,6 +114,21 @@ def write_stage_report(recipe: Recipe, stage: str, prepared=None):
     return prepared
 
 
+def tokenizer_and_rows(recipe: Recipe, model: str, prepared, read_rows: Callable) -> tuple:
+    """The starting ``model``'s tokenizer and the stage's rows, read by every rank on its own machine: ``prepared``'s
+    (the chain's rows as the data report has them, ``write_stage_report``), else ``read_rows(recipe, tokenizer,
+    model=model)`` (a pass-rate filter samples from the start). Before the trainer's collectives: one rank's
+    mistake stops every rank (``recipe_cli.ranks.on_every``)."""
+    from recipe_cli.models import load_tokenizer
+    from recipe_cli.ranks import on_every
+
+    def read():
+        tokenizer = load_tokenizer(model, recipe.model)
+        return tokenizer, prepared.rows if prepared is not None else read_rows(recipe, tokenizer, model=model)
+
+    return on_every(read)
+
+
 def build_recipe_tiny_model(recipe: Recipe, output_dir: Path) -> Path:
     """The recipe's ``model.tiny``, written to ``output_dir`` (same seed, same weights and tokenizer)."""
     from recipe_cli.tiny_model import build_tiny_model
