@@ -94,7 +94,7 @@ def _prepare_stage(recipe: Recipe, run: RunFolder, start: StageStart, prepared=N
         prepared = prepare_stage_data(recipe, start.stage, training=True)
     fingerprint = prepared.fingerprint()
     check_data(run, start, fingerprint)  # before data/<stage>.jsonl, the rows trained on, is replaced
-    prepared = write_stage_report(recipe, start.stage, prepared)
+    write_stage_report(recipe, prepared)
     output = run.stage_dir(start.stage)
     if start.clear:
         clear_stage_dir(output)

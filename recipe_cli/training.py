@@ -100,18 +100,13 @@ def prepare_stage_data(recipe: Recipe, stage: str, *, sample: bool = True, token
     return prepare_stage(recipe, stage, tokenizer, model=model, sample=sample, check=sample)
 
 
-def write_stage_report(recipe: Recipe, stage: str, prepared=None):
-    """``runs/<name>/data/<stage>.jsonl`` and ``.json`` of the data a stage is about to train on (main process).
-
-    ``prepared`` is the stage's data when the caller already has it (``recipe run`` checked it up front).
-    Returns the prepared data, which the main process's trainer then trains on rather than running the chain
-    again (``build_stage_trainer``)."""
+def write_stage_report(recipe: Recipe, prepared) -> None:
+    """``runs/<name>/data/<stage>.jsonl`` and ``.json`` of the data a stage is about to train on (main process):
+    ``prepared``, which the main process's trainer then trains on rather than running the chain again
+    (``build_stage_trainer``)."""
     from recipe_cli.data import write_stage_data
 
-    if prepared is None:
-        prepared = prepare_stage_data(recipe, stage, training=True)
     write_stage_data(prepared, RunFolder(recipe).root / "data")
-    return prepared
 
 
 def tokenizer_and_rows(recipe: Recipe, model: str, prepared, read_rows: Callable) -> tuple:
