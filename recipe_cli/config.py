@@ -682,6 +682,11 @@ class LaunchSettings(Strict):
     def processes_per_machine(self) -> int:
         return self.num_processes // self.num_machines
 
+    @property
+    def config_label(self) -> str:
+        """How messages name the accelerate config: ``launch.accelerate_config 'zero3'``."""
+        return f"launch.accelerate_config {self.accelerate_config!r}"
+
 
 class Recipe(Strict):
     """A whole run: the starting model, the prompt, and the stages to run in order."""
@@ -1315,7 +1320,7 @@ def _check_sharding(recipe: Recipe, settings: dict) -> list[str]:
     launch = recipe.launch
     if launch.num_processes == 1:
         return []
-    name = f"launch.accelerate_config {launch.accelerate_config!r}"
+    name = launch.config_label
     kind, problems = settings.get("distributed_type"), []
     fsdp = settings.get("fsdp_config") or {}
     deepspeed = deepspeed_settings(settings, name) if kind == "DEEPSPEED" else {}

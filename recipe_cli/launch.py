@@ -67,12 +67,12 @@ def check_launch(recipe: Recipe, machine: Machine, trains: bool = True) -> None:
     kind = _distributed_type(launch)
     if kind in GPU_ONLY and not machine.gpu:
         raise RecipeError(
-            f"launch.accelerate_config {launch.accelerate_config!r} uses {GPU_ONLY[kind]}, which needs GPUs and none "
+            f"{launch.config_label} uses {GPU_ONLY[kind]}, which needs GPUs and none "
             "is visible; on CPU leave accelerate_config unset (processes then use the gloo backend)"
         )
     if kind == "DEEPSPEED" and not _installed("deepspeed"):
         raise RecipeError(
-            f"launch.accelerate_config {launch.accelerate_config!r} uses DeepSpeed, which is not installed; "
+            f"{launch.config_label} uses DeepSpeed, which is not installed; "
             "`pip install deepspeed`, or use multi_gpu (DDP) or fsdp2"
         )
     if machine.gpu:
@@ -225,8 +225,7 @@ def sharding(launch: LaunchSettings) -> tuple[str, set[str]]:
         return "one process", set()
     kind = _distributed_type(launch)
     if kind == "DEEPSPEED":
-        name = f"launch.accelerate_config {launch.accelerate_config!r}"
-        stage = deepspeed_settings(read_accelerate_config(launch), name).get("zero_stage", 0)
+        stage = deepspeed_settings(read_accelerate_config(launch), launch.config_label).get("zero_stage", 0)
         parts = [set(), {"optimizer"}, {"optimizer", "gradients"}, {"optimizer", "gradients", "weights"}]
         held = parts[min(int(stage), 3)]
         return f"DeepSpeed ZeRO-{stage}", held | ({"reference model"} if "weights" in held else set())
@@ -287,7 +286,7 @@ def launch_config_file(launch: LaunchSettings, folder: Path) -> Path | None:
     settings = read_accelerate_config(launch)
     deepspeed = settings.get("deepspeed_config") or {}
     given = {key: deepspeed[key] for key in STAGE_DEEPSPEED_KEYS if key in deepspeed}
-    data = read_deepspeed_file(settings, f"launch.accelerate_config {launch.accelerate_config!r}")
+    data = read_deepspeed_file(settings, launch.config_label)
     if data is not None:
         json_file = _stage_deepspeed_json(data, Path(deepspeed["deepspeed_config_file"]), folder)
         deepspeed = {**deepspeed, "deepspeed_config_file": str(json_file)}
