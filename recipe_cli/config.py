@@ -1378,7 +1378,7 @@ def check_model_folder(folder: Path, recipe: Recipe, where: str) -> list[str]:
         return [f"{where} is not a folder; give a saved checkpoint folder (save_pretrained), e.g. runs/<name>/sft"]
     adapter = (folder / "adapter_config.json").is_file()
     has_weights = holds_weights(folder)
-    has_tokenizer = any((folder / name).is_file() for name in TOKENIZER_FILES)
+    has_tokenizer = holds_tokenizer(folder)
     is_model = (folder / "config.json").is_file() or adapter
     if is_model and not has_weights and not has_tokenizer and not adapter:  # a config copied alone: one line
         return [
@@ -1419,6 +1419,11 @@ def holds_weights(folder: Path) -> bool:
     """Whether a folder holds a weights file (``WEIGHT_FILES``), not counting the training state a trainer saves
     beside the model (``training_args.bin``, ``optimizer.pt``: they match the same patterns)."""
     return any(not is_training_state(path.name) for pattern in WEIGHT_FILES for path in folder.glob(pattern))
+
+
+def holds_tokenizer(folder: Path) -> bool:
+    """Whether a folder holds a saved tokenizer (``TOKENIZER_FILES``)."""
+    return any((folder / name).is_file() for name in TOKENIZER_FILES)
 
 
 def no_tokenizer(where: str) -> str:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from recipe_cli.config import (
     HUB_ID,
-    TOKENIZER_FILES,
     LoraSettings,
     ModelSettings,
+    holds_tokenizer,
     is_local_path,
     no_tokenizer,
     unreadable_weights,
@@ -54,7 +54,7 @@ def load_tokenizer(path: str | Path, settings: ModelSettings):
     from transformers import AutoTokenizer
 
     folder = Path(path).expanduser()
-    if folder.is_dir() and not is_adapter(folder) and not any((folder / name).is_file() for name in TOKENIZER_FILES):
+    if folder.is_dir() and not is_adapter(folder) and not holds_tokenizer(folder):
         # transformers would try to build one from the config and fail with a conversion traceback
         raise RecipeError(no_tokenizer(f"'{path}'"))
     try:
