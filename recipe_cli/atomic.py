@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -36,6 +38,31 @@ def write_atomic(path: Path, content: str | bytes, *, durable: bool = False) -> 
         raise
     if durable:
         fsync_path(path.parent)  # the rename itself
+
+
+@contextlib.contextmanager
+def made_folder(folder: Path) -> Iterator[None]:
+    """Create ``folder`` and its missing parents for the block; when the block fails, remove the ones made here, so
+    a failed write leaves no empty folders behind.
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> try:
+    ...     with made_folder(root / "a" / "b"):
+    ...         raise OSError("disk full")
+    ... except OSError:
+    ...     pass
+    >>> list(root.iterdir())
+    []
+    """
+    missing = [path for path in (folder, *folder.parents) if not path.exists()]
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        yield
+    except BaseException:
+        if missing:
+            shutil.rmtree(missing[-1], ignore_errors=True)
+        raise
 
 
 def fsync_path(path: Path) -> None:

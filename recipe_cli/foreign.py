@@ -25,12 +25,11 @@ function from the file's mapping to a recipe mapping.
 from __future__ import annotations
 
 import re
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recipe_cli.atomic import write_atomic
+from recipe_cli.atomic import made_folder, write_atomic
 from recipe_cli.errors import RecipeError, unwritable_reason
 
 OLD_RELEASE = "TRL 0.18 / transformers 4.52"  # open-r1's setup.py pins trl==0.18.0, transformers==4.52.3
@@ -1021,13 +1020,10 @@ def convert_file(
 
     validate_recipe(copy.deepcopy(translation.recipe), source=f"{source} as a recipe")
     text = converted_text(translation, str(source), str(target), list(overrides))
-    missing = [folder for folder in target.parents if not folder.exists()]
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(target, text)  # a failed write leaves no half recipe behind
+        with made_folder(target.parent):  # a failed write leaves no half recipe behind, nor the folders it made
+            write_atomic(target, text)
     except OSError as error:
-        if missing:
-            shutil.rmtree(missing[-1], ignore_errors=True)  # nor the folders it made
         reason = unwritable_reason(target, error)
         raise RecipeError(f"cannot write {target} ({reason}); give --output a path in a writable folder") from None
     return translation, target

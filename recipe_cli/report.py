@@ -19,14 +19,13 @@ import contextlib
 import json
 import logging
 import math
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from recipe_cli.atomic import write_atomic
+from recipe_cli.atomic import made_folder, write_atomic
 from recipe_cli.checkpoints import checkpoint_folders
 from recipe_cli.errors import RecipeError, unwritable_reason
 from recipe_cli.peak_memory import describe_peaks
@@ -337,20 +336,12 @@ def write_report(
         if run is not None and not holds_lock:  # before anything is written into the run folder
             elsewhere = "give --output a folder outside it" if "--output" in command else f"{command} --output DIR"
             locks.enter_context(RunLock(run, command, busy=f"while it works, write the report elsewhere: {elsewhere}"))
-        missing = [folder for folder in (output, *output.parents) if not folder.exists()]
         try:
-            output.mkdir(parents=True, exist_ok=True)
+            with made_folder(output):  # nothing half-written: a failed report removes the folders it made
+                plots = write_plots(runs, output)
+                path = output / "report.md"
+                write_atomic(path, render_report(runs, {name: p.name for name, p in plots.items()}))
         except OSError as error:
-            raise _unwritable(output, error) from None
-        try:
-            plots = write_plots(runs, output)
-            path = output / "report.md"
-            write_atomic(path, render_report(runs, {name: p.name for name, p in plots.items()}))
-        except (OSError, RecipeError) as error:
-            if missing:
-                shutil.rmtree(missing[-1], ignore_errors=True)  # nothing half-written: the folders this report made
-            if isinstance(error, RecipeError):
-                raise
             raise _unwritable(output, error) from None
     return Report(path, list(plots.values()))
 
