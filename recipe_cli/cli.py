@@ -25,6 +25,8 @@ from recipe_cli.console import (
     ConsoleReporter,
     console,
     err_console,
+    print_recipe_plan,
+    print_training_plan,
     quiet_dataset_progress,
     quiet_libraries,
     silence_library_warnings,
@@ -323,12 +325,12 @@ def validate(
 
     def body():
         from recipe_cli.foreign import ForeignOptions
-        from recipe_cli.plan import describe_plan
+        from recipe_cli.plan import recipe_plan
 
         quiet_dataset_progress()  # what validate prints is the plan and its verdict, not a library's loading bars
         launch = _launch_options(num_processes=num_processes, accelerate_config=accelerate_config)
         loaded = _load(recipe, overrides, launch, ForeignOptions(old_defaults=old_defaults))
-        describe_plan(loaded, console)
+        print_recipe_plan(recipe_plan(loaded))
         console.print(f"[green]ok[/]: {recipe} is valid")
 
     _guard(body)
@@ -387,9 +389,9 @@ def _training_command(
             raise RecipeError(f"the recipe has no `{stage}:` section; add one to run this stage")
     if dry_run:
         quiet_libraries()
-        from recipe_cli.plan import describe_training_plan
+        from recipe_cli.plan import training_plan
 
-        describe_training_plan(loaded, stages, console, evaluates=command == "run")
+        print_training_plan(training_plan(loaded, stages, evaluates=command == "run"))
         console.print("[green]dry run[/]: nothing was trained or written")
         return
     from recipe_cli.launch import check_machine, needs_launch, on_main_machine, relaunch

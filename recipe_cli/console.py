@@ -15,6 +15,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from recipe_cli.peak_memory import GPU_KEY, RSS_KEY
 
@@ -427,6 +428,115 @@ def print_data_report(prepared, written: tuple[Path, Path] | None) -> None:
         console.print(line)
     if written is not None:
         console.print(f"[green]{len(prepared.rows)} rows[/] in {written[0]}; report in {written[1]}")
+
+
+def print_recipe_plan(plan) -> None:
+    """``recipe validate``'s plan (``recipe_cli.plan.RecipePlan``)."""
+    console.print(f"[bold]{escape(plan.name)}[/]: {escape(plan.summary)}")
+    console.print(f"precision: {escape(plan.precision)}")
+    if plan.precision_note:
+        console.print(f"[yellow]note:[/] {escape(plan.precision_note)}")
+    console.print(f"launch: {escape(plan.launch)}")
+    console.print(f"run folder: {escape(str(plan.run_folder))}")
+    if plan.downloads:
+        console.print(f"[yellow]not on this machine:[/] {escape(plan.downloads)}")
+    for warning in plan.warnings:
+        console.print(f"[bold yellow]warning:[/] {escape(warning)}")
+    console.print("stages: " + " -> ".join(plan.stages))
+    for line in [*plan.data, *([plan.decoding] if plan.decoding else []), *plan.grpo]:
+        console.print(escape(line))
+    for stage, class_name, settings in plan.settings:
+        table = Table(title=f"{stage}: {class_name} settings that differ from TRL's defaults", title_justify="left")
+        table.add_column("setting", overflow="fold")
+        table.add_column("value", overflow="fold")
+        table.add_column("TRL default", overflow="fold")
+        for key, (value, default) in settings.items():
+            table.add_row(escape(key), escape(repr(value)), escape(repr(default)))
+        console.print(table)
+    _print_prompt(plan.prompt)
+    if plan.length_budget is not None:
+        _print_length_budget(plan.length_budget)
+
+
+def print_training_plan(plan) -> None:
+    """What ``--dry-run`` found (``recipe_cli.plan.TrainingPlan``), stage by stage."""
+    lora = f", LoRA trains {plan.trainable:,}" if plan.trainable is not None else ""
+    console.print(f"[bold]{escape(plan.name)}[/] dry run: model {plan.params:,} parameters{lora}")
+    console.print(f"precision here: {escape(plan.precision)}")
+    console.print(f"launch: {escape(plan.launch)}")
+    if plan.machine_problem:
+        console.print(f"[bold yellow]on this machine:[/] {escape(plan.machine_problem)}")
+    if plan.precision_note:
+        console.print(f"[yellow]note:[/] {escape(plan.precision_note)}")
+    for stage in plan.stages:
+        console.rule(f"[bold]{stage.stage}[/] plan")
+        console.print(data_steps_table(stage.prepared))
+        for line in data_step_notes(stage.prepared):
+            console.print(escape(line))
+        console.print(f"data: {len(stage.prepared.rows)} {stage.stage} rows kept of {stage.prepared.read} read")
+        for line in stage.template:
+            console.print(f"chat template: {escape(line)}")
+        if stage.prompt is not None:
+            _print_prompt(stage.prompt)
+        if stage.example is not None:
+            legend = r"([dim]\[masked][/] prompt tokens, [bold green]trained-on[/] tokens)"
+            console.print(f"[bold]one tokenised example[/] {legend}:")
+            console.print(_loss_mask(stage.example), soft_wrap=False)
+        for line in stage.facts:
+            console.print(escape(line))
+        console.print(_memory_table(stage.memory))
+        from recipe_cli.plan import MEMORY_ASSUMPTIONS
+
+        console.print(f"[dim]{MEMORY_ASSUMPTIONS}[/]")
+        for misfit in stage.misfits:
+            console.print(f"[bold yellow]misfit:[/] {escape(misfit)}")
+        if not stage.misfits:
+            console.print("no misfits found")
+        for risk in stage.risks:
+            console.print(f"[yellow]risk:[/] {escape(risk)}")
+    if plan.length_budget is not None:
+        console.rule("[bold]length budget[/]")
+        _print_length_budget(plan.length_budget)
+
+
+def _print_prompt(prompt: str) -> None:
+    console.print("[bold]one prompt, as the model sees it:[/]")
+    console.print(Text(prompt), soft_wrap=False)  # wrapped at any width, never cropped
+
+
+def _print_length_budget(budget) -> None:
+    console.print(escape(budget.summary))
+    for warning in budget.warnings:
+        console.print(f"[bold yellow]warning:[/] {escape(warning)}")
+    if budget.verdict:
+        console.print(escape(budget.verdict))
+
+
+def _loss_mask(example) -> Text:
+    """The example token by token: masked prompt tokens dim in [brackets], trained-on tokens in bold."""
+    trained = len(example.pieces) - example.prompt_tokens
+    text = Text(f"{len(example.pieces)} tokens: {example.prompt_tokens} masked (no loss), {trained} trained on\n")
+    for index, piece in enumerate(example.pieces):
+        piece = piece.replace("\n", "\\n")
+        if index < example.prompt_tokens:
+            text.append(f"[{piece}]", style="dim")
+        else:
+            text.append(piece, style="bold green")
+        text.append("|")
+    return text
+
+
+def _memory_table(memory) -> Table:
+    """A stage's memory estimate (``recipe_cli.plan.MemoryEstimate``), part by part."""
+    from recipe_cli.plan import format_bytes
+
+    table = Table(title=escape(memory.title), title_justify="left")
+    table.add_column("part", overflow="fold")
+    table.add_column("size", justify="right", overflow="fold")
+    for part, size in memory.parts.items():
+        table.add_row(part, format_bytes(size))
+    table.add_row("total", format_bytes(memory.total))
+    return table
 
 
 def print_translation(translation, path) -> None:

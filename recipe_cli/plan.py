@@ -1,15 +1,15 @@
-"""What ``recipe validate`` prints (the stages, their data, the TRL settings that differ from TRL's
+"""What ``recipe validate`` states of a recipe (the stages, their data, the TRL settings that differ from TRL's
 defaults, one prompt rendered as the model will see it; loads no weights, needs no network), and what
 ``--dry-run`` adds with the data and the tokenizer loaded: dataset sizes after filtering, a tokenised
-example with its loss mask, batches, steps, a memory estimate from the model config, and misfits."""
+example with its loss mask, batches, steps, a memory estimate from the model config, and misfits.
+
+This module computes them (``recipe_plan``, ``training_plan``); ``recipe_cli.console`` prints them."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
-
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+from typing import TYPE_CHECKING
 
 from recipe_cli.config import (
     DIVERGENCES,
@@ -27,6 +27,9 @@ from recipe_cli.runs import RunFolder
 from recipe_cli.trainer_settings import effective_setting, non_default_settings
 from recipe_cli.training import recipe_settings
 
+if TYPE_CHECKING:
+    from recipe_cli.data.chain import PreparedData
+
 EXAMPLE_QUESTION = (  # the first GSM8K test problem
     "Janet's ducks lay 16 eggs per day. She eats three for breakfast every morning and bakes muffins for her "
     "friends every day with four. She sells the remainder at the farmers' market daily for $2 per fresh duck egg. "
@@ -34,12 +37,42 @@ EXAMPLE_QUESTION = (  # the first GSM8K test problem
 )
 
 
-def describe_plan(recipe: Recipe, console: Console) -> None:
+@dataclass
+class LengthBudget:
+    """SFT completions' token lengths against GRPO's and the eval's budgets: what was found, and the warnings."""
+
+    summary: str  # the lengths measured, or the limit when they could not be
+    warnings: list[str] = field(default_factory=list)
+    verdict: str | None = None  # when measured without warnings: they fit, or there is nothing to fit
+
+
+@dataclass
+class RecipePlan:
+    """What ``recipe validate`` states of a recipe, without weights or network: each part a line or a table."""
+
+    name: str
+    summary: str  # model, dtype, adapter, seed
+    precision: str
+    precision_note: str | None
+    launch: str
+    run_folder: Path
+    downloads: str | None  # what a command will download, when it may
+    warnings: list[str]  # what this machine lacks for the recipe
+    stages: list[str]  # in the order they run, evals included
+    data: list[str]  # one line per stage's data
+    decoding: str | None  # the eval's
+    grpo: list[str]  # rewards, divergence, generation batch
+    settings: list[tuple[str, str, dict]]  # (stage, TRL class, settings that differ from its defaults)
+    prompt: str  # one prompt as the model sees it
+    length_budget: LengthBudget | None
+
+
+def recipe_plan(recipe: Recipe) -> RecipePlan:
+    """The plan ``recipe validate`` prints (``recipe_cli.console.print_recipe_plan``)."""
     run = RunFolder(recipe)
     model = recipe.model.path or f"tiny model built in {run.stage_dir('base')} ({recipe.model.tiny.model_dump()})"
     adapter = f", LoRA r={recipe.model.lora.r}" if recipe.model.lora else ""
-    console.print(f"[bold]{recipe.name}[/]: {model}, dtype {recipe.model.dtype}{adapter}, seed {recipe.seed}")
-    from recipe_cli.launch import saves_16bit_weights
+    from recipe_cli.launch import missing_packages, saves_16bit_weights
 
     push_dtype = recipe.push.dtype if recipe.push is not None else "auto"
     precision, note = describe_recipe_precision(
@@ -48,45 +81,23 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
         push_dtype=push_dtype,
         saves_16bit=saves_16bit_weights(recipe.launch),
     )
-    console.print(f"precision: {precision}")
-    if note:  # on a GPU, only DeepSpeed's 16-bit saves have one
-        console.print(f"[yellow]note:[/] {note}")
-    console.print(f"launch: {describe_launch(recipe.launch)}")
-    console.print(f"run folder: {run.root}")
-    downloads = not_cached(recipe)
-    if downloads and hub_offline():
-        for kind, repo_id, keys in downloads:
-            local = "a local model folder" if kind == "model" else "local files"
-            option = "" if kind == "model" else " --repo-type dataset"
-            console.print(
-                f"[bold yellow]warning:[/] not on this machine: {kind} {repo_id}: not local and not in the Hugging "
-                "Face cache, and HF_HUB_OFFLINE is set, so it cannot be downloaded; unset HF_HUB_OFFLINE, download "
-                f"it first (`hf download {repo_id}{option}`), or point {' and '.join(keys)} at {local}"
-            )
-    elif downloads:
-        console.print(
-            f"[yellow]not on this machine:[/] {', '.join(f'{kind} {repo_id}' for kind, repo_id, _ in downloads)}: "
-            "not local and not in the Hugging Face cache, so downloaded when a command needs it (`validate` "
-            "checked only the names)"
-        )
-    from recipe_cli.launch import missing_packages
-
-    for warning in missing_vllm(recipe):
-        console.print(f"[bold yellow]warning:[/] {warning}")
+    downloads, warnings = _downloads(recipe)
+    warnings += missing_vllm(recipe)
     for problem, commands, fix in missing_packages(recipe, recipe.training_stages):  # a laptop checks for a GPU
-        console.print(f"[bold yellow]warning:[/] {problem}, so {commands} stop here; {fix}")
+        warnings.append(f"{problem}, so {commands} stop here; {fix}")
     stages = [s for s in ("eval base", "sft", "grpo", "push") if _configured(recipe, s)]
-    console.print("stages: " + " -> ".join(_with_evals(recipe, stages)))
+    data = []
     for stage in ("sft", "grpo", "eval"):
         settings = getattr(recipe, stage)
         if settings is None:
             continue
-        data = settings.dataset
-        limit = f", at most {data.max_samples}" if data.max_samples else ""
-        if data.teacher_error_rate:
-            limit += f", teacher error rate {data.teacher_error_rate:g}"
-        steps = f"; steps: {', '.join(describe_data_steps(data))}" if stage != "eval" else ""
-        console.print(f"{stage} data: {data.describe_source()}{limit}{steps}")
+        dataset = settings.dataset
+        limit = f", at most {dataset.max_samples}" if dataset.max_samples else ""
+        if dataset.teacher_error_rate:
+            limit += f", teacher error rate {dataset.teacher_error_rate:g}"
+        steps = f"; steps: {', '.join(describe_data_steps(dataset))}" if stage != "eval" else ""
+        data.append(f"{stage} data: {dataset.describe_source()}{limit}{steps}")
+    decoding = None
     if recipe.eval is not None:
         settings = recipe.eval
         sampling = ""
@@ -95,27 +106,66 @@ def describe_plan(recipe: Recipe, console: Console) -> None:
                 f" + {settings.num_samples} samples per problem (temperature {settings.temperature:g}, "
                 f"top_p {settings.top_p:g}, seed {recipe.seed}) for pass@k and maj@k, k in {settings.pass_k}"
             )
-        console.print(
+        decoding = (
             f"eval decoding: greedy{sampling}; max_new_tokens {settings.max_new_tokens}, "
             f"batch {settings.batch_size}, backend {settings.backend}"
         )
+    grpo = []
     if recipe.grpo is not None:
         rewards = ", ".join(
             f"{r.name} x{r.weight:g}" + (f" {r.params}" if r.params else "") for r in recipe.grpo.rewards
         )
         batch, generations, how = generation_batch(recipe.grpo.trainer, recipe.launch.num_processes)
-        console.print(f"grpo rewards: {rewards}")
-        console.print(f"grpo divergence: {explain_divergence(recipe.grpo)}")
-        console.print(
-            f"grpo batch: {batch} completions per generation ({how}) = {batch // generations} prompts x {generations}"
-        )
-    for stage, class_name in TRAINER_CLASSES.items():
-        if getattr(recipe, stage) is not None:
-            console.print(_settings_table(stage, class_name, recipe_settings(recipe, stage)))
-    console.print("[bold]one prompt, as the model sees it:[/]")
-    console.print(Text(render_example_prompt(recipe)), soft_wrap=False)  # wrapped at any width, never cropped
-    if recipe.sft is not None:
-        _validate_length_budget(recipe, console)
+        grpo = [
+            f"grpo rewards: {rewards}",
+            f"grpo divergence: {explain_divergence(recipe.grpo)}",
+            f"grpo batch: {batch} completions per generation ({how}) = {batch // generations} prompts x {generations}",
+        ]
+    settings = [
+        (stage, class_name, non_default_settings(class_name, recipe_settings(recipe, stage)))
+        for stage, class_name in TRAINER_CLASSES.items()
+        if getattr(recipe, stage) is not None
+    ]
+    return RecipePlan(
+        name=recipe.name,
+        summary=f"{model}, dtype {recipe.model.dtype}{adapter}, seed {recipe.seed}",
+        precision=precision,
+        precision_note=note,  # on a GPU, only DeepSpeed's 16-bit saves have one
+        launch=describe_launch(recipe.launch),
+        run_folder=run.root,
+        downloads=downloads,
+        warnings=warnings,
+        stages=_with_evals(recipe, stages),
+        data=data,
+        decoding=decoding,
+        grpo=grpo,
+        settings=settings,
+        prompt=render_example_prompt(recipe),
+        length_budget=_validate_length_budget(recipe) if recipe.sft is not None else None,
+    )
+
+
+def _downloads(recipe: Recipe) -> tuple[str | None, list[str]]:
+    """What the recipe reads from the Hub that is not on this machine: a note when it can be downloaded, else one
+    warning each (HF_HUB_OFFLINE)."""
+    downloads = not_cached(recipe)
+    if downloads and hub_offline():
+        warnings = []
+        for kind, repo_id, keys in downloads:
+            local = "a local model folder" if kind == "model" else "local files"
+            option = "" if kind == "model" else " --repo-type dataset"
+            warnings.append(
+                f"not on this machine: {kind} {repo_id}: not local and not in the Hugging Face cache, and "
+                "HF_HUB_OFFLINE is set, so it cannot be downloaded; unset HF_HUB_OFFLINE, download it first "
+                f"(`hf download {repo_id}{option}`), or point {' and '.join(keys)} at {local}"
+            )
+        return None, warnings
+    if downloads:
+        return (
+            f"{', '.join(f'{kind} {repo_id}' for kind, repo_id, _ in downloads)}: not local and not in the Hugging "
+            "Face cache, so downloaded when a command needs it (`validate` checked only the names)"
+        ), []
+    return None, []
 
 
 def missing_vllm(recipe: Recipe) -> list[str]:
@@ -142,24 +192,24 @@ def missing_vllm(recipe: Recipe) -> list[str]:
     return missing
 
 
-def _validate_length_budget(recipe: Recipe, console: Console) -> None:
+def _validate_length_budget(recipe: Recipe) -> LengthBudget:
     """The length budget ``validate`` can state: measured where data and tokenizer are on disk, else the limits."""
     dataset = recipe.sft.dataset
     if _data_offline(recipe, dataset) and _tokenizer_offline(recipe):
         from recipe_cli.data import prepare_sft
 
         prepared = prepare_sft(recipe, plan_tokenizer(recipe), check=False)
-        _print_length_budget(console, recipe, prepared.kept_lengths("completion_tokens"))
-        return
+        return length_budget(prepared.kept_lengths("completion_tokens"), recipe)
     limit = dataset.max_completion_tokens
     kept = f"at most {limit} tokens (sft.dataset.max_completion_tokens)" if limit else "not limited"
-    console.print(f"SFT completions: {kept}; `--dry-run` measures them (it needs the data and the tokenizer)")
-    for who, key, budget in completion_budgets(recipe):
-        if limit is None or limit > budget:
-            console.print(
-                f"[bold yellow]warning:[/] SFT may teach completions longer than {key}={budget}, which {who} cuts "
-                f"off; set sft.dataset.max_completion_tokens: {budget}"
+    budget = LengthBudget(f"SFT completions: {kept}; `--dry-run` measures them (it needs the data and the tokenizer)")
+    for who, key, tokens in completion_budgets(recipe):
+        if limit is None or limit > tokens:
+            budget.warnings.append(
+                f"SFT may teach completions longer than {key}={tokens}, which {who} cuts off; "
+                f"set sft.dataset.max_completion_tokens: {tokens}"
             )
+    return budget
 
 
 def _data_offline(recipe: Recipe, dataset) -> bool:
@@ -313,16 +363,6 @@ def _with_evals(recipe: Recipe, stages: list[str]) -> list[str]:
     return out
 
 
-def _settings_table(stage: str, class_name: str, settings: dict) -> Table:
-    table = Table(title=f"{stage}: {class_name} settings that differ from TRL's defaults", title_justify="left")
-    table.add_column("setting", overflow="fold")
-    table.add_column("value", overflow="fold")
-    table.add_column("TRL default", overflow="fold")
-    for key, (value, default) in non_default_settings(class_name, settings).items():
-        table.add_row(key, repr(value), repr(default))
-    return table
-
-
 def render_example_prompt(recipe: Recipe) -> str:
     """One prompt rendered with the chat template when it is available offline, else as plain messages."""
     from recipe_cli.data import build_prompt
@@ -429,9 +469,60 @@ def format_bytes(n: float) -> str:
     return f"{n:.1f} GiB"
 
 
-def describe_training_plan(recipe: Recipe, stages: list[str], console: Console, *, evaluates: bool = False) -> None:
-    """What ``--dry-run`` prints for each stage: data after filtering, batches, steps, memory, misfits; what this
-    machine lacks for the command (``evaluates``: it runs the evals too) is a warning, not a stop."""
+@dataclass
+class MemoryEstimate:
+    """A stage's memory per process, part by part, in bytes (see ``MEMORY_ASSUMPTIONS``)."""
+
+    title: str  # what it is the memory of: processes, precision, checkpointing, micro-batch
+    parts: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.parts.values())
+
+
+@dataclass
+class TokenisedExample:
+    """One SFT example token by token: the decoded pieces and how many of them are the masked prompt."""
+
+    pieces: list[str]
+    prompt_tokens: int
+
+
+@dataclass
+class StagePlan:
+    """What ``--dry-run`` found for one training stage, with its data loaded and the tokenizer applied."""
+
+    stage: str
+    prepared: PreparedData  # the data chain, step by step
+    prompt: str | None  # one prompt as the model sees it
+    facts: list[str]  # batches, steps, reference model, sequence lengths: one line each
+    misfits: list[str]
+    memory: MemoryEstimate | None = None
+    risks: list[str] = field(default_factory=list)
+    template: list[str] = field(default_factory=list)  # SFT: what the chat template does that training adapts to
+    example: TokenisedExample | None = None  # SFT: the shortest example with its loss mask
+
+
+@dataclass
+class TrainingPlan:
+    """What ``--dry-run`` prints (``recipe_cli.console.print_training_plan``); trains and writes nothing."""
+
+    name: str
+    params: int
+    trainable: int | None  # with LoRA: the adapter's parameters
+    precision: str
+    precision_note: str | None
+    launch: str
+    machine_problem: str | None  # what this machine lacks for the command: a warning in a dry run
+    stages: list[StagePlan]
+    length_budget: LengthBudget | None  # when SFT is planned
+
+
+def training_plan(recipe: Recipe, stages: list[str], *, evaluates: bool = False) -> TrainingPlan:
+    """Each stage's data after filtering, batches, steps, memory and misfits; ``evaluates``: the command runs the
+    evals too, so what this machine lacks for them counts."""
+    from recipe_cli.launch import check_machine
     from recipe_cli.training import check_trainer_configs, stage_precision
 
     check_trainer_configs(recipe, stages)  # TRL's and transformers' own checks of the settings, as training runs them
@@ -439,36 +530,31 @@ def describe_training_plan(recipe: Recipe, stages: list[str], console: Console, 
     config = _model_config(recipe)
     precision = stage_precision(recipe)
     params, trainable = _parameter_counts(config, recipe)
-    lora = f", LoRA trains {trainable:,}" if recipe.model.lora else ""
-    console.print(f"[bold]{recipe.name}[/] dry run: model {params:,} parameters{lora}")
-    console.print(f"precision here: {precision.describe(recipe.model.lora is not None)}")
-    console.print(f"launch: {describe_launch(recipe.launch)}")
-    from recipe_cli.launch import check_machine
-
     try:
         check_machine(recipe, stages, evaluates=evaluates)
+        machine_problem = None
     except RecipeError as problem:
-        console.print(f"[bold yellow]on this machine:[/] {problem}")
-    if precision.note:
-        console.print(f"[yellow]note:[/] {precision.note}")
-    sft_lengths = None
+        machine_problem = str(problem)
+    planned, sft_lengths = [], None
     for stage in stages:
-        console.rule(f"[bold]{stage}[/] plan")
         if stage == "sft":
-            misfits, sft_lengths, longest = _describe_sft(recipe, tokenizer, console, config)
+            plan, sft_lengths, longest = _plan_sft(recipe, tokenizer, config)
         else:
-            misfits, longest = _describe_grpo(recipe, tokenizer, config, console)
-        console.print(_memory_table(stage, recipe, config, params, trainable, precision, longest))
-        console.print(f"[dim]{MEMORY_ASSUMPTIONS}[/]")
-        for misfit in misfits:
-            console.print(f"[bold yellow]misfit:[/] {misfit}")
-        if not misfits:
-            console.print("no misfits found")
-        for risk in checkpoint_risks(getattr(recipe, stage).trainer, stage, recipe.launch.num_processes):
-            console.print(f"[yellow]risk:[/] {risk}")
-    if sft_lengths is not None:
-        console.rule("[bold]length budget[/]")
-        _print_length_budget(console, recipe, sft_lengths)
+            plan, longest = _plan_grpo(recipe, tokenizer, config)
+        plan.memory = _memory(stage, recipe, config, params, trainable, precision, longest)
+        plan.risks = checkpoint_risks(getattr(recipe, stage).trainer, stage, recipe.launch.num_processes)
+        planned.append(plan)
+    return TrainingPlan(
+        name=recipe.name,
+        params=params,
+        trainable=trainable if recipe.model.lora else None,
+        precision=precision.describe(recipe.model.lora is not None),
+        precision_note=precision.note,
+        launch=describe_launch(recipe.launch),
+        machine_problem=machine_problem,
+        stages=planned,
+        length_budget=length_budget(sft_lengths, recipe) if sft_lengths is not None else None,
+    )
 
 
 def plan_tokenizer(recipe: Recipe):
@@ -525,24 +611,18 @@ def _kept(lengths: list[int], limit: int | None) -> int:
     return sum(1 for n in lengths if limit is None or n <= limit)
 
 
-def _describe_sft(recipe: Recipe, tokenizer, console: Console, config=None) -> tuple[list[str], list[int], int]:
-    """The SFT plan from the examples as training builds them; returns the misfits, the kept completions' lengths
-    and the longest sequence training will see (tokens, after truncation)."""
+def _plan_sft(recipe: Recipe, tokenizer, config) -> tuple[StagePlan, list[int], int]:
+    """The SFT plan from the examples as training builds them, the kept completions' lengths and the longest
+    sequence training will see (tokens, after truncation)."""
     from recipe_cli.chat import describe_template, think_prefilled
     from recipe_cli.training import prepare_stage_data
 
     trainer = recipe.sft.trainer
     prepared = prepare_stage_data(recipe, "sft", sample=False, tokenizer=tokenizer)
-    _print_data_steps(console, prepared)
-    for line in describe_template(tokenizer, think_prefilled(recipe, tokenizer)):
-        console.print(f"chat template: {line}")
     rows = prepared.rows or [_rebuild_first(recipe, tokenizer)]
     example = min(rows, key=lambda row: len(row["input_ids"]))
     prompt_length = example["completion_mask"].index(1)
-    _print_prompt(console, _render(tokenizer, example["input_ids"][:prompt_length]))
-    legend = r"([dim]\[masked][/] prompt tokens, [bold green]trained-on[/] tokens)"
-    console.print(f"[bold]one tokenised example[/] {legend}:")
-    console.print(_loss_mask(tokenizer, example["input_ids"], prompt_length), soft_wrap=False)
+    pieces = [tokenizer.decode([token], skip_special_tokens=False) for token in example["input_ids"]]
     per_step = _batch(trainer, "SFTConfig", recipe.launch.num_processes)
     misfits = []
     max_length = effective_setting("SFTConfig", trainer, "max_length")
@@ -563,12 +643,21 @@ def _describe_sft(recipe: Recipe, tokenizer, console: Console, config=None) -> t
         )
     if prepared.dropped:
         misfits += _dropped(prepared, "sft", positions)
-    _describe_steps(console, len(prepared.rows), per_step, trainer, "SFTConfig")
-    console.print(
-        "loss: [bold]completion tokens only[/] (prompt tokens are masked), sequences of up to "
-        f"{max(totals) if totals else 0} tokens"
+    facts = [
+        _steps(len(prepared.rows), per_step, trainer, "SFTConfig"),
+        "loss: completion tokens only (prompt tokens are masked), sequences of up to "
+        f"{max(totals) if totals else 0} tokens",
+    ]
+    plan = StagePlan(
+        stage="sft",
+        prepared=prepared,
+        prompt=_render(tokenizer, example["input_ids"][:prompt_length]),
+        facts=facts,
+        misfits=misfits,
+        template=describe_template(tokenizer, think_prefilled(recipe, tokenizer)),
+        example=TokenisedExample(pieces, prompt_length),
     )
-    return misfits, prepared.kept_lengths("completion_tokens"), min(max(totals, default=0), max_length or 10**9)
+    return plan, prepared.kept_lengths("completion_tokens"), min(max(totals, default=0), max_length or 10**9)
 
 
 def _rebuild_first(recipe: Recipe, tokenizer) -> dict:
@@ -587,30 +676,20 @@ def _rebuild_first(recipe: Recipe, tokenizer) -> dict:
     return {"input_ids": ids, "completion_mask": mask}
 
 
-def _describe_grpo(recipe: Recipe, tokenizer, config, console: Console) -> tuple[list[str], int]:
+def _plan_grpo(recipe: Recipe, tokenizer, config) -> tuple[StagePlan, int]:
+    """The GRPO plan and the longest prompt kept (tokens)."""
     from recipe_cli.chat import prompt_token_ids
     from recipe_cli.training import prepare_stage_data
 
     trainer = recipe.grpo.trainer
     prepared = prepare_stage_data(recipe, "grpo", sample=False, tokenizer=tokenizer)
-    _print_data_steps(console, prepared)
     first = prepared.rows[0] if prepared.rows else None
-    if first is not None:
-        _print_prompt(console, _render(tokenizer, prompt_token_ids(tokenizer, first["prompt"])))
+    prompt = _render(tokenizer, prompt_token_ids(tokenizer, first["prompt"])) if first is not None else None
     generations = effective_setting("GRPOConfig", trainer, "num_generations")
     completions = _batch(trainer, "GRPOConfig", recipe.launch.num_processes)
     batch, _, how = generation_batch(trainer, recipe.launch.num_processes)
-    console.print(
-        f"per optimizer step: {completions // generations} unique prompts x {generations} completions "
-        f"= {completions} completions; generation batch {batch} ({how})"
-    )
     beta = effective_setting("GRPOConfig", trainer, "beta") or 0.0
-    console.print(
-        f"reference model: {'loaded (beta ' + format(beta, 'g') + ')' if beta else 'not loaded (beta 0: no KL term)'}"
-    )
-    console.print(f"divergence: {explain_divergence(recipe.grpo)}")
     iterations = effective_setting("GRPOConfig", trainer, "num_iterations")
-    _describe_steps(console, len(prepared.rows) * iterations, completions // generations, trainer, "GRPOConfig")
     misfits = _dropped(prepared, "grpo") if prepared.dropped else []
     completion_tokens = effective_setting("GRPOConfig", trainer, "max_completion_length") or 0
     kept = prepared.kept_lengths("prompt_tokens")
@@ -618,8 +697,15 @@ def _describe_grpo(recipe: Recipe, tokenizer, config, console: Console) -> tuple
     positions = getattr(config, "max_position_embeddings", None)
     if positions and longest + completion_tokens > positions:
         misfits.append(_positions_misfit(longest, completion_tokens, positions))
-    console.print(f"sequences: prompts up to {longest} tokens + up to {completion_tokens} completion tokens")
-    return misfits, longest
+    facts = [
+        f"per optimizer step: {completions // generations} unique prompts x {generations} completions "
+        f"= {completions} completions; generation batch {batch} ({how})",
+        f"reference model: {'loaded (beta ' + format(beta, 'g') + ')' if beta else 'not loaded (beta 0: no KL term)'}",
+        f"divergence: {explain_divergence(recipe.grpo)}",
+        _steps(len(prepared.rows) * iterations, completions // generations, trainer, "GRPOConfig"),
+        f"sequences: prompts up to {longest} tokens + up to {completion_tokens} completion tokens",
+    ]
+    return StagePlan(stage="grpo", prepared=prepared, prompt=prompt, facts=facts, misfits=misfits), longest
 
 
 def checkpoint_risks(trainer: dict, stage: str, world: int = 1) -> list[str]:
@@ -687,16 +773,6 @@ def generation_cycle(trainer: dict, world: int = 1) -> int:
     return max(per_generation * effective_setting("GRPOConfig", trainer, "num_iterations") // accumulation, 1)
 
 
-def _print_data_steps(console: Console, prepared) -> None:
-    """The stage's data chain: one row per step (rows in, removed and why, rows out), then what steps measured."""
-    from recipe_cli.console import data_step_notes, data_steps_table
-
-    console.print(data_steps_table(prepared))
-    for line in data_step_notes(prepared):
-        console.print(line)
-    console.print(f"data: {len(prepared.rows)} {prepared.stage} rows kept of {prepared.read} read")
-
-
 MIN_COMPLETION_TOKENS = 64  # a completion budget below this is no fix: the model could not reason in it
 
 
@@ -761,44 +837,36 @@ def completion_budgets(recipe: Recipe) -> list[tuple[str, str, int]]:
     return budgets
 
 
-def length_budget(completion_lengths: list[int], recipe: Recipe) -> tuple[str, list[str]]:
-    """The SFT completions' token lengths against GRPO's and the eval's budgets: one summary line and the warnings.
+def length_budget(completion_lengths: list[int], recipe: Recipe) -> LengthBudget:
+    """The SFT completions' token lengths against GRPO's and the eval's budgets: a summary and the warnings.
 
     SFT teaches the length of what the model writes; GRPO cuts completions at
     ``max_completion_length`` (a truncated completion usually scores 0) and the eval at
     ``max_new_tokens``. Lengths count the end-of-turn token, as generation does.
     """
+    if not completion_lengths:
+        return LengthBudget("no SFT example is left to measure")
     lengths = sorted(completion_lengths)
     median = lengths[len(lengths) // 2]
     p90 = lengths[min(len(lengths) - 1, int(0.9 * len(lengths)))]
     line = f"SFT completions: median {median}, 90th percentile {p90}, max {lengths[-1]} tokens ({len(lengths)} kept)"
     budgets = completion_budgets(recipe)
     line += "; " + ", ".join(f"{key} {budget}" for _, key, budget in budgets) if budgets else ""
-    warnings = []
-    for who, key, budget in budgets:
-        over = sum(1 for n in lengths if n > budget)
+    budget = LengthBudget(line)
+    for who, key, tokens in budgets:
+        over = sum(1 for n in lengths if n > tokens)
         if over:
-            warnings.append(
-                f"{over} of {len(lengths)} SFT completions ({over / len(lengths):.0%}) are longer than {key}={budget}: "
-                f"SFT teaches completions {who} cuts off; set sft.dataset.max_completion_tokens: {budget} "
+            budget.warnings.append(
+                f"{over} of {len(lengths)} SFT completions ({over / len(lengths):.0%}) are longer than {key}={tokens}: "
+                f"SFT teaches completions {who} cuts off; set sft.dataset.max_completion_tokens: {tokens} "
                 f"or raise {key} to {lengths[-1]}"
             )
-    return line, warnings
-
-
-def _print_length_budget(console: Console, recipe: Recipe, completion_lengths: list[int]) -> None:
-    if not completion_lengths:
-        console.print("no SFT example is left to measure")
-        return
-    line, warnings = length_budget(completion_lengths, recipe)
-    console.print(line)
-    for warning in warnings:
-        console.print(f"[bold yellow]warning:[/] {warning}")
-    budgets = [who.removeprefix("the ") for who, _, _ in completion_budgets(recipe)]
-    if budgets and not warnings:
-        console.print(f"the SFT completions fit the {' and '.join(budgets)} budgets")
+    if budgets and not budget.warnings:
+        fitted = " and ".join(who.removeprefix("the ") for who, _, _ in budgets)
+        budget.verdict = f"the SFT completions fit the {fitted} budgets"
     if not budgets:
-        console.print("no GRPO or eval stage in the recipe, so no completion budget to check")
+        budget.verdict = "no GRPO or eval stage in the recipe, so no completion budget to check"
+    return budget
 
 
 def _batch(trainer: dict, class_name: str, world: int) -> int:
@@ -808,40 +876,21 @@ def _batch(trainer: dict, class_name: str, world: int) -> int:
     return per_device * accumulation * world
 
 
-def _describe_steps(console: Console, items: int, per_step: int, trainer: dict, cls: str) -> None:
+def _steps(items: int, per_step: int, trainer: dict, cls: str) -> str:
     """Steps per epoch (whole batches only) and the total the run will take."""
     per_epoch = items // per_step if per_step else 0
     max_steps = effective_setting(cls, trainer, "max_steps")
     epochs = effective_setting(cls, trainer, "num_train_epochs")
     total = max_steps if max_steps > 0 else int(per_epoch * epochs)
     how = "max_steps" if max_steps > 0 else f"{epochs:g} epochs"
-    console.print(
+    return (
         f"steps: {per_epoch} per epoch ({per_step} {'prompts' if cls == 'GRPOConfig' else 'examples'} per step); "
         f"{total} in all ({how}, {total / per_epoch if per_epoch else 0:.2f} epochs)"
     )
 
 
-def _print_prompt(console: Console, prompt: str) -> None:
-    console.print("[bold]one prompt, as the model sees it:[/]")
-    console.print(Text(prompt), soft_wrap=False)  # wrapped, never cropped
-
-
 def _render(tokenizer, ids: list[int]) -> str:
     return tokenizer.decode(ids, skip_special_tokens=False)
-
-
-def _loss_mask(tokenizer, ids: list[int], prompt_tokens: int) -> Text:
-    """The example token by token: masked prompt tokens dim in [brackets], trained-on tokens in bold."""
-    text = Text()
-    text.append(f"{len(ids)} tokens: {prompt_tokens} masked (no loss), {len(ids) - prompt_tokens} trained on\n")
-    for index, token in enumerate(ids):
-        piece = tokenizer.decode([token], skip_special_tokens=False).replace("\n", "\\n")
-        if index < prompt_tokens:
-            text.append(f"[{piece}]", style="dim")
-        else:
-            text.append(piece, style="bold green")
-        text.append("|")
-    return text
 
 
 MEMORY_ASSUMPTIONS = (
@@ -893,9 +942,9 @@ def activation_bytes(
     return kept, tile + statistics + head
 
 
-def _memory_table(
+def _memory(
     stage: str, recipe: Recipe, config, params: int, trainable: int, precision: PrecisionPlan, longest: int
-) -> Table:
+) -> MemoryEstimate:
     """The memory estimate of a stage: ``longest`` is SFT's longest sequence or GRPO's longest prompt (tokens)."""
     from recipe_cli.precision import Machine
     from recipe_cli.training import device_defaults, recipe_settings
@@ -938,10 +987,4 @@ def _memory_table(
         f"{stage}: memory estimate {where if world > 1 else 'of the one process'} "
         f"({what}, compute {precision.compute}, {checkpointed}, micro-batch {micro_batch} x {tokens} tokens)"
     )
-    table = Table(title=title, title_justify="left")
-    table.add_column("part", overflow="fold")
-    table.add_column("size", justify="right", overflow="fold")
-    for part, size in estimate.items():
-        table.add_row(part, format_bytes(size))
-    table.add_row("total", format_bytes(sum(estimate.values())))
-    return table
+    return MemoryEstimate(title, estimate)
