@@ -32,6 +32,7 @@ from recipe_cli.console import (
     silence_library_warnings,
 )
 from recipe_cli.errors import RecipeError, TrainingStopped
+from recipe_cli.trainer_settings import TRAINING_STAGES
 
 # click's UsageError as typer raises it: click's own, or the copy typer vendors since 0.2x (typer._click)
 UsageError = typer.BadParameter.__base__
@@ -377,9 +378,9 @@ def _training_command(
     from recipe_cli.resume import check_start_flags
 
     check_start_flags(resume=resume, overwrite=overwrite, force=force)  # a dry run too
-    foreign = ForeignOptions(stage=command if command in ("sft", "grpo") else None, old_defaults=old_defaults)
+    foreign = ForeignOptions(stage=command if command in TRAINING_STAGES else None, old_defaults=old_defaults)
     reading = ("--old-defaults",) if old_defaults else ()  # the ranks and a resume read the file the same way
-    trains = ("sft", "grpo") if command == "run" else (command,)
+    trains = TRAINING_STAGES if command == "run" else (command,)
     loaded = _load_for_run(
         path, overrides, {"launch": launch}, foreign, trains=trains, overwrite=overwrite, force=force
     )
@@ -509,10 +510,10 @@ def data(
         from recipe_cli.console import print_data_report
         from recipe_cli.pipeline import prepare_data
 
-        if stage is not None and stage not in ("sft", "grpo"):
+        if stage is not None and stage not in TRAINING_STAGES:
             raise RecipeError(f"--stage {stage!r}: give sft or grpo")
         # the data the stages would train on: their sections from the command line, as `recipe <stage>` takes them
-        loaded = _load_for_run(recipe, overrides, trains=(stage,) if stage else ("sft", "grpo"))
+        loaded = _load_for_run(recipe, overrides, trains=(stage,) if stage else TRAINING_STAGES)
         stages = [stage] if stage else loaded.training_stages
         for name in stages:
             if getattr(loaded, name) is None:
@@ -768,7 +769,7 @@ def convert(
         from recipe_cli.console import print_translation
         from recipe_cli.foreign import ForeignOptions, convert_file
 
-        if stage is not None and stage not in ("sft", "grpo"):
+        if stage is not None and stage not in TRAINING_STAGES:
             raise RecipeError(f"--stage {stage!r}: give sft or grpo")
         foreign = ForeignOptions(stage=stage, old_defaults=old_defaults)
         translation, written = convert_file(source, output, foreign, overrides or [], overwrite=overwrite)

@@ -34,7 +34,13 @@ from recipe_cli.trainer_fields import trainer_fields
 
 if typing.TYPE_CHECKING:
     from recipe_cli.foreign import ForeignOptions
-from recipe_cli.trainer_settings import REMOVED_KEYS, TRAINER_CLASSES, check_trainer_settings, suggest
+from recipe_cli.trainer_settings import (
+    REMOVED_KEYS,
+    TRAINER_CLASSES,
+    TRAINING_STAGES,
+    check_trainer_settings,
+    suggest,
+)
 
 DEFAULT_SYSTEM_PROMPT = (
     "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. "
@@ -714,7 +720,7 @@ class Recipe(Strict):
 
     @property
     def training_stages(self) -> list[str]:
-        return [stage for stage in ("sft", "grpo") if getattr(self, stage) is not None]
+        return [stage for stage in TRAINING_STAGES if getattr(self, stage) is not None]
 
 
 def _file_name(value: str, what: str, names: str) -> str:

@@ -25,6 +25,7 @@ from recipe_cli.ranks import is_main, on_main, shared
 from recipe_cli.resume import StageStart, changed_settings, check_data, plan_start
 from recipe_cli.resume import outdated as stage_outdated
 from recipe_cli.runs import RunFolder
+from recipe_cli.trainer_settings import TRAINING_STAGES
 
 log = logging.getLogger(__name__)
 
@@ -298,7 +299,6 @@ def evaluate_checkpoint(recipe: Recipe, path: str, label: str, limit: int | None
 
 
 SHARED_SECTIONS = ("model", "prompt", "seed")  # what every stage of a run trains with
-STAGES = ("sft", "grpo")
 
 
 @dataclass(frozen=True)
@@ -324,7 +324,7 @@ def binding_stages(recorded: Collection[str], trains: Collection[str], overwrite
     ('sft', 'grpo')
     """
     binding = []
-    for stage in STAGES:  # in training order
+    for stage in TRAINING_STAGES:
         if overwrite and stage in trains:
             break
         if stage in recorded:
@@ -389,7 +389,7 @@ def _section_differences(key: str, kept: Any, data: dict) -> list[str]:
     given = _section_as_given(key, data)
     if given is _INVALID:
         return [f"{key} (the command line's `{key}:` does not validate on its own)"]
-    if key in STAGES and (given is None) != (kept is None):
+    if key in TRAINING_STAGES and (given is None) != (kept is None):
         return [f"{key} (the command line has {'no' if given is None else 'a'} `{key}:` section)"]
     return changed_settings({key: kept}, {key: given})
 
@@ -408,7 +408,7 @@ def _section_as_given(key: str, data: dict) -> Any:
     if key not in data:
         return adapter.dump_python(field.get_default(call_default_factory=True), mode="json")
     raw = data[key]
-    if key in STAGES:  # its trainer values read as validate_recipe reads them (YAML's '5e-3' etc.)
+    if key in TRAINING_STAGES:  # its trainer values read as validate_recipe reads them (YAML's '5e-3' etc.)
         raw, problems = coerce_trainer_section(key, raw)
         if problems:
             return _INVALID
@@ -466,7 +466,7 @@ def run_stage_folders(recipe: Recipe) -> dict[str, str]:
     """The run's own models by label: ``base`` (the starting model) and every finished stage's checkpoint."""
     run = RunFolder(recipe)
     folders = {"base": _resolved(run.base_model_path())}
-    for stage in ("sft", "grpo"):
+    for stage in TRAINING_STAGES:
         entry = run.finished(stage)
         if entry is not None:
             folders[stage] = _resolved(entry["path"])

@@ -24,7 +24,7 @@ from recipe_cli.config import (
 from recipe_cli.errors import RecipeError
 from recipe_cli.precision import DTYPE_BYTES, PrecisionPlan, describe_recipe_precision
 from recipe_cli.runs import RunFolder
-from recipe_cli.trainer_settings import effective_setting, non_default_settings
+from recipe_cli.trainer_settings import TRAINING_STAGES, effective_setting, non_default_settings
 from recipe_cli.training import recipe_settings
 
 if TYPE_CHECKING:
@@ -358,7 +358,7 @@ def _with_evals(recipe: Recipe, stages: list[str]) -> list[str]:
     out = []
     for stage in stages:
         out.append(stage)
-        if stage in ("sft", "grpo") and recipe.eval is not None:
+        if stage in TRAINING_STAGES and recipe.eval is not None:
             out.append("eval")
     return out
 

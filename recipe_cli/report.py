@@ -30,10 +30,10 @@ from recipe_cli.checkpoints import checkpoint_folders
 from recipe_cli.errors import RecipeError, unwritable_reason
 from recipe_cli.peak_memory import describe_peaks
 from recipe_cli.samples import SAMPLES_FILE, read_samples
+from recipe_cli.trainer_settings import TRAINING_STAGES
 
 log = logging.getLogger(__name__)
 
-STAGES = ("sft", "grpo")
 MODEL_ORDER = ("base", "sft", "grpo")  # evaluated models, in the order of the recipe
 STEP_TIME_KEY = "step_time"  # TRL's seconds per optimizer step
 STEP_TIME_PREFIX = "step_time/"  # seconds per step in one phase of it
@@ -156,7 +156,7 @@ def read_run(folder: Path, label: str | None = None) -> RunLogs:
     except yaml.YAMLError:
         recipe = {}
     run = RunLogs(label or folder.resolve().name, folder, recipe if isinstance(recipe, dict) else {})
-    for stage in STAGES:
+    for stage in TRAINING_STAGES:
         state = trainer_state_of(folder / stage)
         if state is not None:
             run.histories[stage] = read_history(state)
@@ -532,7 +532,7 @@ def write_card_plots(run_dir: Path, stage: str, checkpoint: Path | None, folder:
     except RecipeError as error:
         log.warning("the model card has no plots: %s", error)
         return {}
-    shown = STAGES[: STAGES.index(stage) + 1] if stage in STAGES else STAGES
+    shown = TRAINING_STAGES[: TRAINING_STAGES.index(stage) + 1] if stage in TRAINING_STAGES else TRAINING_STAGES
     run.histories = {name: history for name, history in run.histories.items() if name in shown}
     if checkpoint is not None and (checkpoint / "trainer_state.json").is_file():
         run.histories[stage] = read_history(checkpoint / "trainer_state.json")

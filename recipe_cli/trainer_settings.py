@@ -269,6 +269,7 @@ def suggest(name: str, candidates) -> str:
 
 TRAINER_CLASSES = {"sft": "SFTConfig", "grpo": "GRPOConfig"}  # the TRL config each stage's `trainer:` fills
 STAGE_OF = {class_name: stage for stage, class_name in TRAINER_CLASSES.items()}
+TRAINING_STAGES = tuple(TRAINER_CLASSES)  # in training order: SFT, then GRPO from its checkpoint
 
 
 def _elsewhere(class_name: str, key: str, fields) -> str:
