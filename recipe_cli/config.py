@@ -39,6 +39,7 @@ from recipe_cli.trainer_settings import (
     TRAINER_CLASSES,
     TRAINING_STAGES,
     check_trainer_settings,
+    effective_setting,
     suggest,
 )
 
@@ -464,7 +465,7 @@ class GRPOSettings(Strict):
     @classmethod
     def _has_a_coefficient(cls, value: DivergenceSettings | None, info: ValidationInfo) -> DivergenceSettings | None:
         trainer = info.data.get("trainer") or {}
-        beta = trainer.get("beta", trainer_fields("GRPOConfig")["beta"].default)
+        beta = effective_setting("GRPOConfig", trainer, "beta")
         if value is not None and isinstance(beta, (int, float)) and not beta:
             raise ValueError(
                 f"{value.name} does nothing while grpo.trainer.beta, its coefficient, is 0 (TRL's default); "
@@ -485,7 +486,7 @@ class GRPOSettings(Strict):
     @property
     def beta(self) -> Any:
         """The divergence's coefficient, ``trainer.beta``: the recipe's, else TRL's default (0: no reference model)."""
-        return self.trainer.get("beta", trainer_fields("GRPOConfig")["beta"].default)
+        return effective_setting("GRPOConfig", self.trainer, "beta")
 
     @property
     def penalty(self) -> DivergenceSettings | None:
@@ -1130,7 +1131,7 @@ def _check_vllm_settings(recipe: Recipe) -> list[str]:
     """
     trainer = recipe.grpo.trainer if recipe.grpo is not None else {}
     problems = []
-    mode = trainer.get("vllm_mode", "colocate")
+    mode = effective_setting("GRPOConfig", trainer, "vllm_mode")
     if mode not in VLLM_MODES:
         problems.append(f"grpo.trainer.vllm_mode: {mode!r} is not a vLLM mode; use colocate or server")
     memory = trainer.get("vllm_gpu_memory_utilization")
@@ -1139,7 +1140,7 @@ def _check_vllm_settings(recipe: Recipe) -> list[str]:
             f"grpo.trainer.vllm_gpu_memory_utilization: {memory} is not a fraction of the GPU's memory; "
             "give a number in (0, 1], e.g. 0.3 when vLLM shares the GPU with training"
         )
-    parallel = trainer.get("vllm_tensor_parallel_size", 1)
+    parallel = effective_setting("GRPOConfig", trainer, "vllm_tensor_parallel_size")
     if isinstance(parallel, int) and parallel < 1:
         problems.append(f"grpo.trainer.vllm_tensor_parallel_size: {parallel}; give 1 or more GPUs per vLLM engine")
     elif mode == "colocate" and isinstance(parallel, int) and "num_processes" in recipe.launch.model_fields_set:
@@ -1156,9 +1157,9 @@ def _check_vllm_server(trainer: dict[str, Any], launch: LaunchSettings) -> list[
     """GRPO's server mode talks to the server `recipe serve` starts: same port, and use_vllm on."""
     if trainer.get("vllm_mode") == "server" and not trainer.get("use_vllm"):
         return ["grpo.trainer.vllm_mode: server does nothing without use_vllm: true; set use_vllm: true"]
-    if not trainer.get("use_vllm") or trainer.get("vllm_mode", "colocate") != "server":
+    if not trainer.get("use_vllm") or effective_setting("GRPOConfig", trainer, "vllm_mode") != "server":
         return []
-    port, served = trainer.get("vllm_server_port", 8000), launch.vllm_server.port
+    port, served = effective_setting("GRPOConfig", trainer, "vllm_server_port"), launch.vllm_server.port
     if trainer.get("vllm_server_base_url") is None and port != served:
         return [
             f"grpo.trainer.vllm_server_port {port} is not launch.vllm_server.port {served}, where `recipe serve` "
@@ -1288,8 +1289,6 @@ def _check_deepspeed_file(recipe: Recipe, settings: dict, name: str) -> list[str
     """A DeepSpeed JSON config must work beside the accelerate config and agree with every stage's trainer settings
     where transformers compares them; the launch itself leaves batch sizes, clipping and precision to the stages
     (``recipe_cli.launch.launch_config_file``)."""
-    from recipe_cli.trainer_settings import effective_setting
-
     data = read_deepspeed_file(settings, name)
     if data is None:
         return []
@@ -1550,9 +1549,12 @@ def _check_dynamic_sampling(recipe: Recipe) -> list[str]:
 def generation_batch(trainer: dict[str, Any], world: int = 1) -> tuple[int, int, str]:
     """GRPO's generation batch size over ``world`` processes, ``num_generations``, and how it was computed (as TRL
     does)."""
-    per_device = trainer.get("per_device_train_batch_size", 8)
-    steps = trainer.get("steps_per_generation") or trainer.get("gradient_accumulation_steps", 1)
-    num_generations = trainer.get("num_generations", 8)
+
+    def setting(key: str):
+        return effective_setting("GRPOConfig", trainer, key)
+
+    per_device, num_generations = setting("per_device_train_batch_size"), setting("num_generations")
+    steps = setting("steps_per_generation") or setting("gradient_accumulation_steps")
     if trainer.get("generation_batch_size"):
         return trainer["generation_batch_size"], num_generations, "generation_batch_size"
     source = "steps_per_generation" if trainer.get("steps_per_generation") else "gradient_accumulation_steps"

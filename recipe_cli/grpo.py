@@ -176,7 +176,7 @@ def reference_model_settings(recipe: Recipe, origin: str, precision: PrecisionPl
     pins, and the policy's float32 master dtype. The reference is frozen, so it is loaded in the
     compute dtype.
     """
-    beta = recipe.grpo.trainer.get("beta", 0.0)
+    beta = recipe.grpo.beta
     if not beta or recipe.model.lora is not None or is_adapter(origin):
         return {}
     kwargs = {"dtype": precision.compute}

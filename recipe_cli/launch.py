@@ -34,6 +34,7 @@ from recipe_cli.lock import RunLock
 from recipe_cli.precision import Machine
 from recipe_cli.preemption import SIGNALS
 from recipe_cli.ranks import world_size
+from recipe_cli.trainer_settings import effective_setting
 
 log = logging.getLogger(__name__)
 
@@ -114,15 +115,15 @@ def check_vllm(recipe: Recipe, machine: Machine, visible_gpus: int | None = None
         import torch
 
         visible_gpus = torch.cuda.device_count()
-    if trainer.get("vllm_mode", "colocate") == "colocate":
-        parallel = trainer.get("vllm_tensor_parallel_size", 1)
+    if effective_setting("GRPOConfig", trainer, "vllm_mode") == "colocate":
+        parallel = effective_setting("GRPOConfig", trainer, "vllm_tensor_parallel_size")
         if per_machine % parallel:
             raise RecipeError(
                 f"grpo.trainer.vllm_tensor_parallel_size {parallel} does not divide the {per_machine} processes per "
                 "machine (colocated vLLM groups ranks by it); use a divisor of the process count"
             )
         return
-    server, host = launch.vllm_server, trainer.get("vllm_server_host", "0.0.0.0")
+    server, host = launch.vllm_server, effective_setting("GRPOConfig", trainer, "vllm_server_host")
     local = host in LOCAL_HOSTS and not trainer.get("vllm_server_base_url")
     if local and not os.environ.get("CUDA_VISIBLE_DEVICES") and per_machine + server.gpus > visible_gpus:
         train = ",".join(str(i) for i in range(visible_gpus - server.gpus))
