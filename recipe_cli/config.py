@@ -30,7 +30,6 @@ from pydantic import (
 
 from recipe_cli.checkpoints import is_training_state
 from recipe_cli.errors import RecipeError
-from recipe_cli.trainer_fields import trainer_fields
 
 if typing.TYPE_CHECKING:
     from recipe_cli.foreign import ForeignOptions
@@ -1045,9 +1044,7 @@ def _check_rewards(grpo: Any) -> list[str]:
 
 def grpo_max_completion_length(trainer: dict) -> int | None:
     """The completion budget in tokens GRPO will use: the recipe's, else TRL's default."""
-    value = trainer.get("max_completion_length")
-    if value is None:
-        value = trainer_fields("GRPOConfig")["max_completion_length"].default
+    value = effective_setting("GRPOConfig", trainer, "max_completion_length")
     return value if isinstance(value, int) else None
 
 

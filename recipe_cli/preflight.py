@@ -28,6 +28,7 @@ from recipe_cli.data import iter_examples, load_examples, row_prompt
 from recipe_cli.errors import RecipeError
 from recipe_cli.rewards import get_reward, with_run_values
 from recipe_cli.runs import RunFolder
+from recipe_cli.trainer_settings import effective_setting
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +218,7 @@ def _sample(model, tokenizer, recipe: Recipe, rows: list[dict], samples: int, bu
     """``samples`` sampled completions per row at GRPO's temperature: one list per sample index."""
     from recipe_cli.generation import Decoding, generate_completions
 
-    temperature = float(recipe.grpo.trainer.get("temperature", 1.0))
+    temperature = float(effective_setting("GRPOConfig", recipe.grpo.trainer, "temperature"))
     log.info("sampling %d completions per prompt for %d prompts, up to %d tokens each", samples, len(rows), budget)
     from recipe_cli.chat import prompt_token_ids
 
