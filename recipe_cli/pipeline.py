@@ -25,6 +25,7 @@ from recipe_cli.ranks import is_main, on_main, shared
 from recipe_cli.resume import StageStart, changed_settings, check_data, plan_start
 from recipe_cli.resume import outdated as stage_outdated
 from recipe_cli.runs import RunFolder
+from recipe_cli.trackers import TrackerRun, active_trackers
 from recipe_cli.trainer_settings import TRAINING_STAGES
 
 log = logging.getLogger(__name__)
@@ -130,9 +131,12 @@ def train_one(recipe: Recipe, start: StageStart, reporter: Reporter, prepared=No
     data: dict = {}  # the main process's prepared data, kept here rather than sent to every rank, and its fingerprint
 
     def record_training():
-        earlier["record"] = on_main(lambda: run.record_training(stage, start.checkpoint, data.get("fingerprint")))
+        earlier["record"] = on_main(
+            lambda: run.record_training(stage, start.checkpoint, data.get("fingerprint"), data.get("tracker"))
+        )
 
     def prepare():
+        data["tracker"] = _tracker_run(recipe, run, start)  # before an earlier attempt's folder is cleared
         data["prepared"], data["fingerprint"] = _prepare_stage(recipe, run, start, prepared)
 
     with stop_on_signals(flag):
@@ -146,6 +150,7 @@ def train_one(recipe: Recipe, start: StageStart, reporter: Reporter, prepared=No
                 on_ready=record_training,
                 progress=reporter.training_progress(),
                 prepared=data.pop("prepared", None),
+                tracker=data.get("tracker"),
             )
         except BaseException:
             if is_main() and _no_new_checkpoint(run, start):
@@ -166,6 +171,15 @@ def train_one(recipe: Recipe, start: StageStart, reporter: Reporter, prepared=No
         raise shared(error)  # every rank agreed on the outcome
     reporter.stage_done(stage, time.perf_counter() - started, outcome.output)
     return outcome.output
+
+
+def _tracker_run(recipe: Recipe, run: RunFolder, start: StageStart) -> TrackerRun | None:
+    """The stage attempt's run in the trackers its trainer reports to (none: None): the recorded one when it
+    resumes, else a new one."""
+    if not active_trackers(getattr(recipe, start.stage).trainer.get("report_to", "none")):
+        return None
+    earlier = run.read()["stages"].get(start.stage)
+    return TrackerRun.after(earlier, start.stage, resuming=start.checkpoint is not None)
 
 
 def _no_new_checkpoint(run: RunFolder, start: StageStart) -> bool:

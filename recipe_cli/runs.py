@@ -23,6 +23,7 @@ import yaml
 from recipe_cli.atomic import write_atomic
 from recipe_cli.config import Recipe, describe_yaml_error
 from recipe_cli.errors import RecipeError
+from recipe_cli.trackers import TrackerRun
 
 log = logging.getLogger(__name__)
 
@@ -200,9 +201,12 @@ class RunFolder:
         self.root.mkdir(parents=True, exist_ok=True)
         write_atomic(self.recipe_path, content)
 
-    def record_training(self, stage: str, resumed_from: Path | None, data: str | None = None) -> EarlierRecord:
-        """Note that a stage is training, with the settings it trains with and the fingerprint of its rows
-        (``data``; what ``--resume`` compares), and save the recipe it trains with (``save_recipe``).
+    def record_training(
+        self, stage: str, resumed_from: Path | None, data: str | None = None, tracker: TrackerRun | None = None
+    ) -> EarlierRecord:
+        """Note that a stage is training, with the settings it trains with, the fingerprint of its rows
+        (``data``; what ``--resume`` compares) and its run in the trackers, and save the recipe it trains with
+        (``save_recipe``).
 
         Returns what both held before, for ``restore_stage``.
         """
@@ -221,6 +225,8 @@ class RunFolder:
             entry["data"] = data
         if resumed_from is not None:
             entry["resumed_from"] = str(resumed_from)
+        if tracker is not None:
+            entry["tracker"] = tracker.record()
         if stage == "grpo" and self.recipe.sft is not None:  # which SFT model GRPO starts from
             entry["sft"] = sft_identity(record)
         if stage == "grpo":  # readable: the divergence to the reference model actually trained with

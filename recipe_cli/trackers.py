@@ -4,16 +4,28 @@ transformers sends the trainer's logs to the trackers named in ``report_to`` (tr
 Weights & Biases, ...), but it finds out that one is missing only when the trainer is built, after
 the model has loaded. recipe checks each named tracker with ``importlib.util.find_spec`` instead:
 nothing is imported, so ``recipe validate`` stays fast.
+
+Each attempt at a stage is one run in the trackers (``TrackerRun``): a resumed stage continues it,
+a stage started again is a new one, and the next stage of ``recipe run`` starts its own.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib.util
+import logging
+import os
+import secrets
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from functools import cache
 from typing import Any
 
 from recipe_cli.trainer_fields import package_dir
+
+log = logging.getLogger(__name__)
 
 # report_to name -> (modules, any of which makes it available as transformers checks it; what to pip install).
 # From transformers.integrations.integration_utils (is_<name>_available), for the trackers people install.
@@ -31,6 +43,21 @@ TRACKER_PACKAGES = {
     "flyte": (("flytekit",), "flytekit"),
 }
 SPECIAL = ("none", "all")  # no tracker; every installed one (transformers' own meaning)
+
+# transformers' callbacks for these read the project from the environment and ignore TrainingArguments.project,
+# which trackio alone reads (transformers.integrations.integration_utils, 5.x)
+PROJECT_VARIABLES = {
+    "wandb": "WANDB_PROJECT",
+    "swanlab": "SWANLAB_PROJECT",
+    "clearml": "CLEARML_PROJECT",
+    "mlflow": "MLFLOW_EXPERIMENT_NAME",
+}
+# ... and these continue an earlier run given its id: (id variable, resume mode variable). trackio continues
+# the run of the same name (its callback passes resume="allow").
+RESUME_VARIABLES = {"wandb": ("WANDB_RUN_ID", "WANDB_RESUME"), "swanlab": ("SWANLAB_RUN_ID", "SWANLAB_RESUME")}
+# Trackers whose transformers callback leaves the run open after training and logs into an open one (wandb:
+# WandbCallback.setup initialises only when ``wandb.run`` is None): the next stage would log into this one.
+LEFT_OPEN = ("wandb", "swanlab")
 
 
 def named_trackers(value: Any) -> list[str]:
@@ -102,3 +129,93 @@ def tracker_defaults(recipe_name: str, stage: str, report_to: Any) -> dict[str, 
     if not named_trackers(report_to) and report_to != "all":
         return {}
     return {"project": recipe_name, "run_name": f"{recipe_name}-{stage}"}
+
+
+def active_trackers(report_to: Any) -> list[str]:
+    """The trackers a ``report_to`` value turns on: the named ones, or every installed one for ``all``.
+
+    >>> active_trackers(["wandb"]), active_trackers("none")
+    (['wandb'], [])
+    """
+    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    if "all" in names:
+        return [name for name in supported_trackers() if any(map(is_installed, TRACKER_PACKAGES.get(name, ((),))[0]))]
+    return named_trackers(report_to)
+
+
+@dataclass(frozen=True)
+class TrackerRun:
+    """One attempt at a stage as the trackers see it: its run id, and which attempt it is (the first is 1)."""
+
+    id: str
+    attempt: int
+
+    @classmethod
+    def after(cls, earlier: dict | None, stage: str, *, resuming: bool) -> TrackerRun:
+        """The run of a stage that starts now, given the stage's earlier record in ``run.json``: the same run when
+        it resumes, else a new one (a stage started again counts one attempt more)."""
+        kept = (earlier or {}).get("tracker")
+        if resuming and kept:
+            return cls(**kept)
+        attempt = kept["attempt"] + 1 if kept else 2 if earlier else 1
+        return cls(f"{stage}-{secrets.token_hex(6)}", attempt)
+
+    def run_name(self, recipe_name: str, stage: str) -> str:
+        """``<recipe>-<stage>``, with the attempt after the first (trackio tells its runs apart by name).
+
+        >>> TrackerRun("grpo-1", 1).run_name("demo", "grpo"), TrackerRun("grpo-2", 3).run_name("demo", "grpo")
+        ('demo-grpo', 'demo-grpo-3')
+        """
+        return f"{recipe_name}-{stage}" + (f"-{self.attempt}" if self.attempt > 1 else "")
+
+    def record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def tracker_environment(trackers: list[str], project: str, run: TrackerRun) -> dict[str, str]:
+    """The environment transformers' tracker callbacks read the project and the run to continue from.
+
+    >>> tracker_environment(["wandb", "trackio"], "demo", TrackerRun("grpo-ab12", 1))
+    {'WANDB_PROJECT': 'demo', 'WANDB_RUN_ID': 'grpo-ab12', 'WANDB_RESUME': 'allow'}
+    """
+    environment = {}
+    for name in trackers:
+        if name in PROJECT_VARIABLES:
+            environment[PROJECT_VARIABLES[name]] = project
+        if name in RESUME_VARIABLES:
+            run_id, resume = RESUME_VARIABLES[name]
+            environment.update({run_id: run.id, resume: "allow"})
+    return environment
+
+
+@contextmanager
+def tracking(trackers: list[str], project: str, run: TrackerRun) -> Iterator[None]:
+    """Train one stage attempt in its own tracker run (main process): the project and run id set where the
+    user's environment does not set them, and the run ended afterwards, however training ends."""
+    added = {key: value for key, value in tracker_environment(trackers, project, run).items() if key not in os.environ}
+    os.environ.update(added)
+    try:
+        yield
+    finally:
+        for key in added:
+            os.environ.pop(key, None)
+        _end_open_runs(trackers)
+
+
+def _end_open_runs(trackers: list[str]) -> None:
+    """End the runs transformers leaves open, so the next stage starts its own (and a resume continues this).
+
+    wandb also reads its environment once per process (``wandb.setup``): ``teardown`` lets the next stage's
+    ``wandb.init`` read the next run's id and project instead of this one's.
+    """
+    for name in trackers:
+        module = sys.modules.get(name) if name in LEFT_OPEN else None
+        if module is None:
+            continue
+        for step in ("finish", "teardown"):
+            if not callable(getattr(module, step, None)):
+                continue
+            try:
+                getattr(module, step)()
+            except Exception as error:  # the run's data is the tracker's; training has finished either way
+                log.warning("%s: could not end the tracker's run (%s): %s", name, step, error)

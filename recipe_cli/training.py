@@ -7,6 +7,7 @@ the main process).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -21,6 +22,7 @@ from recipe_cli.precision import Machine, PrecisionPlan, plan_precision
 from recipe_cli.preemption import PreemptionFlag
 from recipe_cli.resume import StageStart
 from recipe_cli.runs import RunFolder
+from recipe_cli.trackers import TrackerRun, active_trackers, tracking
 
 log = logging.getLogger(__name__)
 
@@ -346,6 +348,17 @@ def progress_callback(stage: str, progress):
     return ReportProgress()
 
 
+def _tracking(args, recipe: Recipe, stage: str, tracker: TrackerRun | None):
+    """The attempt's own run in the trackers ``args.report_to`` turns on; the run name is the recipe's
+    ``run_name`` when it sets one."""
+    trackers = active_trackers(args.report_to)
+    if tracker is None or not trackers:
+        return contextlib.nullcontext()
+    if "run_name" not in getattr(recipe, stage).trainer:
+        args.run_name = tracker.run_name(recipe.name, stage)
+    return tracking(trackers, args.project, tracker)
+
+
 def build_stage_trainer(recipe: Recipe, start: StageStart, prepared=None) -> StageTrainer:
     """The stage's trainer; ``prepared``: the stage's data as ``write_stage_report`` prepared it in this process
     (the same chain, tokenizer and starting model), else the trainer's builder prepares it."""
@@ -366,6 +379,7 @@ def train_stage(
     on_ready: Callable[[], None] | None = None,
     progress=None,
     prepared=None,
+    tracker: TrackerRun | None = None,
 ) -> StageOutcome:
     """Train a stage from step 0 or from the start's checkpoint and save it; runs on every rank, writes no record.
 
@@ -374,7 +388,8 @@ def train_stage(
     saved; on a NaN/inf gradient norm, loss or weight nothing more is saved, so the last checkpoint
     is the last good one. ``on_ready`` runs once the trainer is built, just before the first step
     (the main process records the stage as training then). ``callbacks`` run after the marker. ``prepared``:
-    see ``build_stage_trainer``.
+    see ``build_stage_trainer``. ``tracker``: the attempt's run in the trackers (the main process's; see
+    ``recipe_cli.trackers``).
     """
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -404,7 +419,8 @@ def train_stage(
         log.info("%s: resuming from %s", start.stage, start.checkpoint)
     if on_ready is not None:
         on_ready()
-    trainer.train(resume_from_checkpoint=str(start.checkpoint) if start.checkpoint else None)
+    with _tracking(trainer.args, recipe, start.stage, tracker):
+        trainer.train(resume_from_checkpoint=str(start.checkpoint) if start.checkpoint else None)
     state = trainer.state
     outcome = StageOutcome(start.stage, staged.output, staged.record, state.global_step, state.max_steps, False)
     if flag.signum is not None:
