@@ -88,6 +88,28 @@ def stop_token_ids(tokenizer, generation_config=None) -> list[int]:
     return sorted(ids - {None})
 
 
+def stop_at_end_of_turn(stage: str, model, tokenizer) -> None:
+    """Make the model's generation config stop at every ``stop_token_ids``, as the eval does.
+
+    TRL's GRPO stops (and cuts completions) at the generation config's and the tokenizer's eos only,
+    and vLLM and the users of a pushed model read the saved generation config. A chat template can
+    end a turn with another token than the eos (Qwen2.5's base models: ``<|im_end|>``, eos
+    ``<|endoftext|>``); SFT targets end with the end of turn, so without it GRPO would sample past
+    every answer and score what follows.
+    """
+    config = model.generation_config
+    current = _as_list(config.eos_token_id)
+    added = [token for token in stop_token_ids(tokenizer, config) if token not in current]
+    if added:
+        config.eos_token_id = current + added
+        log.info(
+            "%s: generation stops at %s too: the chat template ends a turn with it, the model's generation config "
+            "did not stop there",
+            stage,
+            ", ".join(tokenizer.convert_ids_to_tokens(added)),
+        )
+
+
 def _as_list(value) -> list:
     if value is None:
         return []

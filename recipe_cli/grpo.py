@@ -11,6 +11,7 @@ from pathlib import Path
 from recipe_cli.chat import think_prefilled
 from recipe_cli.config import Recipe, grpo_max_completion_length
 from recipe_cli.data import grpo_prompts
+from recipe_cli.generation import stop_at_end_of_turn
 from recipe_cli.health import health_callback
 from recipe_cli.models import adapter_base, is_adapter, load_causal_lm, lora_config, model_revision
 from recipe_cli.peak_memory import with_peak_memory
@@ -100,6 +101,7 @@ def build_grpo_trainer(recipe: Recipe, start: StageStart, prepared=None) -> Stag
     output = Path(config.output_dir)  # runs/<name>/<stage>, as recipe_settings set it
     log_precision("grpo", precision, lora=recipe.model.lora is not None or continues_adapter)
     model = load_causal_lm(origin, recipe.model, trainable_adapter=continues_adapter, dtype=precision.base)
+    stop_at_end_of_turn("grpo", model, tokenizer)  # TRL stops where the generation config says
     peft_config = lora_config(recipe.model.lora) if recipe.model.lora and not continues_adapter else None
     log.info(
         "grpo: %d prompts, rewards %s, starting from %s", len(prompts), [r.name for r in recipe.grpo.rewards], origin

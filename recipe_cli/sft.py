@@ -9,6 +9,7 @@ from pathlib import Path
 from recipe_cli.chat import describe_template, think_prefilled
 from recipe_cli.config import Recipe
 from recipe_cli.data import sft_examples
+from recipe_cli.generation import stop_at_end_of_turn
 from recipe_cli.models import load_causal_lm, lora_config
 from recipe_cli.peak_memory import with_peak_memory
 from recipe_cli.resume import StageStart
@@ -39,8 +40,10 @@ def build_sft_trainer(recipe: Recipe, start: StageStart, prepared=None) -> Stage
     precision = stage_precision(recipe)
     log_precision("sft", precision, lora=peft_config is not None)
     log.info("sft: %d examples from %s, starting from %s", len(examples), recipe.sft.dataset.describe_source(), base)
+    model = load_causal_lm(base, recipe.model, dtype=precision.base)
+    stop_at_end_of_turn("sft", model, tokenizer)  # saved with the checkpoint
     trainer = with_peak_memory(SFTTrainer)(
-        model=load_causal_lm(base, recipe.model, dtype=precision.base),
+        model=model,
         args=config,
         train_dataset=Dataset.from_list(examples),
         processing_class=tokenizer,
