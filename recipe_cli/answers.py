@@ -424,7 +424,7 @@ def answer_value(answer: str) -> Fraction | None:
     if number is not None:
         return number
     if DECIMAL_COMMA.match(answer.strip()):  # 2,5 is 2.5 in much of Europe; 1,000 stays a thousand
-        return Fraction(answer.strip().replace(",", "."))
+        return parse_number(answer.strip().replace(",", "."))
     equation = SIMPLE_EQUATION.match(answer)
     if equation:
         number = parse_number(equation.group(1))

@@ -18,6 +18,7 @@ import pytest
 
 from recipe_cli.answer_forms import match_forms, parse_form
 from recipe_cli.answers import check_answer, extract_answer, final_boxed, score_completion
+from recipe_cli.metrics import majority_answer
 from recipe_cli.rewards import check_reward_settings, get_reward, with_run_values
 
 PAIRS_FILE = Path(__file__).parent / "data" / "answer_pairs.jsonl"
@@ -153,6 +154,28 @@ def test_a_pathological_part_of_a_set_is_cut_off_and_counted_wrong():
     started = time.perf_counter()
     assert check_answer(r"\{9^{9^{9^9}}, 1\}", r"\{3, 1\}", timeout=1.0) is False
     assert time.perf_counter() - started < 30  # worker start-up (sympy import) is not part of the bound
+
+
+RUNAWAY = "9" * 5000  # more digits than Python turns into an int (sys.get_int_max_str_digits(): 4300)
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [
+        f"The answer is {RUNAWAY}",
+        f"<answer>{RUNAWAY}</answer>",
+        f"<answer>0.{RUNAWAY}</answer>",
+        f"<answer>1,{RUNAWAY}</answer>",  # a decimal comma
+        f"<answer>1/{RUNAWAY}</answer>",
+        f"<answer>\\frac{{{RUNAWAY}}}{{2}}</answer>",
+    ],
+    ids=["sentence", "integer", "decimal", "decimal-comma", "fraction", "latex-fraction"],
+)
+@pytest.mark.parametrize("mode", ["strict", "flexible"])
+def test_a_runaway_number_is_a_wrong_answer_not_a_crash(completion, mode):
+    assert get_reward("accuracy", mode=mode, latex_timeout=1.0)([completion], answer=["18"]) == [0.0]
+    answer = extract_answer(completion, "flexible")
+    assert majority_answer([answer, answer, "18"], numeric_gold=True) == answer  # maj@k counts its votes
 
 
 UNFINISHED = "<think>\nShe has 16 - 3 - 4 = 9 eggs left, and 9 * 2 = 18"
