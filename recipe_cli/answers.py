@@ -54,9 +54,9 @@ NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
 MATH_SPAN = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
 BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
 # Letters of scripts other than Latin, and CJK punctuation: the prose around the answer in
-# "答：共有 36 个苹果。" or "अतः उत्तर 12 है।".
+# "答：共有 36 个苹果。" or "अतः उत्तर 12 है।"; not those scripts' digits (१८, ١٨, １８ are 18).
 NON_LATIN = re.compile(
-    r"[\u0400-\u04ff\u0600-\u06ff\u0900-\u097f\u3000-\u30ff\u3400-\u9fff\uac00-\ud7af\uff00-\uffef]+"
+    r"(?:(?!\d)[\u0400-\u04ff\u0600-\u06ff\u0900-\u097f\u3000-\u30ff\u3400-\u9fff\uac00-\ud7af\uff00-\uffef])+"
 )
 PROSE_WORD = re.compile(r"[A-Za-z]{3,}|\b[A-Z][a-z]+\b")
 CONNECTOR = r"or|and|und|oder|et|ou|y|o|или|и|或|和"

@@ -192,6 +192,11 @@ def test_strict_mode_does_not_reward_an_unfinished_thought():
     [
         ("<think>x</think><answer>18</answer>", 1.0),
         ("<think>x</think><answer>$\\boxed{18}$</answer>", 1.0),
+        ("<think>x</think><answer>१८</answer>", 1.0),  # Devanagari digits (recipes/gsm8k-hindi.yaml)
+        ("<think>x</think><answer>१८ रुपये</answer>", 1.0),
+        ("<think>x</think><answer>١٨</answer>", 1.0),  # Arabic-Indic
+        ("<think>x</think><answer>１８</answer>", 1.0),  # full width
+        ("<think>x</think><answer>१९</answer>", 0.0),
         ("so the total is \\boxed{18}", 1.0),
         ("Janet makes 18 dollars.\n#### 18", 1.0),
         ("<think>x</think><answer>17</answer> 18", 0.0),  # the tag, not the last number
