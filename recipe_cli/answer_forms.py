@@ -40,8 +40,8 @@ WORD = re.compile(r"[^\W\d_]{3,}")
 INFINITY, NEGATIVE_INFINITY = r"\infty", r"-\infty"
 
 PLAIN_NUMBER = re.compile(r"^-?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?$")
-# Words and symbols around a number that do not change its value: "$1,000.", "50 %", "12 apples", "220 $".
-NUMBER_DECORATION = re.compile(r"^[\s$€£]*|[\s.%$€]*$|\\[%$]|\\text\{[^}]*\}|\\!|\\,")
+# Words and symbols around a number that do not change its value: "$1,000.", "50 %", "12 apples", "220 $", "₹18".
+NUMBER_DECORATION = re.compile(r"^[\s$€£¥₹]*|[\s.%$€£¥₹]*$|\\[%$]|\\text\{[^}]*\}|\\!|\\,")
 UNIT_WORDS = re.compile(r"\s+[^\W\d_]+(?:\s+[^\W\d_]+)*$")
 FRACTION = re.compile(r"^(-?\d+)\s*/\s*(\d+)$")
 LATEX_FRACTION = re.compile(r"^(-?)\\[dt]?frac\{(-?\d+)\}\{(\d+)\}$")
