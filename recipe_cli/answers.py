@@ -450,24 +450,41 @@ def needs_latex(answer: str, gold) -> bool:
     return _looks_like_latex(answer) or _looks_like_latex(str(gold))
 
 
+def answer_part(completion: str, answer_after: str | None = None) -> str | None:
+    """The text an answer is read from: the whole completion, or what follows the last ``answer_after``
+    (``</think>``); None when ``answer_after`` never appears: the thought never ended, so nothing is answered.
+
+    >>> answer_part("<think>so 18</think> 18", "</think>"), answer_part("<think>so 18", "</think>")
+    (' 18', None)
+    """
+    if answer_after is None:
+        return completion
+    return completion.rsplit(answer_after, 1)[-1] if answer_after in completion else None
+
+
 def score_completion(
     completion: str,
     gold: str,
     timeout: float = LATEX_TIMEOUT_SECONDS,
     mode: Mode = "flexible",
     truncated: bool = False,
+    answer_after: str | None = None,
 ) -> tuple[str | None, bool | None]:
     """Extract the answer from a completion and check it: ``(extracted, correct)``.
 
     In ``strict`` mode a completion cut off by the length limit (``truncated``) is wrong whatever
-    it says: an unfinished thought earns nothing. None when the gold cannot be read.
+    it says: an unfinished thought earns nothing. With ``answer_after`` the answer is read only
+    after its last occurrence (see ``answer_part``). None when the gold cannot be read.
 
     >>> score_completion("<think>9 * 2 = 18", "18"), score_completion("<think>9 * 2 = 18", "18", mode="strict")
     (('18', True), (None, False))
     >>> score_completion("<answer>18</answer>", "18", mode="strict", truncated=True)
     ('18', False)
+    >>> score_completion("<think>9 * 2 = 18", "18", answer_after="</think>")
+    (None, False)
     """
-    extracted = extract_answer(completion, mode)
+    part = answer_part(completion, answer_after)
+    extracted = extract_answer(part, mode) if part is not None else None
     return extracted, judge_answer(extracted, gold, timeout, mode, truncated)
 
 

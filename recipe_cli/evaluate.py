@@ -16,7 +16,7 @@ import logging
 from importlib import metadata
 from pathlib import Path
 
-from recipe_cli.answers import parse_number, score_completion
+from recipe_cli.answers import LATEX_TIMEOUT_SECONDS, parse_number, score_completion
 from recipe_cli.atomic import write_atomic
 from recipe_cli.chat import prompt_token_ids, render_prompt, think_prefilled
 from recipe_cli.config import DatasetSettings, Recipe
@@ -73,8 +73,10 @@ def evaluate_model(
     greedy_out = engine.generate(prompt_ids, greedy, settings.batch_size, advance)
     sampled_out = engine.generate(prompt_ids, sampling, settings.batch_size, advance) if sampling else None
 
-    mode = accuracy_mode(recipe)
-    samples = [_greedy_record(prompts[i], row["answer"], greedy_out, i, mode, prefilled) for i, row in enumerate(rows)]
+    mode, reading = accuracy_mode(recipe), answer_reading(recipe)
+    samples = [
+        _greedy_record(prompts[i], row["answer"], greedy_out, i, mode, prefilled, reading) for i, row in enumerate(rows)
+    ]
     summary = {
         "label": label,
         "model": str(model_path),
@@ -89,6 +91,8 @@ def evaluate_model(
         "n": len(samples),
         "answer_checker": ANSWER_CHECKER,
         "accuracy_mode": mode,  # which of accuracy_strict / accuracy_flexible `accuracy` is
+        "answer_after": reading["answer_after"],  # the answer read after it, as the accuracy reward reads it
+        "latex_timeout": reading["timeout"],
         "think_prefilled": prefilled,
         **_rates(samples),
         "backend": engine.name,
@@ -113,7 +117,7 @@ def evaluate_model(
             "max_new_tokens": sampling.max_new_tokens,
             "batch_size": settings.batch_size,
         }
-        summary["sampled"] = _add_samples(samples, sampled_out, settings.pass_k, mode, prefilled)
+        summary["sampled"] = _add_samples(samples, sampled_out, settings.pass_k, mode, prefilled, reading)
         outputs.append(sampled_out)
     completions = sum(len(c) for out in outputs for c in out.completions)
     tokens = sum(sum(t) for out in outputs for t in out.tokens)
@@ -147,6 +151,13 @@ def accuracy_mode(recipe: Recipe) -> str:
     return accuracy_params(recipe).get("mode", "flexible")
 
 
+def answer_reading(recipe: Recipe) -> dict:
+    """Where and how long the recipe's ``accuracy`` reward reads an answer, as ``score_completion``'s keywords:
+    ``answer_after`` (None: the whole completion) and ``timeout`` (its ``latex_timeout``)."""
+    params = accuracy_params(recipe)
+    return {"answer_after": params.get("answer_after"), "timeout": params.get("latex_timeout", LATEX_TIMEOUT_SECONDS)}
+
+
 def eval_rows(recipe: Recipe, eval_set: tuple[str, str, DatasetSettings], limit: int | None) -> list[dict]:
     """The rows an eval set is scored on: its first ``limit``, each with a gold answer (without one every answer
     would score 0)."""
@@ -160,10 +171,12 @@ def eval_rows(recipe: Recipe, eval_set: tuple[str, str, DatasetSettings], limit:
     return rows
 
 
-def _scores(completion: str, gold: str, truncated: bool, mode: str) -> dict:
-    """The answer read in the headline ``mode``, and the verdicts of both modes (strict: cut off is wrong)."""
-    strict_extracted, strict = score_completion(completion, gold, mode="strict", truncated=truncated)
-    flexible_extracted, flexible = score_completion(completion, gold)
+def _scores(completion: str, gold: str, truncated: bool, mode: str, reading: dict | None = None) -> dict:
+    """The answer read in the headline ``mode``, and the verdicts of both modes (strict: cut off is wrong), each
+    read as the accuracy reward reads it (``reading``: see ``answer_reading``)."""
+    reading = reading or {}
+    strict_extracted, strict = score_completion(completion, gold, mode="strict", truncated=truncated, **reading)
+    flexible_extracted, flexible = score_completion(completion, gold, **reading)
     correct = strict if mode == "strict" else flexible
     return {
         "extracted": strict_extracted if mode == "strict" else flexible_extracted,
@@ -175,11 +188,17 @@ def _scores(completion: str, gold: str, truncated: bool, mode: str) -> dict:
 
 
 def _greedy_record(
-    prompt: str, gold: str, out: Generation, index: int, mode: str = "flexible", prefilled: bool = False
+    prompt: str,
+    gold: str,
+    out: Generation,
+    index: int,
+    mode: str = "flexible",
+    prefilled: bool = False,
+    reading: dict | None = None,
 ) -> dict:
     completion = out.completions[index][0]
     truncated = out.truncated[index][0]
-    scores = _scores(completion, gold, truncated, mode)
+    scores = _scores(completion, gold, truncated, mode, reading)
     return {
         "prompt": prompt,
         "completion": completion,
@@ -207,7 +226,12 @@ def _rates(records: list[dict]) -> dict:
 
 
 def _add_samples(
-    samples: list[dict], out: Generation, ks: list[int], mode: str = "flexible", prefilled: bool = False
+    samples: list[dict],
+    out: Generation,
+    ks: list[int],
+    mode: str = "flexible",
+    prefilled: bool = False,
+    reading: dict | None = None,
 ) -> dict:
     """Score the sampled completions into each problem's record; return pass@k, maj@k and the sample rates."""
     every = []
@@ -219,7 +243,7 @@ def _add_samples(
             drawn.append(
                 {
                     "completion": completion,
-                    **_scores(completion, record["gold"], cut, mode),
+                    **_scores(completion, record["gold"], cut, mode, reading),
                     "format_ok": _format_ok(completion, prefilled),
                     "truncated": cut,
                     "tokens": length,

@@ -35,6 +35,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 from recipe_cli.answers import (
     LATEX_TIMEOUT_SECONDS,
     LATEX_WORKERS,
+    answer_part,
     extract_answer,
     judge_answer,
     needs_latex,
@@ -126,7 +127,9 @@ def _correctness(completions, answer, timeout: float = LATEX_TIMEOUT_SECONDS) ->
 _scorers: ThreadPoolExecutor | None = None
 
 
-def score_all(texts: list[str], golds: list, timeout: float, mode: str, cut_off: list[bool]) -> list[bool | None]:
+def score_all(
+    texts: list[str], golds: list, timeout: float, mode: str, cut_off: list[bool], answer_after: str | None = None
+) -> list[bool | None]:
     """``score_completion``'s verdict for each completion, the LaTeX comparisons of a batch side by side.
 
     A comparison math-verify has to make waits on a worker process (``recipe_cli.answers``); with
@@ -136,7 +139,8 @@ def score_all(texts: list[str], golds: list, timeout: float, mode: str, cut_off:
     """
     global _scorers
 
-    answers = [extract_answer(text, mode) for text in texts]
+    parts = [answer_part(text, answer_after) for text in texts]
+    answers = [extract_answer(part, mode) if part is not None else None for part in parts]
 
     def verdict(i: int) -> bool | None:
         return judge_answer(answers[i], golds[i], timeout, mode=mode, truncated=cut_off[i])
@@ -214,19 +218,12 @@ def accuracy(
     [1.0, 0.0]
     """
     texts = _texts(completions)
-    unfinished = [False] * len(texts)
-    if answer_after is not None:
-        unfinished = [answer_after not in text for text in texts]
-        texts = [text.rsplit(answer_after, 1)[-1] for text in texts]
     if mode == "strict" and completion_ids is not None and max_completion_len is not None:
         cut_off = [len(ids) >= max_completion_len for ids in completion_ids]
     else:
         cut_off = [False] * len(texts)
-    verdicts = score_all(texts, answer, latex_timeout, mode, cut_off)
-    scores = []
-    for correct, open_thought in zip(verdicts, unfinished, strict=True):
-        scores.append(None if correct is None else 0.0 if open_thought else float(correct))
-    return scores
+    verdicts = score_all(texts, answer, latex_timeout, mode, cut_off, answer_after)
+    return [None if correct is None else float(correct) for correct in verdicts]
 
 
 @register

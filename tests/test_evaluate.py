@@ -196,6 +196,32 @@ def test_each_completion_is_scored_strict_and_flexible(completion, truncated, st
     assert record["correct"] == (strict if mode == "strict" else flexible)
 
 
+@pytest.mark.parametrize(
+    "completion",
+    [
+        "<think>9 * 2 = 18</think> So Janet makes 18 dollars.",
+        "<think>maybe \\boxed{20}</think> The total is 18.",  # the answer after the thought, not inside it
+        "<think>maybe \\boxed{18}</think> The total is 20.",
+        "<think>\n9 * 2 = 18",  # the thought never ended: nothing answered
+        "<think>so <answer>18</answer>",
+        "<think>x</think><answer>18</answer>",
+    ],
+)
+@pytest.mark.parametrize("mode", ["strict", "flexible"])
+def test_eval_reads_the_answer_where_the_accuracy_reward_reads_it(recipe_dict, completion, mode):
+    from recipe_cli.evaluate import _add_samples, _greedy_record, accuracy_mode, accuracy_params, answer_reading
+    from recipe_cli.rewards import get_reward
+
+    recipe_dict["grpo"]["rewards"][0] = {"name": "accuracy", "params": {"mode": mode, "answer_after": "</think>"}}
+    recipe = validate_recipe(recipe_dict)
+    paid = get_reward("accuracy", **accuracy_params(recipe))([completion], answer=["18"])[0]
+    out = Generation(completions=[[completion]], truncated=[[False]], tokens=[[9]])
+    record = _greedy_record("prompt", "18", out, 0, accuracy_mode(recipe), False, answer_reading(recipe))
+    assert float(record["correct"]) == paid
+    sampled = _add_samples([{"gold": "18"}], out, [1], accuracy_mode(recipe), False, answer_reading(recipe))
+    assert sampled["pass@k"]["1"] == sampled["maj@k"]["1"] == paid
+
+
 def test_a_cut_off_sample_does_not_vote_in_strict_mode():
     from recipe_cli.evaluate import _add_samples
 
