@@ -187,6 +187,19 @@ def parse_form(text: str) -> Form | None:
     return _parse(normalized, 0) if normalized else None
 
 
+def spelling(text: str) -> str:
+    r"""An answer written back from its shape, without spaces: one spelling for the ways of writing it that
+    differ only in form (spacing, delimiters, ``\dfrac``, ``\text{(C)}`` for ``C``).
+
+    >>> spelling("(1,2)") == spelling(r"\left( 1, 2 \right)"), spelling(r"\text{(C)}") == spelling("C")
+    (True, True)
+    >>> spelling("x + 1"), spelling(r"$\dfrac{\pi}{ 2}$"), spelling(r"\frac12")
+    ('x+1', '\\frac{\\pi}{2}', '\\frac{1}{2}')
+    """
+    form = parse_form(text)
+    return _key(_spell(form)) if form is not None else ""
+
+
 def _parse(s: str, depth: int) -> Form:
     s = s.strip().rstrip(".,;").strip()
     if depth > 8 or not s:

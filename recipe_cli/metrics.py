@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from fractions import Fraction
 
-from recipe_cli.answer_forms import normalize
+from recipe_cli.answer_forms import spelling
 from recipe_cli.answers import answer_value, check_answer, parse_number
 
 
@@ -36,20 +36,28 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def answer_key(answer: str, numeric_gold: bool = False) -> Fraction | str:
-    """What a vote is counted by: the answer's number, else the answer with its spelling normalised.
+    """What a vote is counted by: the answer's number, else its shape written back without spaces.
 
     Against a numeric gold, numbers group as the checker reads them (``x = 12`` votes with
-    ``12``); otherwise only a plainly written number counts as one. Symbolic answers group by
-    spelling once delimiters, spacing and ``\\dfrac`` are normalised (``$\\dfrac{\\pi}{2}$`` votes with
-    ``\\frac{\\pi}{2}``), so equivalent LaTeX written two ways (``x+1``, ``1+x``) votes apart.
+    ``12``); otherwise only a plainly written number counts as one (``\\frac12`` too). Symbolic
+    answers group by ``spelling``: delimiters, spacing, ``\\dfrac`` and the ways of writing a
+    choice do not split a vote (``$\\dfrac{\\pi}{2}$`` votes with ``\\frac{\\pi}{ 2}``, ``(1,2)`` with
+    ``(1, 2)``, ``C`` with ``\\text{(C)}``), but equivalent LaTeX written two ways (``x+1``, ``1+x``)
+    votes apart.
 
     >>> answer_key("1,000") == answer_key("1000.0") == answer_key("$1000") == answer_key("x = 1000", True)
     True
-    >>> answer_key(" x +  1 "), answer_key(r"$\\dfrac{\\pi}{2}$") == answer_key(r"\\frac{\\pi}{2}")
-    ('x + 1', True)
+    >>> answer_key(" x +  1 "), answer_key(r"$\\dfrac{\\pi}{2}$") == answer_key(r"\\frac{\\pi}{ 2}")
+    ('x+1', True)
+    >>> answer_key("(1,2)") == answer_key("(1, 2)"), answer_key(r"\\frac12")
+    (True, Fraction(1, 2))
     """
     number = answer_value(answer) if numeric_gold else parse_number(answer)
-    return number if number is not None else normalize(answer)
+    if number is not None:
+        return number
+    spelled = spelling(answer)
+    number = parse_number(spelled)
+    return number if number is not None else spelled
 
 
 def majority_answer(answers: Sequence[str | None], numeric_gold: bool = False) -> str | None:

@@ -84,6 +84,13 @@ def test_majority_vote_and_its_tie_rule(answers, majority):
         ([None, None], "12", False),
         (["13", "x = 12", "12", "13", "12"], "12", True),  # "x = 12" reads as 12, as the checker reads it
         (["x+1", "1+x", "x + 2"], "x+1", True),  # symbolic answers vote by spelling
+        # spellings that differ only in form vote together (they split the vote and lost the tie before)
+        (["(3,4)", "(1,2)", "(1, 2)"], "(1,2)", True),
+        (["x + 2", "x+1", "x + 1"], "x+1", True),
+        (["3", "\\frac12", "\\frac{1}{2}"], "\\frac{1}{2}", True),
+        (["B", "C", "\\text{(C)}", "(C)"], "C", True),
+        (["\\{2\\}", "\\{1,3\\}", "\\{1, 3\\}"], "\\{1,3\\}", True),
+        (["\\sqrt{2}", "2\\sqrt{3}", "2 \\sqrt{3}"], "\\sqrt{12}", True),
     ],
 )
 def test_majority_correct(answers, gold, correct):
