@@ -29,7 +29,6 @@ from recipe_cli.answer_forms import match_forms, parse_form, parse_number
 Mode = Literal["strict", "flexible"]
 
 ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL)
-CLOSED_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 HASHES = re.compile(r"####\s*([^\n]*)")
 # Final-answer phrases; the last one in the text wins and the rest of its line is the answer.
 # English, French, German, Spanish, Portuguese, Italian, Chinese, Japanese, Hindi, Arabic,
@@ -51,7 +50,12 @@ FINAL_ANSWER = re.compile(
     re.I | re.M,
 )
 NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
-MATH_SPAN = re.compile(r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
+# \( and \[ formulas hold no second opener: an unclosed one then stops at the next opener instead of searching
+# the rest of the text for a closer, which took time quadratic in the length of a runaway completion.
+MATH_SPAN = re.compile(
+    r"(?<!\\)\$\$(.+?)(?<!\\)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\(((?:(?!\\\().)+?)\\\)|\\\[((?:(?!\\\[).)+?)\\\]",
+    re.DOTALL,
+)
 BOX = re.compile(r"\\(?:boxed|fbox)\s*\{")
 # Letters of scripts other than Latin, and CJK punctuation: the prose around the answer in
 # "答：共有 36 个苹果。" or "अतः उत्तर 12 है।"; not those scripts' digits (१८, ١٨, １８ are 18).
@@ -153,7 +157,7 @@ def extract_answer(text: str, mode: Mode = "flexible") -> str | None:
     >>> extract_answer("She has 9 eggs, and 9 * 2 = 18"), extract_answer("She has 9 eggs, and 9 * 2 = 18", "strict")
     ('18', None)
     """
-    tags = (CLOSED_ANSWER_TAG if mode == "strict" else ANSWER_TAG).findall(text)
+    tags = _closed_answer_tags(text) if mode == "strict" else ANSWER_TAG.findall(text)
     if tags and tags[-1].strip():
         inner = tags[-1].strip()
         return final_boxed(inner) or _after_marker(inner) or _answer_span(inner)
@@ -166,6 +170,23 @@ def extract_answer(text: str, mode: Mode = "flexible") -> str | None:
     if mode == "strict":
         return None
     return _after_marker(text) or _last_formula(text) or _last_number(text)
+
+
+def _closed_answer_tags(text: str) -> list[str]:
+    """The contents of the closed ``<answer>...</answer>`` tags, as ``re.findall(r"<answer>(.*?)</answer>")``
+    finds them, in time linear in the text (the regex took quadratic time over many unclosed tags).
+
+    >>> _closed_answer_tags("<answer>1</answer> <answer>2<answer>3</answer> <answer>4")
+    ['1', '2<answer>3']
+    """
+    tags, position = [], 0
+    while (start := text.find("<answer>", position)) >= 0:
+        end = text.find("</answer>", start + len("<answer>"))
+        if end < 0:
+            break
+        tags.append(text[start + len("<answer>") : end])
+        position = end + len("</answer>")
+    return tags
 
 
 def _after_marker(text: str) -> str | None:

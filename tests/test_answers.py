@@ -178,6 +178,21 @@ def test_a_runaway_number_is_a_wrong_answer_not_a_crash(completion, mode):
     assert majority_answer([answer, answer, "18"], numeric_gold=True) == answer  # maj@k counts its votes
 
 
+@pytest.mark.parametrize(
+    ("completion", "mode"),
+    [
+        ("\\(x " * 20000, "flexible"),  # formulas opened and never closed: 80k characters
+        ("\\[x " * 20000, "flexible"),
+        ("<answer> " * 10000, "strict"),  # answer tags opened and never closed
+    ],
+    ids=["inline-formula", "display-formula", "answer-tag"],
+)
+def test_a_runaway_completion_is_read_in_linear_time(completion, mode):
+    started = time.perf_counter()
+    extract_answer(completion, mode)
+    assert time.perf_counter() - started < 2.0  # 15-30 s when each opener searched the rest of the text
+
+
 UNFINISHED = "<think>\nShe has 16 - 3 - 4 = 9 eggs left, and 9 * 2 = 18"
 
 
