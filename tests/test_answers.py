@@ -193,6 +193,18 @@ def test_a_runaway_completion_is_read_in_linear_time(completion, mode):
     assert time.perf_counter() - started < 2.0  # 15-30 s when each opener searched the rest of the text
 
 
+def test_a_fresh_worker_is_ready_to_compare_within_the_bound():
+    """The first comparison of a new worker (one per pathological answer killed) is not charged its start-up."""
+    from recipe_cli.answers import _LatexJudges
+
+    judges = _LatexJudges(size=1)
+    try:
+        judges._release(judges._acquire())  # started and ready: the start is never part of a bound
+        assert judges.compare("(x+2)^2", "x^2+4x+4", timeout=0.3) is True  # took 0.4-0.6 s of loading on first use
+    finally:
+        judges.close()
+
+
 UNFINISHED = "<think>\nShe has 16 - 3 - 4 = 9 eggs left, and 9 * 2 = 18"
 
 
