@@ -11,7 +11,7 @@ from pathlib import Path
 from recipe_cli.chat import think_prefilled
 from recipe_cli.config import Recipe, grpo_max_completion_length
 from recipe_cli.data import grpo_prompts
-from recipe_cli.generation import stop_at_end_of_turn
+from recipe_cli.generation import stop_at_end_of_turn, stop_token_ids
 from recipe_cli.health import health_callback
 from recipe_cli.models import adapter_base, is_adapter, load_causal_lm, lora_config, model_revision
 from recipe_cli.peak_memory import with_peak_memory
@@ -96,7 +96,11 @@ def build_grpo_trainer(recipe: Recipe, start: StageStart, prepared=None) -> Stag
     weights = [reward.weight for reward in recipe.grpo.rewards]
     continues_adapter = is_adapter(origin)
     precision = stage_precision(recipe)
-    extra = {"reward_weights": weights, **reference_model_settings(recipe, origin, precision)}
+    extra = {
+        "reward_weights": weights,
+        **reference_model_settings(recipe, origin, precision),
+        **vllm_stop_settings(recipe, tokenizer),
+    }
     config = trainer_config(GRPOConfig, recipe, "grpo", extra=extra)
     output = Path(config.output_dir)  # runs/<name>/<stage>, as recipe_settings set it
     log_precision("grpo", precision, lora=recipe.model.lora is not None or continues_adapter)
@@ -168,6 +172,23 @@ def without_log_message(logger_name: str, text: str) -> Iterator[None]:
         yield
     finally:
         logger.removeFilter(drop)
+
+
+def vllm_stop_settings(recipe: Recipe, tokenizer) -> dict:
+    """GRPOConfig settings that make vLLM stop where SFT's targets end: ``generation_kwargs.stop_token_ids``.
+
+    vLLM stops at the eos of the model it loads (TRL's colocated engine and ``recipe serve`` load the
+    starting model from its path, a Hub base model included), not at the generation config
+    ``stop_at_end_of_turn`` sets in this process: a chat template that ends turns with another token
+    (Qwen2.5's base models: ``<|im_end|>``, eos ``<|endoftext|>``) would have vLLM sample past every
+    answer. The recipe's own ``generation_kwargs`` are kept, its stop ids included.
+    """
+    trainer = recipe.grpo.trainer
+    if not trainer.get("use_vllm"):
+        return {}
+    given = dict(trainer.get("generation_kwargs") or {})
+    stops = sorted({*given.get("stop_token_ids", []), *stop_token_ids(tokenizer)})
+    return {"generation_kwargs": {**given, "stop_token_ids": stops}}
 
 
 def reference_model_settings(recipe: Recipe, origin: str, precision: PrecisionPlan) -> dict:

@@ -90,3 +90,18 @@ def test_the_sft_checkpoint_stops_at_the_end_of_turn(qwen_base_model, recipe_dic
     tokenizer = AutoTokenizer.from_pretrained(qwen_base_model)
     saved = GenerationConfig.from_pretrained(tmp_path / "sft").eos_token_id
     assert tokenizer.convert_tokens_to_ids("<|im_end|>") in saved and tokenizer.eos_token_id in saved
+
+
+def test_vllm_stops_at_the_end_of_turn_of_the_model_it_loads(qwen_base_model, recipe_dict):
+    """vLLM reads its stops from the starting model's folder, not from this process: GRPO passes them."""
+    from transformers import AutoTokenizer
+
+    from recipe_cli.grpo import vllm_stop_settings
+
+    tokenizer = AutoTokenizer.from_pretrained(qwen_base_model)
+    end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    recipe_dict["model"] = {"path": qwen_base_model}
+    assert vllm_stop_settings(validate_recipe(recipe_dict), tokenizer) == {}  # transformers generation: see above
+    recipe_dict["grpo"]["trainer"].update(use_vllm=True, generation_kwargs={"stop_token_ids": [7], "min_tokens": 2})
+    kwargs = vllm_stop_settings(validate_recipe(recipe_dict), tokenizer)["generation_kwargs"]
+    assert kwargs == {"min_tokens": 2, "stop_token_ids": sorted({7, end_of_turn, tokenizer.eos_token_id})}
