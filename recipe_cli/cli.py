@@ -606,14 +606,15 @@ def rewards(
             print_reward_catalogue()
             return
         loaded = _load(recipe, overrides)
-        if not no_model:  # the starting model loads
+        sampling = not no_model and samples > 0  # --samples 0 samples nothing, so no model needs to load
+        if sampling:
             from recipe_cli.launch import check_packages
 
             check_packages(loaded, [])
         quiet_libraries()
         from recipe_cli.preflight import run_preflight
 
-        report = run_preflight(loaded, golds=golds, groups=groups, samples=samples, use_model=not no_model)
+        report = run_preflight(loaded, golds=golds, groups=groups, samples=samples, use_model=sampling)
         print_preflight(report)
         if report.fatal:
             raise typer.Exit(1)

@@ -26,6 +26,12 @@ def test_a_sound_recipe_passes_with_model_samples(recipe_dict, write_recipe, tmp
     assert not (tmp_path / "runs").exists()  # the preflight writes nothing to the run folder
 
 
+def test_no_samples_loads_and_names_no_model(recipe_dict, write_recipe):
+    result = preflight(write_recipe(recipe_dict), "--samples", "0")
+    assert result.exit_code == 0, result.output
+    assert "no model samples" in result.output and "sample 1" not in result.output
+
+
 def test_the_report_separates_good_from_bad_completions(recipe_dict):
     recipe_dict["grpo"]["rewards"] = [{"name": "accuracy"}, {"name": "format"}, {"name": "tag_count"}]
     report = run_preflight(validate_recipe(recipe_dict), golds=20, groups=4, use_model=False)
