@@ -488,15 +488,38 @@ def print_training_plan(plan) -> None:
         from recipe_cli.plan import MEMORY_ASSUMPTIONS
 
         console.print(f"[dim]{MEMORY_ASSUMPTIONS}[/]")
+        console.print(_disk_line(stage.disk))
         for misfit in stage.misfits:
             console.print(f"[bold yellow]misfit:[/] {escape(misfit)}")
         if not stage.misfits:
             console.print("no misfits found")
         for risk in stage.risks:
             console.print(f"[yellow]risk:[/] {escape(risk)}")
+    from recipe_cli.plan import format_bytes
+
+    where = f"{escape(str(plan.run_folder))}: at most {format_bytes(plan.disk)}, {format_bytes(plan.free_disk)} free"
+    if plan.disk > plan.free_disk:
+        console.print(
+            f"[bold yellow]warning:[/] disk: {where}; the disk fills before the training ends, and the save it "
+            "fails in loses the steps since the last checkpoint: free space, lower save_total_limit, or set "
+            "runs_dir to a larger disk"
+        )
+    else:
+        console.print(f"disk: {where}")
     if plan.length_budget is not None:
         console.rule("[bold]length budget[/]")
         _print_length_budget(plan.length_budget)
+
+
+def _disk_line(disk) -> str:
+    """A stage's disk footprint (``recipe_cli.disk.DiskPlan``) in one line."""
+    from recipe_cli.plan import format_bytes
+
+    return (
+        f"disk: checkpoint-N {format_bytes(disk.checkpoint)} (weights {format_bytes(disk.weights)}, optimizer "
+        f"state {format_bytes(disk.optimizer)}), up to {disk.checkpoints} at once; final model "
+        f"{format_bytes(disk.final)}: at most {format_bytes(disk.total)}"
+    )
 
 
 def _print_prompt(prompt: str) -> None:

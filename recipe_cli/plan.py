@@ -21,6 +21,7 @@ from recipe_cli.config import (
     grpo_max_completion_length,
     is_local_path,
 )
+from recipe_cli.disk import DiskPlan, checkpoints_at_once, free_bytes, plan_disk
 from recipe_cli.errors import RecipeError
 from recipe_cli.precision import DTYPE_BYTES, PrecisionPlan, describe_recipe_precision
 from recipe_cli.runs import RunFolder
@@ -498,7 +499,9 @@ class StagePlan:
     prompt: str | None  # one prompt as the model sees it
     facts: list[str]  # batches, steps, reference model, sequence lengths: one line each
     misfits: list[str]
+    steps: int  # optimizer steps in all
     memory: MemoryEstimate | None = None
+    disk: DiskPlan | None = None
     risks: list[str] = field(default_factory=list)
     template: list[str] = field(default_factory=list)  # SFT: what the chat template does that training adapts to
     example: TokenisedExample | None = None  # SFT: the shortest example with its loss mask
@@ -517,6 +520,13 @@ class TrainingPlan:
     machine_problem: str | None  # what this machine lacks for the command: a warning in a dry run
     stages: list[StagePlan]
     length_budget: LengthBudget | None  # when SFT is planned
+    run_folder: Path
+    free_disk: int  # bytes free where the run folder is
+
+    @property
+    def disk(self) -> int:
+        """Bytes the planned stages have on disk at most: each one's checkpoints and final model."""
+        return sum(stage.disk.total for stage in self.stages)
 
 
 def training_plan(recipe: Recipe, stages: list[str], *, evaluates: bool = False) -> TrainingPlan:
@@ -542,6 +552,7 @@ def training_plan(recipe: Recipe, stages: list[str], *, evaluates: bool = False)
         else:
             plan, longest = _plan_grpo(recipe, tokenizer, config)
         plan.memory = _memory(stage, recipe, config, params, trainable, precision, longest)
+        plan.disk = _disk(stage, recipe, params, trainable, precision, plan.steps)
         plan.risks = checkpoint_risks(getattr(recipe, stage).trainer, stage, recipe.launch.num_processes)
         planned.append(plan)
     return TrainingPlan(
@@ -554,6 +565,8 @@ def training_plan(recipe: Recipe, stages: list[str], *, evaluates: bool = False)
         machine_problem=machine_problem,
         stages=planned,
         length_budget=length_budget(sft_lengths, recipe) if sft_lengths is not None else None,
+        run_folder=RunFolder(recipe).root,
+        free_disk=free_bytes(RunFolder(recipe).root),
     )
 
 
@@ -643,8 +656,9 @@ def _plan_sft(recipe: Recipe, tokenizer, config) -> tuple[StagePlan, list[int], 
         )
     if prepared.dropped:
         misfits += _dropped(prepared, "sft", positions)
+    steps, total_steps = _steps(len(prepared.rows), per_step, trainer, "SFTConfig")
     facts = [
-        _steps(len(prepared.rows), per_step, trainer, "SFTConfig"),
+        steps,
         "loss: completion tokens only (prompt tokens are masked), sequences of up to "
         f"{max(totals) if totals else 0} tokens",
     ]
@@ -654,6 +668,7 @@ def _plan_sft(recipe: Recipe, tokenizer, config) -> tuple[StagePlan, list[int], 
         prompt=_render(tokenizer, example["input_ids"][:prompt_length]),
         facts=facts,
         misfits=misfits,
+        steps=total_steps,
         template=describe_template(tokenizer, think_prefilled(recipe, tokenizer)),
         example=TokenisedExample(pieces, prompt_length),
     )
@@ -697,15 +712,17 @@ def _plan_grpo(recipe: Recipe, tokenizer, config) -> tuple[StagePlan, int]:
     positions = getattr(config, "max_position_embeddings", None)
     if positions and longest + completion_tokens > positions:
         misfits.append(_positions_misfit(longest, completion_tokens, positions))
+    steps, total_steps = _steps(len(prepared.rows) * iterations, completions // generations, trainer, "GRPOConfig")
     facts = [
         f"per optimizer step: {completions // generations} unique prompts x {generations} completions "
         f"= {completions} completions; generation batch {batch} ({how})",
         f"reference model: {'loaded (beta ' + format(beta, 'g') + ')' if beta else 'not loaded (beta 0: no KL term)'}",
         f"divergence: {explain_divergence(recipe.grpo)}",
-        _steps(len(prepared.rows) * iterations, completions // generations, trainer, "GRPOConfig"),
+        steps,
         f"sequences: prompts up to {longest} tokens + up to {completion_tokens} completion tokens",
     ]
-    return StagePlan(stage="grpo", prepared=prepared, prompt=prompt, facts=facts, misfits=misfits), longest
+    plan = StagePlan(stage="grpo", prepared=prepared, prompt=prompt, facts=facts, misfits=misfits, steps=total_steps)
+    return plan, longest
 
 
 def checkpoint_risks(trainer: dict, stage: str, world: int = 1) -> list[str]:
@@ -876,17 +893,18 @@ def _batch(trainer: dict, class_name: str, world: int) -> int:
     return per_device * accumulation * world
 
 
-def _steps(items: int, per_step: int, trainer: dict, cls: str) -> str:
-    """Steps per epoch (whole batches only) and the total the run will take."""
+def _steps(items: int, per_step: int, trainer: dict, cls: str) -> tuple[str, int]:
+    """Steps per epoch (whole batches only) and the total the run will take: the line, and the total."""
     per_epoch = items // per_step if per_step else 0
     max_steps = effective_setting(cls, trainer, "max_steps")
     epochs = effective_setting(cls, trainer, "num_train_epochs")
     total = max_steps if max_steps > 0 else int(per_epoch * epochs)
     how = "max_steps" if max_steps > 0 else f"{epochs:g} epochs"
-    return (
+    line = (
         f"steps: {per_epoch} per epoch ({per_step} {'prompts' if cls == 'GRPOConfig' else 'examples'} per step); "
         f"{total} in all ({how}, {total / per_epoch if per_epoch else 0:.2f} epochs)"
     )
+    return line, total
 
 
 def _render(tokenizer, ids: list[int]) -> str:
@@ -940,6 +958,27 @@ def activation_bytes(
     statistics = scored * 4 * (8 + hidden)  # per-token float32 sums, and the hidden states' float32 gradient
     head = vocab * hidden * 4 if head_trained else 0
     return kept, tile + statistics + head
+
+
+def _disk(stage: str, recipe: Recipe, params: int, trainable: int, precision: PrecisionPlan, steps: int) -> DiskPlan:
+    """What the stage writes to disk at most (``recipe_cli.disk``)."""
+    from recipe_cli.launch import sharding
+
+    class_name, trainer = TRAINER_CLASSES[stage], getattr(recipe, stage).trainer
+
+    def setting(key: str):
+        return effective_setting(class_name, trainer, key)
+
+    kept = checkpoints_at_once(
+        setting("save_strategy"),
+        setting("save_steps"),
+        setting("save_total_limit"),
+        steps,
+        setting("num_train_epochs"),
+    )
+    deepspeed = sharding(recipe.launch)[0].startswith("DeepSpeed")
+    lora = recipe.model.lora is not None
+    return plan_disk(stage, params, trainable, precision, lora=lora, deepspeed=deepspeed, checkpoints=kept)
 
 
 def _memory(

@@ -252,6 +252,25 @@ class StageOutcome:
 LOG_STATE = "log-state-{rank}.json"  # in each checkpoint: what the trainer's next log averages over, per rank
 
 
+def disk_space_callback(stage: str, *, deepspeed: bool):
+    """Warn, as training starts (main process), when the disk cannot hold the checkpoints and model the stage
+    writes (``recipe_cli.disk``); a full disk would fail a save and lose the steps since the last one."""
+    from transformers import TrainerCallback
+
+    from recipe_cli.disk import disk_shortfall, trainer_disk_plan
+
+    class DiskSpace(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            if state.is_world_process_zero and model is not None:
+                plan = trainer_disk_plan(stage, model, args, state.max_steps, deepspeed=deepspeed)
+                warning = disk_shortfall(plan, Path(args.output_dir))
+                if warning is not None:
+                    log.warning("%s", warning)
+            return control
+
+    return DiskSpace()
+
+
 def log_state_callback(trainer, resumed_from: Path | None, healthy):
     """A TrainerCallback that keeps, in every checkpoint, what the next logged values are averaged over.
 
@@ -409,7 +428,8 @@ def train_stage(
     # before the marker; later callbacks (e.g. pushing checkpoints) run once the marker is written
     marker = completion_marker_callback(lambda: nonfinite.healthy)
     log_state = log_state_callback(trainer, start.checkpoint, lambda: nonfinite.healthy)
-    for callback in [preemption_callback(flag), nonfinite, log_state, marker, *(callbacks or [])]:
+    disk = disk_space_callback(start.stage, deepspeed=bool(getattr(trainer, "is_deepspeed_enabled", False)))
+    for callback in [preemption_callback(flag), nonfinite, log_state, marker, disk, *(callbacks or [])]:
         trainer.add_callback(callback)
     from recipe_cli.step_time import time_callbacks
 
