@@ -812,7 +812,13 @@ class _Translator:
         benchmarks = self.take("benchmarks")
         if benchmarks:
             self.note("dropped", "benchmarks", "open-r1's lighteval runs; recipe evaluates with eval: sections")
-        for key in ("wandb_entity", "wandb_project", "wandb_run_group"):
+        project = self.take("wandb_project")
+        if project is not None and "project" not in self.data:  # recipe passes it on as WANDB_PROJECT
+            self.data["project"] = project
+            self.note("translated", f"wandb_project: {project}", f"{self.stage}.trainer.project: {project}")
+        elif project is not None:
+            self.note("dropped", "wandb_project", "the file's project setting names the tracker project")
+        for key in ("wandb_entity", "wandb_run_group"):
             if self.take(key) is not None:
                 self.note("dropped", key, f"set {key.upper()} in the environment")
         logging_only = ["wandb_log_unique_prompts"] + (["num_completions_to_print"] if self.stage == "sft" else [])

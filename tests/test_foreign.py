@@ -114,7 +114,8 @@ def test_open_r1_grpo_every_key():
         "push_checkpoints": True,  # open-r1's push_to_hub_revision callback
     }
     assert "hub_model_revision" in keys_of(translation, "meaning")
-    assert {"vllm_device", "benchmarks", "wandb_entity", "wandb_project"} <= keys_of(translation, "dropped")
+    assert {"vllm_device", "benchmarks", "wandb_entity"} <= keys_of(translation, "dropped")
+    assert trainer["project"] == "open-r1"  # recipe sets WANDB_PROJECT from it (recipe_cli.trackers)
     assert "evaluation_strategy" in keys_of(translation, "translated")
 
 
