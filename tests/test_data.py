@@ -193,3 +193,25 @@ def test_a_local_folder_that_does_not_load_is_named_a_folder(tmp_path):
     with pytest.raises(RecipeError, match=r"data' is a folder that could not be loaded .*point `path` at a") as caught:
         load_examples(DatasetSettings(path=str(tmp_path / "data"), adapter="gsm8k"), seed=0)
     assert "network" not in str(caught.value)
+
+
+@pytest.mark.parametrize(("split", "expected"), [("train[:3]", ["0", "1", "2"]), ("test[-2:]", ["8", "9"])])
+def test_a_sliced_split_of_a_local_file_reads_that_slice(tmp_path, split, expected):
+    """`split: train[:1000]` slices a Hub dataset's split; a local file is the one split the slice is taken from."""
+    path = write_jsonl(tmp_path / "d.jsonl", [{"question": str(i), "answer": str(i)} for i in range(10)])
+    rows = load_examples(DatasetSettings(path=path, split=split), seed=0)
+    assert [r["question"] for r in rows] == expected
+
+
+def test_a_split_slice_datasets_cannot_read_is_one_line_with_the_form(tmp_path):
+    path = write_jsonl(tmp_path / "d.jsonl", [{"question": str(i), "answer": str(i)} for i in range(10)])
+    with pytest.raises(RecipeError, match=r"split 'train\[20:\]' cannot be read .*slice a split as `train\[:1000\]`"):
+        load_examples(DatasetSettings(path=path, split="train[20:]"), seed=0)
+
+
+def test_a_config_a_local_dataset_folder_lacks_names_its_configs(tmp_path):
+    (tmp_path / "data").mkdir()
+    write_jsonl(tmp_path / "data" / "train.jsonl", [{"question": "1+1?", "answer": "2"}])
+    settings = DatasetSettings(path=str(tmp_path), config="metadata", adapter="columns")
+    with pytest.raises(RecipeError, match=r"has no config 'metadata' \(.*Available: \['default'\]\); set `config`"):
+        load_examples(settings, seed=0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,7 +36,8 @@ def load_raw(settings: SourceSettings):
                 raise RecipeError(f"dataset '{path}': use a {'/'.join(LOCAL_DATA_SUFFIXES)} file")
             if Path(path).stat().st_size == 0:  # datasets' JSON builder fails on it with a bare StopIteration
                 raise RecipeError(f"dataset '{path}' is an empty file; point `path` at a file with rows")
-            return datasets.load_dataset(builder, data_files={settings.split: path}, split=settings.split)
+            files = {name: path for name in split_names(settings.split)}  # the file is each split the spec names
+            return datasets.load_dataset(builder, data_files=files, split=settings.split)
         return datasets.load_dataset(path, settings.config, split=settings.split)
     except RecipeError:
         raise
@@ -44,15 +46,32 @@ def load_raw(settings: SourceSettings):
         problem = locate_problem(Path(path)) if local_file else None
         if problem is not None:
             raise problem from None
-        mistake = _load_error(path, settings.split, error)
+        mistake = _load_error(settings, error)
         if mistake is error:
             raise
         raise mistake from error
 
 
-def _load_error(path: str, split: str, error: Exception) -> Exception:
+def split_names(split: str) -> list[str]:
+    """The split names in a split spec, which may slice them (``datasets``' syntax).
+
+    >>> split_names("train"), split_names("train[:1000]"), split_names("train[:10%] + test[-5:]")
+    (['train'], ['train'], ['train', 'test'])
+    """
+    return list(dict.fromkeys(part.split("[")[0].strip() for part in split.split("+")))
+
+
+def _load_error(settings: SourceSettings, error: Exception) -> Exception:
     """The one-line error for a dataset ``datasets`` could not load, or ``error`` itself when it is a bug."""
+    path, split = settings.path, settings.split
     first_line = str(error).splitlines()[0] if str(error) else type(error).__name__
+    if isinstance(error, ValueError) and "[" in split and re.search(r"instruction|slice", first_line, re.IGNORECASE):
+        return RecipeError(
+            f"dataset '{path}': split '{split}' cannot be read ({first_line}); slice a split as "
+            "`train[:1000]`, `train[-500:]` or `train[:10%]`, within its rows"
+        )
+    if isinstance(error, ValueError) and first_line.startswith("BuilderConfig"):  # a config the dataset lacks
+        return RecipeError(f"dataset '{path}' has no config '{settings.config}' ({first_line}); set `config` to one")
     if type(error).__name__ == "DatasetGenerationError" and is_local_path(path):
         cause = error.__cause__ or error
         return RecipeError(f"dataset '{path}' could not be parsed: {str(cause).splitlines()[0]}")
