@@ -563,3 +563,18 @@ def test_bracketed_text_is_shown_as_written(tmp_path, monkeypatch):
     result = runner.invoke(app, ["validate", "cosine.yaml"])
     assert result.exit_code == 0, result.output
     assert "grpo.rewards[cosine].params.max_len" in result.output
+
+
+def test_sharegpt_conversations_are_read_as_messages_as_trl_does(tmp_path):
+    """OpenThoughts-114k's rows: a `system` column and `conversations` of from/value turns, which `trl sft` trains on
+    as `messages`; `adapter: trl`, `adapter: messages` and a local file's inferred adapter read them the same."""
+    from recipe_cli.config import SourceSettings
+
+    turns = [{"from": "user", "value": "2+2?"}, {"from": "assistant", "value": "<think>add</think> 4"}]
+    rows = [{"system": "Think first.", "conversations": turns}]
+    for adapter in ("trl", "messages"):
+        (row,) = _rows(adapter, rows)
+        assert row["prompt"] == [{"role": "user", "content": "2+2?"}] and row["completion"] == "<think>add</think> 4"
+    path = tmp_path / "ot.jsonl"
+    path.write_text(json.dumps(rows[0]) + "\n")
+    assert SourceSettings(path=str(path)).adapter == "messages"

@@ -173,8 +173,8 @@ def infer_adapter(rows: list[dict]) -> str | None:
 
     GSM8K: ``question`` and a text ``answer`` ending in ``#### <number>``. OpenThoughts: ``problem``
     and ``conversations`` or ``messages`` holding the begin_of_thought/begin_of_solution markers.
-    TRL's formats (``recipe_cli.data.trl_formats``): a ``messages`` conversation, a ``prompt`` with
-    a ``completion``, or a ``text`` column alone.
+    TRL's formats (``recipe_cli.data.trl_formats``): a ``messages`` (or ``conversations``) conversation,
+    a ``prompt`` with a ``completion``, or a ``text`` column alone.
 
     >>> infer_adapter([{"question": "2+2?", "answer": "2+2=4\\n#### 4"}])
     'gsm8k'
@@ -190,7 +190,8 @@ def infer_adapter(rows: list[dict]) -> str | None:
     turns = [json.dumps(r.get("conversations") or r.get("messages") or "", ensure_ascii=False) for r in rows]
     if all("problem" in r for r in rows) and any(THOUGHT_MARKER in text for text in turns):
         return "openthoughts"
-    if all(isinstance(r.get("messages"), list) for r in rows):
+    conversation = "messages" if any("messages" in r for r in rows) else "conversations"  # TRL reads either
+    if all(isinstance(r.get(conversation), list) for r in rows):
         return "messages"
     if all("prompt" in r and "completion" in r for r in rows):
         return "prompt_completion"

@@ -4,7 +4,8 @@
 same (messages, then prompt, then the text column), and ``messages``, ``prompt_completion`` and
 ``text`` name one format. Each row carries what the model is shown and what it learns to write:
 
-- ``messages``: the last assistant turn is the completion, the turns before it the prompt
+- ``messages``: a conversation in ``messages`` (or ShareGPT's ``conversations``, which TRL reads
+  as ``messages``); the last assistant turn is the completion, the turns before it the prompt
   (rendered with the chat template, masked); turns after it are left out. TRL trains on every
   token of such a conversation unless ``assistant_only_loss``; here the earlier turns are the
   prompt, as the other adapters' prompts are.
@@ -28,6 +29,7 @@ from recipe_cli.errors import RecipeError
 
 GOLD_COLUMNS = ("solution", "answer")  # TRL's accuracy_reward and open-r1's rewards read `solution`
 ROLE_NAMES = {"human": "user", "gpt": "assistant"}  # ShareGPT's from/value turns, as TRL converts them
+CONVERSATION_COLUMNS = ("messages", "conversations")  # TRL renames ShareGPT's `conversations` to `messages`
 
 
 def _columns(settings, **defaults: str) -> dict[str, str]:
@@ -87,10 +89,22 @@ def _assistant_text(turns: list[dict]) -> str:
     return "".join(turn["content"] for turn in turns if turn["role"] == "assistant")
 
 
+def conversation_column(column_names: list[str], columns: dict[str, str]) -> str | None:
+    """The column holding the conversations: ``columns.messages``, else ``messages``, else ``conversations``
+    (ShareGPT's name, which ``trl sft`` reads as ``messages``); None when there is none.
+
+    >>> conversation_column(["system", "conversations"], {}), conversation_column(["text"], {}) is None
+    ('conversations', True)
+    """
+    if "messages" in columns:
+        return columns["messages"] if columns["messages"] in column_names else None
+    return next((name for name in CONVERSATION_COLUMNS if name in column_names), None)
+
+
 @register_adapter("messages")
 def messages_rows(raw: RawRows, settings) -> Iterator[dict]:
     """Conversations: the last assistant turn is the completion, the turns before it the prompt."""
-    columns = _columns(settings, messages="messages")
+    columns = _columns(settings, messages=conversation_column(raw.column_names, settings.columns) or "messages")
     raw.require({"messages": columns["messages"]})
     gold_column = _gold_column(raw, columns)
     for index, row in enumerate(raw):
@@ -157,8 +171,10 @@ def trl_format(column_names: list[str], columns: dict[str, str]) -> str | None:
 
     >>> trl_format(["messages", "source"], {}), trl_format(["prompt", "completion"], {}), trl_format(["text"], {})
     ('messages', 'prompt_completion', 'text')
+    >>> trl_format(["system", "conversations"], {})
+    'messages'
     """
-    if columns.get("messages", "messages") in column_names:
+    if conversation_column(column_names, columns) is not None:
         return "messages"
     if columns.get("prompt", "prompt") in column_names:
         return "prompt_completion"
@@ -174,7 +190,8 @@ def trl_rows(raw: RawRows, settings) -> Iterator[dict]:
     if found is None:
         names = {role: settings.columns.get(role, role) for role in ("messages", "prompt", "text")}
         raise RecipeError(
-            f"dataset '{raw.path}' is in none of TRL's formats: no column '{names['messages']}' (conversations), "
+            f"dataset '{raw.path}' is in none of TRL's formats: no column '{names['messages']}' or 'conversations' "
+            "(conversations), "
             f"'{names['prompt']}' (prompt-completion) or '{names['text']}' (plain text); its columns are "
             f"{raw.column_names}; map yours with `columns: {{messages: ...}}`, `{{prompt: ..., completion: ...}}` or "
             "`{text: ...}`"
