@@ -578,3 +578,17 @@ def test_sharegpt_conversations_are_read_as_messages_as_trl_does(tmp_path):
     path = tmp_path / "ot.jsonl"
     path.write_text(json.dumps(rows[0]) + "\n")
     assert SourceSettings(path=str(path)).adapter == "messages"
+
+
+def test_conversational_prompt_only_rows_are_read_as_trl_grpo_reads_them(tmp_path):
+    """TRL's GRPO format: a `prompt` of turns and the gold in `solution`, no completion; the columns adapter could
+    not read a conversation as a question."""
+    from recipe_cli.config import DatasetSettings
+    from recipe_cli.data import load_examples
+
+    path = tmp_path / "prompts.jsonl"
+    path.write_text(json.dumps({"prompt": [{"role": "user", "content": "2+2?"}], "solution": "4"}) + "\n")
+    settings = DatasetSettings(path=str(path))
+    assert settings.adapter == "prompt_completion"
+    (row,) = load_examples(settings, seed=0)
+    assert row["prompt"] == [{"role": "user", "content": "2+2?"}] and row["answer"] == "4" and row["completion"] is None

@@ -174,7 +174,7 @@ def infer_adapter(rows: list[dict]) -> str | None:
     GSM8K: ``question`` and a text ``answer`` ending in ``#### <number>``. OpenThoughts: ``problem``
     and ``conversations`` or ``messages`` holding the begin_of_thought/begin_of_solution markers.
     TRL's formats (``recipe_cli.data.trl_formats``): a ``messages`` (or ``conversations``) conversation,
-    a ``prompt`` with a ``completion``, or a ``text`` column alone.
+    a ``prompt`` with a ``completion`` (or a ``prompt`` conversation alone), or a ``text`` column alone.
 
     >>> infer_adapter([{"question": "2+2?", "answer": "2+2=4\\n#### 4"}])
     'gsm8k'
@@ -193,8 +193,8 @@ def infer_adapter(rows: list[dict]) -> str | None:
     conversation = "messages" if any("messages" in r for r in rows) else "conversations"  # TRL reads either
     if all(isinstance(r.get(conversation), list) for r in rows):
         return "messages"
-    if all("prompt" in r and "completion" in r for r in rows):
-        return "prompt_completion"
+    if all("prompt" in r and "completion" in r for r in rows) or all(isinstance(r.get("prompt"), list) for r in rows):
+        return "prompt_completion"  # or TRL's conversational prompt-only rows (GRPO's), a `prompt` of turns
     if all(set(r) == {"text"} for r in rows):
         return "text"
     return None
