@@ -215,3 +215,13 @@ def test_a_config_a_local_dataset_folder_lacks_names_its_configs(tmp_path):
     settings = DatasetSettings(path=str(tmp_path), config="metadata", adapter="columns")
     with pytest.raises(RecipeError, match=r"has no config 'metadata' \(.*Available: \['default'\]\); set `config`"):
         load_examples(settings, seed=0)
+
+
+def test_csv_cells_are_read_as_the_file_writes_them(tmp_path):
+    """As `recipe validate` reads them: datasets would guess each column's type (a float column turns 2 into 2.0, a
+    20-digit answer into 1.2e+19, 007 into 7) and read NA or None as null."""
+    path = tmp_path / "d.csv"
+    golds = ["2", "4.0", "007", "12345678901234567891", "None", "NA"]
+    path.write_text("question,answer\n" + "".join(f"q{i}?,{gold}\n" for i, gold in enumerate(golds)))
+    rows = load_examples(DatasetSettings(path=str(path)), seed=0)
+    assert [row["answer"] for row in rows] == golds

@@ -7,6 +7,7 @@ needs its first ``max_samples`` rows reads no more than that.
 
 from __future__ import annotations
 
+import csv
 import itertools
 import random
 import re
@@ -37,7 +38,8 @@ def load_raw(settings: SourceSettings):
             if Path(path).stat().st_size == 0:  # datasets' JSON builder fails on it with a bare StopIteration
                 raise RecipeError(f"dataset '{path}' is an empty file; point `path` at a file with rows")
             files = {name: path for name in split_names(settings.split)}  # the file is each split the spec names
-            return datasets.load_dataset(builder, data_files=files, split=settings.split)
+            cells = _csv_as_text(Path(path)) if builder == "csv" else {}
+            return datasets.load_dataset(builder, data_files=files, split=settings.split, **cells)
         return datasets.load_dataset(path, settings.config, split=settings.split)
     except RecipeError:
         raise
@@ -50,6 +52,17 @@ def load_raw(settings: SourceSettings):
         if mistake is error:
             raise
         raise mistake from error
+
+
+def _csv_as_text(path: Path) -> dict:
+    """``load_dataset`` arguments that read every CSV cell as the text the file holds, as ``recipe validate`` does:
+    datasets would guess each column's type (``007`` -> 7, ``2`` -> 2.0 in a column with a ``0.5``, a 20-digit
+    answer -> 1.2e+19) and read ``NA``, ``None`` and empty cells as null."""
+    import datasets
+
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # Excel writes a BOM
+        header = next(csv.reader(handle), [])
+    return {"features": datasets.Features({name: datasets.Value("string") for name in header}), "na_filter": False}
 
 
 def split_names(split: str) -> list[str]:
