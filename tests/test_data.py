@@ -225,3 +225,22 @@ def test_csv_cells_are_read_as_the_file_writes_them(tmp_path):
     path.write_text("question,answer\n" + "".join(f"q{i}?,{gold}\n" for i, gold in enumerate(golds)))
     rows = load_examples(DatasetSettings(path=str(path)), seed=0)
     assert [row["answer"] for row in rows] == golds
+
+
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        ("d.csv", "question,answer\r\n2+2?,4\r\n"),
+        ("d.jsonl", '{"question": "2+2?", "answer": "4"}\n'),
+        ("d.json", '[{"question": "2+2?", "answer": "4"}]'),
+    ],
+)
+def test_a_file_saved_with_a_byte_order_mark_reads_as_without(tmp_path, name, text):
+    """Excel's and Notepad's UTF-8 files open with a BOM; datasets reads past it, and so does validate."""
+    from recipe_cli.data.sources import check_local_source
+
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    settings = DatasetSettings(path=str(path))
+    assert check_local_source(settings, "grpo.dataset") is None
+    assert load_examples(settings, seed=0) == [{"question": "2+2?", "answer": "4", "reasoning": None, "final": "4"}]

@@ -43,7 +43,7 @@ def _text_rows(path: Path, limit: int | None) -> list[tuple[int, dict]]:
         return _jsonl_rows(path, limit)
     if suffix == ".json":
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
         except json.JSONDecodeError as error:
             raise RecipeError(
                 f"'{path}' is not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}); "
@@ -54,7 +54,7 @@ def _text_rows(path: Path, limit: int | None) -> list[tuple[int, dict]]:
             raise RecipeError(f"'{path}' holds no list of JSON objects; write one object per row (or use .jsonl)")
         return list(enumerate(rows[:limit] if limit else rows))
     if suffix == ".csv":
-        with path.open(newline="") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle:  # Excel writes a BOM
             reader = csv.DictReader(handle)
             rows = []
             for row in reader:
@@ -112,7 +112,7 @@ def _not_utf8(path: Path) -> RecipeError | None:
 
 def _looks_like_json_lines(path: Path) -> bool:
     """A .json file holding one object per line (datasets reads both forms)."""
-    with path.open() as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         for line in handle:
             if line.strip():
                 return line.lstrip().startswith("{")
@@ -121,7 +121,7 @@ def _looks_like_json_lines(path: Path) -> bool:
 
 def _jsonl_rows(path: Path, limit: int | None) -> list[tuple[int, dict]]:
     rows = []
-    with path.open() as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
