@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -244,3 +245,32 @@ def test_a_file_saved_with_a_byte_order_mark_reads_as_without(tmp_path, name, te
     settings = DatasetSettings(path=str(path))
     assert check_local_source(settings, "grpo.dataset") is None
     assert load_examples(settings, seed=0) == [{"question": "2+2?", "answer": "4", "reasoning": None, "final": "4"}]
+
+
+@pytest.mark.parametrize(
+    ("adapter", "row", "expected"),
+    [
+        (
+            "columns",
+            {"question": "2+2?", "answer": " "},
+            r"row 1( \(line 2\))?: column 'answer' \(the gold answer\) is empty",
+        ),
+        (
+            "gsm8k",
+            {"question": "2+2?", "answer": "2 + 2\n####"},
+            r"row 1( \(line 2\))?: the answer has nothing after '####'",
+        ),
+        ("prompt_completion", {"prompt": "2+2?", "solution": " "}, r"the row asking '2\+2\?' has no gold answer"),
+    ],
+)
+def test_an_empty_gold_is_one_line_in_validate_and_in_training(tmp_path, adapter, row, expected):
+    """As a null gold is: GRPO and the eval would score every answer against nothing."""
+    from recipe_cli.data.sources import check_local_source
+
+    first = {"question": "1+1?", "answer": "1 + 1\n#### 2"} if adapter == "gsm8k" else {**row, "answer": "2"}
+    path = write_jsonl(tmp_path / "d.jsonl", [first, row])
+    settings = DatasetSettings(path=path, adapter=adapter)
+    assert re.search(expected, check_local_source(settings, "grpo.dataset"))
+    if adapter != "prompt_completion":  # the chain refuses those rows for GRPO (tests/test_data_chain.py)
+        with pytest.raises(RecipeError, match=expected):
+            load_examples(settings, seed=0)

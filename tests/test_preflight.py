@@ -54,7 +54,8 @@ def test_a_template_the_format_reward_never_matches_is_fatal(recipe_dict, write_
 
 def test_unreadable_golds_are_fatal(recipe_dict, write_recipe, tmp_path):
     data = tmp_path / "data.jsonl"
-    data.write_text("".join(json.dumps({"question": f"q{i}", "answer": ""}) + "\n" for i in range(6)))
+    # an empty math span: the accuracy reward cannot read it (an empty gold stops validate itself)
+    data.write_text("".join(json.dumps({"question": f"q{i}", "answer": "$$"}) + "\n" for i in range(6)))
     recipe_dict["grpo"]["dataset"] = {"path": str(data)}
     result = preflight(write_recipe(recipe_dict), "--no-model")
     assert result.exit_code == 1

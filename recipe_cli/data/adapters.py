@@ -32,7 +32,7 @@ def missing_gold(where: str, rows) -> RecipeError | None:
     RecipeError("eval.dataset: the row asking '2+2?' has no gold answer, which ... (TRL's is `solution`)")
     """
     for row in rows:
-        if "prompt" in row and not row["answer"]:
+        if "prompt" in row and not row["answer"].strip():
             return RecipeError(
                 f"{where}: the row asking {row['question'][:60]!r} has no gold answer, which every answer is scored "
                 "against; map its column with `columns: {answer: ...}` (TRL's is `solution`)"
@@ -90,6 +90,22 @@ def text_value(raw: RawRows, index: int, column: str, value: Any, role: str) -> 
         f"dataset '{raw.path}' {raw.where(index)}: column '{column}' (the {role}) is {kind}, not text or a number; "
         "fix that row or map `columns` to another column"
     )
+
+
+def gold_text(raw: RawRows, index: int, column: str, value: Any) -> str:
+    """A gold answer cell as text (see ``text_value``); an empty one is a one-line error, as a null one is: every
+    answer would be scored against nothing, and SFT would teach an empty answer.
+
+    >>> gold_text(RawRows([], [], "d.jsonl"), 0, "answer", 72)
+    '72'
+    """
+    gold = text_value(raw, index, column, value, "gold answer")
+    if not gold.strip():
+        raise RecipeError(
+            f"dataset '{raw.path}' {raw.where(index)}: column '{column}' (the gold answer) is empty; fill it in or "
+            "delete the row"
+        )
+    return gold
 
 
 def describe_type(value: Any) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from recipe_cli.data.adapters import RawRows, register_adapter, text_value
+from recipe_cli.data.adapters import RawRows, gold_text, register_adapter, text_value
 
 
 @register_adapter("columns")
@@ -14,7 +14,7 @@ def column_rows(raw: RawRows, settings) -> Iterator[dict]:
         columns["reasoning"] = "reasoning"
     raw.require(columns)
     for index, row in enumerate(raw):
-        gold = text_value(raw, index, columns["answer"], row[columns["answer"]], "gold answer")
+        gold = gold_text(raw, index, columns["answer"], row[columns["answer"]])
         reasoning = row[columns["reasoning"]] if "reasoning" in columns else None
         yield {
             "question": text_value(raw, index, columns["question"], row[columns["question"]], "question"),

@@ -44,5 +44,10 @@ def gsm8k_rows(raw: RawRows, settings) -> Iterator[dict]:
                 f"dataset '{raw.path}' {raw.where(index)}: the answer has no '#### <number>'; "
                 "is this GSM8K? use `adapter: columns` for other datasets"
             ) from None
+        if not gold:
+            raise RecipeError(
+                f"dataset '{raw.path}' {raw.where(index)}: the answer has nothing after '####'; write the final "
+                "number there or delete the row"
+            )
         question = text_value(raw, index, columns["question"], row[columns["question"]], "question")
         yield {"question": question, "answer": gold, "reasoning": reasoning, "final": gold}
