@@ -134,7 +134,8 @@ class ModelSettings(Strict):
 class SourceSettings(Strict):
     """Where rows come from and how their columns map to question/answer/reasoning (one dataset)."""
 
-    path: str | None = None  # Hub id or local .json/.jsonl/.parquet/.csv file (or folder)
+    # Hub id, local .json/.jsonl/.parquet/.csv file, or folder (of such files, a Hub snapshot, or save_to_disk's)
+    path: str | None = None
     # default: from a known Hub id, else inferred from a local file's rows (GSM8K, OpenThoughts, TRL's formats), else
     # columns; messages, prompt_completion and text are TRL's dataset formats, trl picks one of them from the columns
     adapter: (

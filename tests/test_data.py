@@ -274,3 +274,27 @@ def test_an_empty_gold_is_one_line_in_validate_and_in_training(tmp_path, adapter
     if adapter != "prompt_completion":  # the chain refuses those rows for GRPO (tests/test_data_chain.py)
         with pytest.raises(RecipeError, match=expected):
             load_examples(settings, seed=0)
+
+
+def test_folders_written_by_save_to_disk_read_their_rows_and_splits(tmp_path):
+    """A saved Dataset is the split the recipe names (as a local file is); a saved DatasetDict has the splits it
+    names in dataset_dict.json, `train_sft` included, which datasets' folder guess reads as `train`."""
+    import datasets
+
+    rows = [{"question": f"{i}+1?", "answer": str(i + 1)} for i in range(6)]
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "one"))
+    splits = {"train_sft": rows[:4], "test_sft": rows[4:]}
+    datasets.DatasetDict({name: datasets.Dataset.from_list(part) for name, part in splits.items()}).save_to_disk(
+        str(tmp_path / "dict")
+    )
+
+    def questions(path, split):
+        settings = DatasetSettings(path=str(tmp_path / path), split=split, adapter="columns")
+        return [row["question"] for row in load_examples(settings, seed=0)]
+
+    assert questions("one", "train") == questions("one", "test") == [row["question"] for row in rows]
+    assert questions("one", "train[:2]") == ["0+1?", "1+1?"]
+    assert questions("dict", "test_sft") == ["4+1?", "5+1?"]
+    assert questions("dict", "train_sft[-1:]") == ["3+1?"]
+    with pytest.raises(RecipeError, match=r"has no split 'train': .*\['train_sft', 'test_sft'\]"):
+        questions("dict", "train")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import itertools
+import json
 import random
 import re
 from collections.abc import Iterator
@@ -40,6 +41,9 @@ def load_raw(settings: SourceSettings):
             files = {name: path for name in split_names(settings.split)}  # the file is each split the spec names
             cells = _csv_as_text(Path(path)) if builder == "csv" else {}
             return datasets.load_dataset(builder, data_files=files, split=settings.split, **cells)
+        saved = _saved_splits(Path(path).expanduser(), settings.split) if is_local_path(path) else None
+        if saved is not None:
+            return datasets.load_dataset("arrow", data_files=saved, split=settings.split)
         return datasets.load_dataset(path, settings.config, split=settings.split)
     except RecipeError:
         raise
@@ -52,6 +56,25 @@ def load_raw(settings: SourceSettings):
         if mistake is error:
             raise
         raise mistake from error
+
+
+def _saved_splits(folder: Path, split: str) -> dict[str, list[str]] | None:
+    """The Arrow files of a folder ``datasets``' ``save_to_disk`` wrote, by split; None for any other folder.
+
+    ``load_dataset`` refuses a saved ``Dataset`` and guesses a ``DatasetDict``'s splits from its
+    folder names (``train_sft`` read as ``train``). A ``DatasetDict`` names its splits in
+    ``dataset_dict.json``; a ``Dataset`` saved alone is each split the spec names, as a local file is.
+    """
+
+    def arrow_files(part: Path) -> list[str]:
+        return [str(part / entry["filename"]) for entry in json.loads((part / "state.json").read_text())["_data_files"]]
+
+    if (folder / "dataset_dict.json").is_file():
+        splits = json.loads((folder / "dataset_dict.json").read_text())["splits"]
+        return {name: arrow_files(folder / name) for name in splits}
+    if (folder / "state.json").is_file():
+        return {name: arrow_files(folder) for name in split_names(split)}
+    return None
 
 
 def _csv_as_text(path: Path) -> dict:
@@ -94,7 +117,8 @@ def _load_error(settings: SourceSettings, error: Exception) -> Exception:
     if library and is_local_path(path) and Path(path).expanduser().is_dir():  # no Hub id, no network involved
         return RecipeError(
             f"dataset '{path}' is a folder that could not be loaded ({type(error).__name__}: {first_line}); point "
-            f"`path` at a {'/'.join(LOCAL_DATA_SUFFIXES)} file, or a folder holding such files"
+            f"`path` at a {'/'.join(LOCAL_DATA_SUFFIXES)} file, a folder holding such files, or one "
+            "`save_to_disk` wrote"
         )
     if isinstance(error, ValueError):
         return RecipeError(f"dataset '{path}' could not be read: {first_line}")
