@@ -298,3 +298,9 @@ def test_folders_written_by_save_to_disk_read_their_rows_and_splits(tmp_path):
     assert questions("dict", "train_sft[-1:]") == ["3+1?"]
     with pytest.raises(RecipeError, match=r"has no split 'train': .*\['train_sft', 'test_sft'\]"):
         questions("dict", "train")
+
+
+def test_a_path_under_the_home_folder_is_read_as_validate_reads_it(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    write_jsonl(tmp_path / "d.jsonl", [{"question": "1+1?", "answer": "2"}])
+    assert [row["answer"] for row in load_examples(DatasetSettings(path="~/d.jsonl"), seed=0)] == ["2"]

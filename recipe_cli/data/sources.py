@@ -30,6 +30,8 @@ def load_raw(settings: SourceSettings):
     import datasets
 
     path = settings.path
+    if is_local_path(path):
+        path = str(Path(path).expanduser())  # datasets would take `~/data.jsonl` for a Hub id
     local_file = is_local_path(path) and Path(path).is_file()
     try:
         if local_file:
@@ -41,7 +43,7 @@ def load_raw(settings: SourceSettings):
             files = {name: path for name in split_names(settings.split)}  # the file is each split the spec names
             cells = _csv_as_text(Path(path)) if builder == "csv" else {}
             return datasets.load_dataset(builder, data_files=files, split=settings.split, **cells)
-        saved = _saved_splits(Path(path).expanduser(), settings.split) if is_local_path(path) else None
+        saved = _saved_splits(Path(path), settings.split) if is_local_path(path) else None
         if saved is not None:
             return datasets.load_dataset("arrow", data_files=saved, split=settings.split)
         return datasets.load_dataset(path, settings.config, split=settings.split)
