@@ -304,3 +304,14 @@ def test_a_path_under_the_home_folder_is_read_as_validate_reads_it(tmp_path, mon
     monkeypatch.setenv("HOME", str(tmp_path))
     write_jsonl(tmp_path / "d.jsonl", [{"question": "1+1?", "answer": "2"}])
     assert [row["answer"] for row in load_examples(DatasetSettings(path="~/d.jsonl"), seed=0)] == ["2"]
+
+
+def test_a_gold_written_as_a_json_number_keeps_its_decimals(tmp_path):
+    """Python writes 0.00001 as 1e-05, which the answer checker does not read as the model's 0.00001."""
+    from recipe_cli.answers import check_answer
+
+    path = tmp_path / "d.jsonl"
+    path.write_text('{"question": "1/100000?", "answer": 0.00001}\n{"question": "big?", "answer": 2.5e16}\n')
+    rows = load_examples(DatasetSettings(path=str(path)), seed=0)
+    assert [row["answer"] for row in rows] == ["0.00001", "25000000000000000"]
+    assert check_answer("0.00001", rows[0]["answer"]) and check_answer("25000000000000000", rows[1]["answer"])

@@ -3,8 +3,10 @@ and ``final`` rows (see ``recipe_cli.data``). One module per adapter registers i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from recipe_cli.errors import RecipeError
@@ -78,11 +80,18 @@ class RawRows:
 def text_value(raw: RawRows, index: int, column: str, value: Any, role: str) -> str:
     """A question or gold cell as text: numbers become text, anything else that is not text is a one-line error.
 
+    A float is written out in decimals, as a JSON file writes it: Python's ``str`` gives ``1e-05``
+    for 0.00001, which no answer checker reads as the number.
+
     >>> text_value(RawRows([], [], "d.jsonl"), 0, "answer", 42, "answer")
     '42'
+    >>> [text_value(RawRows([], [], "d.jsonl"), 0, "answer", x, "answer") for x in (0.00001, 2.5e16, 0.5, 3.0)]
+    ['0.00001', '25000000000000000', '0.5', '3.0']
     """
     if isinstance(value, str):
         return value
+    if isinstance(value, float) and math.isfinite(value):
+        return format(Decimal(repr(value)), "f")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return str(value)
     kind = describe_type(value)
