@@ -315,3 +315,12 @@ def test_a_gold_written_as_a_json_number_keeps_its_decimals(tmp_path):
     rows = load_examples(DatasetSettings(path=str(path)), seed=0)
     assert [row["answer"] for row in rows] == ["0.00001", "25000000000000000"]
     assert check_answer("0.00001", rows[0]["answer"]) and check_answer("25000000000000000", rows[1]["answer"])
+
+
+def test_a_mixture_source_gives_at_most_its_own_max_samples(tmp_path):
+    first = write_jsonl(tmp_path / "a.jsonl", [{"question": f"a{i}", "answer": str(i)} for i in range(10)])
+    second = write_jsonl(tmp_path / "b.jsonl", [{"question": f"b{i}", "answer": str(i)} for i in range(10)])
+    settings = DatasetSettings(mixture=[{"path": first, "max_samples": 3}, {"path": second}])
+    assert [row["question"] for row in load_examples(settings, seed=0)] == ["a0", "a1", "a2"] + [
+        f"b{i}" for i in range(10)
+    ]

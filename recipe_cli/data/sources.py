@@ -189,7 +189,8 @@ def _kept(size: int, weight: float) -> int:
 def iter_examples(settings: DatasetSettings | SourceSettings, seed: int, counter=None) -> Iterator[dict]:
     """Every normalised row of a dataset section (a mixture's sources one after the other), read lazily.
 
-    With ``shuffle`` the rows come in a seeded order (a mixture's are shuffled together);
+    With ``shuffle`` the rows come in a seeded order (a mixture's are shuffled together); a mixture's
+    source gives at most its own ``max_samples`` usable rows (of its ``weight`` share). The section's
     ``max_samples`` and the other steps are the chain's to apply (``recipe_cli.data.chain``).
     """
     mixture = getattr(settings, "mixture", None)
@@ -202,7 +203,8 @@ def iter_examples(settings: DatasetSettings | SourceSettings, seed: int, counter
     skipped: dict[str, int] = {}
     for index, source in enumerate(mixture):
         counted = Counted(None)
-        rows += [dict(row, source=index) for row in iter_source(source, seed, weight=source.weight, counter=counted)]
+        source_rows = iter_source(source, seed, weight=source.weight, counter=counted)
+        rows += [dict(row, source=index) for row in itertools.islice(source_rows, source.max_samples)]
         read += counted.count
         for reason, count in counted.skipped.items():
             skipped[reason] = skipped.get(reason, 0) + count
