@@ -159,7 +159,7 @@ class SourceSettings(Strict):
         if self.adapter is None:
             if self.path is None:
                 raise ValueError("give `path` (Hub id or local file) or `adapter: arithmetic` (generated problems)")
-            inferred = _infer_local_adapter(self.path)
+            inferred = _infer_local_adapter(self.path, self.config)
             self.adapter = KNOWN_DATASETS.get(self.path) or inferred or "columns"
             self._adapter_inferred = inferred is not None and self.path not in KNOWN_DATASETS
         if self.adapter == "arithmetic":
@@ -297,14 +297,19 @@ class DatasetSettings(SourceSettings):
         return "mixture of " + "; ".join(parts)
 
 
-def _infer_local_adapter(path: str) -> str | None:
-    """The adapter a local file's rows fit (gsm8k, openthoughts), or None; unreadable files are reported later."""
-    if not is_local_path(path) or not Path(path).expanduser().is_file():
+def _infer_local_adapter(path: str, config: str | None = None) -> str | None:
+    """The adapter a local file's rows fit (gsm8k, openthoughts, TRL's formats), or a local folder's first data
+    file's (a Hub snapshot, save_to_disk's), or None; unreadable files are reported later."""
+    if not is_local_path(path):
         return None
-    from recipe_cli.data.files import infer_adapter, read_head
+    from recipe_cli.data.files import first_data_file, infer_adapter, read_head
 
+    local = Path(path).expanduser()
+    file = first_data_file(local, config) if local.is_dir() else local if local.is_file() else None
+    if file is None:
+        return None
     try:
-        return infer_adapter(read_head(Path(path).expanduser()))
+        return infer_adapter(read_head(file))
     except (RecipeError, OSError, ValueError):
         return None
 

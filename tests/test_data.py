@@ -324,3 +324,37 @@ def test_a_mixture_source_gives_at_most_its_own_max_samples(tmp_path):
     assert [row["question"] for row in load_examples(settings, seed=0)] == ["a0", "a1", "a2"] + [
         f"b{i}" for i in range(10)
     ]
+
+
+def test_a_local_copy_of_a_hub_dataset_is_read_by_the_adapter_its_rows_fit(tmp_path):
+    """`hf download openai/gsm8k --local-dir gsm8k` or save_to_disk: read with the columns adapter, GSM8K's worked
+    solution was the gold, which no answer equals; the rows are the Hub's, so is the adapter."""
+    import datasets
+    import pandas as pd
+
+    rows = [{"question": f"{i} + 1?", "answer": f"{i} + 1 = <<{i}+1={i + 1}>>{i + 1}\n#### {i + 1}"} for i in range(4)]
+    (tmp_path / "gsm8k" / "main").mkdir(parents=True)
+    (tmp_path / "gsm8k" / ".cache").mkdir()  # hf download's own files
+    (tmp_path / "gsm8k" / ".cache" / "x.json").write_text("{}")
+    pd.DataFrame(rows).to_parquet(tmp_path / "gsm8k" / "main" / "train-00000-of-00001.parquet")
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "saved"))
+    for folder in ("gsm8k", "saved"):
+        settings = DatasetSettings(path=str(tmp_path / folder))
+        assert settings.adapter == "gsm8k" and settings.adapter_inferred
+        assert [row["answer"] for row in load_examples(settings, seed=0)] == ["1", "2", "3", "4"]
+
+
+def test_a_dataset_folder_with_several_configs_and_none_chosen_names_them(tmp_path):
+    for config in ("main", "socratic"):
+        (tmp_path / config).mkdir()
+        write_jsonl(tmp_path / config / "train.jsonl", [{"question": "1+1?", "answer": "2"}])
+    (tmp_path / "README.md").write_text(
+        "---\nconfigs:\n"
+        + "".join(
+            f"- config_name: {c}\n  data_files:\n  - split: train\n    path: {c}/train.jsonl\n"
+            for c in ("main", "socratic")
+        )
+        + "---\n"
+    )
+    with pytest.raises(RecipeError, match=r"has several configs, \['main', 'socratic'\]; set `config` to one of them"):
+        load_examples(DatasetSettings(path=str(tmp_path), adapter="columns"), seed=0)

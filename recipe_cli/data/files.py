@@ -31,6 +31,8 @@ def read_rows(path: Path, limit: int | None = None) -> list[tuple[int, dict]]:
     """
     if path.suffix == ".parquet":
         return _parquet_rows(path, limit)
+    if path.suffix == ".arrow":
+        return _arrow_rows(path, limit)
     try:
         return _text_rows(path, limit)
     except UnicodeDecodeError:
@@ -79,6 +81,41 @@ def _parquet_rows(path: Path, limit: int | None) -> list[tuple[int, dict]]:
     except (pyarrow.ArrowException, OSError) as error:  # ArrowInvalid: not Parquet; OSError: cut off, unreadable
         raise _not_parquet(path, error) from None
     return list(enumerate(rows[:limit] if limit else rows))
+
+
+def _arrow_rows(path: Path, limit: int | None) -> list[tuple[int, dict]]:
+    """The rows of an Arrow stream file, as ``datasets``' ``save_to_disk`` writes them."""
+    import pyarrow
+    import pyarrow.ipc
+
+    rows = []
+    try:
+        with pyarrow.OSFile(str(path)) as source:
+            for batch in pyarrow.ipc.open_stream(source):
+                rows += batch.to_pylist()
+                if limit and len(rows) >= limit:
+                    break
+    except (pyarrow.ArrowException, OSError) as error:
+        raise RecipeError(f"'{path}' is not an Arrow stream file, or it is cut off ({error})") from None
+    return list(enumerate(rows[:limit] if limit else rows))
+
+
+def first_data_file(folder: Path, config: str | None = None) -> Path | None:
+    """The first data file of a local dataset folder, in name order: a Hub snapshot's (under the ``config``'s
+    folder when there is one; not ``hf download``'s ``.cache``) or ``save_to_disk``'s Arrow files; None if none.
+
+    Its rows tell the adapter, as a local file's do: the snapshot's rows are the Hub dataset's.
+    """
+    root = folder / config if config and (folder / config).is_dir() else folder
+    found = [
+        path
+        for path in root.rglob("*")
+        if path.suffix in (".parquet", ".jsonl", ".json", ".csv", ".arrow")
+        and path.is_file()
+        and not any(part.startswith(".") for part in path.relative_to(root).parts)
+        and path.name not in ("dataset_info.json", "state.json", "dataset_dict.json")  # save_to_disk's own
+    ]
+    return min(found, default=None)
 
 
 def _not_parquet(path: Path, error: Exception) -> RecipeError:

@@ -110,6 +110,9 @@ def _load_error(settings: SourceSettings, error: Exception) -> Exception:
         )
     if isinstance(error, ValueError) and first_line.startswith("BuilderConfig"):  # a config the dataset lacks
         return RecipeError(f"dataset '{path}' has no config '{settings.config}' ({first_line}); set `config` to one")
+    configs = re.search(r"available configs: (\[.*\])", str(error))
+    if isinstance(error, ValueError) and first_line.startswith("Config name is missing") and configs:
+        return RecipeError(f"dataset '{path}' has several configs, {configs.group(1)}; set `config` to one of them")
     if type(error).__name__ == "DatasetGenerationError" and is_local_path(path):
         cause = error.__cause__ or error
         return RecipeError(f"dataset '{path}' could not be parsed: {str(cause).splitlines()[0]}")
