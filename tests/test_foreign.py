@@ -592,3 +592,16 @@ def test_conversational_prompt_only_rows_are_read_as_trl_grpo_reads_them(tmp_pat
     assert settings.adapter == "prompt_completion"
     (row,) = load_examples(settings, seed=0)
     assert row["prompt"] == [{"role": "user", "content": "2+2?"}] and row["answer"] == "4" and row["completion"] is None
+
+
+def test_sharegpt_conversations_win_over_messages_as_in_trl():
+    """open-r1/OpenThoughts-114k-math: `messages` holds NuminaMath's solution, `conversations` R1's trace in ShareGPT
+    turns; `trl sft` replaces the first with the second, and trains on the trace."""
+    row = {
+        "messages": [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "Numina: 4"}],
+        "conversations": [{"from": "user", "value": "2+2?"}, {"from": "assistant", "value": "<think>R1</think> 4"}],
+    }
+    assert _rows("trl", [row])[0]["completion"] == "<think>R1</think> 4"
+    assert _rows("messages", [row], messages="messages")[0]["completion"] == "Numina: 4"  # as mapped
+    chatml = {**row, "conversations": [{"role": "user", "content": "2+2?"}]}  # TRL converts only ShareGPT turns
+    assert _rows("trl", [chatml])[0]["completion"] == "Numina: 4"

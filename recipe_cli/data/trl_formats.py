@@ -101,6 +101,15 @@ def conversation_column(column_names: list[str], columns: dict[str, str]) -> str
     return next((name for name in CONVERSATION_COLUMNS if name in column_names), None)
 
 
+def _sharegpt(cell: Any) -> bool:
+    """Whether a conversation holds ShareGPT's ``from``/``value`` turns (TRL's ``is_conversational_from_value``).
+
+    >>> _sharegpt([{"from": "human", "value": "hi"}]), _sharegpt([{"role": "user", "content": "hi"}])
+    (True, False)
+    """
+    return isinstance(cell, list) and bool(cell) and isinstance(cell[0], dict) and {"from", "value"} <= set(cell[0])
+
+
 @register_adapter("messages")
 def messages_rows(raw: RawRows, settings) -> Iterator[dict]:
     """Conversations: the last assistant turn is the completion, the turns before it the prompt."""
@@ -108,6 +117,10 @@ def messages_rows(raw: RawRows, settings) -> Iterator[dict]:
     raw.require({"messages": columns["messages"]})
     gold_column = _gold_column(raw, columns)
     for index, row in enumerate(raw):
+        if index == 0 and "messages" not in settings.columns and _sharegpt(row.get("conversations")):
+            # trl sft replaces `messages` with ShareGPT turns in `conversations` (maybe_convert_to_chatml, read off
+            # the first row): open-r1/OpenThoughts-114k-math's R1 traces rather than its NuminaMath solutions
+            columns["messages"] = "conversations"
         turns = read_turns(raw, index, columns["messages"], row[columns["messages"]])
         last = max((i for i, turn in enumerate(turns) if turn["role"] == "assistant"), default=None)
         prompt, completion = (turns, None) if last is None else (turns[:last], turns[last]["content"])
