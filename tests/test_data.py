@@ -358,3 +358,12 @@ def test_a_dataset_folder_with_several_configs_and_none_chosen_names_them(tmp_pa
     )
     with pytest.raises(RecipeError, match=r"has several configs, \['main', 'socratic'\]; set `config` to one of them"):
         load_examples(DatasetSettings(path=str(tmp_path), adapter="columns"), seed=0)
+
+
+def test_a_csv_header_naming_a_column_twice_is_one_line(tmp_path):
+    """Training would read the first of the two columns, validate the last: neither is surely the one meant."""
+    from recipe_cli.data.sources import check_local_source
+
+    (tmp_path / "d.csv").write_text("question,answer,answer\n1+1?,2,3\n")
+    problem = check_local_source(DatasetSettings(path=str(tmp_path / "d.csv"), adapter="columns"), "grpo.dataset")
+    assert problem.endswith("has two columns named 'answer'; rename one in the header line")

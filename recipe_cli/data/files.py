@@ -58,6 +58,9 @@ def _text_rows(path: Path, limit: int | None) -> list[tuple[int, dict]]:
     if suffix == ".csv":
         with path.open(newline="", encoding="utf-8-sig") as handle:  # Excel writes a BOM
             reader = csv.DictReader(handle)
+            twice = sorted({name for name in reader.fieldnames or [] if reader.fieldnames.count(name) > 1})
+            if twice:  # the csv module keeps the last of them, datasets the first
+                raise RecipeError(f"'{path}' has two columns named {twice[0]!r}; rename one in the header line")
             rows = []
             for row in reader:
                 rows.append((reader.line_num, dict(row)))
