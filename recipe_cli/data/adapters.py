@@ -68,12 +68,19 @@ class RawRows:
         return f"row {index}{line}"
 
     def require(self, needed: dict[str, str]) -> None:
-        """Every role's column is present, or one line naming the missing ones and the fix."""
-        missing = [f"'{column}' (for {role})" for role, column in needed.items() if column not in self.column_names]
-        if missing:
+        """Every role's column is present, or one line naming the missing ones and the fix.
+
+        >>> RawRows([], ["prompt"], "d.jsonl").require({"messages": "messages"})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        recipe_cli.errors.RecipeError: dataset 'd.jsonl' has no column 'messages' ...; ... `columns: {messages: ...}`
+        """
+        absent = {role: column for role, column in needed.items() if column not in self.column_names}
+        if absent:
+            missing = ", ".join(f"'{column}' (for {role})" for role, column in absent.items())
+            roles = ", ".join(f"{role}: ..." for role in absent)  # the roles this adapter reads, not question/answer
             raise RecipeError(
-                f"dataset '{self.path}' has no column {', '.join(missing)}; its columns are {self.column_names}; "
-                "map them with `columns: {question: ..., answer: ...}`"
+                f"dataset '{self.path}' has no column {missing}; its columns are {self.column_names}; "
+                f"map them with `columns: {{{roles}}}`"
             )
 
 
