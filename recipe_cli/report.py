@@ -60,6 +60,7 @@ class RunLogs:
     recipe: dict[str, Any]  # recipe.yaml as saved with the run (raw; only read for limits and names)
     histories: dict[str, list[dict]] = field(default_factory=dict)  # stage -> trainer_state.json log_history
     sources: dict[str, Path] = field(default_factory=dict)  # stage -> the trainer_state.json read
+    steps: dict[str, int] = field(default_factory=dict)  # stage -> the optimizer steps that log was saved after
     evals: dict[str, dict] = field(default_factory=dict)  # label -> eval summary
     samples: list[dict] = field(default_factory=list)  # grpo/samples.jsonl
     health: list[str] = field(default_factory=list)  # grpo/health.log lines
@@ -109,21 +110,47 @@ def run_labels(folders: list[Path]) -> list[str]:
 
 
 def trainer_state_of(stage_dir: Path) -> Path | None:
-    """The newest log of a stage: the final ``trainer_state.json``, else the newest checkpoint's (still training)."""
+    """The newest log of a stage: the final ``trainer_state.json``, unless a checkpoint went further (the stage
+    trains: for the first time, or again after ``max_steps`` was raised, when the final log is the earlier run's)."""
     final = stage_dir / "trainer_state.json"
-    if final.is_file():
-        return final
-    for checkpoint in reversed(checkpoint_folders(stage_dir)):
-        if (checkpoint / "trainer_state.json").is_file():
-            return checkpoint / "trainer_state.json"
-    return None
+    logs = [checkpoint / "trainer_state.json" for checkpoint in checkpoint_folders(stage_dir)]
+    newest = next((path for path in reversed(logs) if path.is_file()), None)
+    if not final.is_file():
+        return newest
+    if newest is not None and _state_step(newest) > _state_step(final):
+        return newest
+    return final
 
 
-def read_history(path: Path) -> list[dict]:
-    """The ``log_history`` of a ``trainer_state.json``."""
+def _state_step(path: Path) -> int:
+    """The step a ``trainer_state.json`` was saved at (-1 when it cannot be read: it is chosen by nothing)."""
     try:
-        return json.loads(path.read_text()).get("log_history", [])
-    except (OSError, json.JSONDecodeError, AttributeError) as error:
+        return trained_steps(json.loads(path.read_text()))
+    except (OSError, json.JSONDecodeError, AttributeError, TypeError, ValueError):
+        return -1
+
+
+def trained_steps(state: dict) -> int:
+    """The optimizer steps a trainer state was saved after: ``global_step``, else its last logged step.
+
+    A stop between two logging steps (a preemption) saves steps the log does not reach yet.
+
+    >>> trained_steps({"global_step": 7, "log_history": [{"step": 2}, {"step": 6}]})
+    7
+    >>> trained_steps({"log_history": [{"step": 2}, {"step": 6}]})
+    6
+    """
+    if isinstance(state.get("global_step"), int):
+        return state["global_step"]
+    return max((row.get("step", 0) for row in state.get("log_history", [])), default=0)
+
+
+def read_state(path: Path) -> tuple[list[dict], int]:
+    """The ``log_history`` of a ``trainer_state.json`` and the steps it was saved after."""
+    try:
+        state = json.loads(path.read_text())
+        return state.get("log_history", []), trained_steps(state)
+    except (OSError, json.JSONDecodeError, AttributeError, TypeError, ValueError) as error:
         raise RecipeError(f"{path} cannot be read as a trainer state ({error}); train the stage again") from None
 
 
@@ -159,7 +186,7 @@ def read_run(folder: Path, label: str | None = None) -> RunLogs:
     for stage in TRAINING_STAGES:
         state = trainer_state_of(folder / stage)
         if state is not None:
-            run.histories[stage] = read_history(state)
+            run.histories[stage], run.steps[stage] = read_state(state)
             run.sources[stage] = state
     run.evals = read_evals(folder)
     run.samples = read_samples(folder / "grpo" / SAMPLES_FILE)
@@ -406,7 +433,7 @@ def describe_log(run: RunLogs, stage: str) -> str:
     steps = sorted({row["step"] for row in history if "step" in row and ("loss" in row or "reward" in row)})
     source = run.sources[stage]
     where = "" if source.parent.name == stage else f" (unfinished: read from `{source.parent.name}`)"
-    last = max((row.get("step", 0) for row in history), default=0)
+    last = run.steps.get(stage, max((row.get("step", 0) for row in history), default=0))
     logged = f"logged {logging_every(steps)}" if steps else "no step logged (raise logging_steps' frequency)"
     prefix = f"`{run.label}`: " if run.label else ""
     memory = describe_peaks(history)
@@ -535,7 +562,7 @@ def write_card_plots(run_dir: Path, stage: str, checkpoint: Path | None, folder:
     shown = TRAINING_STAGES[: TRAINING_STAGES.index(stage) + 1] if stage in TRAINING_STAGES else TRAINING_STAGES
     run.histories = {name: history for name, history in run.histories.items() if name in shown}
     if checkpoint is not None and (checkpoint / "trainer_state.json").is_file():
-        run.histories[stage] = read_history(checkpoint / "trainer_state.json")
+        run.histories[stage], run.steps[stage] = read_state(checkpoint / "trainer_state.json")
         run.sources[stage] = checkpoint / "trainer_state.json"
     from recipe_cli.plots import write_plots
 

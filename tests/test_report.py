@@ -498,3 +498,31 @@ def test_grpo_logs_where_each_step_goes(recipe_dict, write_recipe, tmp_path, div
         assert f"{phase} {share:.0%}" in step_time
     peak = max(row["memory/peak_rss_gib"] for row in logs)
     assert f"GRPO memory of the main process: peak resident memory {peak:.2f} GiB." in card
+
+
+def test_a_stage_trained_further_is_read_from_the_checkpoint_past_its_final_log(tmp_path):
+    """`--resume` with a higher max_steps trains on beside the final log of the earlier run, which is stale."""
+    folder = fake_run(tmp_path, "a")
+    final = {"global_step": 12, "log_history": grpo_history(12)}
+    (folder / "grpo" / "trainer_state.json").write_text(json.dumps(final))
+    for step in (12, 14):
+        (folder / "grpo" / f"checkpoint-{step}").mkdir()
+        state = {"global_step": step, "log_history": grpo_history(step)}
+        (folder / "grpo" / f"checkpoint-{step}" / "trainer_state.json").write_text(json.dumps(state))
+    run = read_run(folder)
+    assert run.sources["grpo"].parent.name == "checkpoint-14" and len(run.histories["grpo"]) == 14
+    assert "14 steps (unfinished: read from `checkpoint-14`)" in render_report([run], {})
+    final = {"global_step": 16, "log_history": grpo_history(16)}  # once it finished, the final log again
+    (folder / "grpo" / "trainer_state.json").write_text(json.dumps(final))
+    assert read_run(folder).sources["grpo"].parent.name == "grpo"
+
+
+def test_a_stage_stopped_between_logging_steps_counts_the_steps_it_trained(tmp_path):
+    """A preemption saves checkpoint-7 with logs at steps 2, 4 and 6: it trained 7 steps, not 6."""
+    folder = fake_run(tmp_path, "a")
+    (folder / "grpo" / "trainer_state.json").unlink()
+    (folder / "grpo" / "checkpoint-7").mkdir()
+    state = {"global_step": 7, "log_history": grpo_history(6)[1::2]}
+    (folder / "grpo" / "checkpoint-7" / "trainer_state.json").write_text(json.dumps(state))
+    text = render_report([read_run(folder)], {})
+    assert "7 steps (unfinished: read from `checkpoint-7`), logged every 2 steps" in text
