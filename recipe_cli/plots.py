@@ -216,14 +216,28 @@ def sft_panels() -> list[Panel]:
     ]
 
 
+PENALTY_PREFIX = "divergence_"  # how TRL logs the `in: reward` divergence, a pseudo-reward (recipe_cli.divergence)
+
+
 def reward_weight(run: RunLogs, name: str) -> float | None:
-    """The weight the run's recipe gave a reward, by the name TRL logs it under."""
+    """The weight the run's recipe gave a reward, by the name TRL logs it under; ``-beta`` for the divergence
+    penalty that ``in: reward`` adds as a reward."""
     from recipe_cli.report import reward_key
 
     for reward in (run.recipe.get("grpo") or {}).get("rewards", []):
         if reward_key(reward.get("name", "")) == name:
             return float(reward.get("weight", 1.0))
+    if is_penalty(run, name):
+        return -float(run.trainer_setting("grpo", "beta", 0.0))
     return None
+
+
+def is_penalty(run: RunLogs, name: str) -> bool:
+    """Whether a logged reward is the divergence penalty (``divergence_<name>``), not one of the recipe's rewards."""
+    from recipe_cli.report import reward_key
+
+    rewards = {reward_key(r.get("name", "")) for r in (run.recipe.get("grpo") or {}).get("rewards", [])}
+    return name.startswith(PENALTY_PREFIX) and name not in rewards
 
 
 def grpo_reward_panels(runs: list[RunLogs]) -> list[Panel]:
@@ -234,7 +248,12 @@ def grpo_reward_panels(runs: list[RunLogs]) -> list[Panel]:
         weights = {reward_weight(run, name) for run in runs} - {None}
         weight = f" (weight {weights.pop():g})" if len(weights) == 1 else ""
         curves = (Curve(f"rewards/{name}/mean", "mean"), Curve(f"rewards/{name}/std", "std across completions", "--"))
-        panels.append(Panel(f"reward '{name}'{weight}", "reward", curves))
+        if all(is_penalty(run, name) for run in runs if name in run.reward_names()):
+            # the divergence `in: reward`, weighted -beta: the higher it is, the lower the total reward
+            title = f"penalty '{name}'" + (weight.replace(")", ": -beta)") if weight else " (weight -beta)")
+            panels.append(Panel(title, "divergence estimate summed over a completion", curves))
+        else:
+            panels.append(Panel(f"reward '{name}'{weight}", "reward", curves))
     return panels
 
 

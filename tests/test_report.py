@@ -526,3 +526,18 @@ def test_a_stage_stopped_between_logging_steps_counts_the_steps_it_trained(tmp_p
     (folder / "grpo" / "checkpoint-7" / "trainer_state.json").write_text(json.dumps(state))
     text = render_report([read_run(folder)], {})
     assert "7 steps (unfinished: read from `checkpoint-7`), logged every 2 steps" in text
+
+
+def test_the_divergence_in_the_reward_is_drawn_as_a_penalty_of_weight_minus_beta():
+    """`in: reward` logs the divergence as a reward TRL weights -beta; its panel must not read as a reward to raise."""
+    history = [{"step": 1, "rewards/accuracy/mean": 0.5, "rewards/divergence_k1/mean": 0.2}]
+    recipe = {"grpo": {"rewards": [{"name": "accuracy"}], "trainer": {"beta": 0.04}, "divergence": "k1"}}
+    run = RunLogs("a", Path("."), recipe, histories={"grpo": history})
+    titles = [panel.title for panel in plots.grpo_reward_panels([run])]
+    assert titles == [
+        "total reward (weighted sum)",
+        "reward 'accuracy' (weight 1)",
+        "penalty 'divergence_k1' (weight -0.04: -beta)",
+    ]
+    recipe["grpo"]["rewards"].append({"name": "my.py:divergence_k1", "weight": 0.5})  # a reward of that name is one
+    assert plots.grpo_reward_panels([run])[-1].title == "reward 'divergence_k1' (weight 0.5)"
