@@ -3,8 +3,11 @@
 ``memory/peak_rss_gib`` is the process's peak resident set size (host memory, always logged);
 ``memory/peak_gpu_gib`` is, on a GPU, the most memory PyTorch's caching allocator held on the
 process's device (``torch.cuda.max_memory_reserved``: what runs out first; the CUDA context, about
-0.5 GiB, is not in it). Both are peaks since the process started, so a resumed stage measures only
-the steps it ran. Each process logs its own; the run folder keeps the main process's log.
+0.5 GiB, is not in it). Both are peaks since the stage began training (its trainer built, model and
+reference loaded), so a resumed stage measures only the steps it ran, and GRPO in ``recipe run``
+does not report the peak of the SFT stage before it in the same process (on Linux; elsewhere the
+resident peak is the process's since it started). Each process logs its own; the run folder keeps
+the main process's log.
 ``recipe report`` prints each stage's peaks; ``--dry-run``'s memory estimate is the number to set
 beside them (``scripts/check_real_size.py`` and ``scripts/bench_gpu.py`` do).
 """
@@ -13,13 +16,17 @@ from __future__ import annotations
 
 import resource
 import sys
+from pathlib import Path
 
 GIB = 2**30
 RSS_KEY, GPU_KEY = "memory/peak_rss_gib", "memory/peak_gpu_gib"
 
 
+PROC_STATUS, PROC_CLEAR_REFS = Path("/proc/self/status"), Path("/proc/self/clear_refs")
+
+
 def peak_memory() -> dict[str, float]:
-    """This process's peaks so far, in GiB, under their log keys.
+    """This process's peaks since the last ``reset_peak_memory`` (else since it started), in GiB, under their keys.
 
     >>> peaks = peak_memory()
     >>> peaks[RSS_KEY] > 0.01  # the interpreter alone is some MiB
@@ -27,15 +34,50 @@ def peak_memory() -> dict[str, float]:
     """
     import torch
 
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
-    peaks = {RSS_KEY: round(rss * (1 if sys.platform == "darwin" else 1024) / GIB, 3)}
+    peaks = {RSS_KEY: round(peak_rss_bytes() / GIB, 3)}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         peaks[GPU_KEY] = round(torch.cuda.max_memory_reserved() / GIB, 3)
     return peaks
 
 
+def peak_rss_bytes() -> int:
+    """The peak resident memory: Linux's ``VmHWM`` (which ``reset_peak_memory`` resets), else ``ru_maxrss``.
+
+    ``ru_maxrss`` is no substitute on Linux: it also keeps the peak of the process's exited threads.
+    """
+    try:
+        for line in PROC_STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) * 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux, bytes on macOS
+    return rss * (1 if sys.platform == "darwin" else 1024)
+
+
+def reset_peak_memory() -> None:
+    """Start this process's peaks afresh: a stage's log gives its own, not an earlier stage's in the same process.
+
+    On Linux, writing 5 to ``/proc/self/clear_refs`` resets ``VmHWM`` to the current resident memory;
+    elsewhere the resident peak stays the process's since it started.
+    """
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.reset_peak_memory_stats()
+    try:
+        PROC_CLEAR_REFS.write_text("5")
+    except OSError:
+        pass
+
+
 class PeakMemoryMixin:
-    """A TRL trainer mixin that adds ``peak_memory()`` to every training log (not to evaluation logs)."""
+    """A TRL trainer mixin that adds ``peak_memory()`` to every training log (not to evaluation logs), peaks
+    counted from the start of ``train``."""
+
+    def train(self, *args, **kwargs):
+        reset_peak_memory()
+        return super().train(*args, **kwargs)
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if not any(key.startswith("eval_") for key in logs):

@@ -325,7 +325,7 @@ def main() -> None:
             )
         history = json.loads((run_dir / stage / "trainer_state.json").read_text())["log_history"]
         logged = stage_peaks(history).get(RSS_KEY)
-        if logged and measured:  # the run's own log: the main process alone, its peak since it started
+        if logged and measured:  # the run's own log: the main process alone, its peak since the stage began training
             print(f"        the run logged {logged:5.2f} GiB (memory/peak_rss_gib of its main process)")
     if args.keep is None:
         shutil.rmtree(work, ignore_errors=True)

@@ -541,3 +541,18 @@ def test_the_divergence_in_the_reward_is_drawn_as_a_penalty_of_weight_minus_beta
     ]
     recipe["grpo"]["rewards"].append({"name": "my.py:divergence_k1", "weight": 0.5})  # a reward of that name is one
     assert plots.grpo_reward_panels([run])[-1].title == "reward 'divergence_k1' (weight 0.5)"
+
+
+@pytest.mark.skipif(not Path("/proc/self/clear_refs").exists(), reason="the resident peak resets on Linux only")
+def test_a_stage_logs_its_own_peak_not_that_of_an_earlier_stage_in_the_process():
+    """`recipe run` trains SFT then GRPO in one process: GRPO's logged peak must not be SFT's."""
+    from recipe_cli.peak_memory import RSS_KEY, peak_memory, with_peak_memory
+
+    class Stage:
+        def train(self):
+            return peak_memory()[RSS_KEY]
+
+    earlier_stage = b"\x01" * (300 * 2**20)  # written, so resident
+    earlier_peak = peak_memory()[RSS_KEY]
+    del earlier_stage
+    assert with_peak_memory(Stage)().train() < earlier_peak - 0.2
