@@ -392,13 +392,18 @@ def draw_evals(runs: list[RunLogs], path: Path) -> Path | None:
         for i, (run, color) in enumerate(zip(runs, colors, strict=True)):
             positions = [m + (i - (len(runs) - 1) / 2) * width for m, label in enumerate(models) if label in run.evals]
             values = [float(run.evals[label].get(key) or 0.0) for label in models if label in run.evals]
+            marks = ["*" if label in run.outdated else "" for label in models if label in run.evals]
             bars = ax.bar(positions, values, width=width * 0.92, color=color)
-            ax.bar_label(bars, labels=[f"{v:.0%}" for v in values], fontsize=8 if len(runs) < 3 else 6, padding=2)
+            labels = [f"{v:.0%}{mark}" for v, mark in zip(values, marks, strict=True)]
+            ax.bar_label(bars, labels=labels, fontsize=8 if len(runs) < 3 else 6, padding=2)
         style_axes(ax, Panel(metric_title, "share of problems", (), percent=True))
         ax.set_ylim(0, 1.12)
         ax.set_xticks(range(len(models)), models)
         ax.set_xlabel("model", fontsize=9)
-    return save_figure(figure, runs, "greedy decoding; one group of bars per evaluated model", path)
+    note = "greedy decoding; one group of bars per evaluated model"
+    if any(run.outdated for run in runs):
+        note += "; *: measured a model replaced since (trained again or further)"
+    return save_figure(figure, runs, note, path)
 
 
 def write_plots(runs: list[RunLogs], folder: Path) -> dict[str, Path]:

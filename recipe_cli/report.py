@@ -62,6 +62,8 @@ class RunLogs:
     sources: dict[str, Path] = field(default_factory=dict)  # stage -> the trainer_state.json read
     steps: dict[str, int] = field(default_factory=dict)  # stage -> the optimizer steps that log was saved after
     evals: dict[str, dict] = field(default_factory=dict)  # label -> eval summary
+    outdated: dict[str, str] = field(default_factory=dict)  # eval label -> why it measured a replaced model
+    notes: dict[str, str] = field(default_factory=dict)  # stage -> what its log does not say (run.json)
     samples: list[dict] = field(default_factory=list)  # grpo/samples.jsonl
     health: list[str] = field(default_factory=list)  # grpo/health.log lines
 
@@ -172,6 +174,46 @@ def model_rank(label: str) -> int:
     return MODEL_ORDER.index(label) if label in MODEL_ORDER else len(MODEL_ORDER)
 
 
+def read_record(folder: Path) -> dict[str, dict]:
+    """The stages of a run's ``run.json``; none when it is missing or unreadable (the report still draws)."""
+    try:
+        stages = json.loads((folder / "run.json").read_text())["stages"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return {}
+    return stages if isinstance(stages, dict) else {}
+
+
+def outdated_evals(folder: Path, stages: dict[str, dict], evals: dict[str, dict]) -> dict[str, str]:
+    """The evaluations of a stage's model (``sft``, ``grpo@<set>``) written before that stage last started
+    training (``--overwrite``, or ``--resume`` to more steps): they measured the model it replaced, with why."""
+    from datetime import datetime
+
+    found = {}
+    for label in evals:
+        stage = label.split("@", 1)[0]
+        entry = stages.get(stage)
+        if stage not in TRAINING_STAGES or not isinstance(entry, dict) or not isinstance(entry.get("started_at"), str):
+            continue
+        try:
+            started = datetime.strptime(entry["started_at"], "%Y-%m-%dT%H:%M:%S%z").timestamp()
+            evaluated = (folder / "eval" / f"{label}.json").stat().st_mtime
+        except (ValueError, OSError):
+            continue
+        if evaluated < started:
+            found[label] = f"measured before {stage} trained again or further, from {entry['started_at']}"
+    return found
+
+
+def stage_notes(stages: dict[str, dict]) -> dict[str, str]:
+    """What a stage's log does not say: GRPO trained from an SFT model that was trained again or further since."""
+    from recipe_cli.runs import sft_identity
+
+    grpo = stages.get("grpo")
+    if isinstance(grpo, dict) and grpo.get("sft") is not None and grpo["sft"] != sft_identity({"stages": stages}):
+        return {"grpo": "trained from an earlier SFT model (SFT was trained again or further since)"}
+    return {}
+
+
 def read_run(folder: Path, label: str | None = None) -> RunLogs:
     """Everything a run folder logged; a folder that holds no run is a user mistake."""
     folder = Path(folder)
@@ -189,6 +231,8 @@ def read_run(folder: Path, label: str | None = None) -> RunLogs:
             run.histories[stage], run.steps[stage] = read_state(state)
             run.sources[stage] = state
     run.evals = read_evals(folder)
+    stages = read_record(folder)
+    run.outdated, run.notes = outdated_evals(folder, stages, run.evals), stage_notes(stages)
     run.samples = read_samples(folder / "grpo" / SAMPLES_FILE)
     health = folder / "grpo" / "health.log"
     run.health = health.read_text().splitlines() if health.is_file() else []
@@ -437,7 +481,8 @@ def describe_log(run: RunLogs, stage: str) -> str:
     logged = f"logged {logging_every(steps)}" if steps else "no step logged (raise logging_steps' frequency)"
     prefix = f"`{run.label}`: " if run.label else ""
     memory = describe_peaks(history)
-    return f"{prefix}{last} steps{where}, {logged}" + (f", {memory}" if memory else "")
+    note = f"; {run.notes[stage]}" if stage in run.notes else ""
+    return f"{prefix}{last} steps{where}, {logged}" + (f", {memory}" if memory else "") + note
 
 
 def _percent(value: Any) -> str:
@@ -454,8 +499,9 @@ def eval_table(runs: list[RunLogs]) -> list[str]:
     for run in runs:
         for label, summary in run.evals.items():
             limit = f" (--limit {summary['limit']})" if summary.get("limit") is not None else ""
+            outdated = " (outdated*)" if label in run.outdated else ""
             cells = [run.label] * several + [
-                label + limit,
+                label + limit + outdated,
                 str(summary.get("n", "")),
                 _percent(summary.get("accuracy")) + f" ({summary.get('accuracy_mode', 'flexible')})",
                 _percent(summary.get("accuracy_strict")),
@@ -471,6 +517,11 @@ def eval_table(runs: list[RunLogs]) -> list[str]:
         "the answer in <answer>, \\boxed{} or ####, not cut off; flexible: read anywhere, last number too; "
         "format: <think> then <answer>; truncated: reached max_new_tokens; tokens: mean completion length.",
     ]
+    outdated = [(run, label, why) for run in runs for label, why in run.outdated.items()]
+    if outdated:
+        lines += ["", "\\* Outdated: these evaluations measured a model that has been replaced since; "]
+        lines[-1] += "`recipe eval` measures the current one:"
+        lines += [""] + [f"- {f'`{run.label}` ' if several else ''}{label}: {why}" for run, label, why in outdated]
     return lines
 
 

@@ -556,3 +556,37 @@ def test_a_stage_logs_its_own_peak_not_that_of_an_earlier_stage_in_the_process()
     earlier_peak = peak_memory()[RSS_KEY]
     del earlier_stage
     assert with_peak_memory(Stage)().train() < earlier_peak - 0.2
+
+
+def test_evaluations_of_a_model_trained_again_since_are_marked_outdated(tmp_path):
+    """`recipe sft --overwrite` (or `--resume` to more steps) leaves eval/sft.json of the model it replaced, and a
+    GRPO trained from that model: the report must not show them as the run's current numbers."""
+    import os
+
+    folder = fake_run(tmp_path, "a")
+    identity = {"settings_hash": "old", "length": {"max_steps": 20}, "finished_at": "2026-01-01T10:05:00+0000"}
+    stages = {
+        "sft": {
+            "status": "finished",
+            "settings_hash": "new",
+            "length": {"max_steps": 24},
+            "started_at": "2026-01-01T11:00:00+0000",
+            "finished_at": "2026-01-01T11:02:00+0000",
+        },
+        "grpo": {"status": "finished", "started_at": "2026-01-01T10:06:00+0000", "sft": identity},
+    }
+    (folder / "run.json").write_text(json.dumps({"stages": stages}))
+    evaluated = 1767262000  # 2026-01-01T10:06:40Z: after GRPO started, before SFT trained again
+    for label in ("base", "sft", "grpo"):
+        os.utime(folder / "eval" / f"{label}.json", (evaluated, evaluated))
+    run = read_run(folder)
+    assert set(run.outdated) == {"sft"}
+    text = render_report([run], {})
+    assert "| sft (outdated*) | 8 |" in text and "| grpo | 8 |" in text
+    assert "- sft: measured before sft trained again or further, from 2026-01-01T11:00:00+0000" in text
+    assert "12 steps, logged every step; trained from an earlier SFT model" in text
+    stages["grpo"]["sft"] = {key: stages["sft"][key] for key in ("settings_hash", "length", "finished_at")}
+    stages["sft"]["started_at"] = "2026-01-01T10:00:00+0000"  # the run as trained: nothing outdated
+    (folder / "run.json").write_text(json.dumps({"stages": stages}))
+    run = read_run(folder)
+    assert not run.outdated and not run.notes and "outdated" not in render_report([run], {})
