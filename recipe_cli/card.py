@@ -230,18 +230,24 @@ def _pushed_eval(run: RunFolder, stage: str, checkpoint: Path | None, summaries:
 
 
 def own_full_evals(recipe: Recipe, summaries: dict[str, dict]) -> dict[str, dict]:
-    """The evals a card shows: the run's own models (base, sft, grpo) measured on every problem.
+    """The evals a card shows: the run's own models (base, sft, grpo) as they are, measured on every problem.
 
-    An eval of another folder (``recipe eval --model``) or with ``--limit`` is kept in the run
-    folder but never shown as this run's result.
+    An eval of another folder (``recipe eval --model``), with ``--limit``, or of a model its stage
+    replaced since (trained again or further: ``recipe_cli.report.outdated_evals``) is kept in the
+    run folder but never shown as this run's result.
     """
     from recipe_cli.pipeline import run_stage_folders
+    from recipe_cli.report import outdated_evals, read_record
 
     own = run_stage_folders(recipe)
+    root = RunFolder(recipe).root
+    outdated = outdated_evals(root, read_record(root), summaries)
     shown = {}
     for label, summary in summaries.items():
         folder, model = summary.get("model"), label.split("@", 1)[0]  # sft@math500: sft on another eval set
-        if model in own and summary.get("limit") is None and folder and _same_folder(folder, own[model]):
+        if label in outdated or model not in own or summary.get("limit") is not None or not folder:
+            continue
+        if _same_folder(folder, own[model]):
             shown[label] = summary
     return shown
 

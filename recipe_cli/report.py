@@ -612,6 +612,7 @@ def write_card_plots(run_dir: Path, stage: str, checkpoint: Path | None, folder:
         return {}
     shown = TRAINING_STAGES[: TRAINING_STAGES.index(stage) + 1] if stage in TRAINING_STAGES else TRAINING_STAGES
     run.histories = {name: history for name, history in run.histories.items() if name in shown}
+    run.evals = {label: summary for label, summary in run.evals.items() if label not in run.outdated}
     if checkpoint is not None and (checkpoint / "trainer_state.json").is_file():
         run.histories[stage], run.steps[stage] = read_state(checkpoint / "trainer_state.json")
         run.sources[stage] = checkpoint / "trainer_state.json"

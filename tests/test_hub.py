@@ -200,6 +200,21 @@ def test_an_eval_of_another_folder_is_not_published(recipe_dict, tmp_path):
     assert "0.987" not in card and "elsewhere" not in card and "0.986" not in card
 
 
+def test_an_eval_of_the_model_its_stage_replaced_since_is_not_published(recipe_dict):
+    """`recipe grpo --resume` to more steps keeps eval/grpo.json of the shorter run: not this checkpoint's score."""
+    recipe, _ = gsm8k_run(recipe_dict)
+    run = RunFolder(recipe)
+    evaluated = run.eval_dir / "grpo.json"
+    os.utime(evaluated, (evaluated.stat().st_mtime - 3600,) * 2)
+    record = run.read()
+    record["stages"]["grpo"]["started_at"] = "2099-01-01T00:00:00+0000"  # GRPO trained further after that eval
+    run.record_path.write_text(json.dumps(record))
+    assert model_index(recipe) == []
+    card = plan_push(recipe).card_path.read_text()
+    assert "0.625" not in card and "No row is an evaluation of this exact checkpoint" in card
+    assert "| sft | openai/gsm8k | test | 8 | 0.500 |" in card  # the SFT model is still the one evaluated
+
+
 def test_the_model_index_dataset_is_what_the_summary_measured(recipe_dict):
     recipe, grpo = make_run(recipe_dict)  # the recipe's eval set today: generated arithmetic problems
     measured = recipe.model_copy(deep=True)
