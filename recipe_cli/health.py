@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import shutil
 import time
 from pathlib import Path
 
+from recipe_cli.atomic import write_atomic
 from recipe_cli.config import HealthSettings
 
 log = logging.getLogger(__name__)
@@ -106,8 +108,23 @@ class HealthWatch:
         self.last_step = 0
         self.incidents: list[str] = []
 
-    def observe(self, step: int, logs: dict) -> list[str]:
-        """Take one training log (averaged over the steps since the last one); return the new warnings."""
+    def resume(self, step: int, history: list[dict]) -> None:
+        """Go on from a resumed run's checkpoint at ``step``: replay its log (``history``), so an incident that
+        goes on is neither warned again nor counted from zero, and drop the warnings of the steps after it from
+        the log file (the run trains them again)."""
+        for row in history:
+            if "loss" in row and isinstance(row.get("step"), int) and row["step"] <= step:
+                self.observe(row["step"], row, quiet=True)
+        self.last_step = step
+        if self.log_file is not None and self.log_file.is_file():
+            lines = self.log_file.read_text().splitlines(keepends=True)
+            kept = [line for line in lines if (warned_at(line) or 0) <= step]
+            if len(kept) < len(lines):
+                write_atomic(self.log_file, "".join(kept))
+
+    def observe(self, step: int, logs: dict, quiet: bool = False) -> list[str]:
+        """Take one training log (averaged over the steps since the last one); return the new warnings, which are
+        also logged and written to the log file unless ``quiet`` (a replay of steps already watched)."""
         span = max(step - self.last_step, 1)
         self.last_step = step
         s = self.settings
@@ -148,6 +165,8 @@ class HealthWatch:
                 self.warned.add(alarm)
                 message = f"grpo health, step {step}: {what} for {self.steps_held[alarm]} steps; {fix}"
                 new.append(message)
+        if quiet:
+            return new
         for message in new:
             log.warning(message)
             self.incidents.append(message)
@@ -155,6 +174,16 @@ class HealthWatch:
                 with self.log_file.open("a") as handle:
                     handle.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {message}\n")
         return new
+
+
+def warned_at(line: str) -> int | None:
+    """The step of a warning in ``health.log`` (None for a line that is not one).
+
+    >>> warned_at("2026-01-01T10:00:00+0000 grpo health, step 40: 90% of groups had the same reward ...")
+    40
+    """
+    found = re.search(r"grpo health, step (\d+):", line)
+    return int(found.group(1)) if found else None
 
 
 def health_callback(settings: HealthSettings, log_file: Path | None = None):
@@ -166,7 +195,9 @@ def health_callback(settings: HealthSettings, log_file: Path | None = None):
             self.watch = HealthWatch(settings, log_file)
 
         def on_train_begin(self, args, state, control, **kwargs):
-            self.watch.last_step = state.global_step  # a resumed run counts from its checkpoint
+            if state.is_world_process_zero:  # a resumed run goes on from its checkpoint's log
+                self.watch.resume(state.global_step, state.log_history)
+            self.watch.last_step = state.global_step
             return control
 
         def on_log(self, args, state, control, logs=None, **kwargs):

@@ -32,6 +32,26 @@ def test_each_alarm_warns_once_per_incident(tmp_path):
     assert len((tmp_path / "health.log").read_text().splitlines()) == 6
 
 
+def test_a_resumed_run_goes_on_with_the_incidents_of_its_checkpoint(tmp_path):
+    """An incident that held before a preemption is neither warned again after the resume nor counted from zero."""
+    health_log = tmp_path / "health.log"
+    flat = {"loss": 0.0, "frac_reward_zero_std": 1.0}
+    history = [{"step": step, **flat} for step in range(1, 5)]
+    before = HealthWatch(HealthSettings(window_steps=3), health_log)
+    assert [len(before.observe(row["step"], row)) for row in history] == [0, 0, 1, 0]
+    with health_log.open("a") as handle:  # warned at step 6, after the checkpoint at step 4, then killed
+        handle.write("2026-01-01T10:00:00+0000 grpo health, step 6: 100% of groups had the same reward ...\n")
+    after = HealthWatch(HealthSettings(window_steps=3), health_log)
+    after.resume(4, history)
+    assert [line.split(" ", 1)[1][:22] for line in health_log.read_text().splitlines()] == ["grpo health, step 3: 1"]
+    assert [after.observe(step, flat) for step in (5, 6, 7)] == [[], [], []]  # the same incident goes on
+    resumed = HealthWatch(HealthSettings(window_steps=6))
+    resumed.resume(4, history)
+    assert resumed.observe(5, flat) == []
+    [warning] = resumed.observe(6, flat)
+    assert warning.startswith("grpo health, step 6: 100% of groups") and "for 6 steps" in warning  # 4 before
+
+
 def test_constant_reward_is_reported_after_the_window():
     watch = HealthWatch(HealthSettings(window_steps=2))
     logs = [{"loss": 0.0, "rewards/format/mean": 1.0}] * 4
