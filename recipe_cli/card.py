@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from recipe_cli.config import DIVERGENCES, HUB_ID, GRPOSettings, Recipe, is_local_path
+from recipe_cli.config import DIVERGENCES, HUB_ID, EvalSettings, GRPOSettings, PromptSettings, Recipe, is_local_path
 from recipe_cli.errors import RecipeError
 from recipe_cli.evaluate import package_versions, read_summaries
 from recipe_cli.peak_memory import describe_peaks
@@ -87,6 +87,7 @@ def render_model_card(
         _describe_weights(repo_id, revision, lora, base_id),
         "",
         *([_describe_dtype(dtype, lora), ""] if dtype else []),
+        *_describe_use(recipe, summaries.get(pushed_label) if pushed_label else None, checkpoint, lora),
         "## Data",
         "",
     ]
@@ -147,12 +148,15 @@ def _describe_base(recipe: Recipe, run: RunFolder, base_model: str, base_id: str
 
 
 def _describe_weights(repo_id: str, revision: str, lora: bool, base_id: str | None) -> str:
+    """How to load the revision, then (``_describe_use``) how to prompt it and decode as the eval did."""
     where = "" if revision == "main" else f', revision="{revision}"'
     if lora:
         base = f" on top of {base_id}" if base_id else ""
         code = (
             "from peft import AutoPeftModelForCausalLM\n"
-            f'model = AutoPeftModelForCausalLM.from_pretrained("{repo_id}"{where})'
+            "from transformers import AutoTokenizer\n"
+            f'model = AutoPeftModelForCausalLM.from_pretrained("{repo_id}"{where})\n'
+            f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}"{where})'
         )
         intro = f"This revision holds a LoRA adapter{base}; peft loads it with its base model:"
     else:
@@ -163,6 +167,100 @@ def _describe_weights(repo_id: str, revision: str, lora: bool, base_id: str | No
         )
         intro = "This revision holds the full weights:"
     return f"{intro}\n\n```python\n{code}\n```"
+
+
+def _describe_use(recipe: Recipe, summary: dict | None, checkpoint: Path | None, lora: bool) -> list[str]:
+    """Code that prompts the model and decodes as the eval of this checkpoint did, and how that eval read answers.
+
+    The prompt is the eval's (the recipe's system message and user template through the chat
+    template's generation prompt, or its plain-text template), and decoding is greedy with the
+    eval's token budget and stop tokens: ``model.generate`` alone would follow generation_config.json,
+    which a base model's sampling defaults and repetition penalty (Qwen2.5's instruct models) may fill.
+    """
+    prompt = PromptSettings(**summary["prompt"]) if summary and summary.get("prompt") else recipe.prompt
+    decoding = (summary or {}).get("decoding") or {}
+    budget = (decoding.get("greedy") or {}).get("max_new_tokens")
+    if budget is None:  # no eval of this checkpoint: the recipe's budget, else the eval's default
+        budget = recipe.eval.max_new_tokens if recipe.eval else EvalSettings.model_fields["max_new_tokens"].default
+    question = 'question = "Tom has 3 boxes of 12 pencils and gives away 5 pencils. How many pencils are left?"'
+    if prompt.template is not None:
+        code = [
+            question,
+            f"prompt = {_literal(prompt.template)}.format(question=question)",
+            'inputs = tokenizer(prompt, return_tensors="pt")',
+        ]
+    else:
+        user = "question" if prompt.user == "{question}" else f"{_literal(prompt.user)}.format(question=question)"
+        system = [f'    {{"role": "system", "content": {_literal(prompt.system)}}},'] if prompt.system else []
+        code = [
+            question,
+            "messages = [",
+            *system,
+            f'    {{"role": "user", "content": {user}}},',
+            "]",
+            "inputs = tokenizer.apply_chat_template(",
+            '    messages, add_generation_prompt=True, return_tensors="pt", return_dict=True',
+            ")",
+        ]
+    stop = decoding.get("stop_token_ids") or []
+    eos = f", eos_token_id={stop}" if stop and not _stops_at(checkpoint, stop, lora) else ""
+    code += [
+        f"# greedy, at most {budget} new tokens, no repetition penalty: as the evaluation decoded",
+        f"output = model.generate(**inputs, do_sample=False, max_new_tokens={budget}, repetition_penalty=1.0{eos})",
+        'completion = tokenizer.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)',
+    ]
+    where = "as the evaluation prompted it (the run's prompt" + (
+        ", plain text)" if prompt.template is not None else " through the chat template)"
+    )
+    lines = [f"To get the completions the evaluation below scored, prompt the model {where} and decode greedily:"]
+    lines += ["", "```python", *code, "```", ""]
+    if summary is not None:
+        lines += [_describe_reading(summary, budget), ""]
+    return lines
+
+
+def _literal(text: str) -> str:
+    """A Python string literal of ``text`` in double quotes (JSON's escapes are Python's).
+
+    >>> print(_literal('Say "hi"\\n'))
+    "Say \\"hi\\"\\n"
+    """
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _stops_at(checkpoint: Path | None, stop: list[int], lora: bool) -> bool:
+    """Whether the uploaded generation_config.json ends generation at every one of the eval's stop tokens.
+
+    An adapter has none (peft reads its base model's), so its card passes them to ``generate``.
+    """
+    config = checkpoint / "generation_config.json" if checkpoint is not None and not lora else None
+    if config is None or not config.is_file():
+        return False
+    eos = json.loads(config.read_text()).get("eos_token_id")
+    return set(stop) <= set(eos if isinstance(eos, list) else [eos])
+
+
+def _describe_reading(summary: dict, budget: int) -> str:
+    """How the eval read and judged an answer (the accuracy reward's checker, in the summary's mode)."""
+    after = summary.get("answer_after")
+    where = f"after the last `{after}`, " if after else ""
+    if summary.get("accuracy_mode") == "strict":
+        how = (
+            f"strict: {where}the last closed `<answer>...</answer>`, else the last `\\boxed{{}}`, else `####`; "
+            f"a completion still going at {budget} tokens counts as wrong"
+        )
+    else:
+        how = (
+            f"flexible: {where}the last `<answer>`, `\\boxed{{}}` or `####`, else a final-answer phrase, a "
+            "formula or the last number"
+        )
+    call = f'completion, gold, mode="{summary.get("accuracy_mode", "flexible")}"' + (
+        f', answer_after="{after}"' if after else ""
+    )
+    return (
+        f"Accuracy reads the answer as the run's accuracy reward does ({how}) and compares it with the gold "
+        f"answer as a number, else with math-verify: `recipe_cli.answers.score_completion({call}, truncated=...)`."
+    )
 
 
 def _describe_dtype(dtype: str, lora: bool) -> str:

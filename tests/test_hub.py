@@ -579,3 +579,58 @@ def test_checkpoints_saved_while_training_go_to_their_step_branches(recipe_dict,
     assert held["model.safetensors"] == (checkpoint / "model.safetensors").read_bytes()
     assert (checkpoint / "optimizer.pt").is_file() and "optimizer.pt" not in held
     assert "sft-step-4" in held["README.md"].decode()
+
+
+def card_code(card: str, folder, **replace: str) -> str:
+    """The card's code blocks, in order, pointed at a local folder instead of the Hub, with ``replace``'s lines
+    swapped in."""
+    code = "".join(block.split("```")[0] for block in card.split("```python\n")[1:])
+    code = code.replace(f'"{REPO_ID}"', repr(str(folder)))
+    for start, line in replace.items():
+        code = "\n".join(line if row.startswith(start) else row for row in code.splitlines())
+    return code.replace(', revision="grpo"', "")
+
+
+def run_card_code(code: str) -> str:
+    """Run the card's code as a user would, in a fresh Python process; the completion it decoded."""
+    script = code + "\nimport json\nprint(json.dumps(completion))\n"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.mark.slow
+def test_the_cards_code_gives_the_completion_the_eval_scored(recipe_dict, tmp_path):
+    """The card's code prompts and decodes as the eval did, whatever the checkpoint's generation_config.json
+    suggests: Qwen2.5's instruct models ship sampling defaults and a repetition penalty."""
+    import shutil
+
+    from transformers import AutoModelForCausalLM
+
+    from recipe_cli.evaluate import eval_rows, evaluate_model
+    from recipe_cli.training import prepare_base_model
+
+    recipe_dict["push"] = {"repo_id": REPO_ID}
+    recipe_dict["prompt"]["user"] = "Problem: {question}"
+    recipe_dict["eval"]["dataset"]["max_samples"] = 2
+    recipe = validate_recipe(recipe_dict)
+    run = RunFolder(recipe)
+    base = prepare_base_model(recipe, run)
+    grpo = run.stage_dir("grpo")
+    shutil.copytree(base, grpo)
+    model = AutoModelForCausalLM.from_pretrained(grpo)
+    torch.manual_seed(0)
+    with torch.no_grad():  # weights far from the small init: a varied completion that a penalty would change
+        for parameter in model.parameters():
+            parameter.normal_(0.0, 0.5)
+    model.save_pretrained(grpo)
+    config = json.loads((grpo / "generation_config.json").read_text())
+    config.update(do_sample=True, temperature=0.7, top_p=0.8, top_k=20, repetition_penalty=1.3)
+    (grpo / "generation_config.json").write_text(json.dumps(config))
+    run.record_stage("grpo", grpo, lora=False, base=base, started_from=base)
+    evaluate_model(recipe, str(grpo), "grpo")
+    scored = json.loads((run.eval_dir / "grpo.jsonl").read_text().splitlines()[0])["completion"]
+    question = eval_rows(recipe, recipe.eval.sets[0], None)[0]["question"]
+
+    card = plan_push(recipe).card_path.read_text()
+    assert run_card_code(card_code(card, grpo, question=f"question = {question!r}")) == scored
