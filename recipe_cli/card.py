@@ -362,6 +362,7 @@ def _model_index_result(summary: dict):
     from huggingface_hub import EvalResult
 
     dataset = summary.get("dataset_settings") or {}
+    mode = f"{summary['accuracy_mode']}, " if summary.get("accuracy_mode") else ""  # strict or flexible
     path = dataset.get("path")
     if not path or is_local_path(path):
         return None
@@ -374,7 +375,7 @@ def _model_index_result(summary: dict):
         dataset_split=summary.get("split") or dataset.get("split"),
         metric_type="accuracy",
         metric_value=round(float(summary["accuracy"]), 4),
-        metric_name=f"accuracy (greedy, {summary.get('n', '?')} problems)",
+        metric_name=f"accuracy (greedy, {mode}{summary.get('n', '?')} problems)",
     )
 
 
@@ -385,8 +386,15 @@ def _eval_table(recipe: Recipe, summaries: dict[str, dict], pushed_label: str | 
     """
     if not summaries:
         return ["No evaluation was run."]
-    columns = [("n", ("n",)), ("accuracy", ("accuracy",)), ("format", ("format_rate",))]
+    columns = [("n", ("n",)), ("accuracy", ("accuracy",))]
+    modes = {summary.get("accuracy_mode") for summary in summaries.values()}
+    mode = modes.pop() if len(modes) == 1 else None  # None: summaries written before evals named their mode
+    if mode is not None:  # the headline mode named, the other one next to it (lm-eval's strict/flexible)
+        other = "flexible" if mode == "strict" else "strict"
+        columns = [("n", ("n",)), (f"accuracy ({mode})", ("accuracy",)), (other, (f"accuracy_{other}",))]
+    columns.append(("format", ("format_rate",)))
     columns.append(("truncated", ("truncation_rate",)))
+    greedy_columns = len(columns)
     for metric in ("pass@k", "maj@k"):
         # evaluate.py writes them under summary["sampled"][metric], keyed by k as a string
         ks = sorted({int(k) for s in summaries.values() for k in _lookup(s, ("sampled", metric)) or {}})
@@ -406,11 +414,17 @@ def _eval_table(recipe: Recipe, summaries: dict[str, dict], pushed_label: str | 
         )
     notes = []
     if recipe.eval is not None:
-        notes.append(
-            f"Greedy decoding, at most {recipe.eval.max_new_tokens} new tokens; accuracy by the recipe's answer "
-            "checker (the accuracy reward); format: the completion has <think> and <answer>."
+        modes = (
+            ", strict: the answer in <answer>, \\boxed{} or ####, not cut off; flexible: read anywhere, the last "
+            "number too"
+            if mode is not None
+            else ""
         )
-    if len(columns) > 4:
+        notes.append(
+            f"Greedy decoding, at most {_budgets(summaries, recipe.eval.max_new_tokens)}; accuracy by the recipe's "
+            f"answer checker (the accuracy reward){modes}; format: the completion has <think> and <answer>."
+        )
+    if len(columns) > greedy_columns:
         notes.append(
             "pass@k (unbiased estimator) and maj@k (majority vote over the first k samples) come from a "
             "seeded sampling pass (`eval.num_samples` completions per problem)."
@@ -420,6 +434,25 @@ def _eval_table(recipe: Recipe, summaries: dict[str, dict], pushed_label: str | 
     if pushed_label is None:
         notes.append("No row is an evaluation of this exact checkpoint on every problem of the split.")
     return [*lines, "", " ".join(notes)] if notes else lines
+
+
+def _budgets(summaries: dict[str, dict], default: int) -> str:
+    """The token budgets the rows were generated with, as the summaries record them (an eval run again with
+    another ``eval.max_new_tokens`` keeps its own).
+
+    >>> budget = {"decoding": {"greedy": {"max_new_tokens": 40}}}
+    >>> _budgets({"base": budget, "sft": budget}, 40)
+    '40 new tokens'
+    >>> _budgets({"base": budget, "sft": budget, "grpo": {"decoding": {"greedy": {"max_new_tokens": 20}}}}, 40)
+    '40 new tokens (base, sft), 20 (grpo)'
+    """
+    labels: dict[int, list[str]] = {}
+    for label, summary in summaries.items():
+        labels.setdefault(_lookup(summary, ("decoding", "greedy", "max_new_tokens")) or default, []).append(label)
+    if len(labels) == 1:
+        return f"{next(iter(labels))} new tokens"
+    parts = [f"{budget} ({', '.join(names)})" for budget, names in labels.items()]
+    return parts[0].replace(" (", " new tokens (", 1) + ", " + ", ".join(parts[1:])
 
 
 def _lookup(summary: dict, keys: tuple[str, ...]) -> Any:

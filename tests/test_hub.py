@@ -634,3 +634,32 @@ def test_the_cards_code_gives_the_completion_the_eval_scored(recipe_dict, tmp_pa
 
     card = plan_push(recipe).card_path.read_text()
     assert run_card_code(card_code(card, grpo, question=f"question = {question!r}")) == scored
+
+
+def test_the_card_says_which_accuracy_it_publishes_and_shows_the_other(recipe_dict):
+    recipe_dict["model"] = {"path": "Qwen/Qwen2.5-0.5B-Instruct"}
+    recipe_dict["eval"] = {"dataset": {"path": "openai/gsm8k", "config": "main", "split": "test"}}
+    recipe, grpo = make_run(recipe_dict)
+    for path in RunFolder(recipe).eval_dir.glob("*.json"):  # as evaluate writes them: both modes, the headline's name
+        measured = json.loads(path.read_text())
+        measured.update(accuracy_mode="strict", accuracy_strict=measured["accuracy"], accuracy_flexible=0.75)
+        path.write_text(json.dumps(measured))
+    card = ModelCard(plan_push(recipe).card_path.read_text())
+    assert "| n | accuracy (strict) | flexible | format |" in card.text
+    assert "| **grpo** (this checkpoint) | openai/gsm8k | test | 8 | 0.625 | 0.750 |" in card.text
+    assert card.data.eval_results[0].metric_name == "accuracy (greedy, strict, 8 problems)"
+
+
+def test_the_card_gives_each_rows_token_budget_as_its_eval_recorded_it(trained_run):
+    eval_dir = RunFolder(trained_run).eval_dir
+    for path in eval_dir.glob("*.json"):
+        measured = json.loads(path.read_text())
+        measured.update(accuracy_mode="flexible", accuracy_strict=0.0, accuracy_flexible=measured["accuracy"])
+        measured["sampled"] = measured["decoding"]["sampling"] = None
+        if path.stem == "grpo":  # evaluated again with `--set eval.max_new_tokens=20`
+            measured["decoding"]["greedy"]["max_new_tokens"] = 20
+        path.write_text(json.dumps(measured))
+    card = plan_push(trained_run).card_path.read_text()
+    assert "Greedy decoding, at most 16 new tokens (base, sft), 20 (grpo);" in card
+    assert "pass@k" not in card  # no sampling pass measured any
+    assert "max_new_tokens=20," in card  # the card's code decodes as the eval of the pushed checkpoint did
