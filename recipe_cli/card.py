@@ -84,7 +84,7 @@ def render_model_card(
         "which runs the DeepSeek-R1 recipe (cold-start SFT on worked solutions, then GRPO with verifiable "
         f"rewards) from one YAML file on top of TRL. It starts from {origin}.",
         "",
-        _describe_weights(repo_id, revision, lora, base_id),
+        _describe_weights(repo_id, revision, lora, base_id, base_model),
         "",
         *([_describe_dtype(dtype, lora), ""] if dtype else []),
         *_describe_use(recipe, summaries.get(pushed_label) if pushed_label else None, checkpoint, lora),
@@ -147,18 +147,24 @@ def _describe_base(recipe: Recipe, run: RunFolder, base_model: str, base_id: str
     return f"the local model folder `{base_model}` (not on the Hub)"
 
 
-def _describe_weights(repo_id: str, revision: str, lora: bool, base_id: str | None) -> str:
+def _describe_weights(repo_id: str, revision: str, lora: bool, base_id: str | None, base_model: str = "") -> str:
     """How to load the revision, then (``_describe_use``) how to prompt it and decode as the eval did."""
     where = "" if revision == "main" else f', revision="{revision}"'
     if lora:
-        base = f" on top of {base_id}" if base_id else ""
         code = (
             "from peft import AutoPeftModelForCausalLM\n"
             "from transformers import AutoTokenizer\n"
             f'model = AutoPeftModelForCausalLM.from_pretrained("{repo_id}"{where})\n'
             f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}"{where})'
         )
-        intro = f"This revision holds a LoRA adapter{base}; peft loads it with its base model:"
+        if base_id:
+            intro = f"This revision holds a LoRA adapter on top of {base_id}; peft loads it with its base model:"
+        else:  # peft loads the base from the adapter's base_model_name_or_path: a path on the machine that trained
+            intro = (
+                f"This revision holds a LoRA adapter of a base model that is not on the Hub (`{base_model}`, the "
+                "adapter's `base_model_name_or_path`): peft loads it only where that folder exists. Pushed with "
+                "`push.merge_lora: true`, the revision holds full weights that load anywhere. With the base model:"
+            )
     else:
         code = (
             "from transformers import AutoModelForCausalLM, AutoTokenizer\n"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from recipe_cli.card import PLOTS_DIR, card_plots, render_model_card
 from recipe_cli.checkpoints import MARKER, is_complete, is_training_state
-from recipe_cli.config import Recipe, check_saved_weights
+from recipe_cli.config import HUB_ID, Recipe, check_saved_weights, is_local_path
 from recipe_cli.errors import RecipeError
 from recipe_cli.hub import UploadFile, commit_files
 from recipe_cli.models import adapter_base, is_adapter
@@ -121,6 +121,12 @@ def plan_push(
     if lora and settings.merge_lora:
         folder = merge_adapter(recipe, folder, staging / "merged", dtype)
         lora = False
+    elif lora and (is_local_path(base) or not HUB_ID.match(base)):
+        log.warning(
+            "the LoRA adapter's base model '%s' is not on the Hub: the pushed adapter loads only where that folder "
+            "exists; set push.merge_lora: true to push full weights that load anywhere",
+            base,
+        )
     files = list_upload_files(folder, settings.include_training_state)
     stored = stored_dtypes(folder)
     converted_from = None

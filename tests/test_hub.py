@@ -663,3 +663,18 @@ def test_the_card_gives_each_rows_token_budget_as_its_eval_recorded_it(trained_r
     assert "Greedy decoding, at most 16 new tokens (base, sft), 20 (grpo);" in card
     assert "pass@k" not in card  # no sampling pass measured any
     assert "max_new_tokens=20," in card  # the card's code decodes as the eval of the pushed checkpoint did
+
+
+def test_an_adapter_of_a_base_model_not_on_the_hub_says_it_loads_only_beside_that_base(recipe_dict, tmp_path, caplog):
+    recipe_dict["model"]["lora"] = {"r": 2}
+    recipe_dict["push"] = {"repo_id": REPO_ID}
+    recipe = validate_recipe(recipe_dict)
+    run = RunFolder(recipe)
+    base, grpo = str(run.stage_dir("base")), run.stage_dir("grpo")
+    grpo.mkdir(parents=True)
+    (grpo / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": base, "peft_type": "LORA"}))
+    safetensors.torch.save_file({"lora_A": torch.zeros(2, 2)}, grpo / "adapter_model.safetensors")
+    run.record_stage("grpo", grpo, lora=True, base=base, started_from=base)
+    card = plan_push(recipe).card_path.read_text()
+    assert f"not on the Hub (`{base}`" in card and "`push.merge_lora: true`" in card
+    assert "merge_lora" in caplog.text
