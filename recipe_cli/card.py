@@ -86,7 +86,7 @@ def render_model_card(
         "",
         _describe_weights(repo_id, revision, lora, base_id, base_model),
         "",
-        *([_describe_dtype(dtype, lora), ""] if dtype else []),
+        *([_describe_dtype(dtype, lora, _precision(run, stage)), ""] if dtype else []),
         *_describe_use(recipe, summaries.get(pushed_label) if pushed_label else None, checkpoint, lora),
         "## Data",
         "",
@@ -269,12 +269,22 @@ def _describe_reading(summary: dict, budget: int) -> str:
     )
 
 
-def _describe_dtype(dtype: str, lora: bool) -> str:
+def _precision(run: RunFolder, stage: str) -> dict | None:
+    """The precision run.json records for a stage (None: recorded before runs kept it)."""
+    return (run.read()["stages"].get(stage) or {}).get("precision")
+
+
+def _describe_dtype(dtype: str, lora: bool, precision: dict | None = None) -> str:
+    """The pushed dtype, and the precision the stage trained with as run.json records it (``recipe_cli.precision``)."""
     what = "The adapter's weights are" if lora else "The weights are"
+    precision = precision or {}
+    computed = (
+        f"computed in {precision['compute']}" if precision.get("compute") else "computed in the recipe's `model.dtype`"
+    )
     return (
-        f"{what} stored in {dtype}. Training kept float32 master weights"
+        f"{what} stored in {dtype}. Training kept {precision.get('master', 'float32')} master weights"
         + (" for the adapter" if lora else "")
-        + " and computed in the recipe's `model.dtype`."
+        + f" and {computed}."
     )
 
 

@@ -678,3 +678,14 @@ def test_an_adapter_of_a_base_model_not_on_the_hub_says_it_loads_only_beside_tha
     card = plan_push(recipe).card_path.read_text()
     assert f"not on the Hub (`{base}`" in card and "`push.merge_lora: true`" in card
     assert "merge_lora" in caplog.text
+
+
+def test_the_card_names_the_compute_dtype_the_stage_trained_in(recipe_dict):
+    recipe, grpo = make_run(recipe_dict)
+    run = RunFolder(recipe)
+    precision = {"model_dtype": "bfloat16", "master": "float32", "compute": "bfloat16", "saved": "float32"}
+    run.record_stage(
+        "grpo", grpo, lora=False, base=str(run.stage_dir("base")), started_from=str(grpo), precision=precision
+    )
+    card = plan_push(recipe).card_path.read_text()
+    assert "Training kept float32 master weights and computed in bfloat16." in card
