@@ -214,12 +214,15 @@ def merge_adapter(recipe: Recipe, adapter: Path, target: Path, dtype: str | None
     """Save the base model with a LoRA adapter merged in (and its tokenizer) to ``target``, in ``dtype``."""
     import shutil
 
+    from recipe_cli.generation import stop_at_end_of_turn
     from recipe_cli.models import load_causal_lm, load_tokenizer
 
     shutil.rmtree(target, ignore_errors=True)
     model = load_causal_lm(adapter, recipe.model, merge=True, dtype=dtype)
+    tokenizer = load_tokenizer(adapter, recipe.model)
+    stop_at_end_of_turn("push", model, tokenizer)  # the base's generation config may stop at its eos only
     model.save_pretrained(str(target))
-    load_tokenizer(adapter, recipe.model).save_pretrained(str(target))
+    tokenizer.save_pretrained(str(target))
     log.info("merged the LoRA adapter of %s into its base model: %s", adapter, target)
     return target
 

@@ -105,3 +105,21 @@ def test_vllm_stops_at_the_end_of_turn_of_the_model_it_loads(qwen_base_model, re
     recipe_dict["grpo"]["trainer"].update(use_vllm=True, generation_kwargs={"stop_token_ids": [7], "min_tokens": 2})
     kwargs = vllm_stop_settings(validate_recipe(recipe_dict), tokenizer)["generation_kwargs"]
     assert kwargs == {"min_tokens": 2, "stop_token_ids": sorted({7, end_of_turn, tokenizer.eos_token_id})}
+
+
+def test_a_merged_adapter_stops_at_the_end_of_turn(qwen_base_model, recipe_dict, tmp_path):
+    """push.merge_lora saves the base model's generation config, which stops at its eos only."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+
+    from recipe_cli.push import merge_adapter
+
+    tokenizer = AutoTokenizer.from_pretrained(qwen_base_model)
+    adapter = tmp_path / "adapter"
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(qwen_base_model), LoraConfig(r=2))
+    model.save_pretrained(adapter)
+    tokenizer.save_pretrained(adapter)
+    recipe_dict["model"] = {"path": qwen_base_model, "lora": {"r": 2}}
+    merged = merge_adapter(validate_recipe(recipe_dict), adapter, tmp_path / "merged")
+    saved = GenerationConfig.from_pretrained(merged).eos_token_id
+    assert tokenizer.convert_tokens_to_ids("<|im_end|>") in saved and tokenizer.eos_token_id in saved
