@@ -192,10 +192,16 @@ class SourceSettings(Strict):
         return self._adapter_inferred
 
     def describe_source(self) -> str:
-        """The source in a few words, e.g. ``openai/gsm8k (adapter gsm8k), split train``."""
+        """The source in a few words, e.g. ``openai/gsm8k (adapter gsm8k), split train``; a dataset's ``config``
+        (``open-thoughts/OpenThoughts-114k`` has ``default`` and ``metadata``, with other columns) is named too.
+
+        >>> SourceSettings(path="openai/gsm8k", config="main").describe_source()
+        'openai/gsm8k (adapter gsm8k), config main, split train'
+        """
         source = self.path or "generated arithmetic problems"
         how = " inferred from the rows" if self.adapter_inferred else ""
-        return f"{source} (adapter {self.adapter}{how}), split {self.split}"
+        config = f", config {self.config}" if self.config else ""
+        return f"{source} (adapter {self.adapter}{how}){config}, split {self.split}"
 
 
 class MixtureSource(SourceSettings):
