@@ -44,19 +44,22 @@ class DiskPlan:
 def checkpoints_at_once(
     save_strategy: str, save_steps: float, save_total_limit: int | None, max_steps: int, epochs: float
 ) -> int:
-    """How many ``checkpoint-N`` folders a stage has on disk at once, at most.
+    """How many ``checkpoint-N`` folders a stage has on disk at once, at most; ``epochs``: the epochs its
+    ``max_steps`` reach into (``max_steps`` wins over ``num_train_epochs``).
 
     transformers writes a checkpoint every ``save_steps`` (a fraction below 1 is a share of
-    ``max_steps``) or every epoch, and deletes the oldest beyond ``save_total_limit`` only once
-    the new one is written; none are written with ``save_strategy: no`` (a stop on a signal
-    still writes one).
+    ``max_steps``) and at the last step (``DefaultFlowCallback``), or at the end of every epoch,
+    and deletes the oldest beyond ``save_total_limit`` only once the new one is written; none are
+    written with ``save_strategy: no`` (a stop on a signal still writes one).
 
     >>> checkpoints_at_once("steps", 100, 2, 500, 1), checkpoints_at_once("steps", 100, None, 500, 1)
     (3, 5)
-    >>> checkpoints_at_once("steps", 0.25, 2, 500, 1), checkpoints_at_once("epoch", 500, None, 900, 3)
+    >>> checkpoints_at_once("steps", 100, None, 550, 1), checkpoints_at_once("steps", 500, 2, 120, 1)
+    (6, 1)
+    >>> checkpoints_at_once("steps", 0.25, 2, 500, 1), checkpoints_at_once("epoch", 500, None, 900, 2.5)
     (3, 3)
-    >>> checkpoints_at_once("no", 500, None, 500, 1), checkpoints_at_once("steps", 500, 2, 120, 1)
-    (1, 0)
+    >>> checkpoints_at_once("no", 500, None, 500, 1)
+    1
     """
     if save_strategy == "no":
         return 1
@@ -64,7 +67,7 @@ def checkpoints_at_once(
         written = math.ceil(epochs)
     else:
         every = math.ceil(max_steps * save_steps) if save_steps < 1 else int(save_steps)
-        written = max_steps // every if every > 0 else 0
+        written = math.ceil(max_steps / every) if every > 0 else min(max_steps, 1)
     if save_total_limit is None or written <= save_total_limit:
         return written
     return save_total_limit + 1
@@ -112,9 +115,10 @@ def written_bytes(folder: Path) -> int:
     return sum(file.stat().st_size for file in folder.rglob("*") if file.is_file() and not file.is_symlink())
 
 
-def trainer_disk_plan(stage: str, model, args, max_steps: int, *, deepspeed: bool) -> DiskPlan:
+def trainer_disk_plan(stage: str, model, args, max_steps: int, epochs: float, *, deepspeed: bool) -> DiskPlan:
     """What a built trainer will write: its model's weights as they are held (float32 masters, or the trainable
-    adapter alone), the optimizer state of its trainable parameters, as many checkpoints as its settings keep."""
+    adapter alone), the optimizer state of its trainable parameters, as many checkpoints as its settings keep
+    over ``max_steps`` and ``epochs`` (the trainer state's, as training computed them)."""
     from peft import PeftModel
 
     def count(parameter) -> int:  # ZeRO-3 leaves a placeholder of size 0 and keeps the real size aside
@@ -126,7 +130,7 @@ def trainer_disk_plan(stage: str, model, args, max_steps: int, *, deepspeed: boo
     weights = sum(count(p) * p.element_size() for p in saved)
     optimizer = sum(count(p) for p in trainable) * (ADAM_MOMENT_BYTES + (DEEPSPEED_MASTER_BYTES if deepspeed else 0))
     strategy = getattr(args.save_strategy, "value", args.save_strategy)
-    kept = checkpoints_at_once(strategy, args.save_steps, args.save_total_limit, max_steps, args.num_train_epochs)
+    kept = checkpoints_at_once(strategy, args.save_steps, args.save_total_limit, max_steps, epochs)
     return DiskPlan(stage, weights, optimizer, kept, weights)
 
 

@@ -500,6 +500,7 @@ class StagePlan:
     facts: list[str]  # batches, steps, reference model, sequence lengths: one line each
     misfits: list[str]
     steps: int  # optimizer steps in all
+    epochs: float  # the epochs those steps reach into
     memory: MemoryEstimate | None = None
     disk: DiskPlan | None = None
     risks: list[str] = field(default_factory=list)
@@ -552,7 +553,7 @@ def training_plan(recipe: Recipe, stages: list[str], *, evaluates: bool = False)
         else:
             plan, longest = _plan_grpo(recipe, tokenizer, config)
         plan.memory = _memory(stage, recipe, config, params, trainable, precision, longest)
-        plan.disk = _disk(stage, recipe, params, trainable, precision, plan.steps)
+        plan.disk = _disk(stage, recipe, params, trainable, precision, plan.steps, plan.epochs)
         plan.risks = checkpoint_risks(getattr(recipe, stage).trainer, stage, recipe.launch.num_processes)
         planned.append(plan)
     return TrainingPlan(
@@ -656,7 +657,7 @@ def _plan_sft(recipe: Recipe, tokenizer, config) -> tuple[StagePlan, list[int], 
         )
     if prepared.dropped:
         misfits += _dropped(prepared, "sft", positions)
-    steps, total_steps = _steps(len(prepared.rows), per_step, trainer, "SFTConfig")
+    steps, total_steps, epochs = _steps(len(prepared.rows), per_step, trainer, "SFTConfig")
     facts = [
         steps,
         "loss: completion tokens only (prompt tokens are masked), sequences of up to "
@@ -669,6 +670,7 @@ def _plan_sft(recipe: Recipe, tokenizer, config) -> tuple[StagePlan, list[int], 
         facts=facts,
         misfits=misfits,
         steps=total_steps,
+        epochs=epochs,
         template=describe_template(tokenizer, think_prefilled(recipe, tokenizer)),
         example=TokenisedExample(pieces, prompt_length),
     )
@@ -712,7 +714,9 @@ def _plan_grpo(recipe: Recipe, tokenizer, config) -> tuple[StagePlan, int]:
     positions = getattr(config, "max_position_embeddings", None)
     if positions and longest + completion_tokens > positions:
         misfits.append(_positions_misfit(longest, completion_tokens, positions))
-    steps, total_steps = _steps(len(prepared.rows) * iterations, completions // generations, trainer, "GRPOConfig")
+    steps, total_steps, epochs = _steps(
+        len(prepared.rows) * iterations, completions // generations, trainer, "GRPOConfig"
+    )
     facts = [
         f"per optimizer step: {completions // generations} unique prompts x {generations} completions "
         f"= {completions} completions; generation batch {batch} ({how})",
@@ -721,7 +725,9 @@ def _plan_grpo(recipe: Recipe, tokenizer, config) -> tuple[StagePlan, int]:
         steps,
         f"sequences: prompts up to {longest} tokens + up to {completion_tokens} completion tokens",
     ]
-    plan = StagePlan(stage="grpo", prepared=prepared, prompt=prompt, facts=facts, misfits=misfits, steps=total_steps)
+    plan = StagePlan(
+        stage="grpo", prepared=prepared, prompt=prompt, facts=facts, misfits=misfits, steps=total_steps, epochs=epochs
+    )
     return plan, longest
 
 
@@ -893,8 +899,9 @@ def _batch(trainer: dict, class_name: str, world: int) -> int:
     return per_device * accumulation * world
 
 
-def _steps(items: int, per_step: int, trainer: dict, cls: str) -> tuple[str, int]:
-    """Steps per epoch (whole batches only) and the total the run will take: the line, and the total."""
+def _steps(items: int, per_step: int, trainer: dict, cls: str) -> tuple[str, int, float]:
+    """Steps per epoch (whole batches only) and the total the run will take: the line, the total, and the epochs
+    the total reaches into (``max_steps`` wins over ``num_train_epochs``, as transformers counts them)."""
     per_epoch = items // per_step if per_step else 0
     max_steps = effective_setting(cls, trainer, "max_steps")
     epochs = effective_setting(cls, trainer, "num_train_epochs")
@@ -904,7 +911,7 @@ def _steps(items: int, per_step: int, trainer: dict, cls: str) -> tuple[str, int
         f"steps: {per_epoch} per epoch ({per_step} {'prompts' if cls == 'GRPOConfig' else 'examples'} per step); "
         f"{total} in all ({how}, {total / per_epoch if per_epoch else 0:.2f} epochs)"
     )
-    return line, total
+    return line, total, total / per_epoch if per_epoch else epochs
 
 
 def _render(tokenizer, ids: list[int]) -> str:
@@ -960,8 +967,10 @@ def activation_bytes(
     return kept, tile + statistics + head
 
 
-def _disk(stage: str, recipe: Recipe, params: int, trainable: int, precision: PrecisionPlan, steps: int) -> DiskPlan:
-    """What the stage writes to disk at most (``recipe_cli.disk``)."""
+def _disk(
+    stage: str, recipe: Recipe, params: int, trainable: int, precision: PrecisionPlan, steps: int, epochs: float
+) -> DiskPlan:
+    """What the stage writes to disk at most (``recipe_cli.disk``) over ``steps`` reaching into ``epochs``."""
     from recipe_cli.launch import sharding
 
     class_name, trainer = TRAINER_CLASSES[stage], getattr(recipe, stage).trainer
@@ -974,7 +983,7 @@ def _disk(stage: str, recipe: Recipe, params: int, trainable: int, precision: Pr
         setting("save_steps"),
         setting("save_total_limit"),
         steps,
-        setting("num_train_epochs"),
+        epochs,
     )
     deepspeed = sharding(recipe.launch)[0].startswith("DeepSpeed")
     lora = recipe.model.lora is not None

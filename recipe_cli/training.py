@@ -262,7 +262,9 @@ def disk_space_callback(stage: str, *, deepspeed: bool):
     class DiskSpace(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kwargs):
             if state.is_world_process_zero and model is not None:
-                plan = trainer_disk_plan(stage, model, args, state.max_steps, deepspeed=deepspeed)
+                plan = trainer_disk_plan(
+                    stage, model, args, state.max_steps, state.num_train_epochs, deepspeed=deepspeed
+                )
                 warning = disk_shortfall(plan, Path(args.output_dir))
                 if warning is not None:
                     log.warning("%s", warning)

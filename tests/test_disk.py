@@ -37,6 +37,27 @@ def test_the_planned_checkpoint_is_what_training_writes(saving_recipe, write_rec
     assert len(list(checkpoint.parent.glob("checkpoint-*"))) == plan.checkpoints
 
 
+@pytest.mark.parametrize(
+    "saving",
+    [
+        {"save_steps": 3},  # at step 3, and at the last step (4): transformers saves there too
+        {"save_strategy": "epoch", "num_train_epochs": 1, "max_steps": 6},  # 4 steps an epoch: max_steps runs 2
+    ],
+)
+def test_the_planned_checkpoint_count_is_what_training_writes(
+    saving_recipe, write_recipe, tmp_path, monkeypatch, caplog, saving
+):
+    saving_recipe["sft"]["trainer"].update(saving)
+    planned = training_plan(validate_recipe(saving_recipe), ["sft"]).stages[0].disk.checkpoints
+    monkeypatch.setattr("recipe_cli.disk.free_bytes", lambda path: 1000)  # training's warning says what it counted
+    with caplog.at_level(logging.WARNING, logger="recipe_cli"):
+        result = runner.invoke(app, ["sft", str(write_recipe(saving_recipe))])
+    assert result.exit_code == 0, result.output
+    written = len(list((tmp_path / "runs" / "tiny" / "sft").glob("checkpoint-*")))
+    assert planned == written == 2
+    assert f"({written} x checkpoint-N" in " ".join(caplog.text.split())
+
+
 def test_the_dry_run_shows_the_disk_and_warns_when_it_is_too_small(saving_recipe, write_recipe, monkeypatch):
     path = write_recipe(saving_recipe)
     result = runner.invoke(app, ["sft", str(path), "--dry-run"])
