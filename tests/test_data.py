@@ -300,6 +300,22 @@ def test_folders_written_by_save_to_disk_read_their_rows_and_splits(tmp_path):
         questions("dict", "train")
 
 
+@pytest.mark.parametrize(("name", "text"), [("state.json", '{"step": 3}'), ("dataset_dict.json", "{}")])
+def test_a_folder_with_a_file_named_as_save_to_disk_names_its_own_is_no_saved_dataset(tmp_path, name, text):
+    """A folder of rows beside another tool's state.json or dataset_dict.json is loaded as datasets loads it (it
+    refuses a state.json: one line), not read as a saved dataset's Arrow files."""
+    (tmp_path / "rows").mkdir()
+    write_jsonl(tmp_path / "rows" / "data.jsonl", [{"question": "1+1?", "answer": "2"}])
+    (tmp_path / "rows" / name).write_text(text)
+    settings = DatasetSettings(path=str(tmp_path / "rows"), adapter="columns")
+    if name == "dataset_dict.json":
+        assert [row["answer"] for row in load_examples(settings, seed=0)] == ["2"]
+        return
+    with pytest.raises(RecipeError, match=r"rows' is a folder that could not be loaded") as caught:
+        load_examples(settings, seed=0)
+    assert "\n" not in str(caught.value)
+
+
 def test_a_path_under_the_home_folder_is_read_as_validate_reads_it(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path))
     write_jsonl(tmp_path / "d.jsonl", [{"question": "1+1?", "answer": "2"}])

@@ -66,16 +66,21 @@ def _saved_splits(folder: Path, split: str) -> dict[str, list[str]] | None:
     ``load_dataset`` refuses a saved ``Dataset`` and guesses a ``DatasetDict``'s splits from its
     folder names (``train_sft`` read as ``train``). A ``DatasetDict`` names its splits in
     ``dataset_dict.json``; a ``Dataset`` saved alone is each split the spec names, as a local file is.
+    A ``state.json`` or ``dataset_dict.json`` that does not hold what ``save_to_disk`` writes is another
+    tool's: the folder is then loaded as any other.
     """
 
     def arrow_files(part: Path) -> list[str]:
         return [str(part / entry["filename"]) for entry in json.loads((part / "state.json").read_text())["_data_files"]]
 
-    if (folder / "dataset_dict.json").is_file():
-        splits = json.loads((folder / "dataset_dict.json").read_text())["splits"]
-        return {name: arrow_files(folder / name) for name in splits}
-    if (folder / "state.json").is_file():
-        return {name: arrow_files(folder) for name in split_names(split)}
+    try:
+        if (folder / "dataset_dict.json").is_file():
+            splits = json.loads((folder / "dataset_dict.json").read_text())["splits"]
+            return {name: arrow_files(folder / name) for name in splits}
+        if (folder / "state.json").is_file():
+            return {name: arrow_files(folder) for name in split_names(split)}
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
     return None
 
 
