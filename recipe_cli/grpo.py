@@ -187,7 +187,7 @@ def vllm_stop_settings(recipe: Recipe, tokenizer) -> dict:
     if not trainer.get("use_vllm"):
         return {}
     given = dict(trainer.get("generation_kwargs") or {})
-    stops = sorted({*given.get("stop_token_ids", []), *stop_token_ids(tokenizer)})
+    stops = sorted({*(given.get("stop_token_ids") or []), *stop_token_ids(tokenizer)})  # null: vLLM's default
     return {"generation_kwargs": {**given, "stop_token_ids": stops}}
 
 

@@ -123,3 +123,16 @@ def test_a_merged_adapter_stops_at_the_end_of_turn(qwen_base_model, recipe_dict,
     merged = merge_adapter(validate_recipe(recipe_dict), adapter, tmp_path / "merged")
     saved = GenerationConfig.from_pretrained(merged).eos_token_id
     assert tokenizer.convert_tokens_to_ids("<|im_end|>") in saved and tokenizer.eos_token_id in saved
+
+
+def test_vllm_stops_when_the_recipe_leaves_its_stop_ids_null(qwen_base_model, recipe_dict):
+    """`stop_token_ids: null` is vLLM's own default (no extra stops), not a list to add to."""
+    from transformers import AutoTokenizer
+
+    from recipe_cli.grpo import vllm_stop_settings
+
+    tokenizer = AutoTokenizer.from_pretrained(qwen_base_model)
+    recipe_dict["model"] = {"path": qwen_base_model}
+    recipe_dict["grpo"]["trainer"].update(use_vllm=True, generation_kwargs={"stop_token_ids": None})
+    kwargs = vllm_stop_settings(validate_recipe(recipe_dict), tokenizer)["generation_kwargs"]
+    assert kwargs == {"stop_token_ids": sorted({tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.eos_token_id})}
