@@ -7,11 +7,14 @@ sample counts as correct here exactly when the reward would have paid 1.0 for it
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from fractions import Fraction
 
 from recipe_cli.answer_forms import spelling
 from recipe_cli.answers import answer_value, check_answer, parse_number
+
+DIGITS_APART = re.compile(r"\d\s+\d")  # digits that removing spaces would run together
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -51,11 +54,15 @@ def answer_key(answer: str, numeric_gold: bool = False) -> Fraction | str:
     ('x+1', True)
     >>> answer_key("(1,2)") == answer_key("(1, 2)"), answer_key(r"\\frac12")
     (True, Fraction(1, 2))
+    >>> answer_key("2 1/2", True) == answer_key("10.5", True)
+    False
     """
     number = answer_value(answer) if numeric_gold else parse_number(answer)
     if number is not None:
         return number
     spelled = spelling(answer)
+    if DIGITS_APART.search(answer):  # "2 1/2" spells "21/2": a mixed number or not, it is not ten and a half
+        return spelled
     number = parse_number(spelled)
     return number if number is not None else spelled
 
