@@ -1017,12 +1017,46 @@ def validate_recipe(data: dict, source: str = "recipe") -> Recipe:
         recipe = Recipe.model_validate(data)
     except ValidationError as error:
         problems += [_describe(e) for e in error.errors()]
+        problems += _check_files_alone(data)
         recipe = None
     if recipe is not None:
         problems += check_recipe(recipe)
     if problems:
         raise RecipeError(_join(source, problems))
     return recipe
+
+
+def _check_files_alone(data: dict) -> list[str]:
+    """The model folder and the data files of the sections that are valid on their own, for a recipe that failed
+    the schema elsewhere: a missing file is reported beside those problems, not only once they are fixed."""
+    model = data.get("model")
+    path = model.get("path") if isinstance(model, dict) else None
+    problems = _check_model_path(path) if isinstance(path, str) else []
+    for stage in ("sft", "grpo", "eval"):
+        section = data.get(stage)
+        if not isinstance(section, dict):
+            continue
+        sections = [(f"{stage}.dataset", DatasetSettings, section.get("dataset"))]
+        if stage == "eval" and isinstance(section.get("datasets"), list):
+            sections += [(f"eval.datasets.{i}", EvalDatasetSettings, d) for i, d in enumerate(section["datasets"])]
+        for where, cls, raw in sections:
+            if not isinstance(raw, dict):
+                continue
+            try:
+                dataset = cls.model_validate(raw)
+            except ValidationError:
+                continue  # the schema's own messages name what is wrong with it
+            problems += _check_dataset(dataset, where)
+    return problems
+
+
+def _check_model_path(path: str) -> list[str]:
+    """``model.path``: a Hub id or a local folder that exists (its contents are checked with the recipe)."""
+    if not is_local_path(path) and not HUB_ID.match(path):
+        return [f"model.path: '{path}' is neither a local folder nor a Hub id"]
+    if is_local_path(path) and not Path(path).expanduser().exists():
+        return [f"model.path: '{path}' does not exist; give a model folder or a Hub id"]
+    return []
 
 
 def _raw_world_size(data: dict) -> int:
@@ -1062,15 +1096,10 @@ def grpo_max_completion_length(trainer: dict) -> int | None:
 
 def check_recipe(recipe: Recipe) -> list[str]:
     """Checks across fields and against the outside world (local files)."""
-    problems = []
-    if recipe.model.path is not None and not is_local_path(recipe.model.path) and not HUB_ID.match(recipe.model.path):
-        problems.append(f"model.path: '{recipe.model.path}' is neither a local folder nor a Hub id")
-    elif recipe.model.path is not None and is_local_path(recipe.model.path):
+    problems = _check_model_path(recipe.model.path) if recipe.model.path is not None else []
+    if not problems and is_local_path(recipe.model.path):
         folder = Path(recipe.model.path).expanduser()
-        if not folder.exists():
-            problems.append(f"model.path: '{recipe.model.path}' does not exist; give a model folder or a Hub id")
-        else:
-            problems += check_model_folder(folder, recipe, f"model.path: '{recipe.model.path}'")
+        problems += check_model_folder(folder, recipe, f"model.path: '{recipe.model.path}'")
     template = recipe.model.chat_template
     if template is not None and template.endswith((".jinja", ".j2")) and "{" not in template:
         if not Path(template).expanduser().is_file():

@@ -103,6 +103,27 @@ def test_every_problem_is_reported_at_once(recipe_dict):
     assert "learning_rat" in message and "num_generations" in message and "torch_dtype" in message
 
 
+def test_missing_files_are_reported_beside_schema_problems(recipe_dict):
+    recipe_dict["model"]["colour"] = "red"  # a schema problem elsewhere must not hide the missing files
+    recipe_dict["sft"]["dataset"] = {"path": "no/such/train.jsonl"}
+    recipe_dict["eval"]["dataset"] = {"path": "missing.jsonl", "adapter": "columns"}
+    recipe_dict["grpo"]["dataset"]["decontaminate"] = {"benchmarks": ["no-bench.jsonl"]}
+    message = _error(recipe_dict)
+    assert message.startswith("recipe: 4 problems")
+    assert "model.colour: unknown key" in message
+    assert "sft.dataset.path: 'no/such/train.jsonl' does not exist" in message
+    assert "eval.dataset.path: 'missing.jsonl' does not exist" in message
+    assert "grpo.dataset.decontaminate.benchmarks.0: 'no-bench.jsonl' is not a" in message
+
+
+def test_a_missing_model_folder_is_reported_beside_schema_problems(recipe_dict):
+    recipe_dict["model"] = {"path": "./no/such/model"}
+    recipe_dict["sft"]["trainer"]["learning_rat"] = 1
+    recipe_dict["eval"]["max_new_token"] = 8
+    message = _error(recipe_dict)
+    assert "model.path: './no/such/model' does not exist" in message and "eval.max_new_token" in message
+
+
 def test_generation_batch_suggests_valid_values(recipe_dict):
     recipe_dict["grpo"]["trainer"].update(per_device_train_batch_size=6, num_generations=4)
     message = _error(recipe_dict)
