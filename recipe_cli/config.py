@@ -809,6 +809,10 @@ def _unwrap_model(annotation: Any) -> Any:
     return None
 
 
+# Required keys whose fix is more than adding them where they are missing.
+MISSING_HINTS = {"push.repo_id": "set it to user-or-org/model-name, or pass `recipe push --repo-id`"}
+
+
 def _describe(error: dict) -> str:
     loc = tuple(part for part in error["loc"] if not (isinstance(part, str) and "[" in part))
     path = _dotted(loc) or "recipe"
@@ -820,7 +824,10 @@ def _describe(error: dict) -> str:
         hint = suggest(str(key), [f.alias or name for name, f in section.model_fields.items()]) if section else ""
         return f"{path}: unknown key{hint}"
     if error["type"] == "missing":
-        return f"{path}: required but missing"
+        if path in MISSING_HINTS:
+            return f"{path}: required but missing; {MISSING_HINTS[path]}"
+        where = f"the {_dotted(loc[:-1])} section" if len(loc) == 2 else _dotted(loc[:-1]) or "the recipe"
+        return f"{path}: required but missing; add `{loc[-1]}:` to {where}"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] not in ("value_error", "assertion_error") and "input" in error:
         given = error["input"]

@@ -85,7 +85,15 @@ def test_tiny_recipe_is_valid(recipe_dict):
         ),
         (lambda d: d["prompt"].update(user="{problem}"), "unknown placeholder(s) ['problem']"),
         (lambda d: d.update(push={"repo_id": "no-slash"}), "is not a Hub repo id"),
-        (lambda d: d["sft"].pop("dataset"), "sft.dataset: required but missing"),
+        (lambda d: d["sft"].pop("dataset"), "sft.dataset: required but missing; add `dataset:` to the sft section"),
+        (
+            lambda d: d.update(push={"private": True}),
+            "push.repo_id: required but missing; set it to user-or-org/model-name, or pass `recipe push --repo-id`",
+        ),
+        (
+            lambda d: d["grpo"]["rewards"].insert(0, {"weight": 1.0}),
+            "grpo.rewards.0.name: required but missing; add `name:`",
+        ),
         (lambda d: d["eval"].update(max_new_tokens="many"), "eval.max_new_tokens: input should be a valid integer"),
     ],
 )
