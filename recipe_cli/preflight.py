@@ -255,7 +255,7 @@ def _score(recipe: Recipe, rows: list[dict], completions: dict, kinds: list[str]
                 scores = asyncio.run(_awaited(scores))
         except ValueError as error:
             # token lengths without a tokenizer are the preflight's limit, not the reward's fault
-            problem = f"{error} (the tokenizer did not load)" if ids is None else str(error)
+            problem = f"{error} (the tokenizer did not load)" if ids is None else f"raised ValueError: {error}"
             per_reward.append(RewardRow(label, {}, 0.0, skipped=problem, skip_is_fatal=ids is not None))
             continue
         except Exception as error:  # the user's reward failing is a finding, not a crash of the preflight

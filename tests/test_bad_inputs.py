@@ -266,6 +266,15 @@ CASES = [
         "broken.py:crash ×1 raised KeyError: 'text' when called on test completions; fix it",
     ),
     (
+        "reward-that-raises-value-error",  # the message read "crash ×1 no digits when called ...": no word of raising
+        "grpo",
+        lambda d, t: (
+            (t / "broken.py").write_text("def crash(completions, **kwargs):\n    raise ValueError('no digits')\n")
+            and d["grpo"]["rewards"].append({"name": f"{t / 'broken.py'}:crash"})
+        ),
+        "broken.py:crash ×1 raised ValueError: no digits when called on test completions; fix it",
+    ),
+    (
         "eval-set-without-gold",  # every answer scored 0: the eval reported 0.0% without a word
         "eval",
         lambda d, t: set_in(d, "eval.dataset", {"path": jsonl(t, "pc.jsonl", [{"prompt": "1+1?", "completion": "2"}])}),
