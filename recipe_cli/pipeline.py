@@ -290,10 +290,22 @@ def prepare_data(recipe: Recipe, stages: list[str], *, dry_run: bool) -> list[tu
             results.append((prepare_stage_data(recipe, stage, sample=False, tokenizer=tokenizer), None))
         return results
     on_main(lambda: prepare_base_model(recipe, run))  # the caller holds the run folder's lock
-    for stage in stages:
-        prepared = prepare_stage_data(recipe, stage)
-        results.append((prepared, write_stage_data(prepared, run.root / "data")))
-    return results
+    prepared = [prepare_stage_data(recipe, stage) for stage in stages]
+    for rows in prepared:  # all checked before any file is written
+        _keep_trained_rows(run, rows)
+    return [(rows, write_stage_data(rows, run.root / "data")) for rows in prepared]
+
+
+def _keep_trained_rows(run: RunFolder, prepared) -> None:
+    """Refuse to replace ``data/<stage>.jsonl`` of a stage that trained on other rows: the file is the record of
+    what it trained on (``run.json`` keeps its fingerprint, which ``--resume`` compares)."""
+    trained = run.read()["stages"].get(prepared.stage, {}).get("data")
+    if trained is not None and trained != prepared.fingerprint():
+        raise RecipeError(
+            f"{run.root / 'data' / prepared.stage}.jsonl holds the rows {prepared.stage} trained on, and these "
+            "settings give other rows; `recipe data --dry-run` shows them without writing, or set another run name "
+            "(--set name=...) to write them there"
+        )
 
 
 def evaluate_checkpoint(recipe: Recipe, path: str, label: str, limit: int | None, reporter: Reporter) -> list[dict]:

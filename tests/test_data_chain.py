@@ -374,6 +374,26 @@ def test_recipe_data_shows_the_stage_as_the_command_line_gives_it(recipe_dict, w
     assert "for model, prompt, seed\n" in result.output  # the shared sections still come from the run
 
 
+def test_recipe_data_keeps_the_rows_a_stage_trained_on(recipe_dict, write_recipe, tmp_path):
+    """data/<stage>.jsonl is the record of what the stage trained on: other settings do not replace it."""
+    recipe_dict["sft"]["dataset"]["max_samples"] = 8
+    path = write_recipe(recipe_dict)
+    data_dir = tmp_path / "runs" / "tiny" / "data"
+    first = runner.invoke(app, ["data", str(path), "--stage", "sft"])
+    assert first.exit_code == 0, first.output
+    trained = (data_dir / "sft.jsonl").read_text()
+    from recipe_cli.runs import RunFolder
+    from recipe_cli.training import prepare_stage_data
+
+    recipe = validate_recipe(recipe_dict)
+    RunFolder(recipe).record_training("sft", None, data=prepare_stage_data(recipe, "sft").fingerprint())
+    same = runner.invoke(app, ["data", str(path), "--stage", "sft"])
+    assert same.exit_code == 0, same.output  # the same rows: written again
+    other = runner.invoke(app, ["data", str(path), "--stage", "sft", "--set", "sft.dataset.max_samples=4"])
+    assert other.exit_code == 2 and "holds the rows sft trained on" in " ".join(other.output.split())
+    assert (data_dir / "sft.jsonl").read_text() == trained
+
+
 @pytest.mark.slow
 def test_recipe_data_writes_the_rows_and_samples_pass_rates_once(recipe_dict, write_recipe, tmp_path):
     recipe_dict["sft"]["dataset"].update(max_samples=8)
