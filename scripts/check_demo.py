@@ -10,6 +10,7 @@ and exits 1 if a claim fails.
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -88,4 +89,6 @@ def main(run_dir: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "runs/demo"))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", nargs="?", default="runs/demo", help="the demo's run folder (default: runs/demo)")
+    sys.exit(main(parser.parse_args().run_dir))
