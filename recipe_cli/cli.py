@@ -177,7 +177,9 @@ def main(
         format="%(message)s",
         handlers=[RichHandler(console=err_console, show_path=False, show_time=False)],
     )
-    for name in ("httpx", "httpx2", "httpcore"):  # one INFO line per HTTP request otherwise (recipe push)
+    # one INFO line per HTTP request otherwise (recipe push); accelerate's notes on its own data loading (a resumed
+    # stage: "The used dataset had no length...") are nothing the user can act on
+    for name in ("httpx", "httpx2", "httpcore", "accelerate"):
         logging.getLogger(name).setLevel(logging.WARNING)
     if not is_main():
         from recipe_cli.console import quiet
