@@ -497,15 +497,10 @@ def print_training_plan(plan) -> None:
             console.print(f"[yellow]risk:[/] {escape(risk)}")
     from recipe_cli.plan import format_bytes
 
-    where = f"{escape(str(plan.run_folder))}: at most {format_bytes(plan.disk)}, {format_bytes(plan.free_disk)} free"
-    if plan.disk > plan.free_disk:
-        console.print(
-            f"[bold yellow]warning:[/] disk: {where}; the disk fills before the training ends, and the save it "
-            "fails in loses the steps since the last checkpoint: free space, lower save_total_limit, or set "
-            "runs_dir to a larger disk"
-        )
+    if plan.disk_warning is not None:
+        console.print(f"[bold yellow]warning:[/] disk: {escape(plan.disk_warning)}")
     else:
-        console.print(f"disk: {where}")
+        console.print(f"disk: the planned stages: up to {format_bytes(plan.disk)} in {escape(str(plan.run_folder))}")
     if plan.length_budget is not None:
         console.rule("[bold]length budget[/]")
         _print_length_budget(plan.length_budget)

@@ -134,18 +134,15 @@ def trainer_disk_plan(stage: str, model, args, max_steps: int, epochs: float, *,
     return DiskPlan(stage, weights, optimizer, kept, weights)
 
 
-def disk_shortfall(plan: DiskPlan, folder: Path) -> str | None:
-    """A warning when the disk under ``folder`` cannot take what the stage still writes (what an earlier attempt
-    left there counts as written), else None."""
+def disk_shortfall(what: str, needed: int, folder: Path) -> str | None:
+    """A warning when the disk under ``folder`` cannot take the ``needed`` bytes ``what`` still writes, else None."""
     from recipe_cli.plan import format_bytes
 
-    needed = max(plan.total - written_bytes(folder), 0)
     free = free_bytes(folder)
     if needed <= free:
         return None
     return (
-        f"{plan.stage} writes up to {format_bytes(needed)} more in {folder} ({plan.checkpoints} x checkpoint-N of "
-        f"{format_bytes(plan.checkpoint)} and the final model) and {format_bytes(free)} is free there: the save that "
-        "fills the disk fails and the steps since the last checkpoint are lost; free space, lower save_total_limit, "
-        "or set runs_dir to a larger disk"
+        f"{what}: up to {format_bytes(needed)} more to write in {folder}, {format_bytes(free)} free there; the save "
+        "that fills the disk fails and the steps since the last checkpoint are lost: free space, lower "
+        "save_total_limit, or set runs_dir to a larger disk"
     )

@@ -21,7 +21,7 @@ from recipe_cli.config import (
     grpo_max_completion_length,
     is_local_path,
 )
-from recipe_cli.disk import DiskPlan, checkpoints_at_once, free_bytes, plan_disk
+from recipe_cli.disk import DiskPlan, checkpoints_at_once, disk_shortfall, plan_disk, written_bytes
 from recipe_cli.errors import RecipeError
 from recipe_cli.precision import DTYPE_BYTES, PrecisionPlan, describe_recipe_precision
 from recipe_cli.runs import RunFolder
@@ -522,12 +522,8 @@ class TrainingPlan:
     stages: list[StagePlan]
     length_budget: LengthBudget | None  # when SFT is planned
     run_folder: Path
-    free_disk: int  # bytes free where the run folder is
-
-    @property
-    def disk(self) -> int:
-        """Bytes the planned stages have on disk at most: each one's checkpoints and final model."""
-        return sum(stage.disk.total for stage in self.stages)
+    disk: int  # bytes the planned stages have on disk at most: each one's checkpoints and final model
+    disk_warning: str | None  # when the disk where the run folder is cannot take them
 
 
 def training_plan(recipe: Recipe, stages: list[str], *, evaluates: bool = False) -> TrainingPlan:
@@ -556,6 +552,7 @@ def training_plan(recipe: Recipe, stages: list[str], *, evaluates: bool = False)
         plan.disk = _disk(stage, recipe, params, trainable, precision, plan.steps, plan.epochs)
         plan.risks = checkpoint_risks(getattr(recipe, stage).trainer, stage, recipe.launch.num_processes)
         planned.append(plan)
+    root, disk = RunFolder(recipe).root, sum(plan.disk.total for plan in planned)
     return TrainingPlan(
         name=recipe.name,
         params=params,
@@ -566,8 +563,9 @@ def training_plan(recipe: Recipe, stages: list[str], *, evaluates: bool = False)
         machine_problem=machine_problem,
         stages=planned,
         length_budget=length_budget(sft_lengths, recipe) if sft_lengths is not None else None,
-        run_folder=RunFolder(recipe).root,
-        free_disk=free_bytes(RunFolder(recipe).root),
+        run_folder=root,
+        disk=disk,
+        disk_warning=disk_shortfall("the planned stages", max(disk - written_bytes(root), 0), root),
     )
 
 

@@ -257,7 +257,8 @@ def disk_space_callback(stage: str, *, deepspeed: bool):
     writes (``recipe_cli.disk``); a full disk would fail a save and lose the steps since the last one."""
     from transformers import TrainerCallback
 
-    from recipe_cli.disk import disk_shortfall, trainer_disk_plan
+    from recipe_cli.disk import disk_shortfall, trainer_disk_plan, written_bytes
+    from recipe_cli.plan import format_bytes
 
     class DiskSpace(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kwargs):
@@ -265,7 +266,9 @@ def disk_space_callback(stage: str, *, deepspeed: bool):
                 plan = trainer_disk_plan(
                     stage, model, args, state.max_steps, state.num_train_epochs, deepspeed=deepspeed
                 )
-                warning = disk_shortfall(plan, Path(args.output_dir))
+                folder = Path(args.output_dir)
+                what = f"{stage} ({plan.checkpoints} x checkpoint-N of {format_bytes(plan.checkpoint)}, final model)"
+                warning = disk_shortfall(what, max(plan.total - written_bytes(folder), 0), folder)
                 if warning is not None:
                     log.warning("%s", warning)
             return control

@@ -63,11 +63,12 @@ def test_the_dry_run_shows_the_disk_and_warns_when_it_is_too_small(saving_recipe
     result = runner.invoke(app, ["sft", str(path), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "disk: checkpoint-N" in result.output and "up to 2 at once" in result.output
-    assert "free" in result.output and "the disk fills" not in " ".join(result.output.split())
-    monkeypatch.setattr("recipe_cli.plan.free_bytes", lambda path: 1000)
+    assert "disk: the planned stages: up to" in result.output and "free there" not in result.output
+    monkeypatch.setattr("recipe_cli.disk.free_bytes", lambda path: 1000)
     result = runner.invoke(app, ["sft", str(path), "--dry-run"])
     assert result.exit_code == 0, result.output
-    assert "the disk fills before the training ends" in " ".join(result.output.split())
+    output = " ".join(result.output.split())
+    assert "disk: the planned stages: up to" in output and "1000 B free there" in output
 
 
 def test_training_warns_at_its_start_when_the_disk_cannot_take_its_checkpoints(
@@ -78,4 +79,4 @@ def test_training_warns_at_its_start_when_the_disk_cannot_take_its_checkpoints(
         result = runner.invoke(app, ["sft", str(write_recipe(saving_recipe))])
     assert result.exit_code == 0, result.output  # a warning: space may be freed while it trains
     warning = " ".join(caplog.text.split())
-    assert "sft writes up to" in warning and "2 x checkpoint-N" in warning and "1000 B is free there" in warning
+    assert "sft (2 x checkpoint-N" in warning and "more to write" in warning and "1000 B free there" in warning
