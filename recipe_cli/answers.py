@@ -27,6 +27,8 @@ from typing import Literal
 from recipe_cli.answer_forms import match_forms, parse_form, parse_number
 
 Mode = Literal["strict", "flexible"]
+# What each mode reads, as the eval tables, the report and the model card explain it (``extract_answer``)
+MODE_LEGEND = "strict: the answer in <answer>, \\boxed{} or ####, not cut off; flexible: read anywhere, last number too"
 
 ANSWER_TAG = re.compile(r"<answer>(.*?)(?:</answer>|$)", re.DOTALL)
 HASHES = re.compile(r"####\s*([^\n]*)")

@@ -14,6 +14,7 @@ from typing import Any
 
 import yaml
 
+from recipe_cli.answers import MODE_LEGEND
 from recipe_cli.config import DIVERGENCES, HUB_ID, EvalSettings, GRPOSettings, PromptSettings, Recipe, is_local_path
 from recipe_cli.errors import RecipeError
 from recipe_cli.evaluate import package_versions, read_summaries
@@ -430,12 +431,7 @@ def _eval_table(recipe: Recipe, summaries: dict[str, dict], pushed_label: str | 
         )
     notes = []
     if recipe.eval is not None:
-        modes = (
-            ", strict: the answer in <answer>, \\boxed{} or ####, not cut off; flexible: read anywhere, the last "
-            "number too"
-            if mode is not None
-            else ""
-        )
+        modes = f", {MODE_LEGEND}" if mode is not None else ""
         notes.append(
             f"Greedy decoding, at most {_budgets(summaries, recipe.eval.max_new_tokens)}; accuracy by the recipe's "
             f"answer checker (the accuracy reward){modes}; format: the completion has <think> and <answer>."

@@ -272,6 +272,8 @@ def print_eval_table(summaries: list[dict]) -> None:
 
 
 def _print_eval_table(summaries: list[dict], title: str) -> None:
+    from recipe_cli.answers import MODE_LEGEND
+
     ks = sorted({int(k) for s in summaries if s.get("sampled") for k in s["sampled"]["pass@k"]})
     table = Table(title=title)
     table.add_column("model", overflow="fold", min_width=min(max(len(s["label"]) for s in summaries), 16))
@@ -301,7 +303,7 @@ def _print_eval_table(summaries: list[dict], title: str) -> None:
     console.print(table)
     legend = (
         f"accuracy ({mode}), {other}, format, trunc (hit max_new_tokens), tokens (mean completion length): greedy; "
-        "strict: the answer in <answer>, \\boxed{} or ####, not cut off; flexible: read anywhere, last number too"
+        f"{MODE_LEGEND}"
     )
     if ks:
         legend += "; pass@k: unbiased estimate from the samples; maj@k: majority vote of the first k samples"

@@ -25,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from recipe_cli.answers import MODE_LEGEND
 from recipe_cli.atomic import made_folder, write_atomic
 from recipe_cli.checkpoints import checkpoint_folders
 from recipe_cli.errors import RecipeError, unwritable_reason
@@ -513,9 +514,9 @@ def eval_table(runs: list[RunLogs]) -> list[str]:
             lines.append("| " + " | ".join(cells) + " |")
     lines += [
         "",
-        "Greedy decoding. accuracy: the headline mode (strict when the accuracy reward trains strict); strict: "
-        "the answer in <answer>, \\boxed{} or ####, not cut off; flexible: read anywhere, last number too; "
-        "format: <think> then <answer>; truncated: reached max_new_tokens; tokens: mean completion length.",
+        "Greedy decoding. accuracy: the headline mode (strict when the accuracy reward trains strict); "
+        f"{MODE_LEGEND}; format: <think> then <answer>; truncated: reached max_new_tokens; tokens: mean completion "
+        "length.",
     ]
     outdated = [(run, label, why) for run in runs for label, why in run.outdated.items()]
     if outdated:
