@@ -3,7 +3,7 @@ PYTHON ?= python3
 
 .PHONY: install test demo ablation lint validate help
 help:
-	@echo "make demo     run the offline demo: base -> SFT -> GRPO -> eval on a tiny model (~6 min, CPU)"
+	@echo "make demo     run the offline demo: base -> SFT -> GRPO -> eval on a tiny model (~6-7 min, CPU)"
 	@echo "make test     run the test suite (offline, CPU, a few minutes)"
 	@echo "make ablation the demo's GRPO under several divergences to the reference model, one table (~25 min)"
 	@echo "make install  install recipe and its tested dependencies (CPU torch first without a GPU)"
