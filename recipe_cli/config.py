@@ -58,6 +58,9 @@ BRANCH_NAME = re.compile(r"[A-Za-z0-9][\w.-]*")
 LICENSE_ID = re.compile(r"[a-z0-9][a-z0-9.+-]*")  # apache-2.0, cc-by-nc-4.0, llama3.1, other
 # GRPO's divergences to the reference model, by name: what each estimates. Formulas, estimators and
 # sources are in recipe_cli.divergence (which imports torch; this table keeps `recipe validate` light).
+# The name of the `in: reward` divergence's pseudo-reward is this prefix and the divergence's name (TRL logs
+# rewards/divergence_k3/mean); plots and dynamic sampling tell it from the recipe's rewards by it.
+DIVERGENCE_REWARD_PREFIX = "divergence_"
 DIVERGENCES = {
     "k1": "log(pi/pi_ref) at the sampled token: unbiased reverse KL(pi || pi_ref)",
     "k2": "0.5 * log(pi/pi_ref)^2: reverse KL to second order (biased)",

@@ -67,7 +67,7 @@ import torch
 import torch.nn.functional as F
 from trl import GRPOTrainer
 
-from recipe_cli.config import DivergenceSettings
+from recipe_cli.config import DIVERGENCE_REWARD_PREFIX, DivergenceSettings
 
 LOG_2 = math.log(2.0)
 
@@ -294,7 +294,7 @@ class SequenceDivergence:
 
     def __init__(self, trainer: DivergenceGRPOTrainer, name: str):
         self.trainer = trainer
-        self.__name__ = f"divergence_{name}"
+        self.__name__ = f"{DIVERGENCE_REWARD_PREFIX}{name}"
 
     def __call__(self, completion_ids: list[list[int]], **kwargs) -> list[float]:
         return self.trainer.sequence_divergences(completion_ids)

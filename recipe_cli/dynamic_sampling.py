@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import random
 
+from recipe_cli.config import DIVERGENCE_REWARD_PREFIX
 from recipe_cli.errors import RecipeError
 
 # Output tensors of TRL 1.16's _generate_and_score_completions: (padding side, pad value; None = pad id)
@@ -100,7 +101,7 @@ def task_zero_signal_groups(trainer, rewards) -> list[bool]:
     >>> task_zero_signal_groups(trainer, torch.tensor([[1.0, -0.01], [1.0, -0.02], [0.0, -0.01], [1.0, -0.01]]))
     [True, False]
     """
-    task = [i for i, name in enumerate(trainer.reward_func_names) if not name.startswith("divergence_")]
+    task = [i for i, name in enumerate(trainer.reward_func_names) if not name.startswith(DIVERGENCE_REWARD_PREFIX)]
     return zero_signal_groups(rewards[:, task], trainer.reward_weights[task], trainer.num_generations)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from recipe_cli.config import DIVERGENCE_REWARD_PREFIX
 from recipe_cli.errors import RecipeError
 from recipe_cli.report import (
     STEP_TIME_KEY,
@@ -216,9 +217,6 @@ def sft_panels() -> list[Panel]:
     ]
 
 
-PENALTY_PREFIX = "divergence_"  # how TRL logs the `in: reward` divergence, a pseudo-reward (recipe_cli.divergence)
-
-
 def reward_weight(run: RunLogs, name: str) -> float | None:
     """The weight the run's recipe gave a reward, by the name TRL logs it under; ``-beta`` for the divergence
     penalty that ``in: reward`` adds as a reward."""
@@ -237,7 +235,7 @@ def is_penalty(run: RunLogs, name: str) -> bool:
     from recipe_cli.report import reward_key
 
     rewards = {reward_key(r.get("name", "")) for r in (run.recipe.get("grpo") or {}).get("rewards", [])}
-    return name.startswith(PENALTY_PREFIX) and name not in rewards
+    return name.startswith(DIVERGENCE_REWARD_PREFIX) and name not in rewards
 
 
 def grpo_reward_panels(runs: list[RunLogs]) -> list[Panel]:
