@@ -352,11 +352,11 @@ def own_full_evals(recipe: Recipe, summaries: dict[str, dict]) -> dict[str, dict
     run folder but never shown as this run's result.
     """
     from recipe_cli.pipeline import run_stage_folders
-    from recipe_cli.report import outdated_evals, read_record
+    from recipe_cli.report import outdated_evals, recorded_stages
 
     own = run_stage_folders(recipe)
     root = RunFolder(recipe).root
-    outdated = outdated_evals(root, read_record(root), summaries)
+    outdated = outdated_evals(root, recorded_stages(root), summaries)
     shown = {}
     for label, summary in summaries.items():
         folder, model = summary.get("model"), label.split("@", 1)[0]  # sft@math500: sft on another eval set

@@ -175,13 +175,15 @@ def model_rank(label: str) -> int:
     return MODEL_ORDER.index(label) if label in MODEL_ORDER else len(MODEL_ORDER)
 
 
-def read_record(folder: Path) -> dict[str, dict]:
-    """The stages of a run's ``run.json``; none when it is missing or unreadable (the report still draws)."""
+def recorded_stages(folder: Path) -> dict[str, dict]:
+    """The stages of a run's ``run.json`` (``recipe_cli.runs.read_record``); none when it cannot be read: the
+    report still draws."""
+    from recipe_cli.runs import read_record
+
     try:
-        stages = json.loads((folder / "run.json").read_text())["stages"]
-    except (OSError, ValueError, KeyError, TypeError):
+        return read_record(folder / "run.json")["stages"]
+    except (OSError, RecipeError):
         return {}
-    return stages if isinstance(stages, dict) else {}
 
 
 def outdated_evals(folder: Path, stages: dict[str, dict], evals: dict[str, dict]) -> dict[str, str]:
@@ -232,7 +234,7 @@ def read_run(folder: Path, label: str | None = None) -> RunLogs:
             run.histories[stage], run.steps[stage] = read_state(state)
             run.sources[stage] = state
     run.evals = read_evals(folder)
-    stages = read_record(folder)
+    stages = recorded_stages(folder)
     run.outdated, run.notes = outdated_evals(folder, stages, run.evals), stage_notes(stages)
     run.samples = read_samples(folder / "grpo" / SAMPLES_FILE)
     health = folder / "grpo" / "health.log"
