@@ -129,15 +129,7 @@ def messages_rows(raw: RawRows, settings) -> Iterator[dict]:
                 f"dataset '{raw.path}' {raw.where(index)}: the conversation opens with the assistant turn; "
                 "it needs a user turn before it"
             )
-        gold = _gold(raw, index, row, gold_column)
-        yield {
-            "question": question_of(prompt),
-            "answer": gold,
-            "reasoning": None,
-            "final": gold,
-            "prompt": prompt,
-            "completion": completion,
-        }
+        yield _prompted_row(prompt, completion, _gold(raw, index, row, gold_column))
 
 
 @register_adapter("prompt_completion")
@@ -158,15 +150,19 @@ def prompt_completion_rows(raw: RawRows, settings) -> Iterator[dict]:
             completion = _assistant_text(read_turns(raw, index, columns["completion"], completion))
         elif completion is not None:
             completion = text_value(raw, index, columns["completion"], completion, "completion")
-        gold = _gold(raw, index, row, gold_column)
-        yield {
-            "question": question_of(prompt),
-            "answer": gold,
-            "reasoning": None,
-            "final": gold,
-            "prompt": prompt,
-            "completion": completion,
-        }
+        yield _prompted_row(prompt, completion, _gold(raw, index, row, gold_column))
+
+
+def _prompted_row(prompt, completion: str | None, gold: str) -> dict:
+    """A row of a prompted format: the question is the prompt's last user turn (or the prompt's text)."""
+    return {
+        "question": question_of(prompt),
+        "answer": gold,
+        "reasoning": None,
+        "final": gold,
+        "prompt": prompt,
+        "completion": completion,
+    }
 
 
 @register_adapter("text")
