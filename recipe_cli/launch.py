@@ -144,7 +144,12 @@ ATTENTION_PACKAGES = {"flash_attention_2": ("flash_attn", "flash-attn")}
 
 def missing_packages(recipe: Recipe, stages: list[str]) -> list[tuple[str, str, str]]:
     """What the model and the ``stages``' trainers ask of packages this machine lacks: (problem, the commands it
-    stops, fix) each, for a GPU attention implementation (every stage loads the model) and the Liger kernels."""
+    stops, fix) each, for a GPU attention implementation (every stage loads the model), the Liger kernels, the
+    trackers of ``report_to`` and an optimizer from another package (transformers imports both only once the model
+    has loaded)."""
+    from recipe_cli.trackers import missing_trackers
+    from recipe_cli.trainer_settings import optimizer_package
+
     missing = []
     attention = recipe.model.attn_implementation
     needed = ATTENTION_PACKAGES.get(attention or "")
@@ -154,10 +159,32 @@ def missing_packages(recipe: Recipe, stages: list[str]) -> list[tuple[str, str, 
         missing.append((problem, _commands_loading_the_model(recipe), fix))
     for stage in stages:
         settings = getattr(recipe, stage, None)
-        if settings is not None and settings.trainer.get("use_liger_kernel") and not _installed("liger_kernel"):
-            problem = f"{stage}.trainer.use_liger_kernel: the Liger kernels need liger-kernel, not installed here"
-            fix = "`pip install liger-kernel` where the model trains (a CUDA GPU), or set use_liger_kernel: false"
-            missing.append((problem, f"`recipe {stage}` and `run`", fix))
+        trainer = settings.trainer if settings is not None else {}
+        lacks = []  # (problem, fix)
+        if trainer.get("use_liger_kernel") and not _installed("liger_kernel"):
+            lacks.append(
+                (
+                    "use_liger_kernel: the Liger kernels need liger-kernel, not installed here",
+                    "`pip install liger-kernel` where the model trains (a CUDA GPU), or set use_liger_kernel: false",
+                )
+            )
+        for name, package in missing_trackers(trainer.get("report_to")):
+            lacks.append(
+                (
+                    f"report_to: the tracker '{name}' is not installed here",
+                    f"run `pip install {package}` where the model trains, or set `report_to: none` to train without it",
+                )
+            )
+        optimizer = trainer.get("optim")
+        needed = optimizer_package(str(optimizer)) if optimizer else None
+        if needed and not _installed(needed[0]):
+            lacks.append(
+                (
+                    f"optim: the optimizer {optimizer!r} needs {needed[1]}, which is not installed here",
+                    f"run `pip install {needed[1]}` where the model trains, or use adamw_torch",
+                )
+            )
+        missing += [(f"{stage}.trainer.{problem}", f"`recipe {stage}` and `run`", fix) for problem, fix in lacks]
     return missing
 
 

@@ -1,9 +1,11 @@
-"""Live experiment trackers (``trainer.report_to``): checked at validate time, named for the run when on.
+"""Live experiment trackers (``trainer.report_to``): checked before any model loads, named for the run when on.
 
 transformers sends the trainer's logs to the trackers named in ``report_to`` (trackio, TensorBoard,
 Weights & Biases, ...), but it finds out that one is missing only when the trainer is built, after
 the model has loaded. recipe checks each named tracker with ``importlib.util.find_spec`` instead:
-nothing is imported, so ``recipe validate`` stays fast.
+nothing is imported, so ``recipe validate`` stays fast. An unknown name is a mistake in the recipe;
+a tracker this machine lacks stops the training commands (``recipe_cli.launch.missing_packages``)
+and is a warning in ``recipe validate``, which may run on another machine than the training.
 
 Each attempt at a stage is one run in the trackers (``TrackerRun``): a resumed stage continues it,
 a stage started again is a new one, and the next stage of ``recipe run`` starts its own.
@@ -96,7 +98,8 @@ def supported_trackers() -> tuple[str, ...]:
 
 
 def check_report_to(value: Any, where: str) -> list[str]:
-    """Problems with a ``report_to`` value: unknown tracker names, trackers that are not installed."""
+    """Problems with a ``report_to`` value: names transformers does not know. A tracker that is known but not
+    installed here is a machine's problem (``missing_trackers``): the recipe may be meant for another machine."""
     from recipe_cli.trainer_settings import suggest
 
     names = [value] if isinstance(value, str) else list(value or [])
@@ -108,14 +111,21 @@ def check_report_to(value: Any, where: str) -> list[str]:
             known = ", ".join(sorted({*supported_trackers(), *SPECIAL}))
             hint = suggest(name, supported_trackers()) or f"; one of {known}"
             problems.append(f"{where}: '{name}' is not a tracker transformers knows{hint}")
-            continue
+    return problems
+
+
+def missing_trackers(value: Any) -> list[tuple[str, str]]:
+    """The trackers a ``report_to`` value names that this machine lacks: (name, what to pip install) each.
+
+    >>> missing_trackers("none"), missing_trackers(["no-such-tracker"])
+    ([], [])
+    """
+    missing = []
+    for name in named_trackers(value):
         modules, package = TRACKER_PACKAGES.get(name, ((), ""))
         if modules and not any(is_installed(module) for module in modules):
-            problems.append(
-                f"{where}: the tracker '{name}' is not installed; run `pip install {package}`, "
-                "or set `report_to: none` to train without it"
-            )
-    return problems
+            missing.append((name, package))
+    return missing
 
 
 def tracker_defaults(recipe_name: str, stage: str, report_to: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ import difflib
 import re
 from typing import Any
 
-from recipe_cli.trackers import check_report_to, is_installed
+from recipe_cli.trackers import check_report_to
 from recipe_cli.trainer_fields import ENUMS, TrainerField, enum_values, trainer_fields
 
 # Keys current TRL/transformers no longer accept, and what to write instead.
@@ -313,14 +313,8 @@ def check_trainer_settings(class_name: str, settings: dict[str, Any], where: str
             if named and isinstance(coerced[key], str) and coerced[key] not in named:
                 hint = suggest(coerced[key], named) or f"; one of {', '.join(named)}"
                 problems.append(f"{path}: {coerced[key]!r} is not {ENUMS[key][3]} transformers knows{hint}")
-            if key == "report_to":  # transformers would find a missing tracker only once the model has loaded
+            if key == "report_to":
                 problems += check_report_to(coerced[key], path)
-            needed = optimizer_package(str(coerced[key])) if key == "optim" else None
-            if needed and not is_installed(needed[0]):  # transformers imports it only when training starts
-                problems.append(
-                    f"{path}: the optimizer {coerced[key]!r} needs {needed[1]}, which is not installed; "
-                    f"run `pip install {needed[1]}`, or use adamw_torch"
-                )
     problems += refused_pairs(class_name, coerced, where)
     return coerced, problems
 

@@ -128,7 +128,7 @@ CASES = [
         "tracker-not-installed",  # tensorboard reads as missing here, installed or not (FAKES)
         "sft",
         lambda d, t: set_in(d, "sft.trainer.report_to", "tensorboard"),
-        "sft.trainer.report_to: the tracker 'tensorboard' is not installed; run `pip install tensorboard`",
+        "sft.trainer.report_to: the tracker 'tensorboard' is not installed here; run `pip install tensorboard`",
     ),
     ("removed-trainer-key", "sft", lambda d, t: set_in(d, "sft.trainer.warmup_ratio", 0.1), "warmup_steps: 0.1"),
     (
@@ -236,7 +236,7 @@ CASES = [
         "optimizer-package-missing",  # transformers imports bitsandbytes only when training starts
         "sft",
         lambda d, t: set_in(d, "sft.trainer.optim", "adamw_8bit"),
-        "sft.trainer.optim: the optimizer 'adamw_8bit' needs bitsandbytes, which is not installed; run `pip install",
+        "sft.trainer.optim: the optimizer 'adamw_8bit' needs bitsandbytes, which is not installed here; run `pip install",
     ),
     (
         "trainer-eval-loop",  # a leftover of HF scripts: TRL raises for the missing eval_dataset once training starts
@@ -555,9 +555,7 @@ FAKES = {
     "tracker-not-installed": lambda mp: pretend_missing(
         mp, "recipe_cli.trackers.is_installed", "tensorboard", "tensorboardX"
     ),
-    "optimizer-package-missing": lambda mp: pretend_missing(
-        mp, "recipe_cli.trainer_settings.is_installed", "bitsandbytes"
-    ),
+    "optimizer-package-missing": lambda mp: pretend_missing(mp, "recipe_cli.launch._installed", "bitsandbytes"),
 }
 
 

@@ -340,21 +340,25 @@ def test_validate_and_help_do_not_import_matplotlib(recipe_dict, write_recipe):
     assert result.stdout.strip() == "[]"
 
 
-def test_a_tracker_that_is_not_installed_fails_validation_with_the_fix(recipe_dict, write_recipe):
+def test_a_tracker_this_machine_lacks_stops_training_and_is_a_warning_in_validate(recipe_dict, write_recipe):
     from recipe_cli.trackers import TRACKER_PACKAGES, is_installed
 
     missing = [name for name, (modules, _) in TRACKER_PACKAGES.items() if not any(map(is_installed, modules))]
     if not missing:
         pytest.skip("every tracker is installed here")
     recipe_dict["grpo"]["trainer"]["report_to"] = [missing[0]]
-    recipe_dict["sft"]["trainer"]["report_to"] = "trakio"
+    package = TRACKER_PACKAGES[missing[0]][1]
+    line = f"grpo.trainer.report_to: the tracker '{missing[0]}' is not installed here"
+    validated = invoke("validate", write_recipe(recipe_dict))  # the recipe may be meant for another machine
+    assert validated.exit_code == 0, validated.output
+    assert f"warning: {line}, so `recipe grpo` and `run` stop here; run `pip install {package}`" in validated.output
+    trained = invoke("grpo", write_recipe(recipe_dict))
+    assert trained.exit_code == 2
+    assert f"{line}; run `pip install {package}` where the model trains, or set `report_to: none`" in trained.output
+    assert not (Path(recipe_dict["runs_dir"]) / recipe_dict["name"] / "grpo").exists()
+    recipe_dict["sft"]["trainer"]["report_to"] = "trakio"  # a name transformers does not know is the recipe's mistake
     result = invoke("validate", write_recipe(recipe_dict))
     assert result.exit_code == 2
-    package = TRACKER_PACKAGES[missing[0]][1]
-    assert f"grpo.trainer.report_to: the tracker '{missing[0]}' is not installed; run `pip install {package}`" in (
-        result.output
-    )
-    assert "or set `report_to: none`" in result.output
     assert "sft.trainer.report_to: 'trakio' is not a tracker transformers knows; did you mean 'trackio'?" in (
         result.output
     )
