@@ -129,6 +129,14 @@ VLLM_DEVICE = (
     "use_vllm, TRL 0.18 generated on a `trl vllm-serve` server (vllm_mode: server). Now: vllm_mode: server "
     "with `recipe serve` on GPUs of their own is that split; colocate (the default) shares the training GPUs"
 )
+# TRL 0.18 read vllm_gpu_memory_utilization only with vllm_mode: colocate (grpo_trainer.py, "only applies to
+# colocation mode"); a file with use_vllm and no vllm_mode generated on a `trl vllm-serve` server, which took its own
+# --gpu_memory_utilization (0.9), and TRL 0.14-0.15 gave vLLM that share of a GPU of its own (vllm_device).
+VLLM_MEMORY = (
+    "TRL 0.18 used it only with vllm_mode: colocate; this file generated on a `trl vllm-serve` server (TRL 0.14-0.15: "
+    "on a GPU of its own), which took its own share: launch.vllm_server.gpu_memory_utilization (0.9). Colocated vLLM "
+    "would take that share of every training GPU, so TRL's 0.3 is used; set it for vllm_mode: colocate"
+)
 LAUNCH_KEYS = ("num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port")
 LORA_EXTRAS = (
     "lora_modules_to_save",
@@ -797,6 +805,10 @@ class _Translator:
             self.note("dropped", "eval_strategy / do_eval", "no eval loss: recipe's eval: section measures accuracy")
         if self.take("vllm_device") is not None:
             self.note("dropped", "vllm_device", VLLM_DEVICE)
+        if self.old and self.data.get("use_vllm") and "vllm_mode" not in self.data:
+            share = self.take("vllm_gpu_memory_utilization")
+            if share is not None:
+                self.note("dropped", f"vllm_gpu_memory_utilization: {share}", VLLM_MEMORY)
         scale = self.data.get("scale_rewards")
         if isinstance(scale, bool):
             self.data["scale_rewards"] = "group" if scale else "none"

@@ -241,6 +241,25 @@ def test_vllm_device_is_dropped_saying_what_does_its_job_now():
     assert "vllm_mode" not in translation.recipe["grpo"]["trainer"]  # TRL's colocate, listed as a changed default
 
 
+@pytest.mark.parametrize("old_defaults", [False, True])
+def test_a_server_era_vllm_memory_share_is_not_given_to_colocated_vllm(old_defaults):
+    # as in open-r1's recipes/qwen/Qwen2.5-1.5B-Instruct/grpo/config_full.yaml (January 2025):
+    # use_vllm: true, vllm_device: auto, vllm_gpu_memory_utilization: 0.7 (vLLM's share of a GPU of its own)
+    data = {**OPEN_R1_GRPO, "vllm_device": "auto", "vllm_gpu_memory_utilization": 0.7}
+    translation = translate(data, ForeignOptions(old_defaults=old_defaults))
+    assert "vllm_gpu_memory_utilization" not in translation.recipe["grpo"]["trainer"]
+    (note,) = [note for note in translation.of_kind("dropped") if note.key.startswith("vllm_gpu_memory_utilization")]
+    assert (
+        "0.7" in note.key and "colocate" in note.becomes and "launch.vllm_server.gpu_memory_utilization" in note.becomes
+    )
+    assert not any("vllm_gpu_memory_utilization" in note.key for note in translation.of_kind("translated"))
+    # a file that names its vLLM mode, or one for current TRL, means the share it gives
+    current = {"model_name_or_path": "Qwen/Qwen2.5-0.5B", "dataset_name": "trl-lib/DeepMath-103K"}
+    current |= {"reward_funcs": ["accuracy_reward"], "use_vllm": True, "vllm_gpu_memory_utilization": 0.7}
+    for kept in ({**data, "vllm_mode": "colocate"}, current):
+        assert translate(kept).recipe["grpo"]["trainer"]["vllm_gpu_memory_utilization"] == 0.7
+
+
 def test_a_current_trl_file_has_no_changed_defaults_and_refuses_old_ones(here):
     translation = translate(read("trl-sft.yaml"))
     assert translation.written_for is None and not translation.of_kind("default")
