@@ -137,6 +137,7 @@ VLLM_MEMORY = (
     "on a GPU of its own), which took its own share: launch.vllm_server.gpu_memory_utilization (0.9). Colocated vLLM "
     "would take that share of every training GPU, so TRL's 0.3 is used; set it for vllm_mode: colocate"
 )
+NOT_READ = "no script read it after open-r1's first week (January 2025): TRL's parser dropped it"
 LAUNCH_KEYS = ("num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port")
 LORA_EXTRAS = (
     "lora_modules_to_save",
@@ -452,6 +453,10 @@ class _Translator:
             ("streaming", "recipe reads the dataset without streaming"),
             ("test_split_size", "a held-out share for an eval loss; recipe's eval: measures accuracy on a split"),
             ("ignore_bias_buffers", "a DDP workaround recipe does not need"),
+            # alignment-handbook's DataArguments, read by open-r1 only until its first refactor (2025-01-25, ca8f35c);
+            # since then TrlParser dropped them, as it drops every key no dataclass has
+            ("dataset_configs", f"{NOT_READ}; a dataset's config is dataset_config (unset: its default config)"),
+            ("preprocessing_num_workers", f"{NOT_READ}; the workers that prepare the data are dataset_num_proc"),
         ):
             if self.take(key) not in (None, False):
                 self.note("dropped", key, why)

@@ -260,6 +260,30 @@ def test_a_server_era_vllm_memory_share_is_not_given_to_colocated_vllm(old_defau
         assert translate(kept).recipe["grpo"]["trainer"]["vllm_gpu_memory_utilization"] == 0.7
 
 
+def test_the_alignment_handbook_data_keys_no_script_read_are_dropped_saying_which_keys_do_their_job():
+    import copy
+
+    from recipe_cli.config import validate_recipe
+
+    # the head of open-r1's recipes/qwen/Qwen2.5-1.5B-Instruct/sft/config_full.yaml (January 2025)
+    data = {
+        "model_name_or_path": "Qwen/Qwen2.5-1.5B-Instruct",
+        "model_revision": "main",
+        "torch_dtype": "bfloat16",
+        "dataset_name": "HuggingFaceH4/Bespoke-Stratos-17k",
+        "dataset_configs": ["all"],
+        "preprocessing_num_workers": 8,
+        "bf16": True,
+        "max_seq_length": 4096,
+    }
+    translation = translate(data)
+    assert not {"dataset_configs", "preprocessing_num_workers"} & set(translation.recipe["sft"]["trainer"])
+    assert "config" not in translation.recipe["sft"]["dataset"]  # open-r1 loaded the dataset's default config
+    dropped = {note.key: note.becomes for note in translation.of_kind("dropped")}
+    assert "dataset_config" in dropped["dataset_configs"] and "dataset_num_proc" in dropped["preprocessing_num_workers"]
+    validate_recipe(copy.deepcopy(translation.recipe), source="converted")
+
+
 def test_a_current_trl_file_has_no_changed_defaults_and_refuses_old_ones(here):
     translation = translate(read("trl-sft.yaml"))
     assert translation.written_for is None and not translation.of_kind("default")
