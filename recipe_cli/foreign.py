@@ -228,7 +228,8 @@ def _stage_keys() -> tuple[set[str], set[str]]:
     grpo_only = grpo - sft
     grpo_only |= {"reward_funcs", "reward_model_name_or_path", "dataset_prompt_column", "max_prompt_length"}
     grpo_only |= {"vllm_device", "pass_rate_min", "pass_rate_max", *REWARD_PARAMETERS, *CODE_PARAMETERS}
-    return grpo_only, (sft - grpo) | {"max_seq_length"}
+    grpo_only |= {"use_liger_loss"}
+    return grpo_only, (sft - grpo) | {"max_seq_length", "use_liger"}
 
 
 def translate(data: dict, options: ForeignOptions | None = None, source: str = "recipe") -> Translation:
@@ -802,6 +803,12 @@ class _Translator:
         if length is not None:
             trainer["max_length"] = length
             self.note("translated", "max_seq_length", "sft.trainer.max_length (renamed in TRL)")
+        for key, gone in (("use_liger", "removed in TRL 0.18"), ("use_liger_loss", "removed in TRL 0.28")):
+            liger = self.take(key)
+            if liger is not None:  # TRL set use_liger_kernel from it, over the file's own use_liger_kernel
+                self.data.pop("use_liger_kernel", None)
+                trainer["use_liger_kernel"] = liger
+                self.note("translated", key, f"{self.stage}.trainer.use_liger_kernel ({gone})")
         if "evaluation_strategy" in self.data:
             self.note("translated", "evaluation_strategy", "eval_strategy (renamed in transformers)")
         strategy = self.take("evaluation_strategy", self.take("eval_strategy"))

@@ -284,6 +284,28 @@ def test_the_alignment_handbook_data_keys_no_script_read_are_dropped_saying_whic
     validate_recipe(copy.deepcopy(translation.recipe), source="converted")
 
 
+@pytest.mark.parametrize(
+    ("data", "stage"),
+    [
+        # open-r1's recipes/OpenR1-Qwen-7B/sft/config.yaml era (TRL 0.17 pinned; use_liger removed in 0.18)
+        ({"dataset_name": "open-r1/OpenR1-Math-220k", "max_seq_length": 4096, "use_liger": True}, "sft"),
+        # open-r1's recipes/Qwen2.5-1.5B-Instruct/grpo/config_demo1.yaml (use_liger_loss removed in TRL 0.28)
+        ({"dataset_name": "open-r1/OpenR1-Math-220k", "reward_funcs": ["accuracy"], "use_liger_loss": True}, "grpo"),
+    ],
+)
+def test_the_liger_switches_trl_renamed_become_use_liger_kernel(data, stage):
+    import copy
+
+    from recipe_cli.config import validate_recipe
+
+    translation = translate({"model_name_or_path": "Qwen/Qwen2.5-0.5B-Instruct", **data})
+    trainer = translation.recipe[stage]["trainer"]
+    assert trainer["use_liger_kernel"] is True and not {"use_liger", "use_liger_loss"} & set(trainer)
+    (note,) = [note for note in translation.of_kind("translated") if note.key.startswith("use_liger")]
+    assert f"{stage}.trainer.use_liger_kernel" in note.becomes
+    validate_recipe(copy.deepcopy(translation.recipe), source="converted")
+
+
 def test_a_current_trl_file_has_no_changed_defaults_and_refuses_old_ones(here):
     translation = translate(read("trl-sft.yaml"))
     assert translation.written_for is None and not translation.of_kind("default")
