@@ -607,10 +607,14 @@ class _Translator:
         if low is None and high is None:
             return
         difficulty = {"samples": self.data.get("num_generations", 8)}
-        if low is not None:
-            difficulty["min_pass_rate"] = low
-        if high is not None:
-            difficulty["max_pass_rate"] = high
+        # an unset bound is open-r1's (compute_pass_rate.py's PassRateScriptArguments), not recipe's 0.0 / 1.0
+        for key, value, target, default in (
+            ("pass_rate_min", low, "min_pass_rate", 0.1),
+            ("pass_rate_max", high, "max_pass_rate", 0.9),
+        ):
+            difficulty[target] = default if value is None else value
+            if value is None:
+                self.note("translated", f"({key} unset)", f"{target}: {default}, open-r1's filter default")
         for key in ("temperature", "top_p"):
             if key in self.data:
                 difficulty[key] = self.data[key]

@@ -306,6 +306,37 @@ def test_the_liger_switches_trl_renamed_become_use_liger_kernel(data, stage):
     validate_recipe(copy.deepcopy(translation.recipe), source="converted")
 
 
+# open-r1's recipes/dataset_filtering/filter_dapo.yaml, for scripts/pass_rate_filtering/compute_pass_rate.py
+FILTER_DAPO = {
+    "model_name_or_path": "open-r1/R1-Distill-Qwen-Math-7B",
+    "dataset_name": "open-r1/DAPO-Math-17k-Processed",
+    "dataset_config": "all",
+    "dataset_split": "train",
+    "max_completion_length": 32000,
+    "num_generations": 8,
+    "temperature": 1.0,
+    "reward_funcs": ["accuracy"],
+    "pass_rate_min": 0.1,
+    "pass_rate_max": 0.6,
+}
+
+
+@pytest.mark.parametrize(
+    ("given", "bounds"),
+    [
+        ({}, (0.1, 0.6)),
+        ({"pass_rate_max": None}, (0.1, 0.9)),  # compute_pass_rate.py's PassRateScriptArguments defaults
+        ({"pass_rate_min": None}, (0.1, 0.6)),
+        ({"pass_rate_min": 0.2, "pass_rate_max": None}, (0.2, 0.9)),
+    ],
+)
+def test_open_r1_pass_rate_filter_keeps_its_bounds(given, bounds):
+    data = {key: value for key, value in {**FILTER_DAPO, **given}.items() if value is not None}
+    difficulty = translate(data).recipe["grpo"]["dataset"]["difficulty"]
+    assert (difficulty["min_pass_rate"], difficulty["max_pass_rate"]) == bounds
+    assert (difficulty["samples"], difficulty["temperature"]) == (8, 1.0)
+
+
 def test_a_current_trl_file_has_no_changed_defaults_and_refuses_old_ones(here):
     translation = translate(read("trl-sft.yaml"))
     assert translation.written_for is None and not translation.of_kind("default")
