@@ -193,6 +193,22 @@ def test_a_runaway_completion_is_read_in_linear_time(completion, mode):
     assert time.perf_counter() - started < 2.0  # 15-30 s when each opener searched the rest of the text
 
 
+@pytest.mark.parametrize(
+    ("answer", "score"),
+    [
+        ("word " * 8000 + "18", 1.0),  # 40k characters of prose, then the number
+        ("18" + "." * 40000 + " dollars", 1.0),  # a degenerate run of dots or spaces before a unit
+        ("19" + " " * 40000 + "dollars", 0.0),
+    ],
+    ids=["prose", "dots", "spaces"],
+)
+@pytest.mark.parametrize("mode", ["strict", "flexible"])
+def test_a_long_answer_is_judged_in_linear_time(answer, score, mode):
+    started = time.perf_counter()
+    assert get_reward("accuracy", mode=mode)([f"<answer>{answer}</answer>"], answer=["18"]) == [score]
+    assert time.perf_counter() - started < 2.0  # 18-29 s when regexes anchored at the end tried every position
+
+
 def test_a_fresh_worker_is_ready_to_compare_within_the_bound():
     """The first comparison of a new worker (one per pathological answer killed) is not charged its start-up."""
     from recipe_cli.answers import _LatexJudges
