@@ -44,7 +44,9 @@ PLAIN_NUMBER = re.compile(r"^-?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?$")
 # (The ones at the end are stripped as characters: a regex anchored at the end took time quadratic in a run of them.)
 NUMBER_DECORATION = re.compile(r"^[\s$€£¥₹]*|\\[%$]|\\text\{[^}]*\}|\\!|\\,")
 TRAILING_DECORATION = ".%$€£¥₹"
-UNIT_WORD = re.compile(r"[^\W\d_]+")
+# A unit word: "apples", "km/h", "m²", "cm^2"; a power of a lone letter (``3 x^2``) is algebra, not a unit.
+UNIT = r"[^\W\d_]+(?:[²³]|(?<=[^\W\d_]{2}|/[^\W\d_])\^\{?[23]\}?)?"
+UNIT_WORD = re.compile(rf"{UNIT}(?:/{UNIT})*")
 FRACTION = re.compile(r"^(-?\d+)\s*/\s*(\d+)$")
 LATEX_FRACTION = re.compile(r"^(-?)\\[dt]?frac\{(-?\d+)\}\{(\d+)\}$")
 MIXED_NUMBER = re.compile(r"^(-?)(\d+)\s*\\[dt]?frac\{(\d+)\}\{(\d+)\}$")  # MATH's 1\frac{1}{4} = 5/4
@@ -108,8 +110,10 @@ def _drop_unit_words(text: str) -> str:
     Word by word from the end, in time linear in the text: a regex anchored at the end tried every
     space of a long answer sentence and took time quadratic in its length.
 
-    >>> _drop_unit_words("12 red apples"), _drop_unit_words("apples"), _drop_unit_words("1 apple 2")
-    ('12 ', 'apples', '1 apple 2')
+    >>> _drop_unit_words("12 red apples"), _drop_unit_words("18 km/h"), _drop_unit_words("apples")
+    ('12 ', '18 ', 'apples')
+    >>> _drop_unit_words("1 apple 2"), _drop_unit_words("3 x^2")
+    ('1 apple 2', '3 x^2')
     """
     words = [match.span() for match in re.finditer(r"\S+", text)]
     keep = len(words)

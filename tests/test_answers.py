@@ -283,3 +283,21 @@ def test_shipped_training_recipes_train_with_strict_accuracy():
         recipe, name = load_recipe(path), path.name
         (accuracy,) = [reward for reward in recipe.grpo.rewards if reward.name == "accuracy"]
         assert accuracy.params == {"mode": "strict"}, name
+
+
+@pytest.mark.parametrize(
+    ("completion", "gold", "strict", "flexible"),
+    [
+        ("<answer>18 km/h</answer>", "18", 1.0, 1.0),  # a unit with a slash or a power is still a unit
+        ("#### 18 m/s", "18", 1.0, 1.0),
+        (r"\boxed{18 km/h}", "18", 1.0, 1.0),
+        ("<answer>18 cm^2</answer>", "18", 1.0, 1.0),
+        ("<answer>18 m²</answer>", "18", 1.0, 1.0),
+        ("The answer is 18 km/h.", "18", 0.0, 1.0),
+        ("<answer>18 km/h</answer>", "36", 0.0, 0.0),
+        ("<answer>3 x^2</answer>", "3", 0.0, 0.0),  # a power of one letter is algebra, not a unit
+    ],
+)
+def test_gsm8k_answer_forms(completion, gold, strict, flexible):
+    scores = [get_reward("accuracy", mode=mode)([completion], answer=[gold])[0] for mode in ("strict", "flexible")]
+    assert scores == [strict, flexible]
