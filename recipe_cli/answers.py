@@ -75,6 +75,8 @@ GAP_NOISE = re.compile(
 SIMPLE_EQUATION = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*=\s*([^=]+)$")
 DECIMAL_COMMA = re.compile(r"^-?\d+,(?:\d{1,2}|\d{4,})$")
 PERCENT = re.compile(r"%|percent", re.I)
+# A remark in brackets that offers another answer: "18 (or 20)"
+HEDGE = re.compile(r"(?<![^\W\d_])(?:or|oder|ou|o|или|或)(?![^\W\d_])", re.I)
 
 log = logging.getLogger(__name__)
 
@@ -421,6 +423,9 @@ def check_answer(completion_answer: str | None, gold: str, timeout: float = LATE
             if PERCENT.search(gold) and not PERCENT.search(completion_answer):
                 return value == gold_number / 100
             return PERCENT.search(completion_answer) is not None and value / 100 == gold_number
+        remark = split_remark(completion_answer)
+        if remark is not None and HEDGE.search(remark[1]):
+            return False  # "18 (or 20)" gives two answers to a question with one
     gold_form, answer_form = parse_form(gold), parse_form(completion_answer)
     if gold_form is None:
         return None
@@ -436,14 +441,50 @@ def _equal_values(gold: str, answer: str, timeout: float) -> bool | None:
 def answer_value(answer: str) -> Fraction | None:
     """The number an extracted answer stands for, or None when it is not a number.
 
-    A plain number, the right-hand side of ``x = 12``, or the last number of a sentence. LaTeX
-    and lists are left to the shape comparison, so ``2^{10}`` is not read as 10, nor ``1, 2, 3`` as 3.
+    A plain number, the right-hand side of ``x = 12``, or the last number of a sentence, each maybe
+    followed by a remark in brackets (``18 (9×2)``). LaTeX and lists are left to the shape
+    comparison, so ``2^{10}`` is not read as 10, nor ``1, 2, 3`` as 3.
 
     >>> answer_value("1,000.00"), answer_value("x = 12"), answer_value("She has 18 apples"), answer_value("2^{10}")
     (Fraction(1000, 1), Fraction(12, 1), Fraction(18, 1), None)
+    >>> answer_value("18 (9×2)."), answer_value("She has 18 apples (9 boxes of 2)"), answer_value("18 (or 20)")
+    (Fraction(18, 1), Fraction(18, 1), None)
     >>> answer_value("1, 2, 3") is None
     True
     """
+    remark = split_remark(answer)
+    if remark is not None:  # before the sentence's last number, which may be the remark's
+        if HEDGE.search(remark[1]):
+            return None
+        value = _value(remark[0])
+        if value is not None:
+            return value
+    return _value(answer)
+
+
+def split_remark(answer: str) -> tuple[str, str] | None:
+    """``(value, remark)`` for an answer that ends in a remark in brackets after a space, else None.
+
+    >>> split_remark("18 (9×(1+1))."), split_remark("2(3)"), split_remark("(1, 2)")
+    (('18', '9×(1+1)'), None, None)
+    """
+    text = answer.rstrip().rstrip(".").rstrip()
+    if not text.endswith(")"):
+        return None
+    depth = 0
+    for i in range(len(text) - 1, -1, -1):  # back to the bracket that opens the last one
+        depth += {")": 1, "(": -1}.get(text[i], 0)
+        if depth == 0:
+            break
+    else:
+        return None
+    value = text[:i]
+    if not value.strip() or not value[-1].isspace():
+        return None
+    return value.strip(), text[i + 1 : -1]
+
+
+def _value(answer: str) -> Fraction | None:
     number = parse_number(answer)
     if number is not None:
         return number

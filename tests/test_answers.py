@@ -296,6 +296,13 @@ def test_shipped_training_recipes_train_with_strict_accuracy():
         ("The answer is 18 km/h.", "18", 0.0, 1.0),
         ("<answer>18 km/h</answer>", "36", 0.0, 0.0),
         ("<answer>3 x^2</answer>", "3", 0.0, 0.0),  # a power of one letter is algebra, not a unit
+        ("<answer>18 (9×2)</answer>", "18", 1.0, 1.0),  # a remark after the number, not a product
+        ("#### 18 (9 x 2)", "18", 1.0, 1.0),
+        ("The answer is 18 (9×2).", "18", 0.0, 1.0),
+        ("<answer>She has 18 apples (9 boxes of 2).</answer>", "18", 1.0, 1.0),
+        ("<answer>18 (9×2)</answer>", "324", 0.0, 0.0),
+        ("<answer>18 (or 20)</answer>", "20", 0.0, 0.0),  # a hedge gives two answers
+        ("<answer>18 (or 20)</answer>", "18", 0.0, 0.0),
     ],
 )
 def test_gsm8k_answer_forms(completion, gold, strict, flexible):
