@@ -169,8 +169,9 @@ def extract_answer(text: str, mode: Mode = "flexible") -> str | None:
     if boxed is not None:
         return boxed
     hashes = HASHES.findall(text)
-    if hashes and hashes[-1].strip():
-        return hashes[-1].strip()
+    after_hashes = hashes[-1].strip().strip("*").strip() if hashes else ""  # "#### **18**" is bold 18
+    if after_hashes:
+        return after_hashes
     if mode == "strict":
         return None
     return _after_marker(text) or _last_formula(text) or _last_number(text)

@@ -303,6 +303,7 @@ def test_shipped_training_recipes_train_with_strict_accuracy():
         ("<answer>18 (9×2)</answer>", "324", 0.0, 0.0),
         ("<answer>18 (or 20)</answer>", "20", 0.0, 0.0),  # a hedge gives two answers
         ("<answer>18 (or 20)</answer>", "18", 0.0, 0.0),
+        ("#### **18**", "18", 1.0, 1.0),  # bold, as in <answer>**18**</answer>
     ],
 )
 def test_gsm8k_answer_forms(completion, gold, strict, flexible):
