@@ -51,7 +51,7 @@ FINAL_ANSWER = re.compile(
     r")\s*\**\s*([^\n]*)",
     re.I | re.M,
 )
-NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|-?\.\d+")
+NUMBER = re.compile(r"[-\u2212]?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|[-\u2212]?\.\d+")  # U+2212: the minus sign
 # \( and \[ formulas hold no second opener: an unclosed one then stops at the next opener instead of searching
 # the rest of the text for a closer, which took time quadratic in the length of a runaway completion.
 MATH_SPAN = re.compile(

@@ -304,6 +304,9 @@ def test_shipped_training_recipes_train_with_strict_accuracy():
         ("<answer>18 (or 20)</answer>", "20", 0.0, 0.0),  # a hedge gives two answers
         ("<answer>18 (or 20)</answer>", "18", 0.0, 0.0),
         ("#### **18**", "18", 1.0, 1.0),  # bold, as in <answer>**18**</answer>
+        ("<answer>She loses −18 dollars</answer>", "-18", 1.0, 1.0),  # a minus sign (U+2212) in a sentence
+        ("So she loses −18 dollars", "-18", 0.0, 1.0),
+        ("So she loses −18 dollars", "18", 0.0, 0.0),
     ],
 )
 def test_gsm8k_answer_forms(completion, gold, strict, flexible):
