@@ -39,7 +39,8 @@ NUMBER_WITH_SEPARATORS = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
 WORD = re.compile(r"[^\W\d_]{3,}")
 INFINITY, NEGATIVE_INFINITY = r"\infty", r"-\infty"
 
-PLAIN_NUMBER = re.compile(r"^-?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?$")
+# Digits grouped by commas, or by spaces as the SI writes them (1 000 000, with thin or no-break spaces too)
+PLAIN_NUMBER = re.compile(r"^-?(?:\d{1,3}(?:,\d{3})+|\d{1,3}(?:[ \u00a0\u2009\u202f]\d{3})+|\d+)?(?:\.\d+)?$")
 # Words and symbols around a number that do not change its value: "$1,000.", "50 %", "12 apples", "220 $", "₹18".
 # (The ones at the end are stripped as characters: a regex anchored at the end took time quadratic in a run of them.)
 NUMBER_DECORATION = re.compile(r"^[\s$€£¥₹]*|\\[%$]|\\text\{[^}]*\}|\\!|\\,")
@@ -62,6 +63,8 @@ def parse_number(text: str) -> Fraction | None:
     (Fraction(18, 1), Fraction(-3, 4), Fraction(50, 1), Fraction(-3, 2))
     >>> parse_number("12 apples"), parse_number(r"1\frac{1}{4}"), parse_number(r"0.\overline{3}")
     (Fraction(12, 1), Fraction(5, 4), Fraction(1, 3))
+    >>> parse_number("1 000 000"), parse_number("1\u202f000.5"), parse_number("12 34") is None  # SI digit groups
+    (Fraction(1000000, 1), Fraction(2001, 2), True)
     >>> parse_number("x + 1") is None, parse_number("9" * 5000) is None  # longer than Python reads as an int
     (True, True)
     """
@@ -82,7 +85,7 @@ def _read_number(text: str) -> Fraction | None:
     if cleaned.startswith("+"):
         cleaned = cleaned[1:]
     if cleaned and PLAIN_NUMBER.match(cleaned) and any(c.isdigit() for c in cleaned):
-        return Fraction(cleaned.replace(",", ""))
+        return Fraction(re.sub(r"[, \u00a0\u2009\u202f]", "", cleaned))
     match = FRACTION.match(cleaned)
     if match:
         numerator, denominator = int(match.group(1)), int(match.group(2))

@@ -307,6 +307,9 @@ def test_shipped_training_recipes_train_with_strict_accuracy():
         ("<answer>She loses −18 dollars</answer>", "-18", 1.0, 1.0),  # a minus sign (U+2212) in a sentence
         ("So she loses −18 dollars", "-18", 0.0, 1.0),
         ("So she loses −18 dollars", "18", 0.0, 0.0),
+        ("<answer>The total is 1\u202f000\u202f000 dollars</answer>", "1000000", 1.0, 1.0),  # SI thin spaces
+        ("The total is 1\u00a0000 dollars", "1000", 0.0, 1.0),
+        ("<answer>She pays 3 100 dollar bills</answer>", "100", 1.0, 1.0),  # in a sentence only thin spaces group
     ],
 )
 def test_gsm8k_answer_forms(completion, gold, strict, flexible):
