@@ -49,6 +49,7 @@ TRAILING_DECORATION = ".%$€£¥₹"
 UNIT = r"[^\W\d_]+(?:[²³]|(?<=[^\W\d_]{2}|/[^\W\d_])\^\{?[23]\}?)?"
 UNIT_WORD = re.compile(rf"{UNIT}(?:/{UNIT})*")
 FRACTION = re.compile(r"^(-?\d+)\s*/\s*(\d+)$")
+MIXED_FRACTION = re.compile(r"^(-?)(\d+)\s+(\d+)\s*/\s*(\d+)$")  # 3 1/2 = 7/2 when the fraction is below 1
 LATEX_FRACTION = re.compile(r"^(-?)\\[dt]?frac\{(-?\d+)\}\{(\d+)\}$")
 MIXED_NUMBER = re.compile(r"^(-?)(\d+)\s*\\[dt]?frac\{(\d+)\}\{(\d+)\}$")  # MATH's 1\frac{1}{4} = 5/4
 REPEATING_DECIMAL = re.compile(r"^(-?)(\d*)\.(\d*)\\overline\{(\d+)\}$")  # 0.\overline{3} = 1/3
@@ -61,8 +62,8 @@ def parse_number(text: str) -> Fraction | None:
     True
     >>> parse_number("$18.") , parse_number("-3/4"), parse_number("50%"), parse_number(r"\frac{-3}{2}")
     (Fraction(18, 1), Fraction(-3, 4), Fraction(50, 1), Fraction(-3, 2))
-    >>> parse_number("12 apples"), parse_number(r"1\frac{1}{4}"), parse_number(r"0.\overline{3}")
-    (Fraction(12, 1), Fraction(5, 4), Fraction(1, 3))
+    >>> parse_number("12 apples"), parse_number(r"1\frac{1}{4}"), parse_number("1 1/4"), parse_number(r"0.\overline{3}")
+    (Fraction(12, 1), Fraction(5, 4), Fraction(5, 4), Fraction(1, 3))
     >>> parse_number("1 000 000"), parse_number("1\u202f000.5"), parse_number("12 34") is None  # SI digit groups
     (Fraction(1000000, 1), Fraction(2001, 2), True)
     >>> parse_number("x + 1") is None, parse_number("9" * 5000) is None  # longer than Python reads as an int
@@ -90,6 +91,10 @@ def _read_number(text: str) -> Fraction | None:
     if match:
         numerator, denominator = int(match.group(1)), int(match.group(2))
         return Fraction(numerator, denominator) if denominator else None
+    match = MIXED_FRACTION.match(cleaned)
+    if match and 0 < int(match.group(3)) < int(match.group(4)):
+        value = int(match.group(2)) + Fraction(int(match.group(3)), int(match.group(4)))
+        return -value if match.group(1) else value
     match = LATEX_FRACTION.match(cleaned)
     if match:
         sign, numerator, denominator = match.group(1), int(match.group(2)), int(match.group(3))

@@ -52,7 +52,11 @@ FINAL_ANSWER = re.compile(
     re.I | re.M,
 )
 # U+2212 is the minus sign; thin and no-break spaces group digits (1 000 000), plain spaces separate numbers
-NUMBER = re.compile(r"[-\u2212]?\d[\d,]*(?:[\u00a0\u2009\u202f]\d{3}(?!\d))*(?:\.\d+)?(?:\s*/\s*\d+)?|[-\u2212]?\.\d+")
+# except in a mixed number (3 1/2)
+NUMBER = re.compile(
+    r"[-\u2212]?\d+ \d+/\d+(?![\d/])"
+    r"|[-\u2212]?\d[\d,]*(?:[\u00a0\u2009\u202f]\d{3}(?!\d))*(?:\.\d+)?(?:\s*/\s*\d+)?|[-\u2212]?\.\d+"
+)
 # \( and \[ formulas hold no second opener: an unclosed one then stops at the next opener instead of searching
 # the rest of the text for a closer, which took time quadratic in the length of a runaway completion.
 MATH_SPAN = re.compile(

@@ -310,6 +310,10 @@ def test_shipped_training_recipes_train_with_strict_accuracy():
         ("<answer>The total is 1\u202f000\u202f000 dollars</answer>", "1000000", 1.0, 1.0),  # SI thin spaces
         ("The total is 1\u00a0000 dollars", "1000", 0.0, 1.0),
         ("<answer>She pays 3 100 dollar bills</answer>", "100", 1.0, 1.0),  # in a sentence only thin spaces group
+        ("<answer>3 1/2</answer>", "7/2", 1.0, 1.0),  # a mixed number, as 3\frac{1}{2} is
+        ("<answer>-3 1/2 cups</answer>", "-3.5", 1.0, 1.0),
+        ("She needs 3 1/2 cups of flour.", "3.5", 0.0, 1.0),
+        ("<answer>3 1/2</answer>", "3/2", 0.0, 0.0),  # not the product
     ],
 )
 def test_gsm8k_answer_forms(completion, gold, strict, flexible):
