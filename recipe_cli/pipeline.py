@@ -165,12 +165,26 @@ def train_one(recipe: Recipe, start: StageStart, reporter: Reporter, prepared=No
             raise
         if outcome.finished:
             on_main(lambda: run.record_stage(stage, outcome.output, **outcome.record))
+        _note_late_signal(flag, outcome)
     free_model_memory()  # before an evaluation or the next stage loads a model
     error = stopped_error(outcome)
     if error is not None:
         raise shared(error)  # every rank agreed on the outcome
     reporter.stage_done(stage, time.perf_counter() - started, outcome.output)
     return outcome.output
+
+
+def _note_late_signal(flag, outcome) -> None:
+    """A signal that arrived after the last step's end (while the final model was saved, a minute for a large one,
+    or recorded) stops the command after this stage, as one during the last step does; the handler took it, so it
+    would otherwise be forgotten and the next stage train until the scheduler's SIGKILL. The ranks agree, as at a
+    step's end: the signal may have reached one before it left training and another after."""
+    from recipe_cli.ranks import agree_max
+
+    agreed = agree_max(flag.signum or 0)
+    if agreed and outcome.signal is None:
+        flag.signum = flag.signum or agreed
+        outcome.signal, outcome.exit_code = flag.name, flag.exit_code
 
 
 def _tracker_run(recipe: Recipe, run: RunFolder, start: StageStart) -> TrackerRun | None:

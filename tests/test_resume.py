@@ -204,6 +204,29 @@ def test_a_signal_in_the_last_step_stops_run_before_the_next_stage(recipe_dict, 
     assert "sft already finished with these settings" in output and "grpo done" in output
 
 
+def test_a_signal_during_the_final_save_stops_run_before_the_next_stage(recipe_dict, write_recipe, monkeypatch):
+    """After the last step the stage still saves its final model (a minute for a large one) and is recorded; a
+    signal then was taken by the handler and forgotten, so `run` went on through the next stage's evaluation and
+    training until the scheduler's SIGKILL. It now stops the command after the stage, as one in the last step does."""
+    from recipe_cli import training
+
+    del recipe_dict["eval"]
+    path = write_recipe(recipe_dict)
+    save_final = training.save_final
+
+    def signalled_while_saving(trainer, output_dir):
+        os.kill(os.getpid(), signal.SIGTERM)
+        save_final(trainer, output_dir)
+
+    monkeypatch.setattr(training, "save_final", signalled_while_saving)
+    result = runner.invoke(app, ["run", str(path), "--set", "sft.trainer.max_steps=1"])
+    assert result.exit_code == 143, result.output + repr(result.exception)
+    assert "sft finished its last step (1) as SIGTERM arrived" in result.stderr
+    assert f"recipe run {path} --set sft.trainer.max_steps=1 --resume" in result.stderr
+    stages = json.loads((Path(recipe_dict["runs_dir"]) / "tiny" / "run.json").read_text())["stages"]
+    assert stages["sft"]["status"] == "finished" and "grpo" not in stages
+
+
 def test_a_second_signal_exits_at_once(monkeypatch):
     """The first SIGTERM only sets the flag (the step finishes); the second ends the process without saving."""
     from recipe_cli import preemption
