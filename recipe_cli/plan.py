@@ -7,6 +7,7 @@ This module computes them (``recipe_plan``, ``training_plan``); ``recipe_cli.con
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -655,7 +656,14 @@ def _plan_sft(recipe: Recipe, tokenizer, config) -> tuple[StagePlan, list[int], 
         )
     if prepared.dropped:
         misfits += _dropped(prepared, "sft", positions)
-    steps, total_steps, epochs = _steps(len(prepared.rows), per_step, trainer, "SFTConfig")
+    per_epoch = sft_steps_per_epoch(
+        len(prepared.rows),
+        effective_setting("SFTConfig", trainer, "per_device_train_batch_size"),
+        effective_setting("SFTConfig", trainer, "gradient_accumulation_steps"),
+        recipe.launch.num_processes,
+        drop_last=effective_setting("SFTConfig", trainer, "dataloader_drop_last"),
+    )
+    steps, total_steps, epochs = _steps(len(prepared.rows), per_step, trainer, "SFTConfig", per_epoch)
     facts = [
         steps,
         "loss: completion tokens only (prompt tokens are masked), sequences of up to "
@@ -897,13 +905,35 @@ def _batch(trainer: dict, class_name: str, world: int) -> int:
     return per_device * accumulation * world
 
 
-def _steps(items: int, per_step: int, trainer: dict, cls: str) -> tuple[str, int, float]:
-    """Steps per epoch (whole batches only) and the total the run will take: the line, the total, and the epochs
-    the total reaches into (``max_steps`` wins over ``num_train_epochs``, as transformers counts them)."""
-    per_epoch = items // per_step if per_step else 0
+def sft_steps_per_epoch(examples: int, per_device: int, accumulation: int, world: int, drop_last: bool = False) -> int:
+    """Optimizer steps in one SFT epoch as transformers trains them: the examples' micro-batches (the last one
+    partial unless ``dataloader_drop_last``) are dealt out to the ``world`` processes, each getting as many as the
+    one with most (accelerate's ``even_batches`` repeats the first examples), and a step takes ``accumulation`` of a
+    process's micro-batches, the epoch's last step those left.
+
+    >>> sft_steps_per_epoch(40, 3, 2, 1)  # 14 micro-batches, the last of 1 example
+    7
+    >>> sft_steps_per_epoch(40, 3, 2, 2)  # 7 micro-batches per process
+    4
+    >>> sft_steps_per_epoch(40, 3, 2, 2, drop_last=True)  # 13 whole micro-batches: 6 per process
+    3
+    """
+    if drop_last:
+        per_process = examples // per_device // world
+    else:
+        per_process = math.ceil(math.ceil(examples / per_device) / world)
+    return math.ceil(per_process / accumulation)
+
+
+def _steps(items: int, per_step: int, trainer: dict, cls: str, per_epoch: int | None = None) -> tuple[str, int, float]:
+    """Steps per epoch and the total the run will take: the line, the total, and the epochs the total reaches into
+    (``max_steps`` wins over ``num_train_epochs``, whose steps transformers rounds up). ``per_epoch``: the steps of
+    an epoch when not whole batches of ``per_step`` only (GRPO's sampler drops a partial one; SFT trains it)."""
+    if per_epoch is None:
+        per_epoch = items // per_step if per_step else 0
     max_steps = effective_setting(cls, trainer, "max_steps")
     epochs = effective_setting(cls, trainer, "num_train_epochs")
-    total = max_steps if max_steps > 0 else int(per_epoch * epochs)
+    total = max_steps if max_steps > 0 else math.ceil(per_epoch * epochs)
     how = "max_steps" if max_steps > 0 else f"{epochs:g} epochs"
     line = (
         f"steps: {per_epoch} per epoch ({per_step} {'prompts' if cls == 'GRPOConfig' else 'examples'} per step); "

@@ -227,6 +227,28 @@ def test_dry_run_prints_the_plan_and_writes_nothing(recipe_dict, write_recipe, t
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    ("processes", "counted"),
+    [
+        ([], "steps: 7 per epoch (6 examples per step); 7 in all (1 epochs"),  # 14 micro-batches, the last of 1
+        (["--num-processes", "2"], "steps: 4 per epoch (12 examples per step); 4 in all (1 epochs"),  # 7 a process
+        ([], "steps: 7 per epoch (6 examples per step); 11 in all (1.5 epochs"),  # transformers rounds up
+    ],
+)
+def test_dry_run_counts_sft_steps_as_transformers_trains_them(recipe_dict, write_recipe, processes, counted):
+    """40 examples, 3 per micro-batch, 2 micro-batches per step: transformers trains a last, partial batch (7 steps
+    on one process, 4 on two, where each process gets 7 of the 14 micro-batches; both measured), and the plan said
+    6 and 3, counting whole steps only."""
+    trainer = recipe_dict["sft"]["trainer"]
+    del trainer["max_steps"]
+    epochs = 1.5 if "1.5" in counted else 1
+    trainer.update(num_train_epochs=epochs, per_device_train_batch_size=3, gradient_accumulation_steps=2)
+    recipe_dict["sft"]["dataset"]["max_samples"] = 40
+    result = invoke("sft", write_recipe(recipe_dict), "--dry-run", *processes)
+    assert result.exit_code == 0, result.output
+    assert counted in result.output
+
+
 def test_dry_run_of_grpo_needs_no_sft_checkpoint(recipe_dict, write_recipe, tmp_path):
     result = invoke("grpo", write_recipe(recipe_dict), "--dry-run")
     assert result.exit_code == 0, result.output
