@@ -74,8 +74,10 @@ def evaluate_model(
     sampled_out = engine.generate(prompt_ids, sampling, settings.batch_size, advance) if sampling else None
 
     mode, reading = accuracy_mode(recipe), answer_reading(recipe)
+    budget = settings.max_new_tokens
     samples = [
-        _greedy_record(prompts[i], row["answer"], greedy_out, i, mode, prefilled, reading) for i, row in enumerate(rows)
+        _greedy_record(prompts[i], row["answer"], greedy_out, i, mode, prefilled, reading, budget)
+        for i, row in enumerate(rows)
     ]
     summary = {
         "label": label,
@@ -117,7 +119,7 @@ def evaluate_model(
             "max_new_tokens": sampling.max_new_tokens,
             "batch_size": settings.batch_size,
         }
-        summary["sampled"] = _add_samples(samples, sampled_out, settings.pass_k, mode, prefilled, reading)
+        summary["sampled"] = _add_samples(samples, sampled_out, settings.pass_k, mode, prefilled, reading, budget)
         outputs.append(sampled_out)
     completions = sum(len(c) for out in outputs for c in out.completions)
     tokens = sum(sum(t) for out in outputs for t in out.tokens)
@@ -171,11 +173,21 @@ def eval_rows(recipe: Recipe, eval_set: tuple[str, str, DatasetSettings], limit:
     return rows
 
 
-def _scores(completion: str, gold: str, truncated: bool, mode: str, reading: dict | None = None) -> dict:
-    """The answer read in the headline ``mode``, and the verdicts of both modes (strict: cut off is wrong), each
-    read as the accuracy reward reads it (``reading``: see ``answer_reading``)."""
+def cut_off(truncated: bool, tokens: int, budget: int | None) -> bool:
+    """Whether strict scoring counts a completion as cut off: it never stopped, or, as the accuracy reward reads
+    ``completion_ids``, it used every token of its ``budget`` (also when the last one was its end-of-turn token).
+
+    >>> cut_off(False, 40, 40), cut_off(False, 39, 40), cut_off(True, 40, None), cut_off(False, 40, None)
+    (True, False, True, False)
+    """
+    return truncated or (budget is not None and tokens >= budget)
+
+
+def _scores(completion: str, gold: str, cut: bool, mode: str, reading: dict | None = None) -> dict:
+    """The answer read in the headline ``mode``, and the verdicts of both modes (strict: a ``cut`` off completion
+    is wrong), each read as the accuracy reward reads it (``reading``: see ``answer_reading``)."""
     reading = reading or {}
-    strict_extracted, strict = score_completion(completion, gold, mode="strict", truncated=truncated, **reading)
+    strict_extracted, strict = score_completion(completion, gold, mode="strict", truncated=cut, **reading)
     flexible_extracted, flexible = score_completion(completion, gold, **reading)
     correct = strict if mode == "strict" else flexible
     return {
@@ -195,10 +207,12 @@ def _greedy_record(
     mode: str = "flexible",
     prefilled: bool = False,
     reading: dict | None = None,
+    budget: int | None = None,
 ) -> dict:
+    """One problem's greedy record; ``budget``: the max_new_tokens it was generated with (see ``cut_off``)."""
     completion = out.completions[index][0]
     truncated = out.truncated[index][0]
-    scores = _scores(completion, gold, truncated, mode, reading)
+    scores = _scores(completion, gold, cut_off(truncated, out.tokens[index][0], budget), mode, reading)
     return {
         "prompt": prompt,
         "completion": completion,
@@ -232,8 +246,10 @@ def _add_samples(
     mode: str = "flexible",
     prefilled: bool = False,
     reading: dict | None = None,
+    budget: int | None = None,
 ) -> dict:
-    """Score the sampled completions into each problem's record; return pass@k, maj@k and the sample rates."""
+    """Score the sampled completions into each problem's record; return pass@k, maj@k and the sample rates
+    (``budget``: the max_new_tokens they were generated with, see ``cut_off``)."""
     every = []
     for index, record in enumerate(samples):
         drawn = []
@@ -243,13 +259,13 @@ def _add_samples(
             drawn.append(
                 {
                     "completion": completion,
-                    **_scores(completion, record["gold"], cut, mode, reading),
+                    **_scores(completion, record["gold"], cut_off(cut, length, budget), mode, reading),
                     "format_ok": _format_ok(completion, prefilled),
                     "truncated": cut,
                     "tokens": length,
                 }
             )
-        answers = [_ballot(d, mode) for d in drawn]
+        answers = [_ballot(d, mode, budget) for d in drawn]
         record["samples"] = drawn
         record["num_correct"] = sum(d["correct"] for d in drawn)
         numeric = parse_number(record["gold"]) is not None
@@ -268,16 +284,19 @@ def _add_samples(
         "pass@k": {str(k): sum(pass_at_k(num_samples, r["num_correct"], k) for r in samples) / n for k in ks},
         # maj@k votes over each problem's first k samples (ties: the answer voted for first)
         "maj@k": {
-            str(k): sum(majority_correct([_ballot(d, mode) for d in r["samples"][:k]], r["gold"]) for r in samples) / n
+            str(k): sum(
+                majority_correct([_ballot(d, mode, budget) for d in r["samples"][:k]], r["gold"]) for r in samples
+            )
+            / n
             for k in ks
         },
         **rates,
     }
 
 
-def _ballot(sample: dict, mode: str) -> str | None:
-    """A sample's vote for maj@k: its answer; in strict mode a cut-off sample does not vote."""
-    return None if mode == "strict" and sample["truncated"] else sample["extracted"]
+def _ballot(sample: dict, mode: str, budget: int | None = None) -> str | None:
+    """A sample's vote for maj@k: its answer; in strict mode a cut-off sample (see ``cut_off``) does not vote."""
+    return None if mode == "strict" and cut_off(sample["truncated"], sample["tokens"], budget) else sample["extracted"]
 
 
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:

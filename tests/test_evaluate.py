@@ -229,6 +229,24 @@ def test_eval_reads_the_answer_where_the_accuracy_reward_reads_it(recipe_dict, c
     assert sampled["pass@k"]["1"] == sampled["maj@k"]["1"] == paid
 
 
+@pytest.mark.parametrize("tokens", [8, 7])
+def test_strict_eval_cuts_off_where_the_strict_reward_does(tokens):
+    """A completion whose end-of-turn token was the last of its budget reads, to the reward, as one cut off there."""
+    from recipe_cli.evaluate import _add_samples, _greedy_record
+    from recipe_cli.rewards import get_reward
+
+    completion = "<think>x</think><answer>18</answer>"
+    paid = get_reward("accuracy", mode="strict", max_completion_len=8)(
+        [completion], answer=["18"], completion_ids=[list(range(tokens))]
+    )[0]
+    out = Generation(completions=[[completion]], truncated=[[False]], tokens=[[tokens]])  # it stopped on its own
+    record = _greedy_record("prompt", "18", out, 0, "strict", budget=8)
+    assert float(record["correct"]) == float(record["correct_strict"]) == paid
+    assert record["truncated"] is False  # the truncation rate still counts completions that never stopped
+    sampled = _add_samples([{"gold": "18"}], out, [1], "strict", budget=8)
+    assert sampled["pass@k"]["1"] == sampled["maj@k"]["1"] == paid
+
+
 def test_a_cut_off_sample_does_not_vote_in_strict_mode():
     from recipe_cli.evaluate import _add_samples
 
