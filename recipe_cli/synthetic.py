@@ -14,6 +14,7 @@ import hashlib
 import random
 import re
 
+TEST_SEED = 42  # the test split's problems, whatever the run's seed: the ones the demo (seed 42) was measured on
 NAMES = ["Ava", "Ben", "Cleo", "Dan", "Eva", "Finn", "Gus", "Hana", "Ivy", "Jack", "Kai", "Lena", "Max", "Nora"]
 ITEMS = ["apples", "books", "coins", "eggs", "marbles", "pens", "shells", "stickers", "cards", "cookies"]
 
@@ -114,7 +115,9 @@ def _draw(rng: random.Random, max_value: int) -> dict:
 def generate_problems(
     split: str, size: int, seed: int, max_value: int = MAX_VALUE, teacher_error_rate: float = 0.0
 ) -> list[dict]:
-    """Return ``size`` distinct problems of ``split`` ("train" or "test"), the same for the same seed.
+    """Return ``size`` distinct problems of ``split`` ("train" or "test"): the train problems the same for the same
+    seed, the test problems the same for every seed (the first ``size`` of one sequence), as a dataset's test split
+    is, so runs of different seeds are evaluated on the same problems and their accuracies compare.
 
     Rows have ``question``, ``answer`` (the gold number as text), and the teacher's worked
     solution: ``reasoning`` (the steps, one per line) and ``final`` (the answer it ends with).
@@ -124,6 +127,8 @@ def generate_problems(
     """
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', not {split!r}")
+    if split == "test":
+        seed = TEST_SEED
     rng = random.Random(f"{seed}-{split}")
     noise = random.Random(f"{seed}-{split}-teacher")
     rows, seen = [], set()

@@ -95,8 +95,9 @@ def test_arithmetic_splits_are_disjoint_and_seeded():
     train = generate_problems("train", 2000, seed=1)
     test = generate_problems("test", 300, seed=1)
     assert not {p["question"] for p in train} & {p["question"] for p in test}
-    assert generate_problems("test", 300, seed=1) == test
-    assert generate_problems("test", 300, seed=2) != test
+    assert generate_problems("train", 2000, seed=1) == train and generate_problems("train", 2000, seed=2) != train
+    # the test problems are the same for every seed, so runs of two seeds are evaluated on the same problems
+    assert generate_problems("test", 300, seed=2) == test and generate_problems("test", 100, seed=3) == test[:100]
     for problem in test[:50]:
         steps = problem["reasoning"].splitlines()
         assert steps[-1].endswith(f"= {problem['answer']}")
