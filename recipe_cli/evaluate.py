@@ -26,7 +26,7 @@ from recipe_cli.generation import Decoding, Generation, open_engine
 from recipe_cli.metrics import majority_answer, majority_correct, pass_at_k
 from recipe_cli.models import is_adapter
 from recipe_cli.rewards import format as format_reward
-from recipe_cli.runs import RunFolder
+from recipe_cli.runs import RunFolder, settings_hash
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ def evaluate_model(
         "limit": limit,
         "seed": recipe.seed,
         "n": len(samples),
+        "problems": settings_hash({"problems": [[row["question"], row["answer"]] for row in rows]}),
         "answer_checker": ANSWER_CHECKER,
         "accuracy_mode": mode,  # which of accuracy_strict / accuracy_flexible `accuracy` is
         "answer_after": reading["answer_after"],  # the answer read after it, as the accuracy reward reads it

@@ -520,11 +520,30 @@ def eval_table(runs: list[RunLogs]) -> list[str]:
         f"{MODE_LEGEND}; format: <think> then <answer>; truncated: reached max_new_tokens; tokens: mean completion "
         "length.",
     ]
+    lines += different_problems(runs)
     outdated = [(run, label, why) for run in runs for label, why in run.outdated.items()]
     if outdated:
         lines += ["", "\\* Outdated: these evaluations measured a model that has been replaced since; "]
         lines[-1] += "`recipe eval` measures the current one:"
         lines += [""] + [f"- {f'`{run.label}` ' if several else ''}{label}: {why}" for run, label, why in outdated]
+    return lines
+
+
+def different_problems(runs: list[RunLogs]) -> list[str]:
+    """A note for each eval set that the runs' full evaluations measured on different problems (another dataset
+    split, ``max_samples`` or data version): their accuracies then differ by the problems too."""
+    digests: dict[str, dict[str, set[str]]] = {}  # eval set -> problems' digest -> the runs
+    for run in runs:
+        for summary in run.evals.values():
+            if summary.get("problems") and summary.get("limit") is None:
+                sets = digests.setdefault(summary.get("eval_set", ""), {})
+                sets.setdefault(summary["problems"], set()).add(run.label)
+    lines = []
+    for eval_set, groups in digests.items():
+        if len(groups) > 1:
+            named = "; ".join(", ".join(f"`{label}`" for label in sorted(group)) for group in groups.values())
+            lines += ["", f"Different problems: the runs evaluated different problems on {eval_set} ({named}), "]
+            lines[-1] += "so their accuracies differ by the problems as well as by the models."
     return lines
 
 

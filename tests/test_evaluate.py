@@ -15,6 +15,8 @@ from recipe_cli.config import validate_recipe
 from recipe_cli.errors import RecipeError
 from recipe_cli.generation import Generation, choose_backend
 from recipe_cli.metrics import answer_key, majority_answer, majority_correct, pass_at_k
+from recipe_cli.runs import settings_hash
+from recipe_cli.synthetic import generate_problems
 
 from .conftest import GSM8K_DIR, TINY_RECIPE
 
@@ -326,6 +328,8 @@ def test_summary_records_exactly_what_was_measured(recipe_dict, write_recipe, tm
     assert summary["dataset"] == "arithmetic" and summary["split"] == "test"
     assert summary["dataset_settings"]["max_samples"] == 8 and summary["limit"] == 3 and summary["n"] == 3
     assert summary["seed"] == 7 and summary["backend"] == "transformers"
+    questions = [[row["question"], row["answer"]] for row in generate_problems("test", 3, seed=7)]
+    assert summary["problems"] == settings_hash({"problems": questions})  # what the report compares runs by
     assert summary["decoding"]["sampling"] == {
         "num_samples": 4,
         "temperature": 0.8,

@@ -147,6 +147,18 @@ def test_report_compares_runs_in_one_table(tmp_path):
     assert "### a, step 12 (end)" in text and "### b, step 12 (end)" in text
 
 
+def test_report_says_when_runs_were_evaluated_on_different_problems(tmp_path):
+    a, b, c = (fake_run(tmp_path, name) for name in ("a", "b", "c"))
+    for folder, problems in ((a, "1111"), (b, "1111"), (c, "2222")):
+        for label in ("base", "sft", "grpo"):
+            path = folder / "eval" / f"{label}.json"
+            summary = json.loads(path.read_text()) | {"eval_set": "arithmetic test", "problems": problems}
+            path.write_text(json.dumps(summary))
+    assert "Different problems" not in write_report([a, b]).path.read_text()
+    text = write_report([a, b, c]).path.read_text()
+    assert "the runs evaluated different problems on arithmetic test (`a`, `b`; `c`)" in text
+
+
 def test_report_of_what_is_not_a_run_is_a_user_error(tmp_path):
     result = invoke("report", tmp_path)
     assert result.exit_code == 2
