@@ -96,6 +96,14 @@ class LoraSettings(Strict):
     dropout: float = Field(0.05, ge=0.0, lt=1.0)
     target_modules: str | list[str] = "all-linear"
 
+    @field_validator("target_modules")
+    @classmethod
+    def _some_target(cls, value):
+        if not value:  # peft raises only once the trainer is built, after the data was prepared
+            what = "the list is empty" if isinstance(value, list) else "the pattern is empty"
+            raise ValueError(f"{what}; name the modules to adapt (e.g. [q_proj, v_proj]) or give all-linear")
+        return value
+
 
 class TinyModelSettings(Strict):
     """A tiny Llama-type model built locally (demo and tests); see ``recipe_cli.tiny_model``."""

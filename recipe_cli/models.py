@@ -148,10 +148,14 @@ def check_lora_targets(path: str | Path, settings: ModelSettings) -> None:
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust)
     modules = dict(model.named_modules())
     targets = lora.target_modules
-    if isinstance(targets, str):  # peft: a regular expression matched against whole module names
-        missing = [] if any(re.fullmatch(targets, name) for name in modules) else [targets]
-    else:  # peft: a module name or the end of one
-        missing = [t for t in targets if not any(name == t or name.endswith(f".{t}") for name in modules)]
+
+    def matches(target: str, name: str) -> bool:
+        if isinstance(targets, str):  # peft: a regular expression matched against whole module names
+            return re.fullmatch(target, name) is not None
+        return name == target or name.endswith(f".{target}")  # peft: a module name or the end of one
+
+    listed = [targets] if isinstance(targets, str) else targets
+    missing = [t for t in listed if not any(matches(t, name) for name in modules)]
     if missing:
         linear = sorted(
             {
@@ -164,6 +168,17 @@ def check_lora_targets(path: str | Path, settings: ModelSettings) -> None:
             f"model.lora.target_modules: {', '.join(missing)} {'matches' if len(missing) == 1 else 'match'} no "
             f"module of {path}; its linear layers are "
             f"{', '.join(linear)} (or give all-linear)"
+        )
+    # TRL computes the log-probabilities from the output layer's weight directly, so it refuses an adapter there
+    # (SFTTrainer and GRPOTrainer, when built: after the data was prepared)
+    output = model.get_output_embeddings()
+    head = next((name for name, module in modules.items() if output is not None and module is output), None)
+    hit = next((t for t in listed if head is not None and matches(t, head)), None)
+    if hit is not None:
+        what = f"{hit} is the output layer" if hit == head else f"{hit} matches {head}, the output layer"
+        raise RecipeError(
+            f"model.lora.target_modules: {what}, whose adapter TRL would never train (it reads the output "
+            "layer's weight directly); leave it out"
         )
 
 

@@ -257,6 +257,24 @@ CASES = [
         "model.lora.target_modules: v_prj matches no module of",
     ),
     (
+        "lora-no-targets",  # peft raised NoMatchingPeftModuleError once the trainer was built, after the data
+        "sft",
+        lambda d, t: set_in(d, "model.lora", {"r": 4, "alpha": 8, "target_modules": []}),
+        "model.lora.target_modules: the list is empty; name the modules to adapt (e.g. [q_proj, v_proj]) or give",
+    ),
+    (
+        "lora-on-output-layer",  # TRL raised a ValueError once the trainer was built: it never trains that adapter
+        "grpo",
+        lambda d, t: set_in(d, "model.lora", {"r": 4, "alpha": 8, "target_modules": ["q_proj", "lm_head"]}),
+        "model.lora.target_modules: lm_head is the output layer, whose adapter TRL would never train",
+    ),
+    (
+        "lora-on-output-layer-pattern",
+        "sft",
+        lambda d, t: set_in(d, "model.lora", {"r": 4, "alpha": 8, "target_modules": ".*(q_proj|head)"}),
+        "model.lora.target_modules: .*(q_proj|head) matches lm_head, the output layer",
+    ),
+    (
         "reward-that-raises",  # under run, TRL called it first when GRPO started: after the base eval, SFT and its eval
         "run",
         lambda d, t: (
