@@ -13,7 +13,7 @@ from recipe_cli.config import Recipe, grpo_max_completion_length
 from recipe_cli.data import grpo_prompts
 from recipe_cli.generation import stop_at_end_of_turn, stop_token_ids
 from recipe_cli.health import health_callback
-from recipe_cli.models import adapter_base, is_adapter, load_causal_lm, lora_config, model_revision
+from recipe_cli.models import adapter_base, is_adapter, load_causal_lm, lora_config, model_revision, warn_lora_unused
 from recipe_cli.peak_memory import with_peak_memory
 from recipe_cli.precision import PrecisionPlan
 from recipe_cli.resume import StageStart
@@ -104,6 +104,8 @@ def build_grpo_trainer(recipe: Recipe, start: StageStart, prepared=None) -> Stag
     config = trainer_config(GRPOConfig, recipe, "grpo", extra=extra)
     output = Path(config.output_dir)  # runs/<name>/<stage>, as recipe_settings set it
     log_precision("grpo", precision, lora=recipe.model.lora is not None or continues_adapter)
+    if continues_adapter:
+        warn_lora_unused(origin, recipe.model, "grpo")
     model = load_causal_lm(origin, recipe.model, trainable_adapter=continues_adapter, dtype=precision.base)
     stop_at_end_of_turn("grpo", model, tokenizer)  # TRL stops where the generation config says
     peft_config = lora_config(recipe.model.lora) if recipe.model.lora and not continues_adapter else None

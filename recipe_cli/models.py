@@ -39,6 +39,19 @@ def adapter_base(path: str | Path) -> str:
     return base
 
 
+def warn_lora_unused(path: str | Path, settings: ModelSettings, stage: str) -> None:
+    """An adapter trained further keeps its own rank, alpha, dropout and targets: say so when ``model.lora`` differs."""
+    if settings.lora is None:
+        return
+    saved = json.loads((Path(path) / "adapter_config.json").read_text())
+    ours = {"r": settings.lora.r, "lora_alpha": settings.lora.alpha, "lora_dropout": settings.lora.dropout}
+    differ = [f"{key} {saved.get(key)} (model.lora: {value})" for key, value in ours.items() if saved.get(key) != value]
+    if differ:
+        log.warning(
+            "%s trains the LoRA adapter in %s further with its own settings: %s", stage, path, ", ".join(differ)
+        )
+
+
 def resolve_dtype(name: str):
     """The torch dtype for ``model.dtype``; ``auto`` is bfloat16 on a GPU that supports it, else float32."""
     import torch

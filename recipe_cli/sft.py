@@ -10,7 +10,7 @@ from recipe_cli.chat import describe_template, think_prefilled
 from recipe_cli.config import Recipe
 from recipe_cli.data import sft_examples
 from recipe_cli.generation import stop_at_end_of_turn
-from recipe_cli.models import load_causal_lm, lora_config
+from recipe_cli.models import adapter_base, is_adapter, load_causal_lm, lora_config, warn_lora_unused
 from recipe_cli.peak_memory import with_peak_memory
 from recipe_cli.resume import StageStart
 from recipe_cli.runs import RunFolder
@@ -36,11 +36,15 @@ def build_sft_trainer(recipe: Recipe, start: StageStart, prepared=None) -> Stage
     for line in describe_template(tokenizer, think_prefilled(recipe, tokenizer)):
         log.info("sft: %s", line)
     config = trainer_config(SFTConfig, recipe, "sft")
-    peft_config = lora_config(recipe.model.lora) if recipe.model.lora else None
+    # a `model.path` that holds a LoRA adapter is trained further as it is, as GRPO trains SFT's adapter
+    continues_adapter = is_adapter(base)
+    peft_config = lora_config(recipe.model.lora) if recipe.model.lora and not continues_adapter else None
     precision = stage_precision(recipe)
-    log_precision("sft", precision, lora=peft_config is not None)
+    log_precision("sft", precision, lora=continues_adapter or peft_config is not None)
     log.info("sft: %d examples from %s, starting from %s", len(examples), recipe.sft.dataset.describe_source(), base)
-    model = load_causal_lm(base, recipe.model, dtype=precision.base)
+    if continues_adapter:
+        warn_lora_unused(base, recipe.model, "sft")
+    model = load_causal_lm(base, recipe.model, trainable_adapter=continues_adapter, dtype=precision.base)
     stop_at_end_of_turn("sft", model, tokenizer)  # saved with the checkpoint
     trainer = with_peak_memory(SFTTrainer)(
         model=model,
@@ -51,7 +55,12 @@ def build_sft_trainer(recipe: Recipe, start: StageStart, prepared=None) -> Stage
     )
     if start.checkpoint is not None:
         restore_token_count(trainer, start.checkpoint)
-    record = {"lora": peft_config is not None, "base": base, "started_from": base, "precision": precision.record()}
+    record = {
+        "lora": continues_adapter or peft_config is not None,
+        "base": adapter_base(base) if continues_adapter else base,
+        "started_from": base,
+        "precision": precision.record(),
+    }
     return StageTrainer(trainer, Path(config.output_dir), record)
 
 

@@ -98,6 +98,28 @@ def test_lora_sft_then_grpo_continues_the_adapter(recipe_dict, write_recipe, tmp
     assert "grpo" in output
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("lora", [None, {"r": 8, "alpha": 8}])
+def test_sft_from_an_adapter_folder_trains_that_adapter_further(recipe_dict, write_recipe, tmp_path, caplog, lora):
+    """`model.path` naming a LoRA adapter: SFT continues it, as GRPO does (it raised in TRL or autograd before)."""
+    recipe_dict["model"]["lora"] = {"r": 4, "alpha": 8, "dropout": 0.0}
+    recipe_dict["sft"]["trainer"]["learning_rate"] = 1.0e-2
+    del recipe_dict["grpo"], recipe_dict["eval"]
+    run_ok("sft", write_recipe(recipe_dict))
+    first = tmp_path / "runs" / "tiny"
+
+    recipe_dict.update(name="again", model={"path": str(first / "sft"), **({"lora": lora} if lora else {})})
+    run_ok("sft", write_recipe(recipe_dict, "again.yaml"))
+    assert ("with its own settings: r 4 (model.lora: 8)" in caplog.text) == (lora is not None)
+    again = tmp_path / "runs" / "again" / "sft"
+    assert (again / "adapter_config.json").is_file() and not (again / "config.json").is_file()
+    before, after = weights(first / "sft"), weights(again)
+    assert before.keys() == after.keys() and changed(before, after), "SFT did not train the adapter further"
+    assert json.loads((again / "adapter_config.json").read_text())["base_model_name_or_path"] == str(first / "base")
+    record = json.loads((again.parent / "run.json").read_text())["stages"]["sft"]
+    assert record["lora"] is True and record["base_model"] == str(first / "base")
+
+
 def test_batched_greedy_equals_one_at_a_time(recipe_dict):
     """Left padding must not change what greedy decoding writes (right padding would)."""
     from recipe_cli.config import validate_recipe
