@@ -35,6 +35,9 @@ TRAINING_STATE = (
     "rng_state*.pth",
     "training_args.bin",
     "log-state-*.json",
+    # GRPO with beta > 0 continuing an adapter: TRL's frozen copy of the starting adapter, the reference model,
+    # which peft saves beside the trained one in a folder named after it (grpo_trainer.py, `add_adapter("ref", ...)`)
+    "ref/*",
 )
 
 
@@ -43,6 +46,8 @@ def is_training_state(name: str) -> bool:
 
     >>> is_training_state("optimizer.pt"), is_training_state("rng_state_3.pth"), is_training_state("model.safetensors")
     (True, True, False)
+    >>> is_training_state("ref/adapter_model.safetensors")
+    True
     """
     return any(fnmatch.fnmatch(name, pattern) for pattern in TRAINING_STATE)
 

@@ -234,6 +234,17 @@ def test_upload_leaves_out_training_state_checkpoints_and_the_old_readme(recipe_
     assert set(TRAINING_STATE) <= with_state and not any(p.startswith("checkpoint-") for p in with_state)
 
 
+def test_upload_of_a_lora_grpo_stage_leaves_out_trls_frozen_reference_adapter(tmp_path):
+    """With beta > 0, TRL keeps a frozen copy of the starting adapter named "ref", and peft saves it in ref/."""
+    grpo = tmp_path / "grpo"
+    for name in ("adapter_config.json", "adapter_model.safetensors", "ref/adapter_config.json", "ref/x.safetensors"):
+        (grpo / name).parent.mkdir(parents=True, exist_ok=True)
+        (grpo / name).write_bytes(b"{}")
+    assert [f.path_in_repo for f in list_upload_files(grpo)] == ["adapter_config.json", "adapter_model.safetensors"]
+    with_state = [f.path_in_repo for f in list_upload_files(grpo, include_training_state=True)]
+    assert "ref/adapter_config.json" in with_state
+
+
 def test_dry_run_lists_the_files_and_writes_the_card_without_network(recipe_dict, write_recipe, monkeypatch):
     monkeypatch.delenv("HF_TOKEN", raising=False)
     monkeypatch.setattr("huggingface_hub.constants.ENDPOINT", "http://127.0.0.1:9")
