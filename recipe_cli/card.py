@@ -36,6 +36,7 @@ def render_model_card(
     base_model: str,
     *,
     lora: bool = False,
+    merged: bool = False,
     revision: str = "main",
     checkpoint: Path | None = None,
     dtype: str | None = None,
@@ -46,7 +47,8 @@ def render_model_card(
     ``checkpoint`` is the trained folder pushed (default: the stage's final one); the curves of the
     pushed stage come from it (an intermediate one has its own log), and only an eval of exactly
     that folder, on every problem, is published as its accuracy. ``plots`` maps the names of
-    ``recipe_cli.plots`` to the PNGs' paths in the repo, which the card embeds.
+    ``recipe_cli.plots`` to the PNGs' paths in the repo, which the card embeds. ``merged``: the revision
+    holds the base model with the LoRA adapter in ``checkpoint`` merged in (``push.merge_lora``).
     """
     from huggingface_hub import ModelCardData
 
@@ -85,9 +87,9 @@ def render_model_card(
         "which runs the DeepSeek-R1 recipe (cold-start SFT on worked solutions, then GRPO with verifiable "
         f"rewards) from one YAML file on top of TRL. It starts from {origin}.",
         "",
-        _describe_weights(repo_id, revision, lora, base_id, base_model),
+        _describe_weights(repo_id, revision, lora, base_id, base_model, _merged_adapter(checkpoint) if merged else ""),
         "",
-        *([_describe_dtype(dtype, lora, _precision(run, stage)), ""] if dtype else []),
+        *([_describe_dtype(dtype, lora, _precision(run, stage), merged), ""] if dtype else []),
         *_describe_use(recipe, summaries.get(pushed_label) if pushed_label else None, checkpoint, lora),
         "## Data",
         "",
@@ -148,8 +150,17 @@ def _describe_base(recipe: Recipe, run: RunFolder, base_model: str, base_id: str
     return f"the local model folder `{base_model}` (not on the Hub)"
 
 
-def _describe_weights(repo_id: str, revision: str, lora: bool, base_id: str | None, base_model: str = "") -> str:
-    """How to load the revision, then (``_describe_use``) how to prompt it and decode as the eval did."""
+def _merged_adapter(adapter: Path | None) -> str:
+    """The merged adapter in a few words, read from its own config, e.g. ``r 16, alpha 32``."""
+    config = json.loads((adapter / "adapter_config.json").read_text()) if adapter is not None else {}
+    return f"r {config.get('r')}, alpha {config.get('lora_alpha')}" if config else ""
+
+
+def _describe_weights(
+    repo_id: str, revision: str, lora: bool, base_id: str | None, base_model: str = "", merged: str = ""
+) -> str:
+    """How to load the revision, then (``_describe_use``) how to prompt it and decode as the eval did; ``merged``
+    describes the LoRA adapter merged into the full weights, if one was."""
     where = "" if revision == "main" else f', revision="{revision}"'
     if lora:
         code = (
@@ -173,6 +184,11 @@ def _describe_weights(repo_id: str, revision: str, lora: bool, base_id: str | No
             f'tokenizer = AutoTokenizer.from_pretrained("{repo_id}"{where})'
         )
         intro = "This revision holds the full weights:"
+        if merged:
+            intro = (
+                f"This revision holds full weights: the base model with the LoRA adapter the run trained ({merged}) "
+                "merged in, so it loads without peft:"
+            )
     return f"{intro}\n\n```python\n{code}\n```"
 
 
@@ -275,13 +291,26 @@ def _precision(run: RunFolder, stage: str) -> dict | None:
     return (run.read()["stages"].get(stage) or {}).get("precision")
 
 
-def _describe_dtype(dtype: str, lora: bool, precision: dict | None = None) -> str:
-    """The pushed dtype, and the precision the stage trained with as run.json records it (``recipe_cli.precision``)."""
+def _describe_dtype(dtype: str, lora: bool, precision: dict | None = None, merged: bool = False) -> str:
+    """The pushed dtype, and the precision the stage trained with as run.json records it (``recipe_cli.precision``).
+
+    >>> bf16 = {"master": "float32", "base": "bfloat16", "compute": "bfloat16"}  # a LoRA run on a GPU
+    >>> _describe_dtype("bfloat16", False, bf16, merged=True)  # doctest: +NORMALIZE_WHITESPACE
+    'The weights are stored in bfloat16. Training kept float32 master weights for the adapter only, on a frozen
+     bfloat16 base model, and computed in bfloat16.'
+    """
     what = "The adapter's weights are" if lora else "The weights are"
     precision = precision or {}
     computed = (
         f"computed in {precision['compute']}" if precision.get("compute") else "computed in the recipe's `model.dtype`"
     )
+    if merged:  # full weights now, but only the adapter trained: the base stayed as loaded
+        base = precision.get("base")
+        frozen = f"a frozen {base} base model" if base else "the frozen base model"
+        return (
+            f"{what} stored in {dtype}. Training kept {precision.get('master', 'float32')} master weights for the "
+            f"adapter only, on {frozen}, and {computed}."
+        )
     return (
         f"{what} stored in {dtype}. Training kept {precision.get('master', 'float32')} master weights"
         + (" for the adapter" if lora else "")

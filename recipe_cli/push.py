@@ -118,7 +118,8 @@ def plan_push(
     lora = is_adapter(folder)
     staging = run.root / "push" / revision
     dtype = push_dtype(recipe, run, stage)
-    if lora and settings.merge_lora:
+    merged = lora and settings.merge_lora
+    if merged:
         folder = merge_adapter(recipe, folder, staging / "merged", dtype)
         lora = False
     elif lora and (is_local_path(base) or not HUB_ID.match(base)):
@@ -142,7 +143,7 @@ def plan_push(
     staging.mkdir(parents=True, exist_ok=True)
     plots = {name: f"{PLOTS_DIR}/{path.name}" for name, path in card_plots(run, stage, trained, staging).items()}
     card = render_model_card(
-        recipe, stage, base, lora=lora, revision=revision, checkpoint=trained, dtype=dtype, plots=plots
+        recipe, stage, base, lora=lora, merged=merged, revision=revision, checkpoint=trained, dtype=dtype, plots=plots
     )
     card_path = staging / "README.md"
     card_path.write_text(card)

@@ -553,7 +553,9 @@ def test_merge_lora_pushes_full_weights_with_the_adapter_merged_in(recipe_dict):
                 parameter.fill_(0.5)  # B starts at zero; make the adapter change the weights
     model.save_pretrained(run.stage_dir("sft"))
     AutoTokenizer.from_pretrained(base).save_pretrained(run.stage_dir("sft"))  # as the SFT stage saves it
-    run.record_stage("sft", run.stage_dir("sft"), lora=True, base=base, started_from=base)
+    precision = {"master": "float32", "base": "bfloat16", "compute": "bfloat16"}  # a bf16 LoRA run on a GPU
+    # the card reads the adapter it merged: alpha 8 (peft's default above), not the recipe's 4
+    run.record_stage("sft", run.stage_dir("sft"), lora=True, base=base, started_from=base, precision=precision)
 
     plan = plan_push(recipe)
     names = {f.path_in_repo for f in plan.files}
@@ -561,7 +563,14 @@ def test_merge_lora_pushes_full_weights_with_the_adapter_merged_in(recipe_dict):
     merged, original = load_file(plan.checkpoint / "model.safetensors"), load_file(f"{base}/model.safetensors")
     key = "model.layers.0.self_attn.q_proj.weight"
     assert not torch.equal(merged[key], original[key])
-    assert "library_name: transformers" in plan.card_path.read_text()
+    ids = torch.arange(12).unsqueeze(0)
+    with torch.no_grad():  # the merged model computes what the base with its adapter computes
+        expected = model.eval()(ids).logits
+        assert torch.allclose(AutoModelForCausalLM.from_pretrained(plan.checkpoint)(ids).logits, expected, atol=1e-5)
+    card = " ".join(plan.card_path.read_text().split())
+    assert "library_name: transformers" in card
+    assert "full weights: the base model with the LoRA adapter the run trained (r 2, alpha 8) merged in" in card
+    assert "Training kept float32 master weights for the adapter only, on a frozen bfloat16 base model" in card
 
 
 def test_push_in_a_fresh_process_pointed_at_the_hub_by_hf_endpoint(recipe_dict, write_recipe, fake_hub):
