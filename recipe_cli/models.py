@@ -136,8 +136,31 @@ def load_causal_lm(
 
         model = PeftModel.from_pretrained(model, str(path), is_trainable=trainable_adapter)
         if merge:
+            untie_adapted_embeddings(model)
             model = model.merge_and_unload()
     return model
+
+
+def untie_adapted_embeddings(model) -> None:
+    """Give the output layer its own copy of the input embeddings when a LoRA adapter changes tied input embeddings.
+
+    With ``tie_word_embeddings`` the two layers share one weight, but peft adapts only the input
+    lookup: the output layer of the adapted model (and TRL's log-probabilities, which read its
+    weight) keep the base weight. Merging writes the change into the shared weight and so into
+    the output layer too, which yields another model; an untied copy keeps the trained one.
+    """
+    import torch
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    base = model.get_base_model()
+    inputs, outputs = base.get_input_embeddings(), base.get_output_embeddings()
+    if not isinstance(inputs, BaseTunerLayer) or outputs is None:
+        return
+    if outputs.weight is not inputs.get_base_layer().weight:
+        return
+    outputs.weight = torch.nn.Parameter(outputs.weight.detach().clone(), requires_grad=False)
+    for config in {id(c): c for c in (base.config, base.config.get_text_config())}.values():
+        config.tie_word_embeddings = False  # saved so: a reload must not tie them again
 
 
 def check_lora_targets(path: str | Path, settings: ModelSettings) -> None:

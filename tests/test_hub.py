@@ -533,7 +533,8 @@ def test_push_to_main_when_asked(trained_run, fake_hub):
 
 
 @pytest.mark.slow
-def test_merge_lora_pushes_full_weights_with_the_adapter_merged_in(recipe_dict):
+@pytest.mark.parametrize("targets", [["q_proj"], ["q_proj", "embed_tokens"]])  # the tiny model ties its embeddings
+def test_merge_lora_pushes_full_weights_with_the_adapter_merged_in(recipe_dict, targets):
     import torch
     from peft import LoraConfig, get_peft_model
     from safetensors.torch import load_file
@@ -546,11 +547,11 @@ def test_merge_lora_pushes_full_weights_with_the_adapter_merged_in(recipe_dict):
     recipe = validate_recipe(recipe_dict)
     run = RunFolder(recipe)
     base = prepare_base_model(recipe, run)
-    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), LoraConfig(r=2, target_modules=["q_proj"]))
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(base), LoraConfig(r=2, target_modules=targets))
     with torch.no_grad():
         for name, parameter in model.named_parameters():
-            if "lora_B" in name:
-                parameter.fill_(0.5)  # B starts at zero; make the adapter change the weights
+            if "lora_" in name and not parameter.any():
+                parameter.fill_(0.5)  # one factor starts at zero (B, or A for embeddings); make the adapter count
     model.save_pretrained(run.stage_dir("sft"))
     AutoTokenizer.from_pretrained(base).save_pretrained(run.stage_dir("sft"))  # as the SFT stage saves it
     precision = {"master": "float32", "base": "bfloat16", "compute": "bfloat16"}  # a bf16 LoRA run on a GPU
