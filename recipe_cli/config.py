@@ -1451,6 +1451,8 @@ def check_model_folder(folder: Path, recipe: Recipe, where: str) -> list[str]:
         return problems
     if not has_tokenizer and not adapter:
         problems.append(no_tokenizer(where))
+    elif not adapter:
+        problems += tokens_beyond_embeddings(folder, where)
     needs_template = recipe.prompt.template is None and recipe.model.chat_template is None
     if has_tokenizer and needs_template and not _has_chat_template(folder):
         problems.append(
@@ -1480,6 +1482,31 @@ def holds_weights(folder: Path) -> bool:
     """Whether a folder holds a weights file (``WEIGHT_FILES``), not counting the training state a trainer saves
     beside the model (``training_args.bin``, ``optimizer.pt``: they match the same patterns)."""
     return any(not is_training_state(path.name) for pattern in WEIGHT_FILES for path in folder.glob(pattern))
+
+
+def tokens_beyond_embeddings(folder: Path, where: str) -> list[str]:
+    """A tokenizer (``tokenizer.json``) with ids the model's embeddings have no row for: tokens added, a chat
+    template's, without ``resize_token_embeddings``. The first text holding one fails in the embedding lookup
+    with an IndexError; read from the files alone, and only when both say their size."""
+    import json
+
+    try:
+        config = json.loads((folder / "config.json").read_text())
+        tokenizer = json.loads((folder / "tokenizer.json").read_text())
+    except (OSError, ValueError, UnicodeDecodeError):
+        return []  # loading says what is wrong with them
+    rows = config.get("vocab_size") or (config.get("text_config") or {}).get("vocab_size")
+    vocab = (tokenizer.get("model") or {}).get("vocab")
+    ids = [*(vocab.values() if isinstance(vocab, dict) else [])]
+    ids += [token.get("id") for token in tokenizer.get("added_tokens") or [] if isinstance(token, dict)]
+    ids = [i for i in ids if isinstance(i, int)]
+    if not isinstance(rows, int) or not ids or max(ids) < rows:
+        return []
+    return [
+        f"{where}: its tokenizer has ids up to {max(ids)} but the model's embeddings have {rows} rows (vocab_size "
+        "in config.json); tokens were added without resizing the embeddings: call "
+        "model.resize_token_embeddings(len(tokenizer)) and save the model again"
+    ]
 
 
 def holds_tokenizer(folder: Path) -> bool:

@@ -75,6 +75,22 @@ def model_folder(data: dict, tmp: Path, *files: str) -> None:
     data["model"] = {"path": str(folder)}
 
 
+def tokens_beyond_embeddings(data: dict, tmp: Path) -> None:
+    """A model folder whose tokenizer gained tokens (a chat template's) without the embeddings being resized."""
+    from transformers import AutoTokenizer
+
+    from recipe_cli.tiny_model import build_tiny_model
+
+    folder = build_tiny_model(tmp / "grown", **{**data["model"]["tiny"], "num_layers": 1}, seed=0)
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.add_tokens(["<|turn|>", "<|endturn|>"], special_tokens=True)
+    tokenizer.chat_template = tokenizer.chat_template.replace("<|im_start|>", "<|turn|>").replace(
+        "<|im_end|>", "<|endturn|>"
+    )
+    tokenizer.save_pretrained(folder)
+    data["model"] = {"path": str(folder)}
+
+
 def cut_off_weights(data: dict, tmp: Path) -> None:
     """A model folder whose weights file was copied half-way (its header names 4096 bytes of tensors)."""
     model_folder(data, tmp, "config.json", "tokenizer.json", "chat_template.jinja")
@@ -482,6 +498,12 @@ CASES = [
         "run",
         lambda d, t: model_folder(d, t, "config.json", "model.safetensors", "tokenizer.json"),
         "has no chat template",
+    ),
+    (
+        "tokenizer-outgrew-the-embeddings",  # an IndexError in the embedding lookup at the first forward pass
+        "sft",
+        tokens_beyond_embeddings,
+        "its tokenizer has ids up to 405 but the model's embeddings have 404 rows (vocab_size in config.json)",
     ),
     ("runs-dir-is-a-file", "sft", lambda d, t: d.update(runs_dir=str(t / "x.txt")), "is a file, not a folder"),
     (
