@@ -534,6 +534,7 @@ def training_plan(recipe: Recipe, stages: list[str], *, evaluates: bool = False)
     from recipe_cli.training import check_trainer_configs, stage_precision
 
     check_trainer_configs(recipe, stages)  # TRL's and transformers' own checks of the settings, as training runs them
+    recipe = _with_trained_adapter(recipe)
     tokenizer = plan_tokenizer(recipe)
     config = _model_config(recipe)
     precision = stage_precision(recipe)
@@ -582,8 +583,29 @@ def plan_tokenizer(recipe: Recipe):
     return load_tokenizer(recipe.model.path, recipe.model)
 
 
+def _with_trained_adapter(recipe: Recipe) -> Recipe:
+    """The recipe as training sees it: a ``model.path`` holding a LoRA adapter trains that adapter further, with
+    its own rank and targets (``recipe_cli.sft``, ``recipe_cli.grpo``), whatever ``model.lora`` says."""
+    import json
+
+    from recipe_cli.config import LoraSettings
+    from recipe_cli.models import is_adapter
+
+    if recipe.model.path is None or not is_adapter(recipe.model.path):
+        return recipe
+    saved = json.loads((Path(recipe.model.path) / "adapter_config.json").read_text())
+    lora = LoraSettings.model_construct(
+        r=saved.get("r", 8),
+        alpha=saved.get("lora_alpha", 8),
+        dropout=saved.get("lora_dropout", 0.0),
+        target_modules=saved.get("target_modules") or "all-linear",
+    )
+    return recipe.model_copy(update={"model": recipe.model.model_copy(update={"lora": lora})})
+
+
 def _model_config(recipe: Recipe):
-    """The model's config (no weights): the tiny model's, else AutoConfig from the folder or the Hub cache."""
+    """The model's config (no weights): the tiny model's, else AutoConfig from the folder or the Hub cache (an
+    adapter's: its base model's)."""
     if recipe.model.tiny is not None:
         from recipe_cli.tiny_model import tiny_model_config
 
@@ -591,9 +613,14 @@ def _model_config(recipe: Recipe):
         return tiny_model_config(tiny.hidden_size, tiny.num_layers, tiny.num_heads, tiny.vocab_size, tiny.max_length)
     from transformers import AutoConfig
 
+    from recipe_cli.models import adapter_base, is_adapter
+
+    path = adapter_base(recipe.model.path) if is_adapter(recipe.model.path) else recipe.model.path
     try:
         return AutoConfig.from_pretrained(
-            recipe.model.path, revision=recipe.model.revision, trust_remote_code=recipe.model.trust_remote_code
+            path,
+            revision=recipe.model.revision if path == recipe.model.path else None,  # model.revision pins model.path
+            trust_remote_code=recipe.model.trust_remote_code,
         )
     except OSError as error:
         raise RecipeError(f"cannot read the config of '{recipe.model.path}': {str(error).splitlines()[0]}") from None

@@ -108,7 +108,12 @@ def test_sft_from_an_adapter_folder_trains_that_adapter_further(recipe_dict, wri
     run_ok("sft", write_recipe(recipe_dict))
     first = tmp_path / "runs" / "tiny"
 
-    recipe_dict.update(name="again", model={"path": str(first / "sft"), **({"lora": lora} if lora else {})})
+    # bfloat16: a frozen 16-bit base under the float32 adapter, as with model.lora (full weights would be float32)
+    again_model = {"path": str(first / "sft"), "dtype": "bfloat16", **({"lora": lora} if lora else {})}
+    recipe_dict.update(name="again", model=again_model)
+    trained = sum(tensor.numel() for tensor in weights(first / "sft").values())
+    planned = run_ok("sft", write_recipe(recipe_dict, "again.yaml"), "--dry-run")  # read the base's config
+    assert f"LoRA trains {trained:,}" in planned, planned  # the adapter's own rank and targets
     run_ok("sft", write_recipe(recipe_dict, "again.yaml"))
     assert ("with its own settings: r 4 (model.lora: 8)" in caplog.text) == (lora is not None)
     again = tmp_path / "runs" / "again" / "sft"
@@ -118,6 +123,7 @@ def test_sft_from_an_adapter_folder_trains_that_adapter_further(recipe_dict, wri
     assert json.loads((again / "adapter_config.json").read_text())["base_model_name_or_path"] == str(first / "base")
     record = json.loads((again.parent / "run.json").read_text())["stages"]["sft"]
     assert record["lora"] is True and record["base_model"] == str(first / "base")
+    assert (record["precision"]["base"], record["precision"]["master"]) == ("bfloat16", "float32")
 
 
 def test_batched_greedy_equals_one_at_a_time(recipe_dict):
