@@ -167,10 +167,7 @@ def check_lora_targets(path: str | Path, settings: ModelSettings) -> None:
     """``model.lora.target_modules`` against the modules of the model at ``path`` (built on the meta device, no
     weights): peft refuses targets that match nothing only when the trainer is built, after the data is prepared,
     and passes over a listed name that matches nothing when another one matches."""
-    import re
-
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig
 
     lora = settings.lora
     if lora is None or lora.target_modules == "all-linear" or is_adapter(path):
@@ -180,8 +177,21 @@ def check_lora_targets(path: str | Path, settings: ModelSettings) -> None:
         config = AutoConfig.from_pretrained(str(path), revision=model_revision(path, settings), trust_remote_code=trust)
     except (OSError, ValueError):
         return  # loading the model says what is wrong with it
+    check_lora_targets_of(config, settings, str(path))
+
+
+def check_lora_targets_of(config, settings: ModelSettings, where: str) -> None:
+    """``check_lora_targets`` on a model config (what ``--dry-run`` reads); ``where`` names the model."""
+    import re
+
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    lora = settings.lora
+    if lora is None or lora.target_modules == "all-linear":
+        return
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust)
+        model = AutoModelForCausalLM.from_config(config, trust_remote_code=settings.trust_remote_code)
     modules = dict(model.named_modules())
     targets = lora.target_modules
 
@@ -202,7 +212,7 @@ def check_lora_targets(path: str | Path, settings: ModelSettings) -> None:
         )
         raise RecipeError(
             f"model.lora.target_modules: {', '.join(missing)} {'matches' if len(missing) == 1 else 'match'} no "
-            f"module of {path}; its linear layers are "
+            f"module of {where}; its linear layers are "
             f"{', '.join(linear)} (or give all-linear)"
         )
     # TRL computes the log-probabilities from the output layer's weight directly, so it refuses an adapter there

@@ -531,12 +531,16 @@ def training_plan(recipe: Recipe, stages: list[str], *, evaluates: bool = False)
     """Each stage's data after filtering, batches, steps, memory and misfits; ``evaluates``: the command runs the
     evals too, so what this machine lacks for them counts."""
     from recipe_cli.launch import check_machine
+    from recipe_cli.models import check_lora_targets_of
     from recipe_cli.training import check_trainer_configs, stage_precision
 
     check_trainer_configs(recipe, stages)  # TRL's and transformers' own checks of the settings, as training runs them
-    recipe = _with_trained_adapter(recipe)
-    tokenizer = plan_tokenizer(recipe)
-    config = _model_config(recipe)
+    trained = _with_trained_adapter(recipe)
+    tokenizer = plan_tokenizer(trained)
+    config = _model_config(trained)
+    if trained is recipe:  # an adapter trained further keeps its own targets
+        check_lora_targets_of(config, recipe.model, recipe.model.path or "the tiny model")
+    recipe = trained
     precision = stage_precision(recipe)
     params, trainable = _parameter_counts(config, recipe)
     try:

@@ -638,6 +638,20 @@ def test_cli_argument_mistakes_are_one_line_too(recipe_dict, write_recipe, tmp_p
         assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.parametrize(
+    ("targets", "expected"),
+    [(["q_proj", "v_prj"], "v_prj matches no module of the tiny model"), (["lm_head"], "lm_head is the output layer")],
+)
+def test_a_dry_run_checks_the_lora_targets_as_training_does(recipe_dict, write_recipe, tmp_path, targets, expected):
+    """It printed a plan and 'nothing was trained' while the same command without --dry-run stopped at once."""
+    recipe_dict["model"]["lora"] = {"r": 4, "alpha": 8, "target_modules": targets}
+    result = runner.invoke(app, ["run", str(write_recipe(recipe_dict)), "--dry-run"])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and f"model.lora.target_modules: {expected}" in lines[0], result.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_mistake_after_training_started_keeps_the_run(recipe_dict):
     """Only what a command wrote before any stage trained is removed; checkpoints are never deleted on an error."""
     from recipe_cli.config import validate_recipe
