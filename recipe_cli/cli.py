@@ -418,6 +418,13 @@ def _training_command(
             code = relaunch(loaded, argv, lock)
             if code:
                 lock.failed = code == 2  # a user mistake the ranks reported: nothing of this command is kept
+                if code != 2 and code < 128:  # a mistake or a signal has said its own line
+                    from recipe_cli.console import error as print_error
+
+                    print_error(
+                        f"a rank failed (exit code {code}; its error is above, or it was killed, e.g. out of "
+                        f"memory); the run keeps its last complete checkpoint: continue with `{command_line} --resume`"
+                    )
                 raise typer.Exit(code)
             return
         starts = pipeline.plan_starts(loaded, stages, resume=resume, overwrite=overwrite, force=force)

@@ -959,3 +959,25 @@ def test_data_and_a_merging_push_stop_too_when_the_attention_package_is_missing(
         assert result.exit_code == 2 and "flash_attention_2 needs flash-attn" in result.stderr, result.output
         assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "runs").exists()  # stopped before the base model was built
+
+
+@pytest.mark.parametrize(("code", "line"), [(1, True), (2, False), (143, False)])
+def test_a_failed_rank_ends_in_one_line_with_the_command_that_continues(
+    recipe_dict, write_recipe, monkeypatch, code, line
+):
+    """A rank that crashed or was killed (out of memory) leaves the launcher's traceback last; recipe says what
+    happened and how to go on. A user mistake (2) and a signal (128 + N) have said their own line in the ranks."""
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+
+    monkeypatch.setattr("recipe_cli.launch.relaunch", lambda recipe, argv, lock=None: code)
+    recipe_dict["launch"] = {"num_processes": 2}
+    path = write_recipe(recipe_dict)
+    result = CliRunner().invoke(app, ["sft", str(path), "--set", "seed=3"])
+    assert result.exit_code == code
+    said = f"error: a rank failed (exit code {code};" in result.stderr
+    assert said == line, result.stderr
+    if line:
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.endswith(f"continue with `recipe sft {path} --set seed=3 --resume`")
