@@ -89,6 +89,7 @@ RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
             "num_iterations",
             "max_completion_length",
             "max_length",
+            "ref_model_sync_steps",  # TRL takes the step modulo it: 0 raised ZeroDivisionError at the first step
         ),
         (1, True, None, False),
     ),
@@ -113,11 +114,18 @@ RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
         (0, False, None, False),
     ),
     "top_p": (0, False, 1, True),
+    # a share of the tokens: TRL fed 1 - value to torch.quantile at the first loss (below 0 crashed), and took any
+    # value from 1 up as "keep every token"
+    "top_entropy_quantile": (0, True, 1, True),
+    # reference = alpha x policy + (1 - alpha) x reference at each sync: 0 never moves it, above 1 extrapolates
+    "ref_model_mixup_alpha": (0, False, 1, True),
     "min_p": (0, True, 1, True),
 }
 STEP_STRATEGIES = {"logging_steps": "logging_strategy", "save_steps": "save_strategy", "eval_steps": "eval_strategy"}
 RANGE_HINTS = {
     "temperature": "GRPO learns from the differences between a prompt's samples (e.g. 0.7-1.0)",
+    "top_entropy_quantile": "the share of tokens, by entropy, the policy loss keeps: 0.2 in the paper, 1 keeps all",
+    "ref_model_mixup_alpha": "the policy's share of the reference after each sync (TRL's default 0.6)",
     "logging_steps": "a count of steps, or below 1 a share of the run",
     "save_steps": "a count of steps, or below 1 a share of the run",
     "eval_steps": "a count of steps, or below 1 a share of the run",

@@ -71,6 +71,22 @@ def test_tiny_recipe_is_valid(recipe_dict):
             "e.g. [7, 14, 21]), or train on 7 processes (--num-processes 7: a recipe written for several GPUs",
         ),
         (lambda d: d["grpo"]["trainer"].update(num_generations=1), "at least 2 completions per prompt"),
+        (  # TRL crashed at the first loss computation (torch.quantile), after the model loaded
+            lambda d: d["grpo"]["trainer"].update(top_entropy_quantile=-0.2),
+            "grpo.trainer.top_entropy_quantile: -0.2 is not a value it can take: it must be at least 0 and at most 1",
+        ),
+        (  # TRL kept every token without a word: the setting did nothing
+            lambda d: d["grpo"]["trainer"].update(top_entropy_quantile=1.5),
+            "grpo.trainer.top_entropy_quantile: 1.5 is not a value it can take",
+        ),
+        (  # ZeroDivisionError in TRL's sync callback at the first step, after the model loaded
+            lambda d: d["grpo"]["trainer"].update(beta=0.04, sync_ref_model=True, ref_model_sync_steps=0),
+            "grpo.trainer.ref_model_sync_steps: 0 is not a value it can take: it must be at least 1",
+        ),
+        (  # the reference became 1.5 x policy - 0.5 x reference: an extrapolation, not a mix
+            lambda d: d["grpo"]["trainer"].update(beta=0.04, sync_ref_model=True, ref_model_mixup_alpha=1.5),
+            "grpo.trainer.ref_model_mixup_alpha: 1.5 is not a value it can take: it must be above 0 and at most 1",
+        ),
         (
             lambda d: d["eval"]["dataset"].update(adapter="columns", path="missing.jsonl"),
             "eval.dataset.path: 'missing.jsonl' does not exist",
