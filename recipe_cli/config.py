@@ -1653,6 +1653,17 @@ def _check_generation_batch(trainer: dict[str, Any], world: int) -> list[str]:
     batch, num_generations, how = generation_batch(trainer, world)
     if num_generations is None or num_generations < 2:
         return [f"grpo.trainer.num_generations: {num_generations}; GRPO compares at least 2 completions per prompt"]
+    micro = effective_setting("GRPOConfig", trainer, "per_device_train_batch_size") * world
+    if trainer.get("generation_batch_size") and batch % micro:  # GRPOConfig refuses it when the stage starts
+        step = math.lcm(micro, num_generations)
+        below, above = batch // step * step, (batch // step + 1) * step
+        fits = f"{below} or {above}" if below else str(above)
+        processes = f" x {world} processes" if world > 1 else ""
+        return [
+            f"grpo.trainer.generation_batch_size: {batch} does not split into micro-batches of {micro} completions "
+            f"(per_device_train_batch_size {micro // world}{processes}); use a multiple of {micro} that "
+            f"num_generations {num_generations} divides, e.g. {fits}"
+        ]
     if batch % num_generations:
         divisors = [g for g in range(2, batch + 1) if batch % g == 0]
         fits = f"num_generations in {divisors}" if divisors else "a larger batch"

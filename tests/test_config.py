@@ -71,6 +71,11 @@ def test_tiny_recipe_is_valid(recipe_dict):
             "e.g. [7, 14, 21]), or train on 7 processes (--num-processes 7: a recipe written for several GPUs",
         ),
         (lambda d: d["grpo"]["trainer"].update(num_generations=1), "at least 2 completions per prompt"),
+        (  # validate called it valid; GRPOConfig refused it only when the stage built its trainer
+            lambda d: d["grpo"]["trainer"].update(generation_batch_size=12),
+            "grpo.trainer.generation_batch_size: 12 does not split into micro-batches of 8 completions "
+            "(per_device_train_batch_size 8); use a multiple of 8 that num_generations 4 divides, e.g. 8 or 16",
+        ),
         (  # TRL crashed at the first loss computation (torch.quantile), after the model loaded
             lambda d: d["grpo"]["trainer"].update(top_entropy_quantile=-0.2),
             "grpo.trainer.top_entropy_quantile: -0.2 is not a value it can take: it must be at least 0 and at most 1",
