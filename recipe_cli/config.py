@@ -1647,6 +1647,27 @@ def generation_batch(trainer: dict[str, Any], world: int = 1) -> tuple[int, int,
     return per_device * steps * world, num_generations, how
 
 
+def too_few_grpo_prompts(prompts: int, trainer: dict[str, Any], world: int = 1) -> str | None:
+    """Why ``prompts`` GRPO prompts would train no step, or None.
+
+    TRL's sampler serves whole generation batches only: fewer prompts than one batch make no batch,
+    and the trainer ended the stage at step 0 as finished.
+
+    >>> too_few_grpo_prompts(5, {"per_device_train_batch_size": 24, "num_generations": 4})  # doctest: +ELLIPSIS
+    'the 5 prompts are fewer than one generation batch of 6 (24 completions: ...), so GRPO would train no step; ...'
+    >>> too_few_grpo_prompts(6, {"per_device_train_batch_size": 24, "num_generations": 4}) is None
+    True
+    """
+    batch, generations, how = generation_batch(trainer, world)
+    if prompts >= batch // generations:
+        return None
+    return (
+        f"the {prompts} prompts are fewer than one generation batch of {batch // generations} ({batch} completions: "
+        f"{how}), so GRPO would train no step; TRL generates for whole batches of prompts only: give more prompts "
+        "or make the batch smaller"
+    )
+
+
 def _check_generation_batch(trainer: dict[str, Any], world: int) -> list[str]:
     if trainer.get("generation_batch_size") and trainer.get("steps_per_generation"):
         return ["grpo.trainer: set generation_batch_size or steps_per_generation, not both"]

@@ -21,6 +21,7 @@ from recipe_cli.config import (
     generation_batch,
     grpo_max_completion_length,
     is_local_path,
+    too_few_grpo_prompts,
 )
 from recipe_cli.disk import DiskPlan, checkpoints_at_once, disk_shortfall, plan_disk, written_bytes
 from recipe_cli.errors import RecipeError
@@ -694,7 +695,7 @@ def _plan_sft(recipe: Recipe, tokenizer, config) -> tuple[StagePlan, list[int], 
         recipe.launch.num_processes,
         drop_last=effective_setting("SFTConfig", trainer, "dataloader_drop_last"),
     )
-    steps, total_steps, epochs = _steps(len(prepared.rows), per_step, trainer, "SFTConfig", per_epoch)
+    steps, total_steps, epochs = _steps(per_epoch, f"{per_step} examples per step", trainer, "SFTConfig")
     facts = [
         steps,
         "loss: completion tokens only (prompt tokens are masked), sequences of up to "
@@ -751,12 +752,27 @@ def _plan_grpo(recipe: Recipe, tokenizer, config) -> tuple[StagePlan, int]:
     positions = getattr(config, "max_position_embeddings", None)
     if positions and longest + completion_tokens > positions:
         misfits.append(_positions_misfit(longest, completion_tokens, positions))
+    world = recipe.launch.num_processes
+    few = too_few_grpo_prompts(len(prepared.rows), trainer, world) if prepared.rows else None
+    if few:
+        misfits.append(f"grpo.dataset: {few}")
+    prompts = batch // generations
+    served, left = divmod(len(prepared.rows), prompts)
+    epoch = f"{served} generation batch{'es' * (served != 1)} of {prompts} prompt{'s' * (prompts != 1)}" + (
+        f", {left} prompt{'s' * (left != 1)} left over for another epoch's shuffle" if left else ""
+    )
+    if iterations > 1:
+        epoch += f", each trained on {iterations} times"
     steps, total_steps, epochs = _steps(
-        len(prepared.rows) * iterations, completions // generations, trainer, "GRPOConfig"
+        grpo_steps_per_epoch(len(prepared.rows), trainer, world), epoch, trainer, "GRPOConfig"
+    )
+    per_step = (
+        f"{completions // generations} unique prompts x {generations} completions = {completions} completions"
+        if completions % generations == 0
+        else f"{completions} completions, {_share_of_group(completions, generations)} of {generations}"
     )
     facts = [
-        f"per optimizer step: {completions // generations} unique prompts x {generations} completions "
-        f"= {completions} completions; generation batch {batch} ({how})",
+        f"per optimizer step: {per_step}; generation batch {batch} ({how})",
         f"reference model: {'loaded (beta ' + format(beta, 'g') + ')' if beta else 'not loaded (beta 0: no KL term)'}",
         f"divergence: {explain_divergence(recipe.grpo)}",
         steps,
@@ -766,6 +782,20 @@ def _plan_grpo(recipe: Recipe, tokenizer, config) -> tuple[StagePlan, int]:
         stage="grpo", prepared=prepared, prompt=prompt, facts=facts, misfits=misfits, steps=total_steps, epochs=epochs
     )
     return plan, longest
+
+
+def _share_of_group(completions: int, generations: int) -> str:
+    """What an optimizer step of ``completions`` holds of groups of ``generations`` (their advantages are computed
+    over the whole generation batch, so a step may hold part of a group).
+
+    >>> _share_of_group(2, 4), _share_of_group(6, 4), _share_of_group(1, 3)
+    ('half a group', '1.5 groups', '1/3 of a group')
+    """
+    if completions * 2 == generations:
+        return "half a group"
+    if completions < generations:
+        return f"{completions}/{generations} of a group"
+    return f"{completions / generations:g} groups"
 
 
 def checkpoint_risks(trainer: dict, stage: str, world: int = 1) -> list[str]:
@@ -956,21 +986,40 @@ def sft_steps_per_epoch(examples: int, per_device: int, accumulation: int, world
     return math.ceil(per_process / accumulation)
 
 
-def _steps(items: int, per_step: int, trainer: dict, cls: str, per_epoch: int | None = None) -> tuple[str, int, float]:
-    """Steps per epoch and the total the run will take: the line, the total, and the epochs the total reaches into
-    (``max_steps`` wins over ``num_train_epochs``, whose steps transformers rounds up). ``per_epoch``: the steps of
-    an epoch when not whole batches of ``per_step`` only (GRPO's sampler drops a partial one; SFT trains it)."""
-    if per_epoch is None:
-        per_epoch = items // per_step if per_step else 0
+def _steps(per_epoch: int, epoch: str, trainer: dict, cls: str) -> tuple[str, int, float]:
+    """The steps line, the total the run will take and the epochs that total reaches into, from the steps per
+    epoch and what an epoch is made of (``max_steps`` wins over ``num_train_epochs``, as transformers counts them).
+    """
     max_steps = effective_setting(cls, trainer, "max_steps")
     epochs = effective_setting(cls, trainer, "num_train_epochs")
     total = max_steps if max_steps > 0 else math.ceil(per_epoch * epochs)
     how = "max_steps" if max_steps > 0 else f"{epochs:g} epochs"
     line = (
-        f"steps: {per_epoch} per epoch ({per_step} {'prompts' if cls == 'GRPOConfig' else 'examples'} per step); "
-        f"{total} in all ({how}, {total / per_epoch if per_epoch else 0:.2f} epochs)"
+        f"steps: {per_epoch} per epoch ({epoch}); {total} in all ({how}, "
+        f"{total / per_epoch if per_epoch else 0:.2f} epochs)"
     )
     return line, total, total / per_epoch if per_epoch else epochs
+
+
+def grpo_steps_per_epoch(prompts: int, trainer: dict, world: int = 1) -> int:
+    """Optimizer steps GRPO takes in one pass over ``prompts`` prompts, as TRL 1.16 and transformers count them.
+
+    TRL's sampler serves whole generation batches only (the prompts left over wait for another
+    epoch's shuffle), each split into ``steps_per_generation`` micro-batches and served
+    ``num_iterations`` times; transformers counts a last, partial accumulation as a step.
+
+    >>> grpo_steps_per_epoch(10, {"per_device_train_batch_size": 8, "num_generations": 4, "steps_per_generation": 3})
+    3
+    >>> grpo_steps_per_epoch(30, {"per_device_train_batch_size": 8, "num_generations": 4, "steps_per_generation": 3,
+    ...                           "gradient_accumulation_steps": 2})
+    8
+    """
+    batch, generations, _ = generation_batch(trainer, world)
+    micro_batches = batch // (effective_setting("GRPOConfig", trainer, "per_device_train_batch_size") * world)
+    served = (
+        prompts // (batch // generations) * micro_batches * effective_setting("GRPOConfig", trainer, "num_iterations")
+    )
+    return -(-served // effective_setting("GRPOConfig", trainer, "gradient_accumulation_steps"))
 
 
 def _render(tokenizer, ids: list[int]) -> str:

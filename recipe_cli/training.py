@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recipe_cli.config import Recipe
+from recipe_cli.config import Recipe, too_few_grpo_prompts
 from recipe_cli.errors import RecipeError, TrainingStopped
 from recipe_cli.precision import Machine, PrecisionPlan, plan_precision
 from recipe_cli.preemption import PreemptionFlag
@@ -57,8 +57,19 @@ def check_training_data(recipe: Recipe, base: str) -> dict:
     for stage in recipe.training_stages:
         prepared = prepare_stage(recipe, stage, tokenizer)
         if getattr(recipe, stage).dataset.difficulty is None:
+            check_trainable(recipe, prepared)
             final[stage] = prepared
     return final
+
+
+def check_trainable(recipe: Recipe, prepared) -> None:
+    """Raise when a stage's final rows are too few for its trainer to take a step: GRPO's sampler serves whole
+    generation batches only, and the trainer ended at step 0 with the stage recorded finished."""
+    if prepared.stage != "grpo" or not prepared.rows:
+        return
+    few = too_few_grpo_prompts(len(prepared.rows), recipe.grpo.trainer, recipe.launch.num_processes)
+    if few:
+        raise RecipeError(f"grpo.dataset: {few}")
 
 
 def check_trainer_configs(recipe: Recipe, stages: list[str]) -> None:
@@ -99,7 +110,10 @@ def prepare_stage_data(recipe: Recipe, stage: str, *, sample: bool = True, token
         needs_model = False
     model = origin if needs_model else None
     tokenizer = tokenizer if tokenizer is not None else load_tokenizer(origin, recipe.model)
-    return prepare_stage(recipe, stage, tokenizer, model=model, sample=sample, check=sample)
+    prepared = prepare_stage(recipe, stage, tokenizer, model=model, sample=sample, check=sample)
+    if training:
+        check_trainable(recipe, prepared)
+    return prepared
 
 
 def write_stage_report(recipe: Recipe, prepared) -> None:
