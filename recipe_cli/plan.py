@@ -818,7 +818,8 @@ def checkpoint_risks(trainer: dict, stage: str, world: int = 1) -> list[str]:
     cycle = generation_cycle(trainer, world) if stage == "grpo" else 1
     class_name = TRAINER_CLASSES[stage]
     save_steps = effective_setting(class_name, trainer, "save_steps")
-    if cycle > 1 and isinstance(save_steps, int) and save_steps % cycle:
+    saves_steps = str(effective_setting(class_name, trainer, "save_strategy")) == "steps"  # else save_steps is unread
+    if cycle > 1 and saves_steps and isinstance(save_steps, int) and save_steps % cycle:
         risks.append(
             f"grpo.trainer.save_steps: {save_steps} is not a multiple of the {cycle} optimizer steps one generation "
             f"serves; a run resumed in mid-generation samples those completions again (set save_steps: "

@@ -65,10 +65,29 @@ def test_fewer_prompts_than_one_generation_stop_before_the_model_loads(recipe_di
     path = write_recipe(grpo_only(recipe_dict, 5, per_device_train_batch_size=24))
     dry = runner.invoke(app, ["grpo", str(path), "--dry-run"])
     assert dry.exit_code == 0, dry.output
-    assert "misfit: grpo.dataset: the 5 prompts are fewer than one generation batch of 6" in " ".join(dry.output.split())
+    assert "misfit: grpo.dataset: the 5 prompts are fewer than one generation batch of 6" in " ".join(
+        dry.output.split()
+    )
     result = runner.invoke(app, ["grpo", str(path)])
     assert result.exit_code == 2, result.output
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in result.output, result.output
     assert lines[0].startswith("error: grpo.dataset: the 5 prompts are fewer than one generation batch of 6")
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("saving", "warned"),
+    [
+        ({"save_strategy": "no"}, False),  # save_steps is never read: the warning asked to change a dead setting
+        ({"save_strategy": "epoch"}, False),
+        ({"save_strategy": "steps", "save_steps": 10}, True),
+        ({"save_steps": 10}, True),  # TRL saves every save_steps steps by default
+        ({"save_strategy": "steps", "save_steps": 9}, False),
+    ],
+)
+def test_save_steps_against_the_generation_cycle_only_when_steps_are_saved(saving, warned):
+    from recipe_cli.plan import checkpoint_risks
+
+    risks = checkpoint_risks({"steps_per_generation": 3, **saving}, "grpo")
+    assert any("optimizer steps one generation serves" in risk for risk in risks) == warned, risks
