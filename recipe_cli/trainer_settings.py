@@ -225,6 +225,8 @@ def coerce_value(field: TrainerField, value: Any) -> Any:
     ValueError: expected a whole number, got 10.0
     >>> coerce_value(TrainerField("save_strategy", "SaveStrategy | str", "steps"), False)  # `save_strategy: no`
     'no'
+    >>> coerce_value(TrainerField("scale_rewards", "str", "group"), False)  # as GRPOConfig reads it: no scaling
+    'none'
     """
     types = _types(field.annotation)
     if value is None:
@@ -235,6 +237,8 @@ def coerce_value(field: TrainerField, value: Any) -> Any:
             return value
         if field.name.endswith("_strategy") and value is False:  # YAML 1.1 reads `save_strategy: no` as false
             return "no"
+        if field.name == "scale_rewards":  # GRPOConfig's own reading of the older boolean form
+            return "group" if value else "none"
     elif isinstance(value, int):
         if "int" in types or "float" in types:  # an int is a valid float; keep 50 as 50, not 50.0
             return value

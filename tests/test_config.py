@@ -254,3 +254,11 @@ def test_yaml_anchors_and_merge_keys_share_settings_between_stages(recipe_dict, 
     assert recipe.grpo.trainer["learning_rate"] == recipe_dict["grpo"]["trainer"]["learning_rate"]  # overridden
     only_sft = set(recipe_dict["sft"]["trainer"]) - set(recipe_dict["grpo"]["trainer"])
     assert only_sft and all(recipe.grpo.trainer[key] == recipe_dict["sft"]["trainer"][key] for key in only_sft)
+
+
+@pytest.mark.parametrize(("given", "meant"), [(False, "none"), (True, "group"), ("batch", "batch")])
+def test_scale_rewards_takes_trls_true_and_false(recipe_dict, given, meant):
+    """GRPOConfig reads true as group and false as none (Dr. GRPO recipes write `scale_rewards: false`); validate
+    answered "expected a string, got False", naming no value to write."""
+    recipe_dict["grpo"]["trainer"]["scale_rewards"] = given
+    assert validate_recipe(recipe_dict).grpo.trainer["scale_rewards"] == meant
