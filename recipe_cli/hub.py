@@ -34,12 +34,28 @@ class UploadFile:
     size: int
 
 
+OFFLINE = (
+    "huggingface_hub is in offline mode (HF_HUB_OFFLINE is set), so nothing can be pushed; "
+    "unset HF_HUB_OFFLINE and push again"
+)
+
+
 def require_token() -> None:
     """Fail now, not after training, when there is no Hub token to push with."""
     from huggingface_hub import get_token
 
     if get_token() is None:
         raise RecipeError("not logged in to the Hugging Face Hub; run `hf auth login` or set HF_TOKEN, then push again")
+
+
+def require_hub() -> None:
+    """Fail now, before a push stages its card, plots and converted weights, when it could not reach the Hub:
+    offline mode, or no token."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        raise RecipeError(OFFLINE)
+    require_token()
 
 
 def commit_files(
@@ -207,10 +223,7 @@ def _hub_error(error: BaseException) -> BaseException | None:
     while seen is not None:
         # OfflineModeIsEnabled is a ConnectionError, so it is told apart before the network errors.
         if isinstance(seen, OfflineModeIsEnabled):
-            raise RecipeError(
-                "huggingface_hub is in offline mode (HF_HUB_OFFLINE is set), so nothing can be pushed; "
-                "unset HF_HUB_OFFLINE and push again"
-            ) from error
+            raise RecipeError(OFFLINE) from error
         # HTTPError covers answers with a status and transport failures (refused connections, timeouts);
         # the socket-level OSErrors below are what a connection gives when not wrapped by the client.
         if isinstance(seen, (HTTPError, ConnectionError, TimeoutError)):

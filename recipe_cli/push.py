@@ -17,7 +17,7 @@ from recipe_cli.card import PLOTS_DIR, card_plots, render_model_card
 from recipe_cli.checkpoints import MARKER, is_complete, is_training_state
 from recipe_cli.config import HUB_ID, Recipe, check_saved_weights, is_local_path
 from recipe_cli.errors import RecipeError
-from recipe_cli.hub import UploadFile, commit_files
+from recipe_cli.hub import UploadFile, commit_files, require_hub
 from recipe_cli.models import adapter_base, is_adapter
 from recipe_cli.resume import outdated as stage_outdated
 from recipe_cli.runs import RunFolder
@@ -232,6 +232,7 @@ def push_checkpoint(
     recipe: Recipe, checkpoint: str | Path | None = None, revision: str | None = None, stage: str | None = None
 ) -> PushResult:
     """Upload a checkpoint and its model card in one commit on its branch; return the commit the Hub confirmed."""
+    require_hub()  # before the card, the plots and any converted weights are staged in runs/<name>/push
     plan = plan_push(recipe, checkpoint, revision, stage)
     message = f"recipe {recipe.name}: {plan.stage} checkpoint ({len(plan.files)} files)"
     settings = recipe.push

@@ -418,11 +418,12 @@ def test_a_rejected_token_names_the_fix(trained_run, fake_hub, monkeypatch):
     assert REPO_ID not in fake_hub.repos
 
 
-def test_push_without_a_token_names_the_fix(trained_run, monkeypatch, tmp_path):
+def test_push_without_a_token_names_the_fix_and_writes_nothing(trained_run, monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     monkeypatch.delenv("HF_TOKEN", raising=False)
     with pytest.raises(RecipeError, match="not logged in.*hf auth login"):
         push_checkpoint(trained_run)
+    assert not (RunFolder(trained_run).root / "push").exists()  # no card, plots or converted weights staged
 
 
 def test_push_to_an_unreachable_hub_is_retried_then_a_clear_error(trained_run, monkeypatch):
@@ -439,6 +440,7 @@ def test_offline_mode_ends_the_push_at_once_naming_hf_hub_offline(trained_run, f
         push_checkpoint(trained_run)
     assert "network" not in str(raised.value) and "trying again" not in caplog.text
     assert fake_hub.requests == []
+    assert not (RunFolder(trained_run).root / "push").exists()
 
 
 def test_an_unreadable_local_file_ends_the_push_at_once_naming_it(trained_run, fake_hub, monkeypatch, caplog):
