@@ -180,6 +180,13 @@ class SourceSettings(Strict):
                 raise ValueError(f"split {self.split!r}: the arithmetic generator has 'train' and 'test'")
             if self.max_samples is None:
                 self.max_samples = 1000
+            from recipe_cli.synthetic import ALWAYS_ENOUGH, count_problems
+
+            if self.max_samples > ALWAYS_ENOUGH and self.max_samples > count_problems(self.split):
+                raise ValueError(
+                    f"max_samples {self.max_samples}: the arithmetic generator has {count_problems(self.split)} "
+                    f"distinct {self.split} problems; ask for at most that many"
+                )
         elif self.teacher_error_rate:
             raise ValueError("`teacher_error_rate` applies to `adapter: arithmetic` only; remove it")
         elif self.path is None:

@@ -10,7 +10,9 @@ hash of its text says so, so no seed or size can put one problem in both.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import itertools
 import random
 import re
 
@@ -33,6 +35,9 @@ TEMPLATES = [
 
 TEST_SHARE = 5  # one problem in TEST_SHARE goes to the test split
 MAX_VALUE = 9  # operands 2..9: single-digit arithmetic, which the demo's tiny model learns within its SFT budget
+# Each split with MAX_VALUE holds more problems than this (train 159,696, test 40,924), so a request up to it needs no
+# count_problems (about a second: it writes and hashes every question).
+ALWAYS_ENOUGH = 10_000
 
 
 def _in_test_split(question: str) -> bool:
@@ -110,6 +115,25 @@ def _draw(rng: random.Random, max_value: int) -> dict:
             break
     question = story.format(n=rng.choice(NAMES), i=rng.choice(ITEMS), **values)
     return {"question": question, "answer": str(steps[-1][3]), "reasoning": write_steps(steps), "steps": steps}
+
+
+@functools.cache
+def count_problems(split: str, max_value: int = MAX_VALUE) -> int:
+    """How many distinct problems ``split`` holds: every story, name, item and operands whose steps stay >= 0.
+
+    >>> count_problems("train", max_value=2) + count_problems("test", max_value=2)
+    700
+    """
+    count = 0
+    for story, ops in TEMPLATES:
+        for values in itertools.product(range(2, max_value + 1), repeat=1 + len(ops)):
+            operands = dict(zip(["a", *(name for _, name in ops)], values, strict=True))
+            steps = solve_steps(operands["a"], [(op, operands[name]) for op, name in ops])
+            if any(result < 0 for *_, result in steps):
+                continue
+            questions = (story.format(n=name, i=item, **operands) for name in NAMES for item in ITEMS)
+            count += sum(_in_test_split(question) == (split == "test") for question in questions)
+    return count
 
 
 def generate_problems(

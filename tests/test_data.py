@@ -384,3 +384,33 @@ def test_a_csv_header_naming_a_column_twice_is_one_line(tmp_path):
     (tmp_path / "d.csv").write_text("question,answer,answer\n1+1?,2,3\n")
     problem = check_local_source(DatasetSettings(path=str(tmp_path / "d.csv"), adapter="columns"), "grpo.dataset")
     assert problem.endswith("has two columns named 'answer'; rename one in the header line")
+
+
+def test_arithmetic_problems_are_counted_exactly():
+    """``count_problems`` is the number of distinct problems a split holds: that many can be generated, and
+    further draws find no other (max_value 4: the smallest that allows every story)."""
+    import random
+
+    from recipe_cli.synthetic import _draw, _in_test_split, count_problems
+
+    available = count_problems("test", max_value=4)
+    every = {row["question"] for row in generate_problems("test", available, seed=0, max_value=4)}
+    assert len(every) == available
+    rng = random.Random(1)
+    drawn = {question for question in (_draw(rng, 4)["question"] for _ in range(20_000)) if _in_test_split(question)}
+    assert drawn <= every
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_more_arithmetic_problems_than_exist_is_a_recipe_error(recipe_dict, split):
+    """Asking for more than the generator holds used to draw for minutes (200 draws per problem asked) and then
+    end in a traceback; the schema refuses it, naming how many there are."""
+    from recipe_cli.synthetic import ALWAYS_ENOUGH, count_problems
+
+    available = count_problems(split)
+    assert available > ALWAYS_ENOUGH  # the schema counts only above it
+    recipe_dict["sft"]["dataset"] = {"adapter": "arithmetic", "split": split, "max_samples": available + 1}
+    with pytest.raises(RecipeError, match=f"sft.dataset: max_samples {available + 1}: .* {available} distinct"):
+        validate_recipe(recipe_dict)
+    recipe_dict["sft"]["dataset"]["max_samples"] = available
+    assert validate_recipe(recipe_dict).sft.dataset.max_samples == available
