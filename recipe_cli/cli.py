@@ -200,7 +200,7 @@ def _guard(action: Callable[[], Any]) -> Any:
 
     code = 0
     try:
-        action()
+        _stop_on_full_disk(action)
     except RecipeError as error:
         if state["debug"]:
             raise
@@ -231,6 +231,24 @@ def _guard(action: Callable[[], Any]) -> Any:
         code = 0
     if code:
         raise typer.Exit(code)
+
+
+def _stop_on_full_disk(action: Callable[[], Any]) -> Any:
+    """Run ``action``; a write that found the disk full is the user's to fix, as a ``RecipeError`` (after the run
+    lock let go of the folder as it is: a checkpoint cut off by it is never resumed from)."""
+    from recipe_cli.errors import full_disk
+
+    try:
+        return action()
+    except Exception as error:
+        path = full_disk(error)
+        if path is None:
+            raise
+        where = f" writing {path}" if path else ""
+        raise RecipeError(
+            f"no space left on the disk{where}; free space on it or set runs_dir to a folder on a larger disk, then "
+            "run the command again (with --resume, training goes on from its last complete checkpoint)"
+        ) from error
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 
@@ -26,3 +27,20 @@ def unwritable_reason(target: Path, error: OSError) -> str:
     """
     file = next((folder for folder in target.parents if folder.is_file()), None)
     return f"{file} is a file, not a folder" if file else error.strerror or str(error)
+
+
+def full_disk(error: BaseException) -> str | None:
+    """The file a write that found the disk (or the user's quota) full was writing, or ``""`` when unnamed; None
+    when ``error`` and its causes are something else. safetensors' writer gives no errno, only the OS's words.
+
+    >>> full_disk(RuntimeError("saving failed")), full_disk(OSError(errno.ENOSPC, "No space left on device", "a.pt"))
+    (None, 'a.pt')
+    """
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.errno in (errno.ENOSPC, errno.EDQUOT):
+            return str(seen.filename or "")
+        if "No space left on device" in str(seen) or "Disk quota exceeded" in str(seen):
+            return ""
+        seen = seen.__cause__ or seen.__context__
+    return None

@@ -563,3 +563,24 @@ def test_library_deprecation_notices_are_silenced_and_others_are_not():
             warnings.warn_explicit("`x` is deprecated", FutureWarning, "f.py", 1, module=module)
     assert [str(w.message) for w in caught] == ["`x` is deprecated"]
     assert caught[0].filename == "f.py"
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        OSError(28, "No space left on device", "runs/tiny/sft/checkpoint-4/optimizer.pt"),
+        # safetensors' Rust writer: no errno, the OS's words in its message
+        RuntimeError("Error while serializing: I/O error: No space left on device (os error 28)"),
+    ],
+)
+def test_a_full_disk_is_one_line_that_says_how_to_go_on(recipe_dict, write_recipe, monkeypatch, failure):
+    def fill_the_disk(*args, **kwargs):
+        raise RuntimeError("saving the final model failed") from failure
+
+    monkeypatch.setattr("recipe_cli.pipeline.train_stages", fill_the_disk)
+    result = invoke("sft", write_recipe(recipe_dict))
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and len(result.output.strip().splitlines()) == 1
+    assert "no space left" in result.output.lower() and "runs_dir" in result.output and "--resume" in result.output
+    debug = runner.invoke(app, ["--debug", "sft", str(write_recipe(recipe_dict))])
+    assert isinstance(debug.exception.__cause__, RuntimeError)  # --debug: the traceback, down to the failed write
