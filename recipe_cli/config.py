@@ -850,7 +850,8 @@ def _describe(error: dict) -> str:
     if error["type"] not in ("value_error", "assertion_error") and "input" in error:
         given = error["input"]
         if not isinstance(given, (dict, list)):
-            message = f"{message[0].lower()}{message[1:]}, got {given!r}"
+            said = ", got " in message  # pydantic's own words for it: "got a number with a fractional part"
+            message = f"{message[0].lower()}{message[1:]}{f' ({given!r})' if said else f', got {given!r}'}"
     return f"{path}: {message}"
 
 

@@ -262,3 +262,10 @@ def test_scale_rewards_takes_trls_true_and_false(recipe_dict, given, meant):
     answered "expected a string, got False", naming no value to write."""
     recipe_dict["grpo"]["trainer"]["scale_rewards"] = given
     assert validate_recipe(recipe_dict).grpo.trainer["scale_rewards"] == meant
+
+
+def test_a_wrong_value_is_named_once(recipe_dict):
+    recipe_dict["seed"] = 1.5  # pydantic's message already says "got a number with a fractional part"
+    with pytest.raises(RecipeError) as raised:
+        validate_recipe(recipe_dict)
+    assert str(raised.value).count("got") == 1 and "1.5" in str(raised.value)
