@@ -141,6 +141,13 @@ class ModelSettings(Strict):
             raise ValueError("give exactly one of `path` (Hub id or local folder) and `tiny` (build a tiny model)")
         return self
 
+    def trains_lora(self) -> bool:
+        """Whether the stages train a LoRA adapter on a frozen base: a new one (``lora``), or the one a local
+        ``path`` holds (``adapter_config.json``), which SFT and GRPO train further whatever ``lora`` says."""
+        return self.lora is not None or (
+            self.path is not None and (Path(self.path).expanduser() / "adapter_config.json").is_file()
+        )
+
 
 class SourceSettings(Strict):
     """Where rows come from and how their columns map to question/answer/reasoning (one dataset)."""
@@ -1147,12 +1154,13 @@ def check_recipe(recipe: Recipe) -> list[str]:
                 "push.push_checkpoints: no stage saves checkpoints (save_strategy: no); "
                 "set save_strategy: steps and save_steps in a stage's trainer, or remove push_checkpoints"
             )
-    if recipe.grpo is not None and recipe.model.lora is not None and recipe.grpo.trainer.get("sync_ref_model"):
+    if recipe.grpo is not None and recipe.model.trains_lora() and recipe.grpo.trainer.get("sync_ref_model"):
         problems.append(
-            "grpo.trainer.sync_ref_model: with model.lora the reference is the model with its adapter switched off, "
-            "so there is no reference copy to sync (TRL refuses it); remove sync_ref_model"
+            f"grpo.trainer.sync_ref_model: with {_lora_source(recipe)} the reference is the model with its adapter "
+            "switched off, or a frozen copy of it, so there is no reference model to sync (TRL refuses it with "
+            "LoRA); remove sync_ref_model"
         )
-    if recipe.push is not None and recipe.push.merge_lora and recipe.model.lora is None:
+    if recipe.push is not None and recipe.push.merge_lora and not recipe.model.trains_lora():
         problems.append("push.merge_lora: the recipe trains full weights (no model.lora), so there is nothing to merge")
     problems += _check_runs_dir(recipe.runs_dir)
     problems += _check_vllm_settings(recipe)
@@ -1382,6 +1390,11 @@ def _check_deepspeed_file(recipe: Recipe, settings: dict, name: str) -> list[str
     return problems
 
 
+def _lora_source(recipe: Recipe) -> str:
+    """Where the adapter the stages train comes from, for messages: ``model.lora`` or ``model.path``'s adapter."""
+    return "model.lora" if recipe.model.lora is not None else "the LoRA adapter in model.path"
+
+
 def _check_sharding(recipe: Recipe, settings: dict) -> list[str]:
     """A sharded launch (``settings``: its accelerate config) must save a model the next stage can load, and
     LoRA must not meet a sharding that needs one dtype across the weights it shards together: a 16-bit base
@@ -1416,16 +1429,17 @@ def _check_sharding(recipe: Recipe, settings: dict) -> list[str]:
             f"{name}: ZeRO-3 without zero3_save_16bit_model saves no model file, only DeepSpeed's own checkpoint, "
             f"so the next stage, the eval and push would find none; {fix}"
         )
-    if recipe.model.lora is None or recipe.model.dtype == "float32":
+    if not recipe.model.trains_lora() or recipe.model.dtype == "float32":
         return problems
+    lora = _lora_source(recipe)
     if kind == "FSDP" and version == "1":
         problems.append(
-            f"{name} (FSDP1) with model.lora: FSDP1 flattens each layer's weights into one tensor of one dtype, and "
+            f"{name} (FSDP1) with {lora}: FSDP1 flattens each layer's weights into one tensor of one dtype, and "
             "a layer holds the 16-bit base and the float32 adapter; use fsdp2 (it shards each weight on its own) or DDP"
         )
     if kind == "DEEPSPEED" and zero3:
         problems.append(
-            f"{name} (ZeRO-3) with model.lora: ZeRO-3 needs one dtype across the weights, so TRL trains a 16-bit "
+            f"{name} (ZeRO-3) with {lora}: ZeRO-3 needs one dtype across the weights, so TRL trains a 16-bit "
             "adapter (small updates round away) and DeepSpeed refuses the float32 adapter SFT hands to GRPO; use "
             "zero2 or DDP (the frozen 16-bit base is small enough to keep whole on each GPU)"
         )

@@ -80,7 +80,7 @@ def recipe_plan(recipe: Recipe) -> RecipePlan:
     push_dtype = recipe.push.dtype if recipe.push is not None else "auto"
     precision, note = describe_recipe_precision(
         recipe.model.dtype,
-        lora=recipe.model.lora is not None,
+        lora=recipe.model.trains_lora(),
         push_dtype=push_dtype,
         saves_16bit=saves_16bit_weights(recipe.launch),
     )

@@ -165,11 +165,9 @@ def tiny_tokenizer_text(recipe: Recipe) -> list[str]:
 def stage_precision(recipe: Recipe, machine: Machine | None = None) -> PrecisionPlan:
     """The recipe's precision plan on this machine and launch (see ``recipe_cli.precision``)."""
     from recipe_cli.launch import saves_16bit_weights
-    from recipe_cli.models import is_adapter
 
     push_dtype = recipe.push.dtype if recipe.push is not None else "auto"
-    # a model.path holding an adapter trains that adapter further: a frozen base, as with model.lora
-    lora = recipe.model.lora is not None or (recipe.model.path is not None and is_adapter(recipe.model.path))
+    lora = recipe.model.trains_lora()  # a model.path holding an adapter trains it further: a frozen base too
     return plan_precision(
         recipe.model.dtype,
         lora=lora,

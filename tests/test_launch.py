@@ -981,3 +981,34 @@ def test_a_failed_rank_ends_in_one_line_with_the_command_that_continues(
     if line:
         last = result.stderr.strip().splitlines()[-1]
         assert last.endswith(f"continue with `recipe sft {path} --set seed=3 --resume`")
+
+
+def test_an_adapter_in_model_path_counts_as_lora_in_the_checks_that_key_on_it(recipe_dict, write_recipe, tmp_path):
+    """SFT and GRPO train a `model.path` adapter further on a frozen 16-bit base, as with model.lora: the LoRA
+    sharding refusals apply, its sync_ref_model is TRL's refusal, and merge_lora has an adapter to merge."""
+    import torch
+    from safetensors.torch import save_file
+    from typer.testing import CliRunner
+
+    from recipe_cli.cli import app
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.tiny_model import build_tokenizer
+    from recipe_cli.training import stage_precision
+
+    adapter = tmp_path / "adapter"
+    build_tokenizer(400).save_pretrained(adapter)
+    config = {"peft_type": "LORA", "base_model_name_or_path": str(tmp_path), "r": 4, "lora_alpha": 8}
+    (adapter / "adapter_config.json").write_text(json.dumps(config))
+    save_file({"base_model.model.lm.lora_A.weight": torch.zeros(4, 8)}, str(adapter / "adapter_model.safetensors"))
+    recipe_dict["model"] = {"path": str(adapter), "dtype": "bfloat16"}
+    assert stage_precision(validate_recipe(recipe_dict)).base == "bfloat16"  # the frozen base the checks are about
+    runner = CliRunner()
+    for key, value, expected in (
+        ("launch", {"num_processes": 8, "accelerate_config": "fsdp1"}, "(FSDP1) with the LoRA adapter in model.path"),
+        ("launch", {"num_processes": 8, "accelerate_config": "zero3"}, "(ZeRO-3) with the LoRA adapter in model.path"),
+        ("grpo", {**recipe_dict["grpo"], "trainer": {"beta": 0.04, "sync_ref_model": True}}, "sync_ref_model: with"),
+    ):
+        result = runner.invoke(app, ["validate", str(write_recipe({**recipe_dict, key: value}))])
+        assert result.exit_code == 2 and expected in result.output, result.output
+    result = runner.invoke(app, ["validate", str(write_recipe({**recipe_dict, "push": {"merge_lora": True}}))])
+    assert "nothing to merge" not in result.output, result.output
