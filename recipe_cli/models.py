@@ -46,6 +46,11 @@ def warn_lora_unused(path: str | Path, settings: ModelSettings, stage: str) -> N
     saved = json.loads((Path(path) / "adapter_config.json").read_text())
     ours = {"r": settings.lora.r, "lora_alpha": settings.lora.alpha, "lora_dropout": settings.lora.dropout}
     differ = [f"{key} {saved.get(key)} (model.lora: {value})" for key, value in ours.items() if saved.get(key) != value]
+    targets, kept = settings.lora.target_modules, saved.get("target_modules")
+    if isinstance(kept, list):  # peft saves the set of names it matched; all-linear it resolves on the model only
+        kept = sorted(kept)
+    if targets != "all-linear" and (sorted(targets) if isinstance(targets, list) else targets) != kept:
+        differ.append(f"target_modules {kept} (model.lora: {targets})")
     if differ:
         log.warning(
             "%s trains the LoRA adapter in %s further with its own settings: %s", stage, path, ", ".join(differ)

@@ -292,3 +292,20 @@ def test_grpo_goes_on_with_the_settings_sft_trained_with(recipe_dict, write_reci
     assert "lora" in (run_dir / "recipe.yaml").read_text().split("prompt:")[0]  # the record kept it
     output = run_ok("push", path, "--repo-id", "someone/tiny", "--dry-run")
     assert "grpo checkpoint, LoRA adapter" in output.replace("\n", " ")
+
+
+def test_an_adapter_trained_further_names_each_setting_of_model_lora_it_does_not_take(tmp_path, caplog):
+    """The adapter keeps its rank, alpha, dropout and targets; the warning names every one model.lora gives
+    otherwise (targets when model.lora names them: all-linear is resolved against the model only by peft)."""
+    from recipe_cli.config import LoraSettings, ModelSettings
+    from recipe_cli.models import warn_lora_unused
+
+    saved = {"r": 4, "lora_alpha": 8, "lora_dropout": 0.0, "target_modules": ["v_proj", "q_proj"]}
+    (tmp_path / "adapter_config.json").write_text(json.dumps(saved))
+    same = {"r": 4, "alpha": 8, "dropout": 0.0}
+    for targets, warned in ((["q_proj", "v_proj"], False), ("all-linear", False), (["q_proj"], True)):
+        caplog.clear()
+        lora = LoraSettings(**same, target_modules=targets)
+        warn_lora_unused(tmp_path, ModelSettings(path=str(tmp_path), lora=lora), "sft")
+        assert ("target_modules ['q_proj', 'v_proj'] (model.lora: ['q_proj'])" in caplog.text) == warned, caplog.text
+        assert "r 4" not in caplog.text
