@@ -531,18 +531,26 @@ def eval_table(runs: list[RunLogs]) -> list[str]:
 
 def different_problems(runs: list[RunLogs]) -> list[str]:
     """A note for each eval set that the runs' full evaluations measured on different problems (another dataset
-    split, ``max_samples`` or data version): their accuracies then differ by the problems too."""
-    digests: dict[str, dict[str, set[str]]] = {}  # eval set -> problems' digest -> the runs
+    split, ``max_samples`` or data version): their accuracies then differ by the problems too. A run whose own
+    evaluations differ is named with its models."""
+    digests: dict[str, dict[str, dict[str, list[str]]]] = {}  # eval set -> problems' digest -> run -> its models
     for run in runs:
-        for summary in run.evals.values():
+        for label, summary in run.evals.items():
             if summary.get("problems") and summary.get("limit") is None:
                 sets = digests.setdefault(summary.get("eval_set", ""), {})
-                sets.setdefault(summary["problems"], set()).add(run.label)
+                sets.setdefault(summary["problems"], {}).setdefault(run.label, []).append(label)
     lines = []
     for eval_set, groups in digests.items():
         if len(groups) > 1:
-            named = "; ".join(", ".join(f"`{label}`" for label in sorted(group)) for group in groups.values())
-            lines += ["", f"Different problems: the runs evaluated different problems on {eval_set} ({named}), "]
+            split = {run for group in groups.values() for run in group if sum(run in g for g in groups.values()) > 1}
+            named = "; ".join(
+                ", ".join(
+                    f"`{run}`" + (f" ({', '.join(sorted(models))})" if run in split else "")
+                    for run, models in sorted(group.items())
+                )
+                for group in groups.values()
+            )
+            lines += ["", f"Different problems: the evaluations measured different problems on {eval_set} ({named}), "]
             lines[-1] += "so their accuracies differ by the problems as well as by the models."
     return lines
 

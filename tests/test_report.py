@@ -156,7 +156,18 @@ def test_report_says_when_runs_were_evaluated_on_different_problems(tmp_path):
             path.write_text(json.dumps(summary))
     assert "Different problems" not in write_report([a, b]).path.read_text()
     text = write_report([a, b, c]).path.read_text()
-    assert "the runs evaluated different problems on arithmetic test (`a`, `b`; `c`)" in text
+    assert "the evaluations measured different problems on arithmetic test (`a`, `b`; `c`)" in text
+
+
+def test_report_names_the_models_of_a_run_whose_own_evaluations_measured_different_problems(tmp_path):
+    """One run whose base model was evaluated before the eval split changed: naming the run alone twice, as in
+    "(`a`; `a`)", says nothing; its models are named."""
+    a = fake_run(tmp_path, "a")
+    for label, problems in (("base", "1111"), ("sft", "2222"), ("grpo", "2222")):
+        path = a / "eval" / f"{label}.json"
+        path.write_text(json.dumps(json.loads(path.read_text()) | {"eval_set": "test", "problems": problems}))
+    text = write_report([a]).path.read_text()
+    assert "the evaluations measured different problems on test (`a` (base); `a` (grpo, sft))" in text
 
 
 def test_report_of_what_is_not_a_run_is_a_user_error(tmp_path):
