@@ -31,7 +31,7 @@ from recipe_cli.console import (
     quiet_libraries,
     silence_library_warnings,
 )
-from recipe_cli.errors import RecipeError, TrainingStopped
+from recipe_cli.errors import NON_FINITE_EXIT_CODE, RecipeError, TrainingStopped
 from recipe_cli.trainer_settings import TRAINING_STAGES
 
 # click's UsageError as typer raises it: click's own, or the copy typer vendors since 0.2x (typer._click)
@@ -436,7 +436,8 @@ def _training_command(
             code = relaunch(loaded, argv, lock)
             if code:
                 lock.failed = code == 2  # a user mistake the ranks reported: nothing of this command is kept
-                if code != 2 and code < 128:  # a mistake or a signal has said its own line
+                # a mistake, a stop on non-finite values or a signal has said its own line (and its own fix)
+                if code not in (2, NON_FINITE_EXIT_CODE) and code < 128:
                     from recipe_cli.console import error as print_error
 
                     print_error(

@@ -10,6 +10,9 @@ class RecipeError(Exception):
     """A mistake the user can fix (bad recipe, missing file, impossible settings); the message says how."""
 
 
+NON_FINITE_EXIT_CODE = 3  # training stopped on a NaN/inf loss, gradient norm or weight (its message says the fix)
+
+
 class TrainingStopped(Exception):
     """Training stopped before the end (a preemption signal, a NaN loss); the message says what was kept."""
 

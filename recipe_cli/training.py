@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from recipe_cli.config import Recipe, too_few_grpo_prompts
-from recipe_cli.errors import RecipeError, TrainingStopped
+from recipe_cli.errors import NON_FINITE_EXIT_CODE, RecipeError, TrainingStopped
 from recipe_cli.precision import Machine, PrecisionPlan, plan_precision
 from recipe_cli.preemption import PreemptionFlag
 from recipe_cli.resume import StageStart
@@ -485,7 +485,7 @@ def stopped_error(outcome: StageOutcome) -> TrainingStopped | None:
         return TrainingStopped(
             f"{stage} stopped: {outcome.problem}; {where}; lower the learning rate or raise warmup_steps, "
             "then resume with --resume --force (or start again with --overwrite)",
-            exit_code=3,
+            exit_code=NON_FINITE_EXIT_CODE,
         )
     if outcome.signal is None:
         return None

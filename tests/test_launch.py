@@ -961,12 +961,13 @@ def test_data_and_a_merging_push_stop_too_when_the_attention_package_is_missing(
     assert not (tmp_path / "runs").exists()  # stopped before the base model was built
 
 
-@pytest.mark.parametrize(("code", "line"), [(1, True), (2, False), (143, False)])
+@pytest.mark.parametrize(("code", "line"), [(1, True), (2, False), (3, False), (143, False)])
 def test_a_failed_rank_ends_in_one_line_with_the_command_that_continues(
     recipe_dict, write_recipe, monkeypatch, code, line
 ):
     """A rank that crashed or was killed (out of memory) leaves the launcher's traceback last; recipe says what
-    happened and how to go on. A user mistake (2) and a signal (128 + N) have said their own line in the ranks."""
+    happened and how to go on. A user mistake (2), a stop on non-finite values (3: a plain --resume would meet
+    them again) and a signal (128 + N) have said their own line in the ranks."""
     from typer.testing import CliRunner
 
     from recipe_cli.cli import app
