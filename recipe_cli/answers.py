@@ -81,7 +81,7 @@ SIMPLE_EQUATION = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*=\s*([^=]+)$")
 DECIMAL_COMMA = re.compile(r"^-?\d+,(?:\d{1,2}|\d{4,})$")
 PERCENT = re.compile(r"%|percent", re.I)
 # A remark in brackets that offers another answer: "18 (or 20)"
-HEDGE = re.compile(r"(?<![^\W\d_])(?:or|oder|ou|o|или|或)(?![^\W\d_])", re.I)
+HEDGE = re.compile(r"(?<![^\W\d_])(?:or|oder|ou|o|или|或)(?![^\W\d_]|['’])", re.I)  # not "o'clock"
 
 log = logging.getLogger(__name__)
 

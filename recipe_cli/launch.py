@@ -34,6 +34,7 @@ from recipe_cli.lock import RunLock
 from recipe_cli.precision import Machine
 from recipe_cli.preemption import SIGNALS
 from recipe_cli.ranks import world_size
+from recipe_cli.trackers import is_installed, missing_trackers
 from recipe_cli.trainer_settings import effective_setting
 
 log = logging.getLogger(__name__)
@@ -71,7 +72,7 @@ def check_launch(recipe: Recipe, machine: Machine, trains: bool = True) -> None:
             f"{launch.config_label} uses {GPU_ONLY[kind]}, which needs GPUs and none "
             "is visible; on CPU leave accelerate_config unset (processes then use the gloo backend)"
         )
-    if kind == "DEEPSPEED" and not _installed("deepspeed"):
+    if kind == "DEEPSPEED" and not is_installed("deepspeed"):
         raise RecipeError(
             f"{launch.config_label} uses DeepSpeed, which is not installed; "
             "`pip install deepspeed`, or use multi_gpu (DDP) or fsdp2"
@@ -103,7 +104,7 @@ def check_vllm(recipe: Recipe, machine: Machine, visible_gpus: int | None = None
     trainer = recipe.grpo.trainer if recipe.grpo is not None else {}
     if not trainer.get("use_vllm"):
         return
-    if not _installed("vllm"):
+    if not is_installed("vllm"):
         raise RecipeError(
             "grpo.trainer.use_vllm: vLLM is not installed here; `pip install vllm` on a machine with an NVIDIA GPU, "
             "or remove use_vllm to generate with transformers"
@@ -147,13 +148,12 @@ def missing_packages(recipe: Recipe, stages: list[str]) -> list[tuple[str, str, 
     stops, fix) each, for a GPU attention implementation (every stage loads the model), the Liger kernels, the
     trackers of ``report_to`` and an optimizer from another package (transformers imports both only once the model
     has loaded)."""
-    from recipe_cli.trackers import missing_trackers
     from recipe_cli.trainer_settings import optimizer_package
 
     missing = []
     attention = recipe.model.attn_implementation
     needed = ATTENTION_PACKAGES.get(attention or "")
-    if needed and not _installed(needed[0]) and not _installed("kernels"):
+    if needed and not is_installed(needed[0]) and not is_installed("kernels"):
         problem = f"model.attn_implementation: {attention} needs {needed[1]}, which is not installed here"
         fix = f"`pip install {needed[1]}` where the model trains (a CUDA GPU), or set model.attn_implementation: sdpa"
         missing.append((problem, _commands_loading_the_model(recipe), fix))
@@ -161,7 +161,7 @@ def missing_packages(recipe: Recipe, stages: list[str]) -> list[tuple[str, str, 
         settings = getattr(recipe, stage, None)
         trainer = settings.trainer if settings is not None else {}
         lacks = []  # (problem, fix)
-        if trainer.get("use_liger_kernel") and not _installed("liger_kernel"):
+        if trainer.get("use_liger_kernel") and not is_installed("liger_kernel"):
             lacks.append(
                 (
                     "use_liger_kernel: the Liger kernels need liger-kernel, not installed here",
@@ -177,7 +177,7 @@ def missing_packages(recipe: Recipe, stages: list[str]) -> list[tuple[str, str, 
             )
         optimizer = trainer.get("optim")
         needed = optimizer_package(str(optimizer)) if optimizer else None
-        if needed and not _installed(needed[0]):
+        if needed and not is_installed(needed[0]):
             lacks.append(
                 (
                     f"optim: the optimizer {optimizer!r} needs {needed[1]}, which is not installed here",
@@ -225,12 +225,6 @@ def check_machine(
         from recipe_cli.generation import choose_backend, vllm_installed
 
         choose_backend(recipe.eval.backend, vllm_available=vllm_installed(), cuda=machine.gpu)
-
-
-def _installed(package: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(package) is not None
 
 
 def _distributed_type(launch: LaunchSettings) -> str | None:
@@ -479,7 +473,7 @@ def wait_for_ranks(launcher: subprocess.Popen, status: Path) -> int:
         return int(json.loads(status.read_text())["exit_code"])
     if received:
         return 128 + received[-1]
-    return code or 1
+    return 128 - code if code < 0 else code or 1  # a launcher ended by signal N: -N, as a shell says it 128 + N
 
 
 def _forwarder(launcher: subprocess.Popen, received: list[int]):

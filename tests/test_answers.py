@@ -303,6 +303,8 @@ def test_shipped_training_recipes_train_with_strict_accuracy():
         ("<answer>18 (9×2)</answer>", "324", 0.0, 0.0),
         ("<answer>18 (or 20)</answer>", "20", 0.0, 0.0),  # a hedge gives two answers
         ("<answer>18 (or 20)</answer>", "18", 0.0, 0.0),
+        ("<answer>18 (o 20)</answer>", "18", 0.0, 0.0),  # Spanish, Italian
+        ("<answer>18 (by 2 o'clock)</answer>", "18", 1.0, 1.0),  # a lone "o" that is not "or"
         ("#### **18**", "18", 1.0, 1.0),  # bold, as in <answer>**18**</answer>
         ("<answer>She loses −18 dollars</answer>", "-18", 1.0, 1.0),  # a minus sign (U+2212) in a sentence
         ("So she loses −18 dollars", "-18", 0.0, 1.0),

@@ -591,11 +591,11 @@ def pretend_missing(monkeypatch, check: str, *names: str) -> None:
 
 # What a case needs of this machine, faked so that it holds wherever the tests run (vLLM or tensorboard installed).
 FAKES = {
-    "use-vllm-without-vllm": lambda mp: pretend_missing(mp, "recipe_cli.launch._installed", "vllm"),
+    "use-vllm-without-vllm": lambda mp: pretend_missing(mp, "recipe_cli.launch.is_installed", "vllm"),
     "tracker-not-installed": lambda mp: pretend_missing(
         mp, "recipe_cli.trackers.is_installed", "tensorboard", "tensorboardX"
     ),
-    "optimizer-package-missing": lambda mp: pretend_missing(mp, "recipe_cli.launch._installed", "bitsandbytes"),
+    "optimizer-package-missing": lambda mp: pretend_missing(mp, "recipe_cli.launch.is_installed", "bitsandbytes"),
 }
 
 

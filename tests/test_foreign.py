@@ -542,9 +542,10 @@ def test_convert_writes_nothing_when_the_recipe_is_invalid(here):
 def test_convert_does_not_ask_this_machine_for_the_training_machines_packages(here, monkeypatch):
     """A file for a cluster converts on a laptop: a tracker or optimizer package missing here is for the training
     commands to stop on, where the model trains."""
-    installed = __import__("recipe_cli.launch", fromlist=["_installed"])._installed
+    from recipe_cli.trackers import is_installed as installed
+
     monkeypatch.setattr("recipe_cli.trackers.is_installed", lambda name: name != "wandb" and installed(name))
-    monkeypatch.setattr("recipe_cli.launch._installed", lambda name: name != "bitsandbytes" and installed(name))
+    monkeypatch.setattr("recipe_cli.launch.is_installed", lambda name: name != "bitsandbytes" and installed(name))
     Path("cluster.yaml").write_text(
         yaml.safe_dump(read("trl-sft.yaml") | {"report_to": "wandb", "optim": "adamw_8bit"})
     )
