@@ -445,10 +445,10 @@ def test_machine_checks_name_the_fix(recipe_dict, monkeypatch):
     with pytest.raises(RecipeError, match="8 processes per machine but 4 GPU"):
         check_launch(validate_recipe(recipe_dict), Machine(gpu=True))
     recipe_dict["grpo"]["trainer"]["use_vllm"] = True
-    monkeypatch.setattr("recipe_cli.launch._installed", lambda package: False)
+    monkeypatch.setattr("recipe_cli.launch.is_installed", lambda package: False)
     with pytest.raises(RecipeError, match="vLLM is not installed here"):
         check_vllm(validate_recipe(recipe_dict), Machine(gpu=True), visible_gpus=8)
-    monkeypatch.setattr("recipe_cli.launch._installed", lambda package: True)
+    monkeypatch.setattr("recipe_cli.launch.is_installed", lambda package: True)
     with pytest.raises(RecipeError, match="none is visible"):
         check_vllm(validate_recipe(recipe_dict), Machine(gpu=False), visible_gpus=0)
     recipe_dict["grpo"]["trainer"]["vllm_mode"] = "server"
@@ -611,6 +611,16 @@ def test_ranks_ended_by_a_signal_outside_a_step_exit_as_one_process_would(tmp_pa
     signal_once_waiting(signum)
     assert wait_for_ranks(launcher, tmp_path / "status.json") == code
     assert launcher.returncode == 1
+
+
+def test_a_launcher_killed_outright_exits_as_a_shell_says_it(tmp_path):
+    """The OOM killer's SIGKILL to the launcher: Popen says -9, which as an exit status would read 247."""
+    import subprocess
+
+    from recipe_cli.launch import wait_for_ranks
+
+    launcher = subprocess.Popen([sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"])
+    assert wait_for_ranks(launcher, tmp_path / "status.json") == 128 + signal.SIGKILL
 
 
 def test_recipe_counts_the_signals_and_ends_its_ranks_on_the_second(tmp_path, capfd):
@@ -796,7 +806,7 @@ def test_missing_vllm_is_a_warning_at_validate_and_a_stop_only_for_what_generate
     from recipe_cli.launch import check_machine
     from recipe_cli.precision import Machine
 
-    monkeypatch.setattr("recipe_cli.launch._installed", lambda package: False)
+    monkeypatch.setattr("recipe_cli.launch.is_installed", lambda package: False)
     monkeypatch.setattr("recipe_cli.generation.vllm_installed", lambda: False)
     runner = CliRunner()
     recipe_dict["grpo"]["trainer"]["use_vllm"] = True
@@ -904,7 +914,7 @@ def test_missing_gpu_kernels_are_a_warning_at_validate_and_a_stop_before_trainin
     from recipe_cli.launch import check_machine
     from recipe_cli.precision import Machine
 
-    monkeypatch.setattr("recipe_cli.launch._installed", lambda package: False)
+    monkeypatch.setattr("recipe_cli.launch.is_installed", lambda package: False)
     recipe_dict["model"]["attn_implementation"] = "flash_attention_2"
     recipe_dict["grpo"]["trainer"]["use_liger_kernel"] = True
     path = str(write_recipe(recipe_dict))
@@ -930,7 +940,7 @@ def test_missing_gpu_kernels_are_a_warning_at_validate_and_a_stop_before_trainin
     result = runner.invoke(app, ["sft", path])  # stops before anything is loaded or written
     assert result.exit_code == 2 and "needs flash-attn" in result.stderr, result.output
     assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "runs").exists()
-    monkeypatch.setattr("recipe_cli.launch._installed", lambda package: package == "kernels")
+    monkeypatch.setattr("recipe_cli.launch.is_installed", lambda package: package == "kernels")
     check_machine(recipe, ["sft"], machine=Machine(gpu=False))  # transformers takes the kernel from the Hub
 
 
@@ -943,7 +953,7 @@ def test_data_and_a_merging_push_stop_too_when_the_attention_package_is_missing(
 
     from recipe_cli.cli import app
 
-    monkeypatch.setattr("recipe_cli.launch._installed", lambda package: False)
+    monkeypatch.setattr("recipe_cli.launch.is_installed", lambda package: False)
     recipe_dict["model"]["attn_implementation"] = "flash_attention_2"
     recipe_dict["model"]["lora"] = {"r": 4, "alpha": 8}
     recipe_dict["sft"]["dataset"]["difficulty"] = {"samples": 2}
