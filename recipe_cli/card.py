@@ -18,6 +18,7 @@ from recipe_cli.answers import MODE_LEGEND
 from recipe_cli.config import DIVERGENCES, HUB_ID, EvalSettings, GRPOSettings, PromptSettings, Recipe, is_local_path
 from recipe_cli.errors import RecipeError
 from recipe_cli.evaluate import package_versions, read_summaries
+from recipe_cli.models import adapter_config
 from recipe_cli.peak_memory import describe_peaks
 from recipe_cli.report import PLOT_ALT, embed_plots
 from recipe_cli.runs import RunFolder
@@ -152,7 +153,7 @@ def _describe_base(recipe: Recipe, run: RunFolder, base_model: str, base_id: str
 
 def _merged_adapter(adapter: Path | None) -> str:
     """The merged adapter in a few words, read from its own config, e.g. ``r 16, alpha 32``."""
-    config = json.loads((adapter / "adapter_config.json").read_text()) if adapter is not None else {}
+    config = adapter_config(adapter) if adapter is not None else {}
     return f"r {config.get('r')}, alpha {config.get('lora_alpha')}" if config else ""
 
 

@@ -16,12 +16,18 @@ import time
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from recipe_cli.chat import end_of_turn_id
 from recipe_cli.config import Recipe
 from recipe_cli.errors import RecipeError
-from recipe_cli.models import adapter_base, is_adapter, load_causal_lm, load_tokenizer, model_revision
+from recipe_cli.models import (
+    adapter_base,
+    adapter_config,
+    is_adapter,
+    load_causal_lm,
+    load_tokenizer,
+    model_revision,
+)
 
 log = logging.getLogger(__name__)
 
@@ -357,9 +363,7 @@ class VLLMEngine:
 
 def _lora_rank(path: str) -> int:
     """The adapter's rank, rounded up to a ``max_lora_rank`` vLLM accepts."""
-    import json
-
-    rank = int(json.loads((Path(path) / "adapter_config.json").read_text())["r"])
+    rank = int(adapter_config(path)["r"])
     return next((size for size in (8, 16, 32, 64, 128, 256, 320, 512) if size >= rank), rank)
 
 

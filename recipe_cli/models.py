@@ -25,9 +25,14 @@ def is_adapter(path: str | Path) -> bool:
     return (Path(path) / "adapter_config.json").is_file()
 
 
+def adapter_config(path: str | Path) -> dict:
+    """The settings peft saved with the LoRA adapter in ``path`` (``adapter_config.json``: r, lora_alpha, base...)."""
+    return json.loads((Path(path) / "adapter_config.json").read_text())
+
+
 def adapter_base(path: str | Path) -> str:
     """The base model a LoRA adapter was trained on, as recorded by peft."""
-    config = json.loads((Path(path) / "adapter_config.json").read_text())
+    config = adapter_config(path)
     base = config.get("base_model_name_or_path")
     if not base:
         raise RecipeError(f"the LoRA adapter in '{path}' does not name its base model; cannot load it")
@@ -43,7 +48,7 @@ def warn_lora_unused(path: str | Path, settings: ModelSettings, stage: str) -> N
     """An adapter trained further keeps its own rank, alpha, dropout and targets: say so when ``model.lora`` differs."""
     if settings.lora is None:
         return
-    saved = json.loads((Path(path) / "adapter_config.json").read_text())
+    saved = adapter_config(path)
     ours = {"r": settings.lora.r, "lora_alpha": settings.lora.alpha, "lora_dropout": settings.lora.dropout}
     differ = [f"{key} {saved.get(key)} (model.lora: {value})" for key, value in ours.items() if saved.get(key) != value]
     targets, kept = settings.lora.target_modules, saved.get("target_modules")

@@ -591,14 +591,12 @@ def plan_tokenizer(recipe: Recipe):
 def _with_trained_adapter(recipe: Recipe) -> Recipe:
     """The recipe as training sees it: a ``model.path`` holding a LoRA adapter trains that adapter further, with
     its own rank and targets (``recipe_cli.sft``, ``recipe_cli.grpo``), whatever ``model.lora`` says."""
-    import json
-
     from recipe_cli.config import LoraSettings
-    from recipe_cli.models import is_adapter
+    from recipe_cli.models import adapter_config, is_adapter
 
     if recipe.model.path is None or not is_adapter(recipe.model.path):
         return recipe
-    saved = json.loads((Path(recipe.model.path) / "adapter_config.json").read_text())
+    saved = adapter_config(recipe.model.path)
     lora = LoraSettings.model_construct(
         r=saved.get("r", 8),
         alpha=saved.get("lora_alpha", 8),
@@ -618,13 +616,13 @@ def _model_config(recipe: Recipe):
         return tiny_model_config(tiny.hidden_size, tiny.num_layers, tiny.num_heads, tiny.vocab_size, tiny.max_length)
     from transformers import AutoConfig
 
-    from recipe_cli.models import adapter_base, is_adapter
+    from recipe_cli.models import adapter_base, is_adapter, model_revision
 
     path = adapter_base(recipe.model.path) if is_adapter(recipe.model.path) else recipe.model.path
     try:
         return AutoConfig.from_pretrained(
             path,
-            revision=recipe.model.revision if path == recipe.model.path else None,  # model.revision pins model.path
+            revision=model_revision(path, recipe.model),
             trust_remote_code=recipe.model.trust_remote_code,
         )
     except OSError as error:
