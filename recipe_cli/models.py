@@ -190,10 +190,24 @@ def check_lora_targets(path: str | Path, settings: ModelSettings) -> None:
     check_lora_targets_of(config, settings, str(path))
 
 
-def check_lora_targets_of(config, settings: ModelSettings, where: str) -> None:
-    """``check_lora_targets`` on a model config (what ``--dry-run`` reads); ``where`` names the model."""
+def lora_targets(targets: str | list[str], name: str) -> bool:
+    """Whether peft adapts the module ``name`` for ``target_modules``: a string is a regular expression matched
+    against the whole name, a list holds module names or their ends.
+
+    >>> lora_targets(["q_proj"], "model.layers.0.self_attn.q_proj"), lora_targets(["q_proj"], "model.xq_proj")
+    (True, False)
+    >>> lora_targets(r".*\\.(q|v)_proj", "model.layers.0.self_attn.v_proj")
+    True
+    """
     import re
 
+    if isinstance(targets, str):
+        return re.fullmatch(targets, name) is not None
+    return any(name == target or name.endswith(f".{target}") for target in targets)
+
+
+def check_lora_targets_of(config, settings: ModelSettings, where: str) -> None:
+    """``check_lora_targets`` on a model config (what ``--dry-run`` reads); ``where`` names the model."""
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -204,13 +218,11 @@ def check_lora_targets_of(config, settings: ModelSettings, where: str) -> None:
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=settings.trust_remote_code)
     modules = dict(model.named_modules())
     targets = lora.target_modules
+    listed = [targets] if isinstance(targets, str) else targets
 
     def matches(target: str, name: str) -> bool:
-        if isinstance(targets, str):  # peft: a regular expression matched against whole module names
-            return re.fullmatch(target, name) is not None
-        return name == target or name.endswith(f".{target}")  # peft: a module name or the end of one
+        return lora_targets(target if isinstance(targets, str) else [target], name)
 
-    listed = [targets] if isinstance(targets, str) else targets
     missing = [t for t in listed if not any(matches(t, name) for name in modules)]
     if missing:
         linear = sorted(

@@ -634,6 +634,8 @@ def _parameter_counts(config, recipe: Recipe) -> tuple[int, int]:
     import torch
     from transformers import AutoModelForCausalLM
 
+    from recipe_cli.models import lora_targets
+
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
     params = sum(p.numel() for p in model.parameters())
@@ -644,8 +646,7 @@ def _parameter_counts(config, recipe: Recipe) -> tuple[int, int]:
     for name, module in model.named_modules():
         if not isinstance(module, torch.nn.Linear) or name.endswith("lm_head"):
             continue
-        names = [targets] if isinstance(targets, str) else targets
-        if targets == "all-linear" or any(name.endswith(t) for t in names):
+        if targets == "all-linear" or lora_targets(targets, name):
             trainable += recipe.model.lora.r * (module.in_features + module.out_features)
     return params, trainable
 

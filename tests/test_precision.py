@@ -293,3 +293,18 @@ def test_grpo_does_not_claim_the_reference_models_settings_are_ignored(recipe_di
     with caplog.at_level("WARNING"):
         grpo.build_grpo_trainer(recipe, StageStart("grpo"))
     assert "will be ignored" in caplog.text  # TRL still says it: the filter, not a quiet TRL, kept it out
+
+
+def test_the_plan_counts_the_adapter_of_a_regex_target_as_peft_adapts_it(recipe_dict):
+    """The memory estimate's trainable parameters: a target_modules string is peft's regular expression, not a
+    module name's end (it counted no parameter at all)."""
+    from recipe_cli.config import validate_recipe
+    from recipe_cli.plan import _model_config, _parameter_counts
+
+    recipe_dict["model"]["lora"] = {"r": 4, "target_modules": ["q_proj", "v_proj"]}
+    listed = validate_recipe(recipe_dict)
+    recipe_dict["model"]["lora"]["target_modules"] = r".*\.(q|v)_proj"
+    pattern = validate_recipe(recipe_dict)
+    config = _model_config(listed)
+    counted = _parameter_counts(config, listed)[1]
+    assert counted > 0 and _parameter_counts(config, pattern)[1] == counted
