@@ -97,12 +97,17 @@ def list_upload_files(folder: Path, include_training_state: bool = False) -> lis
 
 
 def plan_push(
-    recipe: Recipe, checkpoint: str | Path | None = None, revision: str | None = None, stage: str | None = None
+    recipe: Recipe,
+    checkpoint: str | Path | None = None,
+    revision: str | None = None,
+    stage: str | None = None,
+    before_staging=None,
 ) -> PushPlan:
     """Decide the checkpoint, branch and files of a push and write the model card; no network.
 
     ``revision`` overrides ``push.revision`` (intermediate checkpoints go to their step branches);
     ``stage`` names the stage an explicit ``checkpoint`` comes from, when its folder does not tell.
+    ``before_staging`` is called once the checkpoint is found and checked, before anything is written.
     """
     settings = recipe.push
     if settings is None:
@@ -112,6 +117,8 @@ def plan_push(
     problems = check_saved_weights(folder, f"the checkpoint '{folder}'")  # never publish a cut-off weights file
     if problems:
         raise RecipeError("; ".join(problems))
+    if before_staging is not None:
+        before_staging()
     revision = revision or settings.revision or default_revision(stage, folder.name)
     trained = folder
     base = _base_model_of(run, stage, folder)
@@ -232,8 +239,8 @@ def push_checkpoint(
     recipe: Recipe, checkpoint: str | Path | None = None, revision: str | None = None, stage: str | None = None
 ) -> PushResult:
     """Upload a checkpoint and its model card in one commit on its branch; return the commit the Hub confirmed."""
-    require_hub()  # before the card, the plots and any converted weights are staged in runs/<name>/push
-    plan = plan_push(recipe, checkpoint, revision, stage)
+    # the Hub is checked once the checkpoint is, before the card, plots and any converted weights are staged
+    plan = plan_push(recipe, checkpoint, revision, stage, before_staging=require_hub)
     message = f"recipe {recipe.name}: {plan.stage} checkpoint ({len(plan.files)} files)"
     settings = recipe.push
     oid, url = commit_files(
