@@ -565,7 +565,9 @@ def test_the_machine_rank_matters_only_to_commands_that_launch_ranks(recipe_dict
 # when its rank failed, as torchrun does.
 FAKE_LAUNCHER = """
 import subprocess, sys
-rank_code = sys.argv[1] + "; import time; print(flush=True); time.sleep(30)"
+# a rank's own signal handling, whatever the test process passes on (a blocked or ignored SIGINT is inherited)
+reset = "import signal; signal.pthread_sigmask(signal.SIG_UNBLOCK, {2, 15}); signal.signal(2, signal.default_int_handler)"
+rank_code = reset + "; " + sys.argv[1] + "; import time; print(flush=True); time.sleep(30)"
 rank = subprocess.Popen([sys.executable, "-c", rank_code], stdout=subprocess.PIPE)
 rank.stdout.readline()
 print(rank.pid, flush=True)
