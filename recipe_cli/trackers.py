@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import inspect
 import logging
 import os
 import secrets
@@ -198,34 +199,65 @@ def tracker_environment(trackers: list[str], project: str, run: TrackerRun) -> d
     return environment
 
 
+@dataclass
+class TrackerEnding:
+    """How a stage attempt ended, for the trackers' run state: 0 when it finished; else the exit code the
+    command ends with, ``preempted`` when a signal stopped it with a checkpoint to resume from."""
+
+    exit_code: int = 0
+    preempted: bool = False
+
+
 @contextmanager
-def tracking(trackers: list[str], project: str, run: TrackerRun) -> Iterator[None]:
+def tracking(trackers: list[str], project: str, run: TrackerRun) -> Iterator[TrackerEnding]:
     """Train one stage attempt in its own tracker run (main process): the project and run id set where the
-    user's environment does not set them, and the run ended afterwards, however training ends."""
+    user's environment does not set them, and the run ended afterwards, however training ends. The block sets
+    the yielded ``TrackerEnding`` when the stage did not finish; an exception out of it ends the run as failed."""
     added = {key: value for key, value in tracker_environment(trackers, project, run).items() if key not in os.environ}
     os.environ.update(added)
+    ending = TrackerEnding()
     try:
-        yield
+        yield ending
+    except BaseException:
+        ending.exit_code = ending.exit_code or 1
+        raise
     finally:
         for key in added:
             os.environ.pop(key, None)
-        _end_open_runs(trackers)
+        _end_open_runs(trackers, ending)
 
 
-def _end_open_runs(trackers: list[str]) -> None:
+def _end_open_runs(trackers: list[str], ending: TrackerEnding) -> None:
     """End the runs transformers leaves open, so the next stage starts its own (and a resume continues this).
 
-    wandb also reads its environment once per process (``wandb.setup``): ``teardown`` lets the next stage's
+    A stage that did not finish must not show as finished: wandb's ``finish`` takes the exit code (non-zero:
+    failed), and ``mark_preempting`` first makes a preempted run resumable (queued again in a sweep). wandb
+    also reads its environment once per process (``wandb.setup``): ``teardown`` lets the next stage's
     ``wandb.init`` read the next run's id and project instead of this one's.
     """
     for name in trackers:
         module = sys.modules.get(name) if name in LEFT_OPEN else None
         if module is None:
             continue
-        for step in ("finish", "teardown"):
-            if not callable(getattr(module, step, None)):
-                continue
+        finish, run = getattr(module, "finish", None), getattr(module, "run", None)
+        calls = []
+        if ending.preempted and callable(getattr(run, "mark_preempting", None)):
+            calls.append(("mark_preempting", run.mark_preempting, {}))
+        if callable(finish):
+            failed = ending.exit_code and "exit_code" in _parameters(finish)
+            calls.append(("finish", finish, {"exit_code": ending.exit_code} if failed else {}))
+        if callable(getattr(module, "teardown", None)):
+            calls.append(("teardown", module.teardown, {}))
+        for step, call, keywords in calls:
             try:
-                getattr(module, step)()
+                call(**keywords)
             except Exception as error:  # the run's data is the tracker's; training has finished either way
                 log.warning("%s: could not end the tracker's run (%s): %s", name, step, error)
+
+
+def _parameters(function: Any) -> set[str]:
+    """The parameter names of a callable (none when it is not one or has no signature)."""
+    try:
+        return set(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        return set()

@@ -22,7 +22,7 @@ from recipe_cli.precision import Machine, PrecisionPlan, plan_precision
 from recipe_cli.preemption import PreemptionFlag
 from recipe_cli.resume import StageStart
 from recipe_cli.runs import RunFolder
-from recipe_cli.trackers import TrackerRun, active_trackers, tracking
+from recipe_cli.trackers import TrackerEnding, TrackerRun, active_trackers, tracking
 
 log = logging.getLogger(__name__)
 
@@ -391,7 +391,7 @@ def _tracking(args, recipe: Recipe, stage: str, tracker: TrackerRun | None):
     ``run_name`` when it sets one."""
     trackers = active_trackers(args.report_to)
     if tracker is None or not trackers:
-        return contextlib.nullcontext()
+        return contextlib.nullcontext(TrackerEnding())
     if "run_name" not in getattr(recipe, stage).trainer:
         args.run_name = tracker.run_name(recipe.name, stage)
     return tracking(trackers, args.project, tracker)
@@ -458,9 +458,13 @@ def train_stage(
         log.info("%s: resuming from %s", start.stage, start.checkpoint)
     if on_ready is not None:
         on_ready()
-    with _tracking(trainer.args, recipe, start.stage, tracker):
+    with _tracking(trainer.args, recipe, start.stage, tracker) as ending:
         trainer.train(resume_from_checkpoint=str(start.checkpoint) if start.checkpoint else None)
-    state = trainer.state
+        state = trainer.state
+        if nonfinite.problem is not None:
+            ending.exit_code = NON_FINITE_EXIT_CODE
+        elif flag.signum is not None and state.global_step < state.max_steps:
+            ending.exit_code, ending.preempted = flag.exit_code, True
     outcome = StageOutcome(start.stage, staged.output, staged.record, state.global_step, state.max_steps, False)
     if flag.signum is not None:
         outcome.signal, outcome.exit_code = flag.name, flag.exit_code

@@ -13,7 +13,7 @@ import pytest
 from recipe_cli.config import validate_recipe
 from recipe_cli.resume import StageStart
 from recipe_cli.runs import RunFolder
-from recipe_cli.trackers import TrackerRun, tracking
+from recipe_cli.trackers import TrackerEnding, TrackerRun, tracking
 
 
 @pytest.mark.parametrize(
@@ -42,8 +42,10 @@ class FakeTracker(types.ModuleType):
         super().__init__("wandb")
         self.calls, self.fail, self.seen = [], fail, {}
 
-    def finish(self):
-        self.calls.append("finish")
+        self.run = types.SimpleNamespace(mark_preempting=lambda: self.calls.append("mark_preempting"))
+
+    def finish(self, exit_code=None):
+        self.calls.append("finish" if exit_code is None else f"finish({exit_code})")
         if self.fail:
             raise RuntimeError("no network")
 
@@ -74,8 +76,58 @@ def test_a_tracker_that_cannot_end_its_run_is_a_warning_and_training_stops_as_it
     with pytest.raises(KeyboardInterrupt), caplog.at_level(logging.WARNING):
         with tracking(["wandb"], "demo", TrackerRun("sft-abc", 1)):
             raise KeyboardInterrupt  # a stop inside training still ends the tracker's run
-    assert fake.calls == ["finish", "teardown"]
+    assert fake.calls == ["finish(1)", "teardown"]  # failed, not finished
     assert "could not end the tracker's run (finish): no network" in caplog.text
+
+
+def test_a_tracker_whose_finish_takes_no_exit_code_is_still_ended(monkeypatch):
+    fake = types.ModuleType("swanlab")
+    fake.calls = []
+    fake.finish = lambda: fake.calls.append("finish")
+    monkeypatch.setitem(sys.modules, "swanlab", fake)
+    with tracking(["swanlab"], "demo", TrackerRun("grpo-abc", 1)) as ending:
+        ending.exit_code, ending.preempted = 143, True
+    assert fake.calls == ["finish"]
+
+
+def test_a_preempted_tracker_run_is_marked_so_and_ended_with_the_commands_exit_code(monkeypatch):
+    fake = FakeTracker()
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    with tracking(["wandb"], "demo", TrackerRun("grpo-abc", 1)) as ending:
+        ending.exit_code, ending.preempted = 143, True
+    assert fake.calls == ["mark_preempting", "finish(143)", "teardown"]  # resumable, not finished
+
+
+@pytest.mark.parametrize(("max_steps", "ending"), [(4, TrackerEnding(143, preempted=True)), (1, TrackerEnding())])
+def test_a_preempted_stage_is_not_a_finished_run_in_the_tracker(
+    recipe_dict, write_recipe, monkeypatch, max_steps, ending
+):
+    """A stage stopped by SIGTERM with a checkpoint to resume from ended its tracker run as finished (exit code 0),
+    so dashboards and sweep agents took it for complete; it now ends as preempted, with the command's exit code.
+    A signal in the last step lets the stage finish: its run is finished."""
+    import signal
+
+    from transformers import TrainerCallback
+    from typer.testing import CliRunner
+
+    from recipe_cli import pipeline, trackers, training
+    from recipe_cli.cli import app
+
+    class Preempt(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 1:
+                os.kill(os.getpid(), signal.SIGTERM)  # taken by the stage's handler: it saves after the next step
+
+    endings = []
+    for module in (pipeline, training):  # the stage reports to a tracker (transformers' own callback is not needed)
+        monkeypatch.setattr(module, "active_trackers", lambda report_to: ["wandb"])
+    monkeypatch.setattr(trackers, "_end_open_runs", lambda names, ending: endings.append((names, ending)))
+    monkeypatch.setattr(pipeline, "_stage_callbacks", lambda recipe: [Preempt()])
+    del recipe_dict["eval"]
+    recipe_dict["sft"]["trainer"]["max_steps"] = max_steps
+    result = CliRunner().invoke(app, ["sft", str(write_recipe(recipe_dict))])
+    assert result.exit_code == 143, result.output
+    assert endings == [(["wandb"], ending)]
 
 
 @pytest.fixture
