@@ -82,6 +82,14 @@ DECIMAL_COMMA = re.compile(r"^-?\d+,(?:\d{1,2}|\d{4,})$")
 PERCENT = re.compile(r"%|percent", re.I)
 # A remark in brackets that offers another answer: "18 (or 20)"
 HEDGE = re.compile(r"(?<![^\W\d_])(?:or|oder|ou|o|или|或)(?![^\W\d_]|['’])", re.I)  # not "o'clock"
+# What may follow the "or" of a remark that restates the answer: an amount with at most two words of unit,
+# "2 hours", "50 cents", "$0.5", "1/2", "50%"
+RESTATED = re.compile(
+    r"(?P<currency>[$€£¥₹]?)\s*(?P<number>-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?)\s*"
+    r"(?P<unit>%|¢|[^\W\d_]+(?: [^\W\d_]+)?)?\s*\.?"
+)
+# A unit spelt as a symbol or a word is one unit: "$18" and "18 dollars"
+UNIT_NAMES = {"$": "dollar", "€": "euro", "£": "pound", "¥": "yen", "₹": "rupee", "¢": "cent", "%": "percent"}
 
 log = logging.getLogger(__name__)
 
@@ -430,7 +438,7 @@ def check_answer(completion_answer: str | None, gold: str, timeout: float = LATE
                 return value == gold_number / 100
             return PERCENT.search(completion_answer) is not None and value / 100 == gold_number
         remark = split_remark(completion_answer)
-        if remark is not None and HEDGE.search(remark[1]):
+        if remark is not None and offers_another(*remark):
             return False  # "18 (or 20)" gives two answers to a question with one
     gold_form, answer_form = parse_form(gold), parse_form(completion_answer)
     if gold_form is None:
@@ -455,17 +463,60 @@ def answer_value(answer: str) -> Fraction | None:
     (Fraction(1000, 1), Fraction(12, 1), Fraction(18, 1), None)
     >>> answer_value("18 (9×2)."), answer_value("She has 18 apples (9 boxes of 2)"), answer_value("18 (or 20)")
     (Fraction(18, 1), Fraction(18, 1), None)
-    >>> answer_value("1, 2, 3") is None
-    True
+    >>> answer_value("120 minutes (or 2 hours)"), answer_value("1, 2, 3") is None
+    (Fraction(120, 1), True)
     """
     remark = split_remark(answer)
     if remark is not None:  # before the sentence's last number, which may be the remark's
-        if HEDGE.search(remark[1]):
+        if offers_another(*remark):
             return None
         value = _value(remark[0])
         if value is not None:
             return value
     return _value(answer)
+
+
+def offers_another(value: str, remark: str) -> bool:
+    """Whether a remark in brackets after an answer offers a second answer (``18 (or 20)``), not the same one
+    restated: the same number written another way (``0.5 (or 1/2)``) or the quantity in another unit
+    (``120 minutes (or 2 hours)``, ``$0.50 (or 50 cents)``).
+
+    >>> offers_another("18", "or 20"), offers_another("18 cm", "or 20 cm"), offers_another("$18", "or 20 dollars")
+    (True, True, True)
+    >>> offers_another("120 min", "or 2 hours"), offers_another("$0.50", "or 50 cents"), offers_another("1", "or 2/2")
+    (False, False, False)
+    >>> offers_another("18 (9×2)", "9 + 9"), offers_another("18 apples", "or 20 if she keeps one")
+    (False, True)
+    """
+    hedge = HEDGE.search(remark)
+    if hedge is None:
+        return False
+    restated = RESTATED.fullmatch(remark, hedge.end() + (remark[hedge.end() : hedge.end() + 1] == " "))
+    if remark[: hedge.start()].strip() or restated is None:
+        return True
+    first, second = _value(value), parse_number(restated["number"])
+    if first is None or second is None:
+        return True
+    one_percent = (restated["unit"] == "%") != bool(PERCENT.search(value))  # 50% (or 0.5)
+    if first == second or (one_percent and second in (first * 100, first / 100)):
+        return False
+    first_unit, second_unit = _unit(value), _unit_name(restated["currency"] or restated["unit"] or "")
+    return not (first_unit and second_unit and first_unit != second_unit)
+
+
+def _unit(value: str) -> str:
+    """The unit of an answer's last amount, as ``_unit_name`` names it: ``$0.50`` -> dollar, ``2 hours`` -> hour."""
+    amounts = list(RESTATED.finditer(value))
+    if not amounts:
+        return ""
+    last = amounts[-1]
+    currency = value[: last.start("number")].rstrip()[-1:]
+    return _unit_name(currency if currency in UNIT_NAMES else last["unit"] or "")
+
+
+def _unit_name(unit: str) -> str:
+    unit = UNIT_NAMES.get(unit, unit.lower())
+    return unit[:-1] if unit.endswith("s") and len(unit) > 2 else unit
 
 
 def split_remark(answer: str) -> tuple[str, str] | None:

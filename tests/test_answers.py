@@ -305,6 +305,15 @@ def test_shipped_training_recipes_train_with_strict_accuracy():
         ("<answer>18 (or 20)</answer>", "18", 0.0, 0.0),
         ("<answer>18 (o 20)</answer>", "18", 0.0, 0.0),  # Spanish, Italian
         ("<answer>18 (by 2 o'clock)</answer>", "18", 1.0, 1.0),  # a lone "o" that is not "or"
+        ("<answer>120 minutes (or 2 hours)</answer>", "120", 1.0, 1.0),  # the same quantity in another unit
+        ("<answer>2 hours (or 120 minutes)</answer>", "120", 0.0, 0.0),  # the first answer is the one judged
+        ("<answer>$0.50 (or 50 cents)</answer>", "0.5", 1.0, 1.0),
+        ("The answer is 120 minutes (or 2 hours).", "120", 0.0, 1.0),
+        ("<answer>0.5 (or 1/2)</answer>", "0.5", 1.0, 1.0),  # the same number written another way
+        ("<answer>50% (or 0.5)</answer>", "50", 1.0, 1.0),
+        ("<answer>$18 (or 20 dollars)</answer>", "18", 0.0, 0.0),  # one unit, two amounts: a hedge
+        ("<answer>18 apples (or 20 apples)</answer>", "18", 0.0, 0.0),
+        ("<answer>18 apples (or 20 if she keeps one)</answer>", "18", 0.0, 0.0),
         ("#### **18**", "18", 1.0, 1.0),  # bold, as in <answer>**18**</answer>
         ("<answer>She loses −18 dollars</answer>", "-18", 1.0, 1.0),  # a minus sign (U+2212) in a sentence
         ("So she loses −18 dollars", "-18", 0.0, 1.0),
