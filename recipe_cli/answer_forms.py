@@ -53,6 +53,12 @@ MIXED_FRACTION = re.compile(r"^(-?)(\d+)\s+(\d+)\s*/\s*(\d+)$")  # 3 1/2 = 7/2 w
 LATEX_FRACTION = re.compile(r"^(-?)\\[dt]?frac\{(-?\d+)\}\{(\d+)\}$")
 MIXED_NUMBER = re.compile(r"^(-?)(\d+)\s*\\[dt]?frac\{(\d+)\}\{(\d+)\}$")  # MATH's 1\frac{1}{4} = 5/4
 REPEATING_DECIMAL = re.compile(r"^(-?)(\d*)\.(\d*)\\overline\{(\d+)\}$")  # 0.\overline{3} = 1/3
+# Scientific notation: 1.8e1, 1.8E+1, 1.8 \times 10^{1}, 1.8 × 10^1, 1.8 * 10^1; an exponent of at most three digits,
+# so a runaway 1e999999999 never becomes a billion-digit integer
+SCIENTIFIC = re.compile(
+    r"^(-?\d+(?:\.\d*)?|-?\.\d+)\s*"
+    r"(?:[eE]\s*([-+]?\d{1,3})|(?:\\times|\\cdot|[×·*xX])\s*10\s*\^\s*(?:\{\s*([-+]?\d{1,3})\s*\}|([-+]?\d{1,3})))$"
+)
 
 
 def parse_number(text: str) -> Fraction | None:
@@ -66,6 +72,8 @@ def parse_number(text: str) -> Fraction | None:
     (Fraction(12, 1), Fraction(5, 4), Fraction(5, 4), Fraction(1, 3))
     >>> parse_number("1 000 000"), parse_number("1\u202f000.5"), parse_number("12 34") is None  # SI digit groups
     (Fraction(1000000, 1), Fraction(2001, 2), True)
+    >>> parse_number("1.8e1"), parse_number(r"-2.5 \times 10^{-3}"), parse_number("6.02 × 10^23") == 602 * 10**21
+    (Fraction(18, 1), Fraction(-1, 400), True)
     >>> parse_number("x + 1") is None, parse_number("9" * 5000) is None  # longer than Python reads as an int
     (True, True)
     """
@@ -109,6 +117,10 @@ def _read_number(text: str) -> Fraction | None:
         value = Fraction(int(whole or 0)) + Fraction(int(fixed or 0), 10 ** len(fixed))
         value += Fraction(int(repeated), 10 ** len(fixed) * (10 ** len(repeated) - 1))
         return -value if sign else value
+    match = SCIENTIFIC.match(cleaned)
+    if match:
+        exponent = int(next(group for group in match.groups()[1:] if group is not None))
+        return Fraction(match.group(1)) * Fraction(10) ** exponent
     return None
 
 

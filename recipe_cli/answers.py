@@ -52,10 +52,11 @@ FINAL_ANSWER = re.compile(
     re.I | re.M,
 )
 # U+2212 is the minus sign; thin and no-break spaces group digits (1 000 000), plain spaces separate numbers
-# except in a mixed number (3 1/2)
+# except in a mixed number (3 1/2); an exponent of three digits at most (1.5e3), as ``parse_number`` reads
 NUMBER = re.compile(
     r"[-\u2212]?\d+ \d+/\d+(?![\d/])"
-    r"|[-\u2212]?\d[\d,]*(?:[\u00a0\u2009\u202f]\d{3}(?!\d))*(?:\.\d+)?(?:\s*/\s*\d+)?|[-\u2212]?\.\d+"
+    r"|[-\u2212]?\d[\d,]*(?:[\u00a0\u2009\u202f]\d{3}(?!\d))*(?:\.\d+)?(?:[eE][-+]?\d{1,3}(?![\d.]))?(?:\s*/\s*\d+)?"
+    r"|[-\u2212]?\.\d+"
 )
 # \( and \[ formulas hold no second opener: an unclosed one then stops at the next opener instead of searching
 # the rest of the text for a closer, which took time quadratic in the length of a runaway completion.

@@ -296,6 +296,15 @@ def test_shipped_training_recipes_train_with_strict_accuracy():
         ("The answer is 18 km/h.", "18", 0.0, 1.0),
         ("<answer>18 km/h</answer>", "36", 0.0, 0.0),
         ("<answer>3 x^2</answer>", "3", 0.0, 0.0),  # a power of one letter is algebra, not a unit
+        ("<answer>3x</answer>", "3", 0.0, 0.0),  # an expression with a variable is not a number
+        ("<answer>1.8e1</answer>", "18", 1.0, 1.0),  # scientific notation is a number
+        ("#### 1.8E+1", "18", 1.0, 1.0),
+        ("<answer>1.8e1</answer>", "1.8", 0.0, 0.0),
+        (r"\boxed{6.02 \times 10^{23}}", "602000000000000000000000", 1.0, 1.0),  # exactly, not as a float
+        (r"\boxed{6.02 \times 10^{23}}", "602000000000000000000001", 0.0, 0.0),
+        ("<answer>1.8 x 10^1</answer>", "18", 1.0, 1.0),
+        ("<answer>The distance is 1.5e3 meters</answer>", "1500", 1.0, 1.0),  # in a sentence, not its last digit
+        ("<answer>1e999999999</answer>", "18", 0.0, 0.0),  # no billion-digit integer
         ("<answer>18 (9×2)</answer>", "18", 1.0, 1.0),  # a remark after the number, not a product
         ("#### 18 (9 x 2)", "18", 1.0, 1.0),
         ("The answer is 18 (9×2).", "18", 0.0, 1.0),
