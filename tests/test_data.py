@@ -328,10 +328,32 @@ def test_a_gold_written_as_a_json_number_keeps_its_decimals(tmp_path):
     from recipe_cli.answers import check_answer
 
     path = tmp_path / "d.jsonl"
-    path.write_text('{"question": "1/100000?", "answer": 0.00001}\n{"question": "big?", "answer": 2.5e16}\n')
+    path.write_text('{"question": "1/100000?", "answer": 0.00001}\n{"question": "big?", "answer": 2.5e15}\n')
     rows = load_examples(DatasetSettings(path=str(path)), seed=0)
-    assert [row["answer"] for row in rows] == ["0.00001", "25000000000000000"]
-    assert check_answer("0.00001", rows[0]["answer"]) and check_answer("25000000000000000", rows[1]["answer"])
+    assert [row["answer"] for row in rows] == ["0.00001", "2500000000000000.0"]
+    assert check_answer("0.00001", rows[0]["answer"]) and check_answer("2500000000000000", rows[1]["answer"])
+
+
+@pytest.mark.parametrize(
+    "golds",
+    [["12345678901234567890", "18"], ["9007199254740993", "0.5"]],  # past int64; past 2**53 beside a decimal
+    ids=["int64", "float-column"],
+)
+def test_a_gold_json_number_too_large_to_read_exactly_is_refused(tmp_path, golds):
+    """datasets reads these as floats: 12345678901234567890 became the gold 12345678901234567000, 9007199254740993
+    became 9007199254740992, and the right answer scored 0."""
+    from recipe_cli.data.sources import check_local_source
+
+    path = tmp_path / "d.jsonl"
+    path.write_text("".join(f'{{"question": "q{i}?", "answer": {gold}}}\n' for i, gold in enumerate(golds)))
+    settings = DatasetSettings(path=str(path), adapter="columns")
+    message = r"column 'answer' \(the gold answer\) is .*; write it in the file as a string"
+    with pytest.raises(RecipeError, match=message):
+        load_examples(settings, seed=0)
+    if int(golds[0]) >= 2**63:  # validate reads the exact integer; datasets makes every such one a float
+        assert re.search(message, check_local_source(settings, "grpo.dataset"))
+    path.write_text("".join(f'{{"question": "q{i}?", "answer": "{gold}"}}\n' for i, gold in enumerate(golds)))
+    assert [row["answer"] for row in load_examples(settings, seed=0)] == golds  # as strings they read exactly
 
 
 def test_a_mixture_source_gives_at_most_its_own_max_samples(tmp_path):

@@ -84,19 +84,35 @@ class RawRows:
             )
 
 
+EXACT_FLOAT = 2**53  # from here on a float64 holds only some of the integers: 2**53 + 1 reads as 2**53
+INT64 = 2**63  # datasets reads a JSON integer from here on as a float64
+
+
 def text_value(raw: RawRows, index: int, column: str, value: Any, role: str) -> str:
     """A question or gold cell as text: numbers become text, anything else that is not text is a one-line error.
 
     A float is written out in decimals, as a JSON file writes it: Python's ``str`` gives ``1e-05``
-    for 0.00001, which no answer checker reads as the number.
+    for 0.00001, which no answer checker reads as the number. A gold number too large for a float
+    to hold exactly is a one-line error: ``datasets`` reads a JSON integer of 2**63 or more, and one of
+    2**53 or more in a column that also holds a decimal, as a float, so 12345678901234567890 would
+    become the gold 12345678901234567000 and the right answer would score 0.
 
     >>> text_value(RawRows([], [], "d.jsonl"), 0, "answer", 42, "answer")
     '42'
-    >>> [text_value(RawRows([], [], "d.jsonl"), 0, "answer", x, "answer") for x in (0.00001, 2.5e16, 0.5, 3.0)]
-    ['0.00001', '25000000000000000', '0.5', '3.0']
+    >>> [text_value(RawRows([], [], "d.jsonl"), 0, "answer", x, "answer") for x in (0.00001, 2.5e15, 0.5, 3.0)]
+    ['0.00001', '2500000000000000.0', '0.5', '3.0']
+    >>> text_value(RawRows([], [], "d.jsonl"), 0, "answer", 1.2345678901234567e19, "gold answer")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    recipe_cli.errors.RecipeError: dataset 'd.jsonl' row 0: column 'answer' (the gold answer) is ...; write it in ...)
     """
     if isinstance(value, str):
         return value
+    if role == "gold answer" and _too_large(value):
+        raise RecipeError(
+            f"dataset '{raw.path}' {raw.where(index)}: column '{column}' (the gold answer) is {value!r}, a number too "
+            "large for a float to hold exactly (`datasets` reads such JSON integers as floats, rounded to 17 "
+            f'digits); write it in the file as a string, in quotes ("{column}": "12345678901234567890")'
+        )
     if isinstance(value, float) and math.isfinite(value):
         return format(Decimal(repr(value)), "f")
     if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -106,6 +122,12 @@ def text_value(raw: RawRows, index: int, column: str, value: Any, role: str) -> 
         f"dataset '{raw.path}' {raw.where(index)}: column '{column}' (the {role}) is {kind}, not text or a number; "
         "fix that row or map `columns` to another column"
     )
+
+
+def _too_large(value: Any) -> bool:
+    if isinstance(value, float):
+        return math.isfinite(value) and abs(value) >= EXACT_FLOAT
+    return isinstance(value, int) and abs(value) >= INT64
 
 
 def gold_text(raw: RawRows, index: int, column: str, value: Any) -> str:
