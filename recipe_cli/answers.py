@@ -89,6 +89,8 @@ RESTATED = re.compile(
     r"(?P<currency>[$€£¥₹]?)\s*(?P<number>-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?)\s*"
     r"(?P<unit>%|¢|[^\W\d_]+(?: [^\W\d_]+)?)?\s*\.?"
 )
+# Text inside a formula, read as the words it holds when looking for a remark: 18 \text{ (or 20)}
+TEXT_IN_FORMULA = re.compile(r"\\(?:text|textrm|mbox)\s*\{([^{}]*)\}")
 # A unit spelt as a symbol or a word is one unit: "$18" and "18 dollars"
 UNIT_NAMES = {"$": "dollar", "€": "euro", "£": "pound", "¥": "yen", "₹": "rupee", "¢": "cent", "%": "percent"}
 
@@ -438,7 +440,7 @@ def check_answer(completion_answer: str | None, gold: str, timeout: float = LATE
             if PERCENT.search(gold) and not PERCENT.search(completion_answer):
                 return value == gold_number / 100
             return PERCENT.search(completion_answer) is not None and value / 100 == gold_number
-        remark = split_remark(completion_answer)
+        remark = split_remark(TEXT_IN_FORMULA.sub(r"\1", completion_answer))
         if remark is not None and offers_another(*remark):
             return False  # "18 (or 20)" gives two answers to a question with one
     gold_form, answer_form = parse_form(gold), parse_form(completion_answer)
@@ -464,10 +466,10 @@ def answer_value(answer: str) -> Fraction | None:
     (Fraction(1000, 1), Fraction(12, 1), Fraction(18, 1), None)
     >>> answer_value("18 (9×2)."), answer_value("She has 18 apples (9 boxes of 2)"), answer_value("18 (or 20)")
     (Fraction(18, 1), Fraction(18, 1), None)
-    >>> answer_value("120 minutes (or 2 hours)"), answer_value("1, 2, 3") is None
-    (Fraction(120, 1), True)
+    >>> answer_value("120 minutes (or 2 hours)"), answer_value(r"18 \text{ (or 20)}"), answer_value("1, 2, 3") is None
+    (Fraction(120, 1), None, True)
     """
-    remark = split_remark(answer)
+    remark = split_remark(TEXT_IN_FORMULA.sub(r"\1", answer))
     if remark is not None:  # before the sentence's last number, which may be the remark's
         if offers_another(*remark):
             return None

@@ -323,6 +323,9 @@ def test_shipped_training_recipes_train_with_strict_accuracy():
         ("<answer>$18 (or 20 dollars)</answer>", "18", 0.0, 0.0),  # one unit, two amounts: a hedge
         ("<answer>18 apples (or 20 apples)</answer>", "18", 0.0, 0.0),
         ("<answer>18 apples (or 20 if she keeps one)</answer>", "18", 0.0, 0.0),
+        (r"\boxed{18 \text{ (or 20)}}", "18", 0.0, 0.0),  # a hedge written as text in the box
+        (r"\boxed{120 \text{ minutes (or 2 hours)}}", "120", 1.0, 1.0),
+        (r"\boxed{18 \text{ dollars (9 eggs at 2 each)}}", "18", 1.0, 1.0),
         ("#### **18**", "18", 1.0, 1.0),  # bold, as in <answer>**18**</answer>
         ("<answer>She loses −18 dollars</answer>", "-18", 1.0, 1.0),  # a minus sign (U+2212) in a sentence
         ("So she loses −18 dollars", "-18", 0.0, 1.0),
