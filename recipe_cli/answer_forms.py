@@ -53,6 +53,10 @@ MIXED_FRACTION = re.compile(r"^(-?)(\d+)\s+(\d+)\s*/\s*(\d+)$")  # 3 1/2 = 7/2 w
 LATEX_FRACTION = re.compile(r"^(-?)\\[dt]?frac\{(-?\d+)\}\{(\d+)\}$")
 MIXED_NUMBER = re.compile(r"^(-?)(\d+)\s*\\[dt]?frac\{(\d+)\}\{(\d+)\}$")  # MATH's 1\frac{1}{4} = 5/4
 REPEATING_DECIMAL = re.compile(r"^(-?)(\d*)\.(\d*)\\overline\{(\d+)\}$")  # 0.\overline{3} = 1/3
+# A scale word after a number multiplies it (1.45 million, 1.45 \text{ million}); read before the unit words are
+# dropped, which would make 1.45 million 1.45. Not "dozen": "2 dozen" answers "how many dozen".
+SCALE = re.compile(r"(?<=\d)\s*(?:\\text\s*\{\s*)?(hundred|thousand|million|billion|trillion)(?![^\W\d_])", re.I)
+SCALES = {"hundred": 10**2, "thousand": 10**3, "million": 10**6, "billion": 10**9, "trillion": 10**12}
 # Scientific notation: 1.8e1, 1.8E+1, 1.8 \times 10^{1}, 1.8 × 10^1, 1.8 * 10^1; an exponent of at most three digits,
 # so a runaway 1e999999999 never becomes a billion-digit integer
 SCIENTIFIC = re.compile(
@@ -74,6 +78,8 @@ def parse_number(text: str) -> Fraction | None:
     (Fraction(1000000, 1), Fraction(2001, 2), True)
     >>> parse_number("1.8e1"), parse_number(r"-2.5 \times 10^{-3}"), parse_number("6.02 × 10^23") == 602 * 10**21
     (Fraction(18, 1), Fraction(-1, 400), True)
+    >>> parse_number("$1.45 million"), parse_number(r"1.45 \text{ million}"), parse_number("2 dozen")
+    (Fraction(1450000, 1), Fraction(1450000, 1), Fraction(2, 1))
     >>> parse_number("x + 1") is None, parse_number("9" * 5000) is None  # longer than Python reads as an int
     (True, True)
     """
@@ -84,6 +90,10 @@ def parse_number(text: str) -> Fraction | None:
 
 
 def _read_number(text: str) -> Fraction | None:
+    scale = SCALE.search(text)
+    if scale is not None:
+        value = _read_number(text[: scale.start(1)] + text[scale.end(1) :])
+        return value * SCALES[scale.group(1).lower()] if value is not None else None
     cleaned = NUMBER_DECORATION.sub("", text.strip().replace("\u2212", "-").replace("{,}", ","))
     end = len(cleaned)
     while end and (cleaned[end - 1].isspace() or cleaned[end - 1] in TRAILING_DECORATION):

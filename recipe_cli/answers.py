@@ -557,8 +557,11 @@ def _value(answer: str) -> Fraction | None:
             return number
     if _looks_like_latex(answer) or not PROSE_WORD.search(answer):
         return None
-    numbers = NUMBER.findall(answer)
-    return parse_number(numbers[-1]) if numbers else None
+    numbers = list(NUMBER.finditer(answer))
+    if not numbers:
+        return None
+    with_words = parse_number(answer[numbers[-1].start() :])  # the words after it: 1.45 million dollars
+    return with_words if with_words is not None else parse_number(numbers[-1].group())
 
 
 def _looks_like_latex(text: str) -> bool:

@@ -305,6 +305,12 @@ def test_shipped_training_recipes_train_with_strict_accuracy():
         ("<answer>1.8 x 10^1</answer>", "18", 1.0, 1.0),
         ("<answer>The distance is 1.5e3 meters</answer>", "1500", 1.0, 1.0),  # in a sentence, not its last digit
         ("<answer>1e999999999</answer>", "18", 0.0, 0.0),  # no billion-digit integer
+        (r"\boxed{\$1.45 \text{ million}}", "1450000", 1.0, 1.0),  # a scale word multiplies
+        ("<answer>1.45 million dollars</answer>", "1450000", 1.0, 1.0),
+        ("<answer>She raised 1.45 million dollars</answer>", "1450000", 1.0, 1.0),
+        ("The answer is $1.45 million.", "1450000", 0.0, 1.0),
+        ("<answer>18 thousand</answer>", "18", 0.0, 0.0),  # not a unit to drop
+        ("<answer>2 dozen</answer>", "2", 1.0, 1.0),  # answers "how many dozen"
         ("<answer>18 (9×2)</answer>", "18", 1.0, 1.0),  # a remark after the number, not a product
         ("#### 18 (9 x 2)", "18", 1.0, 1.0),
         ("The answer is 18 (9×2).", "18", 0.0, 1.0),
