@@ -80,6 +80,7 @@ GAP_NOISE = re.compile(
 )
 SIMPLE_EQUATION = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*=\s*([^=]+)$")
 DECIMAL_COMMA = re.compile(r"^-?\d+,(?:\d{1,2}|\d{4,})$")
+ESCAPED_SIGN = re.compile(r"\\[$%]")  # Markdown's \$18 and 25\% in a sentence are prose, not LaTeX
 PERCENT = re.compile(r"%|percent", re.I)
 # A remark in brackets that offers another answer: "18 (or 20)"
 HEDGE = re.compile(r"(?<![^\W\d_])(?:or|oder|ou|o|или|或)(?![^\W\d_]|['’])", re.I)  # not "o'clock"
@@ -464,6 +465,8 @@ def answer_value(answer: str) -> Fraction | None:
 
     >>> answer_value("1,000.00"), answer_value("x = 12"), answer_value("She has 18 apples"), answer_value("2^{10}")
     (Fraction(1000, 1), Fraction(12, 1), Fraction(18, 1), None)
+    >>> answer_value(r"Janet makes \\$18 every day.")
+    Fraction(18, 1)
     >>> answer_value("18 (9×2)."), answer_value("She has 18 apples (9 boxes of 2)"), answer_value("18 (or 20)")
     (Fraction(18, 1), Fraction(18, 1), None)
     >>> answer_value("120 minutes (or 2 hours)"), answer_value(r"18 \text{ (or 20)}"), answer_value("1, 2, 3") is None
@@ -555,7 +558,7 @@ def _value(answer: str) -> Fraction | None:
         number = parse_number(equation.group(1))
         if number is not None:
             return number
-    if _looks_like_latex(answer) or not PROSE_WORD.search(answer):
+    if _looks_like_latex(ESCAPED_SIGN.sub("", answer)) or not PROSE_WORD.search(answer):
         return None
     numbers = list(NUMBER.finditer(answer))
     if not numbers:

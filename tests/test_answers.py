@@ -311,6 +311,10 @@ def test_shipped_training_recipes_train_with_strict_accuracy():
         ("The answer is $1.45 million.", "1450000", 0.0, 1.0),
         ("<answer>18 thousand</answer>", "18", 0.0, 0.0),  # not a unit to drop
         ("<answer>2 dozen</answer>", "2", 1.0, 1.0),  # answers "how many dozen"
+        (r"<answer>Janet makes \$18 every day.</answer>", "18", 1.0, 1.0),  # Markdown's escaped dollar
+        (r"<answer>Janet makes \$17 every day.</answer>", "18", 0.0, 0.0),
+        (r"<answer>The price went up by 25\%.</answer>", "25", 1.0, 1.0),
+        (r"**Answer:** Janet makes \$18 daily.", "18", 0.0, 1.0),
         ("<answer>18 (9×2)</answer>", "18", 1.0, 1.0),  # a remark after the number, not a product
         ("#### 18 (9 x 2)", "18", 1.0, 1.0),
         ("The answer is 18 (9×2).", "18", 0.0, 1.0),
