@@ -80,6 +80,8 @@ GAP_NOISE = re.compile(
 )
 SIMPLE_EQUATION = re.compile(r"^\s*[A-Za-z](?:_\{?\w+\}?)?\s*=\s*([^=]+)$")
 DECIMAL_COMMA = re.compile(r"^-?\d+,(?:\d{1,2}|\d{4,})$")
+# The same with a currency sign or unit words around it, as prices are written there: 18,50 €, €18,50, 2,5 kg
+DECIMAL_COMMA_AMOUNT = re.compile(r"^([$€£¥₹]?\s*-?\d+),(\d{1,2})((?:\s*[$€£¥₹]|\s+[^\W\d_]+)*)$")
 ESCAPED_SIGN = re.compile(r"\\[$%]")  # Markdown's \$18 and 25\% in a sentence are prose, not LaTeX
 PERCENT = re.compile(r"%|percent", re.I)
 # A remark in brackets that offers another answer: "18 (or 20)"
@@ -553,6 +555,9 @@ def _value(answer: str) -> Fraction | None:
         return number
     if DECIMAL_COMMA.match(answer.strip()):  # 2,5 is 2.5 in much of Europe; 1,000 stays a thousand
         return parse_number(answer.strip().replace(",", "."))
+    amount = DECIMAL_COMMA_AMOUNT.match(answer.strip().rstrip("."))
+    if amount:
+        return parse_number(f"{amount[1]}.{amount[2]}{amount[3]}")
     equation = SIMPLE_EQUATION.match(answer)
     if equation:
         number = parse_number(equation.group(1))

@@ -315,6 +315,12 @@ def test_shipped_training_recipes_train_with_strict_accuracy():
         (r"<answer>Janet makes \$17 every day.</answer>", "18", 0.0, 0.0),
         (r"<answer>The price went up by 25\%.</answer>", "25", 1.0, 1.0),
         (r"**Answer:** Janet makes \$18 daily.", "18", 0.0, 1.0),
+        ("<answer>18,50 €</answer>", "18.5", 1.0, 1.0),  # a decimal comma in a price
+        ("<answer>€18,50</answer>", "18.5", 1.0, 1.0),
+        ("Antwort: 3,75 €.", "3.75", 0.0, 1.0),
+        ("<answer>2,5 kg</answer>", "2.5", 1.0, 1.0),
+        ("<answer>1,000 €</answer>", "1000", 1.0, 1.0),  # three digits after the comma: a thousand
+        ("<answer>18,50 €</answer>", "1850", 0.0, 0.0),
         ("<answer>18 (9×2)</answer>", "18", 1.0, 1.0),  # a remark after the number, not a product
         ("#### 18 (9 x 2)", "18", 1.0, 1.0),
         ("The answer is 18 (9×2).", "18", 0.0, 1.0),
