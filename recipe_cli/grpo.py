@@ -8,12 +8,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from recipe_cli.chat import think_prefilled
+from recipe_cli.chat import prompt_token_ids, think_prefilled
 from recipe_cli.config import Recipe, grpo_max_completion_length
 from recipe_cli.data import grpo_prompts
 from recipe_cli.generation import stop_at_end_of_turn, stop_token_ids
 from recipe_cli.health import health_callback
-from recipe_cli.models import adapter_base, is_adapter, load_causal_lm, lora_config, model_revision, warn_lora_unused
+from recipe_cli.models import (
+    adapter_base,
+    is_adapter,
+    load_causal_lm,
+    lora_config,
+    model_revision,
+    needs_embeddings_trained,
+    warn_lora_unused,
+)
 from recipe_cli.peak_memory import with_peak_memory
 from recipe_cli.precision import PrecisionPlan
 from recipe_cli.resume import StageStart
@@ -108,7 +116,13 @@ def build_grpo_trainer(recipe: Recipe, start: StageStart, prepared=None) -> Stag
         warn_lora_unused(origin, recipe.model, "grpo")
     model = load_causal_lm(origin, recipe.model, trainable_adapter=continues_adapter, dtype=precision.base)
     stop_at_end_of_turn("grpo", model, tokenizer)  # TRL stops where the generation config says
-    peft_config = lora_config(recipe.model.lora) if recipe.model.lora and not continues_adapter else None
+    peft_config = None
+    if recipe.model.lora and not continues_adapter:
+        # the prompts and the tokens that end a completion: what the model reads and must learn to write
+        used = {i for row in prompts for i in prompt_token_ids(tokenizer, row["prompt"])}
+        used.update(stop_token_ids(tokenizer, model.generation_config))
+        trained = needs_embeddings_trained("grpo", model, tokenizer, used)
+        peft_config = lora_config(recipe.model.lora, embeddings_of=model if trained else None)
     log.info(
         "grpo: %d prompts, rewards %s, starting from %s", len(prompts), [r.name for r in recipe.grpo.rewards], origin
     )

@@ -250,17 +250,68 @@ def check_lora_targets_of(config, settings: ModelSettings, where: str) -> None:
         )
 
 
-def lora_config(settings: LoraSettings):
-    """peft's LoraConfig for a causal LM from the recipe's ``model.lora``."""
+def lora_config(settings: LoraSettings, embeddings_of=None):
+    """peft's LoraConfig for a causal LM from the recipe's ``model.lora``; with ``embeddings_of`` (the model), its
+    input and output embeddings train in full beside the adapter, kept tied when the model ties them."""
     from peft import LoraConfig
 
+    names, tied = None, False
+    if embeddings_of is not None:
+        inputs, outputs = embeddings_of.get_input_embeddings(), embeddings_of.get_output_embeddings()
+        layers = [layer for layer in (inputs, outputs) if layer is not None]
+        names = [name for name, module in embeddings_of.named_modules() if any(module is x for x in layers)]
+        tied = outputs is not None and outputs.weight is inputs.weight
     return LoraConfig(
         r=settings.r,
         lora_alpha=settings.alpha,
         lora_dropout=settings.dropout,
         target_modules=settings.target_modules,
+        modules_to_save=names,
+        ensure_weight_tying=tied,  # one trained copy for both layers, as the base shares one weight
         task_type="CAUSAL_LM",
     )
+
+
+def needs_embeddings_trained(stage: str, model, tokenizer, token_ids) -> bool:
+    """Whether the stage's tokens include some whose embedding rows were never trained (``untrained_token_ids``):
+    a new LoRA adapter then trains the embedding layers too, or the model could never learn to write them."""
+    ids = untrained_token_ids(model, token_ids)
+    if ids:
+        log.warning(
+            "%s: the embeddings of %s were never trained (tokens added to the tokenizer): the LoRA adapter trains "
+            "the embedding layers in full too, or the model could never learn to write them",
+            stage,
+            ", ".join(repr(token) for token in tokenizer.convert_ids_to_tokens(ids)),
+        )
+    return bool(ids)
+
+
+def untrained_token_ids(model, token_ids) -> list[int]:
+    """The ids among ``token_ids`` whose input or output embedding row was never trained: at the mean of the rows
+    (what ``resize_token_embeddings`` gives added tokens, up to a 1e-9 x covariance jitter) or all but zero.
+
+    A LoRA adapter leaves the embeddings frozen, and a token whose output row is the mean row scores the mean
+    logit, never the highest: the model could never write it (an added end-of-turn token: it never stops).
+    """
+    import torch
+
+    rows = {}
+    for layer in (model.get_input_embeddings(), model.get_output_embeddings()):
+        if layer is not None and id(layer.weight) not in rows:
+            rows[id(layer.weight)] = layer.weight.detach().float()
+    ids = sorted({int(i) for i in token_ids})
+    untrained = set()
+    for weight in rows.values():
+        wanted = torch.tensor([i for i in ids if i < weight.shape[0]], dtype=torch.long)
+        if not len(wanted):
+            continue
+        norms = weight.norm(dim=1)
+        spread = (weight - weight.mean(0)).norm(dim=1)
+        # 1e-3 of the typical row: trained rows are nowhere near; a mean-initialised row is ~3e-5 of the spread
+        at_mean = spread[wanted] <= 1e-3 * spread.median()
+        zero = norms[wanted] <= 1e-3 * norms.median()
+        untrained.update(wanted[at_mean | zero].tolist())
+    return sorted(untrained)
 
 
 def free_model_memory() -> None:

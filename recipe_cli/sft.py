@@ -10,7 +10,14 @@ from recipe_cli.chat import describe_template, think_prefilled
 from recipe_cli.config import Recipe
 from recipe_cli.data import sft_examples
 from recipe_cli.generation import stop_at_end_of_turn
-from recipe_cli.models import adapter_base, is_adapter, load_causal_lm, lora_config, warn_lora_unused
+from recipe_cli.models import (
+    adapter_base,
+    is_adapter,
+    load_causal_lm,
+    lora_config,
+    needs_embeddings_trained,
+    warn_lora_unused,
+)
 from recipe_cli.peak_memory import with_peak_memory
 from recipe_cli.resume import StageStart
 from recipe_cli.runs import RunFolder
@@ -46,6 +53,9 @@ def build_sft_trainer(recipe: Recipe, start: StageStart, prepared=None) -> Stage
         warn_lora_unused(base, recipe.model, "sft")
     model = load_causal_lm(base, recipe.model, trainable_adapter=continues_adapter, dtype=precision.base)
     stop_at_end_of_turn("sft", model, tokenizer)  # saved with the checkpoint
+    if peft_config is not None:
+        if needs_embeddings_trained("sft", model, tokenizer, (i for row in examples for i in row["input_ids"])):
+            peft_config = lora_config(recipe.model.lora, embeddings_of=model)
     trainer = with_peak_memory(SFTTrainer)(
         model=model,
         args=config,
