@@ -117,12 +117,14 @@ def build_grpo_trainer(recipe: Recipe, start: StageStart, prepared=None) -> Stag
     model = load_causal_lm(origin, recipe.model, trainable_adapter=continues_adapter, dtype=precision.base)
     stop_at_end_of_turn("grpo", model, tokenizer)  # TRL stops where the generation config says
     peft_config = None
-    if recipe.model.lora and not continues_adapter:
+    if recipe.model.lora or continues_adapter:
         # the prompts and the tokens that end a completion: what the model reads and must learn to write
         used = {i for row in prompts for i in prompt_token_ids(tokenizer, row["prompt"])}
         used.update(stop_token_ids(tokenizer, model.generation_config))
-        trained = needs_embeddings_trained("grpo", model, tokenizer, used)
-        peft_config = lora_config(recipe.model.lora, embeddings_of=model if trained else None)
+        adapter = origin if continues_adapter else None
+        trained = needs_embeddings_trained("grpo", model, tokenizer, used, adapter=adapter)
+        if not continues_adapter:
+            peft_config = lora_config(recipe.model.lora, embeddings_of=model if trained else None)
     log.info(
         "grpo: %d prompts, rewards %s, starting from %s", len(prompts), [r.name for r in recipe.grpo.rewards], origin
     )

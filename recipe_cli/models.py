@@ -272,18 +272,32 @@ def lora_config(settings: LoraSettings, embeddings_of=None):
     )
 
 
-def needs_embeddings_trained(stage: str, model, tokenizer, token_ids) -> bool:
-    """Whether the stage's tokens include some whose embedding rows were never trained (``untrained_token_ids``):
-    a new LoRA adapter then trains the embedding layers too, or the model could never learn to write them."""
+def needs_embeddings_trained(stage: str, model, tokenizer, token_ids, adapter: str | Path | None = None) -> bool:
+    """Whether a new LoRA adapter must train the embedding layers too: the stage's tokens include some whose rows
+    were never trained (``untrained_token_ids``), which the frozen embeddings would keep the model from ever
+    writing. An ``adapter`` trained further keeps what it trains: a warning says when that leaves such rows frozen.
+    """
     ids = untrained_token_ids(model, token_ids)
-    if ids:
+    if not ids:
+        return False
+    tokens = ", ".join(repr(token) for token in tokenizer.convert_ids_to_tokens(ids))
+    if adapter is not None:
         log.warning(
-            "%s: the embeddings of %s were never trained (tokens added to the tokenizer): the LoRA adapter trains "
-            "the embedding layers in full too, or the model could never learn to write them",
+            "%s: the embeddings of %s were never trained (tokens added to the tokenizer) and the LoRA adapter in %s "
+            "keeps them frozen, so the model cannot learn to write them; start from its base model with "
+            "model.lora, which trains the embeddings too",
             stage,
-            ", ".join(repr(token) for token in tokenizer.convert_ids_to_tokens(ids)),
+            tokens,
+            adapter,
         )
-    return bool(ids)
+        return False
+    log.warning(
+        "%s: the embeddings of %s were never trained (tokens added to the tokenizer): the LoRA adapter trains "
+        "the embedding layers in full too, or the model could never learn to write them",
+        stage,
+        tokens,
+    )
+    return True
 
 
 def untrained_token_ids(model, token_ids) -> list[int]:

@@ -53,8 +53,9 @@ def build_sft_trainer(recipe: Recipe, start: StageStart, prepared=None) -> Stage
         warn_lora_unused(base, recipe.model, "sft")
     model = load_causal_lm(base, recipe.model, trainable_adapter=continues_adapter, dtype=precision.base)
     stop_at_end_of_turn("sft", model, tokenizer)  # saved with the checkpoint
-    if peft_config is not None:
-        if needs_embeddings_trained("sft", model, tokenizer, (i for row in examples for i in row["input_ids"])):
+    if peft_config is not None or continues_adapter:
+        used = {i for row in examples for i in row["input_ids"]}
+        if needs_embeddings_trained("sft", model, tokenizer, used, adapter=base if continues_adapter else None):
             peft_config = lora_config(recipe.model.lora, embeddings_of=model)
     trainer = with_peak_memory(SFTTrainer)(
         model=model,

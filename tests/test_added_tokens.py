@@ -83,3 +83,22 @@ def test_lora_trains_the_rows_of_added_tokens(recipe_dict, write_recipe, tmp_pat
         merged = load_causal_lm(output, settings, merge=True)(ids).logits
         adapted = load_causal_lm(output, settings)(ids).logits
     assert torch.allclose(merged, adapted, atol=1e-5)
+
+
+def test_an_adapter_that_keeps_added_rows_frozen_is_named(recipe_dict, write_recipe, tmp_path, caplog):
+    """An adapter trained further keeps what it trains: one saved without the embeddings cannot learn the added
+    token, and the stage says so instead of training on silently."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder, _ = save_with_added_token(tmp_path)
+    adapter = tmp_path / "adapter"
+    config = LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")
+    get_peft_model(AutoModelForCausalLM.from_pretrained(folder), config).save_pretrained(adapter)
+    AutoTokenizer.from_pretrained(folder).save_pretrained(adapter)
+    recipe_dict["model"] = {"path": str(adapter)}
+    del recipe_dict["grpo"], recipe_dict["eval"]
+    result = CliRunner().invoke(app, ["sft", str(write_recipe(recipe_dict))])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    assert f"'{NEW_END}' were never trained" in caplog.text
+    assert f"the LoRA adapter in {adapter} keeps them frozen" in caplog.text
