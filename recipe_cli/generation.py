@@ -27,6 +27,7 @@ from recipe_cli.models import (
     load_causal_lm,
     load_tokenizer,
     model_revision,
+    tokenizer_source,
 )
 
 log = logging.getLogger(__name__)
@@ -318,8 +319,8 @@ class VLLMEngine:
         self.llm = LLM(
             model=base,
             revision=model_revision(base, recipe.model),
-            tokenizer=str(path),
-            tokenizer_revision=model_revision(path, recipe.model),
+            tokenizer=tokenizer_source(path),
+            tokenizer_revision=model_revision(tokenizer_source(path), recipe.model),
             dtype=dtype,
             seed=recipe.seed,
             trust_remote_code=recipe.model.trust_remote_code,

@@ -72,10 +72,11 @@ def resolve_dtype(name: str):
 
 
 def load_tokenizer(path: str | Path, settings: ModelSettings):
-    """The tokenizer saved with a model or adapter, with ``model.chat_template`` when the recipe sets one;
-    pad falls back to eos (decoder-only batches)."""
+    """The tokenizer saved with a model or adapter (an adapter saved without one: its base model's), with
+    ``model.chat_template`` when the recipe sets one; pad falls back to eos (decoder-only batches)."""
     from transformers import AutoTokenizer
 
+    path = tokenizer_source(path)
     folder = Path(path).expanduser()
     if folder.is_dir() and not is_adapter(folder) and not holds_tokenizer(folder):
         # transformers would try to build one from the config and fail with a conversion traceback
@@ -91,6 +92,15 @@ def load_tokenizer(path: str | Path, settings: ModelSettings):
     if settings.chat_template is not None:
         tokenizer.chat_template = chat_template_text(settings.chat_template)
     return tokenizer
+
+
+def tokenizer_source(path: str | Path) -> str:
+    """Where the tokenizer of ``path`` is: the folder itself, or the base model of an adapter saved without one
+    (peft's ``save_pretrained`` saves the adapter alone, and transformers cannot build a tokenizer from it)."""
+    folder = Path(path).expanduser()
+    if folder.is_dir() and is_adapter(folder) and not holds_tokenizer(folder):
+        return adapter_base(folder)
+    return str(path)
 
 
 def chat_template_text(value: str) -> str:

@@ -531,6 +531,24 @@ def test_lora_adapter_without_its_base(recipe_dict, write_recipe, tmp_path, tiny
     assert "Traceback" not in result.output and _no_eval_written(tmp_path)
 
 
+def test_lora_adapter_saved_without_a_tokenizer(recipe_dict, write_recipe, tmp_path, tiny_checkpoint):
+    """peft's save_pretrained writes the adapter alone: its base model's tokenizer is the one it was trained with
+    (transformers cannot build one from the adapter folder and raised a conversion traceback)."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_checkpoint)
+    adapter = get_peft_model(base, LoraConfig(r=2, target_modules="all-linear", task_type="CAUSAL_LM"))
+    folder = tmp_path / "adapter"
+    adapter.save_pretrained(folder)
+
+    assert invoke("validate", write_recipe({**recipe_dict, "model": {"path": str(folder)}})).exit_code == 0
+    result = invoke("eval", write_recipe(recipe_dict), "--model", folder, "--limit", "2")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(next((tmp_path / "runs" / "tiny" / "eval").glob("*.json")).read_text())
+    assert summary["n"] == 2
+
+
 @pytest.mark.skipif(not (GSM8K_DIR / "test.jsonl").is_file(), reason="GSM8K is not next to the checkout")
 def test_eval_on_the_gsm8k_test_split(recipe_dict, write_recipe, tmp_path, tiny_checkpoint):
     recipe_dict["eval"] = {
