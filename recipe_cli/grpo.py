@@ -20,6 +20,7 @@ from recipe_cli.models import (
     lora_config,
     model_revision,
     needs_embeddings_trained,
+    train_full_layers_in_float32,
     warn_lora_unused,
 )
 from recipe_cli.peak_memory import with_peak_memory
@@ -143,6 +144,7 @@ def build_grpo_trainer(recipe: Recipe, start: StageStart, prepared=None) -> Stag
             processing_class=tokenizer,
             peft_config=peft_config,
         )
+    train_full_layers_in_float32(trainer.model)
     if start.checkpoint is not None:
         align_generation_cycle(trainer, start.checkpoint)
     trainer.add_callback(health_callback(recipe.grpo.health, output / "health.log"))

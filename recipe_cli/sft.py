@@ -16,6 +16,7 @@ from recipe_cli.models import (
     load_causal_lm,
     lora_config,
     needs_embeddings_trained,
+    train_full_layers_in_float32,
     warn_lora_unused,
 )
 from recipe_cli.peak_memory import with_peak_memory
@@ -64,6 +65,7 @@ def build_sft_trainer(recipe: Recipe, start: StageStart, prepared=None) -> Stage
         processing_class=tokenizer,
         peft_config=peft_config,
     )
+    train_full_layers_in_float32(trainer.model)
     if start.checkpoint is not None:
         restore_token_count(trainer, start.checkpoint)
     record = {

@@ -102,3 +102,26 @@ def test_an_adapter_that_keeps_added_rows_frozen_is_named(recipe_dict, write_rec
     assert result.exit_code == 0, result.output + repr(result.exception)
     assert f"'{NEW_END}' were never trained" in caplog.text
     assert f"the LoRA adapter in {adapter} keeps them frozen" in caplog.text
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_embeddings_trained_beside_an_adapter_on_a_16_bit_base_update_in_float32(
+    recipe_dict, write_recipe, tmp_path, tied
+):
+    """The embeddings' trained copies were made in the base's bfloat16, where small updates round away: after a few
+    steps at a fine-tuning learning rate most of their values had not moved. They train in float32, as the adapter."""
+    folder, new = save_with_added_token(tmp_path, tied)
+    recipe_dict["model"] = {"path": str(folder), "dtype": "bfloat16", "lora": {"r": 4, "alpha": 8, "dropout": 0.0}}
+    recipe_dict["sft"]["trainer"].update(learning_rate=1.0e-5, max_steps=2)
+    del recipe_dict["grpo"], recipe_dict["eval"]
+    result = CliRunner().invoke(app, ["sft", str(write_recipe(recipe_dict))])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    saved = load_file(tmp_path / "runs" / "tiny" / "sft" / "adapter_model.safetensors")
+    before = load_file(folder / "model.safetensors")
+    for layer in ("model.embed_tokens.weight", "lm_head.weight"):
+        trained = saved[f"base_model.model.{layer}"]
+        base = before.get(layer, before["model.embed_tokens.weight"]).to(torch.bfloat16).float()
+        moved = trained != base
+        rows = moved.any(dim=1)  # the rows a gradient reached (an input row: its token was in a batch)
+        assert trained.dtype == torch.float32 and rows.sum() >= 10, layer
+        assert moved[rows].float().mean() > 0.9, layer  # nearly every value of those rows moved, if by little
