@@ -681,25 +681,39 @@ def _plan_sft(recipe: Recipe, tokenizer, config) -> tuple[StagePlan, list[int], 
                 f"the longest ({whole} tokens) exceed the model's {positions} positions, so set max_length: "
                 f"{positions} and drop longer rows with sft.dataset.max_prompt_tokens / max_completion_tokens"
             )
+        cut = "truncated"
+        if effective_setting("SFTConfig", trainer, "packing") and (
+            effective_setting("SFTConfig", trainer, "packing_strategy") != "bfd"
+        ):  # TRL's bfd_split and wrapped packing keep the rest, in rows of its own
+            cut = "split across packed rows (a part's tokens do not see the part before them)"
         misfits.append(
             f"{too_long} of {len(totals)} examples are longer than sft.trainer.max_length={max_length} and will be "
-            f"truncated; {fix}"
+            f"{cut}; {fix}"
         )
     if prepared.dropped:
         misfits += _dropped(prepared, "sft", positions)
+    packed = sft_packed_lengths(totals, trainer, recipe.seed)
+    batches = len(packed) if packed is not None else len(totals)
     per_epoch = sft_steps_per_epoch(
-        len(prepared.rows),
+        batches,
         effective_setting("SFTConfig", trainer, "per_device_train_batch_size"),
         effective_setting("SFTConfig", trainer, "gradient_accumulation_steps"),
         recipe.launch.num_processes,
         drop_last=effective_setting("SFTConfig", trainer, "dataloader_drop_last"),
     )
-    steps, total_steps, epochs = _steps(per_epoch, f"{per_step} examples per step", trainer, "SFTConfig")
+    rows = "packed rows" if packed is not None else "examples"
+    steps, total_steps, epochs = _steps(per_epoch, f"{per_step} {rows} per step", trainer, "SFTConfig")
     facts = [
         steps,
         "loss: completion tokens only (prompt tokens are masked), sequences of up to "
         f"{max(totals) if totals else 0} tokens",
     ]
+    if packed is not None:
+        strategy = effective_setting("SFTConfig", trainer, "packing_strategy")
+        facts.append(
+            f"packing ({strategy}): {len(totals)} examples in {len(packed)} rows of up to {max_length} tokens "
+            f"(longest {max(packed, default=0)}, {sum(packed) / max(len(packed), 1):.0f} on average)"
+        )
     plan = StagePlan(
         stage="sft",
         prepared=prepared,
@@ -711,7 +725,40 @@ def _plan_sft(recipe: Recipe, tokenizer, config) -> tuple[StagePlan, list[int], 
         template=describe_template(tokenizer, think_prefilled(recipe, tokenizer)),
         example=TokenisedExample(pieces, prompt_length),
     )
-    return plan, prepared.kept_lengths("completion_tokens"), min(max(totals, default=0), max_length or 10**9)
+    longest = max(packed, default=0) if packed is not None else min(max(totals, default=0), max_length or 10**9)
+    return plan, prepared.kept_lengths("completion_tokens"), longest
+
+
+def sft_packed_lengths(lengths: list[int], trainer: dict, seed: int) -> list[int] | None:
+    """The token lengths of the rows SFTTrainer trains on when ``packing`` is on (None when off): TRL 1.16's own
+    ``pack_dataset`` applied as ``SFTTrainer._prepare_dataset`` applies it, to rows of these lengths.
+
+    The rows are what the steps count: best-fit-decreasing packing (``bfd``, ``bfd_split``) puts
+    several examples in one row of ``max_length`` tokens, ``wrapped`` cuts the concatenated
+    examples into such rows. Packing runs in batches of 1000 examples (``Dataset.map``), after
+    the trainer's shuffle when ``shuffle_dataset`` is set, so rows never mix examples of two batches.
+
+    >>> sft_packed_lengths([5, 2, 3, 1], {"packing": True, "max_length": 4}, seed=0)
+    [4, 4, 2]
+    >>> sft_packed_lengths([5, 2, 3, 1], {"packing": True, "max_length": 4, "packing_strategy": "wrapped"}, seed=0)
+    [4, 4, 3]
+    >>> sft_packed_lengths([5, 2], {}, seed=0) is None
+    True
+    """
+    if not effective_setting("SFTConfig", trainer, "packing"):
+        return None
+    if not lengths:
+        return []
+    from datasets import Dataset
+    from trl.data_utils import pack_dataset
+
+    dataset = Dataset.from_dict({"input_ids": [[0] * n for n in lengths]})
+    if effective_setting("SFTConfig", trainer, "shuffle_dataset"):
+        dataset = dataset.shuffle(seed=seed)
+    strategy = effective_setting("SFTConfig", trainer, "packing_strategy")
+    map_kwargs = {"num_proc": effective_setting("SFTConfig", trainer, "dataset_num_proc")}
+    packed = pack_dataset(dataset, effective_setting("SFTConfig", trainer, "max_length"), strategy, map_kwargs)
+    return [len(ids) for ids in packed["input_ids"]]
 
 
 def _rebuild_first(recipe: Recipe, tokenizer) -> dict:

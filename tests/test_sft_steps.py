@@ -1,0 +1,55 @@
+"""SFT's steps as ``--dry-run`` plans them against what TRL's SFTTrainer takes.
+
+With ``packing``, SFTTrainer trains on rows of up to ``max_length`` tokens that each hold several
+examples (or parts of them), so an epoch takes fewer steps than the examples alone make.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from recipe_cli.cli import app
+from recipe_cli.config import validate_recipe
+from recipe_cli.plan import training_plan
+
+runner = CliRunner()
+
+
+def sft_only(recipe_dict: dict, **trainer) -> dict:
+    recipe_dict.pop("grpo")
+    recipe_dict.pop("eval")
+    recipe_dict["sft"]["trainer"].update(max_steps=-1, num_train_epochs=1, **trainer)
+    return recipe_dict
+
+
+# steps the trainer took (trainer_state.json's global_step, one epoch of 32 examples of 60-103 tokens), measured
+# with TRL 1.16; the plan counted the examples: 32, 16, 8
+@pytest.mark.parametrize(
+    ("trainer", "steps"),
+    [
+        ({"packing": True, "max_length": 256, "per_device_train_batch_size": 1, "packing_strategy": "wrapped"}, 12),
+        ({"packing": True, "max_length": 200, "packing_strategy": "bfd_split", "per_device_train_batch_size": 2}, 8),
+        ({"packing": True, "max_length": 200, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 2}, 4),
+        ({"packing": False, "max_length": 256, "per_device_train_batch_size": 3}, 11),
+    ],
+)
+def test_planned_steps_are_the_steps_sft_takes(recipe_dict, trainer, steps):
+    recipe = validate_recipe(sft_only(recipe_dict, **trainer))
+    assert training_plan(recipe, ["sft"]).stages[0].steps == steps
+
+
+def test_the_dry_run_plans_the_packed_rows_the_trainer_takes(recipe_dict, write_recipe, tmp_path):
+    path = write_recipe(sft_only(recipe_dict, packing=True, max_length=256, per_device_train_batch_size=1))
+    dry = runner.invoke(app, ["sft", str(path), "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    out = " ".join(dry.output.split())
+    assert "steps: 15 per epoch (1 packed rows per step); 15 in all" in out
+    assert "packing (bfd): 32 examples in 15 rows of up to 256 tokens" in out
+    assert "micro-batch 1 x 256 tokens" in out  # a packed row, not the longest example
+    trained = runner.invoke(app, ["sft", str(path)])
+    assert trained.exit_code == 0, trained.output
+    state = json.loads((tmp_path / "runs" / "tiny" / "sft" / "trainer_state.json").read_text())
+    assert state["global_step"] == 15
