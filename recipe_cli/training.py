@@ -290,6 +290,35 @@ def disk_space_callback(stage: str, *, deepspeed: bool):
     return DiskSpace()
 
 
+def resumed_rate_callback():
+    """A TrainerCallback that sets, when a resumed run begins, the learning rate its first step trains with to the
+    schedule's value at that step.
+
+    transformers builds the scheduler for the run's length, then loads the checkpoint's optimizer
+    and scheduler states; the optimizer's rate is the one the saved run was at, recomputed only by
+    the scheduler's next step. A run resumed with the same length gets the same value, but an
+    extended one (a larger ``max_steps`` or ``num_train_epochs``) would train its first new step at
+    the old schedule's rate (0 after a finished cosine or linear decay: a wasted step) and only then
+    follow the schedule recomputed for the new length.
+    """
+    from torch.optim.lr_scheduler import LambdaLR
+    from transformers import TrainerCallback
+
+    class ResumedRate(TrainerCallback):
+        def on_train_begin(self, args, state, control, lr_scheduler=None, **kwargs):
+            schedule = getattr(lr_scheduler, "scheduler", lr_scheduler)  # accelerate wraps it
+            if state.global_step == 0 or not isinstance(schedule, LambdaLR):
+                return control
+            pairs = zip(schedule.base_lrs, schedule.lr_lambdas, strict=True)
+            rates = [base * rate(schedule.last_epoch) for base, rate in pairs]
+            for group, rate in zip(schedule.optimizer.param_groups, rates, strict=True):
+                group["lr"] = rate
+            schedule._last_lr = rates
+            return control
+
+    return ResumedRate()
+
+
 def log_state_callback(trainer, resumed_from: Path | None, healthy):
     """A TrainerCallback that keeps, in every checkpoint, what the next logged values are averaged over.
 
@@ -448,7 +477,8 @@ def train_stage(
     marker = completion_marker_callback(lambda: nonfinite.healthy)
     log_state = log_state_callback(trainer, start.checkpoint, lambda: nonfinite.healthy)
     disk = disk_space_callback(start.stage, deepspeed=bool(getattr(trainer, "is_deepspeed_enabled", False)))
-    for callback in [preemption_callback(flag), nonfinite, log_state, marker, disk, *(callbacks or [])]:
+    rate = resumed_rate_callback()
+    for callback in [rate, preemption_callback(flag), nonfinite, log_state, marker, disk, *(callbacks or [])]:
         trainer.add_callback(callback)
     from recipe_cli.step_time import time_callbacks
 

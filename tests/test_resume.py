@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import shutil
 import signal
@@ -373,6 +374,23 @@ def test_a_finished_run_can_be_extended_from_its_last_checkpoint(recipe_dict, wr
     shorter = runner.invoke(app, ["sft", str(path), "--resume", "--set", "sft.trainer.max_steps=4"])
     assert shorter.exit_code == 2 and "checkpoint-6 is at step 6" in shorter.stderr, shorter.output
     assert "--overwrite" in shorter.stderr and "--model" in shorter.stderr
+
+
+def test_an_extended_run_trains_its_first_new_step_at_the_new_schedules_rate(recipe_dict, write_recipe, tmp_path):
+    """transformers loads the optimizer's rate from the checkpoint: after a finished cosine decay that is 0, and the
+    first new step trained at it, the schedule for the new length only from the step after (measured)."""
+    del recipe_dict["grpo"], recipe_dict["eval"]
+    recipe_dict["sft"]["trainer"].update(
+        lr_scheduler_type="cosine", save_strategy="steps", save_steps=2, logging_steps=1
+    )
+    path = write_recipe(recipe_dict)
+    invoke("sft", path)
+    invoke("sft", path, "--resume", "--set", "sft.trainer.max_steps=8")
+    history = json.loads((tmp_path / "runs" / "tiny" / "sft" / "trainer_state.json").read_text())["log_history"]
+    rates = {entry["step"]: entry["learning_rate"] for entry in history if "learning_rate" in entry}
+    assert rates[4] == pytest.approx(1.0e-3 * 0.5 * (1 + math.cos(math.pi * 3 / 4)))  # step 4 of 4 trains at lr(3)
+    for step in (5, 6):  # cosine over 8 steps from here on
+        assert rates[step] == pytest.approx(1.0e-3 * 0.5 * (1 + math.cos(math.pi * (step - 1) / 8)))
 
 
 def test_a_checkpoint_is_on_disk_before_its_marker(tmp_path, monkeypatch):
