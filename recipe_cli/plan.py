@@ -557,7 +557,7 @@ def training_plan(recipe: Recipe, stages: list[str], *, evaluates: bool = False)
             plan, longest = _plan_grpo(recipe, tokenizer, config)
         plan.memory = _memory(stage, recipe, config, params, trainable, precision, longest)
         plan.disk = _disk(stage, recipe, params, trainable, precision, plan.steps, plan.epochs)
-        plan.risks = checkpoint_risks(getattr(recipe, stage).trainer, stage, recipe.launch.num_processes)
+        plan.risks = checkpoint_risks(getattr(recipe, stage).trainer, stage, recipe.launch.num_processes, plan.steps)
         planned.append(plan)
     root, disk = RunFolder(recipe).root, sum(plan.disk.total for plan in planned)
     return TrainingPlan(
@@ -844,8 +844,9 @@ def _share_of_group(completions: int, generations: int) -> str:
     return f"{completions / generations:g} groups"
 
 
-def checkpoint_risks(trainer: dict, stage: str, world: int = 1) -> list[str]:
-    """Checkpoint settings that could lose more than the steps since the last save.
+def checkpoint_risks(trainer: dict, stage: str, world: int = 1, steps: int | None = None) -> list[str]:
+    """Checkpoint settings that could lose more than the steps since the last save, and a logging interval longer
+    than the run: ``steps``, the optimizer steps the stage takes in all (``max_steps`` when not given).
 
     >>> checkpoint_risks({"save_strategy": "steps", "save_total_limit": 1}, "grpo")  # doctest: +ELLIPSIS
     ['grpo.trainer.save_total_limit: 1 deletes the last complete checkpoint ...']
@@ -871,14 +872,16 @@ def checkpoint_risks(trainer: dict, stage: str, world: int = 1) -> list[str]:
             f"serves; a run resumed in mid-generation samples those completions again (set save_steps: "
             f"{max(cycle, save_steps // cycle * cycle)} for exact resumes)"
         )
-    logging_steps, max_steps = (
-        effective_setting(class_name, trainer, "logging_steps"),
-        effective_setting(class_name, trainer, "max_steps"),
-    )
-    if isinstance(max_steps, int) and 0 < max_steps < (logging_steps or 0):
+    logging_steps = effective_setting(class_name, trainer, "logging_steps")
+    logs_steps = str(effective_setting(class_name, trainer, "logging_strategy")) == "steps"  # else it is unread
+    if steps is None:
+        max_steps = effective_setting(class_name, trainer, "max_steps")
+        steps = max_steps if isinstance(max_steps, int) and max_steps > 0 else None
+    if logs_steps and steps and logging_steps >= 1 and steps < logging_steps:  # below 1: a ratio of the steps
+        total = "max_steps" if effective_setting(class_name, trainer, "max_steps") > 0 else "the planned steps,"
         risks.append(
-            f"{stage}.trainer.logging_steps: {logging_steps} is more than max_steps {max_steps}, so no step is logged "
-            f"(no loss or reward line, no curve); set logging_steps: {max(1, max_steps // 10)}"
+            f"{stage}.trainer.logging_steps: {logging_steps:g} is more than {total} {steps}, so no step is logged "
+            f"(no loss or reward line, no curve); set logging_steps: {max(1, steps // 10)}"
         )
     if trainer.get("save_total_limit") == 1:
         risks.append(

@@ -53,3 +53,19 @@ def test_the_dry_run_plans_the_packed_rows_the_trainer_takes(recipe_dict, write_
     assert trained.exit_code == 0, trained.output
     state = json.loads((tmp_path / "runs" / "tiny" / "sft" / "trainer_state.json").read_text())
     assert state["global_step"] == 15
+
+
+@pytest.mark.parametrize(
+    ("trainer", "warned"),
+    [
+        ({}, True),  # 4 steps by epochs, logging_steps 10 by default: the run logged no step, and no risk was said
+        ({"packing": True, "max_length": 256, "per_device_train_batch_size": 4, "logging_steps": 5}, True),  # 4 steps
+        ({"logging_steps": 4}, False),
+        ({"logging_steps": 0.5}, False),  # a ratio of the steps
+        ({"logging_strategy": "epoch"}, False),  # logging_steps is unread
+    ],
+)
+def test_a_logging_interval_longer_than_the_planned_steps_is_a_risk(recipe_dict, trainer, warned):
+    recipe = validate_recipe(sft_only(recipe_dict, **trainer))
+    risks = training_plan(recipe, ["sft"]).stages[0].risks
+    assert any("so no step is logged" in risk for risk in risks) == warned, risks
