@@ -69,3 +69,22 @@ def test_a_logging_interval_longer_than_the_planned_steps_is_a_risk(recipe_dict,
     recipe = validate_recipe(sft_only(recipe_dict, **trainer))
     risks = training_plan(recipe, ["sft"]).stages[0].risks
     assert any("so no step is logged" in risk for risk in risks) == warned, risks
+
+
+# prompts of 68-77 tokens, max_length 60: TRL trains no completion token only where it keeps a row's start
+@pytest.mark.parametrize(
+    ("trainer", "kept", "steps"),
+    [
+        ({"truncation_mode": "keep_start"}, 0, 0),  # every prompt fills max_length: dropped (and training stops)
+        ({"truncation_mode": "keep_end"}, 32, 4),  # TRL keeps the last 60 tokens, completion included: 4 steps
+        ({"packing": True, "packing_strategy": "wrapped"}, 32, 7),  # the rest goes in other rows: 51 rows, 7 steps
+        ({"packing": True, "packing_strategy": "bfd", "truncation_mode": "keep_end"}, 0, 0),  # bfd keeps the start
+    ],
+)
+def test_prompts_that_fill_max_length_are_dropped_only_where_trl_trains_nothing_of_them(
+    recipe_dict, trainer, kept, steps
+):
+    """Measured with TRL 1.16: keep_end and wrapped trained 4 and 7 steps; recipe dropped every row and stopped."""
+    recipe = validate_recipe(sft_only(recipe_dict, max_length=60, **trainer))
+    plan = training_plan(recipe, ["sft"]).stages[0]
+    assert (len(plan.prepared.rows), plan.steps) == (kept, steps)

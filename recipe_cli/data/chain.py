@@ -248,11 +248,19 @@ PROMPT_FILLS_MAX_LENGTH = "prompt fills sft.trainer.max_length"
 
 
 def sft_max_length(recipe: Recipe) -> int:
-    """The SFT sequence length TRL truncates to: the recipe's ``max_length``, else SFTConfig's default."""
-    from recipe_cli.trainer_fields import trainer_fields
+    """The prompt length from which TRL 1.16 trains no completion token of an SFT row: the recipe's ``max_length``,
+    else SFTConfig's default, where TRL keeps a row's first ``max_length`` tokens (``truncation_mode: keep_start``
+    without packing, and ``bfd`` packing whatever the mode); no limit where it keeps the completion's tokens
+    (``keep_end`` without packing; ``bfd_split`` and ``wrapped`` packing put the rest in other rows)."""
+    from recipe_cli.trainer_settings import effective_setting
 
-    value = recipe.sft.trainer.get("max_length", trainer_fields("SFTConfig")["max_length"].default)
-    return value if isinstance(value, int) else 10**9  # None: no truncation
+    trainer = recipe.sft.trainer
+    value = effective_setting("SFTConfig", trainer, "max_length")
+    if effective_setting("SFTConfig", trainer, "packing"):
+        cuts_start = effective_setting("SFTConfig", trainer, "packing_strategy") == "bfd"
+    else:
+        cuts_start = effective_setting("SFTConfig", trainer, "truncation_mode") == "keep_start"
+    return value if isinstance(value, int) and cuts_start else 10**9  # None: no truncation
 
 
 def _too_long(settings: DatasetSettings, prompt_tokens: int, completion_tokens: int = 0) -> str | None:
