@@ -659,7 +659,7 @@ def _plan_sft(recipe: Recipe, tokenizer, config) -> tuple[StagePlan, list[int], 
     """The SFT plan from the examples as training builds them, the kept completions' lengths and the longest
     sequence training will see (tokens, after truncation)."""
     from recipe_cli.chat import describe_template, think_prefilled
-    from recipe_cli.training import prepare_stage_data
+    from recipe_cli.training import prepare_stage_data, sft_examples_cut
 
     trainer = recipe.sft.trainer
     prepared = prepare_stage_data(recipe, "sft", sample=False, tokenizer=tokenizer)
@@ -681,14 +681,13 @@ def _plan_sft(recipe: Recipe, tokenizer, config) -> tuple[StagePlan, list[int], 
                 f"the longest ({whole} tokens) exceed the model's {positions} positions, so set max_length: "
                 f"{positions} and drop longer rows with sft.dataset.max_prompt_tokens / max_completion_tokens"
             )
-        cut = "truncated"
-        if effective_setting("SFTConfig", trainer, "packing") and (
-            effective_setting("SFTConfig", trainer, "packing_strategy") != "bfd"
+        outcome = ", so training stops: TRL would cut them off"
+        if not sft_examples_cut(
+            recipe, totals
         ):  # TRL's bfd_split and wrapped packing keep the rest, in rows of its own
-            cut = "split across packed rows (a part's tokens do not see the part before them)"
+            outcome = " and will be split across packed rows (a part's tokens do not see the part before them)"
         misfits.append(
-            f"{too_long} of {len(totals)} examples are longer than sft.trainer.max_length={max_length} and will be "
-            f"{cut}; {fix}"
+            f"{too_long} of {len(totals)} examples are longer than sft.trainer.max_length={max_length}{outcome}; {fix}"
         )
     if prepared.dropped:
         misfits += _dropped(prepared, "sft", positions)

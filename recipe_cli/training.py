@@ -65,11 +65,43 @@ def check_training_data(recipe: Recipe, base: str) -> dict:
 def check_trainable(recipe: Recipe, prepared) -> None:
     """Raise when a stage's final rows are too few for its trainer to take a step: GRPO's sampler serves whole
     generation batches only, and the trainer ended at step 0 with the stage recorded finished."""
+    if prepared.stage == "sft":
+        cut = sft_examples_cut(recipe, [len(row["input_ids"]) for row in prepared.rows])
+        if cut:
+            raise RecipeError(f"sft.dataset: {cut}")
     if prepared.stage != "grpo" or not prepared.rows:
         return
     few = too_few_grpo_prompts(len(prepared.rows), recipe.grpo.trainer, recipe.launch.num_processes)
     if few:
         raise RecipeError(f"grpo.dataset: {few}")
+
+
+def sft_examples_cut(recipe: Recipe, lengths: list[int]) -> str | None:
+    """What TRL's truncation to ``sft.trainer.max_length`` would cut from the SFT examples (token ``lengths``), and
+    the fix; None when every example fits, or when the examples are packed without truncation.
+
+    A reasoning trace ends with its answer and the end-of-turn token: TRL's default ``keep_start`` cuts
+    exactly those, and the model learns traces that never answer nor stop, without a word.
+    """
+    from recipe_cli.trainer_settings import effective_setting
+
+    trainer = recipe.sft.trainer
+    max_length = effective_setting("SFTConfig", trainer, "max_length")
+    packing = effective_setting("SFTConfig", trainer, "packing")
+    if max_length is None or (packing and effective_setting("SFTConfig", trainer, "packing_strategy") != "bfd"):
+        return None  # wrapped and bfd_split packing carry the overflow on to the next row instead of dropping it
+    too_long = [n for n in lengths if n > max_length]
+    if not too_long:
+        return None
+    if effective_setting("SFTConfig", trainer, "truncation_mode") == "keep_end":
+        lost = "their starts (the system prompt and the question)"
+    else:
+        lost = "their ends (the final answer and the end of turn)"
+    return (
+        f"{len(too_long)} of {len(lengths)} examples are longer than sft.trainer.max_length={max_length} tokens "
+        f"(the longest {max(too_long)}), and TRL would cut off {lost}; raise max_length to {max(too_long)} within "
+        "the model's positions, or drop longer rows with sft.dataset.max_completion_tokens / max_prompt_tokens"
+    )
 
 
 def check_trainer_configs(recipe: Recipe, stages: list[str]) -> None:

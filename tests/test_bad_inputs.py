@@ -63,6 +63,13 @@ def long_prompts(data: dict, tmp: Path) -> None:
     local_sft_data(data, jsonl(tmp, "long.jsonl", rows), adapter="columns")
 
 
+def long_traces(data: dict, tmp: Path) -> None:
+    """SFT rows whose reasoning (~200 tokens) runs past sft.trainer.max_length, so truncation would cut the answer."""
+    rows = [{"question": f"What is {i} times 7?", "answer": str(7 * i), "reasoning": "7 " * 100} for i in range(4)]
+    local_sft_data(data, jsonl(tmp, "traces.jsonl", rows), adapter="columns")
+    data["sft"]["trainer"]["max_length"] = 120
+
+
 EMPTY_SAFETENSORS = (2).to_bytes(8, "little") + b"{}"  # a header length, then a header naming no tensors
 
 
@@ -514,6 +521,13 @@ CASES = [
     ),
     ("plain-prompt-without-question", "sft", lambda d, t: d.update(prompt={"template": "Q:"}), "prompt.template"),
     ("prompts-fill-the-model", "sft", long_prompts, "every prompt fills sft.trainer.max_length"),
+    (
+        "sft-traces-cut-by-max-length",
+        "sft",
+        long_traces,
+        "4 of 4 examples are longer than sft.trainer.max_length=120 tokens (the longest 2",
+    ),
+    ("sft-traces-cut-by-max-length-run", "run", long_traces, "TRL would cut off their ends (the final answer"),
     (
         "dataset-not-utf8",
         "sft",
