@@ -319,7 +319,23 @@ CASES = [
         "eval-set-without-gold",  # every answer scored 0: the eval reported 0.0% without a word
         "eval",
         lambda d, t: set_in(d, "eval.dataset", {"path": jsonl(t, "pc.jsonl", [{"prompt": "1+1?", "completion": "2"}])}),
-        "eval.dataset: the row asking '1+1?' has no gold answer, which every answer is scored against; map its",
+        "eval.dataset: the row asking '1+1?' has no gold answer, which every answer is scored against; fill in",
+    ),
+    (
+        "grpo-gold-cell-empty",  # the message only said to map a column, which the row already had
+        "grpo",
+        lambda d, t: set_in(
+            d,
+            "grpo.dataset",
+            {
+                "path": jsonl(
+                    t, "m.jsonl", [{"prompt": "1+1?", "solution": "2"}, {"prompt": "2+2?", "solution": None}]
+                ),
+                "adapter": "prompt_completion",
+            },
+        ),
+        "the row asking '2+2?' has no gold answer, which every answer is scored against; fill in its empty gold or "
+        "drop the row",
     ),
     (
         "max-steps-zero",  # trained one step and was recorded finished

@@ -37,7 +37,8 @@ def missing_gold(where: str, rows) -> RecipeError | None:
         if "prompt" in row and not row["answer"].strip():
             return RecipeError(
                 f"{where}: the row asking {row['question'][:60]!r} has no gold answer, which every answer is scored "
-                "against; map its column with `columns: {answer: ...}` (TRL's is `solution`)"
+                "against; fill in its empty gold or drop the row, or, where the dataset has no gold column, map one "
+                "with `columns: {answer: ...}` (TRL's is `solution`)"
             )
     return None
 
