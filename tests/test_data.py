@@ -277,6 +277,48 @@ def test_an_empty_gold_is_one_line_in_validate_and_in_training(tmp_path, adapter
             load_examples(settings, seed=0)
 
 
+def _turns(question: str, answer: str) -> list[dict]:
+    return [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+
+
+def _trace(answer: str) -> str:
+    return f"<|begin_of_thought|>t<|end_of_thought|><|begin_of_solution|>\\boxed{{{answer}}}<|end_of_solution|>"
+
+
+@pytest.mark.parametrize(
+    ("adapter", "row", "expected"),
+    [
+        ("columns", {"question": "{q}", "answer": "4"}, r"row 1( \(line 2\))?: column 'question' \(the question\) is"),
+        ("gsm8k", {"question": "{q}", "answer": "2 + 2\n#### 4"}, r"column 'question' \(the question\) is empty"),
+        (
+            "prompt_completion",
+            {"prompt": "{q}", "completion": "4", "solution": "4"},
+            r"row 1.*: the prompt asks nothing",
+        ),
+        ("messages", {"messages": "{q}", "solution": "4"}, r"row 1.*: the prompt asks nothing"),
+        (
+            "openthoughts",
+            {"problem": "{q}", "conversations": [{"from": "assistant", "value": _trace("4")}]},
+            r"column 'problem' \(the question\) is empty",
+        ),
+    ],
+)
+def test_an_empty_question_is_one_line_in_validate_and_in_training(tmp_path, adapter, row, expected):
+    """As an empty gold is: the model would be trained on, and scored for, answering nothing."""
+    from recipe_cli.data.sources import check_local_source
+
+    def asking(question: str) -> dict:
+        return {key: (question if value == "{q}" else value) for key, value in row.items()} | (
+            {"messages": _turns(question, "4")} if adapter == "messages" else {}
+        )
+
+    path = write_jsonl(tmp_path / "d.jsonl", [asking("2+2?"), asking(" ")])
+    settings = DatasetSettings(path=path, adapter=adapter)
+    assert re.search(expected, check_local_source(settings, "sft.dataset"))
+    with pytest.raises(RecipeError, match=expected):
+        load_examples(settings, seed=0)
+
+
 def test_folders_written_by_save_to_disk_read_their_rows_and_splits(tmp_path):
     """A saved Dataset is the split the recipe names (as a local file is); a saved DatasetDict has the splits it
     names in dataset_dict.json, `train_sft` included, which datasets' folder guess reads as `train`."""

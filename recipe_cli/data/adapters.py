@@ -147,6 +147,22 @@ def gold_text(raw: RawRows, index: int, column: str, value: Any) -> str:
     return gold
 
 
+def question_text(raw: RawRows, index: int, column: str, value: Any) -> str:
+    """A question cell as text (see ``text_value``); a blank one is a one-line error, as a blank gold is: the
+    model would be trained and scored on answering nothing.
+
+    >>> question_text(RawRows([], [], "d.jsonl"), 0, "question", "What is 2+2?")
+    'What is 2+2?'
+    """
+    question = text_value(raw, index, column, value, "question")
+    if not question.strip():
+        raise RecipeError(
+            f"dataset '{raw.path}' {raw.where(index)}: column '{column}' (the question) is empty; fill it in or "
+            "delete the row"
+        )
+    return question
+
+
 def describe_type(value: Any) -> str:
     """A cell's type in a message, with the value's start.
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from recipe_cli.data.adapters import RawRows, gold_text, register_adapter, text_value
+from recipe_cli.data.adapters import RawRows, gold_text, question_text, register_adapter
 
 
 @register_adapter("columns")
@@ -17,7 +17,7 @@ def column_rows(raw: RawRows, settings) -> Iterator[dict]:
         gold = gold_text(raw, index, columns["answer"], row[columns["answer"]])
         reasoning = row[columns["reasoning"]] if "reasoning" in columns else None
         yield {
-            "question": text_value(raw, index, columns["question"], row[columns["question"]], "question"),
+            "question": question_text(raw, index, columns["question"], row[columns["question"]]),
             "answer": gold,
             "reasoning": None if reasoning is None else str(reasoning),
             "final": gold,

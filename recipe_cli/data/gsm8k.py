@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from recipe_cli.data.adapters import RawRows, describe_type, register_adapter, text_value
+from recipe_cli.data.adapters import RawRows, describe_type, question_text, register_adapter
 from recipe_cli.errors import RecipeError
 
 GSM8K_CALCULATOR = re.compile(r"<<[^>]*>>")  # GSM8K's calculator annotations, e.g. <<48/2=24>>
@@ -49,5 +49,5 @@ def gsm8k_rows(raw: RawRows, settings) -> Iterator[dict]:
                 f"dataset '{raw.path}' {raw.where(index)}: the answer has nothing after '####'; write the final "
                 "number there or delete the row"
             )
-        question = text_value(raw, index, columns["question"], row[columns["question"]], "question")
+        question = question_text(raw, index, columns["question"], row[columns["question"]])
         yield {"question": question, "answer": gold, "reasoning": reasoning, "final": gold}

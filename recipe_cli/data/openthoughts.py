@@ -7,7 +7,7 @@ import re
 from collections.abc import Iterator
 
 from recipe_cli.answers import final_boxed
-from recipe_cli.data.adapters import RawRows, register_adapter, text_value
+from recipe_cli.data.adapters import RawRows, question_text, register_adapter
 from recipe_cli.errors import RecipeError
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def openthoughts_rows(raw: RawRows, settings) -> Iterator[dict]:
         if gold is None:
             raw.skip(NO_GOLD)
             continue
-        question = text_value(raw, index, columns["question"], row[columns["question"]], "question")
+        question = question_text(raw, index, columns["question"], row[columns["question"]])
         yield {"question": question, "answer": gold, "reasoning": reasoning, "final": solution}
     if raw.skipped:
         log.info("openthoughts: skipped %s", ", ".join(f"{n} rows: {why}" for why, n in raw.skipped.items()))

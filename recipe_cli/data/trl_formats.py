@@ -129,6 +129,7 @@ def messages_rows(raw: RawRows, settings) -> Iterator[dict]:
                 f"dataset '{raw.path}' {raw.where(index)}: the conversation opens with the assistant turn; "
                 "it needs a user turn before it"
             )
+        _check_question(raw, index, prompt)
         yield _prompted_row(prompt, completion, _gold(raw, index, row, gold_column))
 
 
@@ -150,7 +151,17 @@ def prompt_completion_rows(raw: RawRows, settings) -> Iterator[dict]:
             completion = _assistant_text(read_turns(raw, index, columns["completion"], completion))
         elif completion is not None:
             completion = text_value(raw, index, columns["completion"], completion, "completion")
+        _check_question(raw, index, prompt)
         yield _prompted_row(prompt, completion, _gold(raw, index, row, gold_column))
+
+
+def _check_question(raw: RawRows, index: int, prompt: list[dict] | str) -> None:
+    """A prompt whose question (its last user turn, or its text) is blank is a one-line error, as a blank gold is."""
+    if not question_of(prompt).strip():
+        raise RecipeError(
+            f"dataset '{raw.path}' {raw.where(index)}: the prompt asks nothing (its question, the last user turn or "
+            "the prompt text, is empty); fill it in or delete the row"
+        )
 
 
 def _prompted_row(prompt, completion: str | None, gold: str) -> dict:
