@@ -200,9 +200,14 @@ def _validate_length_budget(recipe: Recipe) -> LengthBudget:
     dataset = recipe.sft.dataset
     if _data_offline(recipe, dataset) and _tokenizer_offline(recipe):
         from recipe_cli.data import prepare_sft
+        from recipe_cli.training import sft_examples_cut
 
         prepared = prepare_sft(recipe, plan_tokenizer(recipe), check=False)
-        return length_budget(prepared.kept_lengths("completion_tokens"), recipe)
+        budget = length_budget(prepared.kept_lengths("completion_tokens"), recipe)
+        cut = sft_examples_cut(recipe, [len(row["input_ids"]) for row in prepared.rows])
+        if cut:
+            budget.warnings.insert(0, f"sft.dataset: {cut} (`recipe sft` and `run` stop on them)")
+        return budget
     limit = dataset.max_completion_tokens
     kept = f"at most {limit} tokens (sft.dataset.max_completion_tokens)" if limit else "not limited"
     budget = LengthBudget(f"SFT completions: {kept}; `--dry-run` measures them (it needs the data and the tokenizer)")

@@ -412,6 +412,22 @@ def test_reward_and_data_tables_fit_80_columns_without_cropping(recipe_dict, wri
     assert "…" not in narrow.file.getvalue()
 
 
+def test_validate_warns_of_sft_examples_that_max_length_would_cut(recipe_dict, write_recipe, tmp_path):
+    """Reasoning past sft.trainer.max_length: TRL would cut off the answer, and `recipe sft` stops on it."""
+    import json
+
+    data = tmp_path / "traces.jsonl"
+    rows = [{"question": f"What is {i} times 7?", "answer": str(7 * i), "reasoning": "7 " * 100} for i in range(4)]
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    recipe_dict["sft"]["dataset"] = {"path": str(data), "adapter": "columns"}
+    recipe_dict["sft"]["trainer"]["max_length"] = 120
+    result = invoke("validate", write_recipe(recipe_dict))
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert "sft.dataset: 4 of 4 examples are longer than sft.trainer.max_length=120 tokens" in out
+    assert "(`recipe sft` and `run` stop on them)" in out
+
+
 def test_prompts_longer_than_the_model_are_caught_with_fixes_that_fit(recipe_dict, write_recipe, tmp_path):
     """Prompts of ~2k tokens on a 256-position model: misfits suggest filtering, training stops in one line."""
     import json
