@@ -686,11 +686,11 @@ def _plan_sft(recipe: Recipe, tokenizer, config) -> tuple[StagePlan, list[int], 
                 f"the longest ({whole} tokens) exceed the model's {positions} positions, so set max_length: "
                 f"{positions} and drop longer rows with sft.dataset.max_prompt_tokens / max_completion_tokens"
             )
-        outcome = ", so training stops: TRL would cut them off"
-        if not sft_examples_cut(
-            recipe, totals
-        ):  # TRL's bfd_split and wrapped packing keep the rest, in rows of its own
+        outcome = ", so training stops: TRL would cut off their ends"
+        if effective_setting("SFTConfig", trainer, "packing") and not sft_examples_cut(recipe, totals):
             outcome = " and will be split across packed rows (a part's tokens do not see the part before them)"
+        elif not sft_examples_cut(recipe, totals):
+            outcome = " and will lose their starts (truncation_mode: keep_end)"
         misfits.append(
             f"{too_long} of {len(totals)} examples are longer than sft.trainer.max_length={max_length}{outcome}; {fix}"
         )

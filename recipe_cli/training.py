@@ -78,29 +78,28 @@ def check_trainable(recipe: Recipe, prepared) -> None:
 
 def sft_examples_cut(recipe: Recipe, lengths: list[int]) -> str | None:
     """What TRL's truncation to ``sft.trainer.max_length`` would cut from the SFT examples (token ``lengths``), and
-    the fix; None when every example fits, or when the examples are packed without truncation.
+    the fix; None when every example fits, or when TRL keeps their ends: ``truncation_mode: keep_end`` (the
+    recipe's own choice to lose the starts) and packing that carries the rest on (``wrapped``, ``bfd_split``).
 
-    A reasoning trace ends with its answer and the end-of-turn token: TRL's default ``keep_start`` cuts
-    exactly those, and the model learns traces that never answer nor stop, without a word.
+    A reasoning trace ends with its answer and the end-of-turn token: TRL's default ``keep_start`` (and ``bfd``
+    packing, whatever the mode) cuts exactly those, and the model learns traces that never answer nor stop.
     """
     from recipe_cli.trainer_settings import effective_setting
 
     trainer = recipe.sft.trainer
     max_length = effective_setting("SFTConfig", trainer, "max_length")
-    packing = effective_setting("SFTConfig", trainer, "packing")
-    if max_length is None or (packing and effective_setting("SFTConfig", trainer, "packing_strategy") != "bfd"):
-        return None  # wrapped and bfd_split packing carry the overflow on to the next row instead of dropping it
-    too_long = [n for n in lengths if n > max_length]
-    if not too_long:
-        return None
-    if effective_setting("SFTConfig", trainer, "truncation_mode") == "keep_end":
-        lost = "their starts (the system prompt and the question)"
+    if effective_setting("SFTConfig", trainer, "packing"):
+        keeps_ends = effective_setting("SFTConfig", trainer, "packing_strategy") != "bfd"
     else:
-        lost = "their ends (the final answer and the end of turn)"
+        keeps_ends = effective_setting("SFTConfig", trainer, "truncation_mode") == "keep_end"
+    too_long = [n for n in lengths if max_length is not None and n > max_length]
+    if keeps_ends or not too_long:
+        return None
     return (
         f"{len(too_long)} of {len(lengths)} examples are longer than sft.trainer.max_length={max_length} tokens "
-        f"(the longest {max(too_long)}), and TRL would cut off {lost}; raise max_length to {max(too_long)} within "
-        "the model's positions, or drop longer rows with sft.dataset.max_completion_tokens / max_prompt_tokens"
+        f"(the longest {max(too_long)}), and TRL would cut off their ends (the final answer and the end of turn); "
+        f"raise max_length to {max(too_long)} within the model's positions, or drop longer rows with "
+        "sft.dataset.max_completion_tokens / max_prompt_tokens"
     )
 
 
