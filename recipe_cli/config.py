@@ -486,6 +486,17 @@ class GRPOSettings(Strict):
     dynamic_sampling: DynamicSamplingSettings = Field(default_factory=DynamicSamplingSettings)
     divergence: DivergenceSettings | None = None  # `js`, or {name: k1, in: reward}; default with beta > 0: k3 in loss
 
+    @field_validator("rewards")
+    @classmethod
+    def _some_weight(cls, value: list[RewardSettings]) -> list[RewardSettings]:
+        # TRL sums weight x score: with every weight 0 each completion's total is 0, every advantage 0
+        if all(reward.weight == 0 for reward in value):
+            raise ValueError(
+                "every reward has weight 0, so every completion's total reward is 0: zero advantage, GRPO learns "
+                "nothing; give at least one reward a weight other than 0 (e.g. accuracy 1.0)"
+            )
+        return value
+
     @field_validator("divergence", mode="before")
     @classmethod
     def _name_alone(cls, value: Any) -> Any:

@@ -95,7 +95,6 @@ RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
     ),
     **dict.fromkeys(
         (
-            "learning_rate",
             "weight_decay",
             "max_grad_norm",  # 0: no clipping
             "warmup_steps",
@@ -110,7 +109,15 @@ RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
     ),
     **dict.fromkeys(("adam_beta1", "adam_beta2"), (0, True, 1, False)),
     **dict.fromkeys(
-        ("temperature", "repetition_penalty", "num_train_epochs", "logging_steps", "save_steps", "eval_steps"),
+        (
+            "learning_rate",  # 0: every step leaves the weights as they were
+            "temperature",
+            "repetition_penalty",
+            "num_train_epochs",
+            "logging_steps",
+            "save_steps",
+            "eval_steps",
+        ),
         (0, False, None, False),
     ),
     "top_p": (0, False, 1, True),
@@ -123,6 +130,7 @@ RANGES: dict[str, tuple[float | None, bool, float | None, bool]] = {
 }
 STEP_STRATEGIES = {"logging_steps": "logging_strategy", "save_steps": "save_strategy", "eval_steps": "eval_strategy"}
 RANGE_HINTS = {
+    "learning_rate": "0 trains nothing: every step leaves the weights as they were",
     "temperature": "GRPO learns from the differences between a prompt's samples (e.g. 0.7-1.0)",
     "top_entropy_quantile": "the share of tokens, by entropy, the policy loss keeps: 0.2 in the paper, 1 keeps all",
     "ref_model_mixup_alpha": "the policy's share of the reference after each sync (TRL's default 0.6)",

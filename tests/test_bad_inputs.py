@@ -343,6 +343,18 @@ CASES = [
         lambda d, t: set_in(d, "sft.trainer.max_steps", 0),
         "sft.trainer.max_steps: 0 trains nothing: give a number of steps, or -1",
     ),
+    (
+        "learning-rate-zero",  # trained every step, logged lr 0 and left the weights as they were, without a word
+        "grpo",
+        lambda d, t: set_in(d, "grpo.trainer.learning_rate", 0.0),
+        "grpo.trainer.learning_rate: 0.0 is not a value it can take: it must be above 0 (0 trains nothing",
+    ),
+    (
+        "reward-weights-all-zero",  # every total reward 0, every loss 0: GRPO ran and learned nothing, without a word
+        "grpo",
+        lambda d, t: [reward.update(weight=0.0) for reward in d["grpo"]["rewards"]],
+        "grpo.rewards: every reward has weight 0, so every completion's total reward is 0: zero advantage",
+    ),
     ("lr-not-number", "sft", lambda d, t: set_in(d, "sft.trainer.learning_rate", "fast"), "expected a number"),
     ("hidden-size-list", "sft", lambda d, t: set_in(d, "model.tiny.hidden_size", [1]), "model.tiny.hidden_size"),
     ("bad-run-name", "sft", lambda d, t: d.update(name="a/b"), "name: 'a/b' is not a run name; use letters"),
