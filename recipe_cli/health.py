@@ -20,6 +20,10 @@ from recipe_cli.config import HealthSettings
 
 log = logging.getLogger(__name__)
 
+# logged steps in a row whose gradient norm was exactly 0 before the alarm (at most ``window_steps``): such a step
+# changed no weight, which no healthy run does for long, so it is told well before the other alarms' window
+ZERO_GRADIENT_LOGS = 3
+
 
 def is_finite_number(value) -> bool:
     """Whether a logged value is a finite number (non-numbers are not judged).
@@ -144,6 +148,14 @@ class HealthWatch:
                 f"{clipped:.0%} of completions reached max_completion_length (truncated)",
                 "raise grpo.trainer.max_completion_length or ask for shorter reasoning in the prompt",
             )
+        grad_norm = logs.get("grad_norm")
+        if grad_norm is not None:
+            conditions["zero_gradient"] = (
+                grad_norm == 0,
+                "the gradient was exactly 0 (the steps changed no weight)",
+                _zero_gradient_fix(zero_std, clipped),
+                min(s.window_steps, ZERO_GRADIENT_LOGS * span),
+            )
         for key, value in logs.items():
             if key.startswith("rewards/") and key.endswith("/mean") and value is not None:
                 name = key[len("rewards/") : -len("/mean")]
@@ -155,13 +167,13 @@ class HealthWatch:
                     "check that the reward can tell completions apart (its column, its parser)",
                 )
         new = []
-        for alarm, (holds, what, fix) in conditions.items():
+        for alarm, (holds, what, fix, *window) in conditions.items():
             if not holds:
                 self.steps_held[alarm] = 0
                 self.warned.discard(alarm)
                 continue
             self.steps_held[alarm] = self.steps_held.get(alarm, 0) + span
-            if self.steps_held[alarm] >= s.window_steps and alarm not in self.warned:
+            if self.steps_held[alarm] >= (window[0] if window else s.window_steps) and alarm not in self.warned:
                 self.warned.add(alarm)
                 message = f"grpo health, step {step}: {what} for {self.steps_held[alarm]} steps; {fix}"
                 new.append(message)
@@ -174,6 +186,25 @@ class HealthWatch:
                 with self.log_file.open("a") as handle:
                     handle.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S%z')} {message}\n")
         return new
+
+
+def _zero_gradient_fix(zero_std: float | None, clipped: float | None) -> str:
+    """What to change when the gradient is 0, from the step's other logs.
+
+    >>> _zero_gradient_fix(1.0, 0.0)[:40]
+    'every group scored all its completions a'
+    """
+    if clipped is not None and clipped >= 1:
+        return (
+            "every completion reached max_completion_length, and mask_truncated_completions leaves truncated ones "
+            "out of the loss: raise grpo.trainer.max_completion_length or turn mask_truncated_completions off"
+        )
+    if zero_std is not None and zero_std >= 1:
+        return (
+            "every group scored all its completions alike (zero advantage): raise grpo.trainer.temperature (near 0 "
+            "a prompt's samples are all the same) or num_generations, or use a reward that tells them apart"
+        )
+    return "check the rewards, grpo.trainer.temperature and the loss settings (e.g. top_entropy_quantile)"
 
 
 def warned_at(line: str) -> int | None:

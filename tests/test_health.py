@@ -68,6 +68,41 @@ def test_logging_every_n_steps_counts_n_steps():
     assert len(watch.observe(20, {"loss": 0.0, "frac_reward_zero_std": 0.9})) == 1
 
 
+def test_a_zero_gradient_is_told_after_three_logs_not_the_window():
+    """A step whose gradient is exactly 0 changed no weight: told after 3 logged steps, whatever the window."""
+    zero = {"loss": 0.0, "grad_norm": 0.0, "completions/clipped_ratio": 1.0}
+    watch = HealthWatch(HealthSettings())  # window_steps 30
+    found = [w for step in range(1, 6) for w in watch.observe(step, zero) if "gradient" in w]
+    assert found == [
+        "grpo health, step 3: the gradient was exactly 0 (the steps changed no weight) for 3 steps; every completion "
+        "reached max_completion_length, and mask_truncated_completions leaves truncated ones out of the loss: raise "
+        "grpo.trainer.max_completion_length or turn mask_truncated_completions off"
+    ]
+    sparse = HealthWatch(HealthSettings())  # logging_steps 5: the 3rd log, step 15
+    flat = {"loss": 0.0, "grad_norm": 0.0, "frac_reward_zero_signal": 1.0}
+    assert [len(sparse.observe(step, flat)) for step in (5, 10)] == [0, 0]
+    [warning] = [w for w in sparse.observe(15, flat) if "gradient" in w]
+    assert warning.startswith("grpo health, step 15:") and "raise grpo.trainer.temperature" in warning
+    assert HealthWatch(HealthSettings(window_steps=2)).observe(2, flat)  # a shorter window is kept
+    learning = HealthWatch(HealthSettings())  # a lone zero between learning steps is no incident
+    norms = [0.0, 0.0, 0.5, 0.0, 0.0, 0.3, 0.0]
+    assert [w for step, g in enumerate(norms, 1) for w in learning.observe(step, {"loss": 0.1, "grad_norm": g})] == []
+
+
+@pytest.mark.slow
+def test_grpo_that_trains_nothing_says_so_early(recipe_dict, write_recipe, tmp_path, caplog):
+    """Every completion cut off and masked out of the loss: the run is told at step 3, not after the window (30)."""
+    del recipe_dict["sft"], recipe_dict["eval"]
+    recipe_dict["grpo"]["trainer"].update(
+        max_steps=4, logging_steps=1, max_completion_length=1, mask_truncated_completions=True
+    )
+    result = runner.invoke(app, ["grpo", str(write_recipe(recipe_dict))])
+    assert result.exit_code == 0, result.output
+    health_log = (tmp_path / "runs" / "tiny" / "grpo" / "health.log").read_text()
+    assert "grpo health, step 3: the gradient was exactly 0" in health_log
+    assert "mask_truncated_completions off" in caplog.text
+
+
 @pytest.mark.slow
 def test_grpo_without_learning_signal_warns(recipe_dict, write_recipe, tmp_path, caplog):
     del recipe_dict["sft"], recipe_dict["eval"]
