@@ -64,6 +64,7 @@ class Preflight:
     kinds: list[str]
     model_source: str | None
     example: str
+    samples_alike: bool = False  # the model sampled one text for each prompt, however many times it was asked
     rows: list[RewardRow] = field(default_factory=list)
     findings: list[Finding] = field(default_factory=list)
 
@@ -98,8 +99,10 @@ def run_preflight(recipe: Recipe, *, golds: int = 200, groups: int = 8, samples:
     grouped = checked[:groups]
     completions = {kind: [_variant(kind, row, template, prefilled, budget) for row in grouped] for kind in KINDS}
     kinds = list(KINDS)
+    sampled = []
     if model is not None and samples:
-        for index, texts in enumerate(_sample(model, tokenizer, recipe, grouped, samples, budget)):
+        sampled = _sample(model, tokenizer, recipe, grouped, samples, budget)
+        for index, texts in enumerate(sampled):
             kinds.append(f"sample {index + 1}")
             completions[kinds[-1]] = texts
     report = Preflight(
@@ -111,6 +114,7 @@ def run_preflight(recipe: Recipe, *, golds: int = 200, groups: int = 8, samples:
         kinds=kinds,
         model_source=source,
         example=completions["perfect"][0],
+        samples_alike=len(sampled) > 1 and all(len(set(texts)) == 1 for texts in zip(*sampled, strict=True)),
     )
     run_values = {"max_completion_len": budget, "think_prefilled": prefilled}
     report.rows = _score(recipe, grouped, completions, kinds, tokenizer, run_values)
@@ -378,6 +382,16 @@ def _findings(report: Preflight, recipe: Recipe, prefilled: bool, why_not: str |
                     "and the completion format",
                 )
             )
+    if report.samples_alike:
+        temperature = effective_setting("GRPOConfig", recipe.grpo.trainer, "temperature")
+        findings.append(
+            Finding(
+                False,
+                f"the model's samples of each of the {report.groups} prompts are all the same text (temperature "
+                f"{temperature:g}): GRPO's groups would score their completions alike, zero advantage, nothing "
+                "learned; raise grpo.trainer.temperature (e.g. 0.7-1.0)",
+            )
+        )
     if prefilled:
         sft = " SFT targets leave out the <think> the prompt has;" if recipe.sft is not None else ""
         findings.append(

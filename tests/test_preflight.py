@@ -26,6 +26,17 @@ def test_a_sound_recipe_passes_with_model_samples(recipe_dict, write_recipe, tmp
     assert not (tmp_path / "runs").exists()  # the preflight writes nothing to the run folder
 
 
+def test_samples_that_are_all_alike_are_a_warning(recipe_dict, write_recipe):
+    """A temperature near 0 samples one completion G times: every group scores alike, GRPO learns nothing."""
+    recipe_dict["grpo"]["trainer"]["temperature"] = 1.0e-4
+    result = preflight(write_recipe(recipe_dict), "--samples", "2")
+    assert result.exit_code == 0, result.output  # a warning: a confident model samples alike at any temperature
+    assert "samples of each of the 3 prompts are all the same text (temperature 0.0001)" in result.output
+    assert "raise grpo.trainer.temperature" in result.output
+    recipe_dict["grpo"]["trainer"]["temperature"] = 1.0
+    assert "all the same text" not in preflight(write_recipe(recipe_dict), "--samples", "2").output
+
+
 def test_no_samples_loads_and_names_no_model(recipe_dict, write_recipe):
     result = preflight(write_recipe(recipe_dict), "--samples", "0")
     assert result.exit_code == 0, result.output
