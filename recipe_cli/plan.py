@@ -1000,10 +1000,15 @@ def length_budget(completion_lengths: list[int], recipe: Recipe) -> LengthBudget
     for who, key, tokens in budgets:
         over = sum(1 for n in lengths if n > tokens)
         if over:
+            cut = f"SFT teaches completions {who} cuts off"
+            if who == "GRPO" and over == len(lengths) and _masks_truncated(recipe):
+                cut += (
+                    ", and mask_truncated_completions leaves every cut-off completion out of the loss: GRPO would "
+                    "train on nothing"
+                )
             budget.warnings.append(
                 f"{over} of {len(lengths)} SFT completions ({over / len(lengths):.0%}) are longer than {key}={tokens}: "
-                f"SFT teaches completions {who} cuts off; set sft.dataset.max_completion_tokens: {tokens} "
-                f"or raise {key} to {lengths[-1]}"
+                f"{cut}; set sft.dataset.max_completion_tokens: {tokens} or raise {key} to {lengths[-1]}"
             )
     if budgets and not budget.warnings:
         fitted = " and ".join(who.removeprefix("the ") for who, _, _ in budgets)
@@ -1011,6 +1016,11 @@ def length_budget(completion_lengths: list[int], recipe: Recipe) -> LengthBudget
     if not budgets:
         budget.verdict = "no GRPO or eval stage in the recipe, so no completion budget to check"
     return budget
+
+
+def _masks_truncated(recipe: Recipe) -> bool:
+    """Whether GRPO leaves completions cut at max_completion_length out of the loss (``mask_truncated_completions``)."""
+    return bool(effective_setting("GRPOConfig", recipe.grpo.trainer, "mask_truncated_completions"))
 
 
 def _batch(trainer: dict, class_name: str, world: int) -> int:

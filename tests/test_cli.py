@@ -265,6 +265,14 @@ def test_validate_measures_sft_lengths_against_the_budgets(recipe_dict, write_re
     assert "SFT completions: median" in out and "90th percentile" in out and "(32 kept)" in out
     assert "SFT teaches completions GRPO cuts off; set sft.dataset.max_completion_tokens: 8" in out
     assert "longer than eval.max_new_tokens" not in out  # the eval's budget fits
+    assert "mask_truncated_completions" not in out
+    # every completion cut off and masked out of the loss: the demo trained with a gradient of exactly 0
+    recipe_dict["grpo"]["trainer"]["mask_truncated_completions"] = True
+    out = invoke("validate", write_recipe(recipe_dict)).output
+    assert (
+        "SFT teaches completions GRPO cuts off, and mask_truncated_completions leaves every cut-off completion out "
+        "of the loss: GRPO would train on nothing; set sft.dataset.max_completion_tokens: 8"
+    ) in out
 
 
 @pytest.mark.parametrize(
