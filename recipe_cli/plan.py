@@ -1001,6 +1001,9 @@ def length_budget(completion_lengths: list[int], recipe: Recipe) -> LengthBudget
         over = sum(1 for n in lengths if n > tokens)
         if over:
             cut = f"SFT teaches completions {who} cuts off"
+            fix = f"raise {key} to {lengths[-1]}"
+            if over < len(lengths):  # when every one is longer, the filter would leave SFT no example
+                fix = f"set sft.dataset.max_completion_tokens: {tokens} or {fix}"
             if who == "GRPO" and over == len(lengths) and _masks_truncated(recipe):
                 cut += (
                     ", and mask_truncated_completions leaves every cut-off completion out of the loss: GRPO would "
@@ -1008,7 +1011,7 @@ def length_budget(completion_lengths: list[int], recipe: Recipe) -> LengthBudget
                 )
             budget.warnings.append(
                 f"{over} of {len(lengths)} SFT completions ({over / len(lengths):.0%}) are longer than {key}={tokens}: "
-                f"{cut}; set sft.dataset.max_completion_tokens: {tokens} or raise {key} to {lengths[-1]}"
+                f"{cut}; {fix}"
             )
     if budgets and not budget.warnings:
         fitted = " and ".join(who.removeprefix("the ") for who, _, _ in budgets)

@@ -263,7 +263,9 @@ def test_validate_measures_sft_lengths_against_the_budgets(recipe_dict, write_re
     assert result.exit_code == 0, result.output
     out = result.output
     assert "SFT completions: median" in out and "90th percentile" in out and "(32 kept)" in out
-    assert "SFT teaches completions GRPO cuts off; set sft.dataset.max_completion_tokens: 8" in out
+    # every one is longer: the filter max_completion_tokens: 8 would leave SFT no example, so raising is the fix
+    assert "32 of 32 SFT completions (100%)" in out and "SFT teaches completions GRPO cuts off; raise grpo" in out
+    assert "max_completion_tokens" not in out
     assert "longer than eval.max_new_tokens" not in out  # the eval's budget fits
     assert "mask_truncated_completions" not in out
     # every completion cut off and masked out of the loss: the demo trained with a gradient of exactly 0
@@ -271,7 +273,7 @@ def test_validate_measures_sft_lengths_against_the_budgets(recipe_dict, write_re
     out = invoke("validate", write_recipe(recipe_dict)).output
     assert (
         "SFT teaches completions GRPO cuts off, and mask_truncated_completions leaves every cut-off completion out "
-        "of the loss: GRPO would train on nothing; set sft.dataset.max_completion_tokens: 8"
+        "of the loss: GRPO would train on nothing; raise grpo.trainer.max_completion_length to"
     ) in out
 
 
@@ -307,7 +309,8 @@ def test_validate_measures_sft_lengths_against_the_eval_alone(recipe_dict, write
     recipe_dict["eval"]["max_new_tokens"] = 8  # shorter than every generated worked solution
     out = invoke("validate", write_recipe(recipe_dict)).output
     assert "SFT completions: median" in out and "; eval.max_new_tokens 8" in out
-    assert "SFT teaches completions the eval cuts off" in out and "grpo.trainer" not in out
+    assert "SFT teaches completions the eval cuts off; raise eval.max_new_tokens to" in out
+    assert "grpo.trainer" not in out
     del recipe_dict["eval"]
     result = invoke("validate", write_recipe(recipe_dict))
     assert result.exit_code == 0, result.output
