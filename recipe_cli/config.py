@@ -918,9 +918,11 @@ def read_recipe_file(path: str | Path, foreign: ForeignOptions | None = None) ->
     """
     from recipe_cli.foreign import OLD_RELEASE, is_foreign, translate
 
-    data = read_yaml_mapping(path)
-    if is_foreign(data):
-        return translate(data, foreign, str(path)).recipe
+    data, duplicates = read_yaml_file(path)
+    if is_foreign(data):  # read as TRL and open-r1 read it: PyYAML keeps the last of a repeated key
+        return translate(data, foreign, str(path), duplicates).recipe
+    if duplicates:
+        raise duplicate_key_error(path, duplicates[0])
     if foreign is not None and foreign.old_defaults:
         raise RecipeError(
             f"{path} is a recipe: --old-defaults reads open-r1 and TRL files with the defaults of {OLD_RELEASE}; "
@@ -938,11 +940,15 @@ class DuplicateKey(yaml.YAMLError):
         self.key, self.line, self.first = key, line, first
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """yaml.safe_load's loader, refusing duplicate keys."""
+class _RecordingLoader(yaml.SafeLoader):
+    """yaml.safe_load's loader (the last of a repeated key wins), noting every key given twice."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self.duplicates: list[DuplicateKey] = []
 
 
-def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
+def _mapping_noting_duplicates(loader: _RecordingLoader, node: yaml.MappingNode, deep: bool = False) -> dict:
     first: dict = {}
     for key_node, _ in node.value:
         if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be overridden, as YAML means
@@ -953,12 +959,12 @@ def _mapping_without_duplicates(loader: _StrictLoader, node: yaml.MappingNode, d
         except TypeError:  # an unhashable key: the mapping constructor says so itself
             continue
         if seen:
-            raise DuplicateKey(key, key_node.start_mark.line + 1, first[key] + 1)
+            loader.duplicates.append(DuplicateKey(key, key_node.start_mark.line + 1, first[key] + 1))
         first[key] = key_node.start_mark.line
     return loader.construct_mapping(node, deep=deep)
 
 
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_without_duplicates)
+_RecordingLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _mapping_noting_duplicates)
 
 
 def describe_yaml_error(error: yaml.YAMLError) -> str:
@@ -977,17 +983,33 @@ def describe_yaml_error(error: yaml.YAMLError) -> str:
 
 
 def read_yaml_mapping(path: str | Path) -> dict:
-    """A YAML file's top-level mapping, with one-line errors for missing or malformed files."""
+    """A YAML file's top-level mapping, with one-line errors for missing or malformed files and repeated keys."""
+    data, duplicates = read_yaml_file(path)
+    if duplicates:
+        raise duplicate_key_error(path, duplicates[0])
+    return data
+
+
+def duplicate_key_error(path: str | Path, duplicate: DuplicateKey) -> RecipeError:
+    """The one-line error for a key a recipe gives twice."""
+    return RecipeError(
+        f"{path}: line {duplicate.line} gives `{duplicate.key}` again (first at line {duplicate.first}), and YAML "
+        "would keep only the last; merge the two into one"
+    )
+
+
+def read_yaml_file(path: str | Path) -> tuple[dict, list[DuplicateKey]]:
+    """A YAML file's top-level mapping as ``yaml.safe_load`` reads it (a repeated key: the last wins), and every
+    repeated key; one-line errors for missing or malformed files."""
     path = Path(path)
     if not path.is_file():
         raise RecipeError(f"recipe file '{path}' not found; pass the path of a YAML recipe, e.g. recipes/demo.yaml")
     try:
-        data = yaml.load(path.read_text(), Loader=_StrictLoader)  # a SafeLoader that refuses duplicate keys
-    except DuplicateKey as error:
-        raise RecipeError(
-            f"{path}: line {error.line} gives `{error.key}` again (first at line {error.first}), and YAML would keep "
-            "only the last; merge the two into one"
-        ) from None
+        loader = _RecordingLoader(path.read_text())
+        try:
+            data = loader.get_single_data()
+        finally:
+            loader.dispose()
     except yaml.YAMLError as error:
         raise RecipeError(f"{path}: {describe_yaml_error(error)}; fix the syntax there") from None
     except UnicodeDecodeError:
@@ -995,7 +1017,7 @@ def read_yaml_mapping(path: str | Path) -> dict:
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}, not a mapping"
         raise RecipeError(f"{path}: the recipe is {kind}; it needs at least `name:` and `model:`")
-    return data
+    return data, loader.duplicates
 
 
 def load_recipe(

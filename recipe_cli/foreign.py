@@ -232,12 +232,25 @@ def _stage_keys() -> tuple[set[str], set[str]]:
     return grpo_only, (sft - grpo) | {"max_seq_length", "use_liger"}
 
 
-def translate(data: dict, options: ForeignOptions | None = None, source: str = "recipe") -> Translation:
+def translate(
+    data: dict, options: ForeignOptions | None = None, source: str = "recipe", duplicates: list = ()
+) -> Translation:
     """The recipe mapping of a flat open-r1/TRL file, with every translation; one ``RecipeError`` lists every
-    key that cannot be carried over. ``source`` names the file in that message."""
+    key that cannot be carried over. ``source`` names the file in that message; ``duplicates``: the keys the
+    file gives twice (``recipe_cli.config.DuplicateKey``), of which ``data`` holds the last, as PyYAML reads it."""
     options = options or ForeignOptions()
     translator = _Translator(dict(data), options)
     translation = translator.run()
+    if translation is not None:
+        for duplicate in duplicates:  # TRL's and open-r1's parsers read the file with yaml.safe_load
+            translation.notes.append(
+                Note(
+                    "dropped",
+                    f"{duplicate.key} at line {duplicate.first}",
+                    f"given again at line {duplicate.line}; that one counts, as in TRL and open-r1 (PyYAML keeps "
+                    "the last)",
+                )
+            )
     if translator.problems:
         what = translation.describe() if translation is not None else "a flat TRL/open-r1 file"
         head = f"{source} ({what})"
@@ -1014,10 +1027,14 @@ def converted_text(translation: Translation, source: str, target: str, overrides
 
 def read_translation(path: str | Path, options: ForeignOptions | None = None) -> Translation | None:
     """The translation of the file at ``path``, or None when it is a recipe."""
-    from recipe_cli.config import read_yaml_mapping
+    from recipe_cli.config import duplicate_key_error, read_yaml_file
 
-    data = read_yaml_mapping(path)
-    return translate(data, options, str(path)) if is_foreign(data) else None
+    data, duplicates = read_yaml_file(path)
+    if is_foreign(data):
+        return translate(data, options, str(path), duplicates)
+    if duplicates:
+        raise duplicate_key_error(path, duplicates[0])
+    return None
 
 
 def convert_file(

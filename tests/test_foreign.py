@@ -717,3 +717,20 @@ def test_sharegpt_conversations_win_over_messages_as_in_trl():
     assert _rows("messages", [row], messages="messages")[0]["completion"] == "Numina: 4"  # as mapped
     chatml = {**row, "conversations": [{"role": "user", "content": "2+2?"}]}  # TRL converts only ShareGPT turns
     assert _rows("trl", [chatml])[0]["completion"] == "Numina: 4"
+
+
+def test_a_key_given_twice_counts_once_as_trl_reads_it_and_the_translation_says_so(here):
+    """TRL's and open-r1's parsers read a file with yaml.safe_load, which keeps the last of a repeated key."""
+    text = Path("trl-grpo.yaml").read_text()
+    Path("twice.yaml").write_text(
+        text.replace("learning_rate: 1.0e-03", "learning_rate: 1.0e-03\nlearning_rate: 5.0e-4")
+    )
+    result = runner.invoke(app, ["convert", "twice.yaml", "-o", "twice.recipe.yaml"])
+    assert result.exit_code == 0, result.output
+    assert load_recipe("twice.recipe.yaml").grpo.trainer["learning_rate"] == 5.0e-4
+    line = text.splitlines().index("learning_rate: 1.0e-03") + 1
+    note = f"learning_rate at line {line}: given again at line {line + 1}; that one counts, as in TRL and open-r1"
+    assert note in Path("twice.recipe.yaml").read_text()
+    Path("recipe-twice.yaml").write_text(Path("twice.recipe.yaml").read_text() + "name: other\n")
+    refused = runner.invoke(app, ["validate", "recipe-twice.yaml"])  # a recipe's own keys stay refused
+    assert refused.exit_code == 2 and "gives `name` again (first at line" in refused.output
