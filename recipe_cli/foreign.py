@@ -137,6 +137,17 @@ VLLM_MEMORY = (
     "on a GPU of its own), which took its own share: launch.vllm_server.gpu_memory_utilization (0.9). Colocated vLLM "
     "would take that share of every training GPU, so TRL's 0.3 is used; set it for vllm_mode: colocate"
 )
+# open-r1's first GRPO script (src/open_r1/grpo.py, 2025-01-25 to 2025-02-18, 78c197d made the system prompt a
+# setting): every prompt was this system turn and the `problem` column; reward_funcs defaulted to accuracy, format
+# (also reasoning_steps, cosine from 250ab46 to e4ac3ae, 2025-02-07 to 02-10; tag_count joined on 2025-02-24, 566cfd1,
+# when every shipped recipe named its rewards). Its recipes held no key only open-r1 reads and no reward_funcs.
+EARLY_SYSTEM_PROMPT = (
+    "A conversation between User and Assistant. The user asks a question, and the Assistant solves it. The assistant "
+    "first thinks about the reasoning process in the mind and then provides the user with the answer. The reasoning "
+    "process and answer are enclosed within <think> </think> and <answer> </answer> tags, respectively, i.e., "
+    "<think> reasoning process here </think><answer> answer here </answer>"
+)
+EARLY_REWARDS = ["accuracy", "format"]
 NOT_READ = "no script read it after open-r1's first week (January 2025): TRL's parser dropped it"
 LAUNCH_KEYS = ("num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port")
 LORA_EXTRAS = (
@@ -298,6 +309,15 @@ class _Translator:
         if self.stage is None:
             return None
         self.old = self.source == "open-r1" or any(key in self.data for key in REMOVED_SINCE)
+        # an old GRPO file naming no reward: `trl grpo` had no default rewards, open-r1's first script had
+        self.early = (
+            self.stage == "grpo"
+            and self.source == "TRL"
+            and self.old
+            and not {"reward_funcs", "reward_model_name_or_path"} & set(self.data)
+        )
+        if self.early:
+            self.source = "open-r1"
         self.recipe: dict[str, Any] = {"name": None, "model": {}, "prompt": {}}
         self.section: dict[str, Any] = {"dataset": {}}
         self.recipe[self.stage] = self.section
@@ -446,14 +466,21 @@ class _Translator:
             )
 
     def _prompt(self) -> None:
-        system = self.take("system_prompt")
-        self.recipe["prompt"] = {"system": system, "user": "{question}"}
+        system = self.take("system_prompt")  # early: not a setting yet, so TRL's parser would have refused it
         tool = "open-r1" if self.source == "open-r1" else "TRL"
-        if system is not None:
+        if self.early:
+            system = EARLY_SYSTEM_PROMPT
+            self.note(
+                "translated",
+                "(no reward_funcs: open-r1's first GRPO script)",
+                "prompt.system: the system prompt it gave every prompt (<think>/<answer> tags), until 2025-02-18",
+            )
+        elif system is not None:
             where = "" if self.stage == "grpo" else " (for GRPO and the eval; SFT rows keep their own turns)"
             self.note("translated", "system_prompt", f"prompt.system{where}")
         else:
             self.note("translated", "(no system_prompt)", f"prompt.system: null ({tool} adds no system prompt)")
+        self.recipe["prompt"] = {"system": system, "user": "{question}"}
 
     def _dataset(self) -> None:
         dataset = self.section["dataset"]
@@ -510,6 +537,13 @@ class _Translator:
             if text_field is not None:
                 self.note("translated", "dataset_text_field", "sft.dataset.columns.text")
             return "trl", columns
+        if self.early:
+            self.note(
+                "translated",
+                "(no reward_funcs: open-r1's first GRPO script)",
+                "grpo.dataset.columns.question: problem, answer: solution, the columns it read",
+            )
+            return "columns", {"question": "problem", "answer": "solution"}
         if self.source == "open-r1":
             column = prompt_column or "prompt"  # GRPOScriptArguments.dataset_prompt_column
             self.note(
@@ -655,8 +689,16 @@ class _Translator:
             if self.source != "open-r1":
                 self.problems.append("reward_funcs: missing; name the rewards (e.g. [accuracy_reward])")
                 return
-            names = ["accuracy", "format", "tag_count"]  # GRPOScriptArguments.reward_funcs' default
-            self.note("translated", "(reward_funcs unset)", "open-r1's default: accuracy, format, tag_count")
+            if self.early:
+                names = EARLY_REWARDS
+                self.note(
+                    "translated",
+                    "(reward_funcs unset)",
+                    "open-r1's default when its recipes left it unset (until 2025-02-24): accuracy, format",
+                )
+            else:
+                names = ["accuracy", "format", "tag_count"]  # GRPOScriptArguments.reward_funcs' default
+                self.note("translated", "(reward_funcs unset)", "open-r1's default: accuracy, format, tag_count")
         names = [names] if isinstance(names, str) else list(names)
         if weights is None:
             weights = [1.0] * len(names)

@@ -734,3 +734,34 @@ def test_a_key_given_twice_counts_once_as_trl_reads_it_and_the_translation_says_
     Path("recipe-twice.yaml").write_text(Path("twice.recipe.yaml").read_text() + "name: other\n")
     refused = runner.invoke(app, ["validate", "recipe-twice.yaml"])  # a recipe's own keys stay refused
     assert refused.exit_code == 2 and "gives `name` again (first at line" in refused.output
+
+
+def test_an_early_open_r1_grpo_file_without_rewards_reads_as_its_first_script_did():
+    """open-r1's recipes of January-February 2025 named no rewards and no open-r1 key: its first grpo.py gave every
+    prompt a fixed system prompt and the `problem` column, and rewarded accuracy and format."""
+    early = {
+        "model_name_or_path": "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B",
+        "torch_dtype": "bfloat16",
+        "dataset_name": "AI-MO/NuminaMath-TIR",
+        "dataset_configs": ["all"],
+        "bf16": True,
+        "use_vllm": True,
+        "vllm_device": "auto",
+        "max_prompt_length": 512,
+        "max_completion_length": 1024,
+        "output_dir": "data/Qwen2.5-1.5B-Open-R1-GRPO",
+    }
+    translation = translate(early)
+    assert (translation.source, translation.stage) == ("open-r1", "grpo")
+    grpo = translation.recipe["grpo"]
+    assert [(r["name"], r["weight"]) for r in grpo["rewards"]] == [("accuracy", 1.0), ("format", 1.0)]
+    assert grpo["dataset"]["columns"] == {"question": "problem", "answer": "solution"}
+    assert translation.recipe["prompt"]["system"].startswith("A conversation between User and Assistant.")
+    assert (
+        "<think> reasoning process here </think><answer> answer here </answer>"
+        in (translation.recipe["prompt"]["system"])
+    )
+    current = {key: value for key, value in early.items() if key not in ("torch_dtype", "max_prompt_length")}
+    current.pop("vllm_device")
+    with pytest.raises(RecipeError, match="reward_funcs: missing"):  # a current TRL file must name its rewards
+        translate(current)
