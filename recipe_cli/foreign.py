@@ -510,8 +510,13 @@ class _Translator:
             if columns:
                 dataset["columns"] = columns
             self.note("translated", "dataset_name", f"{self.stage}.dataset.path")
-            if config is not None:
-                dataset["config"] = config
+            if isinstance(config, (dict, list)):  # TRL passes it to load_dataset as the config's name
+                self.problems.append(
+                    f"dataset_config: {config!r}; give the name of one of the dataset's configs, e.g. "
+                    "dataset_config: main"
+                )
+            elif config is not None:
+                dataset["config"] = str(config)
                 self.note("translated", "dataset_config", f"{self.stage}.dataset.config")
             if split != "train":
                 dataset["split"] = split
@@ -784,6 +789,11 @@ class _Translator:
         private = self.take("hub_private_repo")
         strategy = self.take("hub_strategy")
         callbacks = self.take("callbacks") or []
+        if isinstance(callbacks, str):  # one name; a list of names is what open-r1 reads
+            callbacks = [callbacks]
+        elif not isinstance(callbacks, list):
+            self.problems.append(f"callbacks: {callbacks!r}; give a list of open-r1 callback names")
+            callbacks = []
         for key in ("hub_always_push", "overwrite_hub_revision", "push_to_hub_revision"):
             self.take(key)
         if self.take("hub_token") is not None:

@@ -423,6 +423,8 @@ def test_trl_grpo_reward_names_and_datasets_list():
         ({"torch_dtype": "int8", "max_length": 64}, "torch_dtype: 'int8' is not one of"),
         # TRL's instruction-tuning example (docs/source/sft_trainer.md): the template of another model's tokenizer
         ({"chat_template_path": "HuggingFaceTB/SmolLM3-3B"}, "chat_template_path: 'HuggingFaceTB/SmolLM3-3B' names a"),
+        # TRL hands it to load_dataset(name=...): a config's name
+        ({"dataset_config": {"name": "main"}, "max_length": 64}, "dataset_config: {'name': 'main'}; give the name"),
     ],
 )
 def test_what_cannot_be_carried_over_is_refused_by_name(data, message):
@@ -765,3 +767,12 @@ def test_an_early_open_r1_grpo_file_without_rewards_reads_as_its_first_script_di
     current.pop("vllm_device")
     with pytest.raises(RecipeError, match="reward_funcs: missing"):  # a current TRL file must name its rewards
         translate(current)
+
+
+@pytest.mark.parametrize("callbacks", ["push_to_hub_revision", ["push_to_hub_revision"]])
+def test_one_callback_given_as_a_name_is_a_list_of_one(callbacks):
+    data = {"model_name_or_path": "Qwen/Qwen2.5-0.5B", "dataset_name": "trl-lib/DeepMath-103K"}
+    data |= {"reward_funcs": ["accuracy"], "push_to_hub": True, "hub_model_id": "me/model", "callbacks": callbacks}
+    translation = translate(data)
+    assert translation.recipe["push"]["push_checkpoints"] is True
+    assert not [note for note in translation.of_kind("dropped") if note.key.startswith("callbacks")]
