@@ -501,10 +501,17 @@ class _Translator:
         ):
             if self.take(key) not in (None, False):
                 self.note("dropped", key, why)
-        if mixture is not None:
-            self._open_r1_mixture(mixture, adapter, columns, name)
-        elif datasets:
-            self._trl_datasets(datasets, adapter, columns, name)
+        if mixture is not None or datasets:
+            if mixture is not None:
+                self._open_r1_mixture(mixture, adapter, columns, name)
+            else:
+                self._trl_datasets(datasets, adapter, columns, name)
+            # like dataset_name, read only for dataset_name's dataset: the list names each dataset's config and split
+            which = "dataset_mixture" if mixture is not None else "`datasets`"
+            if config is not None:
+                self.note("dropped", "dataset_config", f"{which} names each dataset's config")
+            if split != "train":
+                self.note("dropped", "dataset_train_split", f"{which} names each dataset's split")
         elif name is not None:
             dataset.update(path=str(name), adapter=adapter)
             if columns:

@@ -776,3 +776,15 @@ def test_one_callback_given_as_a_name_is_a_list_of_one(callbacks):
     translation = translate(data)
     assert translation.recipe["push"]["push_checkpoints"] is True
     assert not [note for note in translation.of_kind("dropped") if note.key.startswith("callbacks")]
+
+
+@pytest.mark.parametrize(
+    "mixture",
+    [{"dataset_mixture": {"datasets": [{"id": "c/d", "config": "x"}]}}, {"datasets": [{"path": "c/d", "name": "x"}]}],
+)
+def test_the_single_dataset_keys_a_dataset_list_overrides_are_named_as_dropped(mixture):
+    data = {"model_name_or_path": "Qwen/Qwen2.5-0.5B", "reward_funcs": ["accuracy"], **mixture}
+    data |= {"dataset_name": "a/b", "dataset_config": "main", "dataset_train_split": "validation"}
+    translation = translate(data)
+    assert {"dataset_name", "dataset_config", "dataset_train_split"} <= keys_of(translation, "dropped")
+    assert "main" not in str(translation.recipe["grpo"]["dataset"])
