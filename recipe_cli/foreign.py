@@ -148,6 +148,11 @@ EARLY_SYSTEM_PROMPT = (
     "<think> reasoning process here </think><answer> answer here </answer>"
 )
 EARLY_REWARDS = ["accuracy", "format"]
+# its format reward: re.match(r"^<think>.*?</think><answer>.*?</answer>$") without re.DOTALL
+EARLY_FORMAT = (
+    "any whitespace around the tags and text over several lines (open-r1's first pattern allowed no whitespace "
+    "between the tags and, without re.DOTALL, scored every completion with a line break 0)"
+)
 NOT_READ = "no script read it after open-r1's first week (January 2025): TRL's parser dropped it"
 LAUNCH_KEYS = ("num_processes", "num_machines", "machine_rank", "main_process_ip", "main_process_port")
 LORA_EXTRAS = (
@@ -747,7 +752,8 @@ class _Translator:
             )
             return None
         if name in OPEN_R1_REWARDS:
-            self.note("meaning", f"reward {name}", f"{name}: {OPEN_R1_REWARDS[name]}")
+            differs = EARLY_FORMAT if self.early and name == "format" else OPEN_R1_REWARDS[name]
+            self.note("meaning", f"reward {name}", f"{name}: {differs}")
             return {"name": name}
         if name in TRL_REWARDS:
             ours, params, why = TRL_REWARDS[name]

@@ -763,6 +763,8 @@ def test_an_early_open_r1_grpo_file_without_rewards_reads_as_its_first_script_di
         "<think> reasoning process here </think><answer> answer here </answer>"
         in (translation.recipe["prompt"]["system"])
     )
+    format_note = next(note.becomes for note in translation.notes if note.key == "reward format")
+    assert "without re.DOTALL, scored every completion with a line break 0" in format_note
     current = {key: value for key, value in early.items() if key not in ("torch_dtype", "max_prompt_length")}
     current.pop("vllm_device")
     with pytest.raises(RecipeError, match="reward_funcs: missing"):  # a current TRL file must name its rewards
