@@ -427,9 +427,9 @@ def _training_command(
             with _silent("recipe_cli.resume", "recipe_cli.checkpoints"):  # refuse now; the main rank warns, once
                 pipeline.plan_starts(loaded, stages, resume=resume, overwrite=overwrite, force=force)
             if command == "run" and loaded.push is not None and on_main_machine(loaded):  # machine 0 pushes
-                from recipe_cli.hub import require_token
+                from recipe_cli.hub import require_hub
 
-                require_token()
+                require_hub()
             flags = [flag for flag, on in (("--resume", resume), ("--overwrite", overwrite), ("--force", force)) if on]
             flags += reading
             argv = (["--debug"] if state["debug"] else []) + _argv(command, path, overrides, launch, *flags)
@@ -448,9 +448,9 @@ def _training_command(
             return
         starts = pipeline.plan_starts(loaded, stages, resume=resume, overwrite=overwrite, force=force)
         if command == "run" and loaded.push is not None:
-            from recipe_cli.hub import require_token
+            from recipe_cli.hub import require_hub
 
-            on_main(require_token)  # before hours of training, not after
+            on_main(require_hub)  # offline mode or no token: before hours of training, not after
         quiet_libraries()
         if command == "run":
             pipeline.run_recipe(loaded, starts, command_line, ConsoleReporter())

@@ -74,10 +74,10 @@ def _stage_callbacks(recipe: Recipe) -> list:
     """Callbacks that run after a checkpoint is marked complete: pushing it, when the recipe asks."""
     if recipe.push is None or not recipe.push.push_checkpoints:
         return []
-    from recipe_cli.hub import require_token
+    from recipe_cli.hub import require_hub
     from recipe_cli.push import checkpoint_pusher
 
-    on_main(require_token)  # before training, not at the first checkpoint
+    on_main(require_hub)  # offline mode or no token: before training, not at the first checkpoint
     return [checkpoint_pusher(recipe)]
 
 

@@ -443,6 +443,19 @@ def test_offline_mode_ends_the_push_at_once_naming_hf_hub_offline(trained_run, f
     assert not (RunFolder(trained_run).root / "push").exists()
 
 
+def test_run_in_offline_mode_stops_before_any_model_loads_not_at_the_push(
+    recipe_dict, write_recipe, fake_hub, monkeypatch
+):
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)
+    recipe_dict["push"] = {"repo_id": REPO_ID}
+    result = invoke("run", write_recipe(recipe_dict))
+    assert result.exit_code == 2 and "offline mode" in result.stderr and "unset HF_HUB_OFFLINE" in result.stderr
+    assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
+    root = RunFolder(validate_recipe(recipe_dict)).root
+    assert not (root / "base").exists() and not (root / "sft").exists() and not (root / "eval").exists()
+    assert fake_hub.requests == []
+
+
 def test_an_unreadable_local_file_ends_the_push_at_once_naming_it(trained_run, fake_hub, monkeypatch, caplog):
     from huggingface_hub.lfs import UploadInfo
 
