@@ -70,6 +70,28 @@ def resume_hint(command: str) -> Iterator[None]:
         raise shared(TrainingStopped(f"{stopped}; continue with `{command} --resume`", stopped.exit_code)) from None
 
 
+@contextmanager
+def eval_stop_hint(run: RunFolder, label: str, summaries: list[dict], command: str) -> Iterator[None]:
+    """Ctrl-C during ``recipe run``'s evaluation of ``label`` says what the run kept and the command that continues
+    it, as a stop during training does; an evaluation cut short writes nothing (its results are written at its end).
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        stages = run.recipe.training_stages
+        trained = stages[: stages.index(label) + 1] if label in stages else []
+        kept = [f"{stage} trained, in {run.finished(stage)['path']}" for stage in trained if run.finished(stage)]
+        done = sorted({summary["label"] for summary in summaries})
+        if done:
+            kept.append(f"the evaluation of {', '.join(done)} in {run.eval_dir}")
+        raise TrainingStopped(
+            f"interrupted while evaluating {label}, whose results were not written; kept: "
+            f"{'; '.join(kept) or 'nothing'}"
+            f"; continue with `{command} --resume` (it skips the finished stages and evaluates again)",
+            130,
+        ) from None
+
+
 def _stage_callbacks(recipe: Recipe) -> list:
     """Callbacks that run after a checkpoint is marked complete: pushing it, when the recipe asks."""
     if recipe.push is None or not recipe.push.push_checkpoints:
@@ -238,12 +260,14 @@ def run_recipe(recipe: Recipe, starts: dict[str, StageStart], command: str, repo
     # a data mistake in a later stage stops before any work; the data checked is the data trained on
     on_main(lambda: checked.update(check_training_data(recipe, base)))
     if recipe.eval is not None:
-        summaries += on_main(lambda: evaluate_checkpoint(recipe, base, "base", None, reporter))
+        with eval_stop_hint(run, "base", summaries, command):
+            summaries += on_main(lambda: evaluate_checkpoint(recipe, base, "base", None, reporter))
     for stage in recipe.training_stages:
         with resume_hint(command):
             output = train_one(recipe, starts[stage], reporter, checked.pop(stage, None))
         if recipe.eval is not None:
-            summaries += on_main(partial(evaluate_checkpoint, recipe, str(output), stage, None, reporter))
+            with eval_stop_hint(run, stage, summaries, command):
+                summaries += on_main(partial(evaluate_checkpoint, recipe, str(output), stage, None, reporter))
     if summaries and is_main():
         reporter.eval_table(summaries)
     on_main(lambda: report_run(recipe, reporter))

@@ -515,3 +515,31 @@ def test_resuming_on_other_rows_than_the_stage_trained_on_is_refused(recipe_dict
     assert rows.read_bytes() == trained_on and not (tmp_path / "runs" / "tiny" / "sft" / "checkpoint-8").exists()
     assert "resuming checkpoint-6" in invoke("sft", path, "--resume", "--force", "--set", "sft.trainer.max_steps=8")
     assert "on other data than it trained on (--force)" in caplog.text
+
+
+def test_ctrl_c_during_runs_evaluation_says_what_was_kept_and_how_to_continue(recipe_dict, write_recipe, monkeypatch):
+    """Ctrl-C while `run` evaluated the SFT model printed only "interrupted"; it now says that SFT is trained and
+    saved, which evaluations were written, and the command that continues the run, which then goes on."""
+    from recipe_cli import evaluate
+
+    path = write_recipe(recipe_dict)
+    evaluate_model = evaluate.evaluate_model
+
+    def interrupted_at_sft(recipe, model, label, *args):
+        if label == "sft":
+            raise KeyboardInterrupt
+        return evaluate_model(recipe, model, label, *args)
+
+    monkeypatch.setattr(evaluate, "evaluate_model", interrupted_at_sft)
+    result = runner.invoke(app, ["run", str(path)])
+    assert result.exit_code == 130, result.output + repr(result.exception)
+    run_dir = Path(recipe_dict["runs_dir"]) / "tiny"
+    said = " ".join(result.stderr.split())
+    assert "interrupted while evaluating sft, whose results were not written" in said
+    assert f"sft trained, in {run_dir / 'sft'}; the evaluation of base in {run_dir / 'eval'}" in said
+    assert f"continue with `recipe run {path} --resume`" in said and "Traceback" not in result.output
+    assert not (run_dir / "eval" / "sft.json").exists()
+
+    monkeypatch.setattr(evaluate, "evaluate_model", evaluate_model)
+    output = invoke("run", path, "--resume")
+    assert "sft already finished with these settings" in output and "eval sft:" in output and "grpo done" in output
