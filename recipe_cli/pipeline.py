@@ -72,9 +72,21 @@ def resume_hint(command: str) -> Iterator[None]:
 
 @contextmanager
 def eval_stop_hint(run: RunFolder, label: str, summaries: list[dict], command: str) -> Iterator[None]:
-    """Ctrl-C during ``recipe run``'s evaluation of ``label`` says what the run kept and the command that continues
-    it, as a stop during training does; an evaluation cut short writes nothing (its results are written at its end).
+    """Ctrl-C or SIGTERM during ``recipe run``'s evaluation of ``label`` says what the run kept and the command that
+    continues it, as a stop during training does; an evaluation cut short writes nothing (its results are written at
+    its end). SIGTERM, which schedulers send, ended the process without a word (Python's default handling).
     """
+    import signal
+    import threading
+
+    terminated = []
+
+    def stop(signum, frame):
+        terminated.append(signum)
+        raise KeyboardInterrupt
+
+    main_thread = threading.current_thread() is threading.main_thread()  # handlers can only be set there
+    previous = signal.signal(signal.SIGTERM, stop) if main_thread else None
     try:
         yield
     except KeyboardInterrupt:
@@ -84,12 +96,16 @@ def eval_stop_hint(run: RunFolder, label: str, summaries: list[dict], command: s
         done = sorted({summary["label"] for summary in summaries})
         if done:
             kept.append(f"the evaluation of {', '.join(done)} in {run.eval_dir}")
+        how = "stopped by SIGTERM" if terminated else "interrupted"
         raise TrainingStopped(
-            f"interrupted while evaluating {label}, whose results were not written; kept: "
+            f"{how} while evaluating {label}, whose results were not written; kept: "
             f"{'; '.join(kept) or 'nothing'}"
             f"; continue with `{command} --resume` (it skips the finished stages and evaluates again)",
-            130,
+            128 + (signal.SIGTERM if terminated else signal.SIGINT),
         ) from None
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _stage_callbacks(recipe: Recipe) -> list:

@@ -517,9 +517,13 @@ def test_resuming_on_other_rows_than_the_stage_trained_on_is_refused(recipe_dict
     assert "on other data than it trained on (--force)" in caplog.text
 
 
-def test_ctrl_c_during_runs_evaluation_says_what_was_kept_and_how_to_continue(recipe_dict, write_recipe, monkeypatch):
-    """Ctrl-C while `run` evaluated the SFT model printed only "interrupted"; it now says that SFT is trained and
-    saved, which evaluations were written, and the command that continues the run, which then goes on."""
+@pytest.mark.parametrize(("signum", "how"), [(signal.SIGINT, "interrupted"), (signal.SIGTERM, "stopped by SIGTERM")])
+def test_a_stop_during_runs_evaluation_says_what_was_kept_and_how_to_continue(
+    recipe_dict, write_recipe, monkeypatch, signum, how
+):
+    """Ctrl-C while `run` evaluated the SFT model printed only "interrupted", and a scheduler's SIGTERM ended the
+    process without a word; both now say that SFT is trained and saved, which evaluations were written, and the
+    command that continues the run, which then goes on."""
     from recipe_cli import evaluate
 
     path = write_recipe(recipe_dict)
@@ -527,15 +531,21 @@ def test_ctrl_c_during_runs_evaluation_says_what_was_kept_and_how_to_continue(re
 
     def interrupted_at_sft(recipe, model, label, *args):
         if label == "sft":
-            raise KeyboardInterrupt
+            os.kill(os.getpid(), signum)
+            time.sleep(5)  # the handler interrupts this
         return evaluate_model(recipe, model, label, *args)
 
     monkeypatch.setattr(evaluate, "evaluate_model", interrupted_at_sft)
-    result = runner.invoke(app, ["run", str(path)])
-    assert result.exit_code == 130, result.output + repr(result.exception)
+    before = signal.getsignal(signal.SIGTERM), signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:  # Ctrl-C raises KeyboardInterrupt, whatever the process running the tests passed on
+        result = runner.invoke(app, ["run", str(path)])
+    finally:
+        signal.signal(signal.SIGINT, before[1])
+    assert result.exit_code == 128 + signum, result.output + repr(result.exception)
+    assert signal.getsignal(signal.SIGTERM) == before[0]  # the test process's own handling is back
     run_dir = Path(recipe_dict["runs_dir"]) / "tiny"
     said = " ".join(result.stderr.split())
-    assert "interrupted while evaluating sft, whose results were not written" in said
+    assert f"{how} while evaluating sft, whose results were not written" in said
     assert f"sft trained, in {run_dir / 'sft'}; the evaluation of base in {run_dir / 'eval'}" in said
     assert f"continue with `recipe run {path} --resume`" in said and "Traceback" not in result.output
     assert not (run_dir / "eval" / "sft.json").exists()
