@@ -132,35 +132,33 @@ def _too_large(value: Any) -> bool:
 
 
 def gold_text(raw: RawRows, index: int, column: str, value: Any) -> str:
-    """A gold answer cell as text (see ``text_value``); an empty one is a one-line error, as a null one is: every
-    answer would be scored against nothing, and SFT would teach an empty answer.
+    """A gold answer cell as text (see ``filled_text``): every answer would be scored against an empty one, and SFT
+    would teach an empty answer.
 
     >>> gold_text(RawRows([], [], "d.jsonl"), 0, "answer", 72)
     '72'
     """
-    gold = text_value(raw, index, column, value, "gold answer")
-    if not gold.strip():
-        raise RecipeError(
-            f"dataset '{raw.path}' {raw.where(index)}: column '{column}' (the gold answer) is empty; fill it in or "
-            "delete the row"
-        )
-    return gold
+    return filled_text(raw, index, column, value, "gold answer")
 
 
 def question_text(raw: RawRows, index: int, column: str, value: Any) -> str:
-    """A question cell as text (see ``text_value``); a blank one is a one-line error, as a blank gold is: the
-    model would be trained and scored on answering nothing.
+    """A question cell as text (see ``filled_text``): the model would be trained and scored on answering nothing.
 
     >>> question_text(RawRows([], [], "d.jsonl"), 0, "question", "What is 2+2?")
     'What is 2+2?'
     """
-    question = text_value(raw, index, column, value, "question")
-    if not question.strip():
+    return filled_text(raw, index, column, value, "question")
+
+
+def filled_text(raw: RawRows, index: int, column: str, value: Any, role: str) -> str:
+    """A cell as text (see ``text_value``); a blank one is a one-line error, as a null one is."""
+    text = text_value(raw, index, column, value, role)
+    if not text.strip():
         raise RecipeError(
-            f"dataset '{raw.path}' {raw.where(index)}: column '{column}' (the question) is empty; fill it in or "
+            f"dataset '{raw.path}' {raw.where(index)}: column '{column}' (the {role}) is empty; fill it in or "
             "delete the row"
         )
-    return question
+    return text
 
 
 def describe_type(value: Any) -> str:
