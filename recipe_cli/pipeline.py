@@ -119,10 +119,14 @@ def _stage_callbacks(recipe: Recipe) -> list:
     return [checkpoint_pusher(recipe)]
 
 
-def _prepare_stage(recipe: Recipe, run: RunFolder, start: StageStart, prepared=None):
+def _prepare_stage(recipe: Recipe, run: RunFolder, start: StageStart, prepared=None, replaced: Collection[str] = ()):
     """What the main process writes before a stage trains: the base model, the data report (and a pass-rate
     cache), a clean stage folder; a resumed stage must train on the rows it trained on (``check_data``).
     Returns the stage's prepared data (``prepared`` when given), for the main process's trainer, and its fingerprint.
+
+    ``replaced``: the later stages this command starts again too (``recipe run --overwrite``). Once this stage's
+    folder is cleared, their earlier runs trained from a model that is gone: they are cleared with it, so a stop
+    before they train again leaves no finished stage that ``--resume`` would refuse and ``--force`` would push.
 
     The recipe is recorded with the stage once its trainer is built (``RunFolder.record_training``): a data
     mistake, or a trainer that cannot be built, leaves the run's record as it was.
@@ -138,14 +142,20 @@ def _prepare_stage(recipe: Recipe, run: RunFolder, start: StageStart, prepared=N
     output = run.stage_dir(start.stage)
     if start.clear:
         clear_stage_dir(output)
+        for later in replaced:
+            run.forget_stage(later)
+            clear_stage_dir(run.stage_dir(later))
     output.mkdir(parents=True, exist_ok=True)  # health.log is written before the first checkpoint
     return prepared, fingerprint
 
 
-def train_one(recipe: Recipe, start: StageStart, reporter: Reporter, prepared=None) -> Path:
+def train_one(
+    recipe: Recipe, start: StageStart, reporter: Reporter, prepared=None, replaced: Collection[str] = ()
+) -> Path:
     """Train one stage as planned (or skip it) on every rank; return its checkpoint folder.
 
-    ``prepared`` is the stage's data as the main process already prepared it (``recipe run``), else None.
+    ``prepared`` is the stage's data as the main process already prepared it (``recipe run``), else None;
+    ``replaced``: see ``_prepare_stage``.
 
     The main process records the stage as training once its trainer is built, and as finished
     once the final model is saved. A stop (signal, non-finite values) raises ``TrainingStopped``
@@ -175,7 +185,7 @@ def train_one(recipe: Recipe, start: StageStart, reporter: Reporter, prepared=No
 
     def prepare():
         data["tracker"] = _tracker_run(recipe, run, start)  # before an earlier attempt's folder is cleared
-        data["prepared"], data["fingerprint"] = _prepare_stage(recipe, run, start, prepared)
+        data["prepared"], data["fingerprint"] = _prepare_stage(recipe, run, start, prepared, replaced)
 
     with stop_on_signals(flag):
         on_main(prepare)
@@ -278,9 +288,10 @@ def run_recipe(recipe: Recipe, starts: dict[str, StageStart], command: str, repo
     if recipe.eval is not None:
         with eval_stop_hint(run, "base", summaries, command):
             summaries += on_main(lambda: evaluate_checkpoint(recipe, base, "base", None, reporter))
-    for stage in recipe.training_stages:
+    for index, stage in enumerate(recipe.training_stages):
+        replaced = [later for later in recipe.training_stages[index + 1 :] if starts[later].clear]
         with resume_hint(command):
-            output = train_one(recipe, starts[stage], reporter, checked.pop(stage, None))
+            output = train_one(recipe, starts[stage], reporter, checked.pop(stage, None), replaced)
         if recipe.eval is not None:
             with eval_stop_hint(run, stage, summaries, command):
                 summaries += on_main(partial(evaluate_checkpoint, recipe, str(output), stage, None, reporter))

@@ -553,3 +553,33 @@ def test_a_stop_during_runs_evaluation_says_what_was_kept_and_how_to_continue(
     monkeypatch.setattr(evaluate, "evaluate_model", evaluate_model)
     output = invoke("run", path, "--resume")
     assert "sft already finished with these settings" in output and "eval sft:" in output and "grpo done" in output
+
+
+def test_run_overwrite_stopped_in_sft_leaves_no_finished_grpo_of_the_sft_it_deleted(
+    recipe_dict, write_recipe, monkeypatch
+):
+    """`run --overwrite` cleared SFT but kept the earlier run's finished GRPO until it reached it: stopped in SFT,
+    the `--resume` it suggested was refused (GRPO's SFT changed) and `--force` kept, and pushed, a GRPO trained
+    from an SFT model that no longer existed. GRPO is cleared with the SFT it started from."""
+    from transformers import TrainerCallback
+
+    from recipe_cli import pipeline
+
+    class StopInSft(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 1 and Path(args.output_dir).name == "sft":
+                os.kill(os.getpid(), signal.SIGTERM)  # the stage saves after the next step and stops
+
+    del recipe_dict["eval"]
+    path = write_recipe(recipe_dict)
+    invoke("run", path)
+    run_dir = Path(recipe_dict["runs_dir"]) / "tiny"
+    monkeypatch.setattr(pipeline, "_stage_callbacks", lambda recipe: [StopInSft()])
+    stopped = runner.invoke(app, ["run", str(path), "--overwrite"])
+    assert stopped.exit_code == 143, stopped.output + repr(stopped.exception)
+    assert "grpo" not in json.loads((run_dir / "run.json").read_text())["stages"]
+    assert not (run_dir / "grpo").exists()
+
+    monkeypatch.setattr(pipeline, "_stage_callbacks", lambda recipe: [])
+    output = invoke("run", path, "--resume")  # as the stop message says
+    assert "resuming checkpoint-2" in output and "grpo done" in output
